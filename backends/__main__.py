@@ -1,0 +1,102 @@
+"""Command line: `python -m backends list` and `python -m backends run TASK/NAME ...`.
+
+The CLI is a thin shell over `backends.run` (the same code the UI calls). Bad input exits with code 2 and
+one line on stderr; a failed run exits 1 with one line; no traceback either way (set DISTILL_DEBUG=1 for one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import registry
+from .engine.priors import PRIORS
+from .errors import DistillError, InputError
+from .runner import run
+from .settings import describe
+from .types import Result
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backends", description="Distill Studio: score distillation backends")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ls = sub.add_parser("list", help="tasks, backends, their options and defaults")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    r = sub.add_parser("run", help="run one backend")
+    r.add_argument("backend", help="TASK/NAME, e.g. image/sds (see `list`)")
+    r.add_argument("--prior", default=None, help=f"one of {', '.join(PRIORS)}, or sd:<hub id|dir>, ip2p:<hub id|dir>")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
+    r.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH", help="input file (repeatable)")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def _list(as_json: bool) -> None:
+    info = {}
+    for task, names in registry.available().items():
+        for name in names:
+            cls = registry.get(task, name)
+            info[cls.key] = {"description": cls.description, "prior": cls.prior, "inputs": cls.inputs,
+                             "settings": describe(cls.Settings)}
+    if as_json:
+        print(json.dumps({"backends": info, "priors": PRIORS, "plugin_errors": registry.plugin_errors}, indent=2, default=str))
+        return
+    for key, b in info.items():
+        print(f"{key}  [prior: {b['prior']}, input: {b['inputs']}]\n    {b['description']}")
+        for o in b["settings"]:
+            rng = f" [{o['lo']}..{o['hi']}]" if o["lo"] is not None or o["hi"] is not None else ""
+            ch = f" {{{', '.join(map(str, o['choices']))}}}" if o["choices"] else ""
+            print(f"    --set {o['name'] + '=' + repr(o['default']):<24} {o['help']}{rng}{ch}")
+    print("\npriors:")
+    for name, text in PRIORS.items():
+        print(f"  {name:<10} {text}")
+    for name, err in registry.plugin_errors.items():
+        print(f"plugin {name} failed to load: {err}", file=sys.stderr)
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "list":
+            _list(args.json)
+            return 0
+        t0 = time.perf_counter()
+        for item in run(args.backend, _parse_sets(args.sets), prior=args.prior, inputs=args.inputs,
+                        out_dir=args.out, device=args.device):
+            if isinstance(item, Result):
+                for role, path in item.files.items():
+                    print(f"{role}: {path}")
+                metrics = item.metadata.get("metrics", {})
+                if metrics:
+                    print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+                print(f"done in {time.perf_counter() - t0:.1f} s")
+            elif not args.quiet:
+                loss = f" loss {item.loss:.4g}" if item.loss is not None else ""
+                print(f"step {item.step}/{item.total}{loss}", file=sys.stderr, flush=True)
+        return 0
+    except DistillError as err:
+        if os.environ.get("DISTILL_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, InputError) else 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

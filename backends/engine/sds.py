@@ -1,0 +1,121 @@
+"""Score Distillation Sampling and Collaborative Score Distillation as pure tensor functions.
+
+Notation (DESIGN.md): z_t = a_t z + s_t eps, a_t = sqrt(alphabar_t), s_t = sqrt(1 - alphabar_t).
+Gradients here are gradients *of a loss* (to be descended), with respect to the clean latents z.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def add_noise(z: torch.Tensor, eps: torch.Tensor, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
+    """Forward diffusion z_t = sqrt(ab) z + sqrt(1 - ab) eps; alphas_cumprod_t has shape (B,) or broadcasts."""
+    ab = _per_sample(alphas_cumprod_t, z)
+    return ab.sqrt() * z + (1.0 - ab).sqrt() * eps
+
+
+def sds_grad(eps_hat: torch.Tensor, eps: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:
+    """SDS gradient w(t) * (eps_hat - eps) (DreamFusion eq. 3 without the UNet Jacobian).
+
+    eps_hat, eps: (B, C, H, W); weight: scalar or (B,) per sample. Returns (B, C, H, W).
+    """
+    return _per_sample(weight, eps_hat) * (eps_hat - eps)
+
+
+def grad_to_loss(z: torch.Tensor, grad: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """A loss whose gradient with respect to z is exactly `grad` (reduction="sum") or grad / B ("batch").
+
+    0.5 * ||z - (z - grad).detach()||^2 has d/dz = z - (z - grad) = grad. The UNet is never differentiated.
+    """
+    target = (z - grad).detach()
+    loss = 0.5 * (z - target).pow(2).sum()
+    if reduction == "sum":
+        return loss
+    if reduction == "batch":
+        return loss / z.shape[0]
+    raise ValueError(f"unknown reduction {reduction!r}: use 'sum' or 'batch'")
+
+
+def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
+    """(N, ...) -> (N, N) squared Euclidean distances between flattened rows (exactly 0 on the diagonal)."""
+    flat = x.reshape(x.shape[0], -1).float()
+    d = torch.cdist(flat, flat).pow(2)
+    return d.fill_diagonal_(0.0)
+
+
+def median_bandwidth(sq_dists: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Median heuristic h = med^2 / log N, med the median pairwise distance between *distinct* particles.
+
+    The zero diagonal is left out of the median: with two particles it would make the median 0 and the kernel
+    exp(-d / 0) = NaN. N = 1 has no pairs; then h = 1 (the kernel is the constant 1 on the diagonal anyway).
+    """
+    n = sq_dists.shape[0]
+    if n < 2:
+        return sq_dists.new_ones(())
+    off = sq_dists[~torch.eye(n, dtype=torch.bool, device=sq_dists.device)]
+    med_sq = off.sqrt().median().pow(2)
+    # log N is 0.69 for N = 2, so h stays finite; a floor keeps coincident particles from dividing by zero.
+    return (med_sq / math.log(n)).clamp_min(eps)
+
+
+def svgd_kernel(x: torch.Tensor, bandwidth: torch.Tensor | float | None = None):
+    """RBF kernel k(x_j, x_i) = exp(-||x_j - x_i||^2 / h) and its gradient with respect to x_j.
+
+    x: (N, ...). Returns (K, grad_K, h): K (N, N) symmetric; grad_K[i] = sum_j d k(x_j, x_i) / d x_j, shape of x,
+    which points from the other particles towards x_i (d/dx_j exp(-|x_j - x_i|^2/h) = 2 (x_i - x_j) k / h).
+    """
+    n = x.shape[0]
+    d2 = pairwise_sq_dists(x)
+    h = median_bandwidth(d2) if bandwidth is None else torch.as_tensor(bandwidth, dtype=d2.dtype, device=d2.device)
+    k = torch.exp(-d2 / h)
+    flat = x.reshape(n, -1).float()
+    # sum_j 2 k_ji (x_i - x_j) / h = 2/h * (x_i * sum_j k_ji - sum_j k_ji x_j)
+    grad_k = (2.0 / h) * (flat * k.sum(dim=0, keepdim=True).T - k.T @ flat)
+    return k, grad_k.reshape(x.shape).to(x.dtype), h
+
+
+def csd_grad(
+    z_t: torch.Tensor,
+    eps_hat: torch.Tensor,
+    eps_base: torch.Tensor,
+    weight: torch.Tensor | float,
+    *,
+    bandwidth: torch.Tensor | float | None = None,
+    repulsion: float = 1.0,
+    kernel_features: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Collaborative Score Distillation gradient, one per particle (Kim et al. 2023, SVGD over SDS).
+
+    z_t: (N, C, H, W) noisy latents of the N particles (the kernel's inputs); eps_hat: (N, C, H, W) guided noise
+    predictions; eps_base: (N, C, H, W) the baseline subtracted from them (the sampled noise for CSD, the prior's
+    source-conditional estimate for CSD-Edit); weight: w(t), scalar or (N,).
+
+    grad_i = w / N * sum_j [ k(z_j, z_i) (eps_hat_j - eps_base_j) - repulsion * d k(z_j, z_i) / d z_j ]
+
+    The kernel term's sign makes the particles repel: descending grad_i moves z_i away from its neighbours
+    (SVGD's repulsive force). The paper prints "+ grad k" next to (eps_hat - eps), which is *minus* the score, so
+    taken literally it would attract. With N = 1 this is exactly `sds_grad`. `kernel_features`, if given
+    ((N, ...) e.g. perceptual features), replaces z_t as the kernel's input; its gradient term then uses the
+    features' own differences and so is only defined when they live in the latent space (same shape as z_t).
+    """
+    n = z_t.shape[0]
+    scores = eps_hat - eps_base
+    if n == 1:
+        return sds_grad(eps_hat, eps_base, weight)
+    feats = z_t if kernel_features is None else kernel_features
+    k, grad_k, _ = svgd_kernel(feats.detach(), bandwidth)
+    if grad_k.shape != z_t.shape:
+        raise ValueError("kernel_features must have the latents' shape to give a repulsive direction")
+    w = _per_sample(weight, scores)
+    mixed = torch.einsum("ji,j...->i...", k.to(scores.dtype), w * scores)
+    return (mixed - repulsion * w * grad_k.to(scores.dtype)) / n
+
+
+def _per_sample(v: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a scalar or (B,) tensor against a (B, ...) tensor."""
+    v = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if v.dim() == 0:
+        return v
+    return v.reshape(-1, *([1] * (like.dim() - 1)))

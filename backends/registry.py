@@ -1,0 +1,101 @@
+"""The backend registry: `@register(task, name)` on a class, `get("task/name")` to find it.
+
+A backend is one readable module: a class with a `Settings` dataclass (paper defaults, declared with
+`backends.settings.option`) and a `run(settings, *, prior, inputs, out_dir)` generator that yields
+`Progress` and finally one `Result`. Class attributes say what it needs:
+  description: one line for the UI and `python -m backends list`;
+  prior: "text" (Stable Diffusion-like), "instruct" (InstructPix2Pix-like) or "none"; analytic priors are
+         accepted by a backend that sets `analytic_ok = True`;
+  inputs: "none", "image", "images", "video", "svg", or "image?" (optional image).
+Third-party packages add backends through the entry point group `distill_studio.backends`: each entry point
+names a module (importing it registers its classes) or a class (registered under its `task` and `name`).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import threading
+from importlib.metadata import entry_points
+
+from .errors import InputError
+
+ENTRY_POINT_GROUP = "distill_studio.backends"
+TASKS = ("image", "svg", "panorama", "video", "views3d")
+BUILTIN_MODULES = (
+    "backends.image",
+    "backends.svg.backends",
+    "backends.csd_edit.panorama",
+    "backends.csd_edit.video",
+    "backends.csd_edit.views3d",
+)
+
+_registry: dict[str, type] = {}
+_loaded = False
+_load_lock = threading.RLock()
+plugin_errors: dict[str, str] = {}
+
+
+def register(task: str, name: str):
+    """Class decorator: make the backend available as "task/name"."""
+
+    def deco(cls):
+        key = f"{task}/{name}"
+        existing = _registry.get(key)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ValueError(f"backend {key} is registered twice ({existing.__module__} and {cls.__module__})")
+        cls.task, cls.name, cls.key = task, name, key
+        for attr, default in (("description", ""), ("prior", "none"), ("inputs", "none"), ("analytic_ok", False)):
+            if not hasattr(cls, attr):
+                setattr(cls, attr, default)
+        if not hasattr(cls, "Settings"):
+            raise TypeError(f"backend {key} needs a Settings dataclass")
+        _registry[key] = cls
+        return cls
+
+    return deco
+
+
+def _load() -> None:
+    global _loaded
+    with _load_lock:
+        if _loaded:
+            return
+        for mod in BUILTIN_MODULES:
+            if importlib.util.find_spec(mod.rsplit(".", 1)[0]) is not None and importlib.util.find_spec(mod) is not None:
+                importlib.import_module(mod)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj = ep.load()
+                if isinstance(obj, type) and hasattr(obj, "task") and hasattr(obj, "name") and not hasattr(obj, "key"):
+                    register(obj.task, obj.name)(obj)
+            except Exception as err:  # a broken plugin must not take the app down
+                plugin_errors[ep.name] = f"{type(err).__name__}: {err}"
+        _loaded = True
+
+
+def reload_plugins() -> None:
+    """Look at the entry points again (after installing a plugin in a running process)."""
+    global _loaded
+    with _load_lock:
+        _loaded = False
+        _load()
+
+
+def available() -> dict[str, list[str]]:
+    """{task: [backend names]} of everything installed (built-ins and plugins)."""
+    _load()
+    out: dict[str, list[str]] = {}
+    for key in sorted(_registry):
+        task, name = key.split("/", 1)
+        out.setdefault(task, []).append(name)
+    return out
+
+
+def get(key: str, name: str | None = None) -> type:
+    """The backend class for "task/name" (or get(task, name))."""
+    _load()
+    if name is not None:
+        key = f"{key}/{name}"
+    if key not in _registry:
+        raise InputError(f"unknown backend {key!r}; installed: {', '.join(sorted(_registry)) or 'none'}")
+    return _registry[key]
