@@ -40,8 +40,9 @@ def grad_to_loss(z: torch.Tensor, grad: torch.Tensor, reduction: str = "sum") ->
 
 def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
     """(N, ...) -> (N, N) squared Euclidean distances between flattened rows (exactly 0 on the diagonal)."""
-    flat = x.reshape(x.shape[0], -1).float()
-    d = torch.cdist(flat, flat).pow(2)
+    flat = _at_least_fp32(x.reshape(x.shape[0], -1))
+    # the direct formula, not |a|^2 + |b|^2 - 2ab, which cancels badly for nearby particles
+    d = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
     return d.fill_diagonal_(0.0)
 
 
@@ -70,7 +71,7 @@ def svgd_kernel(x: torch.Tensor, bandwidth: torch.Tensor | float | None = None):
     d2 = pairwise_sq_dists(x)
     h = median_bandwidth(d2) if bandwidth is None else torch.as_tensor(bandwidth, dtype=d2.dtype, device=d2.device)
     k = torch.exp(-d2 / h)
-    flat = x.reshape(n, -1).float()
+    flat = _at_least_fp32(x.reshape(n, -1))
     # sum_j 2 k_ji (x_i - x_j) / h = 2/h * (x_i * sum_j k_ji - sum_j k_ji x_j)
     grad_k = (2.0 / h) * (flat * k.sum(dim=0, keepdim=True).T - k.T @ flat)
     return k, grad_k.reshape(x.shape).to(x.dtype), h
@@ -111,6 +112,10 @@ def csd_grad(
     w = _per_sample(weight, scores)
     mixed = torch.einsum("ji,j...->i...", k.to(scores.dtype), w * scores)
     return (mixed - repulsion * w * grad_k.to(scores.dtype)) / n
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _per_sample(v: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
