@@ -90,8 +90,9 @@ def test_csd_kernel_term_pushes_nearby_particles_apart():
 
 def test_cfg_scale_one_is_the_conditional_prediction_not_scale_plus_one():
     u, c = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
-    assert torch.allclose(engine.cfg(u, c, 1.0), c)
-    assert torch.allclose(engine.cfg(u, c, 0.0), u)
+    assert torch.allclose(engine.cfg(u, c, 1.0), c, atol=1e-6)
+    assert torch.allclose(engine.cfg(u, c, 0.0), u, atol=1e-6)
+    assert not torch.allclose(engine.cfg(u, c, 2.0), c + 2.0 * (c - u), atol=1e-3)
     assert torch.allclose(engine.cfg(u, c, 7.5), u + 7.5 * (c - u))
 
 
