@@ -1,0 +1,1123 @@
+"""The one gate every input passes through: prompts, numbers, options, images, view sets, videos, SVG bytes.
+
+The UI, the CLI and the Python API all call these functions, so a hostile upload is refused the same way
+everywhere. Each function returns a clean value or raises `InputError` whose message is one sentence for the
+person who sent the input: what is wrong and what is allowed. Nothing here writes files.
+
+Every check is bounded *before* the expensive part: file sizes from `stat`, image sizes from the header
+(Pillow's decompression-bomb guard set to the caller's limit while we decode), zip sizes and member counts from
+the central directory, video length and resolution from the container before frames are decoded, and ffmpeg
+itself is told to stop after the frame and time limits. So hostile input is refused in well under 2 s and no
+check holds more than a few hundred MB.
+
+Default limits (each one a keyword argument):
+    images: 30 MB file, 4096x4096 pixels, sides >= 8 px, PNG/JPEG/WEBP/BMP/GIF (first frame of animations)
+    view sets: 32 images, 32 Mpx in total; zip: 100 MB, 256 entries, 256 MB uncompressed, stored/deflate only
+    videos: 200 MB file, 20 s, 240 decoded frames, sides <= 4096 px, 512 Mpx decoded in all (all 240 frames of
+        1080p; 64 frames of 4K), 256 MB of kept frames, MP4/MOV/WEBM/MKV/GIF
+    SVG: 2 MB, 20,000 elements, UTF-8/UTF-16 text, no XML entity declarations
+    prompts: 1000 characters after NFC normalization, no control characters except newline and tab
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import numbers
+import os
+import re
+import stat
+import struct
+import threading
+import time
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Sequence
+from typing import Any, BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from backends.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+MAX_IMAGE_PIXELS = 4096 * 4096
+MAX_IMAGE_BYTES = 30 * MB
+MIN_SIDE = 8
+
+MAX_VIEWS = 32
+MAX_VIEWS_PIXELS = 32 * 1024 * 1024  # e.g. 32 views of 1024x1024, about 100 MB as RGB
+MAX_ZIP_BYTES = 100 * MB
+MAX_ZIP_ENTRIES = 256
+MAX_ZIP_UNCOMPRESSED = 256 * MB
+
+MAX_VIDEO_BYTES = 200 * MB
+MAX_VIDEO_SECONDS = 20.0
+MAX_VIDEO_FRAMES = 240
+MAX_VIDEO_SIDE = 4096
+MAX_VIDEO_KEPT_BYTES = 256 * MB  # decoded frames held at once (240 frames of 640x480 is 221 MB)
+MAX_VIDEO_DECODE_PIXELS = 512 * 1024 * 1024  # frames decoded x pixels per frame: ~2 s of work on 2 CPU cores
+MAX_VIDEO_DECODE_SECONDS = 60.0
+
+MAX_SVG_BYTES = 2 * MB
+MAX_SVG_ELEMENTS = 20_000
+
+PathLike = Union[str, "os.PathLike[str]"]
+ImageSource = Union[PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, BinaryIO]
+
+_EXT_FORMAT = {
+    ".png": "PNG", ".apng": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
+    ".webp": "WEBP", ".bmp": "BMP", ".dib": "BMP", ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF",
+}
+# Magic numbers of formats people upload by mistake, only to name them in the message.
+_KNOWN_OTHER = (
+    (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive"), (b"8BPS", "a Photoshop file"), (b"\x00\x00\x01\x00", "an icon file"),
+)
+
+
+def _fail(message: str) -> InputError:
+    """An InputError whose text is one line (user-supplied parts are already passed through `_quote`)."""
+    return InputError(" ".join(message.split()))
+
+
+def _quote(text: object, limit: int = 60) -> str:
+    """A user-supplied value made safe to show inside a one-line message: printable, short, quoted."""
+    text = str(text)
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
+    if len(text) > limit:
+        cleaned = cleaned[: limit - 3] + "..."
+    return f"'{cleaned}'"
+
+
+def _size(n: float) -> str:
+    """Bytes as '2 MB' / '30.5 MB' / '512 KB' for messages."""
+    if n >= MB:
+        return f"{n / MB:.1f}".rstrip("0").rstrip(".") + " MB"
+    if n >= 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{int(n)} bytes"
+
+
+def _num(x: float) -> str:
+    """A limit as people write it: 1000, 0.5, 1e-06."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:g}"
+
+
+def _or_list(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def prompt(text: Any, *, name: str = "prompt", required: bool = True, max_chars: int = 1000) -> str:
+    """A prompt-like text field, NFC-normalized and stripped; '' only when `required` is False.
+
+    Line endings become '\\n'. Rejected: non-text, empty (when required), longer than `max_chars` characters
+    after normalization, control characters other than newline and tab, unpaired surrogates.
+    """
+    if text is None:
+        text = ""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _fail(f"The {name} is not valid UTF-8 text; send plain text.") from None
+    if not isinstance(text, str):
+        raise _fail(f"The {name} must be text, not {type(text).__name__}.")
+    # NFC can grow a string at most 3x; refuse absurd lengths before doing any per-character work.
+    if len(text) > 4 * max_chars + 64:
+        raise _fail(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are allowed.")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    bad = _CONTROL.search(text)
+    if bad is None:
+        text = unicodedata.normalize("NFC", text).strip()
+        bad = _CONTROL.search(text)
+    else:
+        text = text.strip()
+        bad = _CONTROL.search(text)
+    if bad is not None:
+        what = "an unpaired surrogate" if 0xD800 <= ord(bad.group()) <= 0xDFFF else "a control character"
+        raise _fail(
+            f"The {name} contains {what} (U+{ord(bad.group()):04X}); "
+            "only printable text, spaces, tabs and newlines are allowed."
+        )
+    if not text and required:
+        raise _fail(f"The {name} is empty; enter between 1 and {max_chars:,} characters.")
+    if len(text) > max_chars:
+        raise _fail(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are allowed.")
+    return text
+
+
+_INT_TEXT = re.compile(r"[+-]?\d[\d_]*")
+
+
+def number(name: str, value: Any, *, lo: float, hi: float, integer: bool = False) -> float | int:
+    """A finite number in [lo, hi] from a number or a string (CLI); an int when `integer` is True, else a float.
+
+    bool, NaN, inf, non-whole values (when `integer`) and text that is not a plain number are rejected.
+    """
+    kind = "whole number" if integer else "number"
+    shown = _quote(value.strip() if isinstance(value, str) else value) if isinstance(value, (str, numbers.Number)) \
+        else f"a {type(value).__name__}"
+
+    def bad() -> InputError:
+        return _fail(f"The {name} must be a {kind} from {_num(lo)} to {_num(hi)}; got {shown}.")
+
+    parsed: Any
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise bad()
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 64:
+            raise bad()
+        try:
+            parsed = int(text) if _INT_TEXT.fullmatch(text) else float(text)
+        except ValueError:
+            raise bad() from None
+    elif isinstance(value, numbers.Real):
+        parsed = value
+    else:
+        raise bad()
+    try:
+        if isinstance(parsed, numbers.Integral):
+            parsed = int(parsed)
+        else:
+            parsed = float(parsed)
+            if not math.isfinite(parsed):
+                raise bad()
+            if integer:
+                if not parsed.is_integer():
+                    raise bad()
+                parsed = int(parsed)
+        if not lo <= parsed <= hi:
+            raise bad()
+        return int(parsed) if integer else float(parsed)
+    except (OverflowError, ValueError, TypeError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise bad() from None
+
+
+def choice(name: str, value: Any, options: Iterable[Any]) -> Any:
+    """One of `options`, returned as the option itself; text matches ignoring case and surrounding spaces."""
+    opts = list(options)
+    for option in opts:
+        try:
+            if type(option) is type(value) and bool(option == value):
+                return option
+        except Exception:  # a value whose == is not a plain bool (arrays, odd objects): not a match
+            continue
+    if isinstance(value, str):
+        key = value.strip().casefold()
+        for option in opts:
+            if isinstance(option, str) and option.casefold() == key:
+                return option
+    shown = [str(o) for o in opts[:12]] + ([f"... ({len(opts)} in all)"] if len(opts) > 12 else [])
+    got = _quote(value) if isinstance(value, (str, numbers.Number)) else f"a {type(value).__name__}"
+    raise _fail(f"The {name} must be one of {', '.join(shown)}; got {got}.")
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+def _label(path: PathLike) -> str:
+    """The base name of a path, for messages (never the server's folders)."""
+    return _quote(os.path.basename(os.fspath(path)) or os.fspath(path))
+
+
+def _open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
+    """Open `path` for reading if it is a regular file: (file, absolute real path, size in bytes).
+
+    O_NONBLOCK plus fstat on the open descriptor, so a FIFO or device swapped in cannot make us block.
+    """
+    try:
+        raw = os.fspath(path)
+    except TypeError:
+        raise _fail(f"The {noun} must be given as a file path, not {type(path).__name__}.") from None
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    if not raw or "\x00" in raw:
+        raise _fail(f"The {noun} path is empty or contains a NUL character; give the path of a file.")
+    shown = _label(raw)
+    try:
+        fd = os.open(raw, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise _fail(f"The {noun} file {shown} does not exist.") from None
+    except OSError:
+        raise _fail(f"The {noun} file {shown} could not be opened; check that it is a readable file.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _fail(f"{shown} is not a regular file; upload a {noun} file.")
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fh, os.path.realpath(raw), st.st_size
+
+
+def _read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | None, str]:
+    """The bytes of a path, bytes-like or binary file object, refusing more than `max_bytes`.
+
+    Returns (data, file extension or None, label for messages).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source[: max_bytes + 1]) if len(source) > max_bytes else bytes(source)
+        ext, shown = None, ""  # messages then read "The image is ..."
+    elif hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
+        try:
+            data = source.read(max_bytes + 1)
+        except Exception:
+            raise _fail(f"The uploaded {noun} could not be read.") from None
+        if not isinstance(data, (bytes, bytearray)):
+            raise _fail(f"The uploaded {noun} must be opened in binary mode.")
+        name = getattr(source, "name", None)
+        ext = os.path.splitext(name)[1].lower() if isinstance(name, str) else None
+        shown = _label(name) if isinstance(name, str) else ""
+    else:
+        fh, real, size = _open_regular(source, noun)
+        with fh:
+            if size > max_bytes:
+                raise _fail(f"The {noun} {_label(real)} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
+            data = fh.read(max_bytes + 1)
+        ext, shown = os.path.splitext(real)[1].lower(), _label(real)
+    if not data:
+        raise _fail(f"The {noun} {shown} is empty (0 bytes).")
+    if len(data) > max_bytes:
+        raise _fail(f"The {noun} {shown} is larger than {_size(max_bytes)}, the most allowed.")
+    return bytes(data), ext, shown
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+_PILLOW_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _pillow_pixel_limit(max_pixels: int):
+    """Pillow's decompression-bomb guard set to `max_pixels` while we open and decode.
+
+    Pillow only has a process-wide limit; the lock keeps concurrent validations from restoring each other's
+    value. Pillow raises at twice the limit, so header sizes between 1x and 2x are caught by our own check.
+    """
+    with _PILLOW_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+class _Limits:
+    def __init__(self, max_pixels: int, max_bytes: int, min_side: int, formats: Iterable[str]):
+        self.max_pixels = int(max_pixels)
+        self.max_bytes = int(max_bytes)
+        self.min_side = int(min_side)
+        self.formats = tuple(f.upper() for f in formats)
+        if not self.formats:
+            raise ValueError("formats must name at least one Pillow format")
+
+    def check_size(self, width: int, height: int, shown: str, reserve=None) -> None:
+        """Refuse too many pixels or a side under min_side, from the header, before any decoding."""
+        if width * height > self.max_pixels:
+            side = int(math.isqrt(self.max_pixels))
+            raise _fail(
+                f"The image {shown} is {width}x{height} pixels; at most {self.max_pixels:,} pixels "
+                f"(for example {side}x{side}) are allowed."
+            )
+        if min(width, height) < self.min_side:
+            raise _fail(
+                f"The image {shown} is {width}x{height} pixels; each side must be at least {self.min_side} pixels."
+            )
+        if reserve is not None:
+            reserve(width, height, shown)
+
+    @property
+    def listing(self) -> str:
+        return _or_list(list(self.formats))
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode as a new RGB image; transparency is composited over white, 16-bit gray scaled to 8 bits."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        arr = np.asarray(im).astype(np.int64)
+        im = Image.fromarray((np.clip(arr, 0, 65535) >> 8).astype(np.uint8), "L")
+    elif im.mode == "F":
+        im = Image.fromarray(np.clip(np.nan_to_num(np.asarray(im)), 0, 255).astype(np.uint8), "L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _sniff_other(data: bytes) -> str | None:
+    for magic, what in _KNOWN_OTHER:
+        if data.startswith(magic):
+            return what
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<?xml") or head.startswith(b"<svg") or b"<svg" in head:
+        return "an SVG or XML file"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "a HEIC/AVIF image"
+    if data[4:8] == b"ftyp":
+        return "a video"
+    return None
+
+
+def _decode_bytes(data: bytes, limits: _Limits, shown: str, ext: str | None, reserve=None) -> Image.Image:
+    """Bytes of an image file -> RGB image (first frame), refusing disallowed formats and sizes before decoding."""
+    with _pillow_pixel_limit(limits.max_pixels):
+        try:
+            im = Image.open(io.BytesIO(data), formats=list(limits.formats))
+        except Image.DecompressionBombError as err:
+            found = re.search(r"\((\d+) pixels\)", str(err))
+            count = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+            side = int(math.isqrt(limits.max_pixels))
+            raise _fail(
+                f"The image {shown} has {count}; at most {limits.max_pixels:,} pixels "
+                f"(for example {side}x{side}) are allowed."
+            ) from None
+        except UnidentifiedImageError:
+            other = _sniff_other(data)
+            what = f" (it looks like {other})" if other else ""
+            raise _fail(f"The file {shown} is not an image in an allowed format{what}; use {limits.listing}.") from None
+        except Exception:
+            raise _fail(
+                f"The image {shown} is damaged and could not be read; re-export it as {limits.listing}."
+            ) from None
+        try:
+            fmt = "JPEG" if im.format == "MPO" else (im.format or "?")
+            limits.check_size(im.width, im.height, shown, reserve)
+            try:
+                im.seek(0)  # animations: the first frame only
+            except EOFError:
+                pass
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im) or im  # what the person saw in their viewer
+            except Exception:
+                log.info("ignoring unreadable EXIF orientation in %s", shown)
+            limits.check_size(im.width, im.height, shown)
+            out = _to_rgb(im)
+        except InputError:
+            raise
+        except Exception:
+            raise _fail(
+                f"The image {shown} is damaged or truncated and could not be decoded; "
+                f"re-export it as {limits.listing}."
+            ) from None
+        finally:
+            im.close()
+    out.info["format"] = fmt
+    claimed = _EXT_FORMAT.get(ext or "")
+    if ext and claimed != fmt:
+        notice = f"The file {shown} is named {ext} but contains a {fmt} image; it was read as {fmt}."
+        out.info["notice"] = notice
+        log.warning(notice)
+    return out
+
+
+def _from_pil(im: Image.Image, limits: _Limits, shown: str, reserve=None) -> Image.Image:
+    limits.check_size(im.width, im.height, shown, reserve)
+    with _pillow_pixel_limit(limits.max_pixels):
+        try:
+            if getattr(im, "is_animated", False):
+                im.seek(0)
+            im.load()
+            out = _to_rgb(im)
+        except InputError:
+            raise
+        except Exception:
+            raise _fail(f"The image {shown} could not be decoded; use {limits.listing}.") from None
+    out.info["format"] = getattr(im, "format", None) or "PIL"
+    return out
+
+
+def _from_array(arr: np.ndarray, limits: _Limits, shown: str, reserve=None) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise _fail(f"The image array has shape {tuple(arr.shape)}; use (H, W), (H, W, 3) or (H, W, 4).")
+    height, width = int(arr.shape[0]), int(arr.shape[1])
+    limits.check_size(width, height, shown, reserve)
+    kind = arr.dtype.kind
+    if arr.dtype == np.uint8:
+        u8 = arr
+    elif kind == "b":
+        u8 = arr.astype(np.uint8) * 255
+    elif kind == "f":
+        if not np.isfinite(arr).all():
+            raise _fail("The image array contains NaN or infinite values; use finite values from 0 to 1.")
+        if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
+            raise _fail(
+                f"The float image array has values from {float(arr.min()):g} to {float(arr.max()):g}; "
+                "float images must lie in 0..1."
+            )
+        u8 = np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+    elif arr.dtype == np.uint16:
+        u8 = (arr >> 8).astype(np.uint8)
+    elif kind in "iu":
+        if arr.min() < 0 or arr.max() > 255:
+            raise _fail("The integer image array has values outside 0..255; use uint8 values from 0 to 255.")
+        u8 = arr.astype(np.uint8)
+    else:
+        raise _fail(f"The image array has dtype {arr.dtype}; use uint8 (0..255) or float (0..1).")
+    if u8.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(u8), "L").convert("RGB")
+    if u8.shape[2] == 4:
+        alpha = u8[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = u8[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        u8 = np.round(rgb).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(u8[:, :, :3]), "RGB")
+
+
+def _image(source: Any, limits: _Limits, shown: str | None = None, reserve=None) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return _from_pil(source, limits, shown or "", reserve)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, limits, shown or "", reserve)
+    if source is None:
+        raise _fail("No image was given; upload a " + limits.listing + " file.")
+    data, ext, label = _read_bounded(source, limits.max_bytes, "image")
+    return _decode_bytes(data, limits, shown or label, ext, reserve)
+
+
+def image(
+    source: ImageSource,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    min_side: int = MIN_SIDE,
+    formats: Sequence[str] = IMAGE_FORMATS,
+) -> Image.Image:
+    """One image as a new RGB PIL image.
+
+    source: a file path, the file's bytes, a binary file object, a PIL image, or an array (H, W[, 1|3|4]) of
+    uint8 0..255 / float 0..1. Files are identified by content, never by name; when the name's extension
+    disagrees, the image is still read and `out.info["notice"]` holds one sentence about it (also logged).
+    `out.info["format"]` is the detected format. Animations give their first frame; transparency is
+    composited over white; EXIF orientation is applied. Sizes are checked from the header before decoding.
+    """
+    return _image(source, _Limits(max_pixels, max_bytes, min_side, formats))
+
+
+# ----------------------------------------------------------------------------------------------- view sets
+
+_JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", name)]
+
+
+def _looks_like_zip(source: Any) -> bool:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[:4]) in (b"PK\x03\x04", b"PK\x05\x06")
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if isinstance(path, str) and path.lower().endswith(".zip"):
+            return True
+        try:
+            fh, _real, _size = _open_regular(path, "image")
+        except InputError:
+            return False  # `image` will say what is wrong with it
+        with fh:
+            return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    return False
+
+
+def _central_directory(fh: BinaryIO, shown: str) -> tuple[int, int]:
+    """(entry count, central directory size in bytes) from the end records, before zipfile parses anything."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    tail_len = min(size, 22 + 65535)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+    _sig, _d, _dcd, _nd, count, cd_size, cd_offset, _cl = struct.unpack("<4s4H2LH", tail[pos : pos + 22])
+    if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        loc = tail[pos - 20 : pos] if pos >= 20 else b""
+        if len(loc) != 20 or loc[:4] != b"PK\x06\x07":
+            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+        record_at = struct.unpack("<4sLQL", loc)[2]
+        if record_at + 56 > size:
+            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+        fh.seek(record_at)
+        record = fh.read(56)
+        if record[:4] != b"PK\x06\x06":
+            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+        count, cd_size = struct.unpack("<QQ", record[32:48])
+    return count, cd_size
+
+
+def _zip_members(
+    source: Any,
+    limits: _Limits,
+    *,
+    max_zip_bytes: int,
+    max_entries: int,
+    max_uncompressed: int,
+    max_count: int,
+) -> Iterable[tuple[bytes, str, str]]:
+    """Yield (bytes, extension, label) of each image member of a zip, all checked before any is decompressed."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) > max_zip_bytes:
+            raise _fail(f"The uploaded zip is {_size(len(source))}; at most {_size(max_zip_bytes)} is allowed.")
+        fh: BinaryIO = io.BytesIO(bytes(source))
+        shown, zip_name = "", "the zip"
+    else:
+        fh, real, size = _open_regular(source, "zip")
+        shown, zip_name = _label(real), os.path.basename(real)
+        if size > max_zip_bytes:
+            fh.close()
+            raise _fail(f"The zip {shown} is {_size(size)}; at most {_size(max_zip_bytes)} is allowed.")
+        if size == 0:
+            fh.close()
+            raise _fail(f"The zip {shown} is empty (0 bytes).")
+    with fh:
+        count, cd_size = _central_directory(fh, shown)
+        # zipfile walks the directory by its byte size, not its declared count, so bound both.
+        if count > max_entries or cd_size > max_entries * 1024:
+            raise _fail(
+                f"The zip {shown} has {count:,} entries; at most {max_entries} are allowed "
+                f"(and at most {max_count} images)."
+            )
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error):
+            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.") from None
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > max_entries:
+                raise _fail(f"The zip {shown} has {len(infos):,} entries; at most {max_entries} are allowed.")
+            members = []
+            total = 0
+            allowed_ext = sorted(e for e, f in _EXT_FORMAT.items() if f in limits.formats)
+            for info in infos:
+                name = info.filename
+                norm = name.replace("\\", "/")
+                parts = [p for p in norm.split("/") if p]
+                if (norm.startswith("/") or re.match(r"[A-Za-z]:", norm) or ".." in parts
+                        or any(ord(c) < 32 for c in name)):
+                    raise _fail(
+                        f"The zip {shown} contains the unsafe path {_quote(name)}; "
+                        "only plain relative file names are allowed."
+                    )
+                if info.is_dir() or not parts:
+                    continue
+                base = parts[-1]
+                if parts[0] == "__MACOSX" or base.startswith("._") or base.casefold() in _JUNK_NAMES:
+                    continue  # written by the archiver, not by the person
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise _fail(f"The zip {shown} contains the link {_quote(name)}; only image files are allowed.")
+                ext = os.path.splitext(base)[1].lower()
+                if ext not in allowed_ext:
+                    raise _fail(
+                        f"The zip {shown} contains {_quote(name)}, which is not an image; "
+                        f"only {limits.listing} files are allowed in it."
+                    )
+                if info.flag_bits & 0x1:
+                    raise _fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise _fail(
+                        f"The zip {shown} uses a compression method other than deflate for {_quote(name)}; "
+                        "re-create it with a standard zip tool."
+                    )
+                if info.file_size > limits.max_bytes:
+                    raise _fail(
+                        f"The file {_quote(name)} in {shown} is {_size(info.file_size)}; "
+                        f"at most {_size(limits.max_bytes)} per image is allowed."
+                    )
+                total += info.file_size
+                if total > max_uncompressed:
+                    raise _fail(
+                        f"The zip {shown} unpacks to more than {_size(max_uncompressed)}; "
+                        f"at most {_size(max_uncompressed)} in all is allowed."
+                    )
+                members.append(info)
+            if len(members) > max_count:
+                raise _fail(f"The zip {shown} holds {len(members)} images; at most {max_count} are allowed.")
+            if not members:
+                raise _fail(f"The zip {shown} holds no images; put {limits.listing} files in it.")
+            members.sort(key=lambda i: _natural_key(i.filename))
+            for info in members:
+                label = _quote(f"{os.path.basename(info.filename)} in {zip_name}")
+                try:
+                    with zf.open(info) as member:
+                        data = member.read(limits.max_bytes + 1)
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+                    raise _fail(f"The file {label} is damaged in the archive (bad data or checksum).") from None
+                if len(data) > limits.max_bytes:  # the declared size lied
+                    raise _fail(f"The file {label} is larger than {_size(limits.max_bytes)}, the most allowed.")
+                yield data, os.path.splitext(info.filename)[1].lower(), label
+
+
+def images(
+    sources: Any,
+    *,
+    max_count: int = MAX_VIEWS,
+    min_count: int = 1,
+    max_total_pixels: int = MAX_VIEWS_PIXELS,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    min_side: int = MIN_SIDE,
+    formats: Sequence[str] = IMAGE_FORMATS,
+    max_zip_bytes: int = MAX_ZIP_BYTES,
+    max_zip_entries: int = MAX_ZIP_ENTRIES,
+    max_zip_uncompressed: int = MAX_ZIP_UNCOMPRESSED,
+) -> list[Image.Image]:
+    """A set of images (e.g. views of one object) as RGB PIL images, in order.
+
+    sources: one item or a list of items, each anything `image` accepts or a .zip of images (path or bytes).
+    A zip's image members come in natural name order (view2 before view10); folders and archiver junk
+    (__MACOSX, .DS_Store) are skipped; any other member, a path that climbs out (../, /abs), a link, an
+    encrypted member or a compression other than deflate refuses the whole zip. Counts and sizes are checked
+    from the zip's directory before anything is decompressed, and image sizes from headers before decoding.
+    """
+    limits = _Limits(max_pixels, max_bytes, min_side, formats)
+    if isinstance(sources, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
+        sources = [sources]
+    elif sources is None:
+        sources = []
+    elif not isinstance(sources, Iterable):
+        raise _fail(f"The images must be a list of files, not {type(sources).__name__}.")
+    used = 0
+
+    def reserve(width: int, height: int, shown: str) -> None:
+        nonlocal used
+        used += width * height
+        if used > max_total_pixels:
+            raise _fail(
+                f"The images add up to more than {max_total_pixels:,} pixels; use fewer or smaller images "
+                f"(for example {max_count} of {int(math.isqrt(max_total_pixels // max_count))} pixels square)."
+            )
+
+    out: list[Image.Image] = []
+
+    def room() -> None:
+        if len(out) >= max_count:
+            raise _fail(f"More than {max_count} images were given; at most {max_count} are allowed.")
+
+    for item in sources:
+        if _looks_like_zip(item):
+            for data, ext, label in _zip_members(
+                item, limits, max_zip_bytes=max_zip_bytes, max_entries=max_zip_entries,
+                max_uncompressed=max_zip_uncompressed, max_count=max_count,
+            ):
+                room()
+                out.append(_decode_bytes(data, limits, label, ext, reserve))
+        else:
+            room()
+            out.append(_image(item, limits, reserve=reserve))
+    if len(out) < min_count:
+        raise _fail(f"{len(out)} images were given; upload between {min_count} and {max_count}.")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- video
+
+_VIDEO_KINDS = "MP4, MOV, WEBM, MKV or GIF"
+
+
+def _video_demuxer(head: bytes) -> str | None:
+    """The one ffmpeg demuxer we allow for this content, chosen by magic number so ffmpeg never guesses
+    (guessing would let a file be read as a playlist that names other files)."""
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip") and head[4:12] not in (
+        b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif",
+    ):
+        return "mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    return None
+
+
+class _FramePicker:
+    """Keeps `want` frames spread evenly over a stream (all frames when want is None), under a byte budget.
+
+    With a known frame count the kept indices are planned up front; without one, every `stride`-th frame is kept
+    and the stride doubles whenever 2*want+1 are held, so memory stays bounded either way.
+    """
+
+    def __init__(self, want: int | None, expected: int | None, budget: int, on_over_budget):
+        self.want, self.budget, self.on_over_budget = want, budget, on_over_budget
+        self.plan = None
+        if want is not None and expected:
+            self.plan = set(np.round(np.linspace(0, expected - 1, min(want, expected))).astype(int).tolist())
+        self.kept: list[tuple[int, np.ndarray]] = []
+        self.stride = 1
+        self.held = 0
+        self.seen = 0
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        self.seen = index + 1
+        if self.want is not None:
+            if self.plan is not None and index not in self.plan:
+                return
+            if self.plan is None and index % self.stride:
+                return
+        self.kept.append((index, frame))
+        self.held += frame.nbytes
+        if self.want is not None and self.plan is None and len(self.kept) > 2 * self.want:
+            self.kept = self.kept[::2]
+            self.stride *= 2
+            self.held = sum(f.nbytes for _, f in self.kept)
+        if self.held > self.budget:
+            self.on_over_budget(len(self.kept))
+
+    def frames(self) -> np.ndarray:
+        kept = self.kept
+        if self.want is not None and len(kept) > self.want:
+            pick = np.round(np.linspace(0, len(kept) - 1, self.want)).astype(int)
+            kept = [kept[i] for i in pick]
+        first = kept[0][1]
+        out = np.empty((len(kept),) + first.shape, dtype=np.uint8)
+        self.kept = []
+        for i, (_, frame) in enumerate(kept):
+            out[i] = frame
+            kept[i] = (0, out[i])  # drop our reference so the copy replaces, not doubles, the memory
+        return out
+
+
+def _too_much_work(shown: str, width: int, height: int, work: int) -> InputError:
+    return _fail(
+        f"The video {shown} is {width}x{height} pixels, so at most {max(1, work // (width * height))} of its frames "
+        "can be decoded; trim it or lower its resolution."
+    )
+
+
+def _gif_scan(data: bytes, stop_after: int, max_blocks: int = 1_000_000) -> tuple[int, int, int, int]:
+    """(frames, total delay in ms, canvas width, canvas height) from a GIF's block structure, decoding no pixels.
+
+    Delays of 0-10 ms count as 100 ms, as browsers play them. The canvas grows to cover every frame (as Pillow
+    does). Stops after `stop_after` + 1 frames; raises ValueError when the structure is broken or has more than
+    `max_blocks` data sub-blocks (a normal GIF has one per 255 bytes, so that is about 250 MB).
+    """
+    n = len(data)
+    if n < 13:
+        raise ValueError("too short")
+    width, height = struct.unpack("<HH", data[6:10])
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    frames = total_ms = delay = blocks = 0
+    while pos < n:
+        kind = data[pos]
+        pos += 1
+        if kind == 0x3B:  # trailer
+            break
+        if kind == 0x21:  # extension: label, then sub-blocks
+            if pos >= n:
+                raise ValueError("truncated extension")
+            if data[pos] == 0xF9 and pos + 5 <= n and data[pos + 1] >= 4:
+                delay = 10 * struct.unpack("<H", data[pos + 3 : pos + 5])[0]
+            pos += 1
+        elif kind == 0x2C:  # image: descriptor, optional palette, LZW code size, sub-blocks
+            if pos + 10 > n:
+                raise ValueError("truncated image descriptor")
+            x0, y0, w, h = struct.unpack("<4H", data[pos : pos + 8])
+            flags = data[pos + 8]
+            width, height = max(width, x0 + w), max(height, y0 + h)
+            pos += 9 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+            frames += 1
+            total_ms += 100 if delay <= 10 else delay
+            delay = 0
+        else:
+            break  # not a GIF block: the animation ends here
+        while True:  # skip the sub-blocks
+            if pos >= n:
+                raise ValueError("truncated data")
+            size = data[pos]
+            pos += 1 + size
+            blocks += 1
+            if size == 0:
+                break
+            if blocks > max_blocks:
+                raise ValueError("too many blocks")
+        if frames > stop_after:
+            break
+    return frames, total_ms, width, height
+
+
+def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, min_side, want, budget, work,
+               deadline):
+    damaged = f"The animation {shown} is damaged and could not be decoded; re-export it as GIF or MP4."
+    try:
+        count, total_ms, width, height = _gif_scan(data, max_frames)
+    except ValueError:
+        raise _fail(damaged) from None
+    if count == 0:
+        raise _fail(f"The animation {shown} has no frames.")
+    if max(width, height) > max_side or min(width, height) < min_side:
+        raise _fail(
+            f"The animation {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
+        )
+    if count > max_frames:
+        raise _fail(f"The animation {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+    if total_ms > max_seconds * 1000:
+        raise _fail(
+            f"The animation {shown} is {total_ms / 1000:.1f} s long; at most {_num(max_seconds)} s is allowed."
+        )
+    if count * width * height > work:
+        raise _too_much_work(shown, width, height, work)
+    frame_bytes = width * height * 3
+    keep = want or count
+    if min(keep, count) * frame_bytes > budget:
+        raise _fail(
+            f"Keeping {min(keep, count)} frames of {width}x{height} needs {_size(min(keep, count) * frame_bytes)}; "
+            f"at most {_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a "
+            "smaller animation."
+        )
+
+    def over_budget(n: int) -> None:
+        raise _fail(f"The animation {shown} needs more than {_size(budget)} once decoded; use fewer frames.")
+
+    picker = _FramePicker(want, count, budget, over_budget)
+    decoded_pixels = 0
+    index = 0
+    with _pillow_pixel_limit(max_side * max_side):
+        try:
+            im = Image.open(io.BytesIO(data), formats=["GIF"])
+        except Exception:
+            raise _fail(damaged) from None
+        with im:
+            try:
+                while True:
+                    if index:
+                        try:
+                            im.seek(index)
+                        except EOFError:
+                            break
+                    # The scan bounds these already; checked again in case Pillow reads the file differently.
+                    if index >= max_frames or max(im.size) > max_side:
+                        raise _fail(damaged)
+                    decoded_pixels += im.width * im.height
+                    if decoded_pixels > work:
+                        raise _too_much_work(shown, im.width, im.height, work)
+                    if time.monotonic() > deadline:
+                        raise _fail(f"The animation {shown} took too long to decode; use a shorter or smaller one.")
+                    im.load()
+                    picker.add(index, np.asarray(_to_rgb(im)))
+                    index += 1
+            except InputError:
+                raise
+            except Exception:
+                raise _fail(damaged) from None
+    if not picker.kept:
+        raise _fail(f"The animation {shown} has no frames that could be decoded.")
+    frames = picker.frames()
+    fps = count / (total_ms / 1000.0)
+    return frames, float(fps * len(frames) / index)
+
+
+def video(
+    path: PathLike,
+    *,
+    max_seconds: float = MAX_VIDEO_SECONDS,
+    max_frames: int = MAX_VIDEO_FRAMES,
+    max_side: int = MAX_VIDEO_SIDE,
+    sample: int | None = None,
+    min_side: int = MIN_SIDE,
+    max_bytes: int = MAX_VIDEO_BYTES,
+    max_kept_bytes: int = MAX_VIDEO_KEPT_BYTES,
+    max_decode_pixels: int = MAX_VIDEO_DECODE_PIXELS,
+    max_decode_seconds: float = MAX_VIDEO_DECODE_SECONDS,
+) -> tuple[np.ndarray, float]:
+    """A short clip as frames (T, H, W, 3) uint8 and its frame rate in frames per second.
+
+    MP4/MOV (demuxed as mov), WEBM/MKV (matroska) through imageio's ffmpeg plugin, GIF through Pillow. The
+    container's duration and frame size are checked before frames are decoded; ffmpeg is told to stop after
+    max_seconds + 1 s and max_frames + 1 frames, so a container that lies is still bounded.
+    sample: keep this many frames spread evenly over the clip (fps is scaled so the duration stays the same);
+    None keeps every frame, which must be at most max_frames and fit in max_kept_bytes.
+    max_decode_pixels bounds the decoding work (frames decoded x width x height) whichever frames are kept;
+    max_decode_seconds is a last-resort wall-clock stop.
+    """
+    want = None if sample is None else int(number("number of frames", sample, lo=1, hi=max_frames, integer=True))
+    fh, real, size = _open_regular(path, "video")
+    shown = _label(real)
+    with fh:
+        if size == 0:
+            raise _fail(f"The video {shown} is empty (0 bytes).")
+        if size > max_bytes:
+            raise _fail(f"The video {shown} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
+        head = fh.read(64)
+        demuxer = _video_demuxer(head)
+        if demuxer is None:
+            raise _fail(f"The file {shown} is not a video in an allowed format; use {_VIDEO_KINDS}.")
+        data = head + fh.read(max_bytes) if demuxer == "gif" else b""
+    deadline = time.monotonic() + max_decode_seconds
+    if demuxer == "gif":
+        return _gif_video(
+            data, shown, max_seconds=max_seconds, max_frames=max_frames, max_side=max_side, min_side=min_side,
+            want=want, budget=max_kept_bytes, work=max_decode_pixels, deadline=deadline,
+        )
+    return _ffmpeg_video(
+        real, demuxer, shown, max_seconds=max_seconds, max_frames=max_frames, max_side=max_side,
+        min_side=min_side, want=want, budget=max_kept_bytes, work=max_decode_pixels, deadline=deadline,
+    )
+
+
+def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, min_side, want, budget, work,
+                  deadline):
+    import imageio.v2 as iio  # imageio and its ffmpeg binary load only when a video arrives
+
+    damaged = f"The video {shown} is damaged or uses an unsupported codec; re-encode it as MP4 (H.264)."
+    input_params = ["-protocol_whitelist", "file", "-f", demuxer, "-t", f"{max_seconds + 1:g}"]
+    output_params = ["-an", "-sn", "-frames:v", str(max_frames + 1)]
+    try:
+        reader = iio.get_reader(real, format="FFMPEG", input_params=input_params, output_params=output_params)
+    except Exception:
+        raise _fail(damaged) from None
+    try:
+        meta = reader.get_meta_data()
+        width, height = (int(v) for v in meta["size"])
+        fps = float(meta.get("fps") or 0.0)
+        duration = float(meta.get("duration") or 0.0)
+        if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+            fps = 0.0
+        if not math.isfinite(duration) or duration < 0:
+            duration = 0.0
+        if max(width, height) > max_side or min(width, height) < min_side:
+            raise _fail(
+                f"The video {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
+            )
+        if duration > max_seconds:
+            raise _fail(f"The video {shown} is {duration:.1f} s long; at most {_num(max_seconds)} s is allowed.")
+        expected = int(math.ceil(duration * fps - 1e-6)) if duration and fps else None
+        if expected and expected > max_frames:
+            raise _fail(
+                f"The video {shown} has about {expected} frames; at most {max_frames} are allowed, "
+                "so trim it or lower its frame rate."
+            )
+        if expected and expected * width * height > work:
+            raise _too_much_work(shown, width, height, work)
+        frame_bytes = width * height * 3
+        keep = want if want is not None else expected
+        if keep and keep * frame_bytes > budget:
+            fit = max(1, budget // frame_bytes)
+            raise _fail(
+                f"Keeping {keep} frames of {width}x{height} needs {_size(keep * frame_bytes)}; at most "
+                f"{_size(budget)} is allowed, so use at most {fit} frames or a smaller video."
+            )
+
+        def over_budget(n: int) -> None:
+            raise _fail(
+                f"The video {shown} needs more than {_size(budget)} once decoded; use at most "
+                f"{max(1, budget // frame_bytes)} frames or a smaller video."
+            )
+
+        picker = _FramePicker(want, expected, budget, over_budget)
+        for index, frame in enumerate(reader):
+            if index >= max_frames:
+                raise _fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+            if (index + 1) * width * height > work:
+                raise _too_much_work(shown, width, height, work)
+            if time.monotonic() > deadline:
+                raise _fail(f"The video {shown} took too long to decode; use a shorter or smaller clip.")
+            if frame.shape != (height, width, 3):
+                raise _fail(damaged)
+            picker.add(index, np.asarray(frame))
+        decoded = picker.seen
+    except InputError:
+        raise
+    except Exception:
+        raise _fail(damaged) from None
+    finally:
+        try:
+            reader.close()
+        except Exception:
+            log.debug("closing the ffmpeg reader failed", exc_info=True)
+    if decoded == 0:
+        raise _fail(f"The video {shown} has no frames that could be decoded; re-encode it as MP4 (H.264).")
+    if fps == 0.0:
+        fps = decoded / duration if duration > 0 else 30.0
+        log.warning("frame rate of %s unknown; using %.3g fps", shown, fps)
+    if decoded / fps > max_seconds + 0.5:  # the container under-reported its length
+        raise _fail(f"The video {shown} is longer than {_num(max_seconds)} s; at most {_num(max_seconds)} s is allowed.")
+    frames = picker.frames()
+    return frames, float(fps * len(frames) / decoded)
+
+
+# ----------------------------------------------------------------------------------------------- SVG
+
+_START_TAG = re.compile(r"<[A-Za-z_]")
+_SVG_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?svg[\s>/]")
+_XML_ENCODING = re.compile(r"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_OK_ENCODINGS = {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1", "windows-1252", "cp1252",
+                 "utf-16", "utf16"}
+
+
+def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = MAX_SVG_ELEMENTS) -> bytes:
+    """Size, emptiness and encoding pre-check of an uploaded SVG; returns its bytes unchanged for the parser.
+
+    data: bytes, str (SVG text) or a path-like object (os.PathLike, not str). Refuses empty or whitespace-only
+    data, more than max_bytes, text that is not UTF-8/UTF-16 (or the 8-bit encoding its XML declaration names),
+    NUL characters, no <svg> element, XML entity declarations (billion laughs, external entities) and more than
+    max_elements start tags. Parsing is backends/svg/svgio.py's job.
+    """
+    if isinstance(data, str):
+        if len(data) > max_bytes:
+            raise _fail(f"The SVG is larger than {_size(max_bytes)}, the most allowed.")
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _fail("The SVG contains characters that are not valid Unicode; save it as UTF-8.") from None
+        shown = "SVG"
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        shown = "SVG"
+    elif isinstance(data, os.PathLike):
+        data, _ext, label = _read_bounded(data, max_bytes, "SVG")
+        shown = f"SVG {label}"
+    else:
+        raise _fail(f"The SVG must be given as text, bytes or a file path, not {type(data).__name__}.")
+    data = bytes(data[: max_bytes + 1])
+    if len(data) > max_bytes:
+        raise _fail(f"The {shown} is larger than {_size(max_bytes)}, the most allowed.")
+    if not data.strip():
+        raise _fail(f"The {shown} is empty; upload an SVG file.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif data.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    else:
+        declared = _XML_ENCODING.match(data[:200].decode("ascii", "replace"))
+        encoding = declared.group(1).lower() if declared else "utf-8"
+        if encoding not in _OK_ENCODINGS:
+            raise _fail(f"The {shown} declares the encoding {_quote(encoding)}; save it as UTF-8.")
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise _fail(f"The {shown} is not valid {encoding.upper().replace('-SIG', '')} text; save it as UTF-8.") from None
+    if "\x00" in text:
+        raise _fail(f"The {shown} contains NUL characters, so it is not a text SVG; upload an SVG file.")
+    if _SVG_ROOT.search(text) is None:
+        raise _fail(f"The {shown} has no <svg> element; upload an SVG file.")
+    if "<!ENTITY" in text:
+        raise _fail(
+            f"The {shown} declares XML entities, which are not allowed; export it without a DOCTYPE or entities."
+        )
+    elements = 0
+    for _ in _START_TAG.finditer(text):
+        elements += 1
+        if elements > max_elements:
+            raise _fail(f"The {shown} has more than {max_elements:,} elements; at most {max_elements:,} are allowed.")
+    return data
