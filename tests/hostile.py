@@ -1,0 +1,239 @@
+"""A corpus of hostile uploads, written into a folder, for every test that guards an input.
+
+    corpus = make_corpus(tmp_path)          # {name: Path}, about 1 s to build (two tiny ffmpeg encodes)
+    for name, path in corpus.items():
+        kind, expect = CORPUS[name]          # kind: "svg" | "image" | "images" | "video"; expect: "reject" | "accept"
+
+`expect == "accept"` marks files that look wrong but are fine once read by content (a PNG named .jpg).
+`make_good(dir)` writes small valid uploads of every kind. Nothing here needs the network; the XXE file points at
+`<dir>/private/secret.txt`, whose text is SECRET_TEXT, so a parser test can assert the secret never shows up.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SECRET_TEXT = "distill-studio-secret-do-not-leak"
+
+CORPUS: dict[str, tuple[str, str]] = {
+    "billion_laughs.svg": ("svg", "reject"),
+    "xxe.svg": ("svg", "reject"),
+    "many_elements.svg": ("svg", "reject"),
+    "deep_nesting.svg": ("svg", "reject"),
+    "empty.svg": ("svg", "reject"),
+    "binary.svg": ("svg", "reject"),
+    "truncated.png": ("image", "reject"),
+    "huge_declared.png": ("image", "reject"),
+    "huge_declared.jpg": ("image", "reject"),
+    "huge_declared.bmp": ("image", "reject"),
+    "huge_canvas.gif": ("image", "reject"),
+    "tiny.png": ("image", "reject"),
+    "empty.png": ("image", "reject"),
+    "text_named.png": ("image", "reject"),
+    "tiff_named.png": ("image", "reject"),
+    "random.bin": ("image", "reject"),
+    "png_named.jpg": ("image", "accept"),
+    "corrupt.mp4": ("video", "reject"),
+    "empty.mp4": ("video", "reject"),
+    "png_named.mp4": ("video", "reject"),
+    "too_long.mp4": ("video", "reject"),
+    "too_many_frames.gif": ("video", "reject"),
+    "huge_canvas_anim.gif": ("video", "reject"),
+    "zip_many_members.zip": ("images", "reject"),
+    "zip_huge_declared.zip": ("images", "reject"),
+    "zip_bomb.zip": ("images", "reject"),
+    "zip_traversal.zip": ("images", "reject"),
+    "zip_absolute.zip": ("images", "reject"),
+    "zip_not_image.zip": ("images", "reject"),
+    "zip_bad_crc.zip": ("images", "reject"),
+    "not_a_zip.zip": ("images", "reject"),
+}
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def png_with_declared_size(width: int, height: int) -> bytes:
+    """A structurally valid PNG whose IHDR claims width x height but whose IDAT holds only a few bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def _encoded(image: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _small_rgb(width: int = 32, height: int = 24, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+def _jpeg_with_declared_size(width: int, height: int) -> bytes:
+    data = bytearray(_encoded(_small_rgb(), "JPEG", quality=80))
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
+def _bmp_with_declared_size(width: int, height: int) -> bytes:
+    pixels = b"\x00" * 64
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+    header = struct.pack("<2sIHHI", b"BM", 14 + len(info) + len(pixels), 0, 0, 14 + len(info))
+    return header + info + pixels
+
+
+def _gif_with_canvas(width: int, height: int, frames: int = 1, frame_side: int = 1) -> bytes:
+    """A GIF with the given logical screen and `frames` tiny frames (1-pixel LZW data)."""
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff")
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for _ in range(frames):
+        out += b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # 100 ms
+        out += b"\x2c" + struct.pack("<HHHHB", 0, 0, frame_side, frame_side, 0)
+        out += b"\x02\x02\x44\x01\x00"  # LZW: code size 2, one sub-block
+    out += b"\x3b"
+    return bytes(out)
+
+
+def _write_video(path: Path, frames: np.ndarray, fps: float) -> None:
+    import imageio.v2 as iio
+
+    iio.mimwrite(path, frames, fps=fps, macro_block_size=16, ffmpeg_log_level="error")
+
+
+def _zip(path: Path, members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> None:
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = compression
+            zf.writestr(info, data)
+
+
+def _patch_declared_size(path: Path, member: bytes, size: int) -> None:
+    """Overwrite the uncompressed size of `member` in both its local header and its central directory entry."""
+    data = bytearray(path.read_bytes())
+    local = data.find(b"PK\x03\x04")
+    struct.pack_into("<I", data, local + 22, size)
+    central = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, size)
+    assert data[central + 46 : central + 46 + len(member)] == member
+    path.write_bytes(bytes(data))
+
+
+def make_corpus(directory) -> dict[str, Path]:
+    """Write every file named in CORPUS into `directory` (created if needed) and return {name: path}."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    private = root / "private"
+    private.mkdir(exist_ok=True)
+    secret = private / "secret.txt"
+    secret.write_text(SECRET_TEXT)
+    png = _encoded(_small_rgb(), "PNG")
+    files: dict[str, bytes] = {}
+
+    # --- SVG
+    lol = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    )
+    files["billion_laughs.svg"] = (
+        f'<?xml version="1.0"?><!DOCTYPE svg [{lol}]>'
+        '<svg xmlns="http://www.w3.org/2000/svg"><text>&lol9;</text></svg>'
+    ).encode()
+    files["xxe.svg"] = (
+        f'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "file://{secret.as_posix()}">]>'
+        '<svg xmlns="http://www.w3.org/2000/svg"><text>&xxe;</text></svg>'
+    ).encode()
+    files["many_elements.svg"] = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
+        + "<path d='M0 0h1'/>" * 100_000 + "</svg>"
+    ).encode()
+    files["deep_nesting.svg"] = (
+        '<svg xmlns="http://www.w3.org/2000/svg">' + "<g>" * 50_000 + "</g>" * 50_000 + "</svg>"
+    ).encode()
+    files["empty.svg"] = b"  \n\t "
+    files["binary.svg"] = b'<svg xmlns="http://www.w3.org/2000/svg">\x00\x01\x02</svg>'
+
+    # --- images
+    files["truncated.png"] = _encoded(_small_rgb(64, 64), "PNG")[:300]
+    files["huge_declared.png"] = png_with_declared_size(100_000, 100_000)
+    files["huge_declared.jpg"] = _jpeg_with_declared_size(60_000, 60_000)
+    files["huge_declared.bmp"] = _bmp_with_declared_size(50_000, 50_000)
+    files["huge_canvas.gif"] = _gif_with_canvas(65_535, 65_535)
+    files["tiny.png"] = _encoded(_small_rgb(4, 4), "PNG")
+    files["empty.png"] = b""
+    files["text_named.png"] = b"This is not an image, just text with a .png name.\n"
+    files["tiff_named.png"] = _encoded(_small_rgb(), "TIFF")
+    files["random.bin"] = np.random.default_rng(1).bytes(4096)
+    files["png_named.jpg"] = png
+
+    # --- video
+    rng = np.random.default_rng(2)
+    files["corrupt.mp4"] = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + rng.bytes(20_000)
+    files["empty.mp4"] = b""
+    files["png_named.mp4"] = png
+    files["too_many_frames.gif"] = _gif_with_canvas(8, 8, frames=1000, frame_side=1)
+    files["huge_canvas_anim.gif"] = _gif_with_canvas(65_535, 65_535, frames=3)
+
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    # 25 s at 1 fps, 16x16: over the 20 s default, encoded in a fraction of a second.
+    _write_video(root / "too_long.mp4", rng.integers(0, 256, (25, 16, 16, 3), dtype=np.uint8), fps=1)
+
+    # --- zips
+    _zip(root / "zip_many_members.zip", [(f"v{i}.png", b"") for i in range(5000)], zipfile.ZIP_STORED)
+    _zip(root / "zip_huge_declared.zip", [("view.png", png)])
+    _patch_declared_size(root / "zip_huge_declared.zip", b"view.png", 0xFFFFFFF0)
+    _zip(root / "zip_bomb.zip", [("view.png", b"\x00" * (64 * 1024 * 1024))])  # 64 MB inflating from ~64 KB
+    _zip(root / "zip_traversal.zip", [("view1.png", png), ("../evil.png", png)])
+    _zip(root / "zip_absolute.zip", [("/tmp/evil.png", png)])
+    _zip(root / "zip_not_image.zip", [("view1.png", png), ("run.sh", b"#!/bin/sh\nrm -rf ~\n")])
+    _zip(root / "zip_bad_crc.zip", [("view1.png", png)], zipfile.ZIP_STORED)
+    bad = bytearray((root / "zip_bad_crc.zip").read_bytes())
+    bad[30 + len("view1.png") + 100] ^= 0xFF  # flip a byte of the stored PNG, so the CRC no longer matches
+    (root / "zip_bad_crc.zip").write_bytes(bytes(bad))
+    (root / "not_a_zip.zip").write_bytes(b"PK\x03\x04" + rng.bytes(1000))
+
+    corpus = {name: root / name for name in CORPUS}
+    missing = [name for name, path in corpus.items() if not path.exists()]
+    assert not missing, missing
+    return corpus
+
+
+def make_good(directory) -> dict[str, Path]:
+    """Small valid uploads: PNG (with alpha), JPEG, animated GIF, MP4, WEBM and a zip of PNG views."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    out = {
+        "photo.png": root / "photo.png",
+        "alpha.png": root / "alpha.png",
+        "photo.jpg": root / "photo.jpg",
+        "anim.gif": root / "anim.gif",
+        "clip.mp4": root / "clip.mp4",
+        "clip.webm": root / "clip.webm",
+        "views.zip": root / "views.zip",
+    }
+    _small_rgb(48, 32, seed=3).save(out["photo.png"])
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[8:24, 8:24] = (255, 0, 0, 255)  # opaque red square on a fully transparent background
+    Image.fromarray(rgba, "RGBA").save(out["alpha.png"])
+    _small_rgb(48, 32, seed=4).save(out["photo.jpg"], quality=90)
+    frames = [_small_rgb(32, 32, seed=s) for s in range(6)]
+    frames[0].save(out["anim.gif"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    clip = np.random.default_rng(5).integers(0, 256, (12, 32, 48, 3), dtype=np.uint8)
+    _write_video(out["clip.mp4"], clip, fps=12)
+    import imageio.v2 as iio
+
+    iio.mimwrite(out["clip.webm"], clip, fps=12, codec="libvpx", macro_block_size=16, ffmpeg_log_level="error",
+                 output_params=["-b:v", "200k"])
+    _zip(out["views.zip"], [(f"views/view{i}.png", _encoded(_small_rgb(32, 32, seed=10 + i), "PNG"))
+                            for i in (1, 2, 10)] + [("__MACOSX/._view1.png", b"junk")])
+    return out
