@@ -1,0 +1,98 @@
+"""The command line: list, a successful run, bad runs (exit 2, one line), and third-party backends."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, env=None, timeout=300):
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "backends", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=full_env, timeout=timeout)
+
+
+def make_target(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[8:40, 10:50] = (220, 60, 40)
+    img[30:60, 30:60] = (30, 120, 210)
+    img = np.clip(img.astype(int) + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def test_list_shows_the_registry_with_options_and_defaults():
+    out = cli("list")
+    assert out.returncode == 0, out.stderr
+    assert "image/sds" in out.stdout and "--set steps=500" in out.stdout
+    data = json.loads(cli("list", "--json").stdout)
+    steps = next(o for o in data["backends"]["image/sds"]["settings"] if o["name"] == "steps")
+    assert steps["default"] == 500 and "analytic" in data["priors"]
+
+
+def test_run_image_sds_with_analytic_prior_reconstructs_its_input(tmp_path):
+    target = make_target(tmp_path / "target.png")
+    out = cli("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=300",
+              "--out", str(tmp_path / "out"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["backend"] == "image/sds" and result["prior"] == "analytic" and result["settings"]["steps"] == 300
+    assert result["metrics"]["psnr"] >= 30.0
+    made = np.asarray(Image.open(tmp_path / "out" / "result.png")).astype(float)
+    mse = ((made - np.asarray(Image.open(target)).astype(float)) ** 2).mean()
+    assert 10 * np.log10(255.0**2 / max(mse, 1e-12)) >= 30.0
+
+
+def _assert_one_line_error(out, code=2):
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_runs_exit_2_with_one_clear_line(tmp_path):
+    target = make_target(tmp_path / "target.png")
+    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "stepz=3", "--out", str(tmp_path)))
+    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=-4", "--out", str(tmp_path)))
+    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--input", str(tmp_path / "missing.png"), "--out", str(tmp_path)))
+    _assert_one_line_error(cli("run", "image/nope", "--prior", "analytic", "--out", str(tmp_path)))
+    _assert_one_line_error(cli("run", "image/sds", "--prior", "martian", "--out", str(tmp_path)))
+    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--out", str(tmp_path)))  # no target
+
+
+def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
+    site = tmp_path / "site"
+    (site / "throwaway_backend").mkdir(parents=True)
+    (site / "throwaway_backend" / "__init__.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from backends import register, Result
+        from backends.settings import option
+
+        @dataclass
+        class Settings:
+            steps: int = option(3, "steps")
+
+        @register("image", "throwaway")
+        class Throwaway:
+            Settings = Settings
+            description = "a plugin installed outside the repository"
+            def run(self, settings, *, prior, inputs, out_dir):
+                yield Result(metadata={"metrics": {"steps": settings.steps}})
+    '''))
+    dist = site / "throwaway_backend-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-backend\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[distill_studio.backends]\nthrowaway = throwaway_backend\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    listing = json.loads(cli("list", "--json", env=env).stdout)
+    assert "image/throwaway" in listing["backends"]
+    ran = cli("run", "image/throwaway", "--set", "steps=7", "--out", str(tmp_path / "o"), env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["metrics"]["steps"] == 7
