@@ -1,0 +1,926 @@
+"""SVG 1.1 export of scenes, and safe import of users' SVGs into scenes (everything becomes cubic Beziers).
+
+Export (`scene_to_svg`): one element per shape in painter's order ("path" -> <path ... Z>, "stroke" -> open
+<path fill="none">, "square" -> <rect>), colors as #rrggbb with fill-opacity / stroke-opacity, round caps and
+joins (the renderer's), a `class="background"` rect first when the background is not transparent.
+Import of an exported file gives back the same scene (up to the written precision), and exporting it again
+gives the same text.
+
+Import (`svg_to_scene`) understands path data (M L H V C S Q T A Z, absolute and relative), rect (rounded
+too), circle, ellipse, line, polyline, polygon, nested <g>/<svg>/<a> with transforms, presentation
+attributes and style="...", hex / rgb() / named colors, currentColor, opacity, fill-opacity,
+stroke-opacity, stroke-width, fill-rule, display and visibility. Approximations, by design of the renderer:
+strokes are drawn with round caps and joins whatever the file says; gradients and patterns become their
+mean stop color; group opacity is folded into each child's opacity (exact where children do not overlap);
+text, images, <use>, clipping, masks and filters are skipped.
+
+Parsing is defensive: the byte size, element count, nesting depth and segment count are limited, XML
+entities and external references are refused (defusedxml), and nothing is fetched.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .scene import Scene, Shape
+
+MAX_BYTES = 10_000_000
+MAX_ELEMENTS = 50_000
+MAX_SEGMENTS = 200_000
+MAX_DEPTH = 128
+MAX_CANVAS = 16384
+
+SVG_NS = "http://www.w3.org/2000/svg"
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def _num(v: float, decimals: int) -> str:
+    s = f"{v:.{decimals}f}"
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _hex(rgb) -> str:
+    return "#" + "".join(f"{int(round(min(max(float(c), 0.0), 1.0) * 255)):02x}" for c in rgb)
+
+
+def _opacity(a: float) -> str:
+    return _num(min(max(float(a), 0.0), 1.0), 3)
+
+
+def _path_d(pts: torch.Tensor, counts, closed: bool, decimals: int) -> str:
+    p = [(_num(x, decimals), _num(y, decimals)) for x, y in pts.tolist()]
+    parts, i = [], 0
+    for s in counts:
+        n = 3 * s if closed else 3 * s + 1
+        sub = p[i:i + n] + ([p[i]] if closed else [])
+        i += n
+        cmds = [f"M{sub[0][0]} {sub[0][1]}"]
+        for j in range(s):
+            c1, c2, e = sub[3 * j + 1], sub[3 * j + 2], sub[3 * j + 3]
+            cmds.append(f"C{c1[0]} {c1[1]} {c2[0]} {c2[1]} {e[0]} {e[1]}")
+        parts.append(" ".join(cmds) + ("Z" if closed else ""))
+    return " ".join(parts)
+
+
+def _paint_attrs(prefix: str, rgba) -> list[str]:
+    if float(rgba[3]) <= 0:
+        return [f'{prefix}="none"']
+    out = [f'{prefix}="{_hex(rgba[:3])}"']
+    if float(rgba[3]) < 1:
+        out.append(f'{prefix}-opacity="{_opacity(rgba[3])}"')
+    return out
+
+
+def scene_to_svg(scene: Scene, decimals: int = 2) -> str:
+    """Clean SVG 1.1 text for the scene: viewBox "0 0 width height", one element per shape in painter's order."""
+    W, H = scene.width, scene.height
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<svg xmlns="{SVG_NS}" version="1.1" width="{W}" height="{H}" viewBox="0 0 {W} {H}">']
+    bg = scene.background.detach().cpu().float().tolist()
+    if bg[3] > 0:
+        lines.append(f'  <rect class="background" x="0" y="0" width="{W}" height="{H}" '
+                     + " ".join(_paint_attrs("fill", bg)) + "/>")
+    for s in scene.shapes:
+        pts = s.points.detach().cpu().float()
+        fill = s.fill.detach().cpu().float().tolist()
+        stroke = s.stroke.detach().cpu().float().tolist()
+        width = float(s.stroke_width.detach())
+        if s.kind == "square":
+            (x0, y0), (x1, y1) = pts.tolist()
+            x0, x1 = min(x0, x1), max(x0, x1)
+            y0, y1 = min(y0, y1), max(y0, y1)
+            attrs = [f'x="{_num(x0, decimals)}"', f'y="{_num(y0, decimals)}"', f'width="{_num(x1 - x0, decimals)}"',
+                     f'height="{_num(y1 - y0, decimals)}"'] + _paint_attrs("fill", fill)
+            lines.append("  <rect " + " ".join(attrs) + "/>")
+            continue
+        attrs = [f'd="{_path_d(pts, s.segment_counts(), s.closed, decimals)}"']
+        if s.kind == "path":
+            attrs += _paint_attrs("fill", fill)
+            if s.fill_rule == "evenodd":
+                attrs.append('fill-rule="evenodd"')
+        else:
+            attrs.append('fill="none"')
+        if (s.kind == "stroke" or (stroke[3] > 0 and width > 0)) and width > 0:
+            attrs += _paint_attrs("stroke", stroke)
+            attrs += [f'stroke-width="{_num(width, decimals)}"', 'stroke-linecap="round"', 'stroke-linejoin="round"']
+        lines.append("  <path " + " ".join(attrs) + "/>")
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"
+
+
+def save_svg(scene: Scene, path: str | Path, decimals: int = 2) -> str:
+    Path(path).write_text(scene_to_svg(scene, decimals), encoding="utf-8")
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ import
+
+def load_svg(path: str | Path, **limits) -> Scene:
+    """Read an SVG file into a Scene (see `svg_to_scene` for the limits)."""
+    path = Path(path)
+    max_bytes = limits.get("max_bytes", MAX_BYTES)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"The SVG file is {size} bytes; the limit is {max_bytes} bytes.")
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"Cannot read the SVG file {str(path)!r}: {err.strerror or err}.") from None
+    return svg_to_scene(data, **limits)
+
+
+def svg_to_scene(svg: str | bytes, *, max_bytes: int = MAX_BYTES, max_elements: int = MAX_ELEMENTS,
+                 max_segments: int = MAX_SEGMENTS, device="cpu") -> Scene:
+    """Parse SVG text into a Scene in canvas pixels (the viewport: width x height, viewBox mapped onto it).
+
+    Raises InputError (one sentence) for malformed, hostile or oversized input.
+    """
+    root = _parse(svg, max_bytes, max_elements)
+    builder = _Builder(root, max_segments)
+    scene = builder.build()
+    if device != "cpu":
+        scene = scene.to(device)
+    return scene
+
+
+def _parse(svg: str | bytes, max_bytes: int, max_elements: int):
+    import xml.etree.ElementTree as ET
+
+    import defusedxml
+    import defusedxml.ElementTree as DET
+
+    data = svg.encode("utf-8") if isinstance(svg, str) else bytes(svg)
+    if len(data) > max_bytes:
+        raise InputError(f"The SVG is {len(data)} bytes; the limit is {max_bytes} bytes.")
+    if not data.strip():
+        raise InputError("The SVG file is empty.")
+    import io
+
+    root, count = None, 0
+    try:
+        for event, elem in DET.iterparse(io.BytesIO(data), events=("start",)):
+            if root is None:
+                root = elem
+            count += 1
+            if count > max_elements:
+                raise InputError(f"The SVG has more than {max_elements} elements, too many to import.")
+    except defusedxml.DefusedXmlException:
+        raise InputError("The SVG declares XML entities or external references, which are refused for safety.") from None
+    except ET.ParseError as err:
+        line, col = getattr(err, "position", (0, 0))
+        raise InputError(f"The SVG is not well-formed XML (line {line}, column {col}).") from None
+    except (ValueError, RecursionError, MemoryError) as err:
+        raise InputError(f"The SVG could not be parsed: {err}.") from None
+    if root is None or _local(root.tag) != "svg":
+        tag = _local(root.tag) if root is not None else "nothing"
+        raise InputError(f"The file's root element is <{tag}>, not <svg>: it is not an SVG image.")
+    return root
+
+
+def _local(tag) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag
+
+
+def _ns(tag) -> str:
+    return tag[1:].split("}", 1)[0] if isinstance(tag, str) and tag.startswith("{") else ""
+
+
+# -------------------------------------------------------------------------------------------- numbers
+
+_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_UNITS = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0,
+          "em": 16.0, "ex": 8.0}
+
+
+def _finite(v: float, what: str) -> float:
+    if not math.isfinite(v):
+        raise InputError(f"The SVG has a non-finite number in {what}.")
+    return v
+
+
+def _length(text, ref: float = 0.0, default=None):
+    """A length in px; percentages relative to ref; None or default when missing or unparsable."""
+    if text is None:
+        return default
+    m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%|[a-zA-Z]*)\s*", str(text))
+    if not m:
+        return default
+    v = float(m.group(1))
+    unit = m.group(2).lower()
+    if unit == "%":
+        v = v * ref / 100.0
+    elif unit in _UNITS:
+        v *= _UNITS[unit]
+    else:
+        return default
+    return _finite(v, "a length")
+
+
+def _numbers(text: str) -> list[float]:
+    return [_finite(float(x), "a number list") for x in _NUM.findall(text or "")]
+
+
+# --------------------------------------------------------------------------------------------- colors
+
+_NAMED = {
+    "aliceblue": "f0f8ff", "antiquewhite": "faebd7", "aqua": "00ffff", "aquamarine": "7fffd4", "azure": "f0ffff",
+    "beige": "f5f5dc", "bisque": "ffe4c4", "black": "000000", "blanchedalmond": "ffebcd", "blue": "0000ff",
+    "blueviolet": "8a2be2", "brown": "a52a2a", "burlywood": "deb887", "cadetblue": "5f9ea0",
+    "chartreuse": "7fff00", "chocolate": "d2691e", "coral": "ff7f50", "cornflowerblue": "6495ed",
+    "cornsilk": "fff8dc", "crimson": "dc143c", "cyan": "00ffff", "darkblue": "00008b", "darkcyan": "008b8b",
+    "darkgoldenrod": "b8860b", "darkgray": "a9a9a9", "darkgreen": "006400", "darkgrey": "a9a9a9",
+    "darkkhaki": "bdb76b", "darkmagenta": "8b008b", "darkolivegreen": "556b2f", "darkorange": "ff8c00",
+    "darkorchid": "9932cc", "darkred": "8b0000", "darksalmon": "e9967a", "darkseagreen": "8fbc8f",
+    "darkslateblue": "483d8b", "darkslategray": "2f4f4f", "darkslategrey": "2f4f4f", "darkturquoise": "00ced1",
+    "darkviolet": "9400d3", "deeppink": "ff1493", "deepskyblue": "00bfff", "dimgray": "696969",
+    "dimgrey": "696969", "dodgerblue": "1e90ff", "firebrick": "b22222", "floralwhite": "fffaf0",
+    "forestgreen": "228b22", "fuchsia": "ff00ff", "gainsboro": "dcdcdc", "ghostwhite": "f8f8ff", "gold": "ffd700",
+    "goldenrod": "daa520", "gray": "808080", "grey": "808080", "green": "008000", "greenyellow": "adff2f",
+    "honeydew": "f0fff0", "hotpink": "ff69b4", "indianred": "cd5c5c", "indigo": "4b0082", "ivory": "fffff0",
+    "khaki": "f0e68c", "lavender": "e6e6fa", "lavenderblush": "fff0f5", "lawngreen": "7cfc00",
+    "lemonchiffon": "fffacd", "lightblue": "add8e6", "lightcoral": "f08080", "lightcyan": "e0ffff",
+    "lightgoldenrodyellow": "fafad2", "lightgray": "d3d3d3", "lightgreen": "90ee90", "lightgrey": "d3d3d3",
+    "lightpink": "ffb6c1", "lightsalmon": "ffa07a", "lightseagreen": "20b2aa", "lightskyblue": "87cefa",
+    "lightslategray": "778899", "lightslategrey": "778899", "lightsteelblue": "b0c4de", "lightyellow": "ffffe0",
+    "lime": "00ff00", "limegreen": "32cd32", "linen": "faf0e6", "magenta": "ff00ff", "maroon": "800000",
+    "mediumaquamarine": "66cdaa", "mediumblue": "0000cd", "mediumorchid": "ba55d3", "mediumpurple": "9370db",
+    "mediumseagreen": "3cb371", "mediumslateblue": "7b68ee", "mediumspringgreen": "00fa9a",
+    "mediumturquoise": "48d1cc", "mediumvioletred": "c71585", "midnightblue": "191970", "mintcream": "f5fffa",
+    "mistyrose": "ffe4e1", "moccasin": "ffe4b5", "navajowhite": "ffdead", "navy": "000080", "oldlace": "fdf5e6",
+    "olive": "808000", "olivedrab": "6b8e23", "orange": "ffa500", "orangered": "ff4500", "orchid": "da70d6",
+    "palegoldenrod": "eee8aa", "palegreen": "98fb98", "paleturquoise": "afeeee", "palevioletred": "db7093",
+    "papayawhip": "ffefd5", "peachpuff": "ffdab9", "peru": "cd853f", "pink": "ffc0cb", "plum": "dda0dd",
+    "powderblue": "b0e0e6", "purple": "800080", "rebeccapurple": "663399", "red": "ff0000", "rosybrown": "bc8f8f",
+    "royalblue": "4169e1", "saddlebrown": "8b4513", "salmon": "fa8072", "sandybrown": "f4a460",
+    "seagreen": "2e8b57", "seashell": "fff5ee", "sienna": "a0522d", "silver": "c0c0c0", "skyblue": "87ceeb",
+    "slateblue": "6a5acd", "slategray": "708090", "slategrey": "708090", "snow": "fffafa", "springgreen": "00ff7f",
+    "steelblue": "4682b4", "tan": "d2b48c", "teal": "008080", "thistle": "d8bfd8", "tomato": "ff6347",
+    "turquoise": "40e0d0", "violet": "ee82ee", "wheat": "f5deb3", "white": "ffffff", "whitesmoke": "f5f5f5",
+    "yellow": "ffff00", "yellowgreen": "9acd32",
+}
+
+
+def parse_color(text: str, current=None):
+    """A CSS color -> (r, g, b, a) floats in [0, 1], or None when unrecognized."""
+    s = text.strip().lower()
+    if s == "currentcolor":
+        return current
+    if s == "transparent":
+        return (0.0, 0.0, 0.0, 0.0)
+    if s in _NAMED:
+        s = "#" + _NAMED[s]
+    if s.startswith("#"):
+        h = s[1:]
+        if re.fullmatch(r"[0-9a-f]+", h) and len(h) in (3, 4, 6, 8):
+            if len(h) in (3, 4):
+                h = "".join(c * 2 for c in h)
+            vals = [int(h[i:i + 2], 16) / 255.0 for i in range(0, len(h), 2)]
+            return tuple(vals) if len(vals) == 4 else (*vals, 1.0)
+        return None
+    m = re.fullmatch(r"rgba?\(\s*(.*?)\s*\)", s)
+    if m:
+        parts = [p for p in re.split(r"[\s,/]+", m.group(1)) if p]
+        if len(parts) not in (3, 4):
+            return None
+        try:
+            rgb = [float(p[:-1]) / 100.0 if p.endswith("%") else float(p) / 255.0 for p in parts[:3]]
+            a = 1.0
+            if len(parts) == 4:
+                a = float(parts[3][:-1]) / 100.0 if parts[3].endswith("%") else float(parts[3])
+        except ValueError:
+            return None
+        vals = [min(max(v, 0.0), 1.0) for v in (*rgb, a)]
+        if not all(math.isfinite(v) for v in vals):
+            return None
+        return tuple(vals)
+    return None
+
+
+# ----------------------------------------------------------------------------------------- transforms
+
+def _mul(m, n):
+    """Affine (a, b, c, d, e, f) product m * n (apply n first)."""
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = n
+    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2, a * e2 + c * f2 + e,
+            b * e2 + d * f2 + f)
+
+
+_IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def parse_transform(text: str):
+    """SVG transform list -> affine (a, b, c, d, e, f); InputError when malformed."""
+    m = _IDENTITY
+    if not text or not text.strip():
+        return m
+    pos = 0
+    pattern = re.compile(r"\s*,?\s*(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)\s*,?")
+    while pos < len(text):
+        if not text[pos:].strip():
+            break
+        mt = pattern.match(text, pos)
+        if not mt:
+            raise InputError(f"The SVG has a malformed transform {text.strip()[:60]!r}.")
+        pos = mt.end()
+        name, args = mt.group(1), _numbers(mt.group(2))
+        n = len(args)
+        if name == "matrix" and n == 6:
+            t = tuple(args)
+        elif name == "translate" and n in (1, 2):
+            t = (1.0, 0.0, 0.0, 1.0, args[0], args[1] if n == 2 else 0.0)
+        elif name == "scale" and n in (1, 2):
+            t = (args[0], 0.0, 0.0, args[1] if n == 2 else args[0], 0.0, 0.0)
+        elif name == "rotate" and n in (1, 3):
+            r = math.radians(args[0])
+            cs, sn = math.cos(r), math.sin(r)
+            t = (cs, sn, -sn, cs, 0.0, 0.0)
+            if n == 3:
+                cx, cy = args[1], args[2]
+                t = _mul(_mul((1.0, 0.0, 0.0, 1.0, cx, cy), t), (1.0, 0.0, 0.0, 1.0, -cx, -cy))
+        elif name == "skewX" and n == 1:
+            t = (1.0, 0.0, math.tan(math.radians(args[0])), 1.0, 0.0, 0.0)
+        elif name == "skewY" and n == 1:
+            t = (1.0, math.tan(math.radians(args[0])), 0.0, 1.0, 0.0, 0.0)
+        else:
+            raise InputError(f"The SVG has a malformed transform {name}({mt.group(2).strip()[:40]}).")
+        m = _mul(m, t)
+    return m
+
+
+# -------------------------------------------------------------------------------------------- path data
+
+class _PathBuilder:
+    """Collects subpaths as lists of cubic control points: [p0, c1, c2, p1, c1, c2, p2, ...]."""
+
+    def __init__(self, budget):
+        self.subpaths: list[tuple[list[tuple[float, float]], bool]] = []
+        self.cur: list[tuple[float, float]] | None = None
+        self.budget = budget
+
+    def move(self, p):
+        self._flush()
+        self.cur = [p]
+
+    def cubic(self, c1, c2, p):
+        if self.cur is None:
+            self.cur = [(0.0, 0.0)]
+        self.budget.spend(1)
+        self.cur += [c1, c2, p]
+
+    def line(self, p):
+        a = self.cur[-1] if self.cur else (0.0, 0.0)
+        self.cubic((a[0] + (p[0] - a[0]) / 3.0, a[1] + (p[1] - a[1]) / 3.0),
+                   (a[0] + (p[0] - a[0]) * 2.0 / 3.0, a[1] + (p[1] - a[1]) * 2.0 / 3.0), p)
+
+    def close(self):
+        if self.cur is None:
+            return
+        start = self.cur[0]
+        if self.cur[-1] != start:
+            self.line(start)
+        if len(self.cur) > 1:
+            self.subpaths.append((self.cur, True))
+        self.cur = None
+
+    def _flush(self):
+        if self.cur is not None and len(self.cur) > 1:
+            self.subpaths.append((self.cur, False))
+        self.cur = None
+
+    def finish(self):
+        self._flush()
+        return self.subpaths
+
+
+class _Budget:
+    def __init__(self, limit):
+        self.left = limit
+        self.limit = limit
+
+    def spend(self, n):
+        self.left -= n
+        if self.left < 0:
+            raise InputError(f"The SVG has more than {self.limit} curve segments, too many to import.")
+
+
+_CMD_ARGS = {"m": 2, "l": 2, "h": 1, "v": 1, "c": 6, "s": 4, "q": 4, "t": 2, "a": 7, "z": 0}
+
+
+def parse_path_data(d: str, budget: _Budget | None = None):
+    """SVG path data -> list of (points [(x, y), ...] as p0 c1 c2 p1 ..., closed). Errors: InputError.
+
+    Per the SVG error-handling rules, data up to the first error is kept.
+    """
+    pb = _PathBuilder(budget or _Budget(MAX_SEGMENTS))
+    i, n = 0, len(d)
+    cur = (0.0, 0.0)
+    start = (0.0, 0.0)
+    last_cmd = ""
+    last_ctrl = None          # reflected control for S / T
+    cmd = None
+
+    def skip(i):
+        while i < n and (d[i].isspace() or d[i] == ","):
+            i += 1
+        return i
+
+    def number(i):
+        m = _NUM.match(d, i)
+        if not m:
+            return None, i
+        return _finite(float(m.group(0)), "path data"), m.end()
+
+    def flag(i):
+        if i < n and d[i] in "01":
+            return float(d[i]), i + 1
+        return None, i
+
+    while True:
+        i = skip(i)
+        if i >= n:
+            break
+        ch = d[i]
+        if ch.isalpha():
+            if ch.lower() not in _CMD_ARGS:
+                break                                            # error: keep what we have
+            cmd = ch
+            i += 1
+            if cmd in "zZ":
+                pb.close()
+                cur = start
+                last_cmd, last_ctrl = "z", None
+                continue
+        elif cmd is None or cmd in "zZ":
+            break
+        lo = cmd.lower()
+        args = []
+        ok = True
+        for k in range(_CMD_ARGS[lo]):
+            i = skip(i)
+            if lo == "a" and k in (3, 4):
+                v, i = flag(i)
+            else:
+                v, i = number(i)
+            if v is None:
+                ok = False
+                break
+            args.append(v)
+        if not ok:
+            break
+        rel = cmd.islower()
+        ox, oy = cur if rel else (0.0, 0.0)
+        if lo == "m":
+            cur = (args[0] + ox, args[1] + oy)
+            start = cur
+            pb.move(cur)
+            cmd = "l" if rel else "L"                            # further pairs are line-tos
+            last_ctrl = None
+        elif lo in "lhv":
+            if lo == "l":
+                p = (args[0] + ox, args[1] + oy)
+            elif lo == "h":
+                p = (args[0] + ox, cur[1])
+            else:
+                p = (cur[0], args[0] + oy)
+            _ensure(pb, cur)
+            pb.line(p)
+            cur, last_ctrl = p, None
+        elif lo in "cs":
+            if lo == "c":
+                c1 = (args[0] + ox, args[1] + oy)
+                c2, p = (args[2] + ox, args[3] + oy), (args[4] + ox, args[5] + oy)
+            else:
+                c1 = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_cmd in "cs" and last_ctrl else cur
+                c2, p = (args[0] + ox, args[1] + oy), (args[2] + ox, args[3] + oy)
+            _ensure(pb, cur)
+            pb.cubic(c1, c2, p)
+            cur, last_ctrl = p, c2
+        elif lo in "qt":
+            if lo == "q":
+                q, p = (args[0] + ox, args[1] + oy), (args[2] + ox, args[3] + oy)
+            else:
+                q = (2 * cur[0] - last_ctrl[0], 2 * cur[1] - last_ctrl[1]) if last_cmd in "qt" and last_ctrl else cur
+                p = (args[0] + ox, args[1] + oy)
+            _ensure(pb, cur)
+            pb.cubic((cur[0] + 2 / 3 * (q[0] - cur[0]), cur[1] + 2 / 3 * (q[1] - cur[1])),
+                     (p[0] + 2 / 3 * (q[0] - p[0]), p[1] + 2 / 3 * (q[1] - p[1])), p)
+            cur, last_ctrl = p, q
+        else:
+            p = (args[5] + ox, args[6] + oy)
+            _ensure(pb, cur)
+            for c1, c2, e in _arc(cur, args[0], args[1], args[2], bool(args[3]), bool(args[4]), p):
+                pb.cubic(c1, c2, e)
+            cur, last_ctrl = p, None
+        last_cmd = lo
+    return pb.finish()
+
+
+def _ensure(pb: _PathBuilder, cur):
+    """A drawing command after Z (or at the very start) starts a new subpath at the current point."""
+    if pb.cur is None:
+        pb.cur = [cur]
+
+
+def _arc(p0, rx, ry, phi_deg, large, sweep, p1):
+    """Elliptical arc (SVG endpoint parameterization, implementation notes F.6) -> cubics, <= 90 deg each."""
+    if p0 == p1:
+        return []
+    rx, ry = abs(rx), abs(ry)
+    if rx == 0 or ry == 0:
+        a = p0
+        return [((a[0] + (p1[0] - a[0]) / 3, a[1] + (p1[1] - a[1]) / 3),
+                 (a[0] + (p1[0] - a[0]) * 2 / 3, a[1] + (p1[1] - a[1]) * 2 / 3), p1)]
+    phi = math.radians(phi_deg % 360.0)
+    cs, sn = math.cos(phi), math.sin(phi)
+    dx, dy = (p0[0] - p1[0]) / 2, (p0[1] - p1[1]) / 2
+    x1p, y1p = cs * dx + sn * dy, -sn * dx + cs * dy
+    lam = (x1p / rx) ** 2 + (y1p / ry) ** 2
+    if lam > 1:
+        s = math.sqrt(lam)
+        rx, ry = rx * s, ry * s
+    num = rx * rx * ry * ry - rx * rx * y1p * y1p - ry * ry * x1p * x1p
+    den = rx * rx * y1p * y1p + ry * ry * x1p * x1p
+    coef = math.sqrt(max(num / den, 0.0)) if den > 0 else 0.0
+    if large == sweep:
+        coef = -coef
+    cxp, cyp = coef * rx * y1p / ry, -coef * ry * x1p / rx
+    cx = cs * cxp - sn * cyp + (p0[0] + p1[0]) / 2
+    cy = sn * cxp + cs * cyp + (p0[1] + p1[1]) / 2
+
+    def angle(ux, uy, vx, vy):
+        a = math.atan2(ux * vy - uy * vx, ux * vx + uy * vy)
+        return a
+
+    th1 = angle(1, 0, (x1p - cxp) / rx, (y1p - cyp) / ry)
+    dth = angle((x1p - cxp) / rx, (y1p - cyp) / ry, (-x1p - cxp) / rx, (-y1p - cyp) / ry)
+    if not sweep and dth > 0:
+        dth -= 2 * math.pi
+    elif sweep and dth < 0:
+        dth += 2 * math.pi
+    nseg = max(1, math.ceil(abs(dth) / (math.pi / 2) - 1e-9))
+    step = dth / nseg
+    k = 4.0 / 3.0 * math.tan(step / 4.0)
+    out = []
+
+    def pt(t):
+        x, y = rx * math.cos(t), ry * math.sin(t)
+        return (cs * x - sn * y + cx, sn * x + cs * y + cy)
+
+    def deriv(t):
+        x, y = -rx * math.sin(t), ry * math.cos(t)
+        return (cs * x - sn * y, sn * x + cs * y)
+
+    t = th1
+    a = p0
+    for j in range(nseg):
+        t2 = t + step
+        b = p1 if j == nseg - 1 else pt(t2)
+        da, db = deriv(t), deriv(t2)
+        out.append(((a[0] + k * da[0], a[1] + k * da[1]), (b[0] - k * db[0], b[1] - k * db[1]), b))
+        a, t = b, t2
+    return out
+
+
+# ------------------------------------------------------------------------------------------ shapes
+
+_KAPPA = 0.5522847498307936      # 4/3 (sqrt(2) - 1): quarter circle as one cubic
+
+
+def _ellipse(cx, cy, rx, ry):
+    k = _KAPPA
+    pts = [(cx + rx, cy), (cx + rx, cy + k * ry), (cx + k * rx, cy + ry), (cx, cy + ry),
+           (cx - k * rx, cy + ry), (cx - rx, cy + k * ry), (cx - rx, cy),
+           (cx - rx, cy - k * ry), (cx - k * rx, cy - ry), (cx, cy - ry),
+           (cx + k * rx, cy - ry), (cx + rx, cy - k * ry), (cx + rx, cy)]
+    return [(pts, True)]
+
+
+def _polyline(coords, closed):
+    pb = _PathBuilder(_Budget(len(coords)))
+    pts = list(zip(coords[0::2], coords[1::2]))
+    if len(pts) < 2:
+        return []
+    pb.move(pts[0])
+    for p in pts[1:]:
+        pb.line(p)
+    if closed:
+        pb.close()
+    return pb.finish()
+
+
+def _rect(x, y, w, h, rx, ry):
+    if rx <= 0 or ry <= 0:
+        return _polyline([x, y, x + w, y, x + w, y + h, x, y + h], True)
+    k = _KAPPA
+    pb = _PathBuilder(_Budget(8))
+    pb.move((x + rx, y))
+    pb.line((x + w - rx, y))
+    pb.cubic((x + w - rx + k * rx, y), (x + w, y + ry - k * ry), (x + w, y + ry))
+    pb.line((x + w, y + h - ry))
+    pb.cubic((x + w, y + h - ry + k * ry), (x + w - rx + k * rx, y + h), (x + w - rx, y + h))
+    pb.line((x + rx, y + h))
+    pb.cubic((x + rx - k * rx, y + h), (x, y + h - ry + k * ry), (x, y + h - ry))
+    pb.line((x, y + ry))
+    pb.cubic((x, y + ry - k * ry), (x + rx - k * rx, y), (x + rx, y))
+    pb.close()
+    return pb.finish()
+
+
+# ------------------------------------------------------------------------------------------- builder
+
+_INHERITED = ("fill", "fill-opacity", "fill-rule", "stroke", "stroke-opacity", "stroke-width", "color", "visibility")
+_PROPS = _INHERITED + ("opacity", "display", "stop-color", "stop-opacity")
+_CONTAINERS = ("g", "a", "switch", "svg")
+_SHAPES = ("path", "rect", "circle", "ellipse", "line", "polyline", "polygon")
+
+
+def _style(elem) -> dict[str, str]:
+    """Presentation attributes overridden by the style attribute (CSS declarations)."""
+    props = {}
+    for k in _PROPS:
+        v = elem.get(k)
+        if v is not None:
+            props[k] = v.strip()
+    style = elem.get("style")
+    if style:
+        for decl in style.split(";"):
+            k, sep, v = decl.partition(":")
+            k = k.strip().lower()
+            if sep and k in _PROPS:
+                props[k] = v.replace("!important", "").strip()
+    return props
+
+
+def _float(text, default):
+    if text is None:
+        return default
+    try:
+        v = float(str(text).strip().rstrip("%")) / (100.0 if str(text).strip().endswith("%") else 1.0)
+    except ValueError:
+        return default
+    return min(max(v, 0.0), 1.0) if math.isfinite(v) else default
+
+
+class _Builder:
+    def __init__(self, root, max_segments):
+        self.root = root
+        self.budget = _Budget(max_segments)
+        self.shapes: list[Shape] = []
+        self.background = None
+        self.gradients = {}
+        for el in root.iter():
+            tag = _local(el.tag)
+            if tag in ("linearGradient", "radialGradient", "pattern") and el.get("id"):
+                self.gradients[el.get("id")] = el
+
+    # -- viewport
+    def _viewport(self, elem, W, H):
+        """Transform from the element's viewBox to a W x H viewport (preserveAspectRatio honoured)."""
+        vb = elem.get("viewBox")
+        if not vb:
+            return _IDENTITY
+        nums = _numbers(vb)
+        if len(nums) != 4 or nums[2] <= 0 or nums[3] <= 0:
+            raise InputError(f"The SVG has a malformed viewBox {vb.strip()[:60]!r}.")
+        mx, my, vw, vh = nums
+        par = (elem.get("preserveAspectRatio") or "xMidYMid meet").split()
+        align = par[0] if par else "xMidYMid"
+        if align == "defer" and len(par) > 1:
+            par = par[1:]
+            align = par[0]
+        sx, sy = W / vw, H / vh
+        if align != "none":
+            s = max(sx, sy) if (len(par) > 1 and par[1] == "slice") else min(sx, sy)
+            sx = sy = s
+            ax = {"xMin": 0.0, "xMid": 0.5, "xMax": 1.0}.get(align[:4], 0.5)
+            ay = {"YMin": 0.0, "YMid": 0.5, "YMax": 1.0}.get(align[4:], 0.5)
+            tx, ty = (W - vw * s) * ax, (H - vh * s) * ay
+        else:
+            tx = ty = 0.0
+        return (sx, 0.0, 0.0, sy, tx - mx * sx, ty - my * sy)
+
+    def build(self) -> Scene:
+        root = self.root
+        nums = _numbers(root.get("viewBox") or "")
+        vbw, vbh = (nums[2], nums[3]) if len(nums) == 4 else (None, None)
+        W = _length(root.get("width"), vbw or 300.0, None)
+        H = _length(root.get("height"), vbh or 150.0, None)
+        if W is None and H is None:
+            W, H = vbw or 300.0, vbh or 150.0
+        elif W is None:
+            W = H * (vbw / vbh) if vbw and vbh else 300.0
+        elif H is None:
+            H = W * (vbh / vbw) if vbw and vbh else 150.0
+        if not (0 < W <= MAX_CANVAS and 0 < H <= MAX_CANVAS):
+            raise InputError(f"The SVG canvas is {W:g} x {H:g} pixels; sizes from 1 to {MAX_CANVAS} are supported.")
+        Wi, Hi = max(1, round(W)), max(1, round(H))
+        m = self._viewport(root, Wi, Hi)
+        state = {"fill": "black", "stroke": "none", "stroke-width": "1", "fill-rule": "nonzero",
+                 "fill-opacity": "1", "stroke-opacity": "1", "color": "black", "visibility": "visible"}
+        self._walk(root, m, state, 1.0, 0, is_root=True)
+        bg = self.background if self.background is not None else (1.0, 1.0, 1.0, 0.0)
+        return Scene(Wi, Hi, self.shapes, torch.tensor(bg, dtype=torch.float32))
+
+    def _walk(self, elem, m, state, opacity, depth, is_root=False):
+        if depth > MAX_DEPTH:
+            raise InputError(f"The SVG nests elements more than {MAX_DEPTH} levels deep.")
+        props = _style(elem)
+        if props.get("display") == "none":
+            return
+        state = dict(state)
+        for k in _INHERITED:
+            if k in props and props[k] != "inherit":
+                state[k] = props[k]
+        opacity *= _float(props.get("opacity"), 1.0)
+        tag = _local(elem.tag)
+        if not is_root:
+            if _ns(elem.tag) not in ("", SVG_NS):
+                return
+            m = _mul(m, parse_transform(elem.get("transform", "")))
+            if tag == "svg":
+                x, y = _length(elem.get("x"), 0.0, 0.0), _length(elem.get("y"), 0.0, 0.0)
+                w, h = _length(elem.get("width"), 0.0, None), _length(elem.get("height"), 0.0, None)
+                nums = _numbers(elem.get("viewBox") or "")
+                if w is None:
+                    w = nums[2] if len(nums) == 4 else 0.0
+                if h is None:
+                    h = nums[3] if len(nums) == 4 else 0.0
+                m = _mul(_mul(m, (1.0, 0.0, 0.0, 1.0, x, y)), self._viewport(elem, w, h))
+        if tag in _CONTAINERS:
+            first = True
+            children = list(elem)
+            if tag == "switch":                                  # the first child wins; no conditions tested
+                children = [c for c in children if _ns(c.tag) in ("", SVG_NS)][:1]
+            for child in children:
+                if is_root and first and _local(child.tag) == "rect" and "background" in (child.get("class") or "").split():
+                    first = False
+                    self._background(child, state)
+                    continue
+                first = False
+                self._walk(child, m, state, opacity, depth + 1)
+            return
+        if tag in _SHAPES and state.get("visibility") not in ("hidden", "collapse"):
+            self._shape(elem, tag, m, state, opacity)
+
+    def _background(self, elem, state):
+        props = _style(elem)
+        st = dict(state)
+        st.update({k: v for k, v in props.items() if k in _INHERITED})
+        fill = self._paint(st.get("fill"), st)
+        if fill is None:
+            return
+        a = fill[3] * _float(st.get("fill-opacity"), 1.0) * _float(props.get("opacity"), 1.0)
+        self.background = (fill[0], fill[1], fill[2], a)
+
+    def _paint(self, text, state):
+        if text is None:
+            return None
+        text = text.strip()
+        if text in ("none", ""):
+            return None
+        if text.startswith("url("):
+            ref, _, fallback = text.partition(")")
+            ref = ref[4:].strip().strip("'\"").lstrip("#")
+            mean = self._gradient_mean(ref)
+            if mean is not None:
+                return mean
+            return self._paint(fallback, state) if fallback.strip() else None
+        current = parse_color(state.get("color", "black")) or (0.0, 0.0, 0.0, 1.0)
+        c = parse_color(text, current)
+        return c
+
+    def _gradient_mean(self, ref, depth=0):
+        el = self.gradients.get(ref)
+        if el is None or depth > 8:
+            return None
+        stops = [s for s in el if _local(s.tag) == "stop"]
+        if not stops:
+            href = el.get("href") or el.get("{http://www.w3.org/1999/xlink}href") or ""
+            return self._gradient_mean(href.lstrip("#"), depth + 1) if href.startswith("#") else None
+        acc = [0.0, 0.0, 0.0, 0.0]
+        for s in stops:
+            p = _style(s)
+            c = parse_color(p.get("stop-color", "black")) or (0.0, 0.0, 0.0, 1.0)
+            a = c[3] * _float(p.get("stop-opacity"), 1.0)
+            for i in range(3):
+                acc[i] += c[i]
+            acc[3] += a
+        n = len(stops)
+        return tuple(v / n for v in acc)
+
+    def _geometry(self, elem, tag):
+        g = elem.get
+        if tag == "path":
+            return parse_path_data(g("d") or "", self.budget)
+        if tag == "rect":
+            x, y = _length(g("x"), 0, 0.0), _length(g("y"), 0, 0.0)
+            w, h = _length(g("width"), 0, 0.0), _length(g("height"), 0, 0.0)
+            if w <= 0 or h <= 0:
+                return []
+            rx, ry = _length(g("rx"), w, None), _length(g("ry"), h, None)
+            if rx is None and ry is None:
+                rx = ry = 0.0
+            elif rx is None:
+                rx = ry
+            elif ry is None:
+                ry = rx
+            rx, ry = min(max(rx, 0.0), w / 2), min(max(ry, 0.0), h / 2)
+            return _rect(x, y, w, h, rx, ry)
+        if tag in ("circle", "ellipse"):
+            cx, cy = _length(g("cx"), 0, 0.0), _length(g("cy"), 0, 0.0)
+            if tag == "circle":
+                rx = ry = _length(g("r"), 0, 0.0)
+            else:
+                rx, ry = _length(g("rx"), 0, None), _length(g("ry"), 0, None)
+                rx = ry if rx is None else rx
+                ry = rx if ry is None else ry
+                rx, ry = rx or 0.0, ry or 0.0
+            if rx <= 0 or ry <= 0:
+                return []
+            return _ellipse(cx, cy, rx, ry)
+        if tag == "line":
+            return _polyline([_length(g(k), 0, 0.0) for k in ("x1", "y1", "x2", "y2")], False)
+        coords = _numbers(g("points") or "")
+        if len(coords) % 2:
+            coords = coords[:-1]
+        return _polyline(coords, tag == "polygon")
+
+    def _shape(self, elem, tag, m, state, opacity):
+        subpaths = self._geometry(elem, tag)
+        if not subpaths:
+            return
+        self.budget.spend(0)
+        fill = None if tag == "line" else self._paint(state.get("fill"), state)
+        stroke = self._paint(state.get("stroke"), state)
+        width = _length(state.get("stroke-width"), 1.0, 1.0) or 0.0
+        scale = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+        width *= scale
+        if fill is not None:
+            fill = (*fill[:3], fill[3] * _float(state.get("fill-opacity"), 1.0) * opacity)
+            if fill[3] <= 0:
+                fill = None
+        if stroke is not None:
+            stroke = (*stroke[:3], stroke[3] * _float(state.get("stroke-opacity"), 1.0) * opacity)
+            if stroke[3] <= 0 or width <= 0:
+                stroke = None
+        if fill is None and stroke is None:
+            return
+        rule = "evenodd" if state.get("fill-rule", "nonzero").strip() == "evenodd" else "nonzero"
+        subpaths = [([_apply(m, p) for p in pts], closed) for pts, closed in subpaths]
+        all_closed = all(c for _, c in subpaths)
+        is_rect = tag == "rect" and len(subpaths[0][0]) == 13 and abs(m[1]) < 1e-12 and abs(m[2]) < 1e-12
+        if is_rect and stroke is None and fill is not None:
+            xs = [p[0] for p in subpaths[0][0]]
+            ys = [p[1] for p in subpaths[0][0]]
+            corners = torch.tensor([[min(xs), min(ys)], [max(xs), max(ys)]], dtype=torch.float32)
+            self.shapes.append(Shape("square", corners, fill=torch.tensor(fill, dtype=torch.float32)))
+            return
+        if all_closed:
+            pts, counts = _closed_points(subpaths)
+            self.shapes.append(Shape("path", pts, fill=torch.tensor(fill or (0.0, 0.0, 0.0, 0.0)),
+                                     stroke=torch.tensor(stroke or (0.0, 0.0, 0.0, 0.0)),
+                                     stroke_width=width if stroke else 0.0, fill_rule=rule,
+                                     subpaths=counts if len(counts) > 1 else None))
+            return
+        if fill is not None:
+            pts, counts = _closed_points(subpaths)
+            if counts:
+                self.shapes.append(Shape("path", pts, fill=torch.tensor(fill), fill_rule=rule,
+                                         subpaths=counts if len(counts) > 1 else None))
+        if stroke is not None:
+            flat, counts = [], []
+            for p, _ in subpaths:
+                flat += p
+                counts.append((len(p) - 1) // 3)
+            self.shapes.append(Shape("stroke", torch.tensor(flat, dtype=torch.float32), stroke=torch.tensor(stroke),
+                                     stroke_width=width, subpaths=tuple(counts) if len(counts) > 1 else None))
+
+
+def _apply(m, p):
+    a, b, c, d, e, f = m
+    x, y = p
+    return (a * x + c * y + e, b * x + d * y + f)
+
+
+def _closed_points(subpaths):
+    """Subpaths (p0 c c p1 ... pn) -> closed point lists (implicitly closed with a line), concatenated."""
+    flat, counts = [], []
+    for pts, _ in subpaths:
+        pts = list(pts)
+        if pts[-1] != pts[0]:
+            a, b = pts[-1], pts[0]
+            pts += [(a[0] + (b[0] - a[0]) / 3, a[1] + (b[1] - a[1]) / 3),
+                    (a[0] + (b[0] - a[0]) * 2 / 3, a[1] + (b[1] - a[1]) * 2 / 3), b]
+        flat += pts[:-1]
+        counts.append((len(pts) - 1) // 3)
+    return torch.tensor(flat, dtype=torch.float32), tuple(counts)
