@@ -1,0 +1,349 @@
+"""Stable Diffusion (text) and InstructPix2Pix (text + image) priors, loaded with diffusers' `from_pretrained`.
+
+Loading, memory switches and the UNet call live here; the guidance arithmetic is `engine.guidance` (pure
+functions), so this file only decides which noise predictions to batch together and in what order.
+
+Precision: on CUDA the UNet and the text encoder run in fp16, the VAE in fp32 (score-distillation gradients
+flow back through the encoder, and fp16 VAEs overflow); on CPU everything is fp32.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ...errors import InputError, ModelUnavailableError
+from ..guidance import cfg, ip2p_guidance
+from .base import Cond, as_list
+
+DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_IP2P = "timbrooks/instruct-pix2pix"
+KINDS = ("text", "instruct")
+_ALIASES = {"sd": "text", "ip2p": "instruct"}  # the model names, accepted for the prior kinds they are
+_ENV = {"text": "DISTILL_SD_MODEL", "instruct": "DISTILL_IP2P_MODEL"}
+_DEFAULT = {"text": DEFAULT_SD, "instruct": DEFAULT_IP2P}
+_LABEL = {"text": "Stable Diffusion", "instruct": "InstructPix2Pix"}
+
+
+def default_source(kind: str) -> str:
+    """The model to load for `kind` ("text"/"sd" or "instruct"/"ip2p"): $DISTILL_SD_MODEL / $DISTILL_IP2P_MODEL
+    if set, else the public default."""
+    kind = _check_kind(kind)
+    return os.environ.get(_ENV[kind]) or _DEFAULT[kind]
+
+
+def _check_kind(kind: str) -> str:
+    kind = _ALIASES.get(kind, kind)
+    if kind not in KINDS:
+        raise ValueError(f"prior kind must be one of {KINDS} (or {tuple(_ALIASES)}), not {kind!r}")
+    return kind
+
+
+def _hub_offline() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once at import; read it per call so a later setting is honoured.
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _looks_like_path(source: str) -> bool:
+    # A hub id is "name" or "owner/name"; anything else (absolute, ~, ./, deeper nesting) is meant as a folder.
+    return (os.path.isabs(source) or source.startswith(("~", ".")) or source.count("/") > 1
+            or (os.sep != "/" and os.sep in source))
+
+
+def _unavailable(source: str, kind: str, reason: str) -> ModelUnavailableError:
+    hint = f"set {_ENV[kind]} to a local directory with the model"
+    if not _looks_like_path(source):
+        hint += f", or download it first with `huggingface-cli download {source}`"
+    return ModelUnavailableError(f"The {_LABEL[kind]} model '{source}' could not be loaded ({reason}): {hint}.")
+
+
+def load_diffusers_prior(
+    source: str | os.PathLike,
+    kind: str,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    tiny: bool = False,
+    name: str | None = None,
+) -> "DiffusersPrior":
+    """Load a Stable Diffusion (kind "text" or "sd") or InstructPix2Pix (kind "instruct" or "ip2p") prior from a
+    hub id or a local pipeline directory.
+
+    device: default CUDA when available, else CPU. dtype: of the UNet and text encoder, default fp16 on CUDA, fp32
+    on CPU (the VAE is always fp32). A hub id is looked up in the local cache first, then downloaded, unless
+    HF_HUB_OFFLINE is set. Raises ModelUnavailableError when the weights cannot be found, InputError when the
+    model is of the wrong kind.
+    """
+    kind = _check_kind(kind)
+    source = str(source)
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    if _looks_like_path(source):
+        source = str(Path(source).expanduser())
+        if not (Path(source) / "model_index.json").is_file() and not (Path(source) / "unet").is_dir():
+            raise _unavailable(source, kind, "no model directory there")
+    # The local cache first, so a downloaded model loads without a network round-trip (huggingface_hub retries an
+    # unreachable hub for minutes); then the hub, unless HF_HUB_OFFLINE forbids it.
+    offline = _hub_offline()
+    local_first = [True] if offline or _looks_like_path(source) else [True, False]
+    for local_only in local_first:
+        try:
+            unet, vae, text_encoder, tokenizer, scheduler = _load_components(source, dtype, local_only)
+            break
+        except (OSError, ValueError) as err:  # hub and file errors are OSError; a malformed id is a ValueError
+            error = err
+    else:
+        if _looks_like_path(source):
+            reason = "its files are incomplete or unreadable"
+        elif offline:
+            reason = "HF_HUB_OFFLINE is set and it is not in the local cache"
+        else:
+            reason = "not in the local cache, and the Hugging Face Hub is unreachable or has no such model"
+        raise _unavailable(source, kind, reason) from error
+    return DiffusersPrior(unet, vae, text_encoder, tokenizer, scheduler, kind=kind, device=device,
+                          name=name or source, tiny=tiny)
+
+
+def _load_components(source: str, dtype: torch.dtype, local_only: bool):
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    hub = dict(local_files_only=local_only)
+    tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **hub)
+    text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype, **hub)
+    unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **hub)
+    vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=torch.float32, **hub)
+    # Only the noise schedule is read from it; clip_sample=False because latents are not confined to [-1, 1]
+    # (SD ships a PNDM config, which has no such key, and DDPM's default would clip).
+    scheduler = DDPMScheduler.from_pretrained(source, subfolder="scheduler", clip_sample=False, **hub)
+    return unet, vae, text_encoder, tokenizer, scheduler
+
+
+class DiffusersPrior:
+    """A diffusers UNet + VAE + CLIP text encoder behind the `Prior` protocol (see base.py).
+
+    kind "text": predict_eps is classifier-free guidance between the negative/empty prompt and the prompt.
+    kind "instruct": the UNet also sees the source image's latent (8 input channels) and predict_eps is
+    InstructPix2Pix's 3-way guidance, batched in its pipeline's order.
+    """
+
+    analytic = False
+
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, kind: str, device: torch.device,
+                 name: str, tiny: bool = False):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        kind = _check_kind(kind)
+        self.name, self.kind, self.tiny = name, kind, tiny
+        self.device = torch.device(device)
+        self.unet = unet.to(self.device).eval().requires_grad_(False)
+        self.vae = vae.to(self.device).eval().requires_grad_(False)  # no weight grads; input grads still flow
+        self.text_encoder = text_encoder.to(self.device).eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.unet.set_attn_processor(AttnProcessor2_0())  # torch's scaled_dot_product_attention
+        self.dtype = self.unet.dtype
+        self.latent_channels = int(self.vae.config.latent_channels)
+        self.latent_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.scaling_factor = float(self.vae.config.scaling_factor)
+        self.num_train_timesteps = int(scheduler.config.num_train_timesteps)
+        self.alphas_cumprod = scheduler.alphas_cumprod.to(self.device, torch.float32)
+        self.text_cache: dict[str, torch.Tensor] = {}  # prompt -> (L, D) embedding, in self.dtype on device
+        want = self.latent_channels * (2 if kind == "instruct" else 1)
+        if self.unet.config.in_channels != want:
+            what = "an InstructPix2Pix" if kind == "instruct" else "a text-to-image"
+            raise InputError(f"The model '{name}' is not {what} model: its UNet takes "
+                             f"{self.unet.config.in_channels} input channels, not {want}.")
+
+    def __repr__(self) -> str:
+        return f"DiffusersPrior(name={self.name!r}, kind={self.kind!r}, device={self.device}, dtype={self.dtype})"
+
+    # ---- memory switches (all off by default: speed is opt-in, memory savings too) ----
+    def enable_attention_slicing(self, slice_size: str | int = "auto") -> None:
+        """Compute attention in slices: less memory, slower (replaces the SDPA processors)."""
+        self.unet.set_attention_slice(slice_size)
+
+    def enable_vae_tiling(self) -> None:
+        """Encode/decode large images in overlapping tiles (the VAE's sample_size, 512 px for SD) and blend them."""
+        self.vae.enable_tiling()
+
+    def enable_vae_slicing(self) -> None:
+        """Run the VAE one image of the batch at a time."""
+        self.vae.enable_slicing()
+
+    # ---- images <-> latents ----
+    def encode(self, images: torch.Tensor, *, sample_mode: str = "sample",
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, C, H/8, W/8) scaled latents, differentiable, float32.
+
+        sample_mode: "sample" draws from the VAE posterior (as SDS implementations do), "mean" takes its mean.
+        """
+        x = images.to(self.device, self.vae.dtype) * 2.0 - 1.0
+        dist = self.vae.encode(x).latent_dist
+        if sample_mode == "sample":
+            z = dist.sample(generator)
+        elif sample_mode == "mean":
+            z = dist.mode()
+        else:
+            raise ValueError(f"sample_mode must be 'sample' or 'mean', not {sample_mode!r}")
+        return z * self.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) scaled latents -> (B, 3, 8h, 8w) float32 images in [0, 1]. Differentiable; wrap in
+        torch.no_grad() for previews. Wide inputs: call enable_vae_tiling() first."""
+        x = self.vae.decode(latents.to(self.device, self.vae.dtype) / self.scaling_factor).sample
+        return ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def encode_image_condition(self, images: torch.Tensor) -> torch.Tensor:
+        """InstructPix2Pix image condition: (B, 3, H, W) in [0, 1] -> (B, C, H/8, W/8) *unscaled* posterior mode,
+        as StableDiffusionInstructPix2PixPipeline does; in self.dtype."""
+        x = images.to(self.device, self.vae.dtype) * 2.0 - 1.0
+        return self.vae.encode(x).latent_dist.mode().to(self.dtype)
+
+    # ---- conditions ----
+    @torch.no_grad()
+    def embed_text(self, prompts: str | Sequence[str]) -> torch.Tensor:
+        """Prompts -> (B, 77, D) CLIP embeddings in self.dtype; each distinct prompt is encoded once and cached."""
+        prompts = as_list(prompts)
+        missing = list(dict.fromkeys(p for p in prompts if p not in self.text_cache))
+        if missing:
+            ids = self.tokenizer(missing, padding="max_length", max_length=self.tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids.to(self.device)
+            mask = None
+            if getattr(self.text_encoder.config, "use_attention_mask", False):
+                mask = (ids != self.tokenizer.pad_token_id).long()
+            emb = self.text_encoder(ids, attention_mask=mask)[0].to(self.dtype)
+            self.text_cache.update(zip(missing, emb))
+        return torch.stack([self.text_cache[p] for p in prompts])
+
+    def condition(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        negative: str | Sequence[str] = "",
+        images: torch.Tensor | None = None,
+        guidance: float | Sequence[float] | torch.Tensor = 7.5,
+        image_guidance: float | Sequence[float] | torch.Tensor = 1.5,
+    ) -> Cond:
+        """Batched condition. prompts: B strings (one string is used for every image); negative: one string or B;
+        images: (B, 3, H, W) in [0, 1], required for "instruct", refused for "text"; guidance, image_guidance: a
+        number or B numbers (per-sample scales)."""
+        prompts = as_list(prompts)
+        b = len(prompts)
+        if self.kind == "instruct":
+            if images is None:
+                raise ValueError("an InstructPix2Pix prior needs the source images to condition on")
+            if b == 1:
+                prompts, b = prompts * images.shape[0], images.shape[0]
+            if images.shape[0] != b:
+                raise ValueError(f"{b} prompts for {images.shape[0]} images: give one prompt or one per image")
+        elif images is not None:
+            raise ValueError("a text-to-image prior takes no images; use an InstructPix2Pix prior to edit images")
+        negative = as_list(negative)
+        if len(negative) == 1:
+            negative = negative * b
+        if len(negative) != b:
+            raise ValueError(f"{len(negative)} negative prompts for {b} prompts: give one or one per prompt")
+        return Cond(
+            text=self.embed_text(prompts),
+            uncond=self.embed_text(negative),
+            image=None if images is None else self.encode_image_condition(images),
+            guidance=self._per_sample(guidance, b),
+            image_guidance=self._per_sample(image_guidance, b) if self.kind == "instruct" else None,
+        )
+
+    def _per_sample(self, scale, b: int) -> torch.Tensor:
+        s = torch.as_tensor(scale, dtype=torch.float32, device=self.device).reshape(-1)
+        if s.numel() == 1:
+            s = s.expand(b)
+        if s.numel() != b:
+            raise ValueError(f"{s.numel()} guidance scales for a batch of {b}: give one or one per sample")
+        return s.clone()
+
+    # ---- noise prediction ----
+    @torch.no_grad()
+    def predict_eps_parts(self, z_t: torch.Tensor, t: torch.Tensor | int, cond: Cond) -> dict[str, torch.Tensor]:
+        """Guided and unguided noise predictions from ONE UNet call over the stacked batch, all (B, C, h, w) in
+        z_t's dtype. Keys: "guided" and, for "text", "uncond", "cond"; for "instruct", "uncond" (no image, no
+        text), "image" (image, no text: CSD-Edit's baseline) and "full" (image and text).
+
+        t: integer timesteps, (B,) or one for all. cond: from `condition`, with batch B.
+        """
+        b = z_t.shape[0]
+        if len(cond) != b:
+            raise ValueError(f"condition has batch {len(cond)} but the latents have {b}: use cond.repeat / cond.index")
+        if cond.text is None or cond.uncond is None or cond.guidance is None:
+            raise ValueError("the condition needs text, uncond and guidance: build it with prior.condition(...)")
+        t = torch.as_tensor(t, device=self.device).reshape(-1).expand(b)
+        z = z_t.to(self.device, self.dtype)
+        g = cond.guidance.to(self.device, torch.float32).reshape(b, 1, 1, 1)
+        if self.kind == "text":
+            eps = self._unet(torch.cat([z, z]), t.repeat(2), torch.cat([cond.uncond, cond.text]))
+            eps_uncond, eps_cond = eps.float().chunk(2)
+            parts = dict(guided=cfg(eps_uncond, eps_cond, g), uncond=eps_uncond, cond=eps_cond)
+        else:
+            if cond.image is None or cond.image_guidance is None:
+                raise ValueError("an InstructPix2Pix condition needs image latents and image_guidance")
+            img = cond.image.to(self.device, self.dtype)
+            # StableDiffusionInstructPix2PixPipeline's order: text [prompt, empty, empty], image [img, img, 0].
+            z3 = torch.cat([torch.cat([z, z, z]), torch.cat([img, img, torch.zeros_like(img)])], dim=1)
+            eps = self._unet(z3, t.repeat(3), torch.cat([cond.text, cond.uncond, cond.uncond]))
+            eps_full, eps_image, eps_uncond = eps.float().chunk(3)
+            ig = cond.image_guidance.to(self.device, torch.float32).reshape(b, 1, 1, 1)
+            parts = dict(guided=ip2p_guidance(eps_uncond, eps_image, eps_full, g, ig),
+                         uncond=eps_uncond, image=eps_image, full=eps_full)
+        return {k: v.to(z_t.dtype) for k, v in parts.items()}
+
+    def predict_eps(self, z_t: torch.Tensor, t: torch.Tensor | int, cond: Cond) -> torch.Tensor:
+        """Guided noise prediction for (B, C, h, w) noisy latents at integer timesteps t, in one UNet call;
+        per-sample guidance scales from cond. No gradient (SDS skips the UNet Jacobian); z_t's dtype."""
+        return self.predict_eps_parts(z_t, t, cond)["guided"]
+
+    def _unet(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.unet(x, t, encoder_hidden_states=text.to(self.dtype), return_dict=False)[0]
+
+    # ---- sampling (for raster baselines and VectorFusion's initialisation) ----
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        steps: int = 50,
+        guidance: float | Sequence[float] = 7.5,
+        height: int = 512,
+        width: int = 512,
+        generator: torch.Generator | None = None,
+        negative: str | Sequence[str] = "",
+        images: torch.Tensor | None = None,
+        image_guidance: float | Sequence[float] = 1.5,
+    ) -> torch.Tensor:
+        """Deterministic DDIM (eta = 0) from pure noise with `steps` evenly spaced ("leading", as SD) timesteps.
+        Returns (B, 3, height, width) float32 images in [0, 1]. For "instruct", images (B, 3, H, W) in [0, 1]
+        are the sources to edit and fix the output size."""
+        cond = self.condition(prompts, negative=negative, images=images, guidance=guidance,
+                              image_guidance=image_guidance)
+        if images is not None:
+            height, width = images.shape[-2:]
+        if not 1 <= steps <= self.num_train_timesteps:
+            raise ValueError(f"steps must be between 1 and {self.num_train_timesteps}, not {steps}")
+        s = self.latent_scale
+        if height % s or width % s:
+            raise ValueError(f"height and width must be multiples of {s}, not {height}x{width}")
+        shape = (len(cond), self.latent_channels, height // s, width // s)
+        gen_device = generator.device if generator is not None else self.device
+        z = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(self.device)
+        ratio = self.num_train_timesteps // steps
+        timesteps = (torch.arange(steps, device=self.device) * ratio + 1).clamp(max=self.num_train_timesteps - 1)
+        timesteps = timesteps.flip(0)  # SD's "leading" spacing with steps_offset = 1
+        ac = self.alphas_cumprod
+        for i, t in enumerate(timesteps):
+            eps = self.predict_eps(z, t, cond).float()
+            a_t = ac[t]
+            a_prev = ac[timesteps[i + 1]] if i + 1 < steps else ac[0]  # SD: set_alpha_to_one = False
+            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        return self.decode(z)
