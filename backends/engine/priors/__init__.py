@@ -5,6 +5,8 @@ A name may also be a hub id or local directory, prefixed by its kind: `sd:path/o
 """
 from __future__ import annotations
 
+import os
+import socket
 import threading
 
 import torch
@@ -24,6 +26,7 @@ KIND = {"sd": "text", "tiny-sd": "text", "ip2p": "instruct", "tiny-ip2p": "instr
 
 _cache: dict[tuple, Prior] = {}
 _lock = threading.Lock()
+_hub_state: bool | None = None
 
 
 def default_device() -> torch.device:
@@ -36,6 +39,23 @@ def prior_kind(name: str) -> str:
     if base not in KIND:
         raise InputError(f"unknown prior {name!r}: choose one of {', '.join(PRIORS)} (or sd:<hub id or folder>, ip2p:<...>)")
     return KIND[base]
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all (one TCP connect, cached for the process). When it does not,
+    HF_HUB_OFFLINE is set so that loading fails at once with a clear message instead of retrying for minutes."""
+    global _hub_state
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+        return False
+    if _hub_state is None:
+        host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _hub_state = True
+        except OSError:
+            _hub_state = False
+            os.environ["HF_HUB_OFFLINE"] = "1"
+    return _hub_state
 
 
 def load_prior(name: str, device: torch.device | str | None = None) -> Prior:
@@ -53,6 +73,8 @@ def load_prior(name: str, device: torch.device | str | None = None) -> Prior:
             from .diffusers_prior import default_source, load_diffusers_prior
 
             base, _, source = name.partition(":")
+            if not base.startswith("tiny-"):
+                hub_reachable()
             model_kind = "sd" if kind == "text" else "ip2p"
             if base.startswith("tiny-"):
                 from .tiny import ensure_tiny
@@ -60,6 +82,8 @@ def load_prior(name: str, device: torch.device | str | None = None) -> Prior:
                 _cache[key] = load_diffusers_prior(str(ensure_tiny(model_kind)), model_kind, device=dev, tiny=True, name=name)
             else:
                 _cache[key] = load_diffusers_prior(source or default_source(model_kind), model_kind, device=dev, name=name)
+            accel = os.environ.get("DISTILL_ACCELERATE", "auto")
+            _cache[key].accelerate(accel)
         return _cache[key]
 
 
@@ -71,4 +95,4 @@ def unload_all() -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["AnalyticPrior", "Cond", "Prior", "PRIORS", "load_prior", "prior_kind", "unload_all", "default_device"]
+__all__ = ["AnalyticPrior", "Cond", "Prior", "PRIORS", "load_prior", "prior_kind", "unload_all", "default_device", "hub_reachable"]
