@@ -1,5 +1,7 @@
 """A differentiable, anti-aliased rasterizer for `Scene`s, in plain PyTorch (CPU and CUDA, float32).
 
+Scenes whose points are float64 render in float64 (for gradient checks); everything else in float32.
+
 How it works, and why
 - Fills (paths and squares) use exact area coverage, the font-rasterizer method: each cubic is flattened
   to chords (flatness tolerance `FLAT_TOL` px), each chord is cut into sub-lines no longer than one pixel in
@@ -110,10 +112,8 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
     with torch.no_grad():
         pts = cubics.detach().reshape(-1, 2)
         lid = layer_of_cubic.repeat_interleave(4)
-        lo = torch.full((n_layers, 2), float("inf"), device=dev).scatter_reduce(0, lid[:, None].expand(-1, 2), pts,
-                                                                                 "amin")
-        hi = torch.full((n_layers, 2), float("-inf"), device=dev).scatter_reduce(0, lid[:, None].expand(-1, 2), pts,
-                                                                                 "amax")
+        lo = pts.new_full((n_layers, 2), float("inf")).scatter_reduce(0, lid[:, None].expand(-1, 2), pts, "amin")
+        hi = pts.new_full((n_layers, 2), float("-inf")).scatter_reduce(0, lid[:, None].expand(-1, 2), pts, "amax")
         lo = torch.nan_to_num(lo, nan=0.0).floor().clamp(0, None)
         hi = torch.nan_to_num(hi, nan=0.0).ceil()
         lo[:, 0].clamp_(max=width)
@@ -194,7 +194,7 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
         prev_end = row_end - row_w - 1                                # index of the previous row's last cell
         row_of = torch.repeat_interleave(torch.arange(len(row_w), device=dev), row_w)
     base_val = torch.where(prev_end >= 0, acc[prev_end.clamp(min=0)], torch.zeros_like(acc[:1]))
-    winding = (acc - base_val[row_of]).float()
+    winding = (acc - base_val[row_of]).to(cubics.dtype)
     aw = winding.abs()
     cov = aw.clamp(max=1.0)
     if any(evenodd):
@@ -387,7 +387,8 @@ def render_batch(scenes: list[Scene], *, size: int | tuple[int, int] | None = No
         raise ValueError(f"samples must be >= 1, got {samples}")
     Hs, Ws = H * samples, W * samples
     ref = next((s.points for sc in scenes for s in sc.shapes), scenes[0].background)
-    dev, dtype = ref.device, torch.float32
+    dev = ref.device
+    dtype = torch.float64 if ref.dtype == torch.float64 else torch.float32    # float64: for gradient checks
 
     # Layers in painter's order: a shape's fill, then its stroke.
     fills, strokes, order = [], [], []       # order: ("fill"|"stroke", index in its list, scene, color)

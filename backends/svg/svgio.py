@@ -29,7 +29,7 @@ from ..errors import InputError
 from .scene import Scene, Shape
 
 MAX_BYTES = 10_000_000
-MAX_ELEMENTS = 50_000
+MAX_ELEMENTS = 20_000
 MAX_SEGMENTS = 200_000
 MAX_DEPTH = 128
 MAX_CANVAS = 16384
