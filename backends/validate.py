@@ -262,7 +262,8 @@ def _open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _fail(f"{shown} is not a regular file; upload a {noun} file.")
+            article = "an" if noun[0] in "aeiou" else "a"
+            raise _fail(f"The path {shown} is not a regular file; upload {article} {noun} file.")
         fh = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -276,7 +277,9 @@ def _read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | 
     Returns (data, file extension or None, label for messages).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source[: max_bytes + 1]) if len(source) > max_bytes else bytes(source)
+        if len(source) > max_bytes:
+            raise _fail(f"The {noun} is {_size(len(source))}; at most {_size(max_bytes)} is allowed.")
+        data = bytes(source)
         ext, shown = None, ""  # messages then read "The image is ..."
     elif hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
         try:
@@ -298,7 +301,7 @@ def _read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | 
     if not data:
         raise _fail(f"The {noun} {shown} is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise _fail(f"The {noun} {shown} is larger than {_size(max_bytes)}, the most allowed.")
+        raise _fail(f"The {noun} {shown} is too large; at most {_size(max_bytes)} is allowed.")
     return bytes(data), ext, shown
 
 
@@ -667,7 +670,9 @@ def _zip_members(
                 except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
                     raise _fail(f"The file {label} is damaged in the archive (bad data or checksum).") from None
                 if len(data) > limits.max_bytes:  # the declared size lied
-                    raise _fail(f"The file {label} is larger than {_size(limits.max_bytes)}, the most allowed.")
+                    raise _fail(
+                        f"The file {label} is too large; at most {_size(limits.max_bytes)} per image is allowed."
+                    )
                 yield data, os.path.splitext(info.filename)[1].lower(), label
 
 
@@ -729,7 +734,8 @@ def images(
             room()
             out.append(_image(item, limits, reserve=reserve))
     if len(out) < min_count:
-        raise _fail(f"{len(out)} images were given; upload between {min_count} and {max_count}.")
+        given = f"Only {len(out)}" if out else "No"
+        raise _fail(f"{given} images were given; upload between {min_count} and {max_count}.")
     return out
 
 
@@ -1052,7 +1058,8 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
         fps = decoded / duration if duration > 0 else 30.0
         log.warning("frame rate of %s unknown; using %.3g fps", shown, fps)
     if decoded / fps > max_seconds + 0.5:  # the container under-reported its length
-        raise _fail(f"The video {shown} is longer than {_num(max_seconds)} s; at most {_num(max_seconds)} s is allowed.")
+        limit = _num(max_seconds)
+        raise _fail(f"The video {shown} is longer than {limit} s; at most {limit} s is allowed.")
     frames = picker.frames()
     return frames, float(fps * len(frames) / decoded)
 
@@ -1076,7 +1083,7 @@ def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = 
     """
     if isinstance(data, str):
         if len(data) > max_bytes:
-            raise _fail(f"The SVG is larger than {_size(max_bytes)}, the most allowed.")
+            raise _fail(f"The SVG is too large; at most {_size(max_bytes)} is allowed.")
         try:
             data = data.encode("utf-8")
         except UnicodeEncodeError:
@@ -1091,7 +1098,7 @@ def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = 
         raise _fail(f"The SVG must be given as text, bytes or a file path, not {type(data).__name__}.")
     data = bytes(data[: max_bytes + 1])
     if len(data) > max_bytes:
-        raise _fail(f"The {shown} is larger than {_size(max_bytes)}, the most allowed.")
+        raise _fail(f"The {shown} is too large; at most {_size(max_bytes)} is allowed.")
     if not data.strip():
         raise _fail(f"The {shown} is empty; upload an SVG file.")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -1106,7 +1113,8 @@ def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = 
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
-        raise _fail(f"The {shown} is not valid {encoding.upper().replace('-SIG', '')} text; save it as UTF-8.") from None
+        shown_encoding = encoding.upper().replace("-SIG", "")
+        raise _fail(f"The {shown} is not valid {shown_encoding} text; save it as UTF-8.") from None
     if "\x00" in text:
         raise _fail(f"The {shown} contains NUL characters, so it is not a text SVG; upload an SVG file.")
     if _SVG_ROOT.search(text) is None:
