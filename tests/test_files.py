@@ -1,0 +1,156 @@
+"""Job folders, generated names and the fence around user-named paths."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backends import files
+from backends.errors import InputError, RunError
+
+NAME = re.compile(r"[a-z0-9_-]+-\d{8}-\d{6}-[0-9a-f]{8}\.[a-z0-9]+")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    monkeypatch.setenv("DISTILL_TMP", str(work))
+    return work
+
+
+def test_job_dir_is_private_unique_and_under_distill_tmp(root):
+    a, b = files.JobDir(), files.JobDir()
+    assert a.path.parent == root and b.path.parent == root and a.path != b.path
+    assert a.path.is_dir() and stat.S_IMODE(a.path.stat().st_mode) == 0o700
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert os.fspath(a) == str(a.path)
+
+
+def test_default_root_is_system_temp_without_the_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv("DISTILL_TMP", raising=False)
+    monkeypatch.setattr(files.tempfile, "gettempdir", lambda: str(tmp_path))
+    assert files.default_root() == tmp_path / "distill_studio"
+
+
+def test_context_manager_removes_the_folder_unless_kept(root):
+    with files.JobDir() as job:
+        job.write("preview", "png", b"x")
+        path = job.path
+    assert not path.exists()
+    with files.JobDir(keep=True) as kept:
+        pass
+    assert kept.path.exists()
+    with pytest.raises(ZeroDivisionError):
+        with files.JobDir() as failing:
+            1 / 0
+    assert not failing.path.exists()
+
+
+def test_job_files_have_generated_names_and_are_never_overwritten(root):
+    job = files.JobDir()
+    first = job.write("svg", ".svg", b"<svg/>")
+    second = job.write("svg", "svg", b"<svg/>")
+    assert first != second and first.parent == job.path
+    assert NAME.fullmatch(first.name) and first.name.startswith("svg-") and first.suffix == ".svg"
+    assert NAME.fullmatch(job.file("result_png", "png").name)
+
+
+@pytest.mark.parametrize("role, ext", [("../x", "png"), ("Result", "png"), ("a b", "png"), ("", "png"),
+                                       ("x" * 40, "png"), ("svg", "p/ng"), ("svg", ""), ("svg", "png\x00")])
+def test_safe_output_name_refuses_anything_but_code_chosen_roles(role, ext):
+    with pytest.raises(ValueError):
+        files.safe_output_name(role, ext)
+
+
+def test_cleanup_expired_removes_only_old_job_folders(root, tmp_path):
+    old, fresh = files.JobDir(keep=True), files.JobDir(keep=True)
+    (old.path / "result.png").write_bytes(b"x")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (old.path / "link").symlink_to(outside)
+    stranger = root / "not-a-job"
+    stranger.mkdir()
+    lookalike = root / "job-20240101-000000-0123456789ab"
+    lookalike.symlink_to(tmp_path, target_is_directory=True)
+    past = time.time() - 3600
+    for p in (old.path / "result.png", old.path, stranger):
+        os.utime(p, (past, past))
+    os.utime(old.path / "link", (past, past), follow_symlinks=False)
+
+    assert files.cleanup_expired(600) == 1
+    assert not old.path.exists() and fresh.path.exists() and stranger.exists()
+    assert outside.read_text() == "keep me" and lookalike.is_symlink()
+
+
+def test_cleanup_expired_counts_age_from_the_newest_file(root):
+    job = files.JobDir(keep=True)
+    past = time.time() - 3600
+    os.utime(job.path, (past, past))
+    (job.path / "preview.png").write_bytes(b"x")  # written just now
+    os.utime(job.path, (past, past))
+    assert files.cleanup_expired(600) == 0
+    job.touch()
+    assert files.cleanup_expired(600, now=time.time() + 3600) == 1
+
+
+def test_default_root_refuses_a_symlinked_root(tmp_path, monkeypatch):
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    monkeypatch.setenv("DISTILL_TMP", str(link))
+    with pytest.raises(RunError):
+        files.default_root()
+
+
+def test_ensure_inside_returns_the_resolved_path(tmp_path):
+    uploads = tmp_path / "uploads"
+    (uploads / "a").mkdir(parents=True)
+    target = uploads / "a" / "x.png"
+    target.write_bytes(b"x")
+    assert files.ensure_inside(uploads / "a" / ".." / "a" / "x.png", [uploads]) == target.resolve()
+    assert files.ensure_inside(str(target), uploads) == target.resolve()
+    assert files.ensure_inside(uploads / "new.png", [tmp_path / "other", uploads]) == (uploads / "new.png").resolve()
+
+
+def test_ensure_inside_refuses_escapes_by_dots_links_and_absolute_paths(tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s")
+    (uploads / "link.png").symlink_to(secret)
+    (uploads / "dirlink").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "uploads-evil").mkdir()
+    for bad in (uploads / ".." / "secret.txt", uploads / "link.png", uploads / "dirlink" / "secret.txt",
+                "/etc/passwd", tmp_path / "uploads-evil" / "x", "x\x00.png", "", 12, b"/etc/passwd"):
+        with pytest.raises(InputError) as info:
+            files.ensure_inside(bad, [uploads])
+        message = str(info.value)
+        assert "\n" not in message and message.endswith(".") and message[0].isupper(), message
+
+
+def test_ensure_inside_accepts_a_root_given_through_a_symlink(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real, target_is_directory=True)
+    assert files.ensure_inside(real / "x.png", [tmp_path / "alias"]) == (real / "x.png").resolve()
+
+
+@settings(max_examples=80, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["..", ".", "a", "b", "", "/", "..a", "a..", "~"]), max_size=8))
+def test_ensure_inside_never_returns_a_path_outside_the_root(tmp_path, parts):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True, exist_ok=True)
+    candidate = os.path.join(str(root), *parts) if parts else str(root)
+    try:
+        out = files.ensure_inside(candidate, [root])
+    except InputError:
+        return
+    real_root = Path(os.path.realpath(root))
+    assert out == real_root or real_root in out.parents

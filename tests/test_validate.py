@@ -1,0 +1,438 @@
+"""The input gate: every hostile upload is refused fast with one clear sentence, good uploads come through."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+import unicodedata
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import hostile
+from backends import validate
+from backends.errors import InputError
+
+FAST = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+VALIDATOR = {"svg": validate.svg_bytes, "image": validate.image, "images": validate.images, "video": validate.video}
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def assert_one_sentence(message: str) -> None:
+    assert message and "\n" not in message and "\r" not in message, message
+    assert "Traceback" not in message and "File \"" not in message and "Error:" not in message, message
+    assert message[0].isupper() and message.endswith("."), message
+    assert re.search(r"[.!?] [A-Z]", message) is None, f"more than one sentence: {message}"
+    assert len(message) < 300, message
+
+
+def refused(fn, *args, **kwargs) -> str:
+    with pytest.raises(InputError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert_one_sentence(message)
+    return message
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    return hostile.make_corpus(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="session")
+def good(tmp_path_factory):
+    return hostile.make_good(tmp_path_factory.mktemp("good"))
+
+
+def png_bytes(width=32, height=24, mode="RGB", color=(10, 200, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (width, height), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- hostile corpus
+
+@pytest.mark.parametrize("name", [n for n, (_, expect) in hostile.CORPUS.items() if expect == "reject"])
+def test_each_hostile_file_is_refused_with_one_sentence_within_2s(corpus, name):
+    kind, _ = hostile.CORPUS[name]
+    path = corpus[name]
+    source = path if kind != "svg" else Path(path)
+    start = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        VALIDATOR[kind](source)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"{name} took {elapsed:.2f} s"
+    assert_one_sentence(str(info.value))
+    assert str(path.parent) not in str(info.value)  # messages name the file, never the server's folders
+
+
+def test_hostile_svg_bytes_are_refused_before_any_parsing(corpus):
+    assert "entities" in refused(validate.svg_bytes, corpus["billion_laughs.svg"].read_bytes())
+    message = refused(validate.svg_bytes, corpus["xxe.svg"].read_text())
+    assert hostile.SECRET_TEXT not in message
+    assert "20,000" in refused(validate.svg_bytes, corpus["many_elements.svg"].read_bytes())
+
+
+def test_png_named_jpg_is_read_by_its_content_and_the_mismatch_reported(corpus):
+    out = validate.image(corpus["png_named.jpg"])
+    assert out.mode == "RGB" and out.size == (32, 24)
+    assert out.info["format"] == "PNG"
+    assert_one_sentence(out.info["notice"])
+    assert ".jpg" in out.info["notice"] and "PNG" in out.info["notice"]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_declared_size_is_refused_from_the_header_and_pillow_guard_is_restored(corpus):
+    before = Image.MAX_IMAGE_PIXELS
+    message = refused(validate.image, corpus["huge_declared.png"])
+    assert "10,000,000,000 pixels" in message and "16,777,216" in message
+    refused(validate.image, hostile.png_with_declared_size(5000, 5000))  # 25 Mpx: between 1x and 2x the limit
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+def test_a_fifo_or_folder_is_refused_without_blocking(tmp_path):
+    refused(validate.image, tmp_path)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "upload.png"
+        os.mkfifo(fifo)
+        start = time.perf_counter()
+        assert "regular file" in refused(validate.image, fifo)
+        assert "regular file" in refused(validate.video, fifo)
+        assert time.perf_counter() - start < 2.0
+    assert "does not exist" in refused(validate.image, tmp_path / "missing.png")
+    refused(validate.image, "bad\x00name.png")
+
+
+def test_checks_stay_under_500_mb_of_extra_memory(corpus, good, tmp_path):
+    # A fresh process, so the peak resident size is this check's own: every hostile file, then a maximal
+    # legitimate image (4096x4096 RGBA, the most pixels allowed) and a view set at its total-pixel limit.
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (4096, 4096), (1, 2, 3, 128)).save(big, compress_level=1)
+    names = [n for n, (k, e) in hostile.CORPUS.items() if e == "reject"]
+    script = f"""
+import resource, sys
+sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parent.parent)!r}]
+import hostile
+from pathlib import Path
+from backends import validate
+from backends.errors import InputError
+import imageio.v2, PIL.Image
+fns = {{"svg": validate.svg_bytes, "image": validate.image, "images": validate.images, "video": validate.video}}
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for name in {names!r}:
+    try:
+        fns[hostile.CORPUS[name][0]](Path({str(next(iter(corpus.values())).parent)!r}) / name)
+    except InputError:
+        pass
+validate.image({str(big)!r})
+validate.images([{str(good["views.zip"])!r}])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+"""
+    if sys.platform != "linux":
+        pytest.skip("ru_maxrss is in KiB on Linux only")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    extra_mb = float(result.stdout.strip().splitlines()[-1])
+    assert extra_mb < 500, f"{extra_mb:.0f} MB"
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+def test_prompt_is_stripped_nfc_normalized_with_unix_newlines():
+    assert validate.prompt("  a cat\r\nin a hat\t ") == "a cat\nin a hat"
+    assert validate.prompt("cafe\u0301") == "caf\u00e9"
+    assert validate.prompt(b"a dog") == "a dog"
+    assert validate.prompt(None, required=False) == ""
+    assert validate.prompt("   ", required=False) == ""
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "empty"), ("  \n\t ", "empty"), ("x" * 1001, "1,001"), ("x" * 100_000, "at most 1,000"),
+    ("bell\x07", "U+0007"), ("esc\x1b[31m", "U+001B"), ("del\x7f", "U+007F"), ("c1\x85x", "U+0085"),
+    ("\ud800lone", "surrogate"), (42, "must be text"), (b"\xff\xfe", "UTF-8"),
+])
+def test_prompt_refuses_with_what_is_allowed(text, words):
+    assert words in refused(validate.prompt, text)
+
+
+def test_prompt_length_is_counted_after_normalization():
+    assert validate.prompt("e\u0301" * 10, max_chars=10) == "\u00e9" * 10
+    assert "negative prompt" in refused(validate.prompt, "x" * 11, name="negative prompt", max_chars=10)
+
+
+@FAST
+@given(st.text(max_size=300) | st.binary(max_size=100) | st.none() | st.integers())
+def test_prompt_returns_clean_text_or_input_error(value):
+    try:
+        out = validate.prompt(value, max_chars=200)
+    except InputError as err:
+        assert_one_sentence(str(err))
+        return
+    assert isinstance(out, str) and 0 < len(out) <= 200
+    assert CONTROL.search(out.replace("\n", "").replace("\t", "")) is None
+    assert out == out.strip() and unicodedata.is_normalized("NFC", out)
+
+
+# ----------------------------------------------------------------------------------------------- numbers
+
+def test_number_parses_cli_text_and_numbers():
+    assert validate.number("steps", "500", lo=1, hi=5000, integer=True) == 500
+    assert validate.number("steps", " 4.0 ", lo=1, hi=5000, integer=True) == 4
+    assert validate.number("guidance", "7.5", lo=0, hi=50) == 7.5
+    assert validate.number("guidance", 7, lo=0, hi=50) == 7.0 and isinstance(validate.number("g", 7, lo=0, hi=9), float)
+    assert validate.number("lr", "1e-3", lo=0, hi=1) == 1e-3
+    assert validate.number("seed", np.int64(3), lo=0, hi=2**32, integer=True) == 3
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan"), float("inf"), "abc", "", "1,5", True,
+                                   None, [1], "2.5", 2.5, 10**400, "9" * 100, 0, 5001])
+def test_number_refuses_non_finite_non_whole_or_out_of_range(value):
+    message = refused(validate.number, "steps", value, lo=1, hi=5000, integer=True)
+    assert "from 1 to 5000" in message
+
+
+@FAST
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-10**30, max_value=10**30),
+                 st.text(max_size=40), st.booleans(), st.none()),
+       st.booleans())
+def test_number_returns_in_range_value_or_input_error(value, integer):
+    try:
+        out = validate.number("scale", value, lo=-5, hi=5, integer=integer)
+    except InputError as err:
+        assert_one_sentence(str(err))
+        return
+    assert -5 <= out <= 5
+    assert type(out) is (int if integer else float)
+
+
+def test_choice_matches_exactly_or_ignoring_case_and_lists_the_options():
+    assert validate.choice("style", "icon", ["icon", "pixel art", "sketch"]) == "icon"
+    assert validate.choice("style", " Pixel Art ", ["icon", "pixel art", "sketch"]) == "pixel art"
+    assert validate.choice("paths", 16, [8, 16, 32]) == 16
+    message = refused(validate.choice, "style", "oil\npainting", ["icon", "pixel art", "sketch"])
+    assert "icon, pixel art, sketch" in message
+    refused(validate.choice, "paths", np.array([1, 2]), [8, 16])
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+def test_good_images_come_back_rgb(good):
+    for name in ("photo.png", "photo.jpg", "anim.gif"):
+        out = validate.image(good[name])
+        assert out.mode == "RGB" and min(out.size) >= 8, name
+        assert "notice" not in out.info
+    assert validate.image(good["photo.png"]).size == (48, 32)
+    assert validate.image(good["photo.jpg"]).info["format"] == "JPEG"
+
+
+def test_transparency_is_composited_on_white(good):
+    arr = np.asarray(validate.image(good["alpha.png"]))
+    assert tuple(arr[0, 0]) == (255, 255, 255) and tuple(arr[16, 16]) == (255, 0, 0)
+    la = np.zeros((10, 10, 4), np.float32)
+    assert (np.asarray(validate.image(la)) == 255).all()  # fully transparent float RGBA -> white
+
+
+def test_animation_gives_its_first_frame(good):
+    first = Image.open(good["anim.gif"]).convert("RGB")
+    assert np.array_equal(np.asarray(validate.image(good["anim.gif"])), np.asarray(first))
+
+
+def test_image_accepts_bytes_file_objects_pil_and_arrays(good):
+    data = good["photo.png"].read_bytes()
+    assert validate.image(data).size == (48, 32)
+    assert validate.image(io.BytesIO(data)).size == (48, 32)
+    assert validate.image(Image.open(io.BytesIO(data))).size == (48, 32)
+    assert validate.image(Image.new("P", (9, 9))).mode == "RGB"
+    assert validate.image(np.zeros((10, 12), np.uint8)).size == (12, 10)
+    assert validate.image(np.ones((10, 12, 1), np.float64)).getpixel((0, 0)) == (255, 255, 255)
+    assert validate.image(np.zeros((10, 12, 3), bool)).size == (12, 10)
+    assert validate.image(np.full((8, 8), 65535, np.uint16)).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("array, words", [
+    (np.full((10, 10, 3), np.nan, np.float32), "NaN"), (np.full((10, 10, 3), 2.0), "0..1"),
+    (np.zeros((10, 10, 2), np.uint8), "shape"), (np.zeros((10,), np.uint8), "shape"),
+    (np.zeros((4, 100, 3), np.uint8), "at least 8"), (np.zeros((10, 10, 3), complex), "dtype"),
+    (np.full((10, 10), 300, np.int32), "0..255"),
+])
+def test_bad_arrays_are_refused(array, words):
+    assert words in refused(validate.image, array)
+
+
+def test_image_limits_are_configurable(good):
+    data = good["photo.png"].read_bytes()
+    with pytest.warns(Image.DecompressionBombWarning):  # 1x..2x the limit: Pillow warns, we refuse
+        assert "at most 1,000 pixels" in refused(validate.image, data, max_pixels=1000)
+    assert "at most 100 bytes is allowed" in refused(validate.image, data, max_bytes=100)
+    assert "at least 40" in refused(validate.image, data, min_side=40)
+    assert "use JPEG" in refused(validate.image, data, formats=("JPEG",))
+    assert "at most 1,000 pixels" in refused(validate.image, Image.new("RGB", (100, 100)), max_pixels=1000)
+
+
+@FAST
+@given(st.binary(max_size=2048))
+def test_image_on_random_bytes_never_raises_anything_but_input_error(data):
+    try:
+        out = validate.image(data)
+    except InputError as err:
+        assert_one_sentence(str(err))
+        return
+    assert out.mode == "RGB"
+
+
+def _valid_samples() -> list[bytes]:
+    rng = np.random.default_rng(7)
+    im = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    out = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "WEBP"):
+        buf = io.BytesIO()
+        im.save(buf, fmt)
+        out.append(buf.getvalue())
+    return out
+
+
+SAMPLES = _valid_samples()
+
+
+@FAST
+@given(st.sampled_from(SAMPLES), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
+       st.integers(0, 10**6))
+def test_image_on_mutated_real_files_never_raises_anything_but_input_error(sample, flips, cut):
+    data = bytearray(sample)
+    for at, value in flips:
+        data[at % len(data)] = value
+    data = bytes(data[: max(1, cut % (len(data) + 1))])
+    try:
+        out = validate.image(data)
+    except InputError as err:
+        assert_one_sentence(str(err))
+        return
+    assert out.mode == "RGB"
+
+
+# ----------------------------------------------------------------------------------------------- view sets
+
+def test_zip_of_views_comes_in_natural_order_without_archiver_junk(good):
+    views = validate.images(good["views.zip"])
+    with zipfile.ZipFile(good["views.zip"]) as zf:
+        expect = [np.asarray(Image.open(zf.open(f"views/view{i}.png")).convert("RGB")) for i in (1, 2, 10)]
+    assert len(views) == 3
+    for got, want in zip(views, expect):
+        assert np.array_equal(np.asarray(got), want)
+    assert len(validate.images(good["views.zip"].read_bytes())) == 3
+
+
+def test_images_mixes_files_arrays_and_zips(good):
+    out = validate.images([good["photo.png"], np.zeros((16, 16, 3), np.uint8), good["views.zip"]])
+    assert [im.size for im in out] == [(48, 32), (16, 16)] + [(32, 32)] * 3
+
+
+def test_images_count_and_total_pixel_limits(good):
+    tile = np.zeros((16, 16, 3), np.uint8)
+    assert "at most 32" in refused(validate.images, [tile] * 33)
+    assert "at most 2" in refused(validate.images, [good["views.zip"]], max_count=2)
+    assert "1,000 pixels" in refused(validate.images, [tile] * 4, max_total_pixels=1000)
+    assert "between 1 and 32" in refused(validate.images, [])
+    assert "unpacks to more than" in refused(validate.images, good["views.zip"], max_zip_uncompressed=1000)
+
+
+def test_zip_with_encrypted_or_bzip2_members_is_refused(tmp_path):
+    path = tmp_path / "bz.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("v.png", png_bytes())
+    assert "compression" in refused(validate.images, path)
+    data = bytearray((tmp_path / "bz.zip").read_bytes())
+    path2 = tmp_path / "enc.zip"
+    with zipfile.ZipFile(path2, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("v.png", png_bytes())
+    data = bytearray(path2.read_bytes())
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # set the "encrypted" flag in both headers
+        at = data.find(sig)
+        data[at + (6 if sig == b"PK\x03\x04" else 8)] |= 1
+    path2.write_bytes(bytes(data))
+    assert "password" in refused(validate.images, path2)
+
+
+# ----------------------------------------------------------------------------------------------- video
+
+def test_good_videos_decode_with_their_frame_rate(good):
+    for name in ("clip.mp4", "clip.webm"):
+        frames, fps = validate.video(good[name])
+        assert frames.shape == (12, 32, 48, 3) and frames.dtype == np.uint8, name
+        assert fps == pytest.approx(12.0)
+    frames, fps = validate.video(good["anim.gif"])
+    assert frames.shape == (6, 32, 32, 3) and fps == pytest.approx(10.0)
+
+
+def test_sample_keeps_evenly_spread_frames_and_the_duration(good):
+    every, fps = validate.video(good["clip.mp4"])
+    some, fps4 = validate.video(good["clip.mp4"], sample=4)
+    assert some.shape[0] == 4
+    assert np.array_equal(some[0], every[0]) and np.array_equal(some[-1], every[-1])
+    assert some.shape[0] / fps4 == pytest.approx(every.shape[0] / fps)
+    gif4, _ = validate.video(good["anim.gif"], sample=3)
+    assert gif4.shape[0] == 3
+    assert "from 1 to 240" in refused(validate.video, good["clip.mp4"], sample=0)
+
+
+def test_video_limits_are_checked_from_metadata(good):
+    assert "at most 0.5 s" in refused(validate.video, good["clip.mp4"], max_seconds=0.5)
+    assert "at most 5 are allowed" in refused(validate.video, good["clip.mp4"], max_frames=5)
+    assert "from 8 to 40 pixels" in refused(validate.video, good["clip.mp4"], max_side=40)
+    assert "at most 10 frames" in refused(validate.video, good["clip.mp4"], max_kept_bytes=48 * 32 * 3 * 10)
+    assert validate.video(good["clip.mp4"], sample=10, max_kept_bytes=48 * 32 * 3 * 10)[0].shape[0] == 10
+    assert "can be decoded" in refused(validate.video, good["clip.mp4"], max_decode_pixels=48 * 32 * 5)
+    assert "at most 2 are allowed" in refused(validate.video, good["anim.gif"], max_frames=2)
+
+
+def test_video_path_with_odd_name_is_never_read_as_ffmpeg_options(good, tmp_path):
+    odd = tmp_path / "-i concat:x|y.mp4"
+    odd.write_bytes(good["clip.mp4"].read_bytes())
+    assert validate.video(odd)[0].shape[0] == 12
+
+
+# ----------------------------------------------------------------------------------------------- SVG
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="5" height="5"/></svg>'
+
+
+def test_svg_precheck_passes_good_svg_through_unchanged(tmp_path):
+    assert validate.svg_bytes(SVG) == SVG
+    assert validate.svg_bytes(SVG.decode()) == SVG
+    path = tmp_path / "a.svg"
+    path.write_bytes(SVG)
+    assert validate.svg_bytes(path) == SVG
+    doctype = b'<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd">' + SVG
+    assert validate.svg_bytes(doctype) == doctype
+    utf16 = "\ufeff".encode("utf-16-le") + SVG.decode().encode("utf-16-le")
+    assert validate.svg_bytes(b"\xff\xfe" + utf16[2:]) == b"\xff\xfe" + utf16[2:]
+    latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + SVG.replace(b"</svg>", b"<text>\xe9</text></svg>")
+    assert validate.svg_bytes(latin) == latin
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "empty"), (b"\xff\xfe\x00", "UTF-16"), (b"<svg>\xff</svg>", "UTF-8"), (b"<html></html>", "<svg>"),
+    (b'<?xml version="1.0" encoding="EBCDIC-X"?><svg/>', "encoding"), (SVG + b" " * (2 * 1024 * 1024), "2 MB"),
+    (12, "text, bytes or a file path"),
+])
+def test_svg_precheck_refuses(data, words):
+    assert words in refused(validate.svg_bytes, data)
+
+
+@FAST
+@given(st.binary(max_size=512) | st.text(max_size=200))
+def test_svg_precheck_never_raises_anything_but_input_error(data):
+    try:
+        out = validate.svg_bytes(data)
+    except InputError as err:
+        assert_one_sentence(str(err))
+        return
+    assert isinstance(out, bytes)
