@@ -183,18 +183,19 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
     dy = (p_end[:, 1] - p_start[:, 1])[valid_idx]
     xm = ((p_start[:, 0] + p_end[:, 0]) * 0.5)[valid_idx] - cell[valid_idx, 0]
     vals = torch.cat([dy * (1.0 - xm), dy * xm]).double()
-    idx = torch.cat([i0[valid_idx], i1[valid_idx]])
-    delta = torch.zeros(total, dtype=torch.float64, device=dev).index_add(0, idx, vals)
-    # Row-wise cumulative sum: one global cumsum (float64, so rows never leak into each other), minus the
-    # running total at the end of the previous row.
-    acc = torch.cumsum(delta, 0)
+    # Row-wise cumulative sums with one global cumsum: each row starts by cancelling the total of the row
+    # before it (float64, so rows never leak into each other).
     with torch.no_grad():
-        row_w = torch.repeat_interleave(t_w + 1, t_h)                 # row lengths, tile after tile
-        row_end = torch.cumsum(row_w, 0)
-        prev_end = row_end - row_w - 1                                # index of the previous row's last cell
-        row_of = torch.repeat_interleave(torch.arange(len(row_w), device=dev), row_w)
-    base_val = torch.where(prev_end >= 0, acc[prev_end.clamp(min=0)], torch.zeros_like(acc[:1]))
-    winding = (acc - base_val[row_of]).to(cubics.dtype)
+        lay_v = lay3[valid_idx]
+        row_first = torch.cumsum(t_h, 0) - t_h                        # global index of each tile's first row
+        row = (row_first[lay_v] + cy[valid_idx]).repeat(2)
+        n_rows = int(sum(hl))
+        row_start = torch.repeat_interleave(t_off, t_h) + _ragged_arange(t_h) * torch.repeat_interleave(t_w + 1, t_h)
+    row_sum = torch.zeros(n_rows, dtype=torch.float64, device=dev).index_add(0, row, vals)
+    carry = torch.cat([row_sum.new_zeros(1), row_sum[:-1]])          # what the previous row left behind
+    idx = torch.cat([i0[valid_idx], i1[valid_idx], row_start])
+    delta = torch.zeros(total, dtype=torch.float64, device=dev).index_add(0, idx, torch.cat([vals, -carry]))
+    winding = torch.cumsum(delta, 0).to(cubics.dtype)
     aw = winding.abs()
     cov = aw.clamp(max=1.0)
     if any(evenodd):
@@ -206,6 +207,12 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
         folded = 1.0 - (1.0 - folded).abs()
         cov = torch.where(eo_elem, folded, cov)
     return cov, tiles
+
+
+def _ragged_arange(counts: torch.Tensor) -> torch.Tensor:
+    """concat(arange(c) for c in counts)."""
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(int(counts.sum()), device=counts.device) - torch.repeat_interleave(starts, counts)
 
 
 # ---------------------------------------------------------------------------------------- stroke coverage
