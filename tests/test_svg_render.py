@@ -236,6 +236,32 @@ def test_autograd_memory_scales_with_bounding_boxes_not_pixels_times_paths():
     assert sum(saved) < 40 * 8 * bbox_area
 
 
+def test_sorted_and_loop_compositing_agree_in_values_and_gradients():
+    g = torch.Generator().manual_seed(4)
+    shapes = (random_paths(8, 4, 48, 40, box=0.5, generator=g) + random_strokes(3, 3, 3.0, 48, 40, generator=g)
+              + pixel_grid(3, 48, 40, generator=g)[:3])
+    shapes[1].fill = torch.tensor([0.3, 0.6, 0.2, 1.0])
+    shapes[2].fill_rule = "evenodd"
+    params = []
+    for s in shapes:
+        for name in ("points", "fill", "stroke", "stroke_width"):
+            setattr(s, name, getattr(s, name).double().requires_grad_())
+        params += [s.points, s.fill, s.stroke, s.stroke_width]
+    weight = torch.rand(40, 48, 4, generator=g, dtype=torch.float64)
+    for background in (True, False):
+        scene = Scene(48, 40, shapes, background=torch.tensor([0.2, 0.9, 0.5], dtype=torch.float64))
+        results = []
+        for mode in ("loop", "sorted"):
+            img = render(scene, composite=mode, background=background)
+            grads = torch.autograd.grad((img * weight[..., :img.shape[-1]]).sum(), params, allow_unused=True)
+            results.append((img, grads))
+        (a, ga), (b, gb) = results
+        assert (a - b).abs().max() < 1e-5
+        for x, y in zip(ga, gb):
+            if x is not None:
+                assert (x - y).abs().max() <= 1e-4 * (1 + x.abs().max())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device in this session")
 def test_cuda_renders_what_the_cpu_renders():
     g = torch.Generator().manual_seed(2)

@@ -42,7 +42,8 @@ def _rgba(value, default, like: torch.Tensor) -> torch.Tensor:
 class Shape:
     """One shape of a scene (see the module docstring for the meaning of points per kind).
 
-    fill, stroke: (4,) RGBA in [0, 1]; stroke_width: scalar tensor, pixels; fill_rule: "nonzero" | "evenodd";
+    fill, stroke: (4,) RGBA in [0, 1] (defaults: an opaque black fill for paths and squares, an opaque black
+    stroke 1 px wide for strokes, nothing else); stroke_width: scalar tensor, pixels; fill_rule: "nonzero" | "evenodd";
     subpaths: segment count per subpath (None: a single subpath made of all points).
     """
 
@@ -50,7 +51,7 @@ class Shape:
     points: torch.Tensor
     fill: torch.Tensor | None = None
     stroke: torch.Tensor | None = None
-    stroke_width: torch.Tensor | float = 0.0
+    stroke_width: torch.Tensor | float | None = None
     fill_rule: str = "nonzero"
     subpaths: tuple[int, ...] | None = None
 
@@ -68,7 +69,7 @@ class Shape:
         self.fill = _rgba(self.fill, transparent if self.kind == "stroke" else (0.0, 0.0, 0.0, 1.0), p)
         self.stroke = _rgba(self.stroke, (0.0, 0.0, 0.0, 1.0) if self.kind == "stroke" else transparent, p)
         if not isinstance(self.stroke_width, torch.Tensor):
-            width = self.stroke_width if self.stroke_width else (1.0 if self.kind == "stroke" else 0.0)
+            width = self.stroke_width if self.stroke_width is not None else (1.0 if self.kind == "stroke" else 0.0)
             self.stroke_width = torch.tensor(float(width), dtype=p.dtype, device=p.device)
         if self.kind == "square":
             if p.shape[0] != 2:
@@ -113,20 +114,6 @@ class Shape:
                 idx = idx % n
             out.append(pts[idx])
         return torch.cat(out) if len(out) > 1 else out[0]
-
-    def has_fill(self) -> bool:
-        """Whether the fill layer can contribute (visible, or optimized and may become visible)."""
-        if self.kind == "stroke":
-            return False
-        return bool(self.fill.requires_grad or self.fill[3].item() > 0)
-
-    def has_stroke(self) -> bool:
-        if self.kind == "square":
-            return False
-        if self.kind == "stroke":
-            return True
-        grad = self.stroke.requires_grad or self.stroke_width.requires_grad
-        return bool(grad or (self.stroke[3].item() > 0 and self.stroke_width.item() > 0))
 
     def detach(self) -> "Shape":
         return Shape(self.kind, self.points.detach().clone(), self.fill.detach().clone(),
