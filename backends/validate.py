@@ -6,9 +6,10 @@ person who sent the input: what is wrong and what is allowed. Nothing here write
 
 Every check is bounded *before* the expensive part: file sizes from `stat`, image sizes from the header
 (Pillow's decompression-bomb guard set to the caller's limit while we decode), zip sizes and member counts from
-the central directory, video length and resolution from the container before frames are decoded, and ffmpeg
-itself is told to stop after the frame and time limits. So hostile input is refused in well under 2 s and no
-check holds more than a few hundred MB.
+the central directory, video length and resolution from an ffmpeg probe (or a GIF block scan) before frames
+are decoded, and ffmpeg itself is told to stop after the frame and time limits and killed at a deadline. So
+hostile input is refused in well under 2 s, and no check holds more than the frames it returns plus ~250 MB
+(one 4096x4096 RGBA image being flattened).
 
 Default limits (each one a keyword argument):
     images: 30 MB file, 4096x4096 pixels, sides >= 8 px, PNG/JPEG/WEBP/BMP/GIF (first frame of animations)
@@ -27,8 +28,10 @@ import math
 import numbers
 import os
 import re
+import select
 import stat
 import struct
+import subprocess
 import threading
 import time
 import unicodedata
@@ -606,7 +609,7 @@ def _zip_members(
             )
         try:
             zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error):
+        except Exception:  # BadZipFile, struct.error, UnicodeDecodeError of a name flagged UTF-8, ...
             raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.") from None
         with zf:
             infos = zf.infolist()
@@ -667,7 +670,7 @@ def _zip_members(
                 try:
                     with zf.open(info) as member:
                         data = member.read(limits.max_bytes + 1)
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+                except Exception:  # BadZipFile (CRC), zlib.error, EOFError, overlapping entries, ...
                     raise _fail(f"The file {label} is damaged in the archive (bad data or checksum).") from None
                 if len(data) > limits.max_bytes:  # the declared size lied
                     raise _fail(
@@ -758,51 +761,65 @@ def _video_demuxer(head: bytes) -> str | None:
     return None
 
 
-class _FramePicker:
-    """Keeps `want` frames spread evenly over a stream (all frames when want is None), under a byte budget.
+class _Frames:
+    """Where decoded frames go: one preallocated (capacity, H, W, 3) uint8 array, so the memory is the kept frames
+    and nothing more (no allocation per frame, no stacking copy at the end).
 
-    With a known frame count the kept indices are planned up front; without one, every `stride`-th frame is kept
-    and the stride doubles whenever 2*want+1 are held, so memory stays bounded either way.
+    want=None keeps every frame, up to `capacity` (on_full() raises beyond it). With `want` and a known frame
+    count `expected`, the kept indices are planned up front (evenly spread, first and last included) and only
+    those are stored; with `want` but no count, every frame is stored and `want` are picked at the end.
     """
 
-    def __init__(self, want: int | None, expected: int | None, budget: int, on_over_budget):
-        self.want, self.budget, self.on_over_budget = want, budget, on_over_budget
-        self.plan = None
+    def __init__(self, shape: tuple[int, int], want: int | None, expected: int | None, capacity: int, on_full):
+        self.want, self.on_full = want, on_full
+        self.plan: dict[int, int] | None = None
         if want is not None and expected:
-            self.plan = set(np.round(np.linspace(0, expected - 1, min(want, expected))).astype(int).tolist())
-        self.kept: list[tuple[int, np.ndarray]] = []
-        self.stride = 1
-        self.held = 0
+            picks = np.unique(np.round(np.linspace(0, expected - 1, min(want, expected))).astype(int))
+            self.plan = {int(i): k for k, i in enumerate(picks)}
+            capacity = len(picks)
+        self.buffer = np.empty((max(1, capacity), shape[0], shape[1], 3), np.uint8)
+        self.capacity = capacity
+        self.scratch: np.ndarray | None = None
+        self.count = 0
         self.seen = 0
 
-    def add(self, index: int, frame: np.ndarray) -> None:
-        self.seen = index + 1
-        if self.want is not None:
-            if self.plan is not None and index not in self.plan:
-                return
-            if self.plan is None and index % self.stride:
-                return
-        self.kept.append((index, frame))
-        self.held += frame.nbytes
-        if self.want is not None and self.plan is None and len(self.kept) > 2 * self.want:
-            self.kept = self.kept[::2]
-            self.stride *= 2
-            self.held = sum(f.nbytes for _, f in self.kept)
-        if self.held > self.budget:
-            self.on_over_budget(len(self.kept))
+    def wanted(self, index: int) -> bool:
+        return index in self.plan if self.plan is not None else self.count < self.capacity
 
-    def frames(self) -> np.ndarray:
-        kept = self.kept
-        if self.want is not None and len(kept) > self.want:
-            pick = np.round(np.linspace(0, len(kept) - 1, self.want)).astype(int)
-            kept = [kept[i] for i in pick]
-        first = kept[0][1]
-        out = np.empty((len(kept),) + first.shape, dtype=np.uint8)
-        self.kept = []
-        for i, (_, frame) in enumerate(kept):
-            out[i] = frame
-            kept[i] = (0, out[i])  # drop our reference so the copy replaces, not doubles, the memory
-        return out
+    def slot(self, index: int) -> np.ndarray:
+        """The (H, W, 3) array that frame `index` should be written into."""
+        if self.plan is not None and index in self.plan:
+            return self.buffer[self.plan[index]]
+        if self.plan is None and self.count < self.capacity:
+            return self.buffer[self.count]
+        if self.scratch is None:
+            self.scratch = np.empty(self.buffer.shape[1:], np.uint8)
+        return self.scratch
+
+    def commit(self, index: int) -> None:
+        """Frame `index` has been written into slot(index)."""
+        self.seen = index + 1
+        if self.plan is not None:
+            self.count += index in self.plan
+        elif self.count < self.capacity:
+            self.count += 1
+        else:
+            self.on_full()
+
+    def put(self, index: int, frame: np.ndarray) -> None:
+        if self.wanted(index):
+            self.slot(index)[...] = frame
+        self.commit(index)
+
+    def result(self) -> np.ndarray:
+        n = self.count
+        if self.plan is None and self.want is not None and n > self.want:
+            # Unknown length: pick `want` evenly, moving them forward in place (pick[j] >= j, so no overwrites).
+            for j, i in enumerate(np.round(np.linspace(0, n - 1, self.want)).astype(int)):
+                if i != j:
+                    self.buffer[j] = self.buffer[i]
+            n = self.want
+        return self.buffer[:n]
 
 
 def _too_much_work(shown: str, width: int, height: int, work: int) -> InputError:
@@ -893,10 +910,10 @@ def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, mi
             "smaller animation."
         )
 
-    def over_budget(n: int) -> None:
-        raise _fail(f"The animation {shown} needs more than {_size(budget)} once decoded; use fewer frames.")
+    def full() -> None:  # more frames than the scan counted: Pillow and the scan disagree
+        raise _fail(damaged)
 
-    picker = _FramePicker(want, count, budget, over_budget)
+    store = _Frames((height, width), want, count, count, full)
     decoded_pixels = 0
     index = 0
     with _pillow_pixel_limit(max_side * max_side):
@@ -921,15 +938,22 @@ def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, mi
                     if time.monotonic() > deadline:
                         raise _fail(f"The animation {shown} took too long to decode; use a shorter or smaller one.")
                     im.load()
-                    picker.add(index, np.asarray(_to_rgb(im)))
+                    frame = _to_rgb(im)
+                    if frame.size != (width, height):  # Pillow grew the canvas for a later, larger frame
+                        if frame.width > width or frame.height > height:
+                            raise _fail(damaged)
+                        canvas = Image.new("RGB", (width, height), (255, 255, 255))
+                        canvas.paste(frame, (0, 0))
+                        frame = canvas
+                    store.put(index, np.asarray(frame))
                     index += 1
             except InputError:
                 raise
             except Exception:
                 raise _fail(damaged) from None
-    if not picker.kept:
+    if not store.count:
         raise _fail(f"The animation {shown} has no frames that could be decoded.")
-    frames = picker.frames()
+    frames = store.result()
     fps = count / (total_ms / 1000.0)
     return frames, float(fps * len(frames) / index)
 
@@ -949,9 +973,10 @@ def video(
 ) -> tuple[np.ndarray, float]:
     """A short clip as frames (T, H, W, 3) uint8 and its frame rate in frames per second.
 
-    MP4/MOV (demuxed as mov), WEBM/MKV (matroska) through imageio's ffmpeg plugin, GIF through Pillow. The
-    container's duration and frame size are checked before frames are decoded; ffmpeg is told to stop after
-    max_seconds + 1 s and max_frames + 1 frames, so a container that lies is still bounded.
+    MP4/MOV (demuxed as mov) and WEBM/MKV (matroska) through imageio-ffmpeg's ffmpeg, GIF through Pillow. The
+    container's duration, frame rate and frame size are probed before any frame is decoded; ffmpeg is told to
+    stop after max_seconds + 1 s and the frame caps, and is killed at the deadline, so a container that lies is
+    still bounded. Rotation metadata (multiples of 90 degrees) is applied, as players do.
     sample: keep this many frames spread evenly over the clip (fps is scaled so the duration stays the same);
     None keeps every frame, which must be at most max_frames and fit in max_kept_bytes.
     max_decode_pixels bounds the decoding work (frames decoded x width x height) whichever frames are kept;
@@ -982,76 +1007,150 @@ def video(
     )
 
 
+_PROBE_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", re.M)
+_PROBE_VIDEO = re.compile(r"^\s*Stream #0:\d+\S*: Video: (.*)$", re.M)
+_PROBE_SIZE = re.compile(r", (\d{1,6})x(\d{1,6})(?=[ ,\[]|$)")
+_PROBE_FPS = re.compile(r", (\d+(?:\.\d+)?) fps")
+_PROBE_TBR = re.compile(r", (\d+(?:\.\d+)?) tbr")
+_PROBE_ROTATION = re.compile(r"^\s*Display Matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.M)
+
+
+def _ffmpeg_exe() -> str:
+    import imageio_ffmpeg  # the ffmpeg binary imageio uses; loaded only when a video arrives
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _ffmpeg_probe(real: str, demuxer: str, timeout: float) -> str:
+    """ffmpeg's description of the input (no output, nothing decoded), or '' when it could not say in time."""
+    cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", "-f", demuxer, "-i", real]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return ""
+    return done.stderr[-65536:].decode("utf-8", "replace")
+
+
+def _read_frame(pipe, frame: np.ndarray, deadline: float, stall_s: float) -> bool:
+    """Fill `frame` from the raw pipe; False at a clean end of stream. Never blocks past the deadline."""
+    view = memoryview(frame).cast("B")
+    got = 0
+    while got < len(view):
+        if os.name == "posix":
+            wait = min(deadline - time.monotonic(), stall_s)
+            if wait <= 0 or not select.select([pipe], [], [], wait)[0]:
+                raise TimeoutError
+        n = pipe.readinto(view[got:])
+        if not n:
+            return False  # end of stream (a partial last frame is dropped)
+        got += n
+    return True
+
+
 def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, min_side, want, budget, work,
                   deadline):
-    import imageio.v2 as iio  # imageio and its ffmpeg binary load only when a video arrives
+    """Decode with imageio-ffmpeg's ffmpeg binary in our own subprocess.
 
+    imageio's reader waits up to 10 s for a log line it can parse, and a damaged file can print a warning that
+    hides that line (found by fuzzing), so we probe the container ourselves (2 s limit, nothing decoded), then
+    read raw RGB frames of the probed size from a pipe with a wall-clock deadline, and kill ffmpeg when done.
+    ffmpeg is given the demuxer (no format guessing), only the file protocol, no autorotation (we rotate by
+    the probed display matrix, in multiples of 90 degrees), and the time and frame caps.
+    """
     damaged = f"The video {shown} is damaged or uses an unsupported codec; re-encode it as MP4 (H.264)."
-    input_params = ["-protocol_whitelist", "file", "-f", demuxer, "-t", f"{max_seconds + 1:g}"]
-    output_params = ["-an", "-sn", "-frames:v", str(max_frames + 1)]
-    try:
-        reader = iio.get_reader(real, format="FFMPEG", input_params=input_params, output_params=output_params)
-    except Exception:
-        raise _fail(damaged) from None
-    try:
-        meta = reader.get_meta_data()
-        width, height = (int(v) for v in meta["size"])
-        fps = float(meta.get("fps") or 0.0)
-        duration = float(meta.get("duration") or 0.0)
-        if not math.isfinite(fps) or fps <= 0 or fps > 1000:
-            fps = 0.0
-        if not math.isfinite(duration) or duration < 0:
-            duration = 0.0
-        if max(width, height) > max_side or min(width, height) < min_side:
-            raise _fail(
-                f"The video {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
-            )
-        if duration > max_seconds:
-            raise _fail(f"The video {shown} is {duration:.1f} s long; at most {_num(max_seconds)} s is allowed.")
-        expected = int(math.ceil(duration * fps - 1e-6)) if duration and fps else None
-        if expected and expected > max_frames:
-            raise _fail(
-                f"The video {shown} has about {expected} frames; at most {max_frames} are allowed, "
-                "so trim it or lower its frame rate."
-            )
-        if expected and expected * width * height > work:
-            raise _too_much_work(shown, width, height, work)
-        frame_bytes = width * height * 3
-        keep = want if want is not None else expected
-        if keep and keep * frame_bytes > budget:
-            fit = max(1, budget // frame_bytes)
-            raise _fail(
-                f"Keeping {keep} frames of {width}x{height} needs {_size(keep * frame_bytes)}; at most "
-                f"{_size(budget)} is allowed, so use at most {fit} frames or a smaller video."
-            )
+    info = _ffmpeg_probe(real, demuxer, timeout=2.0)
+    stream = _PROBE_VIDEO.search(info)
+    size = _PROBE_SIZE.search(stream.group(1)) if stream else None
+    if not info or "Input #0" not in info or size is None:
+        raise _fail(damaged)
+    width, height = int(size.group(1)), int(size.group(2))
+    found = _PROBE_FPS.search(stream.group(1)) or _PROBE_TBR.search(stream.group(1))
+    fps = float(found.group(1)) if found else 0.0
+    if not 0 < fps <= 1000:
+        fps = 0.0
+    found = _PROBE_DURATION.search(info)
+    duration = 3600 * int(found.group(1)) + 60 * int(found.group(2)) + float(found.group(3)) if found else 0.0
+    found = _PROBE_ROTATION.search(info)
+    turns = 0
+    if found:  # counter-clockwise degrees to display correctly; ffmpeg itself ignores odd angles too
+        angle = float(found.group(1)) % 360
+        if min(abs(angle - q) for q in (0, 90, 180, 270, 360)) < 1:
+            turns = int(round(angle / 90)) % 4
 
-        def over_budget(n: int) -> None:
+    if max(width, height) > max_side or min(width, height) < min_side:
+        raise _fail(
+            f"The video {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
+        )
+    if duration > max_seconds:
+        raise _fail(f"The video {shown} is {duration:.1f} s long; at most {_num(max_seconds)} s is allowed.")
+    expected = int(math.ceil(duration * fps - 1e-6)) if duration and fps else None
+    if expected and expected > max_frames:
+        raise _fail(
+            f"The video {shown} has about {expected} frames; at most {max_frames} are allowed, "
+            "so trim it or lower its frame rate."
+        )
+    if expected and expected * width * height > work:
+        raise _too_much_work(shown, width, height, work)
+    frame_bytes = width * height * 3
+    keep = want if want is not None else expected
+    if keep and keep * frame_bytes > budget:
+        raise _fail(
+            f"Keeping {keep} frames of {width}x{height} needs {_size(keep * frame_bytes)}; at most "
+            f"{_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a smaller video."
+        )
+
+    cap = min(max_frames, work // (width * height))
+    shape = (width, height) if turns % 2 else (height, width)
+
+    def full() -> None:
+        if cap * frame_bytes > budget:
             raise _fail(
                 f"The video {shown} needs more than {_size(budget)} once decoded; use at most "
                 f"{max(1, budget // frame_bytes)} frames or a smaller video."
             )
+        if cap == max_frames:
+            raise _fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+        raise _too_much_work(shown, width, height, work)
 
-        picker = _FramePicker(want, expected, budget, over_budget)
-        for index, frame in enumerate(reader):
+    store = _Frames(shape, want, expected, min(cap, budget // frame_bytes), full)
+    cmd = [
+        _ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "quiet", "-protocol_whitelist", "file",
+        "-noautorotate", "-f", demuxer, "-t", f"{max_seconds + 1:g}", "-i", real,
+        "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", str(cap + 1),
+        "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1",
+    ]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            bufsize=0)
+    raw = np.empty((height, width, 3), np.uint8) if turns else None
+    try:
+        index = 0
+        while True:
+            target = raw if turns else store.slot(index)
+            try:
+                if not _read_frame(proc.stdout, target, deadline, stall_s=5.0):
+                    break
+            except TimeoutError:
+                raise _fail(f"The video {shown} took too long to decode; use a shorter or smaller clip.") from None
             if index >= max_frames:
                 raise _fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
-            if (index + 1) * width * height > work:
+            if index >= cap:
                 raise _too_much_work(shown, width, height, work)
-            if time.monotonic() > deadline:
-                raise _fail(f"The video {shown} took too long to decode; use a shorter or smaller clip.")
-            if frame.shape != (height, width, 3):
-                raise _fail(damaged)
-            picker.add(index, np.asarray(frame))
-        decoded = picker.seen
+            if turns:
+                store.put(index, np.rot90(raw, turns))
+            else:
+                store.commit(index)
+            index += 1
     except InputError:
         raise
     except Exception:
         raise _fail(damaged) from None
     finally:
-        try:
-            reader.close()
-        except Exception:
-            log.debug("closing the ffmpeg reader failed", exc_info=True)
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
+    decoded = store.seen
     if decoded == 0:
         raise _fail(f"The video {shown} has no frames that could be decoded; re-encode it as MP4 (H.264).")
     if fps == 0.0:
@@ -1060,7 +1159,7 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     if decoded / fps > max_seconds + 0.5:  # the container under-reported its length
         limit = _num(max_seconds)
         raise _fail(f"The video {shown} is longer than {limit} s; at most {limit} s is allowed.")
-    frames = picker.frames()
+    frames = store.result()
     return frames, float(fps * len(frames) / decoded)
 
 

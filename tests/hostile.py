@@ -4,7 +4,9 @@
     for name, path in corpus.items():
         kind, expect = CORPUS[name]          # kind: "svg" | "image" | "images" | "video"; expect: "reject" | "accept"
 
-`expect == "accept"` marks files that look wrong but are fine once read by content (a PNG named .jpg).
+`expect == "accept"` marks files that look wrong but are fine once read by content (a PNG named .jpg), or that
+tripped a reader before (odd_rotation.mp4: ffmpeg's "Odd rotation angle" warning hid the log line imageio's
+reader waits for, which stalled it for 10 s).
 `make_good(dir)` writes small valid uploads of every kind. Nothing here needs the network; the XXE file points at
 `<dir>/private/secret.txt`, whose text is SECRET_TEXT, so a parser test can assert the secret never shows up.
 """
@@ -44,6 +46,7 @@ CORPUS: dict[str, tuple[str, str]] = {
     "png_named.mp4": ("video", "reject"),
     "too_long.mp4": ("video", "reject"),
     "too_many_frames.gif": ("video", "reject"),
+    "odd_rotation.mp4": ("video", "accept"),
     "huge_canvas_anim.gif": ("video", "reject"),
     "zip_many_members.zip": ("images", "reject"),
     "zip_huge_declared.zip": ("images", "reject"),
@@ -108,6 +111,19 @@ def _write_video(path: Path, frames: np.ndarray, fps: float) -> None:
     import imageio.v2 as iio
 
     iio.mimwrite(path, frames, fps=fps, macro_block_size=16, ffmpeg_log_level="error")
+
+
+def with_display_rotation(source: Path, target: Path, degrees: float) -> None:
+    """Copy a video, adding rotation metadata (counter-clockwise degrees for display), without re-encoding."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-display_rotation",
+         f"{degrees:g}", "-i", str(source), "-c", "copy", str(target)],
+        check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+    )
 
 
 def _zip(path: Path, members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> None:
@@ -187,6 +203,9 @@ def make_corpus(directory) -> dict[str, Path]:
         (root / name).write_bytes(data)
     # 25 s at 1 fps, 16x16: over the 20 s default, encoded in a fraction of a second.
     _write_video(root / "too_long.mp4", rng.integers(0, 256, (25, 16, 16, 3), dtype=np.uint8), fps=1)
+    _write_video(root / "upright.mp4", rng.integers(0, 256, (8, 16, 32, 3), dtype=np.uint8), fps=8)
+    with_display_rotation(root / "upright.mp4", root / "odd_rotation.mp4", 29.91)
+    (root / "upright.mp4").unlink()
 
     # --- zips
     _zip(root / "zip_many_members.zip", [(f"v{i}.png", b"") for i in range(5000)], zipfile.ZIP_STORED)

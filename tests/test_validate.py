@@ -74,6 +74,14 @@ def test_each_hostile_file_is_refused_with_one_sentence_within_2s(corpus, name):
     assert str(path.parent) not in str(info.value)  # messages name the file, never the server's folders
 
 
+@pytest.mark.parametrize("name", [n for n, (_, expect) in hostile.CORPUS.items() if expect == "accept"])
+def test_each_odd_but_valid_file_is_read_within_2s(corpus, name):
+    kind, _ = hostile.CORPUS[name]
+    start = time.perf_counter()
+    VALIDATOR[kind](corpus[name])
+    assert time.perf_counter() - start < 2.0
+
+
 def test_hostile_svg_bytes_are_refused_before_any_parsing(corpus):
     assert "entities" in refused(validate.svg_bytes, corpus["billion_laughs.svg"].read_bytes())
     message = refused(validate.svg_bytes, corpus["xxe.svg"].read_text())
@@ -391,6 +399,41 @@ def test_video_limits_are_checked_from_metadata(good):
     assert validate.video(good["clip.mp4"], sample=10, max_kept_bytes=48 * 32 * 3 * 10)[0].shape[0] == 10
     assert "can be decoded" in refused(validate.video, good["clip.mp4"], max_decode_pixels=48 * 32 * 5)
     assert "at most 2 are allowed" in refused(validate.video, good["anim.gif"], max_frames=2)
+
+
+def test_rotation_metadata_is_applied_like_ffmpeg_autorotate(good, tmp_path):
+    import imageio.v2 as iio
+
+    upright, _ = validate.video(good["clip.mp4"])
+    for degrees, turns in ((90, 1), (-90, 3), (180, 2)):
+        rotated = tmp_path / f"rot{degrees}.mp4"
+        hostile.with_display_rotation(good["clip.mp4"], rotated, degrees)
+        frames, fps = validate.video(rotated)
+        assert np.array_equal(frames, np.rot90(upright, turns, axes=(1, 2))) and fps == pytest.approx(12.0)
+    with iio.get_reader(rotated, format="FFMPEG") as reader:  # ffmpeg's own autorotation agrees
+        assert np.array_equal(np.stack([np.asarray(f) for f in reader]), frames)
+
+
+def _stream_webm(tmp_path, frames: int) -> Path:
+    """A WEBM written to a pipe, so it has no duration in its header (as browser recordings often do)."""
+    import imageio_ffmpeg
+
+    path = tmp_path / "live.webm"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+           f"testsrc=size=32x24:rate=10:duration={frames / 10}", "-c:v", "libvpx", "-f", "webm", "pipe:1"]
+    path.write_bytes(subprocess.run(cmd, check=True, capture_output=True, timeout=60).stdout)
+    return path
+
+
+def test_video_without_a_duration_is_still_bounded(tmp_path):
+    path = _stream_webm(tmp_path, 30)
+    frames, fps = validate.video(path)
+    assert frames.shape == (30, 24, 32, 3) and fps == pytest.approx(10.0)
+    some, fps4 = validate.video(path, sample=4)
+    assert np.array_equal(some[0], frames[0]) and np.array_equal(some[-1], frames[-1]) and len(some) == 4
+    assert "at most 10 are allowed" in refused(validate.video, path, max_frames=10)
+    assert "longer than 2 s" in refused(validate.video, path, max_seconds=2)
+    assert "once decoded" in refused(validate.video, path, max_kept_bytes=32 * 24 * 3 * 5)
 
 
 def test_video_path_with_odd_name_is_never_read_as_ffmpeg_options(good, tmp_path):
