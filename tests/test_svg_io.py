@@ -223,8 +223,9 @@ def test_external_entity_to_etc_passwd_is_refused():
 
 
 def test_too_many_elements_is_refused():
-    _rejects('<svg xmlns="http://www.w3.org/2000/svg">' + '<path d="M0 0h1"/>' * 100_000 + "</svg>",
-             match="more than 20000 elements")
+    msg = _rejects('<svg xmlns="http://www.w3.org/2000/svg">' + '<path d="M0 0h1"/>' * 100_000 + "</svg>",
+                   match="more than 20000 elements")
+    assert msg == "The SVG has more than 20000 elements, too many to import."
 
 
 def test_malformed_documents_are_refused_with_a_clear_sentence():
@@ -266,3 +267,16 @@ def test_cli_reports_a_bad_file_on_one_line_with_exit_code_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "well-formed" in lines[0]
+
+
+def test_every_svg_of_the_shared_hostile_corpus_is_refused_without_leaking(tmp_path):
+    hostile = pytest.importorskip("tests.hostile")
+    corpus = hostile.make_corpus(tmp_path)
+    for name, path in corpus.items():
+        if hostile.CORPUS[name][0] != "svg":
+            continue
+        t0 = time.perf_counter()
+        with pytest.raises(InputError) as err:
+            load_svg(path)
+        assert time.perf_counter() - t0 < 2.0, name
+        assert hostile.SECRET_TEXT not in str(err.value) and "\n" not in str(err.value)

@@ -21,9 +21,14 @@ How it works, and why
   enumerates the pixels within reach, the nearest sub-chord of every pixel is chosen without grad, and
   only that one distance is recomputed with grad. Coverage is the exact box-filtered coverage of a straight
   band of width w at distance d: clamp(min(1/2, w/2 + d) - max(-1/2, d - w/2), 0, 1).
-- Compositing is "over" in painter's order, a custom autograd function that walks the layers forward,
+- Compositing is "over" in painter's order. On CPUs, a custom autograd function walks the layers forward,
   keeps each layer's background tile, and walks them backward with the analytic gradient (no per-layer
-  copies of the canvas in the graph).
+  copies of the canvas in the graph). On GPUs (and beyond 512 layers) all layers are composited at once
+  from per-pixel log-transmittances, a fixed number of kernels whatever the number of shapes.
+- Squares go through the fill path (4 straight segments: exact box coverage).
+
+Numbers (benchmarks/renderer.py, 600x600, 128 closed 4-segment paths, 2 CPU threads): about 0.1 s forward
+and 0.15 s forward + backward, where DiffVG takes 2.0 s and 12.0 s on the same kind of machine.
 """
 from __future__ import annotations
 

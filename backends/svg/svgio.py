@@ -171,6 +171,8 @@ def _parse(svg: str | bytes, max_bytes: int, max_elements: int):
             count += 1
             if count > max_elements:
                 raise InputError(f"The SVG has more than {max_elements} elements, too many to import.")
+    except InputError:
+        raise
     except defusedxml.DefusedXmlException:
         raise InputError("The SVG declares XML entities or external references, which are refused for safety.") from None
     except ET.ParseError as err:
