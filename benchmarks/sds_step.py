@@ -114,10 +114,11 @@ def main(argv=None) -> None:
     note = " (tiny stand-in architectures, random weights)" if args.quick else " (full-size architectures, random weights)"
     print(table)
     if not args.no_record:
-        from .common import append_results
+        from .common import append_results, device_name
 
         append_results("sds_step" + note, table, [dict(bench="sds_step", metric=f"{r['arch']}/{r['mode']}/{r['metric']}",
-                                                     value=r["value"], unit=r["unit"]) for r in rows])
+                                                     value=r["value"], unit=r["unit"]) for r in rows],
+                       device=device_name(device))
 
 
 if __name__ == "__main__":
