@@ -52,6 +52,7 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_IMAGE_BYTES = 30 * MB
 MIN_SIDE = 8
+MAX_JPEG_SCANS = 100  # progressive JPEGs use ~10; each scan is a full pass over the image (a known DoS)
 
 MAX_VIEWS = 32
 MAX_VIEWS_PIXELS = 32 * 1024 * 1024  # e.g. 32 views of 1024x1024, about 100 MB as RGB
@@ -274,6 +275,12 @@ def _open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
     return fh, os.path.realpath(raw), st.st_size
 
 
+def _given_name(path: Any) -> str:
+    """The path as the caller named it (not resolved), for messages and the extension check."""
+    raw = os.fspath(path)
+    return os.fsdecode(raw) if isinstance(raw, bytes) else raw
+
+
 def _read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | None, str]:
     """The bytes of a path, bytes-like or binary file object, refusing more than `max_bytes`.
 
@@ -295,12 +302,13 @@ def _read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | 
         ext = os.path.splitext(name)[1].lower() if isinstance(name, str) else None
         shown = _label(name) if isinstance(name, str) else ""
     else:
-        fh, real, size = _open_regular(source, noun)
+        fh, _real, size = _open_regular(source, noun)
+        given = _given_name(source)
+        ext, shown = os.path.splitext(given)[1].lower(), _label(given)
         with fh:
             if size > max_bytes:
-                raise _fail(f"The {noun} {_label(real)} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
+                raise _fail(f"The {noun} {shown} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
             data = fh.read(max_bytes + 1)
-        ext, shown = os.path.splitext(real)[1].lower(), _label(real)
     if not data:
         raise _fail(f"The {noun} {shown} is empty (0 bytes).")
     if len(data) > max_bytes:
@@ -411,6 +419,13 @@ def _decode_bytes(data: bytes, limits: _Limits, shown: str, ext: str | None, res
         try:
             fmt = "JPEG" if im.format == "MPO" else (im.format or "?")
             limits.check_size(im.width, im.height, shown, reserve)
+            # 0xFFDA (start of scan) cannot occur inside entropy-coded data, so this counts scans (plus any in
+            # embedded thumbnails): an upper bound, cheap to take before decoding.
+            if fmt == "JPEG" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+                raise _fail(
+                    f"The image {shown} is a JPEG with more than {MAX_JPEG_SCANS} scans, far more than cameras or "
+                    "editors write; re-save it as a normal JPEG or PNG."
+                )
             try:
                 im.seek(0)  # animations: the first frame only
             except EOFError:
@@ -591,8 +606,9 @@ def _zip_members(
         fh: BinaryIO = io.BytesIO(bytes(source))
         shown, zip_name = "", "the zip"
     else:
-        fh, real, size = _open_regular(source, "zip")
-        shown, zip_name = _label(real), os.path.basename(real)
+        fh, _real, size = _open_regular(source, "zip")
+        given = _given_name(source)
+        shown, zip_name = _label(given), os.path.basename(given)
         if size > max_zip_bytes:
             fh.close()
             raise _fail(f"The zip {shown} is {_size(size)}; at most {_size(max_zip_bytes)} is allowed.")
@@ -984,7 +1000,7 @@ def video(
     """
     want = None if sample is None else int(number("number of frames", sample, lo=1, hi=max_frames, integer=True))
     fh, real, size = _open_regular(path, "video")
-    shown = _label(real)
+    shown = _label(_given_name(path))
     with fh:
         if size == 0:
             raise _fail(f"The video {shown} is empty (0 bytes).")

@@ -34,6 +34,7 @@ CORPUS: dict[str, tuple[str, str]] = {
     "huge_declared.png": ("image", "reject"),
     "huge_declared.jpg": ("image", "reject"),
     "huge_declared.bmp": ("image", "reject"),
+    "many_scans.jpg": ("image", "reject"),
     "huge_canvas.gif": ("image", "reject"),
     "tiny.png": ("image", "reject"),
     "empty.png": ("image", "reject"),
@@ -86,6 +87,15 @@ def _jpeg_with_declared_size(width: int, height: int) -> bytes:
     sof = data.find(b"\xff\xc0")
     struct.pack_into(">HH", data, sof + 5, height, width)
     return bytes(data)
+
+
+def _jpeg_with_many_scans(scans: int) -> bytes:
+    """A progressive JPEG with one of its scans repeated: every scan is another full pass for the decoder."""
+    data = _encoded(_small_rgb(256, 256), "JPEG", progressive=True, quality=90)
+    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    ends = starts[1:] + [len(data) - 2]
+    smallest = min((data[a:b] for a, b in zip(starts, ends)), key=len)
+    return data[:-2] + smallest * scans + b"\xff\xd9"
 
 
 def _bmp_with_declared_size(width: int, height: int) -> bytes:
@@ -183,6 +193,7 @@ def make_corpus(directory) -> dict[str, Path]:
     files["huge_declared.png"] = png_with_declared_size(100_000, 100_000)
     files["huge_declared.jpg"] = _jpeg_with_declared_size(60_000, 60_000)
     files["huge_declared.bmp"] = _bmp_with_declared_size(50_000, 50_000)
+    files["many_scans.jpg"] = _jpeg_with_many_scans(2000)
     files["huge_canvas.gif"] = _gif_with_canvas(65_535, 65_535)
     files["tiny.png"] = _encoded(_small_rgb(4, 4), "PNG")
     files["empty.png"] = b""
