@@ -92,3 +92,9 @@ def test_diffvg_renders_the_same_scene():
     g = torch.Generator().manual_seed(8)
     scene = Scene(128, 128, random_paths(16, 4, 128, 128, generator=g))
     assert _psnr(render(scene), diffvg_adapter.render_diffvg(scene, samples=4)) >= 30.0
+
+
+@pytest.mark.skipif(diffvg_adapter.available(), reason="pydiffvg is installed")
+def test_diffvg_adapter_says_clearly_when_pydiffvg_is_missing():
+    with pytest.raises(RuntimeError, match="pydiffvg is not installed"):
+        diffvg_adapter.render_diffvg(Scene(8, 8, []))
