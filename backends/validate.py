@@ -999,6 +999,8 @@ def video(
     max_decode_seconds is a last-resort wall-clock stop.
     """
     want = None if sample is None else int(number("number of frames", sample, lo=1, hi=max_frames, integer=True))
+    if not isinstance(path, (str, os.PathLike)):
+        raise _fail(f"The video must be given as a file path, not {type(path).__name__}; save the upload first.")
     fh, real, size = _open_regular(path, "video")
     shown = _label(_given_name(path))
     with fh:

@@ -132,7 +132,7 @@ import hostile
 from pathlib import Path
 from backends import validate
 from backends.errors import InputError
-import imageio.v2, PIL.Image
+import PIL.Image
 fns = {{"svg": validate.svg_bytes, "image": validate.image, "images": validate.images, "video": validate.video}}
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for name in {names!r}:
@@ -389,6 +389,7 @@ def test_sample_keeps_evenly_spread_frames_and_the_duration(good):
     gif4, _ = validate.video(good["anim.gif"], sample=3)
     assert gif4.shape[0] == 3
     assert "from 1 to 240" in refused(validate.video, good["clip.mp4"], sample=0)
+    assert "file path" in refused(validate.video, good["clip.mp4"].read_bytes())
 
 
 def test_video_limits_are_checked_from_metadata(good):
