@@ -1025,8 +1025,9 @@ def video(
     )
 
 
-_PROBE_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", re.M)
-_PROBE_VIDEO = re.compile(r"^\s*Stream #0:\d+\S*: Video: (.*)$", re.M)
+# Anchored on ffmpeg's exact two-space indent: metadata lines (which a file controls) are indented by 4 or more.
+_PROBE_DURATION = re.compile(r"^  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", re.M)
+_PROBE_VIDEO = re.compile(r"^  Stream #0:\d+\S*: Video: (.*)$", re.M)
 _PROBE_SIZE = re.compile(r", (\d{1,6})x(\d{1,6})(?=[ ,\[]|$)")
 _PROBE_FPS = re.compile(r", (\d+(?:\.\d+)?) fps")
 _PROBE_TBR = re.compile(r", (\d+(?:\.\d+)?) tbr")
@@ -1047,7 +1048,7 @@ def _ffmpeg_probe(real: str, demuxer: str, timeout: float) -> str:
                               timeout=timeout)
     except subprocess.TimeoutExpired:
         return ""
-    return done.stderr[-65536:].decode("utf-8", "replace")
+    return done.stderr[: 1 << 20].decode("utf-8", "replace")
 
 
 def _read_frame(pipe, frame: np.ndarray, deadline: float, stall_s: float) -> bool:

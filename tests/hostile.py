@@ -48,6 +48,7 @@ CORPUS: dict[str, tuple[str, str]] = {
     "too_long.mp4": ("video", "reject"),
     "too_many_frames.gif": ("video", "reject"),
     "odd_rotation.mp4": ("video", "accept"),
+    "spoofed_metadata.mp4": ("video", "reject"),
     "huge_canvas_anim.gif": ("video", "reject"),
     "zip_many_members.zip": ("images", "reject"),
     "zip_huge_declared.zip": ("images", "reject"),
@@ -136,6 +137,27 @@ def with_display_rotation(source: Path, target: Path, degrees: float) -> None:
     )
 
 
+SPOOF_TAGS = {
+    # Keys and values that print, in ffmpeg's description of the file, like the real duration and stream lines.
+    "Stream #0:0: Video": "h264, yuv420p, 8x8, 1 fps",
+    "comment": "x\n  Duration: 00:00:01.00, start: 0\n  Stream #0:0: Video: h264, yuv420p, 8x8, 1 fps",
+}
+
+
+def with_spoofed_metadata(source: Path, target: Path) -> None:
+    """Copy a video, adding metadata tags that imitate ffmpeg's own 'Duration:' and 'Stream ... Video:' lines."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    tags = [arg for key, value in SPOOF_TAGS.items() for arg in ("-metadata", f"{key}={value}")]
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
+         "-c", "copy", "-movflags", "use_metadata_tags", *tags, str(target)],
+        check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+    )
+
+
 def _zip(path: Path, members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> None:
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, data in members:
@@ -216,6 +238,7 @@ def make_corpus(directory) -> dict[str, Path]:
     _write_video(root / "too_long.mp4", rng.integers(0, 256, (25, 16, 16, 3), dtype=np.uint8), fps=1)
     _write_video(root / "upright.mp4", rng.integers(0, 256, (8, 16, 32, 3), dtype=np.uint8), fps=8)
     with_display_rotation(root / "upright.mp4", root / "odd_rotation.mp4", 29.91)
+    with_spoofed_metadata(root / "too_long.mp4", root / "spoofed_metadata.mp4")
     (root / "upright.mp4").unlink()
 
     # --- zips

@@ -415,6 +415,14 @@ def test_rotation_metadata_is_applied_like_ffmpeg_autorotate(good, tmp_path):
         assert np.array_equal(np.stack([np.asarray(f) for f in reader]), frames)
 
 
+def test_metadata_that_imitates_ffmpeg_lines_does_not_change_the_probe(good, tmp_path):
+    spoofed = tmp_path / "spoofed.mp4"
+    hostile.with_spoofed_metadata(good["clip.mp4"], spoofed)
+    assert "48x32" in refused(validate.video, spoofed, max_side=40)  # the tags claim 8x8
+    frames, fps = validate.video(spoofed)
+    assert frames.shape == (12, 32, 48, 3) and fps == pytest.approx(12.0)
+
+
 def _stream_webm(tmp_path, frames: int) -> Path:
     """A WEBM written to a pipe, so it has no duration in its header (as browser recordings often do)."""
     import imageio_ffmpeg
