@@ -309,7 +309,7 @@ class _Composite(torch.autograd.Function):
                 _, li, k, off, x0, y0, w, h = lay
                 view = canvas[k, y0:y0 + h, x0:x0 + w]
                 saved.append(view.clone())
-                view.mul_(1.0 - alpha[..., None]).add_(alpha[..., None] * colors[li, :C])
+                view.lerp_(colors[li, :C].expand_as(view), alpha[..., None])       # before + alpha (v - before)
             else:
                 _, li, k, off, n, pix = lay
                 idx = pix + k * H * W
@@ -338,10 +338,10 @@ class _Composite(torch.autograd.Function):
             if lay[0] == "tile":
                 _, li, k, off, x0, y0, w, h = lay
                 gv = g[k, y0:y0 + h, x0:x0 + w]
-                d_alpha = (gv * (v - before)).sum(-1)
-                d_col[li, :C] += (gv * alpha[..., None]).sum((0, 1))
-                gv.mul_(1.0 - alpha[..., None])
-                _layer_cov(d_cov, lay).copy_(d_alpha * a)
+                d_alpha = torch.matmul(gv, v) - torch.linalg.vecdot(gv, before)
+                d_col[li, :C] += torch.einsum("hw,hwc->c", alpha, gv)
+                gv.mul_((1.0 - alpha)[..., None])
+                torch.mul(d_alpha, a, out=_layer_cov(d_cov, lay))
             else:
                 _, li, k, off, n, pix = lay
                 idx = pix + k * H * W
