@@ -1,0 +1,136 @@
+"""How consistent an edit came out, and how well it follows the instruction.
+
+- `residual_consistency` needs no weights: the edit residual r_i = edited_i - source_i of each particle, compared
+  between neighbouring particles (adjacent frames, overlapping panorama windows, neighbouring views). A consistent
+  edit changes neighbours the same way, so their residuals agree. The figure is reported with the edit strength
+  (mean |r|) and their ratio, because "no edit at all" is perfectly consistent.
+- `Clip.directional_similarity`: cosine between the change of CLIP image embeddings (source -> edited) and the
+  change of text embeddings (source prompt -> prompt), averaged over particles (Gal et al.'s directional score, as
+  the CSD paper reports it). Needs an OpenCLIP model in the local cache.
+- `load_lpips`: LPIPS (AlexNet) when the `lpips` package and its weights are present; a clear error when not.
+  Nothing here downloads or imitates missing weights.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ModelUnavailableError
+
+
+def sequence_pairs(n: int, cyclic: bool = False) -> list[tuple[int, int]]:
+    """Neighbours in a sequence: (0, 1), (1, 2), ...; with cyclic=True also (n-1, 0) (a closed orbit)."""
+    pairs = [(i, i + 1) for i in range(n - 1)]
+    if cyclic and n > 2:
+        pairs.append((n - 1, 0))
+    return pairs
+
+
+def grid_pairs(rows: int, cols: int) -> list[tuple[int, int]]:
+    """Horizontal and vertical neighbours of a row-major grid of rows x cols windows."""
+    pairs = [(r * cols + c, r * cols + c + 1) for r in range(rows) for c in range(cols - 1)]
+    return pairs + [(r * cols + c, (r + 1) * cols + c) for r in range(rows - 1) for c in range(cols)]
+
+
+def residual_consistency(edited: torch.Tensor, source: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> dict:
+    """edited, source: (N, 3, H, W) in [0, 1]; pairs: indices of neighbouring particles.
+
+    residual_variation: mean over pairs of mean |r_i - r_j| (lower = more consistent), in [0, 1] pixel units;
+    edit_strength: mean |r|; residual_variation_rel: their ratio (the variation per unit of edit).
+    """
+    r = edited.float() - source.float()
+    strength = float(r.abs().mean())
+    if not pairs:
+        return {"residual_variation": 0.0, "edit_strength": strength, "residual_variation_rel": 0.0}
+    a, b = zip(*pairs)
+    variation = float((r[list(a)] - r[list(b)]).abs().mean())
+    return {"residual_variation": variation, "edit_strength": strength,
+            "residual_variation_rel": variation / max(strength, 1e-8)}
+
+
+class Clip:
+    """An OpenCLIP model for directional similarity; images in [0, 1], any size (resized to the model's input)."""
+
+    def __init__(self, model, tokenizer, preprocess_cfg: dict, device):
+        self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
+        size = preprocess_cfg.get("size", 224)
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.mean = torch.tensor(preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))).reshape(1, 3, 1, 1)
+        self.std = torch.tensor(preprocess_cfg.get("std", (0.26862954, 0.26130258, 0.27577711))).reshape(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def image_features(self, images: torch.Tensor, batch: int = 32) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> (N, D) unit-norm embeddings."""
+        out = []
+        for k in range(0, images.shape[0], batch):
+            x = F.interpolate(images[k:k + batch].float().to(self.device), size=self.size, mode="bicubic",
+                              align_corners=False, antialias=True).clamp(0, 1)
+            x = (x - self.mean.to(self.device)) / self.std.to(self.device)
+            out.append(F.normalize(self.model.encode_image(x).float(), dim=-1))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def text_features(self, prompts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(prompts)).to(self.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+    def directional_similarity(self, source: torch.Tensor, edited: torch.Tensor, source_prompt: str, prompt: str) -> float:
+        """Mean over particles of cos(E(edited_i) - E(source_i), T(prompt) - T(source_prompt))."""
+        d_img = self.image_features(edited) - self.image_features(source)
+        text = self.text_features([source_prompt, prompt])
+        d_txt = (text[1] - text[0])[None]
+        return float(F.cosine_similarity(d_img, d_txt, dim=-1).mean())
+
+    def neighbour_similarity(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> float:
+        """Mean CLIP image-embedding cosine between neighbouring particles (the paper's 'CLIP consistency')."""
+        if not pairs:
+            return 1.0
+        f = self.image_features(images)
+        a, b = zip(*pairs)
+        return float((f[list(a)] * f[list(b)]).sum(-1).mean())
+
+
+def load_clip(spec: str, device="cpu") -> Clip:
+    """spec "ARCH/PRETRAINED", e.g. "ViT-B-32/openai" (weights from the local cache; HF_HUB_OFFLINE is honoured), or
+    "ARCH/random" for random weights (to exercise the code only; the numbers mean nothing). Raises
+    ModelUnavailableError when open_clip or the weights are missing."""
+    arch, _, tag = spec.partition("/")
+    try:
+        import open_clip
+    except ImportError:
+        raise ModelUnavailableError("CLIP metrics need the open_clip_torch package (pip install open_clip_torch).") from None
+    pretrained = None if tag in ("", "random") else tag
+    try:
+        model = open_clip.create_model(arch, pretrained=pretrained, device=device, require_pretrained=pretrained is not None)
+        tokenizer = open_clip.get_tokenizer(arch)
+    except Exception as err:
+        raise ModelUnavailableError(f"The OpenCLIP model {spec!r} could not be loaded ({type(err).__name__}); it must be "
+                                    "a known architecture whose weights are in the local cache.") from None
+    model.eval().requires_grad_(False)
+    return Clip(model, tokenizer, dict(open_clip.get_model_preprocess_cfg(model)), device)
+
+
+def load_lpips(device="cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """LPIPS (AlexNet) as d(a, b) -> (N,) for image batches in [0, 1], differentiable in both.
+
+    Raises ModelUnavailableError when the lpips package or its weights (AlexNet from torchvision's cache plus the
+    package's linear layers) are missing: the perceptual distance is never replaced by something else silently.
+    """
+    try:
+        import lpips
+    except ImportError:
+        raise ModelUnavailableError(
+            "The LPIPS distance needs the lpips package and its AlexNet weights, which are not installed here: "
+            "install lpips (and let it fetch its weights once), or use kernel_distance=latent."
+        ) from None
+    try:
+        net = lpips.LPIPS(net="alex", verbose=False)
+    except Exception as err:
+        raise ModelUnavailableError(
+            f"The LPIPS weights could not be loaded ({type(err).__name__}): fetch them once with network access "
+            "(torchvision's AlexNet goes to the torch hub cache), or use kernel_distance=latent."
+        ) from None
+    net = net.to(device).eval().requires_grad_(False)
+    return lambda a, b: net(a * 2.0 - 1.0, b * 2.0 - 1.0).reshape(-1)
