@@ -1,0 +1,127 @@
+"""Build and start the app: one place that `python app.py`, a Space and the tests all go through.
+
+Every flag has an environment variable of the same meaning (a Space sets variables, not flags):
+  --host DISTILL_HOST (GRADIO_SERVER_NAME)   --port DISTILL_PORT (GRADIO_SERVER_PORT)   --share DISTILL_SHARE
+  --prior DISTILL_PRIOR: auto | tiny | real  --device DISTILL_DEVICE: auto | cpu | cuda | cuda:N
+  --memory DISTILL_MEMORY: auto | none | 24gb | 16gb   --queue-size DISTILL_QUEUE_SIZE   --concurrency DISTILL_CONCURRENCY
+  --job-ttl DISTILL_JOB_TTL (seconds a finished job's files are kept)
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+from . import environment
+from .common import CSS, RunConfig, Tab, banner_widget
+
+TITLE = "Distill Studio"
+
+
+@dataclass
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int | None = None
+    share: bool = False
+    prior: str = "auto"
+    device: str = "auto"
+    memory: str = "auto"
+    queue_size: int = 64
+    concurrency: int = 1
+    job_ttl: float = 2 * 3600
+    job_root: str | None = None
+
+
+def _env(name: str, *fallbacks: str, default=None):
+    for key in (name, *fallbacks):
+        if os.environ.get(key):
+            return os.environ[key]
+    return default
+
+
+def parse_args(argv: list[str] | None = None) -> AppConfig:
+    """Flags over environment variables over defaults."""
+    on_space = environment.on_space()
+    p = argparse.ArgumentParser(prog="python app.py", description="Distill Studio: score distillation in a browser tab")
+    p.add_argument("--host", default=_env("DISTILL_HOST", "GRADIO_SERVER_NAME",
+                                          default="0.0.0.0" if on_space else "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(_env("DISTILL_PORT", "GRADIO_SERVER_PORT", default=0)) or None)
+    p.add_argument("--share", action=argparse.BooleanOptionalAction,
+                   default=environment._truthy(_env("DISTILL_SHARE", default="")),
+                   help="also serve through a public gradio.live link")
+    p.add_argument("--prior", choices=environment.PRIOR_MODES, default=_env("DISTILL_PRIOR", default="auto"),
+                   help="auto: real models when a GPU and their weights are there, else the tiny built-in ones")
+    p.add_argument("--device", default=_env("DISTILL_DEVICE", default="auto"), help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--memory", choices=environment.MEMORY_MODES, default=_env("DISTILL_MEMORY", default="auto"),
+                   help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
+    p.add_argument("--queue-size", type=int, default=int(_env("DISTILL_QUEUE_SIZE", default=64)),
+                   help="jobs that may wait in the queue before new ones are refused")
+    p.add_argument("--concurrency", type=int, default=int(_env("DISTILL_CONCURRENCY", default=1)),
+                   help="jobs running at once on the device")
+    p.add_argument("--job-ttl", type=float, default=float(_env("DISTILL_JOB_TTL", default=2 * 3600)),
+                   help="seconds a job's result files are kept")
+    a = p.parse_args(argv)
+    return AppConfig(host=a.host, port=a.port, share=a.share, prior=a.prior, device=a.device, memory=a.memory,
+                     queue_size=a.queue_size, concurrency=a.concurrency, job_ttl=a.job_ttl)
+
+
+def theme():
+    # System fonts only: the default theme's web fonts would be fetched from the internet on every page load.
+    fonts = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+    return gr.themes.Soft(primary_hue="orange", font=fonts, font_mono=mono)
+
+
+def tab_specs():
+    from . import image_tab, panorama_tab, svg_tab, video_tab, views3d_tab
+
+    return [svg_tab.SPEC, panorama_tab.SPEC, video_tab.SPEC, views3d_tab.SPEC, image_tab.SPEC]
+
+
+def build_app(config: AppConfig | None = None, env: environment.Environment | None = None) -> gr.Blocks:
+    """The whole app as one gr.Blocks (not launched). `demo.tabs` maps tab names to their `Tab` objects."""
+    config = config or AppConfig()
+    env = env or environment.detect(config.prior, config.device, config.memory)
+    from backends.files import cleanup_expired
+
+    run_config = RunConfig(env=env, queue_id=f"device-{env.device}", concurrency=max(1, config.concurrency),
+                           job_ttl_s=config.job_ttl, job_root=config.job_root)
+    cleanup_expired(config.job_ttl, root=config.job_root)
+    tabs: dict[str, Tab] = {}
+    with gr.Blocks(title=TITLE, delete_cache=(1800, int(max(config.job_ttl, 3600)))) as demo:
+        gr.Markdown(f"# {TITLE}\nTurn a frozen text-to-image diffusion model into a tool for vector graphics and "
+                    "consistent editing, by score distillation.", elem_id="title")
+        banner_widget(env)
+        with gr.Tabs():
+            for spec in tab_specs():
+                with gr.Tab(spec.title, id=spec.name, elem_id=f"tab-{spec.name}"):
+                    tab = Tab(spec, run_config)
+                    tab.build()
+                    tabs[spec.name] = tab
+        gr.api(lambda: env.summary(), api_name="environment", api_description="What this machine runs: device, "
+               "priors per kind, and where each model's weights stand.")
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=max(1, config.concurrency))
+    demo.tabs_by_name = tabs
+    demo.environment = env
+    return demo
+
+
+def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
+    """Build and serve. Returns (demo, local_url); with block=False the server runs in a thread."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    t0 = time.perf_counter()
+    demo = build_app(config)
+    from backends.files import default_root
+
+    root = config.job_root or str(default_root())
+    _, url, share_url = demo.launch(server_name=config.host, server_port=config.port, share=config.share,
+                                    prevent_thread_lock=not block and True, quiet=quiet, css=CSS,
+                                    allowed_paths=[root], footer_links=["api", "gradio"],
+                                    theme=theme(), show_error=False)
+    if not quiet:
+        logging.getLogger("distill_studio.app").info("serving at %s after %.1f s", url, time.perf_counter() - t0)
+    return demo, url
