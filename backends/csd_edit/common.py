@@ -299,9 +299,10 @@ def window_starts(size: int, window: int, stride: int) -> list[int]:
 
 
 def window_boxes(height: int, width: int, window: int, stride: int) -> tuple[list[Box], tuple[int, int]]:
-    """Row-major windows of window x window cells (clipped to the latent's sides) and the grid's (rows, cols)."""
+    """Row-major windows of window x window cells (clipped to the latent's sides) and the grid's (rows, cols).
+    A stride longer than the window is shortened to it, so no cell falls between two windows."""
     wh, ww = min(window, height), min(window, width)
-    ys, xs = window_starts(height, wh, stride), window_starts(width, ww, stride)
+    ys, xs = window_starts(height, wh, min(stride, wh)), window_starts(width, ww, min(stride, ww))
     return [(y, x, wh, ww) for y in ys for x in xs], (len(ys), len(xs))
 
 
