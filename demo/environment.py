@@ -223,11 +223,15 @@ def apply_memory_profile(prior, memory: str) -> None:
 
 
 def free_memory() -> None:
-    """Give cached GPU memory back after a run ends or is stopped (the priors themselves stay loaded)."""
-    gc.collect()
+    """Give cached GPU memory back after a run ends or is stopped (the priors themselves stay loaded).
+
+    A full garbage collection (tensors caught in reference cycles) takes ~0.4 s in this process, so it runs only
+    where it pays: with CUDA, before returning the allocator's cache. On the CPU, closing the run frees its tensors.
+    """
     import torch
 
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()
 
 

@@ -1,0 +1,419 @@
+"""The app in-process, without a server: the Blocks build from the registry, the run handler streams previews and
+offers files, Stop ends a run, errors (out of GPU memory included) read as one sentence, and the machine
+detection decides the priors and the banner without the network."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import threading
+import time
+import types
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+import backends
+from backends import registry
+from backends.settings import option
+from demo import common, environment, jobs
+from demo.launch import AppConfig, build_app, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = str(ROOT / "examples" / "image" / "shapes.png")
+
+
+def cpu_env(**kw) -> environment.Environment:
+    return environment.Environment(device="cpu", use_real={"text": False, "instruct": False}, **kw)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jobs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        demo = build_app(AppConfig(job_root=str(root)), env=cpu_env())
+    demo.job_root = root
+    return demo
+
+
+def session(name="s1"):
+    return types.SimpleNamespace(session_hash=name)
+
+
+def no_progress(*args, **kwargs):
+    pass
+
+
+def run(tab, request: dict | str, inputs=(), who="s1") -> tuple[list[dict], dict]:
+    """Drive the run handler like Gradio does; returns every update and the final one by attribute name."""
+    text = request if isinstance(request, str) else json.dumps(request)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        updates = list(common.run_request(tab, text, list(inputs), session(who), no_progress))
+    names = {id(getattr(tab, n)): n for n in ("status", "caption_a", "preview_a", "caption_b", "preview_b",
+                                               "files_a", "files_b", "report", "cli", "details")}
+    final = {names.get(id(c), str(c)): v for c, v in updates[-1].items()}
+    return updates, final
+
+
+def sds(steps=40, **settings):
+    return {"backend": "image/sds", "prior": "analytic", "settings": {"steps": steps, "seed": 1, **settings}}
+
+
+# ------------------------------------------------------------------------------------------------------- building
+
+
+def test_every_tab_is_built_from_the_registry_with_stable_endpoints(app):
+    found = backends.available()
+    assert set(app.tabs_by_name) == {"svg", "panorama", "video", "views3d", "image"}
+    api = {fn.api_name for fn in app.fns.values() if fn.api_name and fn.api_visibility != "private"}
+    for name, tab in app.tabs_by_name.items():
+        assert tab.keys == [f"{tab.spec.task}/{n}" for n in found.get(tab.spec.task, [])]
+        if tab.keys:
+            assert {f"{name}_run", f"{name}_stop", f"{name}_settings"} <= api
+            assert [v for _, v in tab.backend.choices] == tab.keys
+    assert "environment" in api
+
+
+def test_a_newly_registered_backend_appears_without_ui_code():
+    @dataclass
+    class FakeSettings:
+        prompt: str = option("", "instruction")
+        seed: int = option(0, "seed", lo=0, hi=10)
+        strength: float = option(0.5, "how much", lo=0.0, hi=1.0)
+
+    @registry.register("panorama", "fake-edit")
+    class FakeEdit:
+        Settings = FakeSettings
+        description = "a plugin that registered itself"
+        prior = "none"
+        inputs = "image"
+
+    try:
+        with gr.Blocks():
+            tab = common.Tab(__import__("demo.panorama_tab", fromlist=["SPEC"]).SPEC, common.RunConfig(env=cpu_env()))
+            tab.build()
+        assert "panorama/fake-edit" in [v for _, v in tab.backend.choices]
+        assert ("panorama/fake-edit", "strength") in [(k, n) for k, n, _ in tab.panel_fields]
+    finally:
+        registry._registry.pop("panorama/fake-edit", None)
+
+
+def test_a_task_without_backends_renders_a_note():
+    spec = common.TabSpec(name="none", task="no-such-task", title="Nothing", intro="nothing", inputs=[])
+    with gr.Blocks() as demo:
+        tab = common.Tab(spec, common.RunConfig(env=cpu_env()))
+        tab.build()
+    assert tab.keys == [] and not tab.events
+    assert any("No backend for this task" in str(getattr(b, "value", "")) for b in demo.blocks.values())
+
+
+def test_settings_widgets_follow_the_field_descriptions():
+    d = {"name": "lr", "type": "float", "default": 0.05, "help": "rate", "lo": 1e-6, "hi": 10.0, "choices": None}
+    with gr.Blocks():
+        assert isinstance(common.field_widget(d, "x1"), gr.Number)
+        assert isinstance(common.field_widget({**d, "lo": 0.0, "hi": 1.0}, "x2"), gr.Slider)
+        assert isinstance(common.field_widget({**d, "type": "str", "choices": ("a", "b"), "default": "a"}, "x3"),
+                          gr.Dropdown)
+        assert isinstance(common.field_widget({**d, "type": "bool", "default": True}, "x4"), gr.Checkbox)
+
+
+# ------------------------------------------------------------------------------------------------------- running
+
+
+def test_run_streams_previews_then_offers_files_metrics_and_the_cli_line(app):
+    tab = app.tabs_by_name["image"]
+    updates, final = run(tab, sds(steps=40), [SHAPES])
+    previews = [u[tab.preview_a] for u in updates if isinstance(u.get(tab.preview_a), np.ndarray)]
+    assert len(previews) >= 3  # live previews while optimizing, then the result
+    steps = [u[tab.status] for u in updates if "step **" in str(u.get(tab.status, ""))]
+    assert steps and "40/40" in steps[-1]
+    assert final["status"].startswith("**Done**")
+    files = [Path(p) for p in final["files_a"]]
+    assert {p.suffix for p in files} == {".png", ".json"} and all(p.is_file() for p in files)
+    assert all(p.is_relative_to(app.job_root) for p in files)
+    assert "psnr" in final["report"] and final["details"]["method"]["seed"] == 1
+    assert final["cli"].splitlines()[1].startswith("python -m backends run image/sds --prior analytic")
+
+
+def test_cli_line_repeats_the_run(app, tmp_path):
+    from backends.__main__ import main
+
+    tab = app.tabs_by_name["image"]
+    _, final = run(tab, sds(steps=30, lr=0.1), [SHAPES])
+    argv = shlex.split(final["cli"].splitlines()[1])[3:]
+    argv[argv.index("--input") + 1] = SHAPES
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    assert main(argv) == 0
+    again = json.loads((tmp_path / "result.json").read_text())
+    assert again["settings"] == final["details"]["method"]["settings"]
+    assert again["metrics"]["psnr"] == pytest.approx(final["details"]["method"]["metrics"]["psnr"], rel=1e-5)
+
+
+def test_compare_runs_method_and_baseline_on_the_same_input_and_seed(app):
+    tab = app.tabs_by_name["image"]
+    req = sds(steps=30)
+    req["compare"] = {"backend": "image/sds", "prior": "analytic",
+                      "settings": {**common.baseline_settings(tab.classes["image/sds"], tab.classes["image/sds"],
+                                                              req["settings"]), "lr": 0.01}}
+    _, final = run(tab, req, [SHAPES])
+    a, b = final["details"]["method"], final["details"]["baseline"]
+    assert a["seed"] == b["seed"] == 1 and a["inputs"] == b["inputs"]
+    assert a["settings"]["steps"] == b["settings"]["steps"] == 30 and b["settings"]["lr"] == 0.01
+    assert a["metrics"]["psnr"] > b["metrics"]["psnr"]  # the smaller learning rate has not converged yet
+    names = {Path(p).name for p in final["files_a"] + final["files_b"]}
+    assert len(names) == 4 and all(n.startswith(("method-", "baseline-")) for n in names)
+    assert "| | Method | Baseline |" in final["report"]
+
+
+def test_collect_turns_widgets_into_the_request_and_refuses_bad_settings(app):
+    tab = app.tabs_by_name["image"]
+    fields = [(k, n) for k, n, _ in tab.panel_fields]
+    values = {n: common.ui_default(next(d for d in common.ui_fields(tab.classes[k]) if d["name"] == n))
+              for k, n in fields}
+    values["steps"] = 12
+    widget_values = [values[n] for _, n in fields]
+    text = tab.collect("image/sds", "analytic", 5, True, "image/sds", '{"lr": 0.2}', "a prompt", *widget_values)
+    req = json.loads(text)
+    assert req["settings"]["steps"] == 12 and req["settings"]["seed"] == 5 and req["settings"]["prompt"] == "a prompt"
+    assert req["compare"]["settings"]["steps"] == 12 and req["compare"]["settings"]["lr"] == 0.2
+    values["steps"] = 0
+    with pytest.raises(gr.Error, match="steps"):
+        tab.collect("image/sds", "analytic", 5, False, None, "{}", "", *[values[n] for _, n in fields])
+    with pytest.raises(gr.Error, match="JSON"):
+        tab.collect("image/sds", "analytic", 5, True, "image/sds", "{lr:", "", *widget_values)
+
+
+def test_results_of_tiny_priors_are_labelled(app):
+    tab = app.tabs_by_name["image"]
+    _, final = run(tab, {"backend": "image/sds", "prior": "tiny-sd", "settings": {"steps": 2, "size": 16}}, [SHAPES])
+    assert "tiny prior" in final["status"] and "tiny prior" in final["caption_a"]
+    assert final["details"]["method"]["prior_is_tiny"] is True and "tiny-sd (tiny)" in final["report"]
+
+
+def test_auto_prior_means_tiny_without_gpu_or_weights(app):
+    tab = app.tabs_by_name["image"]
+    cls = tab.classes["image/sds"]
+    assert common.resolve_prior(cls, "auto", cpu_env()) == "tiny-sd"
+    real = environment.Environment(device="cuda", use_real={"text": True, "instruct": True})
+    assert common.resolve_prior(cls, "auto", real) == "sd"
+    assert common.resolve_prior(cls, "analytic", real) == "analytic"
+
+
+# ------------------------------------------------------------------------------------------------------- stop, errors
+
+
+def test_stop_ends_a_running_optimization_within_2_s_and_the_next_run_works(app):
+    tab = app.tabs_by_name["image"]
+    out: dict = {}
+
+    def long_run():
+        out["updates"], out["final"] = run(tab, {"backend": "image/sds", "prior": "tiny-sd",
+                                                 "settings": {"steps": 20000, "size": 32}}, [SHAPES], who="stopper")
+        out["ended"] = time.monotonic()
+
+    worker = threading.Thread(target=long_run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not any(j.step > 0 for j in jobs.JOBS.active("stopper", "image")):
+        assert time.monotonic() < deadline and worker.is_alive(), "the run never reported a step"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    message = tab.stop(session("stopper"))
+    worker.join(30)
+    assert not worker.is_alive()
+    latency = out["ended"] - t0
+    print(f"stop latency {latency:.2f} s")
+    assert latency < 2.0, f"Stop took {latency:.2f} s"
+    assert out["final"]["status"].startswith("**Stopped** at step") and message.startswith("**Stopped**")
+    assert jobs.JOBS.last("stopper", "image").outcome == "stopped" and not jobs.JOBS.active("stopper", "image")
+    _, final = run(tab, sds(steps=10), [SHAPES], who="stopper")
+    assert final["status"].startswith("**Done**")
+
+
+def test_stop_with_nothing_running_says_so(app):
+    assert app.tabs_by_name["image"].stop(session("idle")) == "Nothing was running. Ready."
+
+
+def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds(app, monkeypatch):
+    tab = app.tabs_by_name["image"]
+    cls = tab.classes["image/sds"]
+    real_run = cls.run
+
+    def oom_run(self, *args, **kwargs):
+        yield from []
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(cls, "run", oom_run)
+    _, final = run(tab, sds(steps=10), [SHAPES])
+    assert final["status"].startswith("**Run failed:** out of GPU memory: ")
+    assert "Traceback" not in final["status"] and "Tried to allocate" not in final["status"]
+    monkeypatch.setattr(cls, "run", real_run)
+    _, final = run(tab, sds(steps=10), [SHAPES])
+    assert final["status"].startswith("**Done**")
+
+
+@pytest.mark.parametrize("request_text, inputs, expected", [
+    (json.dumps(sds()), [], "Input problem:** the analytic prior needs a target image"),
+    ("{not json", [SHAPES], "Input problem:** the settings JSON is not valid JSON"),
+    (json.dumps({"settings": {}}), [SHAPES], 'Input problem:** the settings JSON must be an object with a "backend"'),
+    (json.dumps({**sds(), "settings": {"steps": -3}}), [SHAPES], "Input problem:** setting 'steps' must be between"),
+    (json.dumps({"backend": "video/per-frame", "settings": {}}), [SHAPES], "is not a SDS check backend"),
+    (json.dumps({"backend": "no/such"}), [SHAPES], "Input problem:** unknown backend 'no/such'"),
+])
+def test_bad_requests_are_one_sentence_not_a_traceback(app, request_text, inputs, expected):
+    if "video/per-frame" in request_text and "video/per-frame" not in [f"video/{n}" for n in
+                                                                        backends.available().get("video", [])]:
+        pytest.skip("video backends not installed")
+    _, final = run(app.tabs_by_name["image"], request_text, inputs)
+    assert expected in final["status"] and "Traceback" not in final["status"]
+
+
+def test_an_unexpected_error_is_one_line_and_logged(app, monkeypatch, caplog):
+    cls = app.tabs_by_name["image"].classes["image/sds"]
+
+    def broken(self, *args, **kwargs):
+        raise KeyError("oops")
+        yield
+
+    monkeypatch.setattr(cls, "run", broken)
+    _, final = run(app.tabs_by_name["image"], sds(), [SHAPES])
+    assert final["status"].startswith("**Run failed:** internal error (KeyError")
+    assert "Traceback" not in final["status"]
+    assert any("run failed in tab image" in r.message for r in caplog.records)
+
+
+def test_missing_input_asks_for_an_upload():
+    @dataclass
+    class S:
+        seed: int = option(0, "seed", lo=0, hi=10)
+
+    cls = types.SimpleNamespace(inputs="video", key="video/x", Settings=S)
+    tab = types.SimpleNamespace(spec=types.SimpleNamespace(inputs=[common.InputSlot("video", "clip", None)]))
+    with pytest.raises(backends.InputError, match="needs a video: upload one"):
+        common.inputs_for(tab, cls, [None])
+    assert common.inputs_for(tab, cls, ["/x/clip.mp4"]) == ["/x/clip.mp4"]
+    cls.inputs = "images"
+    tab.spec.inputs = [common.InputSlot("images", "views", None)]
+    assert common.inputs_for(tab, cls, [[{"path": "/a.png"}, ("/b.png", "caption")]]) == ["/a.png", "/b.png"]
+
+
+# ------------------------------------------------------------------------------------------------------- files
+
+
+def test_job_folders_live_under_the_job_root_and_expire(app):
+    from backends.files import cleanup_expired
+
+    tab = app.tabs_by_name["image"]
+    _, final = run(tab, sds(steps=5), [SHAPES])
+    folder = Path(final["files_a"][0]).parent
+    assert folder.parent == app.job_root and folder.is_dir()
+    assert cleanup_expired(3600, root=app.job_root, now=time.time() + 7200) >= 1
+    assert not folder.exists()
+
+
+def test_view_zips_unpack_under_generated_names(tmp_path):
+    zpath = tmp_path / "views.zip"
+    png = (ROOT / "examples" / "image" / "shapes.png").read_bytes()
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("../../escape.png", png)
+        zf.writestr("view_01.png", png)
+        zf.writestr("notes.txt", "x")
+    out = common.unpack_views(str(zpath), tmp_path / "g")
+    assert [Path(p).name for p in out] == ["view-000.png", "view-001.png"]
+    assert all(Path(p).parent == tmp_path / "g" for p in out) and not (tmp_path.parent / "escape.png").exists()
+
+
+def test_svg_results_are_drawn_by_the_browser_from_the_file(tmp_path):
+    svg = tmp_path / "r.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>')
+    html = common.svg_html(str(svg))
+    assert html.count("<img") == 1 and "data:image/svg+xml;base64," in html and "<svg" not in html
+
+
+# ------------------------------------------------------------------------------------------------------- machine
+
+
+def test_offline_without_gpu_banner_says_what_is_missing_and_how(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DISTILL_SD_MODEL", "/nowhere/sd15")
+    monkeypatch.delenv("DISTILL_IP2P_MODEL", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    env = environment.detect()
+    assert env.device == "cpu" and env.prior_for("text") == "tiny-sd" and env.prior_for("instruct") == "tiny-ip2p"
+    assert env.weights["text"].state == "missing" and env.weights["instruct"].state in ("missing", "cached")
+    text = environment.banner(env)
+    for words in ("Try-out mode", "tiny-sd", "tiny-ip2p", "a CUDA GPU", "/nowhere/sd15", "DISTILL_SD_MODEL",
+                  "DISTILL_IP2P_MODEL", "huggingface-cli download"):
+        assert words in text
+
+
+def test_detection_never_waits_for_the_network(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("DISTILL_SD_MODEL", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://10.255.255.1")  # unroutable: any request would hang
+    t0 = time.perf_counter()
+    env = environment.detect()
+    assert time.perf_counter() - t0 < 2.0
+    assert env.weights["text"].state in ("cached", "download")
+
+
+def test_weights_in_a_local_folder_are_used_when_there_is_a_gpu(monkeypatch, tmp_path):
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "model_index.json").write_text("{}")
+    (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    monkeypatch.setenv("DISTILL_IP2P_MODEL", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(environment, "_cuda_facts", lambda device: ("Fake GPU", 24.0))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    env = environment.detect(device="cuda")
+    assert env.weights["instruct"].state == "local" and env.prior_for("instruct") == "ip2p"
+    assert env.memory == "24gb" and "24gb" in environment.banner(env)
+    assert environment.detect(prior_mode="tiny", device="cuda").prior_for("instruct") == "tiny-ip2p"
+
+
+def test_memory_profiles_switch_the_prior_savers():
+    calls = []
+    prior = types.SimpleNamespace(**{m: (lambda m=m: calls.append(m)) for m in (
+        "enable_attention_slicing", "enable_vae_slicing", "enable_vae_tiling")})
+    environment.apply_memory_profile(prior, "none")
+    assert calls == []
+    environment.apply_memory_profile(prior, "24gb")
+    assert calls == ["enable_attention_slicing"]
+    calls.clear()
+    environment.apply_memory_profile(prior, "16gb")
+    assert calls == ["enable_attention_slicing", "enable_vae_slicing", "enable_vae_tiling"]
+
+
+def test_zero_gpu_decorator_only_on_zero_gpu(monkeypatch):
+    def handler():
+        yield 1
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert environment.gpu_call(handler) is handler
+    seen = {}
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration: (lambda fn: seen.setdefault("wrapped", (fn, duration))[0])
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert environment.gpu_call(handler) is handler and seen["wrapped"] == (handler, 120)
+
+
+def test_flags_and_environment_variables_configure_the_launch(monkeypatch):
+    monkeypatch.setenv("DISTILL_PORT", "7999")
+    monkeypatch.setenv("DISTILL_PRIOR", "tiny")
+    monkeypatch.setenv("DISTILL_MEMORY", "16gb")
+    cfg = parse_args([])
+    assert (cfg.port, cfg.prior, cfg.memory, cfg.share) == (7999, "tiny", "16gb", False)
+    cfg = parse_args(["--port", "8001", "--share", "--prior", "real", "--device", "cpu", "--queue-size", "5"])
+    assert (cfg.port, cfg.share, cfg.prior, cfg.device, cfg.queue_size) == (8001, True, "real", "cpu", 5)
+    with pytest.raises(SystemExit):
+        parse_args(["--prior", "huge"])
