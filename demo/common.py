@@ -448,16 +448,31 @@ class Tab:
         outputs += self.media_a + self.media_b
         outputs += [self.files_a, self.files_b, self.report, self.cli, self.details]
         self.outputs = outputs
-        collect = self.run_btn.click(self.collect, collect_inputs, self.request, api_name=f"{s.name}_settings",
+        # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
+        collect = self.run_btn.click(self.collect, collect_inputs, self.request, api_visibility="private",
                                      concurrency_id="ui", concurrency_limit=None, show_progress="hidden")
         runner = environment.gpu_call(make_runner(self, len(self.input_widgets)))
         self.events["run"] = collect.success(
             runner, [self.request] + self.input_widgets, outputs, api_name=f"{s.name}_run",
             concurrency_id=self.config.queue_id, concurrency_limit=self.config.concurrency,
             show_progress="full", show_progress_on=[self.progress_slot])
+        gr.api(self.defaults, api_name=f"{s.name}_defaults", api_description=(
+            f"The request JSON for `{s.name}_run` with every setting of one {s.title} backend at its default "
+            f"(backend: one of {', '.join(self.keys)}; empty for {self.method_key}). Edit it, then call "
+            f"`{s.name}_run` with it and the input file(s)."))
         self.events["stop"] = self.stop_btn.click(self.stop, None, self.status, api_name=f"{s.name}_stop",
                                                   concurrency_id="ui", concurrency_limit=None,
                                                   cancels=[self.events["run"]], show_progress="hidden")
+
+    def defaults(self, backend: str = "") -> str:
+        """A request JSON with every setting of `backend` at its default; compare with the baseline left out."""
+        key = backend or self.method_key
+        if key not in self.classes:
+            raise gr.Error(f"Unknown backend {key!r} for this tab; choose one of {', '.join(self.keys)}.",
+                           print_exception=False)
+        settings = {d["name"]: ui_default(d, self.env.device) for d in bsettings.describe(self.classes[key].Settings)}
+        return json.dumps({"backend": key, "prior": "auto", "settings": settings, "compare": None}, indent=1,
+                          default=str)
 
     def apply_example(self, backend_key: str, payload: str):
         """Set the panel of the example's backend to its settings (others to defaults); other panels untouched."""

@@ -102,8 +102,11 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
                     tab = Tab(spec, run_config)
                     tab.build()
                     tabs[spec.name] = tab
-        gr.api(lambda: env.summary(), api_name="environment", api_description="What this machine runs: device, "
-               "priors per kind, and where each model's weights stand.")
+        def environment_info() -> dict:
+            """What this machine runs: device, the prior each kind uses, where each model's weights stand."""
+            return env.summary()
+
+        gr.api(environment_info, api_name="environment")
     demo.queue(max_size=config.queue_size, default_concurrency_limit=max(1, config.concurrency))
     demo.tabs_by_name = tabs
     demo.environment = env

@@ -77,7 +77,7 @@ def test_every_tab_is_built_from_the_registry_with_stable_endpoints(app):
     for name, tab in app.tabs_by_name.items():
         assert tab.keys == [f"{tab.spec.task}/{n}" for n in found.get(tab.spec.task, [])]
         if tab.keys:
-            assert {f"{name}_run", f"{name}_stop", f"{name}_settings"} <= api
+            assert {f"{name}_run", f"{name}_stop", f"{name}_defaults"} <= api
             assert [v for _, v in tab.backend.choices] == tab.keys
     assert "environment" in api
 

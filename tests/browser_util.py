@@ -1,0 +1,53 @@
+"""Driving the app in Debian's headless Chromium with Playwright (never a downloaded browser)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def open_tab(page, title: str) -> None:
+    page.get_by_role("tab", name=title, exact=True).click()
+
+
+def click_example(page, tab: str, label: str) -> None:
+    page.locator(f"#tab-{tab}").get_by_text(label, exact=True).click()
+
+
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def status_text(page, tab: str) -> str:
+    return page.locator(f"#{tab}-status").inner_text()
+
+
+def wait_status(page, tab: str, words: tuple[str, ...], timeout_s: float) -> str:
+    """Wait until the tab's status box contains one of `words`; returns its text."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = status_text(page, tab)
+        if any(w in text for w in words):
+            return text
+        time.sleep(0.1)
+    raise TimeoutError(f"status of {tab} never showed {words}; last: {text!r}")
+
+
+def screenshot(page, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)

@@ -1,0 +1,191 @@
+"""The running app through its API (gradio_client): every public endpoint, Stop, 20 jobs at once, out of GPU memory.
+
+The app is started as a person starts it (`python app.py`, offline, CPU), on a free localhost port.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from gradio_client import Client, handle_file
+
+import backends
+from app_server import AppServer, free_port
+from demo.launch import AppConfig, build_app, tab_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = str(ROOT / "examples" / "image" / "shapes.png")
+# The least work that still runs each tab's method end to end on the tiny prior (the browser test runs the examples).
+SMALLEST = {"steps": 2, "short_side": 64, "particles": 2, "every": 1}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with AppServer("client") as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Client(server.url, verbose=False)
+
+
+def sds(steps=20, seed=0, **settings):
+    return json.dumps({"backend": "image/sds", "prior": "analytic", "settings": {"steps": steps, "seed": seed, **settings}})
+
+
+def outputs(result) -> dict:
+    """The `<tab>_run` outputs by name (status, captions, previews, media..., files, report, cli, details)."""
+    status, caption_a, preview_a, caption_b, preview_b, *rest = result
+    files_a, files_b, report, cli, details = rest[-5:]
+    return dict(status=status, caption_a=caption_a, preview_a=preview_a, caption_b=caption_b, preview_b=preview_b,
+                media=rest[:-5], files_a=files_a or [], files_b=files_b or [], report=report, cli=cli, details=details)
+
+
+def test_the_page_is_served_within_30_s_offline(server):
+    print(f"startup (offline, CPU): {server.startup_s:.1f} s")
+    assert server.startup_s < 30
+
+
+def test_every_tab_has_stable_endpoints(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    expected = {"/environment"}
+    for spec in tab_specs():
+        if backends.available().get(spec.task):
+            expected |= {f"/{spec.name}_run", f"/{spec.name}_stop", f"/{spec.name}_defaults"}
+    assert expected <= names, expected - names
+    assert not [n for n in names if n.endswith("_settings")]  # UI plumbing stays private
+
+
+def test_environment_reports_cpu_and_tiny_priors(client):
+    env = client.predict(api_name="/environment")
+    assert env["device"] == "cpu" and env["priors"] == {"text": "tiny-sd", "instruct": "tiny-ip2p"}
+    assert env["weights"]["text"]["state"] in ("missing", "cached", "local")
+
+
+def test_defaults_then_run_repeats_through_the_api(client):
+    req = json.loads(client.predict("image/sds", api_name="/image_defaults"))
+    assert req["backend"] == "image/sds" and req["settings"]["steps"] == 500
+    req["prior"], req["settings"]["steps"] = "analytic", 25
+    out = outputs(client.predict(json.dumps(req), handle_file(SHAPES), api_name="/image_run"))
+    assert out["status"].startswith("**Done**"), out["status"]
+    assert {Path(p).suffix for p in out["files_a"]} == {".png", ".json"}
+    assert Path(out["preview_a"]).is_file() and out["details"]["method"]["metrics"]["psnr"] > 20
+
+
+@pytest.mark.parametrize("spec", [s for s in tab_specs() if s.name != "image"], ids=lambda s: s.name)
+def test_each_tab_runs_on_the_tiny_prior(client, spec):
+    keys = backends.available().get(spec.task)
+    if not keys:
+        pytest.skip(f"no {spec.task} backend installed yet")
+    rows = [e for e in spec.examples() if e.available() and e.backend in keys]
+    if not rows:
+        pytest.skip(f"no {spec.task} example files yet")
+    example = rows[0]
+    key = f"{spec.task}/{example.backend}"
+    defaults = json.loads(client.predict(key, api_name=f"/{spec.name}_defaults"))["settings"]
+    settings = {**example.settings, **{k: v for k, v in SMALLEST.items() if k in defaults}, "seed": 0}
+    if "prompt" in defaults:
+        settings["prompt"] = example.prompt
+    if spec.name == "views3d":
+        settings["particles"] = len(example.inputs["images"])
+    files = []
+    for slot in spec.inputs:
+        value = example.inputs.get(slot.kind)
+        if isinstance(value, list):
+            files.append([handle_file(p) for p in value])
+        else:
+            files.append(handle_file(value) if value else None)
+    t0 = time.perf_counter()
+    out = outputs(client.predict(json.dumps({"backend": key, "prior": "auto", "settings": settings}), *files,
+                                 api_name=f"/{spec.name}_run"))
+    print(f"{spec.name}: {key} {settings} in {time.perf_counter() - t0:.1f} s")
+    assert out["status"].startswith("**Done**"), out["status"]
+    assert "tiny prior" in out["status"] and out["details"]["method"]["prior"].startswith("tiny-")
+    assert out["files_a"] and all(Path(p).is_file() for p in out["files_a"])
+    assert out["preview_a"] and Path(out["preview_a"]).is_file()
+    for kind, value in zip(spec.media, out["media"]):
+        assert value, f"{kind} result missing"
+
+
+def test_stop_through_the_api_ends_the_run_and_the_next_one_runs(client):
+    job = client.submit(json.dumps({"backend": "image/sds", "prior": "tiny-sd", "settings": {"steps": 20000}}),
+                        handle_file(SHAPES), api_name="/image_run")
+    deadline = time.monotonic() + 60
+    while "step **" not in str((job.outputs() or [[""]])[-1][0]):
+        assert time.monotonic() < deadline and not job.done(), "the long run never reported a step"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    message = client.predict(api_name="/image_stop")
+    latency = time.monotonic() - t0
+    print(f"stop through the API: {latency:.2f} s ({message})")
+    assert message.startswith("**Stopped** at step"), message
+    assert latency < 2.0
+    final = outputs(job.result(timeout=30))
+    assert final["status"].startswith("**Stopped**")
+    out = outputs(client.predict(sds(steps=10), handle_file(SHAPES), api_name="/image_run"))
+    assert out["status"].startswith("**Done**")
+
+
+def test_twenty_jobs_at_once_all_come_back_right(server):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clients = [Client(server.url, verbose=False) for _ in range(4)]  # several sessions, as several people
+    t0 = time.perf_counter()
+    jobs = [clients[i % 4].submit(sds(steps=20, seed=i), handle_file(SHAPES), api_name="/image_run")
+            for i in range(20)]
+    results, errors = {}, []
+    for i, job in enumerate(jobs):
+        try:
+            results[i] = outputs(job.result(timeout=240))
+        except Exception as err:  # counted, not raised: the test reports all of them
+            errors.append(f"job {i}: {type(err).__name__}: {err}")
+    print(f"20 concurrent jobs: {len(results)} results, {len(errors)} errors in {time.perf_counter() - t0:.1f} s")
+    assert not errors, errors
+    assert len(results) == 20
+    folders = set()
+    for i, out in results.items():
+        assert out["status"].startswith("**Done**"), (i, out["status"])
+        meta = out["details"]["method"]
+        assert meta["seed"] == i and meta["settings"]["steps"] == 20  # each result is its own job's
+        assert json.loads(Path(next(p for p in out["files_a"] if p.endswith(".json"))).read_text())["seed"] == i
+        folders.add(Path(out["files_a"][0]).parent)
+    assert len(folders) == 20
+
+
+def test_out_of_gpu_memory_shows_in_the_ui_and_the_next_run_succeeds(tmp_path, monkeypatch):
+    """The real server path in this process, with torch.cuda.OutOfMemoryError raised inside the backend."""
+    import demo.environment as environment
+
+    env = environment.Environment(device="cpu", use_real={"text": False, "instruct": False})
+    demo = build_app(AppConfig(job_root=str(tmp_path)), env=env)
+    cls = backends.get("image/sds")
+    real_run, calls = cls.run, []
+
+    def run_once_out_of_memory(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        yield from real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "run", run_once_out_of_memory)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        out = outputs(client.predict(sds(steps=5), handle_file(SHAPES), api_name="/image_run"))
+        assert out["status"].startswith("**Run failed:** out of GPU memory: "), out["status"]
+        assert "Traceback" not in out["status"]
+        out = outputs(client.predict(sds(steps=5), handle_file(SHAPES), api_name="/image_run"))
+        assert out["status"].startswith("**Done**"), out["status"]
+    finally:
+        demo.close()
