@@ -1,0 +1,493 @@
+"""`svg/vectorfusion`: text to SVG by score distillation through the vector renderer (Jain et al., CVPR 2023).
+
+One step: render the scene (600 px), augment it (random perspective + 512 crop, from-scratch runs only), resize
+it to the prior's native resolution, encode it (fp32 VAE, differentiable), add noise at t ~ U(50, 950), ask the
+frozen UNet for the guided noise (one call, CFG inside the prior) and backpropagate the SDS gradient
+w(t) (eps_hat - eps) through the encoder and the renderer into control points and colors. The self-
+intersection (Xing) loss keeps paths from looping; every 50 steps, paths that faded (opacity < 0.05) or
+collapsed (area < 64 px^2) are re-initialized as fresh circles on top.
+
+init="live" is the paper's best variant: K raster samples from the same prior, reranked by CLIP, the best one
+vectorized LIVE-style (`svg/vectorize`), then 1K SDS steps without augmentation.
+
+The machinery below (`Plan`, `distill_painting`) optimizes K scenes at once; `svg/csd` reuses it with the CSD
+objective so K candidates are one batched optimization.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .. import engine, validate
+from ..clip import default_clip, rerank
+from ..errors import InputError
+from ..imaging import save_png, to_uint8
+from ..registry import register
+from ..settings import option
+from ..types import Progress, Result
+from .losses import closed_area, saturation_penalty, xing_loss
+from .render import render_batch
+from .svgio import save_svg
+from .vectorize import Painting, circle_control_points, live_vectorize, resize_to
+
+PAPER_SIZE = 600   # VectorFusion renders at 600 x 600 ...
+PAPER_CROP = 512   # ... and crops 512 x 512 for Stable Diffusion's native 512
+
+
+@dataclass(frozen=True)
+class Style:
+    """What a style optimizes and its paper defaults (pixel sizes are for the 600 px canvas)."""
+
+    kind: str               # "path" | "stroke" | "square"
+    paths: int              # number of shapes (pixel art: squares per side)
+    segments: int           # cubic segments per shape (unused for squares)
+    suffix: str             # appended to the prompt
+    lr: tuple[float, float, float, int]  # start, peak, end, warm-up steps of the main parameter group
+    optimize: tuple[str, ...]            # which of "points", "colors", "background" are optimized
+    radius: float = 20.0    # initial circle radius, px
+    stroke_width: float = 6.0
+
+
+STYLES = {
+    "iconography": Style("path", 64, 4, "minimal flat 2d vector icon. lineal color. on a white background. "
+                         "trending on artstation", (0.02, 0.2, 0.05, 500), ("points", "colors", "background")),
+    "pixelart": Style("square", 32, 1, "pixel art. trending on artstation", (1e-5, 1e-4, 1e-4, 1000), ("colors",)),
+    "sketch": Style("stroke", 16, 5, "minimal 2d line drawing. trending on artstation", (0.02, 0.2, 0.05, 500),
+                    ("points",)),
+}
+
+
+def full_prompt(prompt: str, suffix: str) -> str:
+    """The prompt with the style's suffix appended ("a fox" -> "a fox. minimal flat 2d vector icon. ...")."""
+    if not suffix:
+        return prompt
+    return prompt + ("" if prompt.rstrip().endswith((".", "!", "?")) else ".") + " " + suffix
+
+
+def native_resolution(prior) -> int:
+    """The image size the prior's UNet was built for: 512 for Stable Diffusion 1.x, 128 for the tiny model."""
+    for attr in ("resolution", "native_size"):
+        if isinstance(getattr(prior, attr, None), int):
+            return getattr(prior, attr)
+    unet = getattr(prior, "unet", None)
+    if unet is not None and getattr(unet.config, "sample_size", None):
+        size = unet.config.sample_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size) * int(prior.latent_scale)
+    return PAPER_CROP
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+@dataclass
+class SVGDistillSettings:
+    """Settings shared by the SDS/CSD text-to-SVG backends (paper defaults; None = the style's default)."""
+
+    prompt: str = option("", "what the SVG should show (the style's prompt suffix is appended)")
+    style: str = option("iconography", "iconography: filled paths; pixelart: a grid of colored squares; sketch: "
+                                       "black strokes", choices=tuple(STYLES))
+    paths: Optional[int] = option(None, "number of shapes (pixel art: squares per side); default 64 / 32 / 16 "
+                                        "by style", lo=1, hi=1024)
+    segments: Optional[int] = option(None, "cubic segments per path; default 4 (iconography) / 5 (sketch)",
+                                     lo=1, hi=16)
+    steps: Optional[int] = option(None, "SDS steps; default 2000 from scratch, 1000 after a LIVE init",
+                                  lo=1, hi=20000)
+    seed: int = option(0, "random seed", lo=0, hi=2**31 - 1)
+    size: Optional[int] = option(None, "canvas / render size in px; default 600 for 512-px priors, scaled "
+                                       "down for smaller ones (150 for tiny-sd); pixel art rounds it to whole "
+                                       "pixels per square", lo=16, hi=2048)
+    guidance: float = option(100.0, "classifier-free guidance scale of the SDS gradient (not in the paper; "
+                                    "its public reimplementations use 100)", lo=0.0, hi=500.0)
+    negative: str = option("", "negative prompt", advanced=True)
+    suffix: Optional[str] = option(None, "prompt suffix; default: the style's (empty text: none)", advanced=True)
+    t_min: int = option(50, "smallest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
+    t_max: int = option(950, "largest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
+    augment: str = option("auto", "random perspective (0.5, p 0.7) + 512/600 crop: auto = on from scratch, "
+                                  "off after a LIVE init", choices=("auto", "on", "off"), advanced=True)
+    lr: Optional[float] = option(None, "peak learning rate (points: px per step on a 600 px canvas; pixel art: "
+                                       "colors); default 0.2, pixel art 1e-4", lo=0.0, hi=100.0, advanced=True)
+    lr_start: Optional[float] = option(None, "learning rate at step 0 (linear warm-up to the peak); default "
+                                             "0.02, pixel art 1e-5", lo=0.0, hi=100.0, advanced=True)
+    lr_end: Optional[float] = option(None, "learning rate at the last step (cosine decay); default 0.05, pixel "
+                                           "art 1e-4", lo=0.0, hi=100.0, advanced=True)
+    lr_warmup: Optional[int] = option(None, "warm-up steps; default 500, pixel art 1000", lo=0, hi=20000,
+                                      advanced=True)
+    color_lr_scale: float = option(0.05, "fill-color learning rate / point learning rate (paper: 20x lower)",
+                                   lo=0.0, hi=10.0, advanced=True)
+    bg_lr_scale: float = option(0.005, "background learning rate / point learning rate (paper: 200x lower)",
+                                lo=0.0, hi=10.0, advanced=True)
+    xing_weight: float = option(0.01, "self-intersection (Xing) loss weight, closed paths", lo=0.0, hi=100.0,
+                                advanced=True)
+    saturation_weight: float = option(0.05, "L2 saturation penalty weight, pixel art only", lo=0.0, hi=100.0,
+                                      advanced=True)
+    reinit_every: int = option(50, "re-initialize faded or collapsed paths every k steps (0: never)", lo=0,
+                               hi=10000, advanced=True)
+    reinit_stop: Optional[float] = option(None, "stop re-initializing after this fraction of the steps; "
+                                                "default 0.75 from scratch (1.5K of 2K), 0.8 after LIVE "
+                                                "(0.8K of 1K)", lo=0.0, hi=1.0, advanced=True)
+    opacity_threshold: float = option(0.05, "a path fainter than this is re-initialized", lo=0.0, hi=1.0,
+                                      advanced=True)
+    area_threshold: float = option(64.0, "a path smaller than this many px^2 (600 px canvas) is re-initialized",
+                                   lo=0.0, hi=1e5, advanced=True)
+    every: int = option(25, "report progress (with a preview) every k steps", lo=1, hi=1000, advanced=True)
+
+
+@dataclass
+class VectorFusionSettings(SVGDistillSettings):
+    init: str = option("scratch", "scratch: random shapes; live: sample K raster images, keep the best by CLIP, "
+                                  "vectorize it (LIVE), then fine-tune with SDS", choices=("scratch", "live"))
+    k: int = option(4, "raster samples drawn for init=live (best one by CLIP is vectorized)", lo=1, hi=64)
+    sample_steps: int = option(50, "DDIM steps per raster sample (init=live)", lo=1, hi=1000, advanced=True)
+    sample_guidance: float = option(7.5, "guidance scale of the raster samples (init=live)", lo=0.0, hi=50.0,
+                                    advanced=True)
+    live_iters: int = option(100, "LIVE steps per stage when vectorizing the sample (init=live)", lo=1, hi=5000,
+                             advanced=True)
+    live_size: int = option(256, "resolution the sample is vectorized at (init=live)", lo=16, hi=1024,
+                            advanced=True)
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+@dataclass
+class Plan:
+    """Every number one distillation run uses, resolved from settings, style and prior (no None left)."""
+
+    style: Style
+    prompt: str             # with suffix
+    steps: int
+    size: int               # canvas px
+    native: int             # prior's image size
+    crop: int               # augmentation crop, px of the canvas
+    augment: bool
+    px: float               # canvas px per paper px (size / 600)
+    lr: tuple[float, float, float, int]
+    reinit_stop: int        # last step (exclusive) at which paths are re-initialized
+    settings: SVGDistillSettings = field(repr=False)
+
+
+def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
+    """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges."""
+    validate.prompt(s.prompt)
+    if s.t_min > s.t_max:
+        raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
+    style = STYLES[s.style]
+    native = native_resolution(prior)
+    size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
+    steps = s.steps or (1000 if init == "live" else 2000)
+    aug = {"auto": init == "scratch", "on": True, "off": False}[s.augment]
+    lr = (style.lr[0] if s.lr_start is None else s.lr_start, style.lr[1] if s.lr is None else s.lr,
+          style.lr[2] if s.lr_end is None else s.lr_end, style.lr[3] if s.lr_warmup is None else s.lr_warmup)
+    stop = s.reinit_stop if s.reinit_stop is not None else (0.8 if init == "live" else 0.75)
+    suffix = style.suffix if s.suffix is None else s.suffix
+    if style.kind == "square":  # whole pixels per square: crisp cells, and resvg draws exactly what we optimize
+        grid = s.paths or style.paths
+        size = grid * max(1, round(size / grid))
+    style = Style(style.kind, s.paths or style.paths, s.segments or style.segments, suffix, lr, style.optimize,
+                  style.radius, style.stroke_width)
+    return Plan(style=style, prompt=full_prompt(validate.prompt(s.prompt), suffix), steps=steps, size=size,
+                native=native, crop=max(8, round(size * PAPER_CROP / PAPER_SIZE)), augment=aug,
+                px=size / PAPER_SIZE, lr=lr, reinit_stop=round(stop * steps), settings=s)
+
+
+# ----------------------------------------------------------------------------------------- initialization
+
+def random_circles(k: int, n: int, segments: int, radius: float, size: int, generator: torch.Generator):
+    """(k, n, 3S, 2) circle control points with centers uniform over the canvas (a radius in from the edges),
+    and (k, n, 4) random colors with opacity U(0.7, 1) (VectorFusion's iconography initialization)."""
+    lo, hi = radius, size - radius
+    centers = lo + torch.rand(k, n, 2, generator=generator) * max(hi - lo, 0.0)
+    points = circle_control_points(centers, radius, segments)
+    colors = torch.cat([torch.rand(k, n, 3, generator=generator),
+                        0.7 + 0.3 * torch.rand(k, n, 1, generator=generator)], dim=-1)
+    return points, colors
+
+
+def random_strokes(k: int, n: int, segments: int, size: int, generator: torch.Generator, step: float = 0.1):
+    """(k, n, 3S+1, 2) open strokes: random walks of control points (each step within `step` x the canvas),
+    starting uniformly over the canvas (CLIPDraw / VectorFusion sketch init)."""
+    start = torch.rand(k, n, 1, 2, generator=generator)
+    steps = (torch.rand(k, n, 3 * segments, 2, generator=generator) * 2 - 1) * step
+    walk = torch.cat([start, start + torch.cumsum(steps, dim=2)], dim=2).clamp(0, 1)
+    return walk * size
+
+
+def pixel_squares(k: int, grid: int, size: int) -> torch.Tensor:
+    """(k, grid^2, 2, 2) corners of a grid x grid tiling of the canvas, row by row."""
+    edges = torch.linspace(0, float(size), grid + 1)
+    y0, x0 = torch.meshgrid(edges[:-1], edges[:-1], indexing="ij")
+    y1, x1 = torch.meshgrid(edges[1:], edges[1:], indexing="ij")
+    corners = torch.stack([torch.stack([x0, y0], -1), torch.stack([x1, y1], -1)], dim=-2).reshape(-1, 2, 2)
+    return corners[None].expand(k, -1, -1, -1).clone()
+
+
+def init_painting(plan: Plan, k: int, generator: torch.Generator, device) -> Painting:
+    """K random scenes of the plan's style (circles / strokes / a grid of squares) on a white background."""
+    st, size = plan.style, plan.size
+    if st.kind == "path":
+        points, colors = random_circles(k, st.paths, st.segments, st.radius * plan.px, size, generator)
+    elif st.kind == "stroke":
+        points = random_strokes(k, st.paths, st.segments, size, generator)
+        colors = torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(k, st.paths, 4).clone()
+    else:
+        points = pixel_squares(k, st.paths, size)
+        colors = torch.cat([torch.rand(k, points.shape[1], 3, generator=generator),
+                            torch.ones(k, points.shape[1], 1)], dim=-1)
+    n = points.shape[1]
+    return Painting(size, size, st.kind, points.to(device), colors.to(device), torch.ones(k, 3, device=device),
+                    torch.arange(n).expand(k, n).clone(), st.stroke_width * plan.px)
+
+
+# -------------------------------------------------------------------------------------------- optimizing
+
+def make_augment(crop: int, *, same_on_batch: bool = False):
+    """Random perspective (distortion 0.5, p 0.7) then a random crop of `crop` px; fills with white."""
+    import kornia.augmentation as KA
+
+    aug = torch.nn.Sequential(KA.RandomPerspective(distortion_scale=0.5, p=0.7, same_on_batch=same_on_batch),
+                              KA.RandomCrop((crop, crop), same_on_batch=same_on_batch))
+    # kornia pads with zeros: warp the negative image so the padding comes out white, like the icons' background
+    return lambda images: 1.0 - aug(1.0 - images)
+
+
+def grid_image(images: torch.Tensor) -> np.ndarray:
+    """(K, 3, H, W) -> one (rows*H, cols*W, 3) uint8 contact sheet (a preview of K candidates)."""
+    k, _, h, w = images.shape
+    cols = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    sheet = torch.ones(3, rows * h, cols * w, device=images.device)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        sheet[:, r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
+    return to_uint8(sheet)
+
+
+def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = "sds", repulsion: float = 1.0,
+                     bandwidth: float | None = None, generator: torch.Generator, step_offset: int = 0,
+                     total: int | None = None, stats: dict | None = None):
+    """Optimize the K scenes of `painting` in place by SDS (each scene on its own) or CSD (the K scenes as
+    SVGD particles), one batched render / encode / UNet call per step. Yields Progress.
+
+    objective "sds": t and noise drawn per scene; "csd": one t for all particles (the kernel compares their
+    noisy latents at the same noise level), augmentation shared across the batch, engine.csd_grad.
+    stats (optional dict) receives "reinitialized": number of paths re-initialized.
+    """
+    s, st = plan.settings, plan.style
+    device = prior.device
+    k = painting.k
+    ab = prior.alphas_cumprod
+    cond = prior.condition(plan.prompt, negative=s.negative, guidance=s.guidance).repeat(k)
+    augment = make_augment(plan.crop, same_on_batch=objective == "csd") if plan.augment else None
+    stats = stats if stats is not None else {}
+    stats.setdefault("reinitialized", 0)
+
+    start, peak, end, warmup = plan.lr
+    groups = []
+    if "points" in st.optimize:
+        painting.points.requires_grad_(True)
+        groups.append({"params": [painting.points], "lr": peak * plan.px})
+    if "colors" in st.optimize:
+        painting.colors.requires_grad_(True)
+        scale = 1.0 if st.kind == "square" else s.color_lr_scale  # pixel art's schedule is the colors' own
+        groups.append({"params": [painting.colors], "lr": peak * scale})
+    if "background" in st.optimize and s.bg_lr_scale > 0:
+        painting.background.requires_grad_(True)
+        groups.append({"params": [painting.background], "lr": peak * s.bg_lr_scale})
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.9), eps=1e-6)  # VectorFusion's Adam
+    peak_safe = peak if peak > 0 else 1.0
+
+    def lr_schedule(i: int) -> float:
+        return engine.warmup_cosine(i, warmup=warmup, total=plan.steps, start=start / peak_safe, peak=1.0,
+                                    end=end / peak_safe)
+
+    def step(i: int) -> engine.Step:
+        images = painting.render()                                    # (K, 3, size, size)
+        x = augment(images) if augment is not None else images
+        x = resize_to(x, plan.native)
+        z = prior.encode(x)                                           # fp32 encoder, differentiable
+        n_t = 1 if objective == "csd" else k
+        t = engine.sample_timesteps(n_t, s.t_min, s.t_max, generator=generator, device=device).expand(k)
+        eps = torch.randn(z.shape, generator=generator, device=generator.device, dtype=z.dtype).to(device)
+        z_t = engine.add_noise(z.detach(), eps, ab[t])
+        eps_hat = prior.predict_eps(z_t, t, cond)                     # one UNet call for all K (x2 for CFG)
+        w = engine.weighting(ab[t], "sds")
+        if objective == "csd":
+            grad = engine.csd_grad(z_t, eps_hat, eps, w, bandwidth=bandwidth, repulsion=repulsion)
+        else:
+            grad = engine.sds_grad(eps_hat, eps, w)
+        loss = engine.grad_to_loss(z, grad)
+        metrics = {"grad_norm": grad.detach().norm() / k}
+        if st.kind == "path" and s.xing_weight > 0:
+            xing = xing_loss(painting.cubics()).sum()
+            loss = loss + s.xing_weight * xing
+            metrics["xing"] = xing.detach() / k
+        if st.kind == "square" and s.saturation_weight > 0:
+            sat = saturation_penalty(painting.colors[..., :3])
+            loss = loss + s.saturation_weight * sat
+            metrics["saturation"] = sat.detach() / k
+        return engine.Step(loss, metrics)
+
+    def after_step(i: int) -> None:
+        with torch.no_grad():
+            painting.colors.clamp_(0, 1)
+            if st.kind != "path":  # squares and strokes stay opaque: only paths fade (and get re-initialized)
+                painting.colors[..., 3] = 1.0
+            painting.background.clamp_(0, 1)
+            painting.points.clamp_(-0.1 * plan.size, 1.1 * plan.size)
+        if st.kind == "path" and s.reinit_every and (i + 1) % s.reinit_every == 0 and i + 1 <= plan.reinit_stop:
+            stats["reinitialized"] += reinitialize(painting, opt, plan, generator)
+
+    def preview():
+        with torch.no_grad():
+            images = painting.render(size=min(plan.size, 256))
+        return to_uint8(images[0]) if k == 1 else grid_image(images)
+
+    total = total or step_offset + plan.steps
+    for p in engine.distill(step, opt, steps=plan.steps, every=s.every, preview=preview, lr_schedule=lr_schedule,
+                            after_step=after_step):
+        p.step, p.total = step_offset + p.step, total
+        p.metrics["reinitialized"] = float(stats["reinitialized"])
+        yield p
+    painting.points.requires_grad_(False)
+    painting.colors.requires_grad_(False)
+    painting.background.requires_grad_(False)
+
+
+def dead_paths(painting: Painting, plan: Plan) -> torch.Tensor:
+    """(K, N) bool: paths that faded (opacity below the threshold) or collapsed (control-polygon area below
+    the threshold, scaled from the 600 px canvas)."""
+    s = plan.settings
+    area = closed_area(painting.points.detach())
+    return (painting.colors.detach()[..., 3] < s.opacity_threshold) | (area < s.area_threshold * plan.px ** 2)
+
+
+def reinitialize(painting: Painting, opt: torch.optim.Optimizer | None, plan: Plan,
+                 generator: torch.Generator) -> int:
+    """Replace dead paths by fresh random circles placed on top of the painter's order (VectorFusion).
+
+    Centers are uniform over the whole canvas; the replaced rows' Adam moments are zeroed so the new circle
+    does not inherit the old path's momentum. Returns how many paths were replaced.
+    """
+    dead = dead_paths(painting, plan)
+    if not dead.any():
+        return 0
+    st = plan.style
+    idx = dead.nonzero().tolist()
+    pts, col = random_circles(1, len(idx), st.segments, st.radius * plan.px, plan.size, generator)
+    with torch.no_grad():
+        for j, (kk, i) in enumerate(idx):
+            painting.points[kk, i] = pts[0, j].to(painting.points.device)
+            painting.colors[kk, i] = col[0, j].to(painting.colors.device)
+    if opt is not None:
+        for p in (painting.points, painting.colors):
+            state = opt.state.get(p, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][dead] = 0.0
+    for kk in range(painting.k):
+        painting.to_top(kk, [i for k2, i in idx if k2 == kk])
+    return len(idx)
+
+
+def clip_metadata(scorer, images: torch.Tensor, prompt: str) -> tuple[list[float], dict]:
+    """CLIP scores of (K, 3, H, W) images against the user's prompt, and the scorer's label."""
+    scores = scorer.score(images, prompt).tolist()
+    return scores, scorer.label()
+
+
+# ------------------------------------------------------------------------------------------------ backend
+
+@register("svg", "vectorfusion")
+class VectorFusion:
+    Settings = VectorFusionSettings
+    description = ("Text to SVG (VectorFusion): score distillation through a differentiable vector renderer; "
+                   "iconography, pixel art or sketch; optional sample -> vectorize -> fine-tune init")
+    prior = "text"
+    inputs = "none"
+
+    def run(self, s: VectorFusionSettings, *, prior, inputs, out_dir):
+        plan = make_plan(s, prior, init=s.init)
+        if s.init == "live" and plan.style.kind == "stroke":
+            raise InputError("init=live vectorizes a raster sample into filled shapes: use it with the iconography "
+                             "or pixelart style, not sketch")
+        engine.seed_everything(s.seed)
+        device = prior.device
+        gen = torch.Generator(device="cpu").manual_seed(s.seed)
+        scorer = default_clip(device)
+        files, meta = {}, {}
+        if s.init == "live":
+            painting, offset = yield from live_init(plan, prior, s, scorer, gen, device, out_dir, files, meta)
+        else:
+            painting, offset = init_painting(plan, 1, gen, device), 0
+        stats: dict = {}
+        yield from distill_painting(painting, prior, plan, objective="sds", generator=gen, step_offset=offset,
+                                    total=offset + plan.steps, stats=stats)
+        scene = painting.scene(0)
+        raster = render_batch([scene])[0].permute(2, 0, 1)
+        files["svg"] = save_svg(scene, out_dir / "result.svg")
+        files["png"] = save_png(raster, out_dir / "result.png")
+        scores, label = clip_metadata(scorer, raster[None], s.prompt)
+        metrics = {"clip_score": scores[0], "reinitialized": float(stats.get("reinitialized", 0)),
+                   "shapes": float(len(scene.shapes))}
+        meta.update({"metrics": metrics, **label, "prompt_used": plan.prompt, "canvas": plan.size,
+                     "prior_resolution": plan.native, "augment": plan.augment})
+        yield Result(files=files, preview=to_uint8(raster), metadata=meta)
+
+
+def sample_and_rank(plan: Plan, prior, s, scorer, gen: torch.Generator, k: int, steps: int, guidance: float):
+    """K raster samples of the plan's prompt at the prior's resolution (DDIM), and their CLIP order (best first)
+    against the user's prompt. Returns (samples (K, 3, n, n), order, scores)."""
+    samples = prior.sample([plan.prompt] * k, steps=steps, guidance=guidance, height=plan.native,
+                           width=plan.native, generator=gen, negative=s.negative)
+    order, scores = rerank(samples, s.prompt, model=scorer)
+    return samples, order, scores
+
+
+def live_init(plan: Plan, prior, s: VectorFusionSettings, scorer, gen, device, out_dir, files, meta):
+    """VectorFusion's LIVE initialization: K samples -> best by CLIP -> vectorize. Yields Progress; returns
+    (painting, steps done) and records the chosen sample in files / meta."""
+    st = plan.style
+    n_stages = 0 if st.kind == "square" else len(_stages(st.paths))
+    live_steps = (n_stages + 1) * s.live_iters if n_stages else 0
+    total = live_steps + plan.steps
+    yield Progress(step=0, total=total, message=f"sampling {s.k} raster images ({s.sample_steps} DDIM steps)")
+    samples, order, scores = sample_and_rank(plan, prior, s, scorer, gen, s.k, s.sample_steps, s.sample_guidance)
+    best = samples[order[0]].clamp(0, 1)
+    files["raster"] = save_png(best, out_dir / "sample.png")
+    meta["samples_clip"] = [float(x) for x in scores]
+    meta["chosen_sample"] = int(order[0])
+    yield Progress(step=0, total=total, preview=grid_image(samples[order]), message="best sample first (CLIP)")
+    if st.kind == "square":  # pixel art: the sample averaged over each square is the initialization
+        n = st.paths
+        painting = init_painting(plan, 1, gen, device)
+        cols = torch.nn.functional.adaptive_avg_pool2d(best[None], n)[0].permute(1, 2, 0).reshape(-1, 3)
+        painting.colors[0, :, :3] = cols.to(device)
+        return painting, 0
+    target = resize_to(best[None], s.live_size)[0].to(device)
+    fitted = yield from _offset(live_vectorize(target, paths=st.paths, segments=st.segments, iters=s.live_iters,
+                                               every=s.every), 0, total)
+    scale = plan.size / s.live_size
+    painting = Painting(plan.size, plan.size, "path", fitted.points * scale, fitted.colors.clone(),
+                        fitted.background.clone(), fitted.order.clone())
+    save_svg(painting.scene(0), out_dir / "live_init.svg")
+    files["live_svg"] = str(out_dir / "live_init.svg")
+    return painting, live_steps
+
+
+def _stages(paths: int) -> list[int]:
+    from .vectorize import stage_schedule
+
+    return stage_schedule(paths, "doubling")
+
+
+def _offset(gen, offset: int, total: int):
+    """Re-number a sub-phase's Progress into the whole run's step count; returns the sub-generator's value."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        p.step, p.total = offset + p.step, total
+        yield p
