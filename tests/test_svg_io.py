@@ -195,6 +195,9 @@ def test_viewbox_maps_onto_the_canvas_with_preserve_aspect_ratio():
     assert (scene.width, scene.height) == (10, 10) and scene.shapes[0].points.tolist() == [[0.0, 0.0], [10.0, 10.0]]
     scene = svg_to_scene(_svg("", 'width="1in" height="72pt"'))
     assert (scene.width, scene.height) == (96, 96)
+    scene = svg_to_scene(_svg('<rect x="10%" y="10%" width="50%" height="50%"/>',
+                              'width="400" height="200" viewBox="0 0 200 100"'))    # percentages of the viewBox
+    assert scene.shapes[0].points.tolist() == [[40.0, 20.0], [240.0, 120.0]]
 
 
 # --------------------------------------------------------------------------------------------- hostile

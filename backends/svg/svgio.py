@@ -680,6 +680,7 @@ class _Builder:
         self.shapes: list[Shape] = []
         self.background = None
         self.gradients = {}
+        self.view = (300.0, 150.0)
         for el in root.iter():
             tag = _local(el.tag)
             if tag in ("linearGradient", "radialGradient", "pattern") and el.get("id"):
@@ -726,6 +727,7 @@ class _Builder:
         if not (0 < W <= MAX_CANVAS and 0 < H <= MAX_CANVAS):
             raise InputError(f"The SVG canvas is {W:g} x {H:g} pixels; sizes from 1 to {MAX_CANVAS} are supported.")
         Wi, Hi = max(1, round(W)), max(1, round(H))
+        self.view = (vbw or float(Wi), vbh or float(Hi))
         m = self._viewport(root, Wi, Hi)
         state = {"fill": "black", "stroke": "none", "stroke-width": "1", "fill-rule": "nonzero",
                  "fill-opacity": "1", "stroke-opacity": "1", "color": "black", "visibility": "visible"}
@@ -822,14 +824,16 @@ class _Builder:
 
     def _geometry(self, elem, tag):
         g = elem.get
+        vw, vh = self.view                          # percentages refer to the viewBox (SVG 1.1, 7.10)
+        diag = math.sqrt((vw * vw + vh * vh) / 2)
         if tag == "path":
             return parse_path_data(g("d") or "", self.budget)
         if tag == "rect":
-            x, y = _length(g("x"), 0, 0.0), _length(g("y"), 0, 0.0)
-            w, h = _length(g("width"), 0, 0.0), _length(g("height"), 0, 0.0)
+            x, y = _length(g("x"), vw, 0.0), _length(g("y"), vh, 0.0)
+            w, h = _length(g("width"), vw, 0.0), _length(g("height"), vh, 0.0)
             if w <= 0 or h <= 0:
                 return []
-            rx, ry = _length(g("rx"), w, None), _length(g("ry"), h, None)
+            rx, ry = _length(g("rx"), vw, None), _length(g("ry"), vh, None)
             if rx is None and ry is None:
                 rx = ry = 0.0
             elif rx is None:
@@ -839,11 +843,11 @@ class _Builder:
             rx, ry = min(max(rx, 0.0), w / 2), min(max(ry, 0.0), h / 2)
             return _rect(x, y, w, h, rx, ry)
         if tag in ("circle", "ellipse"):
-            cx, cy = _length(g("cx"), 0, 0.0), _length(g("cy"), 0, 0.0)
+            cx, cy = _length(g("cx"), vw, 0.0), _length(g("cy"), vh, 0.0)
             if tag == "circle":
-                rx = ry = _length(g("r"), 0, 0.0)
+                rx = ry = _length(g("r"), diag, 0.0)
             else:
-                rx, ry = _length(g("rx"), 0, None), _length(g("ry"), 0, None)
+                rx, ry = _length(g("rx"), vw, None), _length(g("ry"), vh, None)
                 rx = ry if rx is None else rx
                 ry = rx if ry is None else ry
                 rx, ry = rx or 0.0, ry or 0.0
@@ -851,7 +855,8 @@ class _Builder:
                 return []
             return _ellipse(cx, cy, rx, ry)
         if tag == "line":
-            return _polyline([_length(g(k), 0, 0.0) for k in ("x1", "y1", "x2", "y2")], False)
+            return _polyline([_length(g(k), ref, 0.0) for k, ref in (("x1", vw), ("y1", vh), ("x2", vw), ("y2", vh))],
+                             False)
         coords = _numbers(g("points") or "")
         if len(coords) % 2:
             coords = coords[:-1]
@@ -864,7 +869,7 @@ class _Builder:
         self.budget.spend(0)
         fill = None if tag == "line" else self._paint(state.get("fill"), state)
         stroke = self._paint(state.get("stroke"), state)
-        width = _length(state.get("stroke-width"), 1.0, 1.0) or 0.0
+        width = _length(state.get("stroke-width"), math.sqrt(sum(v * v for v in self.view) / 2), 1.0) or 0.0
         scale = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
         width *= scale
         if fill is not None:
