@@ -83,6 +83,7 @@ class TabSpec:
     method: tuple[str, ...] = ()  # preferred default backend names, first found wins
     baseline: tuple[str, ...] = ()
     media: tuple[str, ...] = ()  # extra result widgets beside the preview: "svg", "video", "gallery"
+    media_labels: dict[str, str] = field(default_factory=dict)  # kind -> what it shows, e.g. "turntable"
     prompt_label: str = "Prompt"
     default_prior: str = "auto"
     examples: Callable[[], list[Example]] = lambda: []
@@ -117,15 +118,17 @@ def field_widget(d: dict, elem_id: str, value: Any = None):
         return gr.Dropdown(choices=list(d["choices"]), value=value, **kw)
     if t == "bool":
         return gr.Checkbox(value=bool(value), **kw)
-    if t in ("int", "float") and lo is not None and hi is not None:
+    if t in ("int", "float") and lo is not None and hi is not None and value is not None:
         small_int = t == "int" and hi - lo <= 1100
         unit_float = t == "float" and lo >= 0 and hi <= 1.0
         if small_int or unit_float:
             return gr.Slider(minimum=lo, maximum=hi, value=value, step=1 if t == "int" else 0.01, **kw)
-    if t in ("int", "float"):
+    if t in ("int", "float"):  # also an optional number left empty: the backend picks (its help says how)
+        if value is None:
+            kw["placeholder"] = "auto"
         return gr.Number(value=value, minimum=lo, maximum=hi, precision=0 if t == "int" else None, **kw)
     if t == "str":
-        return gr.Textbox(value=value, lines=1, **kw)
+        return gr.Textbox(value=value, lines=1, placeholder="auto" if value is None else None, **kw)
     return gr.Textbox(value="" if value is None else json.dumps(value, default=str), **kw)
 
 
@@ -206,8 +209,8 @@ def svg_html(path: str | None) -> str:
     if not path:
         return ""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return (f'<div class="svg-result"><img alt="result SVG" src="data:image/svg+xml;base64,{data}" '
-            'style="max-width:100%;max-height:420px;background:white"/></div>')
+    return (f'<figure class="svg-result"><img alt="result SVG" src="data:image/svg+xml;base64,{data}"/>'
+            '<figcaption>the .svg file, drawn by your browser</figcaption></figure>')
 
 
 def unpack_views(zip_path: str, folder: Path, limit: int = 64) -> list[str]:
@@ -229,9 +232,9 @@ def media_value(kind: str, files: dict[str, str], folder: Path):
     """What a result widget of `kind` shows, from the run's published files."""
     paths = list(files.values())
     if kind == "svg":
-        return svg_html(next((p for p in paths if p.lower().endswith(".svg")), None))
+        return svg_html(files.get("svg") or next((p for p in paths if p.lower().endswith(".svg")), None))
     if kind == "video":
-        return next((p for p in paths if Path(p).suffix.lower() in VIDEO_EXT), None)
+        return files.get("mp4") or next((p for p in paths if Path(p).suffix.lower() in VIDEO_EXT), None)
     if kind == "gallery":
         zips = [p for p in paths if p.lower().endswith(".zip")]
         if zips:
@@ -384,7 +387,8 @@ class Tab:
                         self.preview_a = gr.Image(label="Method preview", show_label=False, interactive=False,
                                                   elem_id=f"{s.name}-preview-a", elem_classes=["preview"],
                                                   height=320, format="png")
-                        self.media_a = [media_widget(k, f"Method {k}", f"{s.name}-{k}-a") for k in s.media]
+                        self.media_a = [media_widget(k, f"Method: {s.media_labels.get(k, k)}", f"{s.name}-{k}-a")
+                                        for k in s.media]
                         self.files_a = gr.File(label="Method files", file_count="multiple", interactive=False,
                                                elem_id=f"{s.name}-files-a", height=150)
                     with gr.Column(visible=self.compare.value) as self.col_b:
@@ -392,7 +396,8 @@ class Tab:
                         self.preview_b = gr.Image(label="Baseline preview", show_label=False, interactive=False,
                                                   elem_id=f"{s.name}-preview-b", elem_classes=["preview"],
                                                   height=320, format="png")
-                        self.media_b = [media_widget(k, f"Baseline {k}", f"{s.name}-{k}-b") for k in s.media]
+                        self.media_b = [media_widget(k, f"Baseline: {s.media_labels.get(k, k)}",
+                                                     f"{s.name}-{k}-b") for k in s.media]
                         self.files_b = gr.File(label="Baseline files", file_count="multiple", interactive=False,
                                                elem_id=f"{s.name}-files-b", height=150)
                 self.report = gr.Markdown(elem_id=f"{s.name}-report")
@@ -819,7 +824,9 @@ CSS = """
 .progress-slot {min-height: 44px;}
 #env-banner {border-left: 4px solid #e0a100; padding: 4px 12px; background: var(--block-background-fill);}
 #env-banner.ok {border-left-color: #2e9d4c;}
-.svg-result {display: flex; justify-content: center; padding: 8px;}
+.svg-result {display: flex; flex-direction: column; align-items: center; margin: 0; padding: 8px;}
+.svg-result img {width: 100%; max-width: 320px; height: auto; background: white; border: 1px solid #ddd;}
+.svg-result figcaption {font-size: 0.8em; opacity: 0.7;}
 .preview img {width: 100%; height: 100%; object-fit: contain;}
 #image-preview-a img, #image-preview-b img {image-rendering: pixelated;}
 """

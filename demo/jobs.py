@@ -153,9 +153,13 @@ def publish(files: dict[str, str], folder: Path, stem: str) -> dict[str, str]:
     Method and baseline both write result.png; the copies say which is which. Roles come from backends (code),
     but are still reduced to safe characters.
     """
-    out = {}
+    out: dict[str, str] = {}
+    done: dict[Path, str] = {}  # one copy per file, even when two roles name it (the best of K is also "svg")
     for role, path in files.items():
         src = Path(path)
+        if src in done:
+            out[role] = done[src]
+            continue
         if not src.is_file():
             continue
         ext = src.suffix.lower()
@@ -167,5 +171,5 @@ def publish(files: dict[str, str], folder: Path, stem: str) -> dict[str, str]:
             shutil.copy2(src, dst)
         except OSError:
             continue
-        out[role] = str(dst)
+        out[role] = done[src] = str(dst)
     return out

@@ -12,10 +12,21 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "svg"
 
 
 def examples() -> list[Example]:
-    return [
-        Example("Icon: a red fox (tiny, 40 steps)", "vectorfusion", prompt="a red fox, minimal flat icon",
-                settings={"steps": 40}),
+    # Small enough for a CPU and the tiny prior (CI runs these); with a GPU, leave steps empty (paper defaults).
+    quick_baseline = {"k": 2, "sample_steps": 10, "iters": 20}
+    out = [
+        Example("Icon: a red fox (30 steps)", "vectorfusion", prompt="a red fox",
+                settings={"steps": 30, "style": "iconography"}),
+        Example("Pixel art: a mushroom", "vectorfusion", prompt="a red mushroom", settings={"steps": 40,
+                                                                                           "style": "pixelart"}),
+        Example("Fox: VectorFusion vs. raster then vectorize", "vectorfusion", prompt="a red fox",
+                settings={"steps": 30}, compare=True, compare_settings=quick_baseline),
+        Example("Two diverse candidates (CSD)", "csd", prompt="a lighthouse", settings={"steps": 10, "k": 2}),
     ]
+    for path in sorted(EXAMPLES.glob("*.png"))[:2]:
+        out.append(Example(f"Vectorize {path.name}", "vectorize", inputs={"image": str(path)},
+                           settings={"iters": 20, "paths": 8, "size": 128}))
+    return out
 
 
 SPEC = TabSpec(
@@ -26,7 +37,7 @@ SPEC = TabSpec(
            "with its rendering; the baseline samples a raster image and vectorizes it. The result is an "
            "editable .svg (and a .png)."),
     inputs=[InputSlot("image", "Raster image", lambda: gr.Image(
-        type="filepath", label="Raster image (only for backends that vectorize an image)", sources=["upload"],
+        type="filepath", label="Raster image (only for svg/vectorize: image to SVG)", sources=["upload"],
         height=160, elem_id="svg-input"))],
     method=("vectorfusion",),
     baseline=("raster-then-vectorize",),

@@ -37,6 +37,7 @@ SPEC = TabSpec(
     method=("csd-edit",),
     baseline=("per-frame",),
     media=("video",),
+    media_labels={"video": "edited clip"},
     prompt_label="Instruction (e.g. 'make it a Van Gogh painting')",
     examples=examples,
 )

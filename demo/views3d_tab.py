@@ -48,6 +48,7 @@ SPEC = TabSpec(
     method=("csd-edit",),
     baseline=("per-view",),
     media=("gallery", "video"),
+    media_labels={"gallery": "edited views", "video": "turntable"},
     prompt_label="Instruction (e.g. 'turn it into a bronze statue')",
     examples=examples,
 )

@@ -1,0 +1,121 @@
+"""The app as a person meets it: headless Chromium (Debian's, never a downloaded one) drives `python app.py`.
+
+Opens every tab, runs each tab's first example on the tiny prior and waits for the live preview, the result and
+the files offered; presses Stop on a long run and sees it stop; runs again. A failing test leaves a screenshot
+in tests/artifacts/.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import backends
+from app_server import ARTIFACTS, AppServer
+from browser_util import CHROMIUM, choose, click_example, launch_browser, open_tab, screenshot, set_number, wait_status
+from demo.launch import tab_specs
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
+EXAMPLE_LIMIT_S = 60  # every tab's example finishes on the CPU with the tiny prior within this
+MEDIA = {"svg": "img", "video": "video", "gallery": "img"}  # what each result widget shows once filled
+
+
+@pytest.fixture(scope="module")
+def server():
+    with AppServer("browser") as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser, request):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(20_000)
+    page.goto(server.url)
+    page.wait_for_selector("#env-banner", timeout=30_000)
+    yield page
+    page.close()
+
+
+@contextlib.contextmanager
+def shot_on_failure(page, name: str):
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            screenshot(page, ARTIFACTS / f"{name}.png")
+        raise
+
+
+def test_the_page_opens_offline_says_what_is_missing_and_shows_every_tab(page):
+    with shot_on_failure(page, "open"):
+        banner = page.locator("#env-banner").inner_text()
+        assert "Try-out mode" in banner and "DISTILL_SD_MODEL" in banner
+        for spec in tab_specs():
+            open_tab(page, spec.title)
+            page.locator(f"#tab-{spec.name} .tab-intro").first.wait_for()
+            if backends.available().get(spec.task):
+                assert page.locator(f"#{spec.name}-run").is_visible()
+            else:
+                assert page.locator(f"#{spec.name}-empty").is_visible()
+
+
+@pytest.mark.parametrize("spec", tab_specs(), ids=lambda s: s.name)
+def test_each_tab_runs_its_example_on_the_tiny_prior(page, spec):
+    names = backends.available().get(spec.task, [])
+    rows = [e for e in spec.examples() if e.available() and e.backend in names]
+    if not rows:
+        pytest.skip(f"no {spec.task} backend or example yet")
+    example = rows[0]
+    tab = spec.name
+    with shot_on_failure(page, f"example-{tab}"):
+        open_tab(page, spec.title)
+        click_example(page, tab, example.label)
+        page.wait_for_timeout(800)  # the example's settings land in the panel
+        t0 = time.monotonic()
+        page.locator(f"#{tab}-run").click()
+        wait_status(page, tab, ("step", "Done"), 60)
+        page.locator(f"#{tab}-preview-a img").wait_for(timeout=60_000)  # a live preview (or the result)
+        text = wait_status(page, tab, ("Done", "failed", "problem"), EXAMPLE_LIMIT_S)
+        took = time.monotonic() - t0
+        print(f"{tab}: example {example.label!r} in {took:.1f} s")
+        assert text.startswith("Done"), text
+        assert took < EXAMPLE_LIMIT_S
+        assert "tiny prior" in text or spec.name == "image" or "vectorize" in example.backend
+        files = page.locator(f"#{tab}-files-a").inner_text()
+        assert ".json" in files and any(ext in files for ext in (".png", ".svg", ".mp4", ".zip"))
+        for kind in spec.media:
+            page.locator(f"#{tab}-{kind}-a {MEDIA[kind]}").first.wait_for(timeout=10_000)
+
+
+def test_stop_ends_a_long_run_within_2_s_and_the_next_run_works(page):
+    with shot_on_failure(page, "stop"):
+        open_tab(page, "SDS check")
+        click_example(page, "image", "Reconstruct shapes (analytic prior, 150 steps)")
+        page.wait_for_timeout(800)
+        choose(page, "image-prior", "tiny-sd")
+        set_number(page, "image-sds-steps", 20000)
+        page.locator("#image-run").click()
+        wait_status(page, "image", ("step",), 60)
+        page.locator("#image-preview-a img").wait_for()
+        t0 = time.monotonic()
+        page.locator("#image-stop").click()
+        text = wait_status(page, "image", ("Stopped",), 10)
+        latency = time.monotonic() - t0
+        print(f"stop in the browser: {latency:.2f} s ({text})")
+        assert latency < 2.0, text
+        set_number(page, "image-sds-steps", 10)
+        page.locator("#image-run").click()
+        assert wait_status(page, "image", ("Done", "failed"), 60).startswith("Done")
