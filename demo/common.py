@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import shlex
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -575,13 +576,13 @@ def _session(request: gr.Request | None) -> str:
 def make_runner(tab: Tab, n_inputs: int):
     """The `<tab>_run` handler with exactly one parameter per input widget (Gradio maps them by position)."""
 
-    def run0(request_json, request: gr.Request, progress=gr.Progress()):
+    def run0(request_json, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         yield from run_request(tab, request_json, [], request, progress)
 
-    def run1(request_json, input_1, request: gr.Request, progress=gr.Progress()):
+    def run1(request_json, input_1, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         yield from run_request(tab, request_json, [input_1], request, progress)
 
-    def run2(request_json, input_1, input_2, request: gr.Request, progress=gr.Progress()):
+    def run2(request_json, input_1, input_2, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         yield from run_request(tab, request_json, [input_1, input_2], request, progress)
 
     fn = {0: run0, 1: run1, 2: run2}[n_inputs]
@@ -659,8 +660,9 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
         for i, (label, cls, prior, settings, inputs) in enumerate(plan):
             side = "ab"[i]
             note = _prior_note(prior)
-            yield out.status(f"**{label}** `{cls.key}`: preparing{note}...")
-            _warm_prior(prior, env, out, label, cls)
+            loading = prior_loading_message(prior, env)
+            yield out.status(f"**{label}** `{cls.key}`: {loading or 'preparing'}{note}...")
+            warm_prior(prior, env)
             side_dir = job_dir.path / side
             side_dir.mkdir()
             lock = device_lock(env.device)
@@ -736,21 +738,61 @@ def _prior_note(prior: str | None) -> str:
 
 
 _warmed: set[tuple[str, str]] = set()
+_warm_lock = threading.Lock()
 
 
-def _warm_prior(prior: str | None, env: environment.Environment, out: "_Outputs", label: str, cls) -> None:
-    """Load a real prior before the run (it is cached), so its download/load shows as its own status, and apply
-    the memory profile once. Analytic and no-prior backends skip this."""
-    if not prior or prior == "analytic" or prior.startswith("tiny-"):
+def _needs_warming(prior: str | None) -> bool:
+    return bool(prior) and prior != "analytic" and not prior.startswith("tiny-")
+
+
+def prior_loading_message(prior: str | None, env: environment.Environment) -> str | None:
+    """What the status says while a real prior loads for the first time (a download on a fresh machine)."""
+    if not _needs_warming(prior) or (prior, str(env.run_device())) in _warmed:
+        return None
+    from backends.engine.priors import prior_kind
+
+    kind = prior_kind(prior)
+    w = env.weights.get(kind)
+    what = f"{environment.LABEL.get(kind, prior)} weights `{w.source if w else prior}`"
+    if w is not None and w.state == "download":
+        return f"downloading {what} from the Hugging Face Hub (first use only, a few GB)"
+    return f"loading {what} (first use only)"
+
+
+def warm_prior(prior: str | None, env: environment.Environment) -> None:
+    """Load a real prior before the run (it stays cached), so a download or load shows as its own status line and
+    the memory profile is applied once. Analytic, tiny and no-prior backends skip this."""
+    if not _needs_warming(prior):
         return
     key = (prior, str(env.run_device()))
-    if key in _warmed:
-        return
-    from backends.engine.priors import load_prior
+    with _warm_lock:
+        if key in _warmed:
+            return
+        from backends.engine.priors import load_prior
 
-    p = load_prior(prior, env.run_device())  # raises ModelUnavailableError with a how-to sentence
-    environment.apply_memory_profile(p, env.memory)
-    _warmed.add(key)
+        p = load_prior(prior, env.run_device())  # raises ModelUnavailableError with a how-to sentence
+        environment.apply_memory_profile(p, env.memory)
+        _warmed.add(key)
+
+
+def warm_in_background(env: environment.Environment) -> threading.Thread | None:
+    """Start loading (downloading) the real priors this machine will use, without delaying start-up; the first run
+    then waits for that load instead of starting its own. Failures are logged; the run reports them again."""
+    wanted = [environment.REAL[k] for k, real in env.use_real.items() if real]
+    if not wanted:
+        return None
+
+    def work():
+        for name in wanted:
+            try:
+                warm_prior(name, env)
+                log.info("prior %s ready", name)
+            except Exception as err:  # noqa: BLE001 - reported to the person at their first run
+                log.warning("could not preload prior %s: %s", name, err)
+
+    thread = threading.Thread(target=work, name="preload-priors", daemon=True)
+    thread.start()
+    return thread
 
 
 class _Outputs:

@@ -5,6 +5,7 @@ Every flag has an environment variable of the same meaning (a Space sets variabl
   --prior DISTILL_PRIOR: auto | tiny | real  --device DISTILL_DEVICE: auto | cpu | cuda | cuda:N
   --memory DISTILL_MEMORY: auto | none | 24gb | 16gb   --queue-size DISTILL_QUEUE_SIZE   --concurrency DISTILL_CONCURRENCY
   --job-ttl DISTILL_JOB_TTL (seconds a finished job's files are kept)
+  --preload DISTILL_PRELOAD (load/download the real models in the background at start-up; default on a Space)
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from . import environment
-from .common import CSS, RunConfig, Tab, banner_widget
+from .common import CSS, RunConfig, Tab, banner_widget, warm_in_background
 
 TITLE = "Distill Studio"
 
@@ -34,6 +35,7 @@ class AppConfig:
     concurrency: int = 1
     job_ttl: float = 2 * 3600
     job_root: str | None = None
+    preload: bool = False  # start loading the real priors in the background at start-up
 
 
 def _env(name: str, *fallbacks: str, default=None):
@@ -64,9 +66,12 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
                    help="jobs running at once on the device")
     p.add_argument("--job-ttl", type=float, default=float(_env("DISTILL_JOB_TTL", default=2 * 3600)),
                    help="seconds a job's result files are kept")
+    p.add_argument("--preload", action=argparse.BooleanOptionalAction,
+                   default=environment._truthy(_env("DISTILL_PRELOAD", default="1" if on_space else "")),
+                   help="load (download) the real models in the background at start-up (default on a Space)")
     a = p.parse_args(argv)
     return AppConfig(host=a.host, port=a.port, share=a.share, prior=a.prior, device=a.device, memory=a.memory,
-                     queue_size=a.queue_size, concurrency=a.concurrency, job_ttl=a.job_ttl)
+                     queue_size=a.queue_size, concurrency=a.concurrency, job_ttl=a.job_ttl, preload=a.preload)
 
 
 def theme():
@@ -108,6 +113,8 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
 
         gr.api(environment_info, api_name="environment")
     demo.queue(max_size=config.queue_size, default_concurrency_limit=max(1, config.concurrency))
+    if config.preload:
+        warm_in_background(env)
     demo.tabs_by_name = tabs
     demo.environment = env
     return demo

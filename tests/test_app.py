@@ -417,3 +417,20 @@ def test_flags_and_environment_variables_configure_the_launch(monkeypatch):
     assert (cfg.port, cfg.share, cfg.prior, cfg.device, cfg.queue_size) == (8001, True, "real", "cpu", 5)
     with pytest.raises(SystemExit):
         parse_args(["--prior", "huge"])
+
+
+def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(monkeypatch):
+    import backends.engine.priors as priors
+
+    loads, savers = [], []
+    fake = types.SimpleNamespace(enable_attention_slicing=lambda: savers.append("slicing"))
+    monkeypatch.setattr(priors, "load_prior", lambda name, device=None: loads.append((name, device)) or fake)
+    monkeypatch.setattr(common, "_warmed", set())
+    env = environment.Environment(device="cuda", memory="24gb", use_real={"text": True, "instruct": False},
+                                  weights={"text": environment.Weights("text", "org/sd", "download")})
+    assert "downloading Stable Diffusion weights `org/sd`" in common.prior_loading_message("sd", env)
+    assert common.prior_loading_message("tiny-sd", env) is None
+    common.warm_in_background(env).join(10)
+    common.warm_prior("sd", env)
+    assert loads == [("sd", "cuda")] and savers == ["slicing"]
+    assert common.prior_loading_message("sd", env) is None
