@@ -47,7 +47,7 @@ CASES = [
          source_caption="a patterned ball on a plinth", target_caption="a watermelon on a plinth"),
 ]
 BASELINE = {"panorama": "per-patch", "video": "per-frame", "views3d": "per-view"}
-QUICK = {"steps": 2, "short_side": 64, "window": 64, "stride": 64, "particles": 3}
+QUICK = {"steps": 1, "short_side": 64, "window": 64, "stride": 64, "particles": 3}
 
 
 def particles(task: str, case_inputs: list[str], result) -> tuple[torch.Tensor, torch.Tensor, list]:
@@ -156,7 +156,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--tasks", default="", help="comma list of tasks to run (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every backend")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true", help="2 steps at 64 px, 3 frames / views (tiny priors on a CPU)")
+    p.add_argument("--quick", action="store_true", help="1 step at 64 px, 3 frames / views (tiny priors on a CPU)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--no-record", action="store_true", help="print only")
     args = p.parse_args(argv)

@@ -30,6 +30,16 @@ BACKENDS = ["panorama/csd-edit", "panorama/per-patch", "video/csd-edit", "video/
             "views3d/per-view"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread. With two, OpenMP's spin-waits make every small op 10x slower when the (shared,
+    two-core) machine is busy; the thread count is restored for the other test files."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def ip2p():
     return load_prior("tiny-ip2p", "cpu")
@@ -185,6 +195,20 @@ def test_perceptual_kernel_machinery_with_the_latent_distance_equals_the_engine(
     torch.testing.assert_close(grad_k, grad_k_ref)
     torch.testing.assert_close(common.kernel_csd_grad(k, grad_k, eps_hat - eps_base, w),
                                engine.csd_grad(z_t, eps_hat, eps_base, w))
+    # through a map to images (the decoder's place): the kernel of 2x, and the chain rule's factor 2 on its gradient
+    k2, grad_k2, _ = common.feature_kernel(z_t, sq_l2, to_images=lambda a: 2.0 * a)
+    k_ref2, grad_k_ref2, _ = engine.svgd_kernel(2.0 * z_t)
+    torch.testing.assert_close(k2.double(), k_ref2)
+    torch.testing.assert_close(grad_k2, 2.0 * grad_k_ref2)
+
+
+def test_perceptual_kernel_path_runs_through_the_decoder(ip2p, inputs, tmp_path, monkeypatch):
+    """The kernel_distance=lpips wiring, with a stand-in image distance in place of LPIPS (only in this test)."""
+    pooled = lambda a, b: (torch.nn.functional.avg_pool2d(a - b, 8)).pow(2).flatten(1).sum(1)  # noqa: E731
+    monkeypatch.setattr(metrics, "load_lpips", lambda device="cpu": pooled)
+    _, result = run("views3d/csd-edit", dict(TINY, steps=1, kernel_distance="lpips"), "tiny-ip2p",
+                    inputs["views3d"][:3], tmp_path)
+    assert result.metadata["kernel_distance"] == "lpips" and result.metadata["metrics"]["final_bad_steps"] == 0
 
 
 def test_lpips_kernel_is_an_option_that_errors_clearly_when_its_weights_are_missing(inputs, tmp_path):
@@ -295,7 +319,7 @@ def test_bad_inputs_raise_input_error(inputs, tmp_path):
 # ---- the command line ----
 
 def test_cli_edits_the_example_panorama_with_tiny_ip2p(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "backends", "run", "panorama/csd-edit", "--prior", "tiny-ip2p", "--device", "cpu",
          "--input", str(ROOT / "examples" / "panorama" / "landscape.png"), "--set", "prompt=make it snowy",

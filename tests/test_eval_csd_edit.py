@@ -3,11 +3,23 @@ random-weight OpenCLIP architecture registered from a config file (no weights ar
 import json
 import math
 
+import pytest
+import torch
+
 from benchmarks import eval_csd_edit
 
 TINY_CLIP = {"embed_dim": 16,
              "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread (two spin-wait each other on a busy two-core machine); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_eval_script_measures_csd_edit_and_its_baselines_with_tiny_models(tmp_path):

@@ -223,34 +223,51 @@ class CSDEdit:
         if self.method == "per-item" or n == 1:
             return engine.sds_grad(eps_tgt, eps_src, w), stats
         if self.lpips is not None:
-            k, grad_k, _ = feature_kernel(z, lambda a, b: self.lpips(prior.decode(a), prior.decode(b)))
+            k, grad_k, _ = feature_kernel(z, self.lpips, to_images=prior.decode)
             return kernel_csd_grad(k, grad_k, eps_tgt - eps_src, w, repulsion=s.repulsion), stats
         return engine.csd_grad(z_t, eps_tgt, eps_src, w, repulsion=s.repulsion), stats
 
 
-def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   to_images: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """RBF kernel over any differentiable squared distance, and SVGD's kernel-gradient term through it.
 
-    x: (N, ...) particles; sq_distance(a, b) -> (P,) squared distances between rows of a and b, differentiable in a.
+    x: (N, ...) particles; to_images: an optional differentiable map applied to each particle first (the VAE
+    decoder, for LPIPS); sq_distance(a, b) -> (P,) squared distances between rows of a and b, differentiable in a.
     Returns (K, grad_K, h) as engine.svgd_kernel: K[j, i] = exp(-d(x_j, x_i) / h) with the median bandwidth,
-    grad_K[i] = sum_j d k(x_j, x_i) / d x_j. Each ordered pair gets its own copy of x_j, so one backward pass
-    gives every pair's gradient (N(N-1) distance evaluations: slow for a network distance, fine for a few views).
+    grad_K[i] = sum_j d k(x_j, x_i) / d x_j. Each ordered pair gets its own copy of image j, so one backward pass
+    through the distance gives every pair's gradient; through `to_images` it is one vector-Jacobian product per pair
+    on one particle's graph at a time (N(N-1) decoder backward passes a step: slow, but memory stays one image's).
     """
     n = x.shape[0]
     rows, cols = torch.meshgrid(torch.arange(n, device=x.device), torch.arange(n, device=x.device), indexing="ij")
     off = rows != cols
     j, i = rows[off], cols[off]
+    with torch.no_grad():
+        images = x if to_images is None else torch.cat([to_images(x[k:k + 1]) for k in range(n)])
     with torch.enable_grad():
-        xj = x.detach()[j].clone().requires_grad_(True)
-        d = sq_distance(xj, x.detach()[i]).reshape(-1).float()
+        first = images.detach()[j].clone().requires_grad_(True)
+        d = sq_distance(first, images.detach()[i]).reshape(-1).float()
         d2 = torch.zeros(n, n, device=x.device)
         d2[j, i] = d.detach()
         h = engine.median_bandwidth(0.5 * (d2 + d2.T))
         k = torch.exp(-d / h)
-        (g,) = torch.autograd.grad(k.sum(), xj)
+        (g,) = torch.autograd.grad(k.sum(), first)  # g[p] = d k(image_j, image_i) / d image_j for pair p = (j, i)
     kernel = torch.eye(n, device=x.device)
     kernel[j, i] = k.detach()
-    grad_k = torch.zeros_like(x, dtype=g.dtype).index_add_(0, i, g)
+    if to_images is None:
+        grad_k = torch.zeros_like(x, dtype=g.dtype).index_add_(0, i, g)
+        return kernel, grad_k.to(x.dtype), h
+    grad_k = torch.zeros_like(x, dtype=torch.float32)
+    for src in range(n):
+        with torch.enable_grad():
+            xs = x[src:src + 1].detach().requires_grad_(True)
+            image = to_images(xs)
+            pairs = (j == src).nonzero().flatten().tolist()
+            for last, p in enumerate(pairs, start=1):
+                (gz,) = torch.autograd.grad(image, xs, grad_outputs=g[p:p + 1].to(image.dtype),
+                                            retain_graph=last < len(pairs))
+                grad_k[i[p]] += gz[0].float()
     return kernel, grad_k.to(x.dtype), h
 
 
