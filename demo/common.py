@@ -370,8 +370,8 @@ class Tab:
                                                        elem_id=f"{s.name}-compare-backend")
                     self.compare_json = gr.Textbox(
                         value="{}", lines=1, label="Baseline settings (JSON overrides)",
-                        info="Prompt, seed and the settings both share (same name and default) are copied from the method; "
-                             "these override them, e.g. {\"lr\": 0.01} with the same method as baseline.",
+                        info="Prompt, seed and the settings both share (same name and default) are copied from the "
+                             "method; these override them, e.g. {\"lr\": 0.01} with the same method as baseline.",
                         elem_id=f"{s.name}-compare-json")
                 with gr.Row():
                     self.run_btn = gr.Button("Run", variant="primary", elem_id=f"{s.name}-run")
@@ -455,8 +455,9 @@ class Tab:
         outputs += [self.files_a, self.files_b, self.report, self.cli, self.details]
         self.outputs = outputs
         # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
-        collect = self.run_btn.click(self.collect, collect_inputs, self.request, api_visibility="private",
-                                     concurrency_id="ui", concurrency_limit=None, show_progress="hidden")
+        collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],
+                                     api_visibility="private", concurrency_id="ui", concurrency_limit=None,
+                                     show_progress="hidden")
         runner = environment.gpu_call(make_runner(self, len(self.input_widgets)))
         self.events["run"] = collect.success(
             runner, [self.request] + self.input_widgets, outputs, api_name=f"{s.name}_run",
@@ -533,7 +534,7 @@ class Tab:
                 bsettings.make_settings(self.classes[side["backend"]].Settings, side["settings"], where=side["backend"])
             except InputError as err:
                 raise gr.Error(str(err), print_exception=False)
-        return json.dumps(req, indent=1, default=str)
+        return json.dumps(req, indent=1, default=str), "Waiting for the device (the queue position shows below)..."
 
     def _fit(self, key: str, values: dict) -> dict:
         names = {f.name for f in dataclasses.fields(self.classes[key].Settings)}
@@ -559,7 +560,7 @@ class Tab:
                     "(lower *every* in the advanced settings to report more often).")
         last = JOBS.last(session, self.spec.name)
         if last is None or (not hits and last.ended_at is not None and last.ended_at < t0 - 2.0):
-            return "Nothing was running. Ready."
+            return "Nothing was running here (a run still waiting in the queue is taken off it). Ready."
         where = f"at step {last.step} of {last.total}" if last.total else "before the first step"
         took = max(0.0, (last.ended_at or t0) - t0)
         return f"**Stopped** {where} ({took:.1f} s after Stop). Ready for the next run."

@@ -3,7 +3,8 @@
 Every flag has an environment variable of the same meaning (a Space sets variables, not flags):
   --host DISTILL_HOST (GRADIO_SERVER_NAME)   --port DISTILL_PORT (GRADIO_SERVER_PORT)   --share DISTILL_SHARE
   --prior DISTILL_PRIOR: auto | tiny | real  --device DISTILL_DEVICE: auto | cpu | cuda | cuda:N
-  --memory DISTILL_MEMORY: auto | none | 24gb | 16gb   --queue-size DISTILL_QUEUE_SIZE   --concurrency DISTILL_CONCURRENCY
+  --memory DISTILL_MEMORY: auto | none | 24gb | 16gb   --queue-size DISTILL_QUEUE_SIZE
+  --concurrency DISTILL_CONCURRENCY
   --job-ttl DISTILL_JOB_TTL (seconds a finished job's files are kept)
   --preload DISTILL_PRELOAD (load/download the real models in the background at start-up; default on a Space)
 """

@@ -180,7 +180,9 @@ def test_collect_turns_widgets_into_the_request_and_refuses_bad_settings(app):
               for k, n in fields}
     values["steps"] = 12
     widget_values = [values[n] for _, n in fields]
-    text = tab.collect("image/sds", "analytic", 5, True, "image/sds", '{"lr": 0.2}', "a prompt", *widget_values)
+    text, status = tab.collect("image/sds", "analytic", 5, True, "image/sds", '{"lr": 0.2}', "a prompt",
+                               *widget_values)
+    assert status.startswith("Waiting")
     req = json.loads(text)
     assert req["settings"]["steps"] == 12 and req["settings"]["seed"] == 5 and req["settings"]["prompt"] == "a prompt"
     assert req["compare"]["settings"]["steps"] == 12 and req["compare"]["settings"]["lr"] == 0.2
@@ -239,7 +241,7 @@ def test_stop_ends_a_running_optimization_within_2_s_and_the_next_run_works(app)
 
 
 def test_stop_with_nothing_running_says_so(app):
-    assert app.tabs_by_name["image"].stop(session("idle")) == "Nothing was running. Ready."
+    assert app.tabs_by_name["image"].stop(session("idle")).startswith("Nothing was running here")
 
 
 def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds(app, monkeypatch):

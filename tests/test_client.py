@@ -4,7 +4,6 @@ The app is started as a person starts it (`python app.py`, offline, CPU), on a f
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import time
 import warnings
@@ -38,7 +37,8 @@ def client(server):
 
 
 def sds(steps=20, seed=0, **settings):
-    return json.dumps({"backend": "image/sds", "prior": "analytic", "settings": {"steps": steps, "seed": seed, **settings}})
+    settings = {"steps": steps, "seed": seed, **settings}
+    return json.dumps({"backend": "image/sds", "prior": "analytic", "settings": settings})
 
 
 def outputs(result) -> dict:
