@@ -175,6 +175,28 @@ def test_target_and_source_go_through_one_unet_call_unless_chunked(ip2p):
     torch.testing.assert_close(grads[0], grads[2], rtol=1e-4, atol=1e-5)
 
 
+def test_a_batch_that_does_not_fit_is_split_until_it_does(inputs):
+    """Out of GPU memory with the whole batch: the chunk halves (12 -> 6 -> 3 latents a call), same gradient."""
+    analytic = load_prior("analytic", "cpu")
+
+    class Small:  # the analytic prior, with a GPU that holds at most 4 latents
+        def __getattr__(self, name):
+            return getattr(analytic, name)
+
+        def predict_eps(self, z_t, t, cond):
+            if z_t.shape[0] > 4:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return analytic.predict_eps(z_t, t, cond)
+
+    images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    grads = {}
+    for name, prior in (("fits", analytic), ("small", Small())):
+        edit = common.CSDEdit(prior, _settings(), images, method="csd")
+        grads[name], _ = edit.gradient(edit.source_latents + 0.1)
+        assert edit.chunk == (0 if name == "fits" else 3)
+    torch.testing.assert_close(grads["small"], grads["fits"])
+
+
 def test_two_identical_particles_give_a_finite_csd_gradient(ip2p):
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)).repeat(2, 1, 1, 1)
     edit = common.CSDEdit(ip2p, _settings(), images, method="csd")

@@ -87,7 +87,7 @@ class EditSettings:
     short_side: int = option(512, "the input is resized so its short side has this many pixels (512 for "
                              "InstructPix2Pix); outputs are resized back", lo=16, hi=2048, advanced=True)
     chunk: int = option(0, "at most this many latents per UNet call (each runs 3 times for the guidance); 0 puts all "
-                        "particles and both prompts in one call. Lower it when the GPU runs out of memory",
+                        "particles and both prompts in one call. Halved by itself whenever the GPU runs out of memory",
                         lo=0, hi=4096, advanced=True)
     every: int = option(20, "report progress with a preview every k steps", lo=1, hi=10000, advanced=True)
     clip_model: str = option("", "OpenCLIP model for the CLIP directional similarity, ARCH/PRETRAINED (e.g. "
@@ -181,6 +181,21 @@ def predict_eps(prior, z_t: torch.Tensor, t: torch.Tensor, cond: Cond, chunk: in
                       for i in range(0, n, chunk)])
 
 
+def predict_eps_fitting(prior, z_t: torch.Tensor, t: torch.Tensor, cond: Cond, chunk: int) -> tuple[torch.Tensor, int]:
+    """predict_eps that halves the chunk whenever the GPU runs out of memory, down to one latent a call.
+    Returns (eps_hat, the chunk that fitted: 0 when the whole batch did)."""
+    while True:
+        try:
+            return predict_eps(prior, z_t, t, cond, chunk), chunk
+        except torch.cuda.OutOfMemoryError:
+            size = chunk if 0 < chunk < z_t.shape[0] else z_t.shape[0]
+            if size <= 1:
+                raise
+            chunk = size // 2
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
 # ------------------------------------------------------------------------------------------------ the update
 
 class CSDEdit:
@@ -202,6 +217,7 @@ class CSDEdit:
         self.lpips = metrics.load_lpips(self.device) if method == "csd" and kernel == "lpips" else None
         self.source_latents = encode(prior, sources)
         self.conditions = EditConditions(prior, s, sources)
+        self.chunk = s.chunk  # latents per UNet call (0: all); halved for good if the GPU runs out of memory
 
     def gradient(self, z: torch.Tensor, take: Callable | None = None) -> tuple[torch.Tensor, dict]:
         """grad (N, C, h, w) of the loss with respect to the particles' latents z (N, C, h, w), and step metrics.
@@ -216,13 +232,15 @@ class CSDEdit:
         eps = torch.randn(z.shape, generator=self.gen, device=self.device)
         ab = prior.alphas_cumprod[t]
         z_t, src_t = engine.add_noise(z, eps, ab), engine.add_noise(src, eps, ab)
-        eps_hat = predict_eps(prior, torch.cat([z_t, src_t]), torch.cat([t, t]), Cond.cat([cond_tgt, cond_src]), s.chunk)
+        # one UNet call for target and source of every particle, unless that does not fit (then smaller calls)
+        eps_hat, self.chunk = predict_eps_fitting(prior, torch.cat([z_t, src_t]), torch.cat([t, t]),
+                                                  Cond.cat([cond_tgt, cond_src]), self.chunk)
         eps_tgt, eps_src = eps_hat.chunk(2)
         w = engine.weighting(ab, "sds")
         stats = {"t": t[0].float(), "score": (eps_tgt - eps_src).abs().mean()}
         if self.method == "per-item" or n == 1:
             return engine.sds_grad(eps_tgt, eps_src, w), stats
-        if self.lpips is not None:
+        if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
             k, grad_k, _ = feature_kernel(z, self.lpips, to_images=prior.decode)
             return kernel_csd_grad(k, grad_k, eps_tgt - eps_src, w, repulsion=s.repulsion), stats
         return engine.csd_grad(z_t, eps_tgt, eps_src, w, repulsion=s.repulsion), stats

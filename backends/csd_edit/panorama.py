@@ -96,7 +96,7 @@ class _PanoramaEdit:
         found, notes = common.result_metrics(s, prior, common.take_windows(edited, pixel_tiles),
                                              common.take_windows(source, pixel_tiles), metrics.grid_pairs(*grid), last)
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
-                "windows": len(boxes), "window_cells": window, "stride_cells": s.stride // scale, "notes": notes,
+                "windows": len(boxes), "window_cells": window, "stride_cells": s.stride // scale, "unet_chunk": edit.chunk, "notes": notes,
                 **common.analytic_note(prior)}
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 

@@ -87,7 +87,7 @@ class _VideoEdit:
                             "duration is kept" if in_clip is not None and in_clip > count else "every frame of the clip"),
             "work_size": list(size),
             "output_size": [w0 // 2 * 2, h0 // 2 * 2],
-            "notes": notes,
+            "unet_chunk": edit.chunk, "notes": notes,
             **common.analytic_note(prior),
         }
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
