@@ -45,7 +45,6 @@ from PIL import Image, ImageDraw
 from .. import engine, validate
 from ..engine.priors.base import Cond
 from ..errors import InputError
-from ..imaging import to_uint8
 from ..settings import option
 from ..types import Progress
 from . import metrics

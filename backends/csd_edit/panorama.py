@@ -31,7 +31,8 @@ class PanoramaSettings(common.EditSettings):
     particles: int = option(16, "windows per step: a random batch of the overlapping windows", lo=1, hi=64)
     window: int = option(512, "window side in pixels (512 is InstructPix2Pix's own size); at most the short side",
                          lo=8, hi=2048, advanced=True)
-    stride: int = option(128, "pixels between neighbouring windows (128 px = 16 latent cells for Stable Diffusion)",
+    stride: int = option(128, "pixels between neighbouring windows (128 px = 16 latent cells for Stable Diffusion); "
+                         "shrinks in proportion when the window is clipped to a smaller short side",
                          lo=1, hi=2048, advanced=True)
 
 
@@ -68,12 +69,16 @@ class _PanoramaEdit:
         if s.stride % scale or s.window % multiple:
             raise InputError(f"With this prior the stride must be a multiple of {scale} px and the window of "
                              f"{multiple} px (got stride {s.stride}, window {s.window}).")
-        size = common.fit_short_side(w0, h0, s.short_side, multiple, long_multiple=s.stride)
+        # A window larger than the short side is clipped to it, and the stride shrinks in proportion, so small
+        # working sizes (tiny priors on a CPU) keep the default geometry: windows overlapping by three quarters.
+        window_px = min(s.window, max(multiple, s.short_side // multiple * multiple))
+        stride_px = max(scale, round(s.stride * window_px / s.window / scale) * scale)
+        size = common.fit_short_side(w0, h0, s.short_side, multiple, long_multiple=stride_px)
         edit = common.CSDEdit(prior, s, common.to_batch([image], size, prior.device), method=self.method)
         pano = edit.source_latents.clone().requires_grad_(True)
         _, _, h, w = pano.shape
-        window = min(s.window // scale, h, w)
-        boxes, _ = common.window_boxes(h, w, window, s.stride // scale)
+        window = min(window_px // scale, h, w)
+        boxes, _ = common.window_boxes(h, w, window, stride_px // scale)
 
         def preview():
             return common.fit_width(to_uint8(common.decode_tiled(prior, pano.detach(), window)[0]))
@@ -96,8 +101,8 @@ class _PanoramaEdit:
         found, notes = common.result_metrics(s, prior, common.take_windows(edited, pixel_tiles),
                                              common.take_windows(source, pixel_tiles), metrics.grid_pairs(*grid), last)
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
-                "windows": len(boxes), "window_cells": window, "stride_cells": s.stride // scale, "unet_chunk": edit.chunk, "notes": notes,
-                **common.analytic_note(prior)}
+                "windows": len(boxes), "window_cells": window, "stride_cells": stride_px // scale,
+                "unet_chunk": edit.chunk, "notes": notes, **common.analytic_note(prior)}
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 
 
