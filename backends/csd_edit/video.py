@@ -76,6 +76,13 @@ class _VideoEdit:
         }
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
         in_clip = _source_frames(inputs[0], count, fps)
+        if in_clip is None:
+            frames_note = f"{count} frames (at most {s.particles}, spread evenly over the clip)"
+        elif in_clip > count:
+            frames_note = (f"{count} of the clip's {in_clip} frames, spread evenly; the frame rate is scaled so the "
+                           "duration is kept")
+        else:
+            frames_note = "every frame of the clip, at its frame rate"
         meta = {
             "metrics": found,
             "method": self.method,
@@ -83,11 +90,12 @@ class _VideoEdit:
             "fps": fps,
             "source_frames": in_clip,
             "sampled": bool(in_clip is not None and in_clip > count),
-            "frames_note": (f"{count} frames spread evenly over the clip's {in_clip}; the frame rate is scaled so the "
-                            "duration is kept" if in_clip is not None and in_clip > count else "every frame of the clip"),
+            "frames_note": frames_note,
             "work_size": list(size),
-            "output_size": [w0 // 2 * 2, h0 // 2 * 2],
-            "unet_chunk": edit.chunk, "notes": notes,
+            "gif_size": [w0, h0],
+            "mp4_size": [w0 // 2 * 2, h0 // 2 * 2],  # H.264 in yuv420p needs even sides
+            "unet_chunk": edit.chunk,
+            "notes": notes,
             **common.analytic_note(prior),
         }
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
