@@ -158,7 +158,7 @@ class EditConditions:
 
 
 @torch.no_grad()
-def encode(prior, images: torch.Tensor, batch: int = 8) -> torch.Tensor:
+def encode(prior, images: torch.Tensor, batch: int = 4) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, C, h, w) float32 latents; the posterior mean where the prior offers it, so
     the source latents (and the target's start) do not depend on VAE sampling noise."""
     kwargs = {"sample_mode": "mean"} if "sample_mode" in inspect.signature(prior.encode).parameters else {}
@@ -166,7 +166,7 @@ def encode(prior, images: torch.Tensor, batch: int = 8) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode(prior, latents: torch.Tensor, batch: int = 8) -> torch.Tensor:
+def decode(prior, latents: torch.Tensor, batch: int = 4) -> torch.Tensor:
     """(B, C, h, w) -> (B, 3, H, W) in [0, 1], float32, `batch` latents per VAE call."""
     return torch.cat([prior.decode(latents[i:i + batch]).float() for i in range(0, latents.shape[0], batch)])
 
