@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -36,8 +37,10 @@ class AppServer:
 
     def __enter__(self) -> "AppServer":
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        # A private Gradio cache: other Gradio apps on this machine clean /tmp/gradio on their own schedule.
+        self._cache = tempfile.TemporaryDirectory(prefix=f"distill-app-{self.name}-")
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
-                   DISTILL_DEVICE="cpu", PYTHONUNBUFFERED="1", **self.extra_env)
+                   DISTILL_DEVICE="cpu", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=self._cache.name, **self.extra_env)
         self.log_path = ARTIFACTS / f"app-{self.name}.log"
         self._log = open(self.log_path, "w")
         t0 = time.perf_counter()
@@ -67,3 +70,4 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self._log.close()
+        self._cache.cleanup()
