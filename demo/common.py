@@ -403,8 +403,9 @@ class Tab:
                                                elem_id=f"{s.name}-files-b", height=150)
                 self.report = gr.Markdown(elem_id=f"{s.name}-report")
                 with gr.Accordion("Copy settings: JSON for the API, command line for the CLI", open=False):
-                    self.request = gr.Code(language="json", label="Settings JSON (what Run sends)", lines=6,
-                                           interactive=True, elem_id=f"{s.name}-request")
+                    self.request = gr.Code(language="json", label="Settings JSON (what Run sends; paste one to repeat "
+                                           "a run)", lines=6, interactive=True, elem_id=f"{s.name}-request")
+                    self.run_json_btn = gr.Button("Run this JSON", size="sm", elem_id=f"{s.name}-run-json")
                     self.cli = gr.Code(language="shell", label="Repeat with the CLI", lines=2, interactive=False,
                                        elem_id=f"{s.name}-cli")
                     self.details = gr.JSON(label="Run details (result.json)", elem_id=f"{s.name}-details")
@@ -463,13 +464,19 @@ class Tab:
             runner, [self.request] + self.input_widgets, outputs, api_name=f"{s.name}_run",
             concurrency_id=self.config.queue_id, concurrency_limit=self.config.concurrency,
             show_progress="full", show_progress_on=[self.progress_slot])
+        # The same handler on a pasted JSON (same queue); the API has it as `<tab>_run` already.
+        self.events["run_json"] = self.run_json_btn.click(
+            runner, [self.request] + self.input_widgets, outputs, api_visibility="private",
+            concurrency_id=self.config.queue_id, concurrency_limit=self.config.concurrency,
+            show_progress="full", show_progress_on=[self.progress_slot])
         gr.api(self.defaults, api_name=f"{s.name}_defaults", api_description=(
             f"The request JSON for `{s.name}_run` with every setting of one {s.title} backend at its default "
             f"(backend: one of {', '.join(self.keys)}; empty for {self.method_key}). Edit it, then call "
             f"`{s.name}_run` with it and the input file(s)."))
         self.events["stop"] = self.stop_btn.click(self.stop, None, self.status, api_name=f"{s.name}_stop",
                                                   concurrency_id="ui", concurrency_limit=None,
-                                                  cancels=[self.events["run"]], show_progress="hidden")
+                                                  cancels=[self.events["run"], self.events["run_json"]],
+                                                  show_progress="hidden")
 
     def defaults(self, backend: str = "") -> str:
         """A request JSON with every setting of `backend` at its default; compare with the baseline left out."""

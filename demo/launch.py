@@ -98,7 +98,8 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
                            job_ttl_s=config.job_ttl, job_root=config.job_root)
     cleanup_expired(config.job_ttl, root=config.job_root)
     tabs: dict[str, Tab] = {}
-    with gr.Blocks(title=TITLE, delete_cache=(1800, int(max(config.job_ttl, 3600)))) as demo:
+    # No analytics: the app must start and run with no network, and sends nothing anywhere.
+    with gr.Blocks(title=TITLE, delete_cache=(1800, int(max(config.job_ttl, 3600))), analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\nTurn a frozen text-to-image diffusion model into a tool for vector graphics and "
                     "consistent editing, by score distillation.", elem_id="title")
         banner_widget(env)

@@ -436,3 +436,14 @@ def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(mon
     common.warm_prior("sd", env)
     assert loads == [("sd", "cuda")] and savers == ["slicing"]
     assert common.prior_loading_message("sd", env) is None
+
+
+def test_an_example_sets_its_backend_panel_and_the_compare_switch(app):
+    tab = app.tabs_by_name["image"]
+    example = tab.example_rows[1]
+    payload = json.dumps({"backend": "image/sds", "settings": example.settings, "compare": example.compare,
+                          "compare_settings": example.compare_settings})
+    values = tab.apply_example("image/sds", payload)
+    by_name = {n: v["value"] for (_, n, _), v in zip(tab.panel_fields, values)}
+    assert by_name["steps"] == example.settings["steps"] and by_name["every"] == common.REPORT_EVERY["cpu"]
+    assert values[-2] is True and json.loads(values[-1]) == example.compare_settings
