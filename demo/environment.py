@@ -148,6 +148,9 @@ def detect(prior_mode: str = "auto", device: str = "auto", memory: str = "auto")
     zero = on_zero_gpu()
     if device in ("", "auto"):
         device = "cuda" if (zero or torch.cuda.is_available()) else "cpu"
+    if device.startswith("cuda") and not (zero or torch.cuda.is_available()):
+        raise ValueError(f"--device {device} was asked for, but this machine has no usable CUDA GPU "
+                         "(use --device auto or cpu)")
     env = Environment(device=device, zero_gpu=zero, prior_mode=prior_mode)
     if env.has_gpu and not zero and torch.cuda.is_available():
         env.gpu_name, env.gpu_mem_gb = _cuda_facts(device)

@@ -51,8 +51,10 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     on_space = environment.on_space()
     p = argparse.ArgumentParser(prog="python app.py", description="Distill Studio: score distillation in a browser tab")
     p.add_argument("--host", default=_env("DISTILL_HOST", "GRADIO_SERVER_NAME",
-                                          default="0.0.0.0" if on_space else "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(_env("DISTILL_PORT", "GRADIO_SERVER_PORT", default=0)) or None)
+                                          default="0.0.0.0" if on_space else "127.0.0.1"),
+                   help="address to serve on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=int(_env("DISTILL_PORT", "GRADIO_SERVER_PORT", default=0)) or None,
+                   help="port (default: Gradio's, 7860 or the next free one)")
     p.add_argument("--share", action=argparse.BooleanOptionalAction,
                    default=environment._truthy(_env("DISTILL_SHARE", default="")),
                    help="also serve through a public gradio.live link")
@@ -126,7 +128,10 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     """Build and serve. Returns (demo, local_url); with block=False the server runs in a thread."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     t0 = time.perf_counter()
-    demo = build_app(config)
+    try:
+        demo = build_app(config)
+    except ValueError as err:  # a flag that cannot work on this machine: one line, no traceback
+        raise SystemExit(f"error: {err}") from None
     from backends.files import default_root
 
     root = config.job_root or str(default_root())

@@ -447,3 +447,10 @@ def test_an_example_sets_its_backend_panel_and_the_compare_switch(app):
     by_name = {n: v["value"] for (_, n, _), v in zip(tab.panel_fields, values)}
     assert by_name["steps"] == example.settings["steps"] and by_name["every"] == common.REPORT_EVERY["cpu"]
     assert values[-2] is True and json.loads(values[-1]) == example.compare_settings
+
+
+def test_asking_for_cuda_without_a_gpu_is_one_clear_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    with pytest.raises(ValueError, match="no usable CUDA GPU"):
+        environment.detect(device="cuda")
