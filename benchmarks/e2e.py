@@ -25,11 +25,11 @@ CASES = {
     "text to svg": ("svg/vectorfusion", {"prompt": "a red fox", "style": "iconography"}, [], "sd", "tiny-sd",
                     {"steps": 20, "size": 128}),
     "panorama": ("panorama/csd-edit", {"prompt": "turn it into a Van Gogh painting"}, ["panorama/*.png", "panorama/*.jpg"],
-                 "ip2p", "tiny-ip2p", {"steps": 5}),
+                 "ip2p", "tiny-ip2p", {"steps": 5, "short_side": 64}),
     "video": ("video/csd-edit", {"prompt": "turn it into a Van Gogh painting"}, ["video/*.mp4"], "ip2p", "tiny-ip2p",
-              {"steps": 5}),
+              {"steps": 5, "short_side": 64}),
     "3d views": ("views3d/csd-edit", {"prompt": "turn it into a Van Gogh painting"}, ["views3d/*.png"], "ip2p",
-                 "tiny-ip2p", {"steps": 5}),
+                 "tiny-ip2p", {"steps": 5, "short_side": 64}),
 }
 
 
