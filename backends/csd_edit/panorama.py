@@ -74,7 +74,8 @@ class _PanoramaEdit:
         window_px = min(s.window, max(multiple, s.short_side // multiple * multiple))
         stride_px = max(scale, round(s.stride * window_px / s.window / scale) * scale)
         size = common.fit_short_side(w0, h0, s.short_side, multiple, long_multiple=stride_px)
-        edit = common.CSDEdit(prior, s, common.to_batch([image], size, prior.device), method=self.method)
+        source_pixels = common.to_batch([image], size, prior.device)
+        edit = common.CSDEdit(prior, s, source_pixels, method=self.method)
         pano = edit.source_latents.clone().requires_grad_(True)
         _, _, h, w = pano.shape
         window = min(window_px // scale, h, w)
@@ -91,7 +92,8 @@ class _PanoramaEdit:
         edited = common.decode_tiled(prior, pano.detach(), window)
         source = common.decode_tiled(prior, edit.source_latents, window)
         out = common.resize_uint8(to_uint8(edited), (w0, h0))[0]
-        figure = common.labelled_rows([("source", common.fit_width(to_uint8(source[0]), 2048)),
+        # the figure shows the user's own input; the metrics compare decoded with decoded (same VAE on both sides)
+        figure = common.labelled_rows([("source", common.fit_width(to_uint8(source_pixels[0]), 2048)),
                                        (self.key, common.fit_width(to_uint8(edited[0]), 2048))])
         files = {"png": common.write_png(out, out_dir / "edited.png"),
                  "comparison": common.write_png(figure, out_dir / "comparison.png")}
