@@ -82,7 +82,7 @@ def test_svg_backends_are_registered():
         assert name in names
 
 
-@pytest.mark.parametrize("style,extra", [("iconography", {"paths": 16}), ("pixelart", {"paths": 8}),
+@pytest.mark.parametrize("style,extra", [("iconography", {"paths": 16}), ("pixelart", {}),
                                          ("sketch", {})])
 def test_vectorfusion_style_runs_end_to_end_offline(tmp_path, tiny_prior, style, extra):
     progress, result = run_collect("svg/vectorfusion", {"prompt": "a fox", "style": style, "steps": 4, **FAST,
@@ -276,6 +276,31 @@ def test_pixelart_keeps_squares_fixed_and_optimizes_only_colors(tiny_prior):
     cells = painting.points[0]
     side = plan.size / 8
     assert torch.allclose(cells[:, 1] - cells[:, 0], torch.full((64, 2), side))
+
+
+def test_pixel_grid_shortcut_renders_exactly_what_the_renderer_does():
+    from backends.svg.render import render_batch
+    from backends.svg.vectorfusion import pixel_squares
+    from backends.svg.vectorize import Painting
+
+    k, grid, size = 2, 8, 64
+    n = grid * grid
+    colors = torch.cat([torch.rand(k, n, 3), 0.5 + 0.5 * torch.rand(k, n, 1)], -1).requires_grad_(True)
+    painting = Painting(size, size, "square", pixel_squares(k, grid, size), colors, torch.rand(k, 3),
+                        torch.arange(n).expand(k, n).clone())
+    assert painting._pixel_cells() is not None
+    weights = torch.rand(k, 3, size, size)
+    fast = painting.render()
+    (fast * weights).sum().backward()
+    grad_fast, colors.grad = colors.grad.clone(), None
+    slow = render_batch(painting.scenes())                             # (K, H, W, 3)
+    (slow * weights.permute(0, 2, 3, 1).contiguous()).sum().backward()
+    assert torch.allclose(fast, slow.permute(0, 3, 1, 2), atol=1e-6)
+    assert torch.allclose(grad_fast, colors.grad, atol=1e-4)
+    # off the pixel grid the shortcut steps aside
+    off = Painting(size, size, "square", pixel_squares(1, grid, size) + 0.5, colors[:1].detach(),
+                   torch.ones(1, 3), torch.arange(n)[None])
+    assert off._pixel_cells() is None
 
 
 def test_stage_schedule():

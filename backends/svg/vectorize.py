@@ -101,8 +101,53 @@ class Painting:
         return out
 
     def render(self, size: int | tuple[int, int] | None = None) -> torch.Tensor:
-        """(K, 3, H, W) images in [0, 1] (default: the canvas size), one `render_batch` call."""
+        """(K, 3, H, W) images in [0, 1] (default: the canvas size), one `render_batch` call.
+
+        Pixel-aligned, non-overlapping squares (pixel art) take a shortcut that gives the renderer's exact
+        output (each pixel is inside exactly one square or none: coverage 1 or 0) as one gather instead of
+        one compositing layer per square; at another `size` it is area-resampled (previews).
+        """
+        if self.kind == "square":
+            cells = self._pixel_cells()
+            if cells is not None:
+                out = self._render_cells(cells)
+                if size is not None and size != self.width and tuple(np.atleast_1d(size)) != (self.height, self.width):
+                    hw = (round(size * self.height / self.width), size) if isinstance(size, int) else tuple(size)
+                    out = F.interpolate(out, size=hw, mode="area")
+                return out
         return _ContiguousGrad.apply(render_batch(self.scenes(), size=size)).permute(0, 3, 1, 2)
+
+    def _pixel_cells(self) -> torch.Tensor | None:
+        """(K, H*W) long: the square covering each pixel (-1: none), or None when some square is not on whole
+        pixels inside the canvas or two squares overlap. Cached while the points do not change."""
+        key = (self.points.data_ptr(), self.points._version, tuple(self.points.shape))
+        cached = getattr(self, "_cells_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pts = self.points.detach().cpu().double()
+        cells = None
+        if torch.equal(pts, pts.round()):
+            lo = torch.minimum(pts[:, :, 0], pts[:, :, 1]).long().numpy()
+            hi = torch.maximum(pts[:, :, 0], pts[:, :, 1]).long().numpy()
+            if (lo >= 0).all() and (hi[..., 0] <= self.width).all() and (hi[..., 1] <= self.height).all():
+                maps = np.full((self.k, self.height, self.width), -1, dtype=np.int64)
+                count = np.zeros((self.k, self.height, self.width), dtype=np.int32)
+                for k in range(self.k):
+                    for i in range(self.n):
+                        (x0, y0), (x1, y1) = lo[k, i], hi[k, i]
+                        maps[k, y0:y1, x0:x1] = i
+                        count[k, y0:y1, x0:x1] += 1
+                if count.max() <= 1:
+                    cells = torch.from_numpy(maps.reshape(self.k, -1)).to(self.points.device)
+        self._cells_cache = (key, cells)
+        return cells
+
+    def _render_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        covered = (cells >= 0).unsqueeze(-1).to(self.colors.dtype)
+        rgba = torch.gather(self.colors, 1, cells.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))
+        alpha = rgba[..., 3:] * covered
+        out = self.background[:, None, :] * (1 - alpha) + alpha * rgba[..., :3]
+        return out.clamp(0, 1).reshape(self.k, self.height, self.width, 3).permute(0, 3, 1, 2)
 
     def scene(self, k: int = 0) -> Scene:
         """Scene k detached, colors clamped to [0, 1] (what is exported)."""
@@ -275,10 +320,11 @@ def live_vectorize(target: torch.Tensor, *, paths: int, segments: int = 4, sched
 
     A generator: yields Progress (global step count, preview of the current fit) and returns the fitted
     `Painting` (K = 1, canvas W x H = the target's size). Stages add paths by `stage_schedule(paths, schedule)`;
-    each stage runs `iters` Adam steps on all paths so far. lr: points, in pixels per step at 256 px (scaled
-    with the canvas); color_lr: colors. udf_weight: weight of the outline-weighted error of the new paths
-    (tau px wide); xing_weight: the self-intersection loss. Stops early when no region with error above
-    `threshold` is left.
+    each stage runs `iters` Adam steps on all paths so far, with the error weighted 1 at the new paths'
+    outlines falling to `udf_keep` at `udf_tau` px (256 px scale) away (LIVE's UDF loss); a last pass of
+    `iters` steps refines everything (and the background color) on the plain error. lr: points, in pixels per
+    step at 256 px (scaled with the canvas); color_lr: colors; xing_weight: the self-intersection loss. Adds
+    no more paths once no region with error above `threshold` is left.
     """
     device = target.device
     _, h, w = target.shape
@@ -291,13 +337,17 @@ def live_vectorize(target: torch.Tensor, *, paths: int, segments: int = 4, sched
     colors = torch.zeros(0, 4, device=device)
     background = border_color(target).to(device)
     done = 0
+    nothing_left = False
     for n_new in stages + [0]:  # the last pass adds nothing: it refines everything on the plain error
+        if n_new and nothing_left:
+            continue
         if n_new:
             with torch.no_grad():
                 current = _painting(w, h, points, colors, background).render()[0]
             regions = error_regions(target_np, current.permute(1, 2, 0).cpu().numpy(), labels, n_new, threshold)
-            if not regions:  # nothing left worth a path: go straight to the refinement
+            if not regions:  # nothing left worth a path: skip the remaining stages, refine
                 total = done + iters
+                nothing_left = True
                 continue
             new_pts = torch.stack([region_to_points(m, segments) for m in regions]).to(device)
             new_col = torch.stack([torch.cat([target[:, torch.from_numpy(m).to(device)].mean(dim=1),
