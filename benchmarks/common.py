@@ -34,11 +34,12 @@ def cpu_name() -> str:
 
 
 def device_name(device: str | torch.device | None = None) -> str:
-    """A short description of the device: "NVIDIA H100 80GB HBM3" or "CPU <model>, 2 threads (2 cores)"."""
+    """A short description of the device: "NVIDIA H100 80GB HBM3" or "CPU <model> (2 cores)" (benchmarks say
+    how many threads they used in their own tables)."""
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    return f"CPU {cpu_name()}, {torch.get_num_threads()} threads ({os.cpu_count()} cores)"
+    return f"CPU {cpu_name()} ({os.cpu_count()} cores)"
 
 
 def torch_version() -> str:

@@ -36,7 +36,8 @@ def make_scene(n: int, size: int, device: str, seed: int = 0) -> Scene:
     return scene
 
 
-def bench_one(impl: str, device: str, n: int, size: int, samples: int, warmup: int, repeats: int) -> dict:
+def bench_one(impl: str, device: str, n: int, size: int, samples: int, warmup: int, repeats: int,
+              threads: int) -> dict:
     scene = make_scene(n, size, device)
     target = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(1)).to(device)
     if impl == "distill":
@@ -54,18 +55,19 @@ def bench_one(impl: str, device: str, n: int, size: int, samples: int, warmup: i
 
     fwd_ms = median_ms(measure(fwd, device=device, warmup=warmup, repeats=repeats))
     step_ms = median_ms(measure(step, device=device, warmup=warmup, repeats=repeats))
-    return {"impl": impl, "device": device, "paths": n, "size": size, "samples": samples, "fwd_ms": round(fwd_ms, 2),
-            "fwdbwd_ms": round(step_ms, 2)}
+    return {"impl": impl, "device": device, "threads": threads if device == "cpu" else None, "paths": n, "size": size,
+            "samples": samples, "fwd_ms": round(fwd_ms, 2), "fwdbwd_ms": round(step_ms, 2)}
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| impl | device | paths | size | samples/px | fwd ms | fwd+bwd ms | DiffVG CPU fwd+bwd ms (issue 3) "
-             "| speed-up fwd+bwd |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| impl | device | threads | paths | size | samples/px | fwd ms | fwd+bwd ms | DiffVG CPU fwd+bwd ms "
+             "(issue 3, 2 cores) | speed-up fwd+bwd |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ref = DIFFVG_CPU.get(r["paths"]) if r["size"] == 600 else None
         ref_ms = f"{ref[1] * 1000:.0f}" if ref else "-"
         speed = f"{ref[1] * 1000 / r['fwdbwd_ms']:.1f}x" if ref and r["device"] == "cpu" else "-"
-        lines.append(f"| {r['impl']} | {r['device']} | {r['paths']} | {r['size']} | {r['samples'] ** 2} | "
+        lines.append(f"| {r['impl']} | {r['device']} | {r['threads'] or '-'} | {r['paths']} | {r['size']} | "
+                     f"{r['samples'] ** 2} | "
                      f"{r['fwd_ms']:.1f} | {r['fwdbwd_ms']:.1f} | {ref_ms} | {speed} |")
     return "\n".join(lines)
 
@@ -76,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=600, help="canvas side in pixels (default 600)")
     p.add_argument("--device", choices=("cpu", "cuda"), action="append",
                    help="repeatable; default: cpu, and cuda when present")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the reference machine's cores)")
+    p.add_argument("--threads", type=int, action="append",
+                   help="CPU threads (repeatable; default 2, the reference machine's cores)")
     p.add_argument("--samples", type=int, default=1, help="s x s samples per pixel for this renderer (default 1: "
                                                           "its coverage is area-exact); pydiffvg always uses 2x2")
     p.add_argument("--repeats", type=int, default=5)
@@ -85,7 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-record", action="store_true", help="print the table only")
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
     paths = args.paths or list(PATHS)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():
@@ -93,13 +95,15 @@ def main(argv: list[str] | None = None) -> None:
     impls = ["distill"] + (["pydiffvg"] if diffvg_adapter.available() else [])
     rows = []
     for device in devices:
-        for impl in impls:
-            for n in paths:
-                row = bench_one(impl, device, n, args.size, args.samples if impl == "distill" else 2, args.warmup,
-                                args.repeats)
-                rows.append(row)
-                if args.json:
-                    print(json.dumps(row), flush=True)
+        for threads in (args.threads or [2]) if device == "cpu" else [torch.get_num_threads()]:
+            torch.set_num_threads(threads)
+            for impl in impls:
+                for n in paths:
+                    row = bench_one(impl, device, n, args.size, args.samples if impl == "distill" else 2,
+                                    args.warmup, args.repeats, threads)
+                    rows.append(row)
+                    if args.json:
+                        print(json.dumps(row), flush=True)
     if args.json:
         return
     table = _table(rows)
@@ -107,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_record:
         return
     notes = [f"- `{d}`: {device_name(d)}" for d in devices]
+    notes.append("- This machine is shared with other jobs: with 2 threads, a job that keeps both cores busy "
+                 "makes every parallel kernel wait for a preempted thread (several times slower); the load "
+                 "average above says how busy it was.")
     if "cuda" not in devices:
         notes.append("- CUDA: no GPU in this session (the renderer runs on CUDA unchanged; not measured here).")
     if "pydiffvg" not in impls:
@@ -118,8 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         for metric in ("fwd_ms", "fwdbwd_ms"):
             records.append({"bench": "renderer", "device": device_name(r["device"]),
-                            "metric": f"{r['impl']}/{r['device']}/paths={r['paths']}/size={r['size']}/"
-                                      f"samples={r['samples']}/{metric[:-3]}",
+                            "metric": f"{r['impl']}/{r['device']}/threads={r['threads']}/paths={r['paths']}/"
+                                      f"size={r['size']}/samples={r['samples']}/{metric[:-3]}",
                             "value": r[metric], "unit": "ms"})
     append_results("renderer (vector rasterizer, DiffVG's scene)", table, records,
                    device=", ".join(device_name(d) for d in devices), notes=notes)
