@@ -205,7 +205,7 @@ def test_two_identical_particles_give_a_finite_csd_gradient(ip2p):
 
 
 def test_perceptual_kernel_machinery_with_the_latent_distance_equals_the_engine():
-    """feature_kernel + kernel_csd_grad (the LPIPS path) reproduce engine.svgd_kernel / engine.csd_grad exactly
+    """feature_kernel + engine.csd_grad(kernel=...) (the LPIPS path) reproduce engine.svgd_kernel / engine.csd_grad exactly
     when the distance is the squared L2 of the latents."""
     g = torch.Generator().manual_seed(3)
     z_t, eps_hat, eps_base = (torch.randn(5, 4, 6, 6, generator=g, dtype=torch.float64) for _ in range(3))
@@ -215,7 +215,7 @@ def test_perceptual_kernel_machinery_with_the_latent_distance_equals_the_engine(
     k_ref, grad_k_ref, h_ref = engine.svgd_kernel(z_t)
     torch.testing.assert_close(k.double(), k_ref)
     torch.testing.assert_close(grad_k, grad_k_ref)
-    torch.testing.assert_close(common.kernel_csd_grad(k, grad_k, eps_hat - eps_base, w),
+    torch.testing.assert_close(engine.csd_grad(z_t, eps_hat, eps_base, w, kernel=(k, grad_k)),
                                engine.csd_grad(z_t, eps_hat, eps_base, w))
     # through a map to images (the decoder's place): the kernel of 2x, and the chain rule's factor 2 on its gradient
     k2, grad_k2, _ = common.feature_kernel(z_t, sq_l2, to_images=lambda a: 2.0 * a)

@@ -241,7 +241,7 @@ class CSDEdit:
             return engine.sds_grad(eps_tgt, eps_src, w), stats
         if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
             k, grad_k, _ = feature_kernel(z, self.lpips, to_images=prior.decode)
-            return kernel_csd_grad(k, grad_k, eps_tgt - eps_src, w, repulsion=s.repulsion), stats
+            return engine.csd_grad(z_t, eps_tgt, eps_src, w, repulsion=s.repulsion, kernel=(k, grad_k)), stats
         return engine.csd_grad(z_t, eps_tgt, eps_src, w, repulsion=s.repulsion), stats
 
 
@@ -286,16 +286,6 @@ def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.T
                                             retain_graph=last < len(pairs))
                 grad_k[i[p]] += gz[0].float()
     return kernel, grad_k.to(x.dtype), h
-
-
-def kernel_csd_grad(k: torch.Tensor, grad_k: torch.Tensor, scores: torch.Tensor, weight, *, repulsion: float = 1.0):
-    """engine.csd_grad's combination for a kernel computed elsewhere (a perceptual one):
-    grad_i = w / N sum_j [k_ji score_j - repulsion * d k(x_j, x_i) / d x_j]. With the latent L2 kernel of the
-    noisy latents it equals engine.csd_grad exactly (a test checks it)."""
-    n = scores.shape[0]
-    w = torch.as_tensor(weight, dtype=scores.dtype, device=scores.device).reshape(-1, *([1] * (scores.dim() - 1)))
-    mixed = torch.einsum("ji,j...->i...", k.to(scores.dtype), w * scores)
-    return (mixed - repulsion * w * grad_k.to(scores.dtype)) / n
 
 
 def optimize(latents: torch.Tensor, step_fn: Callable[[int], engine.Step], s: EditSettings,

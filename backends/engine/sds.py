@@ -86,6 +86,7 @@ def csd_grad(
     bandwidth: torch.Tensor | float | None = None,
     repulsion: float = 1.0,
     kernel_features: torch.Tensor | None = None,
+    kernel: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Collaborative Score Distillation gradient, one per particle (Kim et al. 2023, SVGD over SDS).
 
@@ -100,13 +101,18 @@ def csd_grad(
     taken literally it would attract. With N = 1 this is exactly `sds_grad`. `kernel_features`, if given
     ((N, ...) e.g. perceptual features), replaces z_t as the kernel's input; its gradient term then uses the
     features' own differences and so is only defined when they live in the latent space (same shape as z_t).
+    `kernel`, if given, is a precomputed (K (N, N), grad_K (N, ...)) pair as `svgd_kernel` returns it (e.g. a
+    perceptual kernel whose gradient was carried back to the latents); it replaces the RBF on z_t.
     """
     n = z_t.shape[0]
     scores = eps_hat - eps_base
     if n == 1:
         return sds_grad(eps_hat, eps_base, weight)
-    feats = z_t if kernel_features is None else kernel_features
-    k, grad_k, _ = svgd_kernel(feats.detach(), bandwidth)
+    if kernel is not None:
+        k, grad_k = kernel
+    else:
+        feats = z_t if kernel_features is None else kernel_features
+        k, grad_k, _ = svgd_kernel(feats.detach(), bandwidth)
     if grad_k.shape != z_t.shape:
         raise ValueError("kernel_features must have the latents' shape to give a repulsive direction")
     w = _per_sample(weight, scores)
