@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 from . import registry
 from .engine.priors import PRIORS
-from .errors import DistillError, InputError
+from .errors import DistillError, InputError, report_cli_error
 from .runner import run
 from .settings import describe
 from .types import Result
@@ -89,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"step {item.step}/{item.total}{loss}", file=sys.stderr, flush=True)
         return 0
     except DistillError as err:
-        if os.environ.get("DISTILL_DEBUG"):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, InputError) else 1
+        return report_cli_error(err)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

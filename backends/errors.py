@@ -20,3 +20,15 @@ class RunError(DistillError, RuntimeError):
 
 class ModelUnavailableError(RunError):
     """Weights for a prior could not be found or downloaded."""
+
+
+def report_cli_error(err: DistillError) -> int:
+    """Print `err` as the CLIs do (one line on stderr, no traceback) and return the exit code: 2 for bad input,
+    1 for a failed run. With DISTILL_DEBUG set, re-raise instead, for the traceback."""
+    import os
+    import sys
+
+    if os.environ.get("DISTILL_DEBUG"):
+        raise err
+    print(f"error: {err}", file=sys.stderr)
+    return 2 if isinstance(err, InputError) else 1

@@ -6,7 +6,6 @@ Bad input exits with code 2 and one line on stderr (DISTILL_DEBUG=1 for a traceb
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -25,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ..errors import DistillError, InputError
+    from ..errors import DistillError, InputError, report_cli_error
 
     try:
         if args.size is not None and not 1 <= args.size <= 16384:
@@ -50,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.output}: {arr.shape[1]}x{arr.shape[0]}, {len(scene.shapes)} shapes")
         return 0
     except DistillError as err:
-        if os.environ.get("DISTILL_DEBUG"):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, InputError) else 1
+        return report_cli_error(err)
 
 
 if __name__ == "__main__":
