@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     notes = [f"- `{d}`: {device_name(d)}" for d in devices]
     notes.append("- This machine is shared with other jobs: with 2 threads, a job that keeps both cores busy "
-                 "makes every parallel kernel wait for a preempted thread (several times slower); the load "
+                 "makes every parallel kernel wait for a preempted thread (10-100x slower here); the load "
                  "average above says how busy it was.")
     if "cuda" not in devices:
         notes.append("- CUDA: no GPU in this session (the renderer runs on CUDA unchanged; not measured here).")
