@@ -40,10 +40,10 @@ def bench_one(impl: str, device: str, n: int, size: int, samples: int, warmup: i
               threads: int) -> dict:
     scene = make_scene(n, size, device)
     target = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(1)).to(device)
-    if impl == "distill":
-        draw = lambda: render(scene, samples=samples)                                  # noqa: E731
-    else:
-        draw = lambda: diffvg_adapter.render_diffvg(scene, samples=samples)              # noqa: E731
+    def draw():
+        if impl == "distill":
+            return render(scene, samples=samples)
+        return diffvg_adapter.render_diffvg(scene, samples=samples)
 
     def fwd():
         with torch.no_grad():

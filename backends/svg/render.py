@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .scene import Scene, Shape
+from .scene import Scene
 
 FLAT_TOL = 0.02          # px: largest distance between a curve and its flattening chords
 MAX_CHORDS = 1024        # per cubic

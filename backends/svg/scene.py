@@ -115,7 +115,7 @@ class Shape:
             out.append(pts[idx])
         return torch.cat(out) if len(out) > 1 else out[0]
 
-    def detach(self) -> "Shape":
+    def detach(self) -> Shape:
         return Shape(self.kind, self.points.detach().clone(), self.fill.detach().clone(),
                      self.stroke.detach().clone(), self.stroke_width.detach().clone(), self.fill_rule, self.subpaths)
 
@@ -158,10 +158,10 @@ class Scene:
                 out.append(s.stroke_width)
         return out
 
-    def detach(self) -> "Scene":
+    def detach(self) -> Scene:
         return Scene(self.width, self.height, [s.detach() for s in self.shapes], self.background.detach().clone())
 
-    def to(self, device) -> "Scene":
+    def to(self, device) -> Scene:
         """A copy on `device` (not differentiable back to this one)."""
         shapes = [Shape(s.kind, s.points.detach().to(device), s.fill.detach().to(device), s.stroke.detach().to(device),
                         s.stroke_width.detach().to(device), s.fill_rule, s.subpaths) for s in self.shapes]
