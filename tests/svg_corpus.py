@@ -91,14 +91,17 @@ CORPUS: list[tuple[str, str]] = [
     ("translucent_layers_evenodd", _svg(_random_paths(7, 10, evenodd=True))),
     ("viewbox_scaled", _svg('<circle cx="50" cy="50" r="40" fill="#e91e63"/><rect x="10" y="70" width="80" height="20" '
                             'fill="#2196f3" fill-opacity="0.7"/>',
-                            head='<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 100 100">')),
+                            head='<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" '
+                                 'viewBox="0 0 100 100">')),
     ("viewbox_offset_aspect", _svg('<rect x="-50" y="0" width="100" height="50" fill="gray"/>'
                                    '<circle cx="0" cy="25" r="20" fill="black"/>',
                                    head='<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" '
                                         'viewBox="-50 0 100 50">')),
-    ("tiny_features", _svg(''.join(f'<circle cx="{16 + 32 * (i % 8)}" cy="{16 + 32 * (i // 8)}" r="{0.6 + i * 0.2:.1f}" '
+    ("tiny_features", _svg(''.join(f'<circle cx="{16 + 32 * (i % 8)}" cy="{16 + 32 * (i // 8)}" '
+                                   f'r="{0.6 + i * 0.2:.1f}" '
                                    f'fill="black"/>' for i in range(64)))),
-    ("hairlines", _svg(''.join(f'<path d="M{10 + 15 * i} 10 L{30 + 13 * i} 246" stroke="#000" stroke-width="{0.5 + 0.1 * i:.1f}" '
+    ("hairlines", _svg(''.join(f'<path d="M{10 + 15 * i} 10 L{30 + 13 * i} 246" stroke="#000" '
+                               f'stroke-width="{0.5 + 0.1 * i:.1f}" '
                                f'fill="none" {ROUND}/>' for i in range(15)))),
     ("group_opacity_disjoint", _svg('<g opacity="0.5"><rect x="20" y="20" width="90" height="90" fill="blue"/>'
                                     '<circle cx="180" cy="180" r="50" fill="green"/></g>'

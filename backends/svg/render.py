@@ -439,9 +439,9 @@ def render(scene: Scene, *, size: int | tuple[int, int] | None = None, samples: 
 
     size: None (the scene's width x height), an int (output width, height keeping the aspect ratio) or
     (H, W). samples: s gives s x s supersampling (coverage is already area-exact at 1).
-    Returns (H, W, 3) float in [0, 1] (for colors in [0, 1]; not clamped) composited over the scene background (a transparent background
-    shows white), or with background=False (H, W, 4) RGBA of the shapes alone, straight (not premultiplied)
-    alpha, so that rgb * a + bg * (1 - a) composites it.
+    Returns (H, W, 3) float in [0, 1] (for colors in [0, 1]; not clamped) composited over the scene
+    background (a transparent background shows white), or with background=False (H, W, 4) RGBA of the
+    shapes alone, straight (not premultiplied) alpha, so that rgb * a + bg * (1 - a) composites it.
     composite: "loop" (layer after layer, analytic backward: fastest on CPU), "sorted" (all layers at once:
     for GPUs, and for very many layers) or "auto" (sorted on CUDA or beyond 512 layers, else loop). Both give
     the same image and gradients (up to the 1e-6 leak of "sorted" under opaque layers).

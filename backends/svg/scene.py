@@ -81,7 +81,8 @@ class Shape:
         need = sum(per(s) for s in counts)
         if any(s < 1 for s in counts) or need != p.shape[0]:
             shape = "S*3" if self.kind == "path" else "S*3+1"
-            raise ValueError(f"a {self.kind} with subpaths {counts} needs {need} points ({shape} each), got {p.shape[0]}")
+            raise ValueError(f"a {self.kind} with subpaths {counts} needs {need} points ({shape} each), "
+                             f"got {p.shape[0]}")
 
     @property
     def closed(self) -> bool:

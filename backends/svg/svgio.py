@@ -174,7 +174,8 @@ def _parse(svg: str | bytes, max_bytes: int, max_elements: int):
     except InputError:
         raise
     except defusedxml.DefusedXmlException:
-        raise InputError("The SVG declares XML entities or external references, which are refused for safety.") from None
+        raise InputError("The SVG declares XML entities or external references, which are refused for safety.") \
+            from None
     except ET.ParseError as err:
         line, col = getattr(err, "position", (0, 0))
         raise InputError(f"The SVG is not well-formed XML (line {line}, column {col}).") from None
@@ -766,7 +767,8 @@ class _Builder:
             if tag == "switch":                                  # the first child wins; no conditions tested
                 children = [c for c in children if _ns(c.tag) in ("", SVG_NS)][:1]
             for child in children:
-                if is_root and first and _local(child.tag) == "rect" and "background" in (child.get("class") or "").split():
+                classes = (child.get("class") or "").split()
+                if is_root and first and _local(child.tag) == "rect" and "background" in classes:
                     first = False
                     self._background(child, state)
                     continue
