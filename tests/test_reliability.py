@@ -1,0 +1,68 @@
+"""Faults mid-run through the API: a cancel, a divergence and an out-of-memory in a row leave the process as
+it was (memory back to its idle level, no stray files) and the next run works."""
+import gc
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from PIL import Image
+
+import backends
+from backends.engine.priors import AnalyticPrior
+from backends.errors import RunError
+from backends.runner import OOM_MESSAGE
+
+
+@pytest.fixture
+def target(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "target.png"
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def run(target, out, steps=30, **settings):
+    return backends.run_to_end("image/sds", {"steps": steps, "every": 5, **settings}, prior="analytic",
+                               inputs=[target], out_dir=out)
+
+
+def test_cancel_divergence_and_oom_in_a_row_leave_memory_at_idle_and_the_next_run_works(target, tmp_path, monkeypatch):
+    for i in range(3):  # warm up allocators and caches so "idle" is the steady state
+        run(target, tmp_path / f"warm{i}")
+    idle = rss_mb()
+
+    # 1. cancel: stop iterating after two reports
+    gen = backends.run("image/sds", {"steps": 20000, "every": 5}, prior="analytic", inputs=[target],
+                       out_dir=tmp_path / "cancel")
+    for n, _ in enumerate(gen):
+        if n == 1:
+            break
+    gen.close()
+    assert not (tmp_path / "cancel" / "result.png").exists()  # a cancelled run writes no result
+
+    # 2. divergence: the prior starts answering NaN; the engine's guard stops with a clear message
+    real = AnalyticPrior.predict_eps
+    monkeypatch.setattr(AnalyticPrior, "predict_eps", lambda self, z, t, c=None: torch.full_like(z, float("nan")))
+    with pytest.raises(RunError, match="diverged"):
+        run(target, tmp_path / "nan", steps=200)
+
+    # 3. out of GPU memory, simulated inside the step
+    def oom(self, z, t, c=None):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(AnalyticPrior, "predict_eps", oom)
+    with pytest.raises(RunError) as err:
+        run(target, tmp_path / "oom")
+    assert str(err.value) == OOM_MESSAGE
+
+    monkeypatch.setattr(AnalyticPrior, "predict_eps", real)
+    after = rss_mb()
+    assert after <= idle * 1.05, f"memory {after:.0f} MB after the faults vs {idle:.0f} MB idle"
+    result = run(target, tmp_path / "next", steps=200)
+    assert result.metadata["metrics"]["psnr"] >= 30.0
