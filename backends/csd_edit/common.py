@@ -213,6 +213,8 @@ class CSDEdit:
         self.prior, self.s, self.method = prior, s, method
         self.device = torch.device(prior.device)
         self.gen = torch.Generator(self.device).manual_seed(s.seed)
+        # window choices are host-side indices: drawn on the CPU so picking them never waits for the GPU
+        self.host_gen = torch.Generator().manual_seed(s.seed)
         self.lpips = metrics.load_lpips(self.device) if method == "csd" and kernel == "lpips" else None
         self.source_latents = encode(prior, sources)
         self.conditions = EditConditions(prior, s, sources)
@@ -348,7 +350,7 @@ def fold_windows(values: torch.Tensor, boxes: Sequence[Box], shape: torch.Size) 
 
 def random_windows(boxes: Sequence[Box], n: int, gen: torch.Generator) -> list[Box]:
     """A random batch of n windows (all of them, in random order, when there are fewer)."""
-    order = torch.randperm(len(boxes), generator=gen, device=gen.device).tolist()
+    order = torch.randperm(len(boxes), generator=gen, device=gen.device).tolist()  # a CPU generator: no GPU sync
     return [boxes[k] for k in order[:n]]
 
 

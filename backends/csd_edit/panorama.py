@@ -45,7 +45,7 @@ def make_step(edit: common.CSDEdit, pano, boxes, particles: int):
     """One step: a random batch of windows, their gradients, averaged back into the panorama latent."""
 
     def step(i: int) -> engine.Step:
-        chosen = common.random_windows(boxes, particles, edit.gen)
+        chosen = common.random_windows(boxes, particles, edit.host_gen)
         cut = partial(common.take_windows, boxes=chosen)
         grad, stats = edit.gradient(cut(pano.detach()), take=cut)
         return engine.Step(engine.grad_to_loss(pano, common.fold_windows(grad, chosen, pano.shape)), stats)
