@@ -269,3 +269,19 @@ def test_cuda_renders_what_the_cpu_renders():
     cpu = render(scene)
     gpu = render(scene.to("cuda")).cpu()
     assert (cpu - gpu).abs().max() < 1e-4
+
+
+def test_backward_accepts_a_strided_gradient_from_a_later_permute():
+    from backends.svg.render import render_batch
+    from backends.svg.scene import Scene, random_circle_paths
+
+    g = torch.Generator().manual_seed(0)
+    scenes = []
+    for _ in range(2):
+        shapes = random_circle_paths(3, 4, 6.0, 32, 32, generator=g)
+        for sh in shapes:
+            sh.points.requires_grad_(True)
+        scenes.append(Scene(32, 32, shapes, torch.ones(3)))
+    out = render_batch(scenes).permute(0, 3, 1, 2)  # (K, C, H, W): its gradient comes back strided
+    (out * torch.linspace(0, 1, 32)).sum().backward()
+    assert all(sh.points.grad is not None and torch.isfinite(sh.points.grad).all() for s in scenes for sh in s.shapes)

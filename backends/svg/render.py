@@ -325,7 +325,7 @@ class _Composite(torch.autograd.Function):
     def backward(ctx, grad):
         cov, colors = ctx.saved_tensors
         K, H, W, C = ctx.shape0
-        g = grad.clone()
+        g = grad.contiguous().clone()  # the gradient may arrive strided (a permute after rendering)
         gflat = g.view(K * H * W, C)
         d_cov = torch.zeros_like(cov)
         d_col = torch.zeros_like(colors)

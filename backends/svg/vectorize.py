@@ -115,7 +115,7 @@ class Painting:
                     hw = (round(size * self.height / self.width), size) if isinstance(size, int) else tuple(size)
                     out = F.interpolate(out, size=hw, mode="area")
                 return out
-        return _ContiguousGrad.apply(render_batch(self.scenes(), size=size)).permute(0, 3, 1, 2)
+        return render_batch(self.scenes(), size=size).permute(0, 3, 1, 2)
 
     def _pixel_cells(self) -> torch.Tensor | None:
         """(K, H*W) long: the square covering each pixel (-1: none), or None when some square is not on whole
@@ -184,19 +184,6 @@ class Painting:
         width = float(scene.shapes[0].stroke_width.detach()) if kind == "stroke" else 0.0
         order = torch.arange(len(scene.shapes))[None]
         return Painting(scene.width, scene.height, kind, pts, col, bg, order, width)
-
-
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward hands on a contiguous gradient. The renderer's compositing backward views its
-    incoming (K, H, W, C) gradient flat, which fails on the strided gradient a later permute produces (K > 1)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.contiguous()
 
 
 def circle_control_points(centers: torch.Tensor, radius: torch.Tensor | float, segments: int) -> torch.Tensor:
