@@ -6,7 +6,8 @@ A backend is one readable module: a class with a `Settings` dataclass (paper def
   description: one line for the UI and `python -m backends list`;
   prior: "text" (Stable Diffusion-like), "instruct" (InstructPix2Pix-like) or "none"; analytic priors are
          accepted by a backend that sets `analytic_ok = True`;
-  inputs: "none", "image", "images", "video", "svg", or "image?" (optional image).
+  inputs: "none", "image", "images", "video", "svg", or "image?" (optional image);
+  requires_prompt: True when an empty `prompt` setting is an error (checked before the prior loads).
 Third-party packages add backends through the entry point group `distill_studio.backends`: each entry point
 names a module (importing it registers its classes) or a class (registered under its `task` and `name`).
 """
@@ -44,7 +45,8 @@ def register(task: str, name: str):
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ValueError(f"backend {key} is registered twice ({existing.__module__} and {cls.__module__})")
         cls.task, cls.name, cls.key = task, name, key
-        for attr, default in (("description", ""), ("prior", "none"), ("inputs", "none"), ("analytic_ok", False)):
+        for attr, default in (("description", ""), ("prior", "none"), ("inputs", "none"), ("analytic_ok", False),
+                              ("requires_prompt", False)):
             if not hasattr(cls, attr):
                 setattr(cls, attr, default)
         if not hasattr(cls, "Settings"):

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import registry
+from . import registry, validate
 from .engine.priors import PRIORS, load_prior, prior_kind
 from .errors import InputError, RunError
 from .settings import make_settings, to_dict
@@ -56,6 +56,8 @@ def run(
     if not isinstance(settings, cls.Settings):
         settings = make_settings(cls.Settings, settings, where=key)
     prior_name = check_prior(cls, prior)
+    if getattr(cls, "requires_prompt", False) and prior_kind(prior_name or "") != "analytic":
+        validate.prompt(getattr(settings, "prompt", ""))  # say so before minutes of loading weights
     inputs = [str(p) for p in inputs]
     if cls.inputs in ("image", "video", "svg") and len(inputs) != 1:
         raise InputError(f"{key} takes exactly one --input ({cls.inputs}), got {len(inputs)}")

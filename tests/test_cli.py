@@ -96,3 +96,11 @@ def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
     ran = cli("run", "image/throwaway", "--set", "steps=7", "--out", str(tmp_path / "o"), env=env)
     assert ran.returncode == 0, ran.stderr
     assert json.loads((tmp_path / "o" / "result.json").read_text())["metrics"]["steps"] == 7
+
+
+def test_an_empty_prompt_is_refused_before_any_weights_load(tmp_path):
+    # the real `sd` prior is not here: the prompt error must come first, not a missing-model error
+    out = cli("run", "svg/vectorfusion", "--prior", "sd", "--set", "prompt=  ", "--out", str(tmp_path),
+              env={"HF_HUB_OFFLINE": "1"})
+    _assert_one_line_error(out)
+    assert "prompt" in out.stderr

@@ -55,6 +55,7 @@ def make_step(edit: common.CSDEdit, pano, boxes, particles: int):
 
 class _PanoramaEdit:
     prior = "instruct"
+    requires_prompt = True
     analytic_ok = True
     inputs = "image"
     method = "csd"

@@ -41,6 +41,7 @@ class VideoCSDSettings(VideoSettings):
 
 class _VideoEdit:
     prior = "instruct"
+    requires_prompt = True
     analytic_ok = True
     inputs = "video"
     method = "csd"

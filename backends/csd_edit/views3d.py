@@ -65,6 +65,7 @@ def _is_zip(path: str) -> bool:
 
 class _ViewsEdit:
     prior = "instruct"
+    requires_prompt = True
     analytic_ok = True
     inputs = "images"
     method = "csd"

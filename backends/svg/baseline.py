@@ -46,6 +46,7 @@ class RasterThenVectorize:
     description = "Baseline: K raster samples from the prior, best by CLIP, vectorized LIVE-style (no SDS)"
     prior = "text"
     inputs = "none"
+    requires_prompt = True
 
     def run(self, s: RasterThenVectorizeSettings, *, prior, inputs, out_dir):
         prompt = validate.prompt(s.prompt)

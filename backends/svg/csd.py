@@ -40,6 +40,7 @@ class CSDVectorFusion:
                    "in one batch, ranked by CLIP")
     prior = "text"
     inputs = "none"
+    requires_prompt = True
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):
         plan = make_plan(s, prior, init="scratch")

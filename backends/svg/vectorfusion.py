@@ -406,6 +406,7 @@ class VectorFusion:
                    "iconography, pixel art or sketch; optional sample -> vectorize -> fine-tune init")
     prior = "text"
     inputs = "none"
+    requires_prompt = True
 
     def run(self, s: VectorFusionSettings, *, prior, inputs, out_dir):
         plan = make_plan(s, prior, init=s.init)
