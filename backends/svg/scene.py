@@ -179,9 +179,9 @@ def _lines_to_cubics(corners: torch.Tensor, closed: bool) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------- initializers
 
-def circle_points(center, radius: float, segments: int) -> torch.Tensor:
-    """(segments*3, 2) control points of a closed path approximating a circle (error < 0.03% of r at 4 segments)."""
-    cx, cy = float(center[0]), float(center[1])
+def unit_circle(segments: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(segments*3, 2) control points of a closed cubic path approximating the unit circle at the origin
+    (error < 0.03% of the radius at 4 segments)."""
     theta = 2 * math.pi / segments
     k = 4.0 / 3.0 * math.tan(theta / 4.0)
     pts = []
@@ -190,8 +190,12 @@ def circle_points(center, radius: float, segments: int) -> torch.Tensor:
         p0 = (math.cos(a0), math.sin(a0))
         p3 = (math.cos(a1), math.sin(a1))
         pts += [p0, (p0[0] - k * p0[1], p0[1] + k * p0[0]), (p3[0] + k * p3[1], p3[1] - k * p3[0])]
-    t = torch.tensor(pts, dtype=torch.float32)
-    return t * radius + torch.tensor([cx, cy])
+    return torch.tensor(pts, dtype=dtype, device=device)
+
+
+def circle_points(center, radius: float, segments: int) -> torch.Tensor:
+    """(segments*3, 2) control points of a closed path approximating a circle."""
+    return unit_circle(segments) * radius + torch.tensor([float(center[0]), float(center[1])])
 
 
 def random_circle_paths(n: int, segments: int = 4, radius: float = 20.0, width: int = 224, height: int = 224,

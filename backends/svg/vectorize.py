@@ -30,7 +30,7 @@ from ..settings import option
 from ..types import Result
 from .losses import udf_weights, xing_loss
 from .render import render_batch
-from .scene import Scene, Shape
+from .scene import Scene, Shape, unit_circle
 from .svgio import save_svg
 
 SHAPE_KINDS = ("path", "stroke", "square")
@@ -188,15 +188,7 @@ class Painting:
 
 def circle_control_points(centers: torch.Tensor, radius: torch.Tensor | float, segments: int) -> torch.Tensor:
     """(..., 2) centers -> (..., 3*segments, 2) control points of closed paths approximating circles."""
-    theta = 2 * math.pi / segments
-    kappa = 4.0 / 3.0 * math.tan(theta / 4.0)
-    pts = []
-    for i in range(segments):
-        a0, a1 = i * theta, (i + 1) * theta
-        p0 = (math.cos(a0), math.sin(a0))
-        p3 = (math.cos(a1), math.sin(a1))
-        pts += [p0, (p0[0] - kappa * p0[1], p0[1] + kappa * p0[0]), (p3[0] + kappa * p3[1], p3[1] - kappa * p3[0])]
-    unit = torch.tensor(pts, dtype=centers.dtype, device=centers.device)
+    unit = unit_circle(segments, dtype=centers.dtype, device=centers.device)
     r = torch.as_tensor(radius, dtype=centers.dtype, device=centers.device)
     if r.dim():
         r = r[..., None, None]
