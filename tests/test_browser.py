@@ -94,7 +94,14 @@ def test_each_tab_runs_its_example_on_the_tiny_prior(page, spec):
         assert took < EXAMPLE_LIMIT_S
         assert "tiny prior" in text or spec.name == "image" or "vectorize" in example.backend
         preview = page.locator(f"#{tab}-preview-a img").first
-        assert preview.evaluate("img => img.complete && img.naturalWidth > 0"), "the result preview did not load"
+        # the final image replaces the live one when the run ends: give the browser a moment to fetch it
+        loaded = False
+        for _ in range(50):
+            loaded = preview.evaluate("img => img.complete && img.naturalWidth > 0")
+            if loaded:
+                break
+            page.wait_for_timeout(200)
+        assert loaded, "the result preview did not load within 10 s"
         files = page.locator(f"#{tab}-files-a").inner_text()
         assert ".json" in files and any(ext in files for ext in (".png", ".svg", ".mp4", ".zip"))
         for kind in spec.media:
