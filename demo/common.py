@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 import shlex
 import threading
 import time
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 import backends
 from backends import settings as bsettings
@@ -663,6 +667,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
             plan.append((label, cls, resolve_prior(cls, side.get("prior"), env), settings,
                          inputs_for(tab, cls, input_values)))
         job_dir = JobDir(cfg.job_root, prefix=safe_stem(spec.name).replace("-", "")[:16] or "job", keep=True)
+        out.folder = job_dir.path
         yield out.reset(compare=len(plan) > 1)
         rows, cli_lines, details = [], [], {}
         for i, (label, cls, prior, settings, inputs) in enumerate(plan):
@@ -810,6 +815,22 @@ class _Outputs:
     def __init__(self, tab: Tab):
         self.t = tab
         self.state: dict = {}
+        self.folder: Path | None = None  # the job folder, once there is one: previews are written there
+
+    def _image(self, arr):
+        """A preview as a PNG file in the job folder, named by its content and written once, atomically.
+        Gradio caches a numpy image by rewriting the same file on every send, and the final yield re-sends the
+        preview: a browser still fetching the previous send then got a truncated, broken image."""
+        if self.folder is None or not isinstance(arr, np.ndarray):
+            return arr
+        data = np.ascontiguousarray(arr)
+        path = self.folder / "previews" / f"{hashlib.sha1(data.tobytes() + str(data.shape).encode()).hexdigest()[:20]}.png"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            Image.fromarray(data).save(tmp, format="PNG")
+            os.replace(tmp, path)
+        return str(path)
 
     def _set(self, upd: dict) -> dict:
         self.state.update(upd)
@@ -835,7 +856,7 @@ class _Outputs:
             text += f"  \n{p.message}"
         upd = {self.t.status: text}
         if p.preview is not None:
-            upd[self.t.preview_a if side == "a" else self.t.preview_b] = p.preview
+            upd[self.t.preview_a if side == "a" else self.t.preview_b] = self._image(p.preview)
             upd[self.t.caption_a if side == "a" else self.t.caption_b] = (
                 f"**{label}** `{key}` · step {p.step}/{p.total}{note}")
         return self._set(upd)
@@ -850,7 +871,7 @@ class _Outputs:
                                              else (t.caption_b, t.preview_b, t.media_b, t.files_b))
         upd = {file_w: list(files.values()), caption_w: caption}
         if r.preview is not None:
-            upd[preview] = r.preview
+            upd[preview] = self._image(r.preview)
         for kind, widget in zip(t.spec.media, media):
             upd[widget] = media_value(kind, files, folder)
         return self._set(upd)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -131,8 +132,13 @@ def test_settings_widgets_follow_the_field_descriptions():
 def test_run_streams_previews_then_offers_files_metrics_and_the_cli_line(app):
     tab = app.tabs_by_name["image"]
     updates, final = run(tab, sds(steps=40), [SHAPES])
-    previews = [u[tab.preview_a] for u in updates if isinstance(u.get(tab.preview_a), np.ndarray)]
+    previews = [u[tab.preview_a] for u in updates if isinstance(u.get(tab.preview_a), str)]
     assert len(previews) >= 3  # live previews while optimizing, then the result
+    # each preview is a PNG in the job folder, named by its content: the same picture is never written twice
+    # (a rewrite while the browser fetched it gave a truncated, broken image)
+    images = [np.asarray(Image.open(p)) for p in previews]
+    assert all(im.ndim == 3 for im in images) and len(set(previews)) > 1
+    assert all(Path(p).parent.name == "previews" for p in previews)
     steps = [u[tab.status] for u in updates if "step **" in str(u.get(tab.status, ""))]
     assert steps and "40/40" in steps[-1]
     assert final["status"].startswith("**Done**")
@@ -454,3 +460,15 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_line(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     with pytest.raises(ValueError, match="no usable CUDA GPU"):
         environment.detect(device="cuda")
+
+
+def test_a_preview_sent_again_is_the_same_file_and_is_not_rewritten(app, tmp_path):
+    from demo.common import _Outputs
+
+    out = _Outputs(app.tabs_by_name["image"])
+    out.folder = tmp_path
+    arr = np.zeros((8, 8, 3), np.uint8)
+    first = out._image(arr)
+    stamp = Path(first).stat().st_mtime_ns
+    assert out._image(arr.copy()) == first and Path(first).stat().st_mtime_ns == stamp
+    assert out._image(arr + 1) != first
