@@ -1,30 +1,44 @@
 """Backend settings: one dataclass per backend, fields declared with `option(...)`.
 
-`option` records what the UI and the CLI need to know (help text, range, choices, advanced or not);
-`make_settings` builds a settings object from user overrides (strings from the CLI, values from the UI),
-checking types and ranges with one clear sentence per mistake.
+`option` records what the UI and the CLI need to know (help text, range, choices, advanced or not, and how an
+"auto" value resolves); `make_settings` builds a settings object from user overrides (strings from the CLI, values
+from the UI or the API) through one strict parser (`backends.validate`): whole numbers refuse fractions, booleans
+and non-finite values, numbers refuse NaN and inf, text refuses bytes and control characters, and every mistake is
+one sentence that names the setting.
+
+"auto" settings default to None. `resolve_auto` fills them in once the run's prior is known: the prior's own
+suggestion first (`prior.defaults`), then the value for the run's profile ("full": real weights, the paper's
+numbers; "quick": tiny or closed-form priors, or no prior on a CPU, sized to finish in seconds on a CPU). A None
+left after that is resolved by the backend itself (e.g. VectorFusion's steps depend on its init).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import MISSING, field, fields
 from typing import Any
 
+from . import validate
 from .errors import InputError
+
+PROFILES = ("full", "quick")
 
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-           choices: typing.Sequence[str] | None = None, advanced: bool = False, ui: bool = True):
-    """A settings field with its default (from the paper) and what the UI / CLI show for it."""
+           choices: typing.Sequence[str] | None = None, advanced: bool = False, ui: bool = True,
+           full: Any = None, quick: Any = None):
+    """A settings field with its default (from the paper) and what the UI / CLI show for it.
+
+    full, quick: for an "auto" field (default None), its value in the "full" profile (real weights) and in the
+    "quick" one (tiny or closed-form priors, CPU-sized); None leaves the choice to the backend.
+    """
     meta = {"help": help, "lo": lo, "hi": hi, "choices": tuple(choices) if choices else None,
-            "advanced": advanced, "ui": ui}
+            "advanced": advanced, "ui": ui, "full": full, "quick": quick}
     return field(default=default, metadata=meta)
 
 
 def describe(settings_cls) -> list[dict[str, Any]]:
-    """One dict per field: name, type name, default, help, lo, hi, choices, advanced."""
+    """One dict per field: name, type name, default, help, lo, hi, choices, advanced, ui, full, quick."""
     hints = typing.get_type_hints(settings_cls)
     out = []
     for f in fields(settings_cls):
@@ -32,32 +46,97 @@ def describe(settings_cls) -> list[dict[str, Any]]:
         default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
         out.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default,
                     "help": meta.get("help", ""), "lo": meta.get("lo"), "hi": meta.get("hi"),
-                    "choices": meta.get("choices"), "advanced": meta.get("advanced", False), "ui": meta.get("ui", True)})
+                    "choices": meta.get("choices"), "advanced": meta.get("advanced", False), "ui": meta.get("ui", True),
+                    "optional": _is_optional(hints[f.name]), "full": meta.get("full"), "quick": meta.get("quick")})
     return out
 
 
 def make_settings(settings_cls, overrides: dict[str, Any] | None = None, *, where: str = ""):
-    """Build `settings_cls` from defaults plus overrides, coercing strings and checking ranges and choices."""
+    """Build `settings_cls` from defaults plus overrides, parsing each value strictly (see the module docstring)."""
+    if overrides is not None and not isinstance(overrides, dict):
+        raise InputError(f"settings must be a mapping of name to value, not {type(overrides).__name__}")
     overrides = dict(overrides or {})
     hints = typing.get_type_hints(settings_cls)
     known = {f.name: f for f in fields(settings_cls)}
-    unknown = sorted(set(overrides) - set(known))
+    unknown = sorted(str(k) for k in set(overrides) - set(known))
     if unknown:
-        raise InputError(f"unknown setting {unknown[0]!r}{' for ' + where if where else ''}; known settings: {', '.join(known)}")
-    values = {}
-    for name, value in overrides.items():
-        f = known[name]
-        values[name] = _check(name, _coerce(name, value, hints[name]), f.metadata)
+        raise InputError(f"unknown setting {unknown[0][:40]!r}{' for ' + where if where else ''}; known settings: "
+                         f"{', '.join(known)}")
+    values = {name: parse(name, value, hints[name], known[name].metadata) for name, value in overrides.items()}
     return settings_cls(**values)
+
+
+def parse(name: str, value: Any, tp, meta) -> Any:
+    """One setting's value from a number, bool or text (CLI strings welcome), checked against its range/choices."""
+    label = f"setting {name!r}"
+    base = _unwrap_optional(tp)
+    if _is_optional(tp) and (value is None or (isinstance(value, str) and value.strip().lower() in
+                                               ("", "auto", "none", "null"))):
+        return None
+    if value is None:
+        raise InputError(f"The {label} needs a value.")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise InputError(f"The {label} must be given as text or a number, not bytes.")
+    choices = meta.get("choices")
+    if choices:
+        return validate.choice(label, value, choices)
+    if base is bool:
+        return _boolean(label, value)
+    if base in (int, float):
+        lo = meta.get("lo") if meta.get("lo") is not None else -float("inf")
+        hi = meta.get("hi") if meta.get("hi") is not None else float("inf")
+        return validate.number(label, value, lo=lo, hi=hi, integer=base is int)
+    if base is str:
+        if not isinstance(value, str):
+            raise InputError(f"The {label} must be text, not {type(value).__name__}.")
+        return validate.prompt(value, name=label, required=False)
+    return value
+
+
+def resolve_auto(settings, profile: str, prior_defaults: dict[str, Any] | None = None):
+    """(settings with "auto" (None) fields filled in, {name: value} of what was filled).
+
+    Order: the prior's own suggestion, then the field's value for `profile` ("full" or "quick"). Fields the user
+    set are never touched; a None with no value for the profile stays None (the backend decides).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
+    filled = {}
+    for f in fields(settings):
+        if getattr(settings, f.name) is not None:
+            continue
+        value = (prior_defaults or {}).get(f.name)
+        if value is None:
+            value = f.metadata.get(profile)
+        if value is not None:
+            filled[f.name] = value
+    return dataclasses.replace(settings, **filled), filled
 
 
 def to_dict(settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
 
 
+def _boolean(label: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+    shown = repr(value)[:40] if isinstance(value, str) else type(value).__name__
+    raise InputError(f"The {label} must be true or false; got {shown}.")
+
+
 def _type_name(tp) -> str:
     base = _unwrap_optional(tp)
     return getattr(base, "__name__", str(base))
+
+
+def _is_optional(tp) -> bool:
+    return type(None) in typing.get_args(tp)
 
 
 def _unwrap_optional(tp):
@@ -66,45 +145,3 @@ def _unwrap_optional(tp):
         rest = [a for a in args if a is not type(None)]
         return rest[0] if len(rest) == 1 else tp
     return tp
-
-
-def _coerce(name: str, value: Any, tp) -> Any:
-    optional = type(None) in typing.get_args(tp)
-    base = _unwrap_optional(tp)
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        if optional:
-            return None
-        raise InputError(f"setting {name!r} needs a value")
-    try:
-        if base is bool:
-            if isinstance(value, str):
-                v = value.strip().lower()
-                if v in ("1", "true", "yes", "on"):
-                    return True
-                if v in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            return bool(value)
-        if base is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if base is float:
-            return float(value)
-        if base is str:
-            return str(value)
-    except (TypeError, ValueError):
-        raise InputError(f"setting {name!r} must be {_type_name(tp)}, got {str(value)[:40]!r}") from None
-    return value
-
-
-def _check(name: str, value: Any, meta) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InputError(f"setting {name!r} must be a finite number, got {value}")
-    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if lo is not None and value < lo or hi is not None and value > hi:
-            raise InputError(f"setting {name!r} must be between {lo} and {hi}, got {value}")
-    if choices and value is not None and value not in choices:
-        raise InputError(f"setting {name!r} must be one of {', '.join(map(str, choices))}, got {value!r}")
-    return value

@@ -200,7 +200,7 @@ def banner(env: Environment, plugin_errors: dict[str, str] | None = None) -> str
             missing.append("nothing: tiny priors were asked for (`--prior tiny` / `DISTILL_PRIOR=tiny`)")
         if missing:
             lines.append("Missing: " + "; ".join(missing) + ".")
-        lines.append("For the real models, on a machine with a GPU: `huggingface-cli download <hub id>` once, or set "
+        lines.append("For the real models, on a machine with a GPU: `hf download <hub id>` once, or set "
                      "`DISTILL_SD_MODEL` / `DISTILL_IP2P_MODEL` to a local diffusers folder or another hub id; "
                      "then restart.")
     downloads = [f"`{w.source}`" for k, w in env.weights.items() if env.use_real.get(k) and w.state == "download"]

@@ -359,7 +359,7 @@ def test_offline_without_gpu_banner_says_what_is_missing_and_how(monkeypatch):
     assert env.weights["text"].state == "missing" and env.weights["instruct"].state in ("missing", "cached")
     text = environment.banner(env)
     for words in ("Try-out mode", "tiny-sd", "tiny-ip2p", "a CUDA GPU", "/nowhere/sd15", "DISTILL_SD_MODEL",
-                  "DISTILL_IP2P_MODEL", "huggingface-cli download"):
+                  "DISTILL_IP2P_MODEL", "hf download"):
         assert words in text
 
 

@@ -151,7 +151,7 @@ def test_unreachable_hub_id_offline_raises_model_unavailable(monkeypatch):
         load_diffusers_prior("distill-studio/no-such-model", "instruct")
     msg = str(info.value)
     assert "'distill-studio/no-such-model'" in msg and "DISTILL_IP2P_MODEL" in msg
-    assert "huggingface-cli download distill-studio/no-such-model" in msg and "HF_HUB_OFFLINE" in msg
+    assert "hf download distill-studio/no-such-model" in msg and "HF_HUB_OFFLINE" in msg
     assert "\n" not in msg and msg.endswith(".")
 
 
@@ -322,3 +322,66 @@ def test_sample_returns_images_in_unit_range(sd, ip2p):
     torch.testing.assert_close(out, again)  # deterministic DDIM for a fixed generator
     edited = ip2p.sample("make it snowy", steps=2, images=_images(2, 32, 64), generator=torch.Generator().manual_seed(0))
     assert edited.shape == (2, 3, 32, 64) and edited.min() >= 0 and edited.max() <= 1
+
+
+# ---- speed switches: the exact code paths CUDA runs, run here on a CPU ----
+
+def _eps_inputs(prior):
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 4, 8, 8, generator=g)
+    cond = prior.condition(["a red fox", "a blue bird"], guidance=7.5)
+    return z, torch.tensor([100, 700]), cond
+
+
+def _assert_close_to(out, ref):
+    # tolerance relative to the values' magnitude: NHWC and fused kernels reorder sums, which any CPU may do
+    scale = float(ref.abs().max())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("mode", ["channels_last", "compile"])
+def test_every_accelerate_mode_gives_the_eager_noise_prediction(sd, mode):
+    """torch.compile runs on a CPU too (inductor, C++): the same call CUDA makes, minus the CUDA graphs."""
+    z, t, cond = _eps_inputs(sd)
+    try:
+        sd.accelerate("eager")
+        ref = sd.predict_eps(z, t, cond)
+        switched = sd.accelerate(mode)
+        assert mode in switched
+        _assert_close_to(sd.predict_eps(z, t, cond), ref)
+        _assert_close_to(sd.predict_eps(z, t, cond), ref)  # the second call replays what the first one built
+    finally:
+        sd.accelerate("eager")
+
+
+def test_a_compiled_unet_is_called_without_asking_its_truth_value(sd):
+    """`compiled or unet` raised TypeError on every GPU run: a compiled module has no usable bool()."""
+    z, t, cond = _eps_inputs(sd)
+    sd.accelerate("eager")
+    ref = sd.predict_eps(z, t, cond)
+
+    class NoTruth:
+        calls = 0
+
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __bool__(self):
+            raise TypeError("a compiled module does not support len()")
+
+        __len__ = __bool__
+
+        def __call__(self, *args, **kwargs):
+            NoTruth.calls += 1
+            return self.fn(*args, **kwargs)
+
+    try:
+        sd._compiled_unet = NoTruth(sd.unet)
+        _assert_close_to(sd.predict_eps(z, t, cond), ref)
+        assert NoTruth.calls == 1
+    finally:
+        sd.accelerate("eager")
+
+
+def test_accelerate_auto_stays_eager_on_a_cpu(sd):
+    assert sd.accelerate("auto") == []

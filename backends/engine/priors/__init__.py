@@ -27,6 +27,7 @@ KIND = {"sd": "text", "tiny-sd": "text", "ip2p": "instruct", "tiny-ip2p": "instr
 _cache: dict[tuple, Prior] = {}
 _lock = threading.Lock()
 _hub_state: bool | None = None
+_we_went_offline = False  # True when HF_HUB_OFFLINE was set by hub_reachable, not by the person
 
 
 def default_device() -> torch.device:
@@ -53,9 +54,18 @@ def hub_reachable(timeout: float = 3.0) -> bool:
             socket.create_connection((host, 443), timeout=timeout).close()
             _hub_state = True
         except OSError:
-            _hub_state = False
+            global _we_went_offline
+            _hub_state, _we_went_offline = False, True
             os.environ["HF_HUB_OFFLINE"] = "1"
     return _hub_state
+
+
+def offline_reason() -> str:
+    """Why the hub is not used, in words that are true: the person's HF_HUB_OFFLINE, or our own failed check."""
+    if _we_went_offline:
+        host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+        return f"the Hugging Face Hub ({host}) could not be reached from this machine"
+    return "HF_HUB_OFFLINE is set"
 
 
 def load_prior(name: str, device: torch.device | str | None = None) -> Prior:

@@ -42,6 +42,12 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
+def offline_reason() -> str:
+    from . import offline_reason as reason
+
+    return reason()
+
+
 def _hub_offline() -> bool:
     # huggingface_hub reads HF_HUB_OFFLINE once at import; read it per call so a later setting is honoured.
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
@@ -56,7 +62,7 @@ def _looks_like_path(source: str) -> bool:
 def _unavailable(source: str, kind: str, reason: str) -> ModelUnavailableError:
     hint = f"set {_ENV[kind]} to a local directory with the model"
     if not _looks_like_path(source):
-        hint += f", or download it first with `huggingface-cli download {source}`"
+        hint += f", or download it first with `hf download {source}`"
     return ModelUnavailableError(f"The {_LABEL[kind]} model '{source}' could not be loaded ({reason}): {hint}.")
 
 
@@ -100,7 +106,7 @@ def load_diffusers_prior(
         if _looks_like_path(source):
             reason = "its files are incomplete or unreadable"
         elif offline:
-            reason = "HF_HUB_OFFLINE is set and it is not in the local cache"
+            reason = f"it is not in the local cache, and {offline_reason()}"
         else:
             reason = "not in the local cache, and the Hugging Face Hub is unreachable or has no such model"
         raise _unavailable(source, kind, reason) from error
@@ -307,7 +313,8 @@ class DiffusersPrior:
         return self.predict_eps_parts(z_t, t, cond)["guided"]
 
     def _unet(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        fn = self._compiled_unet or self.unet
+        # `is not None`, never truthiness: a torch.compile'd module raises TypeError on bool() (it asks len()).
+        fn = self._compiled_unet if self._compiled_unet is not None else self.unet
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
