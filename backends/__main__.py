@@ -11,7 +11,7 @@ import sys
 import time
 
 from . import registry
-from .engine.priors import PRIORS
+from .priors import catalog
 from .errors import DistillError, InputError, report_cli_error
 from .runner import run
 from .settings import describe
@@ -25,11 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     r = sub.add_parser("run", help="run one backend")
     r.add_argument("backend", help="TASK/NAME, e.g. image/sds (see `list`)")
-    r.add_argument("--prior", default=None, help=f"one of {', '.join(PRIORS)}, or sd:<hub id|dir>, ip2p:<hub id|dir>")
+    r.add_argument("--prior", default=None, help=f"auto (default: real weights with a GPU, else an offline prior), "
+                   f"one of {', '.join(catalog.names())}, or sd:<hub id|dir>, ip2p:<hub id|dir>")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
     r.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH", help="input file (repeatable)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    r.add_argument("--memory", default="auto", choices=("auto", "none", "24gb", "16gb"),
+                   help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -42,7 +45,9 @@ def _list(as_json: bool) -> None:
             info[cls.key] = {"description": cls.description, "prior": cls.prior, "inputs": cls.inputs,
                              "settings": describe(cls.Settings)}
     if as_json:
-        print(json.dumps({"backends": info, "priors": PRIORS, "plugin_errors": registry.plugin_errors}, indent=2, default=str))
+        priors = {n: {"kind": e.kind, "summary": e.summary} for n, e in catalog.entries().items()}
+        print(json.dumps({"backends": info, "priors": priors, "plugin_errors": registry.plugin_errors}, indent=2,
+                         default=str))
         return
     for key, b in info.items():
         print(f"{key}  [prior: {b['prior']}, input: {b['inputs']}]\n    {b['description']}")
@@ -51,8 +56,8 @@ def _list(as_json: bool) -> None:
             ch = f" {{{', '.join(map(str, o['choices']))}}}" if o["choices"] else ""
             print(f"    --set {o['name'] + '=' + repr(o['default']):<24} {o['help']}{rng}{ch}")
     print("\npriors:")
-    for name, text in PRIORS.items():
-        print(f"  {name:<10} {text}")
+    for name, e in catalog.entries().items():
+        print(f"  {name:<14} [{e.kind}] {e.summary}")
     for name, err in registry.plugin_errors.items():
         print(f"plugin {name} failed to load: {err}", file=sys.stderr)
 
@@ -63,6 +68,8 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--set takes KEY=VALUE, got {pair!r}")
+        if key.strip() in out:
+            raise InputError(f"--set {key.strip()} is given twice; give each setting once")
         out[key.strip()] = value
     return out
 
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         t0 = time.perf_counter()
         for item in run(args.backend, _parse_sets(args.sets), prior=args.prior, inputs=args.inputs,
-                        out_dir=args.out, device=args.device):
+                        out_dir=args.out, device=args.device, memory=args.memory):
             if isinstance(item, Result):
                 for role, path in item.files.items():
                     print(f"{role}: {path}")
@@ -85,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"done in {time.perf_counter() - t0:.1f} s")
             elif not args.quiet:
                 loss = f" loss {item.loss:.4g}" if item.loss is not None else ""
-                print(f"step {item.step}/{item.total}{loss}", file=sys.stderr, flush=True)
+                line = f"step {item.step}/{item.total}{loss}" if item.total else ""
+                print(" ".join(x for x in (line, item.message) if x), file=sys.stderr, flush=True)
         return 0
     except DistillError as err:
         return report_cli_error(err)

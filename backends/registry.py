@@ -4,8 +4,8 @@ A backend is one readable module: a class with a `Settings` dataclass (paper def
 `backends.settings.option`) and a `run(settings, *, prior, inputs, out_dir)` generator that yields
 `Progress` and finally one `Result`. Class attributes say what it needs:
   description: one line for the UI and `python -m backends list`;
-  prior: "text" (Stable Diffusion-like), "instruct" (InstructPix2Pix-like) or "none"; analytic priors are
-         accepted by a backend that sets `analytic_ok = True`;
+  prior: "text" (Stable Diffusion-like), "instruct" (InstructPix2Pix-like) or "none"; priors centred on target
+         images (`needs_target`, the analytic prior) are accepted by a backend that sets `analytic_ok = True`;
   inputs: "none", "image", "images", "video", "svg", or "image?" (optional image);
   requires_prompt: True when an empty `prompt` setting is an error (checked before the prior loads).
 Third-party packages add backends through the entry point group `distill_studio.backends`: each entry point
@@ -21,7 +21,6 @@ from importlib.metadata import entry_points
 from .errors import InputError
 
 ENTRY_POINT_GROUP = "distill_studio.backends"
-TASKS = ("image", "svg", "panorama", "video", "views3d")
 BUILTIN_MODULES = (
     "backends.image",
     "backends.svg.backends",

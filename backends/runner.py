@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -14,28 +15,37 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import registry, validate
-from .engine.priors import PRIORS, load_prior, prior_kind
 from .errors import InputError, RunError
-from .settings import make_settings, to_dict
+from .priors import auto_prior, catalog, load_prior, resolve_device
+from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
 OOM_MESSAGE = "out of GPU memory: try fewer particles / paths, a smaller size, or the memory-saving options"
 
 
-def check_prior(backend_cls, prior_name: str | None) -> str | None:
-    """The prior name to use, or an InputError saying which priors fit this backend."""
+def check_prior(backend_cls, prior_name: str | None, device=None) -> str | None:
+    """The prior name to use ("auto" or None: this machine's default for the backend's kind), or an InputError
+    saying which priors fit this backend."""
     needs = backend_cls.prior
     if needs == "none":
         return None
-    if prior_name is None:
-        prior_name = {"text": "sd", "instruct": "ip2p"}[needs]
-    kind = prior_kind(prior_name)
-    if kind == "analytic" and backend_cls.analytic_ok:
-        return prior_name
-    if kind != needs:
-        fits = [n for n in PRIORS if prior_kind(n) == needs] + (["analytic"] if backend_cls.analytic_ok else [])
-        raise InputError(f"{backend_cls.key} needs a {needs} prior; choose one of {', '.join(fits)}")
+    if prior_name in (None, "", "auto"):
+        return auto_prior(needs, "auto", device)
+    e = catalog.entry(prior_name)
+    fits = e.kind == needs and (not e.needs_target or backend_cls.analytic_ok)
+    if not fits:
+        names = [n for n, x in catalog.entries().items()
+                 if x.kind == needs and (not x.needs_target or backend_cls.analytic_ok)]
+        raise InputError(f"{backend_cls.key} needs a {needs} prior; choose one of {', '.join(names)}")
     return prior_name
+
+
+def run_profile(prior_name: str | None, device) -> str:
+    """"full" (the paper's settings) for real diffusion models, and for prior-less backends on a GPU; "quick"
+    (CPU-sized) for the tiny and closed-form priors, and for prior-less backends on a CPU."""
+    if prior_name is None:
+        return "full" if resolve_device(device).type == "cuda" else "quick"
+    return catalog.entry(prior_name).profile
 
 
 def run(
@@ -46,17 +56,23 @@ def run(
     inputs: Sequence[str | os.PathLike] = (),
     out_dir: str | os.PathLike,
     device: str | torch.device | None = None,
+    memory: str = "auto",
 ) -> Iterator[Progress | Result]:
     """Yield the backend's Progress reports and finally its Result (with result.json written).
 
-    settings: a dict of overrides (CLI strings are fine) or a ready Settings object.
-    Raises InputError for bad settings / inputs, RunError when the run fails (incl. out of GPU memory).
+    settings: a dict of overrides (CLI strings are fine) or a ready Settings object; "auto" (None) fields are
+    filled in from the prior's suggestions and the run's profile (see `backends.settings`).
+    prior: a catalog name, "name:<hub id or folder>", or None / "auto" for this machine's default.
+    memory: the prior's memory profile ("auto", "none", "24gb", "16gb"), the same whoever calls.
+    Every check that needs no model runs before any model loads. Raises InputError for bad settings / inputs,
+    RunError when the run fails (incl. out of GPU memory).
     """
     cls = registry.get(key)
     if not isinstance(settings, cls.Settings):
         settings = make_settings(cls.Settings, settings, where=key)
-    prior_name = check_prior(cls, prior)
-    if getattr(cls, "requires_prompt", False) and prior_kind(prior_name or "") != "analytic":
+    prior_name = check_prior(cls, prior, device)
+    entry = catalog.entry(prior_name) if prior_name else None
+    if getattr(cls, "requires_prompt", False) and not (entry and entry.needs_target):
         validate.prompt(getattr(settings, "prompt", ""))  # say so before minutes of loading weights
     inputs = [str(p) for p in inputs]
     if cls.inputs in ("image", "video", "svg") and len(inputs) != 1:
@@ -68,12 +84,16 @@ def run(
     for p in inputs:
         if not Path(p).is_file():
             raise InputError(f"input file not found: {p}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_folder(out_dir)
+    profile = run_profile(prior_name, device)
     t0 = time.perf_counter()
     try:
-        prior_obj = load_prior(prior_name, device) if prior_name else None
+        if entry is not None and not entry.offline:
+            yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
+                                                     "a few GB from disk and can take a minute")
+        prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
+        settings, filled = resolve_auto(settings, profile, getattr(prior_obj, "defaults", None))
         backend = cls()
         result = None
         for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):
@@ -90,20 +110,43 @@ def run(
     meta = {
         "backend": key,
         "settings": to_dict(settings),
+        "auto": filled,
+        "profile": profile,
         "seed": getattr(settings, "seed", None),
         "prior": prior_name,
+        "prior_description": getattr(prior_obj, "description", None),
         "prior_is_tiny": bool(prior_obj is not None and getattr(prior_obj, "tiny", False)),
-        "device": str(getattr(prior_obj, "device", device or "cpu")),
+        "switches": list(getattr(prior_obj, "switches", [])),
+        "device": str(getattr(prior_obj, "device", resolve_device(device))),
         "inputs": [Path(p).name for p in inputs],
         "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3)},
         **result.metadata,
     }
+    meta.setdefault("warnings", [])
     if meta["prior_is_tiny"]:
         meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
     result.metadata = meta
     (out / "result.json").write_text(json.dumps(meta, indent=2, default=_json_default))
     result.files.setdefault("json", str(out / "result.json"))
     yield result
+
+
+def _writable_folder(out_dir) -> Path:
+    """The output folder, created, after checking files can be written there (before any work is done)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise InputError(f"The output folder {str(out)[:80]!r} cannot be written: {err.strerror or err}.") from None
+    return out
+
+
+def preload(prior: str, device=None, memory: str = "auto") -> None:
+    """Load (download, on first use) a prior into the process's cache before a run needs it (the app's start-up
+    and its first-use status line); the next run with the same prior, device and memory profile reuses it."""
+    load_prior(prior, device, memory)
 
 
 def run_to_end(key: str, settings=None, **kwargs) -> Result:

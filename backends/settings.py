@@ -103,10 +103,10 @@ def resolve_auto(settings, profile: str, prior_defaults: dict[str, Any] | None =
         raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
     filled = {}
     for f in fields(settings):
-        if getattr(settings, f.name) is not None:
+        if getattr(settings, f.name) not in (None, "auto"):  # "auto": a choice field's own automatic setting
             continue
         value = (prior_defaults or {}).get(f.name)
-        if value is None:
+        if value is None and getattr(settings, f.name) is None:
             value = f.metadata.get(profile)
         if value is not None:
             filled[f.name] = value

@@ -33,6 +33,9 @@ from backends.errors import DistillError, InputError, RunError
 from backends.types import Progress, Result
 
 from . import environment
+from backends.priors.machine import free_memory
+from backends.runner import preload
+
 from .jobs import JOBS, Stopped, acquire, device_lock, drive, publish, safe_stem
 
 log = logging.getLogger("distill_studio.app")
@@ -114,11 +117,26 @@ def _label(name: str) -> str:
     return name.replace("_", " ")
 
 
+def auto_help(d: dict) -> str:
+    """What an "auto" field becomes: '(auto: 200 with real weights, 40 in try-out mode)'."""
+    full, quick = d.get("full"), d.get("quick")
+    if full is None and quick is None:
+        return "(auto: chosen by the method)"
+    parts = ([f"{full} with real weights"] if full is not None else []) + (
+        [f"{quick} in try-out mode"] if quick is not None else [])
+    return f"(auto: {', '.join(parts)})"
+
+
 def field_widget(d: dict, elem_id: str, value: Any = None):
-    """A widget for one settings field from `describe()`: dropdown, checkbox, slider or number, or text."""
+    """A widget for one settings field from `describe()`: dropdown, checkbox, slider, number or text. An "auto" field
+    (default None) is a text box that reads "auto" until a person types a value."""
     value = d["default"] if value is None else value
     kw = dict(label=_label(d["name"]), info=d["help"] or None, elem_id=elem_id)
     t, lo, hi = d["type"], d["lo"], d["hi"]
+    if d.get("optional") and d["default"] is None and not d["choices"]:
+        rng = f" {lo:g}-{hi:g}" if t in ("int", "float") and lo is not None and hi is not None else ""
+        kw["info"] = f"{d['help']} {auto_help(d)}{'; or a value' + rng if rng else ''}"
+        return gr.Textbox(value="" if value is None else str(value), placeholder="auto", lines=1, max_lines=1, **kw)
     if d["choices"]:
         return gr.Dropdown(choices=list(d["choices"]), value=value, **kw)
     if t == "bool":
@@ -129,9 +147,9 @@ def field_widget(d: dict, elem_id: str, value: Any = None):
         if small_int or unit_float:
             return gr.Slider(minimum=lo, maximum=hi, value=value, step=1 if t == "int" else 0.01, **kw)
     if t in ("int", "float"):  # also an optional number left empty: the backend picks (its help says how)
-        if value is None:
-            kw["placeholder"] = "auto"
-        return gr.Number(value=value, minimum=lo, maximum=hi, precision=0 if t == "int" else None, **kw)
+        # no minimum/maximum: Gradio would refuse out-of-range input with a toast that names no field; the settings
+        # parser says which field and why
+        return gr.Number(value=value, precision=0 if t == "int" else None, **kw)
     if t == "str":
         return gr.Textbox(value=value, lines=1, placeholder="auto" if value is None else None, **kw)
     return gr.Textbox(value="" if value is None else json.dumps(value, default=str), **kw)
@@ -157,11 +175,17 @@ def ui_default(d: dict, device: str = "cpu") -> Any:
 
 
 def resolve_prior(cls, asked: str | None, env: environment.Environment) -> str | None:
-    """The prior name for backend `cls`: None if it needs none; "auto" -> this machine's default."""
+    """The prior name for backend `cls`: None if it needs none; "auto" -> this machine's default. A web request
+    may only pick priors of this server's catalog by name: paths and hub ids ("sd:/some/folder") are for the CLI
+    and the environment, never for a visitor."""
     if cls.prior == "none":
         return None
     if asked in (None, "", "auto"):
         return env.prior_for(cls.prior)
+    if not isinstance(asked, str) or asked not in env.facts["priors"]:
+        shown = repr(asked)[:40] if isinstance(asked, str) else type(asked).__name__
+        raise InputError(f"The prior {shown} is not offered here; choose auto or one of "
+                         f"{', '.join(env.facts['priors'])}.")
     return asked
 
 
@@ -314,11 +338,11 @@ class Tab:
     def prior_choices(self) -> list[tuple[str, str]]:
         kinds = {c.prior for c in self.classes.values() if c.prior != "none"}
         out = [(f"auto ({', '.join(self.env.prior_for(k) for k in sorted(kinds))})" if kinds else "auto", "auto")]
+        targets_ok = any(c.analytic_ok for c in self.classes.values())
         for kind in sorted(kinds):
-            for name in (environment.TINY[kind], environment.REAL[kind]):
-                out.append((name, name))
-        if any(c.analytic_ok for c in self.classes.values()):
-            out.append(("analytic", "analytic"))
+            for name in self.env.prior_names(kind):
+                if targets_ok or not self.env.facts["priors"][name]["needs_target"]:
+                    out.append((name, name))
         return out
 
     def has_field(self, name: str) -> bool:
@@ -452,6 +476,15 @@ class Tab:
         self.example_settings.change(self.apply_example, [self.backend, self.example_settings],
                                      widgets + [self.compare, self.compare_json], api_visibility="private",
                                      queue=False)
+        # A multi-file input keeps what it holds and adds an upload to it: after an example, a person's own upload
+        # must replace the example's files, not join them.
+        for slot, widget in zip(s.inputs, self.input_widgets):
+            if isinstance(widget, gr.File) and widget.file_count == "multiple":
+                from_example = gr.State([])
+                self.example_settings.change(lambda v: _paths(v), widget, from_example, api_visibility="private",
+                                             queue=False)
+                widget.upload(without_example_files, [widget, from_example], [widget, from_example],
+                              api_visibility="private", queue=False)
         collect_inputs = [self.backend, self.prior, self.seed, self.compare, self.compare_backend, self.compare_json]
         collect_inputs += [self.prompt] if self.prompt is not None else []
         collect_inputs += widgets
@@ -620,6 +653,12 @@ def _paths(value) -> list[str]:
     return [str(path)]
 
 
+def without_example_files(value, example_files: list[str]):
+    """The files of a multi-file input after an upload, less those an example had put there."""
+    keep = [p for p in _paths(value) if p not in set(example_files or [])]
+    return keep or None, []
+
+
 def inputs_for(tab: Tab, cls, values: list) -> list[str]:
     """The input files this backend takes, from the tab's slots."""
     want = cls.inputs
@@ -680,7 +719,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
             side_dir.mkdir()
             lock = device_lock(env.device)
             it = drive(job, cls.key, settings, prior=prior, inputs=inputs, out_dir=side_dir,
-                       device=env.run_device())
+                       device=env.run_device(), memory=env.memory_mode)
             result = None
             while True:
                 acquire(lock, job)
@@ -730,7 +769,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
     finally:
         if it is not None:
             it.close()  # ends the backend's loop now, not whenever the garbage collector gets to it
-        environment.free_memory()
+        free_memory()
         JOBS.finish(job, outcome)
         log.info("job %d (%s) %s after %.2f s at step %d/%d", job.id, spec.name, outcome, time.perf_counter() - t0,
                  job.step, job.total)
@@ -754,44 +793,39 @@ _warmed: set[tuple[str, str]] = set()
 _warm_lock = threading.Lock()
 
 
-def _needs_warming(prior: str | None) -> bool:
-    return bool(prior) and prior != "analytic" and not prior.startswith("tiny-")
+def _needs_warming(prior: str | None, env: environment.Environment) -> bool:
+    """Only the real models take long to load (and may download): they get their own status line first."""
+    return bool(prior) and prior in {k["real"] for k in env.facts["kinds"].values()}
 
 
 def prior_loading_message(prior: str | None, env: environment.Environment) -> str | None:
     """What the status says while a real prior loads for the first time (a download on a fresh machine)."""
-    if not _needs_warming(prior) or (prior, str(env.run_device())) in _warmed:
+    if not _needs_warming(prior, env) or (prior, str(env.run_device())) in _warmed:
         return None
-    from backends.engine.priors import prior_kind
-
-    kind = prior_kind(prior)
-    w = env.weights.get(kind)
-    what = f"{environment.LABEL.get(kind, prior)} weights `{w.source if w else prior}`"
-    if w is not None and w.state == "download":
+    k = next(k for k in env.facts["kinds"].values() if k["real"] == prior)
+    what = f"{k['real_label']} weights `{k['weights']['source']}`"
+    if k["weights"]["state"] == "download":
         return f"downloading {what} from the Hugging Face Hub (first use only, a few GB)"
-    return f"loading {what} (first use only)"
+    return f"loading {what} (first use only, up to a minute)"
 
 
 def warm_prior(prior: str | None, env: environment.Environment) -> None:
-    """Load a real prior before the run (it stays cached), so a download or load shows as its own status line and
-    the memory profile is applied once. Analytic, tiny and no-prior backends skip this."""
-    if not _needs_warming(prior):
+    """Load a real prior before the run (it stays cached), so a download or load shows as its own status line.
+    The runner loads it with the same device and memory profile the run will ask for."""
+    if not _needs_warming(prior, env):
         return
     key = (prior, str(env.run_device()))
     with _warm_lock:
         if key in _warmed:
             return
-        from backends.engine.priors import load_prior
-
-        p = load_prior(prior, env.run_device())  # raises ModelUnavailableError with a how-to sentence
-        environment.apply_memory_profile(p, env.memory)
+        preload(prior, env.run_device(), env.memory_mode)  # raises ModelUnavailableError with a how-to sentence
         _warmed.add(key)
 
 
 def warm_in_background(env: environment.Environment) -> threading.Thread | None:
     """Start loading (downloading) the real priors this machine will use, without delaying start-up; the first run
     then waits for that load instead of starting its own. Failures are logged; the run reports them again."""
-    wanted = [environment.REAL[k] for k, real in env.use_real.items() if real]
+    wanted = [k["real"] for kind, k in env.facts["kinds"].items() if env.uses_real(kind)]
     if not wanted:
         return None
 
@@ -906,6 +940,6 @@ CSS = """
 def banner_widget(env: environment.Environment):
     from backends.registry import plugin_errors
 
-    ok = all(env.use_real.values())
-    return gr.Markdown(environment.banner(env, plugin_errors), elem_id="env-banner",
-                       elem_classes=["ok"] if ok else [])
+    ok = all(env.uses_real(k) for k in env.facts["kinds"])
+    text = environment.banner(env) + "".join(f"\n\nPlugin `{n}` failed to load: {e}" for n, e in plugin_errors.items())
+    return gr.Markdown(text, elem_id="env-banner", elem_classes=["ok"] if ok else [])

@@ -119,7 +119,7 @@ def acquire(lock: threading.Lock, job: Job, poll_s: float = 0.1) -> None:
 
 
 def drive(job: Job, key: str, settings: dict[str, Any], *, prior: str | None, inputs: list[str], out_dir: Path,
-          device: str | None) -> Iterator[Progress | Result]:
+          device: str | None, memory: str = "auto") -> Iterator[Progress | Result]:
     """`backends.run`, ended at the first report after the job's stop flag goes up (raises Stopped then).
 
     The backend's generator is always closed on the way out, which ends its optimization loop and drops its
@@ -127,7 +127,7 @@ def drive(job: Job, key: str, settings: dict[str, Any], *, prior: str | None, in
     """
     if job.stopping:
         raise Stopped()
-    gen = backends.run(key, settings, prior=prior, inputs=inputs, out_dir=out_dir, device=device)
+    gen = backends.run(key, settings, prior=prior, inputs=inputs, out_dir=out_dir, device=device, memory=memory)
     try:
         for item in gen:
             if isinstance(item, Progress):

@@ -23,6 +23,7 @@ import torch
 import backends
 from backends import registry
 from backends.settings import option
+from backends.errors import InputError
 from demo import common, environment, jobs
 from demo.launch import AppConfig, build_app, parse_args
 
@@ -30,8 +31,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = str(ROOT / "examples" / "image" / "shapes.png")
 
 
-def cpu_env(**kw) -> environment.Environment:
-    return environment.Environment(device="cpu", use_real={"text": False, "instruct": False}, **kw)
+def cpu_env(prior_mode: str = "tiny") -> environment.Environment:
+    """This machine as the app sees it offline without a GPU (tiny priors by default: the diffusers code path)."""
+    return environment.detect(prior_mode, "cpu")
+
+
+def real_env(**weights) -> environment.Environment:
+    """A GPU machine with the real models' weights (facts as `describe` gives them, the priors switched to real)."""
+    env = environment.detect("tiny", "cpu")
+    env.device = "cuda"
+    for kind, k in env.facts["kinds"].items():
+        k["prior"] = k["real"]
+        k["weights"] = {"source": weights.get(kind, k["weights"]["source"]), "state": "download", "detail": ""}
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -210,9 +222,15 @@ def test_auto_prior_means_tiny_without_gpu_or_weights(app):
     tab = app.tabs_by_name["image"]
     cls = tab.classes["image/sds"]
     assert common.resolve_prior(cls, "auto", cpu_env()) == "tiny-sd"
-    real = environment.Environment(device="cuda", use_real={"text": True, "instruct": True})
-    assert common.resolve_prior(cls, "auto", real) == "sd"
-    assert common.resolve_prior(cls, "analytic", real) == "analytic"
+    assert common.resolve_prior(cls, "auto", real_env()) == "sd"
+    assert common.resolve_prior(cls, "analytic", real_env()) == "analytic"
+
+
+@pytest.mark.parametrize("asked", ["sd:/etc", "sd:/tmp/x", "sd:someone/some-repo", "../sd", 7, ["sd"]])
+def test_a_web_request_can_only_pick_priors_the_server_offers_by_name(app, asked):
+    cls = app.tabs_by_name["image"].classes["image/sds"]
+    with pytest.raises(InputError, match="not offered here"):
+        common.resolve_prior(cls, asked, cpu_env())
 
 
 # ------------------------------------------------------------------------------------------------------- stop, errors
@@ -272,7 +290,7 @@ def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds
     (json.dumps(sds()), [], "Input problem:** the analytic prior needs a target image"),
     ("{not json", [SHAPES], "Input problem:** the settings JSON is not valid JSON"),
     (json.dumps({"settings": {}}), [SHAPES], 'Input problem:** the settings JSON must be an object with a "backend"'),
-    (json.dumps({**sds(), "settings": {"steps": -3}}), [SHAPES], "Input problem:** setting 'steps' must be between"),
+    (json.dumps({**sds(), "settings": {"steps": -3}}), [SHAPES], "Input problem:** The setting 'steps' must be a whole number from 1 to 20000"),
     (json.dumps({"backend": "video/per-frame", "settings": {}}), [SHAPES], "is not a SDS check backend"),
     (json.dumps({"backend": "no/such"}), [SHAPES], "Input problem:** unknown backend 'no/such'"),
 ])
@@ -354,11 +372,12 @@ def test_offline_without_gpu_banner_says_what_is_missing_and_how(monkeypatch):
     monkeypatch.setenv("DISTILL_SD_MODEL", "/nowhere/sd15")
     monkeypatch.delenv("DISTILL_IP2P_MODEL", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    env = environment.detect()
+    env = environment.detect("tiny")
     assert env.device == "cpu" and env.prior_for("text") == "tiny-sd" and env.prior_for("instruct") == "tiny-ip2p"
-    assert env.weights["text"].state == "missing" and env.weights["instruct"].state in ("missing", "cached")
-    text = environment.banner(env)
-    for words in ("Try-out mode", "tiny-sd", "tiny-ip2p", "a CUDA GPU", "/nowhere/sd15", "DISTILL_SD_MODEL",
+    kinds = env.facts["kinds"]
+    assert kinds["text"]["weights"]["state"] == "missing" and kinds["instruct"]["weights"]["state"] in ("missing", "cached")
+    text = environment.banner(environment.detect("auto"))
+    for words in ("Try-out mode", "a CUDA GPU", "/nowhere/sd15", "DISTILL_SD_MODEL",
                   "DISTILL_IP2P_MODEL", "hf download"):
         assert words in text
 
@@ -371,7 +390,7 @@ def test_detection_never_waits_for_the_network(monkeypatch):
     t0 = time.perf_counter()
     env = environment.detect()
     assert time.perf_counter() - t0 < 2.0
-    assert env.weights["text"].state in ("cached", "download")
+    assert env.facts["kinds"]["text"]["weights"]["state"] in ("cached", "download")
 
 
 def test_weights_in_a_local_folder_are_used_when_there_is_a_gpu(monkeypatch, tmp_path):
@@ -380,25 +399,31 @@ def test_weights_in_a_local_folder_are_used_when_there_is_a_gpu(monkeypatch, tmp
     (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
     monkeypatch.setenv("DISTILL_IP2P_MODEL", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(environment, "_cuda_facts", lambda device: ("Fake GPU", 24.0))
+    from backends.priors import machine
+
+    monkeypatch.setattr(machine, "gpu_memory_gb", lambda device: 24.0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
     env = environment.detect(device="cuda")
-    assert env.weights["instruct"].state == "local" and env.prior_for("instruct") == "ip2p"
-    assert env.memory == "24gb" and "24gb" in environment.banner(env)
+    assert env.facts["kinds"]["instruct"]["weights"]["state"] == "local" and env.prior_for("instruct") == "ip2p"
+    assert env.memory == "24gb" and "24gb" in environment.banner(env) and "attention slicing" in environment.banner(env)
     assert environment.detect(prior_mode="tiny", device="cuda").prior_for("instruct") == "tiny-ip2p"
 
 
 def test_memory_profiles_switch_the_prior_savers():
+    from backends.priors.diffusers_prior import DiffusersPrior
+
     calls = []
-    prior = types.SimpleNamespace(**{m: (lambda m=m: calls.append(m)) for m in (
-        "enable_attention_slicing", "enable_vae_slicing", "enable_vae_tiling")})
-    environment.apply_memory_profile(prior, "none")
+    prior = types.SimpleNamespace(switches=[], **{f"enable_{m}": (lambda m=m: calls.append(m)) for m in (
+        "attention_slicing", "vae_slicing", "vae_tiling")})
+    DiffusersPrior.apply_memory_profile(prior, "none")
     assert calls == []
-    environment.apply_memory_profile(prior, "24gb")
-    assert calls == ["enable_attention_slicing"]
+    DiffusersPrior.apply_memory_profile(prior, "24gb")
+    assert calls == ["attention_slicing"]
     calls.clear()
-    environment.apply_memory_profile(prior, "16gb")
-    assert calls == ["enable_attention_slicing", "enable_vae_slicing", "enable_vae_tiling"]
+    DiffusersPrior.apply_memory_profile(prior, "16gb")
+    assert calls == ["attention_slicing", "vae_slicing", "vae_tiling"] == prior.switches
 
 
 def test_zero_gpu_decorator_only_on_zero_gpu(monkeypatch):
@@ -428,19 +453,16 @@ def test_flags_and_environment_variables_configure_the_launch(monkeypatch):
 
 
 def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(monkeypatch):
-    import backends.engine.priors as priors
-
-    loads, savers = [], []
-    fake = types.SimpleNamespace(enable_attention_slicing=lambda: savers.append("slicing"))
-    monkeypatch.setattr(priors, "load_prior", lambda name, device=None: loads.append((name, device)) or fake)
+    loads = []
+    monkeypatch.setattr(common, "preload", lambda name, device=None, memory="auto": loads.append((name, device, memory)))
     monkeypatch.setattr(common, "_warmed", set())
-    env = environment.Environment(device="cuda", memory="24gb", use_real={"text": True, "instruct": False},
-                                  weights={"text": environment.Weights("text", "org/sd", "download")})
-    assert "downloading Stable Diffusion weights `org/sd`" in common.prior_loading_message("sd", env)
+    env = real_env(text="org/sd")
+    env.facts["kinds"]["instruct"]["prior"] = "tiny-ip2p"
+    assert "downloading Stable Diffusion 1.5 weights `org/sd`" in common.prior_loading_message("sd", env)
     assert common.prior_loading_message("tiny-sd", env) is None
     common.warm_in_background(env).join(10)
     common.warm_prior("sd", env)
-    assert loads == [("sd", "cuda")] and savers == ["slicing"]
+    assert loads == [("sd", "cuda", "auto")]  # once, with the memory mode every run of this app asks for
     assert common.prior_loading_message("sd", env) is None
 
 

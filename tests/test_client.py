@@ -66,7 +66,10 @@ def test_every_tab_has_stable_endpoints(client):
 
 def test_environment_reports_cpu_and_tiny_priors(client):
     env = client.predict(api_name="/environment")
-    assert env["device"] == "cpu" and env["priors"] == {"text": "tiny-sd", "instruct": "tiny-ip2p"}
+    from backends.priors import auto_prior
+
+    offline = {kind: auto_prior(kind, "auto", "cpu") for kind in ("text", "instruct")}
+    assert env["device"] == "cpu" and {k: v["prior"] for k, v in env["kinds"].items()} == offline
     assert env["weights"]["text"]["state"] in ("missing", "cached", "local")
 
 
@@ -164,7 +167,7 @@ def test_out_of_gpu_memory_shows_in_the_ui_and_the_next_run_succeeds(tmp_path, m
     """The real server path in this process, with torch.cuda.OutOfMemoryError raised inside the backend."""
     import demo.environment as environment
 
-    env = environment.Environment(device="cpu", use_real={"text": False, "instruct": False})
+    env = environment.detect("tiny", "cpu")
     demo = build_app(AppConfig(job_root=str(tmp_path)), env=env)
     cls = backends.get("image/sds")
     real_run, calls = cls.run, []

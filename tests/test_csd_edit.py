@@ -20,7 +20,7 @@ from PIL import Image
 import backends
 from backends import engine
 from backends.csd_edit import common, metrics, samples
-from backends.engine.priors import load_prior
+from backends.priors import load_prior
 from backends.errors import InputError, ModelUnavailableError
 from backends.types import Progress, Result
 
@@ -64,6 +64,7 @@ def inputs(tmp_path_factory):
 
 
 def run(key, settings, prior, files, out):
+    settings = {"prompt": "make it warmer", **settings}  # the analytic edit only needs *an* instruction
     items = list(backends.run(key, settings, prior=prior, inputs=files, out_dir=out, device="cpu"))
     assert isinstance(items[-1], Result)
     return items[:-1], items[-1]
@@ -111,7 +112,7 @@ def test_csd_edit_is_more_consistent_than_the_per_item_baseline_on_the_analytic_
             steps=80, short_side=32, window=16, stride=4, particles=16)
     figures = {}
     for key in keys:
-        _, result = run(key, dict(every=1000, **extra), "analytic", files, tmp_path / key.replace("/", "_"))
+        _, result = run(key, dict(every=1000, **extra), "analytic-edit", files, tmp_path / key.replace("/", "_"))
         figures[key] = result.metadata["metrics"]
     csd, base = (figures[k] for k in keys)
     assert csd["residual_variation"] < 0.6 * base["residual_variation"], figures
@@ -124,7 +125,7 @@ def test_csd_edit_with_one_particle_equals_the_per_item_baseline(inputs, tmp_pat
     """N = 1: the kernel is the constant 1, so CSD-Edit is SDS-edit, and the shared seed gives the same draws."""
     out = {}
     for key in ("video/csd-edit", "video/per-frame"):
-        _, result = run(key, dict(steps=10, every=10, short_side=32, particles=1), "analytic", inputs["video"],
+        _, result = run(key, dict(steps=10, every=10, short_side=32, particles=1), "analytic-edit", inputs["video"],
                         tmp_path / key.replace("/", "_"))
         out[key] = np.stack(_frames(result.files["mp4"])[0])
     assert np.array_equal(out["video/csd-edit"], out["video/per-frame"])
@@ -150,7 +151,7 @@ def test_source_condition_uses_unscaled_mode_latents_like_the_ip2p_pipeline(ip2p
     torch.testing.assert_close(edit.source_latents, mode * ip2p.scaling_factor, rtol=1e-4, atol=1e-5)
     # panorama windows: the particles' image rows are windows of the same unscaled latents
     cut = lambda x: common.take_windows(x[:1], [(0, 0, 4, 4), (4, 4, 4, 4)])  # noqa: E731
-    tgt, src = edit.conditions.for_particles(cut(edit.source_latents), cut, edit.gen)
+    tgt, src = edit.conditions.for_particles(2, cut)
     torch.testing.assert_close(src.image.float(), cut(mode), rtol=1e-4, atol=1e-5)
     assert len(tgt) == len(src) == 2 and torch.equal(tgt.text[0], tgt.text[1])
     assert not torch.equal(tgt.text, src.text)  # target prompt vs (empty) source prompt
@@ -177,9 +178,9 @@ def test_target_and_source_go_through_one_unet_call_unless_chunked(ip2p):
 
 def test_a_batch_that_does_not_fit_is_split_until_it_does(inputs):
     """Out of GPU memory with the whole batch: the chunk halves (12 -> 6 -> 3 latents a call), same gradient."""
-    analytic = load_prior("analytic", "cpu")
+    analytic = load_prior("analytic-edit", "cpu")
 
-    class Small:  # the analytic prior, with a GPU that holds at most 4 latents
+    class Small:  # the analytic edit prior, with a GPU that holds at most 4 latents
         def __getattr__(self, name):
             return getattr(analytic, name)
 
@@ -241,7 +242,7 @@ def test_lpips_kernel_is_an_option_that_errors_clearly_when_its_weights_are_miss
     else:
         pytest.skip("LPIPS and its weights are installed here")
     with pytest.raises(ModelUnavailableError, match="LPIPS.*kernel_distance=latent"):
-        run("views3d/csd-edit", dict(TINY, kernel_distance="lpips"), "analytic", inputs["views3d"], tmp_path)
+        run("views3d/csd-edit", dict(TINY, kernel_distance="lpips"), "analytic-edit", inputs["views3d"], tmp_path)
 
 
 # ---- panorama windows ----
@@ -288,12 +289,12 @@ def test_wide_and_tall_panoramas_come_back_at_their_input_size(size, ip2p, tmp_p
 # ---- media ----
 
 def test_video_keeps_frame_count_and_fps_or_says_it_sampled(inputs, tmp_path):
-    _, result = run("video/per-frame", dict(steps=1, every=1, short_side=32), "analytic", inputs["video"], tmp_path / "a")
+    _, result = run("video/per-frame", dict(steps=1, every=1, short_side=32), "analytic-edit", inputs["video"], tmp_path / "a")
     frames, fps = _frames(result.files["mp4"])
     assert len(frames) == 6 and fps == pytest.approx(8.0) and frames[0].shape == (48, 64, 3)
     assert Image.open(result.files["gif"]).n_frames == 6
     assert result.metadata["sampled"] is False and result.metadata["fps"] == pytest.approx(8.0)
-    _, result = run("video/per-frame", dict(steps=1, every=1, short_side=32, particles=3), "analytic", inputs["video"],
+    _, result = run("video/per-frame", dict(steps=1, every=1, short_side=32, particles=3), "analytic-edit", inputs["video"],
                     tmp_path / "b")
     frames, fps = _frames(result.files["mp4"])
     meta = result.metadata
@@ -302,7 +303,7 @@ def test_video_keeps_frame_count_and_fps_or_says_it_sampled(inputs, tmp_path):
 
 
 def test_views_from_a_zip_come_back_as_a_zip_of_the_same_views(inputs, tmp_path):
-    _, result = run("views3d/per-view", dict(steps=1, every=1, short_side=32), "analytic", inputs["zip"], tmp_path)
+    _, result = run("views3d/per-view", dict(steps=1, every=1, short_side=32), "analytic-edit", inputs["zip"], tmp_path)
     with zipfile.ZipFile(result.files["zip"]) as zf:
         names = zf.namelist()
         first = Image.open(zf.open(names[0]))
@@ -311,7 +312,7 @@ def test_views_from_a_zip_come_back_as_a_zip_of_the_same_views(inputs, tmp_path)
 
 
 def test_views_from_an_orbit_video_are_sampled_to_the_particles(inputs, tmp_path):
-    _, result = run("views3d/csd-edit", dict(steps=1, every=1, short_side=32, particles=3), "analytic",
+    _, result = run("views3d/csd-edit", dict(steps=1, every=1, short_side=32, particles=3), "analytic-edit",
                     inputs["video"], tmp_path)
     assert result.metadata["views"] == 3 and result.metadata["from"] == "orbit video"
 
@@ -326,10 +327,10 @@ def test_clip_directional_similarity_is_reported_when_a_model_loads_and_skipped_
                                                "layers": 1}}))
     open_clip.add_model_config(config)
     settings = dict(steps=1, every=1, short_side=32, source_prompt="a ball", prompt="a blue ball")
-    _, result = run("views3d/per-view", dict(settings, clip_model="csdtinyclip/random"), "analytic",
+    _, result = run("views3d/per-view", dict(settings, clip_model="csdtinyclip/random"), "analytic-edit",
                     inputs["views3d"], tmp_path / "a")
     assert -1.0 <= result.metadata["metrics"]["clip_directional"] <= 1.0 and not result.metadata["notes"]
-    _, result = run("views3d/per-view", dict(settings, clip_model="no-such-arch/openai"), "analytic",
+    _, result = run("views3d/per-view", dict(settings, clip_model="no-such-arch/openai"), "analytic-edit",
                     inputs["views3d"], tmp_path / "b")
     assert "clip_directional" not in result.metadata["metrics"]
     assert "CLIP directional similarity skipped" in result.metadata["notes"][0]
@@ -341,20 +342,20 @@ def test_bad_inputs_raise_input_error(inputs, tmp_path):
     long_clip = tmp_path / "long.mp4"
     common.write_mp4(np.zeros((26, 32, 32, 3), np.uint8), 1.0, long_clip)  # 26 s
     with pytest.raises(InputError, match="s long"):
-        run("video/csd-edit", TINY, "analytic", [long_clip], tmp_path / "a")
+        run("video/csd-edit", TINY, "analytic-edit", [long_clip], tmp_path / "a")
     with pytest.raises(InputError, match="prompt is empty"):
         run("video/csd-edit", dict(TINY, prompt="  "), "tiny-ip2p", inputs["video"], tmp_path / "b")
     with pytest.raises(InputError, match="at most 2 are edited together"):
-        run("views3d/csd-edit", dict(TINY, particles=2), "analytic", inputs["views3d"], tmp_path / "c")
+        run("views3d/csd-edit", dict(TINY, particles=2), "analytic-edit", inputs["views3d"], tmp_path / "c")
     with pytest.raises(InputError, match="at most 32"):
-        run("views3d/csd-edit", TINY, "analytic", inputs["views3d"] * 9, tmp_path / "d")
+        run("views3d/csd-edit", TINY, "analytic-edit", inputs["views3d"] * 9, tmp_path / "d")
     with pytest.raises(InputError, match="needs several views"):
-        run("views3d/csd-edit", TINY, "analytic", inputs["views3d"][:1], tmp_path / "e")
+        run("views3d/csd-edit", TINY, "analytic-edit", inputs["views3d"][:1], tmp_path / "e")
     with pytest.raises(InputError, match="t_min"):
-        run("panorama/csd-edit", dict(TINY, t_min=600), "analytic", inputs["panorama"], tmp_path / "f")
+        run("panorama/csd-edit", dict(TINY, t_min=600), "analytic-edit", inputs["panorama"], tmp_path / "f")
     Image.fromarray(samples.landscape(640, 20)).save(tmp_path / "thin.png")
     with pytest.raises(InputError, match="at most 16:1"):
-        run("panorama/csd-edit", TINY, "analytic", [tmp_path / "thin.png"], tmp_path / "g")
+        run("panorama/csd-edit", TINY, "analytic-edit", [tmp_path / "thin.png"], tmp_path / "g")
 
 
 # ---- the command line ----

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from backends import engine
-from backends.engine.priors import AnalyticPrior
+from backends.priors import AnalyticPrior
 from backends.errors import RunError
 
 

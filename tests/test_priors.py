@@ -10,12 +10,10 @@ import json
 import pytest
 import torch
 
-from backends.engine.priors import tiny
-from backends.engine.priors.analytic import scaled_linear_alphas_cumprod
-from backends.engine.priors.base import Prior
-from backends.engine.priors.diffusers_prior import (
-    DEFAULT_IP2P,
-    DEFAULT_SD,
+from backends.priors import tiny
+from backends.priors.analytic import scaled_linear_alphas_cumprod
+from backends.priors.base import Prior
+from backends.priors.diffusers_prior import (
     DiffusersPrior,
     default_source,
     load_diffusers_prior,
@@ -85,7 +83,7 @@ def test_tiny_models_load_offline_through_from_pretrained_from_a_pipeline_layout
             assert (folder / sub).is_dir()
         assert (folder / "tokenizer" / "vocab.json").is_file() and (folder / "tokenizer" / "merges.txt").is_file()
         assert isinstance(prior, Prior)
-        assert prior.kind == kind and prior.tiny and not prior.analytic
+        assert prior.kind == kind and prior.tiny and not prior.needs_target
         assert prior.name == ("tiny-sd" if kind == "text" else "tiny-ip2p")
         assert prior.device == torch.device("cpu") and prior.dtype == torch.float32
         assert prior.latent_scale == 8 and prior.latent_channels == 4
@@ -169,8 +167,8 @@ def test_a_text_model_is_refused_as_an_instruct_prior(sd, offline_cache):
 def test_default_source_reads_the_environment(monkeypatch):
     monkeypatch.delenv("DISTILL_SD_MODEL", raising=False)
     monkeypatch.delenv("DISTILL_IP2P_MODEL", raising=False)
-    assert default_source("text") == DEFAULT_SD == "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    assert default_source("instruct") == DEFAULT_IP2P == "timbrooks/instruct-pix2pix"
+    assert default_source("text") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert default_source("instruct") == "timbrooks/instruct-pix2pix"
     monkeypatch.setenv("DISTILL_IP2P_MODEL", "/models/ip2p")
     assert default_source("instruct") == default_source("ip2p") == "/models/ip2p"
 
@@ -190,7 +188,7 @@ def test_encode_decode_shapes_dtypes_and_gradient(sd):
     assert z.shape == (2, 4, 8, 12) and z.dtype == torch.float32
     z.square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # the encoder passes gradients to the images
-    torch.testing.assert_close(sd.encode(x, sample_mode="mean"), sd.encode(x, sample_mode="mean"))
+    torch.testing.assert_close(sd.encode(x, mode="mean"), sd.encode(x, mode="mean"))
     with torch.no_grad():
         img = sd.decode(z)
     assert img.shape == (2, 3, 64, 96) and img.dtype == torch.float32

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import backends
-from backends.engine.priors import AnalyticPrior
+from backends.priors import AnalyticPrior
 from backends.errors import RunError
 from backends.runner import OOM_MESSAGE
 

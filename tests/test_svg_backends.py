@@ -66,7 +66,7 @@ def assert_previews(progress):
 
 @pytest.fixture(scope="module")
 def tiny_prior():
-    from backends.engine.priors import load_prior
+    from backends.priors import load_prior
 
     return load_prior("tiny-sd", "cpu")
 
@@ -205,7 +205,7 @@ def test_cli_runs_vectorfusion_and_vectorize(tmp_path, tiny_prior, capsys):
 
 def test_xing_loss_is_zero_for_a_convex_path_and_positive_for_a_self_intersecting_one():
     from backends.svg.losses import xing_loss
-    from backends.svg.vectorize import circle_control_points
+    from backends.svg.painting import circle_control_points
 
     circle = circle_control_points(torch.tensor([50.0, 50.0]), 20.0, 4)
     idx = (torch.arange(4)[:, None] * 3 + torch.arange(4)[None]) % 12
@@ -225,7 +225,7 @@ def test_reinitialization_replaces_dead_paths_with_circles_spread_over_the_canva
     from backends.svg.vectorfusion import VectorFusionSettings, init_painting, make_plan, reinitialize
 
     class FakePrior:
-        latent_scale, resolution = 8, 512
+        latent_scale, native_size = 8, 512
 
     plan = make_plan(make_settings(VectorFusionSettings, {"prompt": "x", "paths": 64}), FakePrior())
     gen = torch.Generator().manual_seed(0)
@@ -280,8 +280,8 @@ def test_pixelart_keeps_squares_fixed_and_optimizes_only_colors(tiny_prior):
 
 def test_pixel_grid_shortcut_renders_exactly_what_the_renderer_does():
     from backends.svg.render import render_batch
-    from backends.svg.vectorfusion import pixel_squares
-    from backends.svg.vectorize import Painting
+    from backends.svg.painting import pixel_squares
+    from backends.svg.painting import Painting
 
     k, grid, size = 2, 8, 64
     n = grid * grid

@@ -19,40 +19,31 @@ Two deliberate differences from the authors' code, both towards the diffusers pi
 image condition is the *unscaled* `latent_dist.mode()` of the source (their code passes the scaled posterior
 sample), and the per-item baseline is weighted by w(t) like CSD (their non-SVGD panorama path drops w(t)).
 
-Analytic edit (prior "analytic"): the closed-form Gaussian prior is turned into an editing model whose answer is
-known. The source-prompt condition is a point mass at the particle's own source latent; the target-prompt
-condition, at each call and for each particle independently, is a point mass at source + one of
-`ANALYTIC_EDIT_DIRECTIONS` (two colour shifts, chosen at random). Its expected edit is their mean (warmer: red up,
-blue down), but each call's score is noisy per particle, as a real instruction-following model's is. Per-item
-SDS-edit lets every particle follow its own noise, so neighbours end with different shifts; CSD-Edit mixes the
-scores of similar particles and should end with one consistent shift at the same edit strength. That is the
-measurable claim `tests/test_csd_edit.py` checks.
+Offline, the priors "edits" (a closed vocabulary of procedural edits, each a mixture of variants) and
+"analytic-edit" (a random colour shift per call) make the method's claim measurable: per-item edits of neighbours
+land on different variants, CSD-Edit's agree. They are priors like any other: this module never asks which.
 """
 from __future__ import annotations
 
-import inspect
 import io
 import math
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
 from .. import engine, validate
-from ..engine.priors.base import Cond
+from ..priors.base import Cond
 from ..errors import InputError
 from ..settings import option
 from ..types import Progress
 from . import metrics
 
 METHODS = ("csd", "per-item")
-
-# Colour shifts of the analytic edit, in latent units of the analytic prior ([-1, 1] per RGB channel).
-ANALYTIC_EDIT_DIRECTIONS = torch.tensor([[0.5, 0.0, -0.1], [0.1, 0.0, -0.5]])
 
 MAX_ASPECT = 16  # a panorama may be at most 16:1 (512 x 8192 at the default size)
 
@@ -65,26 +56,28 @@ class EditSettings:
     scripts) and its own fields. CLI names shared by all: prompt, source_prompt, steps, seed, guidance,
     image_guidance, particles, lr."""
 
-    prompt: str = option("", "the edit instruction, e.g. 'make it look like winter' (ignored by the analytic prior)")
+    prompt: str = option("", "the edit instruction, e.g. 'make it look like winter'")
     source_prompt: str = option("", "text for the source baseline; empty, as in the paper's code, or a caption of the input",
                                 advanced=True)
     negative_prompt: str = option("", "text to steer away from (replaces the empty prompt of the unconditional branch)",
                                   advanced=True)
-    steps: int = option(200, "optimization steps", lo=1, hi=5000)
+    steps: Optional[int] = option(None, "optimization steps", lo=1, hi=5000, full=200, quick=40)
     seed: int = option(0, "random seed: the same seed gives CSD-Edit and its baseline the same timesteps and noise",
                        lo=0, hi=2**31 - 1)
-    guidance: float = option(7.5, "text guidance scale (the paper uses 3-15)", lo=0.0, hi=50.0)
-    image_guidance: float = option(1.5, "image guidance scale: higher keeps more of the source (the paper uses 1.5-5)",
-                                   lo=0.0, hi=20.0)
-    particles: int = option(16, "images edited together", lo=1, hi=64)
+    guidance: Optional[float] = option(None, "text guidance scale (the paper uses 3-15; offline priors suggest their "
+                                       "own)", lo=0.0, hi=50.0, full=7.5, quick=7.5)
+    image_guidance: Optional[float] = option(None, "image guidance scale: higher keeps more of the source (the paper "
+                                             "uses 1.5-5)", lo=0.0, hi=20.0, full=1.5, quick=1.5)
+    particles: Optional[int] = option(None, "images edited together", lo=1, hi=64, full=16, quick=8)
     lr: float = option(2.0, "SGD learning rate on the latents", lo=1e-4, hi=100.0, advanced=True)
     lr_decay: float = option(0.9, "the learning rate is multiplied by this every decay_every steps", lo=0.05, hi=1.0,
                              advanced=True)
     decay_every: int = option(20, "steps between learning-rate decays", lo=1, hi=100000, advanced=True)
     t_min: int = option(20, "smallest diffusion timestep sampled", lo=1, hi=999, advanced=True)
     t_max: int = option(500, "largest diffusion timestep sampled", lo=1, hi=999, advanced=True)
-    short_side: int = option(512, "the input is resized so its short side has this many pixels (512 for "
-                             "InstructPix2Pix); outputs are resized back", lo=16, hi=2048, advanced=True)
+    short_side: Optional[int] = option(None, "the input is resized so its short side has this many pixels (512 for "
+                                       "InstructPix2Pix); outputs are resized back", lo=16, hi=2048, advanced=True,
+                                       full=512, quick=128)
     chunk: int = option(0, "at most this many latents per UNet call (each runs 3 times for the guidance); 0 puts all "
                         "particles and both prompts in one call. Halved by itself whenever the GPU runs out of memory",
                         lo=0, hi=4096, advanced=True)
@@ -101,14 +94,13 @@ def repulsion_option():
 
 def checked(s: EditSettings, prior) -> EditSettings:
     """The settings with prompts validated (one InputError sentence per mistake)."""
-    analytic = bool(getattr(prior, "analytic", False))
     if s.t_min > s.t_max:
         raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
     if s.clip_model and "/" not in s.clip_model:
         raise InputError(f"clip_model must be ARCH/PRETRAINED, e.g. ViT-B-32/openai, got {s.clip_model[:60]!r}")
     return replace(
         s,
-        prompt=validate.prompt(s.prompt, name="prompt", required=not analytic),
+        prompt=validate.prompt(s.prompt, name="prompt"),
         source_prompt=validate.prompt(s.source_prompt, name="source prompt", required=False),
         negative_prompt=validate.prompt(s.negative_prompt, name="negative prompt", required=False),
     )
@@ -119,50 +111,34 @@ def checked(s: EditSettings, prior) -> EditSettings:
 class EditConditions:
     """The target-prompt and source-prompt conditions of the source images, and their rows for a step's particles.
 
-    InstructPix2Pix priors: built once with `prior.condition(..., images=sources)`, whose image latents are the
-    unscaled `latent_dist.mode()` of the sources (diffusers' pipeline convention); a step's particles take their
-    rows (video frames, views) or windows of them (panorama). Analytic prior: the edit described in the module
-    docstring, drawn per call from the run's generator.
+    Built once with `prior.condition(..., images=sources)`, whose image condition lies on the latent grid
+    (InstructPix2Pix: the unscaled `latent_dist.mode()`, diffusers' pipeline convention); a step's particles take
+    their rows (video frames, views) or windows of them (panorama).
     """
 
     def __init__(self, prior, s: EditSettings, sources: torch.Tensor):
-        self.prior = prior
-        self.analytic = bool(getattr(prior, "analytic", False))
-        if self.analytic:
-            if getattr(prior, "latent_channels", 3) != 3:
-                raise ValueError("the analytic edit shifts RGB colours: it needs a 3-channel analytic prior")
-            self.directions = ANALYTIC_EDIT_DIRECTIONS.to(prior.device).reshape(-1, 3, 1, 1)
-            return
         common = dict(negative=s.negative_prompt, images=sources, guidance=s.guidance, image_guidance=s.image_guidance)
         self.target = prior.condition(s.prompt, **common)
         self.source = prior.condition(s.source_prompt, **common)
 
-    def for_particles(self, src: torch.Tensor, take: Callable | None, gen: torch.Generator) -> tuple[Cond, Cond]:
-        """(target condition, source condition), batch N, for particles with source latents src (N, C, h, w).
-
-        take: maps a per-source tensor (B, C, h, w) to the particles (e.g. cuts windows); None: the particles
-        are the sources themselves.
-        """
-        n = src.shape[0]
-        if self.analytic:
-            pick = torch.randint(len(self.directions), (n,), generator=gen, device=gen.device).to(src.device)
-            target = self.prior.condition([""] * n, means=(src + self.directions[pick])[:, None])
-            return target, self.prior.condition([""] * n, means=src[:, None])
+    def for_particles(self, n: int, take: Callable | None) -> tuple[Cond, Cond]:
+        """(target condition, source condition), batch n. take: maps a per-source tensor (B, C, h, w) to the
+        particles (e.g. cuts windows); None: the particles are the sources themselves."""
         return self._rows(self.target, n, take), self._rows(self.source, n, take)
 
     @staticmethod
     def _rows(cond: Cond, n: int, take: Callable | None) -> Cond:
+        if take is None:
+            return cond
         # One prompt for all particles: the text rows are copies of row 0; the image rows follow the particles.
-        image = cond.image if take is None else take(cond.image)
-        return replace(cond.index(slice(0, 1)).repeat(n), image=image)
+        return replace(cond.index(slice(0, 1)).repeat(n), image=take(cond.image))
 
 
 @torch.no_grad()
 def encode(prior, images: torch.Tensor, batch: int = 4) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, C, h, w) float32 latents; the posterior mean where the prior offers it, so
     the source latents (and the target's start) do not depend on VAE sampling noise."""
-    kwargs = {"sample_mode": "mean"} if "sample_mode" in inspect.signature(prior.encode).parameters else {}
-    return torch.cat([prior.encode(images[i:i + batch], **kwargs).float() for i in range(0, images.shape[0], batch)])
+    return torch.cat([prior.encode(images[i:i + batch], mode="mean").float() for i in range(0, images.shape[0], batch)])
 
 
 @torch.no_grad()
@@ -203,7 +179,7 @@ class CSDEdit:
     sources: (B, 3, H, W) in [0, 1] on the prior's device (the frames, the views, or the one panorama).
     kernel: "latent" (RBF on the noisy target latents, as the paper) or "lpips" (RBF on the LPIPS distance between
     the particles' decoded images; needs the lpips package and its weights, else ModelUnavailableError).
-    All randomness (timesteps, noise, panorama windows, the analytic edit) comes from `self.gen`, seeded with
+    All randomness (timesteps, noise, panorama windows) comes from `self.gen`, seeded with
     s.seed, in the same order for both methods: same seed, same draws.
     """
 
@@ -228,7 +204,7 @@ class CSDEdit:
         s, prior, n = self.s, self.prior, z.shape[0]
         z = z.detach().float()
         src = self.source_latents if take is None else take(self.source_latents)
-        cond_tgt, cond_src = self.conditions.for_particles(src, take, self.gen)
+        cond_tgt, cond_src = self.conditions.for_particles(n, take)
         t = engine.sample_timesteps(1, s.t_min, s.t_max, generator=self.gen, device=self.device).expand(n)
         eps = torch.randn(z.shape, generator=self.gen, device=self.device)
         ab = prior.alphas_cumprod[t]
@@ -381,13 +357,6 @@ def _tent(n: int, device) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ sizes
 
-def size_multiple(prior) -> int:
-    """Pixels that image sides must be multiples of: the VAE's factor times the UNet's downsampling."""
-    unet = getattr(prior, "unet", None)
-    down = 2 ** (len(unet.config.block_out_channels) - 1) if unet is not None else 1
-    return int(prior.latent_scale) * down
-
-
 def fit_short_side(width: int, height: int, short: int, multiple: int, long_multiple: int | None = None):
     """(W, H) with the short side `short` (rounded to `multiple`) and the aspect ratio kept, the long side rounded
     to `long_multiple` (default `multiple`), never below the short side."""
@@ -501,10 +470,3 @@ def result_metrics(s: EditSettings, prior, edited: torch.Tensor, source: torch.T
         except Exception as err:  # a metric must never fail the edit it measures
             notes.append(f"CLIP directional similarity skipped: {err}")
     return out, notes
-
-
-def analytic_note(prior) -> dict:
-    if not getattr(prior, "analytic", False):
-        return {}
-    return {"analytic_edit": "target = source + a random choice per particle and call among the colour shifts "
-                             f"{ANALYTIC_EDIT_DIRECTIONS.tolist()} (latent units); source = the source itself"}

@@ -13,6 +13,7 @@ Outputs: edited.png at the input's size and comparison.png (source above edited)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 from functools import partial
 
 from .. import engine, validate
@@ -26,9 +27,11 @@ from . import common, metrics
 
 @dataclass
 class PanoramaSettings(common.EditSettings):
-    image_guidance: float = option(5.0, "image guidance scale: higher keeps more of the source (authors' panorama "
-                                   "examples: 5; paper: 1.5-5)", lo=0.0, hi=20.0)
-    particles: int = option(16, "windows per step: a random batch of the overlapping windows", lo=1, hi=64)
+    image_guidance: Optional[float] = option(None, "image guidance scale: higher keeps more of the source (authors' panorama "
+                                   "examples: 5; paper: 1.5-5)", lo=0.0, hi=20.0, full=5.0,
+                                             quick=5.0)
+    particles: Optional[int] = option(None, "windows per step: a random batch of the overlapping windows", lo=1,
+                                      hi=64, full=16, quick=8)
     window: int = option(512, "window side in pixels (512 is InstructPix2Pix's own size); at most the short side",
                          lo=8, hi=2048, advanced=True)
     stride: int = option(128, "pixels between neighbouring windows (128 px = 16 latent cells for Stable Diffusion); "
@@ -56,7 +59,6 @@ def make_step(edit: common.CSDEdit, pano, boxes, particles: int):
 class _PanoramaEdit:
     prior = "instruct"
     requires_prompt = True
-    analytic_ok = True
     inputs = "image"
     method = "csd"
 
@@ -66,7 +68,7 @@ class _PanoramaEdit:
         w0, h0 = image.size
         if max(w0, h0) > common.MAX_ASPECT * min(w0, h0):
             raise InputError(f"The image is {w0}x{h0} pixels; a panorama may be at most {common.MAX_ASPECT}:1.")
-        scale, multiple = prior.latent_scale, common.size_multiple(prior)
+        scale, multiple = prior.latent_scale, prior.size_multiple
         if s.stride % scale or s.window % multiple:
             raise InputError(f"With this prior the stride must be a multiple of {scale} px and the window of "
                              f"{multiple} px (got stride {s.stride}, window {s.window}).")
@@ -105,7 +107,7 @@ class _PanoramaEdit:
                                              common.take_windows(source, pixel_tiles), metrics.grid_pairs(*grid), last)
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
                 "windows": len(boxes), "window_cells": window, "stride_cells": stride_px // scale,
-                "unet_chunk": edit.chunk, "notes": notes, **common.analytic_note(prior)}
+                "unet_chunk": edit.chunk, "notes": notes}
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 
 

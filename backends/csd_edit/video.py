@@ -13,6 +13,7 @@ edited row).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -27,9 +28,10 @@ from . import common, metrics
 
 @dataclass
 class VideoSettings(common.EditSettings):
-    steps: int = option(100, "optimization steps (the authors' video recipe: 100)", lo=1, hi=5000)
-    particles: int = option(24, "frames edited together: a longer clip is sampled evenly down to this many, keeping "
-                            "its duration", lo=1, hi=64)
+    steps: Optional[int] = option(None, "optimization steps (the authors' video recipe: 100)", lo=1, hi=5000,
+                                  full=100, quick=30)
+    particles: Optional[int] = option(None, "frames edited together: a longer clip is sampled evenly down to this many, keeping "
+                            "its duration", lo=1, hi=64, full=24, quick=8)
     lr: float = option(0.5, "SGD learning rate on the latents (the authors' video recipe: 0.5)", lo=1e-4, hi=100.0,
                        advanced=True)
 
@@ -42,7 +44,6 @@ class VideoCSDSettings(VideoSettings):
 class _VideoEdit:
     prior = "instruct"
     requires_prompt = True
-    analytic_ok = True
     inputs = "video"
     method = "csd"
 
@@ -50,7 +51,7 @@ class _VideoEdit:
         s = common.checked(s, prior)
         frames, fps = validate.video(inputs[0], sample=s.particles)
         count, h0, w0 = frames.shape[:3]
-        size = common.fit_short_side(w0, h0, s.short_side, common.size_multiple(prior))
+        size = common.fit_short_side(w0, h0, s.short_side, prior.size_multiple)
         sources = common.to_batch(frames, size, prior.device)
         edit = common.CSDEdit(prior, s, sources, method=self.method)
         z = edit.source_latents.clone().requires_grad_(True)
@@ -97,7 +98,6 @@ class _VideoEdit:
             "mp4_size": [w0 // 2 * 2, h0 // 2 * 2],  # H.264 in yuv420p needs even sides
             "unet_chunk": edit.chunk,
             "notes": notes,
-            **common.analytic_note(prior),
         }
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 

@@ -66,7 +66,6 @@ def _is_zip(path: str) -> bool:
 class _ViewsEdit:
     prior = "instruct"
     requires_prompt = True
-    analytic_ok = True
     inputs = "images"
     method = "csd"
 
@@ -76,7 +75,7 @@ class _ViewsEdit:
         if len(views) < 2:
             raise InputError(f"views3d needs at least 2 views of the object, got {len(views)}.")
         h0, w0 = views[0].shape[:2]
-        size = common.fit_short_side(w0, h0, s.short_side, common.size_multiple(prior))
+        size = common.fit_short_side(w0, h0, s.short_side, prior.size_multiple)
         sources = common.to_batch(views, size, prior.device)
         edit = common.CSDEdit(prior, s, sources, method=self.method, kernel=getattr(s, "kernel_distance", "latent"))
         z = edit.source_latents.clone().requires_grad_(True)
@@ -105,7 +104,7 @@ class _ViewsEdit:
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
         meta = {"metrics": found, "method": self.method, "views": len(views), "from": origin,
                 "kernel_distance": getattr(s, "kernel_distance", None), "work_size": list(size),
-                "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes, **common.analytic_note(prior)}
+                "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes}
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 
 

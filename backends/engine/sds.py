@@ -1,6 +1,6 @@
 """Score Distillation Sampling and Collaborative Score Distillation as pure tensor functions.
 
-Notation (DESIGN.md): z_t = a_t z + s_t eps, a_t = sqrt(alphabar_t), s_t = sqrt(1 - alphabar_t).
+Notation (DreamFusion; Kim et al. 2023): z_t = a_t z + s_t eps, a_t = sqrt(alphabar_t), s_t = sqrt(1 - alphabar_t).
 Gradients here are gradients *of a loss* (to be descended), with respect to the clean latents z.
 """
 from __future__ import annotations

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 
 from .. import engine
-from ..engine.priors import AnalyticPrior
 from ..errors import InputError
 from ..imaging import load_image, psnr, save_png, to_uint8
 from ..registry import register
@@ -47,29 +46,24 @@ class ImageSDS:
             raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
         device = prior.device
         target = load_image(inputs[0], device=device) if inputs else None
-        if isinstance(prior, AnalyticPrior) and prior.means is None:
-            if target is None:
-                raise InputError("the analytic prior needs a target image: pass --input target.png")
-            prior = prior.with_means(prior.encode(target[None]))
+        if prior.needs_target and target is None:
+            raise InputError(f"the {prior.name} prior needs a target image: give one (--input target.png)")
         h, w = (target.shape[-2:] if target is not None else (s.size, s.size))
         scale = prior.latent_scale
         h, w = h // scale * scale, w // scale * scale
         engine.seed_everything(s.seed)
         gen = torch.Generator(device).manual_seed(s.seed)
         image = torch.full((1, 3, h, w), 0.5, device=device).requires_grad_(True)
-        cond = prior.condition(s.prompt, guidance=s.guidance)
+        cond = prior.condition(s.prompt, guidance=s.guidance,
+                               images=target[None, :, :h, :w] if prior.needs_target else None)
         opt = torch.optim.Adam([image], lr=s.lr)
-        ab = prior.alphas_cumprod
 
         def step(i: int) -> engine.Step:
-            z = prior.encode(image)
             t = engine.sample_timesteps(1, s.t_min, s.t_max, step=i, total_steps=s.steps, anneal=s.anneal,
                                         generator=gen, device=device)
-            eps = torch.randn(z.shape, generator=gen, device=device, dtype=z.dtype)
-            z_t = engine.add_noise(z.detach(), eps, ab[t])
-            eps_hat = prior.predict_eps(z_t.to(prior.dtype), t, cond).to(z.dtype)
-            grad = engine.sds_grad(eps_hat, eps, engine.weighting(ab[t], s.weighting))
-            return engine.Step(engine.grad_to_loss(z, grad))
+            loss, _ = engine.distillation_loss(prior, prior.encode(image), cond, t, generator=gen,
+                                               weighting=s.weighting)
+            return engine.Step(loss)
 
         def preview():
             return to_uint8(image[0])

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 import torch
 
 from .. import engine, validate
-from ..clip import default_clip, rerank
+from ..clip import default_clip
 from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
-from ..types import Progress, Result
+from ..types import Result
+from .painting import resize_to, sample_rank_vectorize
 from .render import render_batch
 from .svgio import save_svg
-from .vectorfusion import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt, grid_image, native_resolution
-from .vectorize import Painting, live_vectorize, resize_to, stage_schedule
+from .vectorfusion import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
 
 
 @dataclass
@@ -31,12 +31,13 @@ class RasterThenVectorizeSettings:
     size: int | None = option(None, "SVG canvas in px; default 600 for 512-px priors, scaled down for smaller "
                                     "ones (150 for tiny-sd)", lo=16, hi=2048)
     guidance: float = option(7.5, "classifier-free guidance scale of the raster samples", lo=0.0, hi=50.0)
-    sample_steps: int = option(50, "DDIM steps per sample", lo=1, hi=1000, advanced=True)
+    sample_steps: int | None = option(None, "DDIM steps per sample", lo=1, hi=1000, advanced=True, full=50, quick=20)
     suffix: str | None = option(None, "prompt suffix; default the iconography style's (empty text: none)",
                                 advanced=True)
     negative: str = option("", "negative prompt", advanced=True)
-    iters: int = option(100, "LIVE steps per stage", lo=1, hi=5000, advanced=True)
-    live_size: int = option(256, "resolution the sample is vectorized at", lo=16, hi=1024, advanced=True)
+    iters: int | None = option(None, "LIVE steps per stage", lo=1, hi=5000, advanced=True, full=100, quick=25)
+    live_size: int | None = option(None, "resolution the sample is vectorized at", lo=16, hi=1024, advanced=True,
+                                   full=256, quick=128)
     every: int = option(25, "report progress every k steps", lo=1, hi=1000, advanced=True)
 
 
@@ -53,29 +54,19 @@ class RasterThenVectorize:
         suffix = STYLES["iconography"].suffix if s.suffix is None else s.suffix
         text = full_prompt(prompt, suffix)
         engine.seed_everything(s.seed)
-        device = prior.device
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
-        native = native_resolution(prior)
-        size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
-        total = (len(stage_schedule(s.paths, "doubling")) + 1) * s.iters
-        yield Progress(step=0, total=total, message=f"sampling {s.k} raster images ({s.sample_steps} DDIM steps)")
-        samples = prior.sample([text] * s.k, steps=s.sample_steps, guidance=s.guidance, height=native, width=native,
-                               generator=gen, negative=s.negative).clamp(0, 1)
-        scorer = default_clip(device)
-        order, scores = rerank(samples, prompt, model=scorer)
-        best = samples[order[0]]
-        yield Progress(step=0, total=total, preview=grid_image(samples[order]), message="best sample first (CLIP)")
-        target = resize_to(best[None], s.live_size)[0].to(device)
-        fitted = yield from live_vectorize(target, paths=s.paths, segments=s.segments, iters=s.iters, every=s.every)
-        scale = size / s.live_size
-        painting = Painting(size, size, "path", fitted.points * scale, fitted.colors, fitted.background,
-                            fitted.order)
-        scene = painting.scene(0)
+        size = s.size or max(16, round(PAPER_SIZE * prior.native_size / PAPER_CROP))
+        scorer = default_clip(prior.device)
+        found = yield from sample_rank_vectorize(
+            prior, text, rank_prompt=prompt, k=s.k, steps=s.sample_steps, guidance=s.guidance, negative=s.negative,
+            generator=gen, scorer=scorer, paths=s.paths, segments=s.segments, iters=s.iters, live_size=s.live_size,
+            canvas=size, every=s.every)
+        scene = found.painting.scene(0)
         raster = render_batch([scene])[0].permute(2, 0, 1)
         files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
-                 "raster": save_png(best, out_dir / "sample.png")}
-        clip = scorer.score(torch.stack([raster, resize_to(best[None], size)[0]]), prompt).tolist()
+                 "raster": save_png(found.best, out_dir / "sample.png")}
+        clip = scorer.score(torch.stack([raster, resize_to(found.best[None], size)[0]]), prompt).tolist()
         metrics = {"clip_score": clip[0], "clip_score_raster": clip[1], "shapes": float(len(scene.shapes))}
         meta = {"metrics": metrics, **scorer.label(), "prompt_used": text, "canvas": size,
-                "samples_clip": [float(x) for x in scores], "chosen_sample": int(order[0])}
+                "samples_clip": [float(x) for x in found.scores], "chosen_sample": int(found.order[0])}
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)

@@ -21,11 +21,14 @@ from ..settings import option
 from ..types import Result
 from .render import render_batch
 from .svgio import save_svg
-from .vectorfusion import SVGDistillSettings, distill_painting, grid_image, init_painting, make_plan
+from .painting import grid_image
+from .vectorfusion import SVGDistillSettings, distill_painting, init_painting, make_plan
 
 
 @dataclass
 class CSDSettings(SVGDistillSettings):
+    steps: Optional[int] = option(None, "SDS steps of the K candidates together; the paper's 2000", lo=1, hi=20000,
+                                  full=2000, quick=60)
     k: int = option(4, "number of candidates (particles), optimized together in one batch", lo=1, hi=64)
     repulsion: float = option(1.0, "weight of the kernel-gradient (repulsive) term; 0 keeps only the "
                                    "kernel-weighted score mixing", lo=0.0, hi=100.0, advanced=True)

@@ -15,24 +15,24 @@ objective so K candidates are one batched optimization.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
 import torch
 
 from .. import engine, validate
-from ..clip import default_clip, rerank
+from ..clip import default_clip
 from ..errors import InputError
 from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
-from ..types import Progress, Result
+from ..types import Result
 from .losses import closed_area, saturation_penalty, xing_loss
 from .render import render_batch
 from .svgio import save_svg
-from .vectorize import Painting, circle_control_points, live_vectorize, resize_to
+from .painting import (Painting, grid_image, pixel_squares, random_circles, random_strokes, resize_to,
+                       sample_rank_vectorize)
+from .vectorize import live_steps
 
 PAPER_SIZE = 600   # VectorFusion renders at 600 x 600 ...
 PAPER_CROP = 512   # ... and crops 512 x 512 for Stable Diffusion's native 512
@@ -68,18 +68,6 @@ def full_prompt(prompt: str, suffix: str) -> str:
     return prompt + ("" if prompt.rstrip().endswith((".", "!", "?")) else ".") + " " + suffix
 
 
-def native_resolution(prior) -> int:
-    """The image size the prior's UNet was built for: 512 for Stable Diffusion 1.x, 128 for the tiny model."""
-    for attr in ("resolution", "native_size"):
-        if isinstance(getattr(prior, attr, None), int):
-            return getattr(prior, attr)
-    unet = getattr(prior, "unet", None)
-    if unet is not None and getattr(unet.config, "sample_size", None):
-        size = unet.config.sample_size
-        return int(size[0] if isinstance(size, (tuple, list)) else size) * int(prior.latent_scale)
-    return PAPER_CROP
-
-
 # ------------------------------------------------------------------------------------------------ settings
 
 @dataclass
@@ -93,8 +81,8 @@ class SVGDistillSettings:
                                         "by style", lo=1, hi=1024)
     segments: Optional[int] = option(None, "cubic segments per path; default 4 (iconography) / 5 (sketch)",
                                      lo=1, hi=16)
-    steps: Optional[int] = option(None, "SDS steps; default 2000 from scratch, 1000 after a LIVE init",
-                                  lo=1, hi=20000)
+    steps: Optional[int] = option(None, "SDS steps; the paper's 2000 from scratch, 1000 after a LIVE init",
+                                  lo=1, hi=20000, quick=150)
     seed: int = option(0, "random seed", lo=0, hi=2**31 - 1)
     size: Optional[int] = option(None, "canvas / render size in px; default 600 for 512-px priors, scaled "
                                        "down for smaller ones (150 for tiny-sd); pixel art rounds it to whole "
@@ -140,11 +128,12 @@ class VectorFusionSettings(SVGDistillSettings):
     init: str = option("scratch", "scratch: random shapes; live: sample K raster images, keep the best by CLIP, "
                                   "vectorize it (LIVE), then fine-tune with SDS", choices=("scratch", "live"))
     k: int = option(4, "raster samples drawn for init=live (best one by CLIP is vectorized)", lo=1, hi=64)
-    sample_steps: int = option(50, "DDIM steps per raster sample (init=live)", lo=1, hi=1000, advanced=True)
+    sample_steps: Optional[int] = option(None, "DDIM steps per raster sample (init=live)", lo=1, hi=1000,
+                                         advanced=True, full=50, quick=20)
     sample_guidance: float = option(7.5, "guidance scale of the raster samples (init=live)", lo=0.0, hi=50.0,
                                     advanced=True)
-    live_iters: int = option(100, "LIVE steps per stage when vectorizing the sample (init=live)", lo=1, hi=5000,
-                             advanced=True)
+    live_iters: Optional[int] = option(None, "LIVE steps per stage when vectorizing the sample (init=live)", lo=1,
+                                       hi=5000, advanced=True, full=100, quick=25)
     live_size: int = option(256, "resolution the sample is vectorized at (init=live)", lo=16, hi=1024,
                             advanced=True)
 
@@ -174,7 +163,7 @@ def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     if s.t_min > s.t_max:
         raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
     style = STYLES[s.style]
-    native = native_resolution(prior)
+    native = prior.native_size
     size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
     steps = s.steps or (1000 if init == "live" else 2000)
     aug = {"auto": init == "scratch", "on": True, "off": False}[s.augment]
@@ -190,37 +179,6 @@ def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     return Plan(style=style, prompt=full_prompt(validate.prompt(s.prompt), suffix), steps=steps, size=size,
                 native=native, crop=max(8, round(size * PAPER_CROP / PAPER_SIZE)), augment=aug,
                 px=size / PAPER_SIZE, lr=lr, reinit_stop=round(stop * steps), settings=s)
-
-
-# ----------------------------------------------------------------------------------------- initialization
-
-def random_circles(k: int, n: int, segments: int, radius: float, size: int, generator: torch.Generator):
-    """(k, n, 3S, 2) circle control points with centers uniform over the canvas (a radius in from the edges),
-    and (k, n, 4) random colors with opacity U(0.7, 1) (VectorFusion's iconography initialization)."""
-    lo, hi = radius, size - radius
-    centers = lo + torch.rand(k, n, 2, generator=generator) * max(hi - lo, 0.0)
-    points = circle_control_points(centers, radius, segments)
-    colors = torch.cat([torch.rand(k, n, 3, generator=generator),
-                        0.7 + 0.3 * torch.rand(k, n, 1, generator=generator)], dim=-1)
-    return points, colors
-
-
-def random_strokes(k: int, n: int, segments: int, size: int, generator: torch.Generator, step: float = 0.1):
-    """(k, n, 3S+1, 2) open strokes: random walks of control points (each step within `step` x the canvas),
-    starting uniformly over the canvas (CLIPDraw / VectorFusion sketch init)."""
-    start = torch.rand(k, n, 1, 2, generator=generator)
-    steps = (torch.rand(k, n, 3 * segments, 2, generator=generator) * 2 - 1) * step
-    walk = torch.cat([start, start + torch.cumsum(steps, dim=2)], dim=2).clamp(0, 1)
-    return walk * size
-
-
-def pixel_squares(k: int, grid: int, size: int) -> torch.Tensor:
-    """(k, grid^2, 2, 2) corners of a grid x grid tiling of the canvas, row by row."""
-    edges = torch.linspace(0, float(size), grid + 1)
-    y0, x0 = torch.meshgrid(edges[:-1], edges[:-1], indexing="ij")
-    y1, x1 = torch.meshgrid(edges[1:], edges[1:], indexing="ij")
-    corners = torch.stack([torch.stack([x0, y0], -1), torch.stack([x1, y1], -1)], dim=-2).reshape(-1, 2, 2)
-    return corners[None].expand(k, -1, -1, -1).clone()
 
 
 def init_painting(plan: Plan, k: int, generator: torch.Generator, device) -> Painting:
@@ -252,18 +210,6 @@ def make_augment(crop: int, *, same_on_batch: bool = False):
     return lambda images: 1.0 - aug(1.0 - images)
 
 
-def grid_image(images: torch.Tensor) -> np.ndarray:
-    """(K, 3, H, W) -> one (rows*H, cols*W, 3) uint8 contact sheet (a preview of K candidates)."""
-    k, _, h, w = images.shape
-    cols = math.ceil(math.sqrt(k))
-    rows = math.ceil(k / cols)
-    sheet = torch.ones(3, rows * h, cols * w, device=images.device)
-    for i in range(k):
-        r, c = divmod(i, cols)
-        sheet[:, r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
-    return to_uint8(sheet)
-
-
 def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = "sds", repulsion: float = 1.0,
                      bandwidth: float | None = None, generator: torch.Generator, step_offset: int = 0,
                      total: int | None = None, stats: dict | None = None):
@@ -277,7 +223,6 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     s, st = plan.settings, plan.style
     device = prior.device
     k = painting.k
-    ab = prior.alphas_cumprod
     cond = prior.condition(plan.prompt, negative=s.negative, guidance=s.guidance).repeat(k)
     augment = make_augment(plan.crop, same_on_batch=objective == "csd") if plan.augment else None
     stats = stats if stats is not None else {}
@@ -309,16 +254,10 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
         z = prior.encode(x)                                           # fp32 encoder, differentiable
         n_t = 1 if objective == "csd" else k
         t = engine.sample_timesteps(n_t, s.t_min, s.t_max, generator=generator, device=device).expand(k)
-        eps = torch.randn(z.shape, generator=generator, device=generator.device, dtype=z.dtype).to(device)
-        z_t = engine.add_noise(z.detach(), eps, ab[t])
-        eps_hat = prior.predict_eps(z_t, t, cond)                     # one UNet call for all K (x2 for CFG)
-        w = engine.weighting(ab[t], "sds")
-        if objective == "csd":
-            grad = engine.csd_grad(z_t, eps_hat, eps, w, bandwidth=bandwidth, repulsion=repulsion)
-        else:
-            grad = engine.sds_grad(eps_hat, eps, w)
-        loss = engine.grad_to_loss(z, grad)
-        metrics = {"grad_norm": grad.detach().norm() / k}
+        # one denoiser call for all K (x2 for CFG); CSD: the K scenes are the particles
+        loss, grad = engine.distillation_loss(prior, z, cond, t, generator=generator, objective=objective,
+                                              repulsion=repulsion, bandwidth=bandwidth)
+        metrics = {"grad_norm": grad.norm() / k}
         if st.kind == "path" and s.xing_weight > 0:
             xing = xing_loss(painting.cubics()).sum()
             loss = loss + s.xing_weight * xing
@@ -437,58 +376,24 @@ class VectorFusion:
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)
 
 
-def sample_and_rank(plan: Plan, prior, s, scorer, gen: torch.Generator, k: int, steps: int, guidance: float):
-    """K raster samples of the plan's prompt at the prior's resolution (DDIM), and their CLIP order (best first)
-    against the user's prompt. Returns (samples (K, 3, n, n), order, scores)."""
-    samples = prior.sample([plan.prompt] * k, steps=steps, guidance=guidance, height=plan.native,
-                           width=plan.native, generator=gen, negative=s.negative)
-    order, scores = rerank(samples, s.prompt, model=scorer)
-    return samples, order, scores
-
-
 def live_init(plan: Plan, prior, s: VectorFusionSettings, scorer, gen, device, out_dir, files, meta):
-    """VectorFusion's LIVE initialization: K samples -> best by CLIP -> vectorize. Yields Progress; returns
-    (painting, steps done) and records the chosen sample in files / meta."""
+    """VectorFusion's LIVE initialization: K samples -> best by CLIP -> vectorize (pixel art: the best sample averaged
+    over each square). Yields Progress; returns (painting, steps done) and records the chosen sample in files /
+    meta."""
     st = plan.style
-    n_stages = 0 if st.kind == "square" else len(_stages(st.paths))
-    live_steps = (n_stages + 1) * s.live_iters if n_stages else 0
-    total = live_steps + plan.steps
-    yield Progress(step=0, total=total, message=f"sampling {s.k} raster images ({s.sample_steps} DDIM steps)")
-    samples, order, scores = sample_and_rank(plan, prior, s, scorer, gen, s.k, s.sample_steps, s.sample_guidance)
-    best = samples[order[0]].clamp(0, 1)
-    files["raster"] = save_png(best, out_dir / "sample.png")
-    meta["samples_clip"] = [float(x) for x in scores]
-    meta["chosen_sample"] = int(order[0])
-    yield Progress(step=0, total=total, preview=grid_image(samples[order]), message="best sample first (CLIP)")
-    if st.kind == "square":  # pixel art: the sample averaged over each square is the initialization
-        n = st.paths
+    vectorize = st.kind != "square"
+    done = live_steps(st.paths, s.live_iters) if vectorize else 0
+    found = yield from sample_rank_vectorize(
+        prior, plan.prompt, rank_prompt=s.prompt, k=s.k, steps=s.sample_steps, guidance=s.sample_guidance,
+        negative=s.negative, generator=gen, scorer=scorer, vectorize=vectorize, paths=st.paths, segments=st.segments,
+        iters=s.live_iters, live_size=s.live_size, canvas=plan.size, every=s.every, total=done + plan.steps)
+    files["raster"] = save_png(found.best, out_dir / "sample.png")
+    meta["samples_clip"] = [float(x) for x in found.scores]
+    meta["chosen_sample"] = int(found.order[0])
+    if not vectorize:
         painting = init_painting(plan, 1, gen, device)
-        cols = torch.nn.functional.adaptive_avg_pool2d(best[None], n)[0].permute(1, 2, 0).reshape(-1, 3)
+        cols = torch.nn.functional.adaptive_avg_pool2d(found.best[None], st.paths)[0].permute(1, 2, 0).reshape(-1, 3)
         painting.colors[0, :, :3] = cols.to(device)
         return painting, 0
-    target = resize_to(best[None], s.live_size)[0].to(device)
-    fitted = yield from _offset(live_vectorize(target, paths=st.paths, segments=st.segments, iters=s.live_iters,
-                                               every=s.every), 0, total)
-    scale = plan.size / s.live_size
-    painting = Painting(plan.size, plan.size, "path", fitted.points * scale, fitted.colors.clone(),
-                        fitted.background.clone(), fitted.order.clone())
-    save_svg(painting.scene(0), out_dir / "live_init.svg")
-    files["live_svg"] = str(out_dir / "live_init.svg")
-    return painting, live_steps
-
-
-def _stages(paths: int) -> list[int]:
-    from .vectorize import stage_schedule
-
-    return stage_schedule(paths, "doubling")
-
-
-def _offset(gen, offset: int, total: int):
-    """Re-number a sub-phase's Progress into the whole run's step count; returns the sub-generator's value."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        p.step, p.total = offset + p.step, total
-        yield p
+    files["live_svg"] = save_svg(found.painting.scene(0), out_dir / "live_init.svg")
+    return found.painting, done

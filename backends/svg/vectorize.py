@@ -2,8 +2,7 @@
 
 LIVE (Ma et al., CVPR 2022) adds closed Bezier paths a few at a time, each placed where the remaining error is
 largest, and optimizes all of them against the image with a distance-weighted (UDF) loss that makes new paths
-fit region outlines, plus the self-intersection (Xing) loss. This module also holds `Painting`, the batched
-parameterization (K scenes of N shapes as a few leaf tensors) that every SVG backend optimizes.
+fit region outlines, plus the self-intersection (Xing) loss. What it optimizes is a `Painting` (painting.py).
 
 Where this differs from LIVE, and why:
 - a new path starts as the outline of the region it is placed on (the region's contour, resampled into
@@ -29,170 +28,10 @@ from ..registry import register
 from ..settings import option
 from ..types import Result
 from .losses import udf_weights, xing_loss
+from .painting import Painting, circle_control_points
 from .render import render_batch
-from .scene import Scene, Shape, unit_circle
 from .svgio import save_svg
 
-SHAPE_KINDS = ("path", "stroke", "square")
-
-
-# ------------------------------------------------------------------------------------------ parameterization
-
-@dataclass
-class Painting:
-    """K vector scenes with one layout, as batched tensors: what an optimizer updates.
-
-    kind: "path" (closed, filled cubic paths), "stroke" (open stroked paths) or "square" (axis-aligned
-    squares, pixel art); points: (K, N, P, 2) canvas pixels, P = 3S (paths), 3S + 1 (strokes), 2 (squares:
-    two corners); colors: (K, N, 4) RGBA in [0, 1], the fill (paths, squares) or the stroke color (strokes);
-    background: (K, 3) RGB in [0, 1]; order: (K, N) long, painter's order (order[k, j] is the shape drawn j-th
-    in scene k); stroke_width: pixels (strokes only). The canvas is width x height pixels.
-    """
-
-    width: int
-    height: int
-    kind: str
-    points: torch.Tensor
-    colors: torch.Tensor
-    background: torch.Tensor
-    order: torch.Tensor
-    stroke_width: float = 0.0
-
-    def __post_init__(self):
-        if self.kind not in SHAPE_KINDS:
-            raise ValueError(f"unknown shape kind {self.kind!r}: use one of {SHAPE_KINDS}")
-        k, n = self.points.shape[:2]
-        if self.colors.shape != (k, n, 4) or self.background.shape != (k, 3) or self.order.shape != (k, n):
-            raise ValueError("points (K, N, P, 2), colors (K, N, 4), background (K, 3), order (K, N) disagree")
-
-    @property
-    def k(self) -> int:
-        return self.points.shape[0]
-
-    @property
-    def n(self) -> int:
-        return self.points.shape[1]
-
-    def cubics(self) -> torch.Tensor:
-        """(K, N, S, 4, 2) control points of every segment (closed paths wrap around); differentiable."""
-        p = self.points.shape[2]
-        if self.kind == "path":
-            s = p // 3
-            idx = (torch.arange(s)[:, None] * 3 + torch.arange(4)[None]) % p
-        elif self.kind == "stroke":
-            s = (p - 1) // 3
-            idx = torch.arange(s)[:, None] * 3 + torch.arange(4)[None]
-        else:
-            raise ValueError("squares have no Bezier segments")
-        return self.points[:, :, idx.to(self.points.device)]
-
-    def scenes(self) -> list[Scene]:
-        """The K scenes, sharing the tensors (rendering them is differentiable in points, colors, background)."""
-        out = []
-        for k in range(self.k):
-            shapes = []
-            for i in self.order[k].tolist():
-                if self.kind == "stroke":
-                    shapes.append(Shape("stroke", self.points[k, i], stroke=self.colors[k, i],
-                                        stroke_width=self.stroke_width))
-                else:
-                    shapes.append(Shape(self.kind, self.points[k, i], fill=self.colors[k, i]))
-            out.append(Scene(self.width, self.height, shapes, background=self.background[k]))
-        return out
-
-    def render(self, size: int | tuple[int, int] | None = None) -> torch.Tensor:
-        """(K, 3, H, W) images in [0, 1] (default: the canvas size), one `render_batch` call.
-
-        Pixel-aligned, non-overlapping squares (pixel art) take a shortcut that gives the renderer's exact
-        output (each pixel is inside exactly one square or none: coverage 1 or 0) as one gather instead of
-        one compositing layer per square; at another `size` it is area-resampled (previews).
-        """
-        if self.kind == "square":
-            cells = self._pixel_cells()
-            if cells is not None:
-                out = self._render_cells(cells)
-                if size is not None and size != self.width and tuple(np.atleast_1d(size)) != (self.height, self.width):
-                    hw = (round(size * self.height / self.width), size) if isinstance(size, int) else tuple(size)
-                    out = F.interpolate(out, size=hw, mode="area")
-                return out
-        return render_batch(self.scenes(), size=size).permute(0, 3, 1, 2)
-
-    def _pixel_cells(self) -> torch.Tensor | None:
-        """(K, H*W) long: the square covering each pixel (-1: none), or None when some square is not on whole
-        pixels inside the canvas or two squares overlap. Cached while the points do not change."""
-        key = (self.points.data_ptr(), self.points._version, tuple(self.points.shape))
-        cached = getattr(self, "_cells_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        pts = self.points.detach().cpu().double()
-        cells = None
-        if torch.equal(pts, pts.round()):
-            lo = torch.minimum(pts[:, :, 0], pts[:, :, 1]).long().numpy()
-            hi = torch.maximum(pts[:, :, 0], pts[:, :, 1]).long().numpy()
-            if (lo >= 0).all() and (hi[..., 0] <= self.width).all() and (hi[..., 1] <= self.height).all():
-                maps = np.full((self.k, self.height, self.width), -1, dtype=np.int64)
-                count = np.zeros((self.k, self.height, self.width), dtype=np.int32)
-                for k in range(self.k):
-                    for i in range(self.n):
-                        (x0, y0), (x1, y1) = lo[k, i], hi[k, i]
-                        maps[k, y0:y1, x0:x1] = i
-                        count[k, y0:y1, x0:x1] += 1
-                if count.max() <= 1:
-                    cells = torch.from_numpy(maps.reshape(self.k, -1)).to(self.points.device)
-        self._cells_cache = (key, cells)
-        return cells
-
-    def _render_cells(self, cells: torch.Tensor) -> torch.Tensor:
-        covered = (cells >= 0).unsqueeze(-1).to(self.colors.dtype)
-        rgba = torch.gather(self.colors, 1, cells.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))
-        alpha = rgba[..., 3:] * covered
-        out = self.background[:, None, :] * (1 - alpha) + alpha * rgba[..., :3]
-        return out.clamp(0, 1).reshape(self.k, self.height, self.width, 3).permute(0, 3, 1, 2)
-
-    def scene(self, k: int = 0) -> Scene:
-        """Scene k detached, colors clamped to [0, 1] (what is exported)."""
-        sc = self.scenes()[k].detach()
-        for s in sc.shapes:
-            s.fill.clamp_(0, 1)
-            s.stroke.clamp_(0, 1)
-        sc.background.clamp_(0, 1)
-        return sc
-
-    def to_top(self, k: int, idx: list[int]) -> None:
-        """Move shapes `idx` of scene k to the top of its painter's order (keeping their relative order)."""
-        if not idx:
-            return
-        moved = set(idx)
-        rest = [i for i in self.order[k].tolist() if i not in moved]
-        self.order[k] = torch.tensor(rest + [i for i in self.order[k].tolist() if i in moved])
-
-    @staticmethod
-    def from_scene(scene: Scene, device=None) -> "Painting":
-        """One scene of same-kind, same-size shapes as a Painting with K = 1 (painter's order kept)."""
-        if not scene.shapes:
-            raise ValueError("the scene has no shapes")
-        kinds = {s.kind for s in scene.shapes}
-        sizes = {tuple(s.points.shape) for s in scene.shapes}
-        if len(kinds) != 1 or len(sizes) != 1:
-            raise ValueError("a Painting needs shapes of one kind and one segment count")
-        kind = kinds.pop()
-        dev = device or scene.shapes[0].points.device
-        pts = torch.stack([s.points.detach() for s in scene.shapes])[None].to(dev)
-        col = torch.stack([(s.stroke if kind == "stroke" else s.fill).detach() for s in scene.shapes])[None].to(dev)
-        bg = scene.background.detach()
-        bg = (bg[:3] * bg[3] + (1 - bg[3])).to(dev)[None]
-        width = float(scene.shapes[0].stroke_width.detach()) if kind == "stroke" else 0.0
-        order = torch.arange(len(scene.shapes))[None]
-        return Painting(scene.width, scene.height, kind, pts, col, bg, order, width)
-
-
-def circle_control_points(centers: torch.Tensor, radius: torch.Tensor | float, segments: int) -> torch.Tensor:
-    """(..., 2) centers -> (..., 3*segments, 2) control points of closed paths approximating circles."""
-    unit = unit_circle(segments, dtype=centers.dtype, device=centers.device)
-    r = torch.as_tensor(radius, dtype=centers.dtype, device=centers.device)
-    if r.dim():
-        r = r[..., None, None]
-    return centers[..., None, :] + unit * r
 
 
 # ------------------------------------------------------------------------------------------ LIVE fitting
@@ -218,6 +57,11 @@ def stage_schedule(paths: int, schedule: str) -> list[int]:
     if sum(nums) > paths:
         raise InputError(f"schedule {schedule!r} adds {sum(nums)} paths, more than paths={paths}")
     return nums
+
+
+def live_steps(paths: int, iters: int, schedule: str = "doubling") -> int:
+    """Steps `live_vectorize` takes at most: `iters` per stage, plus the last pass that refines everything."""
+    return (len(stage_schedule(paths, schedule)) + 1) * iters
 
 
 def _palette_labels(target: np.ndarray, colors: int = 24) -> np.ndarray:
@@ -396,9 +240,10 @@ class VectorizeSettings:
                         lo=1, hi=512)
     segments: int = option(4, "cubic segments per path (LIVE uses 4; more follow complex outlines better)",
                            lo=1, hi=32)
-    size: int = option(256, "working resolution: the image is resized so its longer side has this many pixels; "
-                            "the SVG canvas has the same size", lo=16, hi=1024)
-    iters: int = option(150, "optimization steps per stage (LIVE: 500 per path group)", lo=1, hi=5000)
+    size: int | None = option(None, "working resolution: the image is resized so its longer side has this many "
+                                    "pixels; the SVG canvas has the same size", lo=16, hi=1024, full=256, quick=128)
+    iters: int | None = option(None, "optimization steps per stage (LIVE: 500 per path group)", lo=1, hi=5000,
+                               full=150, quick=30)
     schedule: str = option("doubling", "paths added per stage: 'doubling' (1, 1, 2, 4, 8, ...), a number N "
                                        "(N each stage) or counts like '1,2,4,8'", advanced=True)
     lr: float = option(1.0, "point learning rate, pixels per step at 256 px", lo=1e-4, hi=100.0, advanced=True)
@@ -440,10 +285,3 @@ class Vectorize:
         metrics = {"psnr": psnr(raster, target), "paths": float(len(scene.shapes))}
         yield Result(files=files, preview=to_uint8(raster),
                      metadata={"metrics": metrics, "canvas": [w, h], "input_size": [w0, h0]})
-
-
-def resize_to(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, size, size), bilinear with antialiasing (a no-op at that size already)."""
-    if images.shape[-2:] == (size, size):
-        return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -163,3 +163,17 @@ def load_tiny(kind: str, *, device=None, dtype=None):
     prior_kind = "text" if kind == "sd" else "instruct"
     return load_diffusers_prior(str(ensure_tiny(kind)), prior_kind, device=device, dtype=dtype, tiny=True,
                                 name=f"tiny-{kind}")
+
+
+def load_tiny_sd(source=None, *, device=None, memory: str = "auto"):
+    """The `tiny-sd` prior (catalog loader), through the same path as a downloaded model."""
+    from .diffusers_prior import _load
+
+    return _load("text", str(ensure_tiny("sd")), device, memory, name="tiny-sd", tiny=True)
+
+
+def load_tiny_ip2p(source=None, *, device=None, memory: str = "auto"):
+    """The `tiny-ip2p` prior (catalog loader)."""
+    from .diffusers_prior import _load
+
+    return _load("instruct", str(ensure_tiny("ip2p")), device, memory, name="tiny-ip2p", tiny=True)

@@ -15,24 +15,24 @@ from typing import Sequence
 
 import torch
 
-from ...errors import InputError, ModelUnavailableError
-from ..guidance import cfg, ip2p_guidance
+from ..errors import InputError, ModelUnavailableError
+from ..engine.guidance import cfg, ip2p_guidance
+from ..engine.sampling import ddim
 from .base import Cond, as_list
 
-DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_IP2P = "timbrooks/instruct-pix2pix"
+from .catalog import entry
+from .machine import hub_offline, looks_like_path, offline_reason
+
 KINDS = ("text", "instruct")
 _ALIASES = {"sd": "text", "ip2p": "instruct"}  # the model names, accepted for the prior kinds they are
-_ENV = {"text": "DISTILL_SD_MODEL", "instruct": "DISTILL_IP2P_MODEL"}
-_DEFAULT = {"text": DEFAULT_SD, "instruct": DEFAULT_IP2P}
+_ENTRY = {"text": "sd", "instruct": "ip2p"}   # the catalog entry of each kind: env var, default hub id, label
 _LABEL = {"text": "Stable Diffusion", "instruct": "InstructPix2Pix"}
 
 
 def default_source(kind: str) -> str:
     """The model to load for `kind` ("text"/"sd" or "instruct"/"ip2p"): $DISTILL_SD_MODEL / $DISTILL_IP2P_MODEL
-    if set, else the public default."""
-    kind = _check_kind(kind)
-    return os.environ.get(_ENV[kind]) or _DEFAULT[kind]
+    if set, else the public default (both from the catalog)."""
+    return entry(_ENTRY[_check_kind(kind)]).source()
 
 
 def _check_kind(kind: str) -> str:
@@ -42,26 +42,9 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def offline_reason() -> str:
-    from . import offline_reason as reason
-
-    return reason()
-
-
-def _hub_offline() -> bool:
-    # huggingface_hub reads HF_HUB_OFFLINE once at import; read it per call so a later setting is honoured.
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _looks_like_path(source: str) -> bool:
-    # A hub id is "name" or "owner/name"; anything else (absolute, ~, ./, deeper nesting) is meant as a folder.
-    return (os.path.isabs(source) or source.startswith(("~", ".")) or source.count("/") > 1
-            or (os.sep != "/" and os.sep in source))
-
-
 def _unavailable(source: str, kind: str, reason: str) -> ModelUnavailableError:
-    hint = f"set {_ENV[kind]} to a local directory with the model"
-    if not _looks_like_path(source):
+    hint = f"set {entry(_ENTRY[kind]).env} to a local directory with the model"
+    if not looks_like_path(source):
         hint += f", or download it first with `hf download {source}`"
     return ModelUnavailableError(f"The {_LABEL[kind]} model '{source}' could not be loaded ({reason}): {hint}.")
 
@@ -88,14 +71,14 @@ def load_diffusers_prior(
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    if _looks_like_path(source):
+    if looks_like_path(source):
         source = str(Path(source).expanduser())
         if not (Path(source) / "model_index.json").is_file() and not (Path(source) / "unet").is_dir():
             raise _unavailable(source, kind, "no model directory there")
     # The local cache first, so a downloaded model loads without a network round-trip (huggingface_hub retries an
     # unreachable hub for minutes); then the hub, unless HF_HUB_OFFLINE forbids it.
-    offline = _hub_offline()
-    local_first = [True] if offline or _looks_like_path(source) else [True, False]
+    offline = hub_offline()
+    local_first = [True] if offline or looks_like_path(source) else [True, False]
     for local_only in local_first:
         try:
             unet, vae, text_encoder, tokenizer, scheduler = _load_components(source, dtype, local_only)
@@ -103,7 +86,7 @@ def load_diffusers_prior(
         except (OSError, ValueError) as err:  # hub and file errors are OSError; a malformed id is a ValueError
             error = err
     else:
-        if _looks_like_path(source):
+        if looks_like_path(source):
             reason = "its files are incomplete or unreadable"
         elif offline:
             reason = f"it is not in the local cache, and {offline_reason()}"
@@ -112,6 +95,32 @@ def load_diffusers_prior(
         raise _unavailable(source, kind, reason) from error
     return DiffusersPrior(unet, vae, text_encoder, tokenizer, scheduler, kind=kind, device=device,
                           name=name or source, tiny=tiny)
+
+
+def _sample_size(unet) -> int:
+    size = unet.config.sample_size
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+def _load(kind: str, source: str | None, device, memory: str, name: str, tiny: bool = False) -> "DiffusersPrior":
+    from .machine import accelerate_mode, hub_reachable, memory_profile
+
+    if not tiny:
+        hub_reachable()  # an unreachable hub then fails at once, not after minutes of retries
+    prior = load_diffusers_prior(source or default_source(kind), kind, device=device, tiny=tiny, name=name)
+    prior.apply_memory_profile(memory_profile(prior.device, memory))
+    prior.switches += prior.accelerate(accelerate_mode(prior.device))
+    return prior
+
+
+def load_sd(source: str | None = None, *, device=None, memory: str = "auto") -> "DiffusersPrior":
+    """The `sd` prior: Stable Diffusion from `source` (hub id or folder; default $DISTILL_SD_MODEL or the hub id)."""
+    return _load("text", source, device, memory, name="sd" if source is None else f"sd:{source}")
+
+
+def load_ip2p(source: str | None = None, *, device=None, memory: str = "auto") -> "DiffusersPrior":
+    """The `ip2p` prior: InstructPix2Pix from `source` (default $DISTILL_IP2P_MODEL or timbrooks/instruct-pix2pix)."""
+    return _load("instruct", source, device, memory, name="ip2p" if source is None else f"ip2p:{source}")
 
 
 def _load_components(source: str, dtype: torch.dtype, local_only: bool):
@@ -137,7 +146,7 @@ class DiffusersPrior:
     InstructPix2Pix's 3-way guidance, batched in its pipeline's order.
     """
 
-    analytic = False
+    needs_target = False
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, kind: str, device: torch.device,
                  name: str, tiny: bool = False):
@@ -160,6 +169,12 @@ class DiffusersPrior:
         self.alphas_cumprod = scheduler.alphas_cumprod.to(self.device, torch.float32)
         self._compiled_unet = None
         self._channels_last = False
+        self.description = (f"{'tiny random-weight ' if tiny else ''}{_LABEL[kind]} ({name}): "
+                            + ("tests the code path, its pictures mean nothing" if tiny else "diffusers weights"))
+        self.native_size = _sample_size(self.unet) * self.latent_scale
+        self.size_multiple = self.latent_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        self.defaults: dict = {}
+        self.switches: list[str] = []
         self.text_cache: dict[str, torch.Tensor] = {}  # prompt -> (L, D) embedding, in self.dtype on device
         want = self.latent_channels * (2 if kind == "instruct" else 1)
         if self.unet.config.in_channels != want:
@@ -171,6 +186,16 @@ class DiffusersPrior:
         return f"DiffusersPrior(name={self.name!r}, kind={self.kind!r}, device={self.device}, dtype={self.dtype})"
 
     # ---- memory switches (all off by default: speed is opt-in, memory savings too) ----
+    def apply_memory_profile(self, profile: str) -> list[str]:
+        """Switch on the memory savers of a profile ("none", "24gb", "16gb"; see machine.MEMORY_SWITCHES)."""
+        from .machine import MEMORY_SWITCHES
+
+        for switch in MEMORY_SWITCHES[profile]:
+            getattr(self, f"enable_{switch}")()
+            if switch not in self.switches:
+                self.switches.append(switch)
+        return list(MEMORY_SWITCHES[profile])
+
     def enable_attention_slicing(self, slice_size: str | int = "auto") -> None:
         """Compute attention in slices: less memory, slower (replaces the SDPA processors)."""
         self.unet.set_attention_slice(slice_size)
@@ -184,20 +209,20 @@ class DiffusersPrior:
         self.vae.enable_slicing()
 
     # ---- images <-> latents ----
-    def encode(self, images: torch.Tensor, *, sample_mode: str = "sample",
+    def encode(self, images: torch.Tensor, mode: str = "sample",
                generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, C, H/8, W/8) scaled latents, differentiable, float32.
 
-        sample_mode: "sample" draws from the VAE posterior (as SDS implementations do), "mean" takes its mean.
+        mode: "sample" draws from the VAE posterior (as SDS implementations do), "mean" takes its mean.
         """
         x = images.to(self.device, self.vae.dtype) * 2.0 - 1.0
         dist = self.vae.encode(x).latent_dist
-        if sample_mode == "sample":
+        if mode == "sample":
             z = dist.sample(generator)
-        elif sample_mode == "mean":
+        elif mode == "mean":
             z = dist.mode()
         else:
-            raise ValueError(f"sample_mode must be 'sample' or 'mean', not {sample_mode!r}")
+            raise ValueError(f"mode must be 'sample' or 'mean', not {mode!r}")
         return z * self.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -373,22 +398,11 @@ class DiffusersPrior:
                               image_guidance=image_guidance)
         if images is not None:
             height, width = images.shape[-2:]
-        if not 1 <= steps <= self.num_train_timesteps:
-            raise ValueError(f"steps must be between 1 and {self.num_train_timesteps}, not {steps}")
         s = self.latent_scale
         if height % s or width % s:
             raise ValueError(f"height and width must be multiples of {s}, not {height}x{width}")
         shape = (len(cond), self.latent_channels, height // s, width // s)
         gen_device = generator.device if generator is not None else self.device
         z = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(self.device)
-        ratio = self.num_train_timesteps // steps
-        timesteps = (torch.arange(steps, device=self.device) * ratio + 1).clamp(max=self.num_train_timesteps - 1)
-        timesteps = timesteps.flip(0)  # SD's "leading" spacing with steps_offset = 1
-        ac = self.alphas_cumprod
-        for i, t in enumerate(timesteps):
-            eps = self.predict_eps(z, t, cond).float()
-            a_t = ac[t]
-            a_prev = ac[timesteps[i + 1]] if i + 1 < steps else ac[0]  # SD: set_alpha_to_one = False
-            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-            z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         return self.decode(z)

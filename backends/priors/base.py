@@ -1,8 +1,8 @@
 """The one small protocol every diffusion prior implements, and the batched condition it takes.
 
-A prior turns images into latents and back, and predicts (guided) noise for noisy latents. The engine and the
-backends only ever talk to this protocol, so Stable Diffusion, InstructPix2Pix, the tiny random-weight models
-and the analytic Gaussian prior are interchangeable.
+A prior turns images into latents and back, predicts (guided) noise for noisy latents, and samples. The engine
+and the backends only ever talk to this protocol (never to a prior's modules or class), so Stable Diffusion,
+InstructPix2Pix, the tiny random-weight models and the closed-form priors are interchangeable.
 """
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ class Cond:
     """A batch of conditions, one row per sample; every tensor field has the batch on dim 0.
 
     text: (B, L, D) prompt embeddings; uncond: (B, L, D) embeddings of the negative / empty prompt;
-    image: (B, C, h, w) InstructPix2Pix image latents (unscaled `latent_dist.mode()`, as diffusers' pipeline);
-    guidance: (B,) text guidance scale; image_guidance: (B,) image guidance scale;
-    means: (B, M, C, h, w) per-sample mixture means, only for analytic priors.
+    What `text` and `uncond` hold is the prior's business (CLIP embeddings for Stable Diffusion, retrieval weights
+    for a closed-form prior); backends only batch, index and repeat them.
+    image: (B, C, h, w) the image condition on the latent grid (InstructPix2Pix: the source's unscaled
+    `latent_dist.mode()`, as diffusers' pipeline; the analytic prior: the target's latents);
+    guidance: (B,) text guidance scale; image_guidance: (B,) image guidance scale.
     """
 
     text: torch.Tensor | None = None
@@ -27,7 +29,6 @@ class Cond:
     image: torch.Tensor | None = None
     guidance: torch.Tensor | None = None
     image_guidance: torch.Tensor | None = None
-    means: torch.Tensor | None = None
 
     def __len__(self) -> int:
         for f in fields(self):
@@ -66,30 +67,40 @@ class Cond:
 
 @runtime_checkable
 class Prior(Protocol):
-    """What the engine needs from a diffusion model.
+    """What the engine and every backend need from a diffusion model.
 
-    Attributes: name (as the user picked it), kind ("text" or "instruct"), tiny (random weights: results are
-    for trying the flow only), analytic (exact closed-form noise prediction), device, dtype (of the denoiser),
-    latent_scale (pixels per latent cell: 8 for Stable Diffusion, 1 for analytic), latent_channels,
-    alphas_cumprod ((T,) float32 on device), num_train_timesteps.
+    Attributes: name (as the user picked it), kind ("text" or "instruct"), description (one line: what it is),
+    tiny (random weights: results only show the flow), needs_target (centred on target images given to
+    `condition(images=...)`), device, dtype (of the denoiser), latent_scale (pixels per latent cell: 8 for Stable
+    Diffusion, 1 in pixel space), latent_channels, native_size (the image side in pixels it was built for: 512 for
+    Stable Diffusion 1.x), size_multiple (image sides must be multiples of this many pixels), alphas_cumprod ((T,)
+    float32 on device), num_train_timesteps, defaults (suggested settings of "auto" fields for this prior; may be
+    empty), switches (the memory and speed switches that are on, for result.json).
     """
 
     name: str
     kind: str
+    description: str
     tiny: bool
-    analytic: bool
+    needs_target: bool
     device: torch.device
     dtype: torch.dtype
     latent_scale: int
     latent_channels: int
+    native_size: int
+    size_multiple: int
     alphas_cumprod: torch.Tensor
     num_train_timesteps: int
+    defaults: dict
+    switches: list
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> (B, C, H/s, W/s) scaled latents; differentiable (float32 path)."""
+    def encode(self, images: torch.Tensor, mode: str = "sample",
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, C, H/s, W/s) latents; differentiable (float32 path). mode: "sample" draws
+        from the encoder's posterior where it has one, "mean" takes its mean (deterministic)."""
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) scaled latents -> (B, 3, h*s, w*s) images in [0, 1]."""
+        """(B, C, h, w) latents -> (B, 3, h*s, w*s) images in [0, 1]."""
 
     def condition(
         self,
@@ -100,10 +111,16 @@ class Prior(Protocol):
         guidance: float = 7.5,
         image_guidance: float = 1.5,
     ) -> Cond:
-        """Build a batched condition (text embeddings are cached per prompt string)."""
+        """Build a batched condition. images: (B, 3, H, W) in [0, 1], the sources of an "instruct" prior or the
+        targets of a `needs_target` prior; refused otherwise."""
 
     def predict_eps(self, z_t: torch.Tensor, t: torch.Tensor, cond: Cond) -> torch.Tensor:
         """Guided noise prediction for (B, C, h, w) noisy latents at integer timesteps t (B,), all in one call."""
+
+    def sample(self, prompts: str | Sequence[str], *, steps: int = 50, guidance: float = 7.5, height: int = 512,
+               width: int = 512, generator: torch.Generator | None = None, negative: str | Sequence[str] = "",
+               images: torch.Tensor | None = None, image_guidance: float = 1.5) -> torch.Tensor:
+        """Images drawn from the prior (deterministic DDIM): (B, 3, height, width) float32 in [0, 1]."""
 
 
 def as_list(prompts: str | Sequence[str]) -> list[str]:

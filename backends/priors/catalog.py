@@ -1,0 +1,122 @@
+"""The one table of priors: names, kinds, what each is, where its weights come from, how to load it.
+
+Every other place (the runner, the CLI's `list`, the app's menus and banner) reads this table. Third-party priors
+add entries through the entry point group `distill_studio.priors`: each entry point names a module whose import
+calls `register(Entry(...))`, or an `Entry` itself.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Callable
+
+from ..errors import InputError
+
+ENTRY_POINT_GROUP = "distill_studio.priors"
+KINDS = ("text", "instruct")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One prior.
+
+    kind: "text" (prompt -> image, like Stable Diffusion) or "instruct" (image + instruction -> edited image, like
+    InstructPix2Pix). profile: "full" for real diffusion models (the paper's settings apply), "quick" for the tiny
+    and closed-form priors (CPU-sized settings). env, default_source: where real weights come from; a name may then
+    be given as "name:<hub id or folder>". needs_target: the prior is centred on target images that the backend
+    gives to `condition(images=...)` (the analytic prior). load: "module:function" called as
+    fn(source, device=..., memory=...) -> the prior object.
+    """
+
+    name: str
+    kind: str
+    label: str
+    summary: str
+    load: str
+    profile: str = "quick"
+    env: str | None = None
+    default_source: str | None = None
+    needs_target: bool = False
+    offline: bool = True  # needs nothing from the network or the disk beyond the installed package
+
+    def source(self) -> str | None:
+        """The hub id or folder the weights load from: $env if set, else the default (None: nothing to load)."""
+        if self.env is None:
+            return self.default_source
+        return os.environ.get(self.env) or self.default_source
+
+    def loader(self) -> Callable:
+        module, _, fn = self.load.partition(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+_BUILTIN = (
+    Entry("sd", "text", "Stable Diffusion 1.5", "Stable Diffusion 1.5 (text to image); weights from DISTILL_SD_MODEL "
+          "or the default hub id", "backends.priors.diffusers_prior:load_sd", profile="full", env="DISTILL_SD_MODEL",
+          default_source="stable-diffusion-v1-5/stable-diffusion-v1-5", offline=False),
+    Entry("ip2p", "instruct", "InstructPix2Pix", "InstructPix2Pix (image + instruction); weights from "
+          "DISTILL_IP2P_MODEL or timbrooks/instruct-pix2pix", "backends.priors.diffusers_prior:load_ip2p",
+          profile="full", env="DISTILL_IP2P_MODEL", default_source="timbrooks/instruct-pix2pix", offline=False),
+    Entry("tiny-sd", "text", "tiny random Stable Diffusion", "tiny random-weight Stable Diffusion, built in code: tests "
+          "the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_sd"),
+    Entry("tiny-ip2p", "instruct", "tiny random InstructPix2Pix", "tiny random-weight InstructPix2Pix, built in code: "
+          "tests the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_ip2p"),
+    Entry("analytic", "text", "analytic Gaussian", "Gaussian (mixture) around the given target image(s) with exact "
+          "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", needs_target=True),
+    Entry("analytic-edit", "instruct", "analytic colour-shift edit", "closed-form edit of the source by one of two "
+          "random colour shifts per call: for measuring CSD-Edit's consistency", "backends.priors.analytic:load_edit"),
+)
+
+_entries: dict[str, Entry] = {e.name: e for e in _BUILTIN}
+_plugins_loaded = False
+_lock = threading.Lock()
+plugin_errors: dict[str, str] = {}
+
+
+def register(entry: Entry) -> Entry:
+    """Add a prior to the catalog (plugins call this at import)."""
+    if entry.kind not in KINDS:
+        raise ValueError(f"prior kind must be one of {KINDS}, not {entry.kind!r}")
+    existing = _entries.get(entry.name)
+    if existing is not None and existing != entry:
+        raise ValueError(f"prior {entry.name!r} is registered twice")
+    _entries[entry.name] = entry
+    return entry
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    with _lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj = ep.load()
+                if isinstance(obj, Entry):
+                    register(obj)
+            except Exception as err:  # a broken plugin must not take the app down
+                plugin_errors[ep.name] = f"{type(err).__name__}: {err}"
+
+
+def entries() -> dict[str, Entry]:
+    """Every prior, built-in and plugin, by name."""
+    _load_plugins()
+    return dict(_entries)
+
+
+def entry(name: str) -> Entry:
+    """The entry for a prior name, also "sd:<hub id or folder>" forms; InputError naming the choices otherwise."""
+    base = name.split(":", 1)[0] if isinstance(name, str) else ""
+    found = entries().get(base)
+    if found is None or (":" in name and found.env is None):
+        kinds = ", ".join(n + (":<hub id or folder>" if e.env else "") for n, e in entries().items())
+        raise InputError(f"unknown prior {str(name)[:60]!r}: choose one of {kinds}")
+    return found
+
+
+def names(kind: str | None = None) -> list[str]:
+    return [n for n, e in entries().items() if kind is None or e.kind == kind]

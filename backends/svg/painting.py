@@ -1,0 +1,281 @@
+"""What every SVG backend optimizes, and how it starts: the `Painting` (K vector scenes of N same-kind shapes as a
+few batched leaf tensors), its initializers (VectorFusion's random circles, random-walk strokes, a pixel grid) and
+`sample_rank_vectorize` (K raster samples from the prior -> the best by CLIP -> LIVE vectorization), which is both
+the raster-then-vectorize baseline and VectorFusion's init="live".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..imaging import to_uint8
+from ..types import Progress
+from .render import render_batch
+from .scene import Scene, Shape, unit_circle
+
+SHAPE_KINDS = ("path", "stroke", "square")
+
+
+@dataclass
+class Painting:
+    """K vector scenes with one layout, as batched tensors: what an optimizer updates.
+
+    kind: "path" (closed, filled cubic paths), "stroke" (open stroked paths) or "square" (axis-aligned
+    squares, pixel art); points: (K, N, P, 2) canvas pixels, P = 3S (paths), 3S + 1 (strokes), 2 (squares:
+    two corners); colors: (K, N, 4) RGBA in [0, 1], the fill (paths, squares) or the stroke color (strokes);
+    background: (K, 3) RGB in [0, 1]; order: (K, N) long, painter's order (order[k, j] is the shape drawn j-th
+    in scene k); stroke_width: pixels (strokes only). The canvas is width x height pixels.
+    """
+
+    width: int
+    height: int
+    kind: str
+    points: torch.Tensor
+    colors: torch.Tensor
+    background: torch.Tensor
+    order: torch.Tensor
+    stroke_width: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in SHAPE_KINDS:
+            raise ValueError(f"unknown shape kind {self.kind!r}: use one of {SHAPE_KINDS}")
+        k, n = self.points.shape[:2]
+        if self.colors.shape != (k, n, 4) or self.background.shape != (k, 3) or self.order.shape != (k, n):
+            raise ValueError("points (K, N, P, 2), colors (K, N, 4), background (K, 3), order (K, N) disagree")
+
+    @property
+    def k(self) -> int:
+        return self.points.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.points.shape[1]
+
+    def cubics(self) -> torch.Tensor:
+        """(K, N, S, 4, 2) control points of every segment (closed paths wrap around); differentiable."""
+        p = self.points.shape[2]
+        if self.kind == "path":
+            s = p // 3
+            idx = (torch.arange(s)[:, None] * 3 + torch.arange(4)[None]) % p
+        elif self.kind == "stroke":
+            s = (p - 1) // 3
+            idx = torch.arange(s)[:, None] * 3 + torch.arange(4)[None]
+        else:
+            raise ValueError("squares have no Bezier segments")
+        return self.points[:, :, idx.to(self.points.device)]
+
+    def scenes(self) -> list[Scene]:
+        """The K scenes, sharing the tensors (rendering them is differentiable in points, colors, background)."""
+        out = []
+        for k in range(self.k):
+            shapes = []
+            for i in self.order[k].tolist():
+                if self.kind == "stroke":
+                    shapes.append(Shape("stroke", self.points[k, i], stroke=self.colors[k, i],
+                                        stroke_width=self.stroke_width))
+                else:
+                    shapes.append(Shape(self.kind, self.points[k, i], fill=self.colors[k, i]))
+            out.append(Scene(self.width, self.height, shapes, background=self.background[k]))
+        return out
+
+    def render(self, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        """(K, 3, H, W) images in [0, 1] (default: the canvas size), one `render_batch` call.
+
+        Pixel-aligned, non-overlapping squares (pixel art) take a shortcut that gives the renderer's exact
+        output (each pixel is inside exactly one square or none: coverage 1 or 0) as one gather instead of
+        one compositing layer per square; at another `size` it is area-resampled (previews).
+        """
+        if self.kind == "square":
+            cells = self._pixel_cells()
+            if cells is not None:
+                out = self._render_cells(cells)
+                if size is not None and size != self.width and tuple(np.atleast_1d(size)) != (self.height, self.width):
+                    hw = (round(size * self.height / self.width), size) if isinstance(size, int) else tuple(size)
+                    out = F.interpolate(out, size=hw, mode="area")
+                return out
+        return render_batch(self.scenes(), size=size).permute(0, 3, 1, 2)
+
+    def _pixel_cells(self) -> torch.Tensor | None:
+        """(K, H*W) long: the square covering each pixel (-1: none), or None when some square is not on whole
+        pixels inside the canvas or two squares overlap. Cached while the points do not change."""
+        key = (self.points.data_ptr(), self.points._version, tuple(self.points.shape))
+        cached = getattr(self, "_cells_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pts = self.points.detach().cpu().double()
+        cells = None
+        if torch.equal(pts, pts.round()):
+            lo = torch.minimum(pts[:, :, 0], pts[:, :, 1]).long().numpy()
+            hi = torch.maximum(pts[:, :, 0], pts[:, :, 1]).long().numpy()
+            if (lo >= 0).all() and (hi[..., 0] <= self.width).all() and (hi[..., 1] <= self.height).all():
+                maps = np.full((self.k, self.height, self.width), -1, dtype=np.int64)
+                count = np.zeros((self.k, self.height, self.width), dtype=np.int32)
+                for k in range(self.k):
+                    for i in range(self.n):
+                        (x0, y0), (x1, y1) = lo[k, i], hi[k, i]
+                        maps[k, y0:y1, x0:x1] = i
+                        count[k, y0:y1, x0:x1] += 1
+                if count.max() <= 1:
+                    cells = torch.from_numpy(maps.reshape(self.k, -1)).to(self.points.device)
+        self._cells_cache = (key, cells)
+        return cells
+
+    def _render_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        covered = (cells >= 0).unsqueeze(-1).to(self.colors.dtype)
+        rgba = torch.gather(self.colors, 1, cells.clamp(min=0).unsqueeze(-1).expand(-1, -1, 4))
+        alpha = rgba[..., 3:] * covered
+        out = self.background[:, None, :] * (1 - alpha) + alpha * rgba[..., :3]
+        return out.clamp(0, 1).reshape(self.k, self.height, self.width, 3).permute(0, 3, 1, 2)
+
+    def scene(self, k: int = 0) -> Scene:
+        """Scene k detached, colors clamped to [0, 1] (what is exported)."""
+        sc = self.scenes()[k].detach()
+        for s in sc.shapes:
+            s.fill.clamp_(0, 1)
+            s.stroke.clamp_(0, 1)
+        sc.background.clamp_(0, 1)
+        return sc
+
+    def to_top(self, k: int, idx: list[int]) -> None:
+        """Move shapes `idx` of scene k to the top of its painter's order (keeping their relative order)."""
+        if not idx:
+            return
+        moved = set(idx)
+        rest = [i for i in self.order[k].tolist() if i not in moved]
+        self.order[k] = torch.tensor(rest + [i for i in self.order[k].tolist() if i in moved])
+
+    @staticmethod
+    def from_scene(scene: Scene, device=None) -> "Painting":
+        """One scene of same-kind, same-size shapes as a Painting with K = 1 (painter's order kept)."""
+        if not scene.shapes:
+            raise ValueError("the scene has no shapes")
+        kinds = {s.kind for s in scene.shapes}
+        sizes = {tuple(s.points.shape) for s in scene.shapes}
+        if len(kinds) != 1 or len(sizes) != 1:
+            raise ValueError("a Painting needs shapes of one kind and one segment count")
+        kind = kinds.pop()
+        dev = device or scene.shapes[0].points.device
+        pts = torch.stack([s.points.detach() for s in scene.shapes])[None].to(dev)
+        col = torch.stack([(s.stroke if kind == "stroke" else s.fill).detach() for s in scene.shapes])[None].to(dev)
+        bg = scene.background.detach()
+        bg = (bg[:3] * bg[3] + (1 - bg[3])).to(dev)[None]
+        width = float(scene.shapes[0].stroke_width.detach()) if kind == "stroke" else 0.0
+        order = torch.arange(len(scene.shapes))[None]
+        return Painting(scene.width, scene.height, kind, pts, col, bg, order, width)
+
+
+def circle_control_points(centers: torch.Tensor, radius: torch.Tensor | float, segments: int) -> torch.Tensor:
+    """(..., 2) centers -> (..., 3*segments, 2) control points of closed paths approximating circles."""
+    unit = unit_circle(segments, dtype=centers.dtype, device=centers.device)
+    r = torch.as_tensor(radius, dtype=centers.dtype, device=centers.device)
+    if r.dim():
+        r = r[..., None, None]
+    return centers[..., None, :] + unit * r
+
+
+
+def random_circles(k: int, n: int, segments: int, radius: float, size: int, generator: torch.Generator):
+    """(k, n, 3S, 2) circle control points with centers uniform over the canvas (a radius in from the edges),
+    and (k, n, 4) random colors with opacity U(0.7, 1) (VectorFusion's iconography initialization)."""
+    lo, hi = radius, size - radius
+    centers = lo + torch.rand(k, n, 2, generator=generator) * max(hi - lo, 0.0)
+    points = circle_control_points(centers, radius, segments)
+    colors = torch.cat([torch.rand(k, n, 3, generator=generator),
+                        0.7 + 0.3 * torch.rand(k, n, 1, generator=generator)], dim=-1)
+    return points, colors
+
+
+def random_strokes(k: int, n: int, segments: int, size: int, generator: torch.Generator, step: float = 0.1):
+    """(k, n, 3S+1, 2) open strokes: random walks of control points (each step within `step` x the canvas),
+    starting uniformly over the canvas (CLIPDraw / VectorFusion sketch init)."""
+    start = torch.rand(k, n, 1, 2, generator=generator)
+    steps = (torch.rand(k, n, 3 * segments, 2, generator=generator) * 2 - 1) * step
+    walk = torch.cat([start, start + torch.cumsum(steps, dim=2)], dim=2).clamp(0, 1)
+    return walk * size
+
+
+def pixel_squares(k: int, grid: int, size: int) -> torch.Tensor:
+    """(k, grid^2, 2, 2) corners of a grid x grid tiling of the canvas, row by row."""
+    edges = torch.linspace(0, float(size), grid + 1)
+    y0, x0 = torch.meshgrid(edges[:-1], edges[:-1], indexing="ij")
+    y1, x1 = torch.meshgrid(edges[1:], edges[1:], indexing="ij")
+    corners = torch.stack([torch.stack([x0, y0], -1), torch.stack([x1, y1], -1)], dim=-2).reshape(-1, 2, 2)
+    return corners[None].expand(k, -1, -1, -1).clone()
+
+
+def grid_image(images: torch.Tensor) -> np.ndarray:
+    """(K, 3, H, W) -> one (rows*H, cols*W, 3) uint8 contact sheet (a preview of K candidates)."""
+    k, _, h, w = images.shape
+    cols = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    sheet = torch.ones(3, rows * h, cols * w, device=images.device)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        sheet[:, r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
+    return to_uint8(sheet)
+
+
+def resize_to(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, size, size), bilinear with antialiasing (a no-op at that size already)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+@dataclass
+class Sampled:
+    """What `sample_rank_vectorize` found: the K samples (K, 3, n, n), their CLIP order (best first) and scores,
+    and the best one vectorized (None when vectorize=False)."""
+
+    samples: torch.Tensor
+    order: list[int]
+    scores: torch.Tensor
+    painting: Painting | None
+
+    @property
+    def best(self) -> torch.Tensor:
+        return self.samples[self.order[0]]
+
+
+def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps: int, guidance: float,
+                          negative: str, generator: torch.Generator, scorer, vectorize: bool = True, paths: int = 64,
+                          segments: int = 4, iters: int = 100, live_size: int = 256, canvas: int = 600,
+                          every: int = 25, offset: int = 0, total: int | None = None):
+    """K raster samples of `prompt` at the prior's native size (deterministic DDIM), ranked by CLIP against
+    `rank_prompt` (the user's words, without the style suffix), the best vectorized LIVE-style into `paths` closed
+    paths on a `canvas` px canvas. A generator: yields Progress (numbered from `offset` within `total`) and
+    returns a `Sampled`."""
+    from ..clip import rerank
+    from .vectorize import live_vectorize, live_steps
+
+    total = total if total is not None else offset + (live_steps(paths, iters) if vectorize else 0)
+    yield Progress(step=offset, total=total, message=f"sampling {k} raster images ({steps} DDIM steps)")
+    n = prior.native_size
+    samples = prior.sample([prompt] * k, steps=steps, guidance=guidance, height=n, width=n, generator=generator,
+                           negative=negative).clamp(0, 1)
+    order, scores = rerank(samples, rank_prompt, model=scorer)
+    yield Progress(step=offset, total=total, preview=grid_image(samples[order]), message="best sample first (CLIP)")
+    found = Sampled(samples, order, scores, None)
+    if vectorize:
+        target = resize_to(found.best[None], live_size)[0].to(prior.device)
+        fitted = yield from renumber(live_vectorize(target, paths=paths, segments=segments, iters=iters,
+                                                    every=every), offset, total)
+        scale = canvas / live_size
+        found.painting = Painting(canvas, canvas, "path", fitted.points * scale, fitted.colors.clone(),
+                                  fitted.background.clone(), fitted.order.clone())
+    return found
+
+
+def renumber(gen, offset: int, total: int):
+    """Re-number a sub-phase's Progress into the whole run's step count; returns the sub-generator's value."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        p.step, p.total = offset + p.step, total
+        yield p
