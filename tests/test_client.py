@@ -70,7 +70,7 @@ def test_environment_reports_cpu_and_tiny_priors(client):
 
     offline = {kind: auto_prior(kind, "auto", "cpu") for kind in ("text", "instruct")}
     assert env["device"] == "cpu" and {k: v["prior"] for k, v in env["kinds"].items()} == offline
-    assert env["weights"]["text"]["state"] in ("missing", "cached", "local")
+    assert env["kinds"]["text"]["weights"]["state"] in ("missing", "cached", "local")
 
 
 def test_defaults_then_run_repeats_through_the_api(client):
