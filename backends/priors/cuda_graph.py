@@ -10,11 +10,13 @@ before the first step. A manual capture is a few warm-up calls plus one recorded
 - per input signature (shapes, strides, dtypes, device of x, t, text) it warms up on a side stream, captures a
   `torch.cuda.CUDAGraph` over static input buffers, and keeps it in a small LRU (default 8 graphs: the text prior
   uses batch 2B, InstructPix2Pix 3B with 8 input channels, and a run sees only a few batch sizes);
-- every call copies the inputs into the static buffers, replays, and returns a *clone* of the static output
-  (`clone_output=False` returns the static buffer itself, which the next replay of that graph overwrites);
+- every call copies the inputs into the static buffers, replays, and returns a *clone* of the static output;
 - all graphs share one memory pool (`torch.cuda.graph_pool_handle()`), so eight graphs cost about one graph's
-  activations, not eight. Sharing is safe here because the graphs are replayed one at a time on one stream and
-  each one's live buffers (static inputs and output) stay allocated while it is cached;
+  activations, not eight. A later capture may place its tensors in memory an earlier graph uses for its
+  intermediates. That is safe here because the graphs replay one at a time on one stream, every replay writes its
+  intermediates before reading them, the static inputs live outside the pool (allocated before capture), and
+  the static output, which is in the pool, is cloned before any other replay can overwrite it. Hence
+  `clone_output=False` (no copy) returns a buffer that is valid only until the wrapper's next call, of any shape;
 - it falls back to the eager call, once and with one warning, where graphs cannot run: no CUDA, inputs not on a
   CUDA device, ZeroGPU (env `SPACES_ZERO_GPU`: its worker processes do not keep device state between calls),
   `DISTILL_CUDA_GRAPHS=0`, or a capture failure (a model that syncs with the host, say). After a fallback it
@@ -136,7 +138,7 @@ class GraphedUNet:
 
     unet: a frozen diffusers UNet2DConditionModel (or any module with that call), already on its device and dtype.
     max_graphs: graphs kept (LRU). warmup: eager side-stream calls before each capture. clone_output: return a
-    copy of the output (default) rather than the static buffer the next replay overwrites.
+    copy of the output (default) rather than the static buffer, which the next call (any shape) may overwrite.
 
     Call: x (B, C, h, w), t (B,) integer timesteps or one number, text (B, L, D) in the UNet's dtype ->
     (B, C_out, h, w) noise prediction in the UNet's dtype. Attributes for benchmarks and tests: `reason` (why it
