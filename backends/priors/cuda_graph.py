@@ -29,6 +29,7 @@ raised deep inside torch, so callers must test `graphed is None`, and this wrapp
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -155,6 +156,8 @@ class GraphedUNet:
         self.reason: str | None = disabled_reason()
         self._warned = False
         self._pool = None  # created at the first capture: graph_pool_handle() needs a CUDA context
+        # Two runs in two app threads must not interleave copy-in, replay and clone on the same static buffers.
+        self._lock = threading.Lock()
         self.captures = 0
         self.capture_seconds = 0.0
         self.replays = 0
@@ -184,16 +187,19 @@ class GraphedUNet:
         if self.reason is not None:
             self._warn_once()
             return self.eager(x, t, text)
-        key = signature(x, t, text)
-        captured = self.graphs.get(key)
-        if captured is None:
-            captured = self._capture(x, t, text)
-            if captured is None:  # the capture failed: this call and all later ones run eagerly
+        with self._lock:
+            if self.reason is not None:  # another thread's capture failed meanwhile
                 return self.eager(x, t, text)
-            self.graphs.put(key, captured)
-        out = captured.replay(x, t, text)
-        self.replays += 1
-        return out.clone() if self.clone_output else out
+            key = signature(x, t, text)
+            captured = self.graphs.get(key)
+            if captured is None:
+                captured = self._capture(x, t, text)
+                if captured is None:  # the capture failed: this call and all later ones run eagerly
+                    return self.eager(x, t, text)
+                self.graphs.put(key, captured)
+            out = captured.replay(x, t, text)
+            self.replays += 1
+            return out.clone() if self.clone_output else out
 
     def _capture(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> _Captured | None:
         start = time.perf_counter()
