@@ -31,11 +31,13 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -172,40 +174,55 @@ def one_line(err: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def project_warnings(caught: Sequence[warnings.WarningMessage], limit: int = 240) -> str | None:
+    """The distinct warnings raised from this project's code (backends/), joined in one line; None if none.
+    They matter here: a torch.compile failure falls back to eager with a warning instead of failing the run."""
+    mine = str(ROOT / "backends")
+    texts = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught if str(w.filename).startswith(mine)))
+    if not texts:
+        return None
+    text = " / ".join(texts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
                   log: Callable[[str], None]) -> dict:
     """Run backend `key` once through `backends.run`; returns its row (timings, memory, error or None)."""
     import backends
 
     row = dict(backend=key, prior="-", steps=None, first_progress_s=None, ms_per_step=None, total_s=None,
-               load_s=None, peak_gib=None, bad_steps=None, error=None)
+               load_s=None, peak_gib=None, bad_steps=None, warnings=None, error=None)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     reports: list[tuple[int, float]] = []
     t0 = time.perf_counter()
-    try:
-        cls = backends.get(key)
-        prior = {"text": "sd", "instruct": "ip2p"}.get(cls.prior)
-        row["prior"] = prior or "-"
-        settings = settings_for(cls, quick)
-        run = backends.run(key, settings, prior=prior, inputs=example_inputs(cls), out_dir=out_dir, device=device)
-        for item in run:
-            if isinstance(item, backends.Result):
-                row["load_s"] = item.metadata.get("timings", {}).get("load_s")
-                row["bad_steps"] = (item.metadata.get("metrics") or {}).get("bad_steps", row["bad_steps"])
-                continue
-            if row["first_progress_s"] is None:
-                row["first_progress_s"] = time.perf_counter() - t0
-            reports.append((item.step, item.elapsed))
-            row["steps"] = item.total  # the backend's own count (LIVE stages included)
-            if "bad_steps" in item.metrics:
-                row["bad_steps"] = item.metrics["bad_steps"]
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    except Exception as err:  # one backend's failure is a row of the table, not the end of the check
-        row["error"] = one_line(err)
-        log(f"{key} FAILED: {row['error']}\n{traceback.format_exc()}")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            cls = backends.get(key)
+            prior = {"text": "sd", "instruct": "ip2p"}.get(cls.prior)
+            row["prior"] = prior or "-"
+            settings = settings_for(cls, quick)
+            run = backends.run(key, settings, prior=prior, inputs=example_inputs(cls), out_dir=out_dir,
+                               device=device)
+            for item in run:
+                if isinstance(item, backends.Result):
+                    row["load_s"] = item.metadata.get("timings", {}).get("load_s")
+                    row["bad_steps"] = (item.metadata.get("metrics") or {}).get("bad_steps", row["bad_steps"])
+                    continue
+                if row["first_progress_s"] is None:
+                    row["first_progress_s"] = time.perf_counter() - t0
+                reports.append((item.step, item.elapsed))
+                row["steps"] = item.total  # the backend's own count (LIVE stages included)
+                if "bad_steps" in item.metrics:
+                    row["bad_steps"] = item.metrics["bad_steps"]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        except Exception as err:  # one backend's failure is a row of the table, not the end of the check
+            row["error"] = one_line(err)
+            log(f"{key} FAILED: {row['error']}\n{traceback.format_exc()}")
+    row["warnings"] = project_warnings(seen)
     row["total_s"] = time.perf_counter() - t0
     row["ms_per_step"] = ms_per_step(reports)
     if device.type == "cuda":
@@ -231,20 +248,24 @@ def time_accelerate(modes: Sequence[str], device: torch.device, log: Callable[[s
     rows = []
     try:
         for mode in modes:
-            row = dict(mode=mode, first_ms=None, ms=None, error=None)
-            try:
-                prior.accelerate(mode)
-                t0 = time.perf_counter()
-                prior.predict_eps(z, t, cond)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                row["first_ms"] = 1000.0 * (time.perf_counter() - t0)
-                row["ms"] = median_ms(measure(lambda: prior.predict_eps(z, t, cond), device=device, warmup=2,
-                                              repeats=5))
-            except Exception as err:
-                row["error"] = one_line(err)
-                log(f"accelerate({mode}) FAILED: {row['error']}\n{traceback.format_exc()}")
-            log(f"accelerate({mode}): first call {_fmt(row['first_ms'], 0)} ms, then {_fmt(row['ms'], 1)} ms")
+            row = dict(mode=mode, latent=side, first_ms=None, ms=None, warnings=None, error=None)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                try:
+                    prior.accelerate(mode)
+                    t0 = time.perf_counter()
+                    prior.predict_eps(z, t, cond)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    row["first_ms"] = 1000.0 * (time.perf_counter() - t0)
+                    row["ms"] = median_ms(measure(lambda: prior.predict_eps(z, t, cond), device=device, warmup=2,
+                                                  repeats=5))
+                except Exception as err:
+                    row["error"] = one_line(err)
+                    log(f"accelerate({mode}) FAILED: {row['error']}\n{traceback.format_exc()}")
+            row["warnings"] = project_warnings(seen)
+            log(f"accelerate({mode}): first call {_fmt(row['first_ms'], 0)} ms, then {_fmt(row['ms'], 1)} ms"
+                + (f"; WARNINGS {row['warnings']}" if row["warnings"] else ""))
             rows.append(row)
     finally:
         prior.accelerate("auto")
@@ -252,21 +273,36 @@ def time_accelerate(modes: Sequence[str], device: torch.device, log: Callable[[s
 
 
 def run_cuda_tests(log: Callable[[str], None], timeout: float = 240.0) -> dict:
-    """`pytest -q -k cuda tests/` in a subprocess; returns {"rc", "summary"}. Collection errors in other test
-    files (packages the GPU machine lacks, e.g. gradio) do not stop the selected tests."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-k", "cuda", "--continue-on-collection-errors", "-p",
+    """`pytest -q -k cuda tests/` in a subprocess; returns {"rc", "failed", "summary"}. A test file that cannot be
+    collected there (a package the GPU machine lacks, e.g. gradio for the app tests) does not stop the others; it
+    is named in the summary, not counted as a failure."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-k", "cuda", "--continue-on-collection-errors", "-p",
            "no:cacheprovider", "tests/"]
     log("$ " + " ".join(cmd))
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         log(f"cuda tests: timed out after {timeout:.0f} s")
-        return dict(rc=None, summary=f"timed out after {timeout:.0f} s")
+        return dict(rc=None, failed=True, summary=f"timed out after {timeout:.0f} s")
     out = (proc.stdout + proc.stderr).strip()
     log(out)
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    summary = lines[-1].strip("= ") if lines else ""
-    return dict(rc=proc.returncode, summary=summary)
+    failed, summary = pytest_outcome(out, proc.returncode)
+    return dict(rc=proc.returncode, failed=failed, summary=summary)
+
+
+def pytest_outcome(output: str, rc: int) -> tuple[bool, str]:
+    """(failed, summary) from `pytest -q -rfE` output: failed when a selected test failed or errored, or pytest
+    itself broke (exit codes 2-4); exit 5 (nothing selected) and collection errors alone are not failures. The summary is
+    pytest's last line plus the files it could not collect."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    last = lines[-1].strip("= ") if lines else ""
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|deselected|errors?)", last)}
+    errors = [ln.split()[1] for ln in lines if ln.startswith("ERROR ") and len(ln.split()) > 1]
+    uncollected = sorted({e for e in errors if e.endswith(".py")})  # a file, not a test: it was not collected
+    broken = [e for e in errors if "::" in e]  # a selected test's fixture or setup failed
+    failed = counts.get("failed", 0) > 0 or bool(broken) or rc in (2, 3, 4)
+    summary = last + (f"; not collected: {', '.join(uncollected)}" if uncollected else "")
+    return failed, summary
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -276,13 +312,13 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| backend | prior | steps | first progress s | load s | ms/step | total s | peak GiB | bad steps | error |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| backend | prior | steps | first progress s | load s | ms/step | total s | peak GiB | bad steps | "
+             "error | warnings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['backend']} | {r['prior']} | {r['steps'] if r['steps'] is not None else '-'} | "
                      f"{_fmt(r['first_progress_s'])} | {_fmt(r['load_s'])} | {_fmt(r['ms_per_step'], 1)} | "
                      f"{_fmt(r['total_s'])} | {_fmt(r['peak_gib'])} | {_fmt(r['bad_steps'], 0)} | "
-                     f"{(r['error'] or '').replace('|', '/')} |")
+                     f"{(r['error'] or '').replace('|', '/')} | {(r['warnings'] or '').replace('|', '/')} |")
     return "\n".join(lines)
 
 
@@ -354,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     log=log)
                 log(f"{key}: first progress {_fmt(row['first_progress_s'])} s, {_fmt(row['ms_per_step'], 1)} ms/step, "
                     f"total {_fmt(row['total_s'])} s, peak {_fmt(row['peak_gib'])} GiB"
-                    + (f", ERROR {row['error']}" if row["error"] else ""))
+                    + (f", ERROR {row['error']}" if row["error"] else "")
+                    + (f", WARNINGS {row['warnings']}" if row["warnings"] else ""))
                 rows.append(row)
             modes = args.accel_modes
             if modes is None:
@@ -379,15 +416,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     log("\n" + md)
     notes = [f"Model folders built in {build_s:.1f} s ({'tiny recipe' if args.quick else 'full-size fp16, random weights'})."]
     if accel:
-        notes.append("One guided SD UNet call (batch 1, 64x64 latent): "
-                     + "; ".join(f"{a['mode']} {_fmt(a['ms'], 1)} ms (first {_fmt(a['first_ms'], 0)} ms)"
-                                 + (f" ERROR {a['error']}" if a["error"] else "") for a in accel) + ".")
+        notes.append(f"One guided SD UNet call (batch 1, {accel[0]['latent']}x{accel[0]['latent']} latent), "
+                     "prior.accelerate(mode): "
+                     + "; ".join(f"{a['mode']} {_fmt(a['ms'], 1)} ms (first call {_fmt(a['first_ms'], 0)} ms)"
+                                 + (f" ERROR {a['error']}" if a["error"] else "")
+                                 + (f" WARNING {a['warnings']}" if a["warnings"] else "") for a in accel) + ".")
     if cuda_tests is not None:
         notes.append(f"pytest -k cuda: {cuda_tests['summary']} (exit {cuda_tests['rc']}).")
     for n in notes:
         log(n)
-    failed = [r["backend"] for r in rows if r["error"]]
-    tests_failed = cuda_tests is not None and cuda_tests["rc"] not in (0, 5)  # 5: no test named *cuda* collected
+    failed = [r["backend"] for r in rows if r["error"]] + [f"accelerate({a['mode']})" for a in accel if a["error"]]
+    tests_failed = cuda_tests is not None and cuda_tests["failed"]
     if args.json:
         Path(args.json).write_text(json.dumps(dict(rows=rows, accelerate=accel, cuda_tests=cuda_tests,
                                                    build_s=build_s, device=str(device), quick=args.quick),
@@ -399,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       " (full-size SD 1.5 / InstructPix2Pix, random weights)"),
                        md, result_rows(rows, build_s, accel, args.quick), device=device_name(device), notes=notes)
     if failed:
-        log(f"FAILED backends: {', '.join(failed)}")
+        log(f"FAILED: {', '.join(failed)}")
     if tests_failed:
         log("FAILED: pytest -k cuda")
     if log_file is not None:

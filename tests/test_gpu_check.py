@@ -75,3 +75,30 @@ def test_settings_fit_each_backend_and_views_get_a_particle_each():
             assert ("prompt" in quick) == (cls.prior != "none")
     views = backends.get("views3d/csd-edit")
     assert gpu_check.settings_for(views, quick=True)["particles"] >= len(gpu_check.example_inputs(views))
+
+
+def test_cuda_test_outcome_fails_on_a_failed_test_but_not_on_a_file_the_machine_cannot_import():
+    only_uncollected = ("short test summary info\nERROR tests/test_app.py\n"
+                        "1 passed, 1 deselected, 1 error in 2.24s")
+    failed, summary = gpu_check.pytest_outcome(only_uncollected, 1)
+    assert not failed and summary.endswith("not collected: tests/test_app.py")
+    with_failure = ("FAILED tests/test_b.py::test_cuda_fail - assert 0\nERROR tests/test_a.py\n"
+                    "1 failed, 1 passed, 1 deselected, 1 error in 2.24s")
+    assert gpu_check.pytest_outcome(with_failure, 1)[0]
+    setup_error = "ERROR tests/test_b.py::test_cuda_b - RuntimeError: boom\n1 passed, 1 error in 1.00s"
+    assert gpu_check.pytest_outcome(setup_error, 1)[0]
+    assert not gpu_check.pytest_outcome("no tests ran in 0.50s", 5)[0]  # no test is named *cuda*: nothing to fail
+    assert gpu_check.pytest_outcome("ERROR: usage: ...", 4)[0]
+
+
+def test_only_warnings_raised_from_the_projects_code_are_reported():
+    import warnings
+
+    root = gpu_check.ROOT
+    caught = [warnings.WarningMessage("torch.compile failed (X: y); running the UNet eagerly", UserWarning,
+                                      str(root / "backends" / "engine" / "priors" / "diffusers_prior.py"), 1),
+              warnings.WarningMessage("torch.compile failed (X: y); running the UNet eagerly", UserWarning,
+                                      str(root / "backends" / "engine" / "priors" / "diffusers_prior.py"), 1),
+              warnings.WarningMessage("some library deprecation", FutureWarning, "/site-packages/lib.py", 1)]
+    assert gpu_check.project_warnings(caught) == "torch.compile failed (X: y); running the UNet eagerly"
+    assert gpu_check.project_warnings(caught[2:]) is None
