@@ -185,13 +185,19 @@ def project_warnings(caught: Sequence[warnings.WarningMessage], limit: int = 240
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
-                  log: Callable[[str], None]) -> dict:
-    """Run backend `key` once through `backends.run`; returns its row (timings, memory, error or None)."""
+def empty_row(key: str) -> dict:
+    """A backend's row before anything is known: every column None."""
+    return dict(backend=key, prior="-", steps=None, first_progress_s=None, ms_per_step=None, total_s=None,
+                load_s=None, peak_gib=None, bad_steps=None, warnings=None, error=None)
+
+
+def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path, log: Callable[[str], None],
+                  deadline: float = float("inf")) -> dict:
+    """Run backend `key` once through `backends.run`; returns its row (timings, memory, error or None).
+    deadline: a time.perf_counter() value; a run still going then is stopped (closed) and its row says so."""
     import backends
 
-    row = dict(backend=key, prior="-", steps=None, first_progress_s=None, ms_per_step=None, total_s=None,
-               load_s=None, peak_gib=None, bad_steps=None, warnings=None, error=None)
+    row = empty_row(key)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -207,6 +213,9 @@ def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
             run = backends.run(key, settings, prior=prior, inputs=example_inputs(cls), out_dir=out_dir,
                                device=device)
             for item in run:
+                if time.perf_counter() > deadline:
+                    run.close()
+                    raise TimeoutError("stopped: the check's time budget (--budget-s) ran out during this run")
                 if isinstance(item, backends.Result):
                     row["load_s"] = item.metadata.get("timings", {}).get("load_s")
                     row["bad_steps"] = (item.metadata.get("metrics") or {}).get("bad_steps", row["bad_steps"])
@@ -349,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="prior.accelerate modes to time on one UNet call (default: eager,channels_last,compile on "
                         "CUDA, none on a CPU); empty to skip")
     p.add_argument("--no-cuda-tests", action="store_true", help="skip `pytest -k cuda` (always skipped on a CPU)")
+    p.add_argument("--accelerate", default=None,
+                   help="DISTILL_ACCELERATE for the priors (auto, eager, channels_last, compile; default: as set, "
+                        "else auto = compile on CUDA)")
+    p.add_argument("--budget-s", type=float, default=480.0,
+                   help="wall-clock budget: backends not started in time are reported as not run, a run still going "
+                        "is stopped, later extras are skipped (default 480 s: a 600 s device call keeps its log)")
     p.add_argument("--log", default=None, help="also write the log to this file")
     p.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     p.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
@@ -365,10 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cpu" and not args.quick:
         log("warning: full-size models on a CPU take minutes per step; use --quick for the CPU flow")
+    saved_env = {k: os.environ.get(k) for k in ("DISTILL_SD_MODEL", "DISTILL_IP2P_MODEL", "DISTILL_ACCELERATE")}
     # Everything is local: no hub lookups, and no real CLIP (its weights are absent on a fresh machine).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DISTILL_CLIP_MODEL", "tiny")
-    saved_env = {k: os.environ.get(k) for k in ("DISTILL_SD_MODEL", "DISTILL_IP2P_MODEL")}
+    if args.accelerate:
+        os.environ["DISTILL_ACCELERATE"] = args.accelerate  # read when a prior loads
+    deadline = time.perf_counter() + args.budget_s
     try:
         import backends
 
@@ -386,8 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = []
             for key in keys:
                 log(f"--- {key}")
+                if time.perf_counter() > deadline:
+                    rows.append(dict(empty_row(key), error="not run: the check's time budget (--budget-s) ran out"))
+                    log(f"{key}: not run, over the time budget")
+                    continue
                 row = check_backend(key, quick=args.quick, device=device, out_dir=tmp / "out" / key.replace("/", "_"),
-                                    log=log)
+                                    log=log, deadline=deadline)
                 log(f"{key}: first progress {_fmt(row['first_progress_s'])} s, {_fmt(row['ms_per_step'], 1)} ms/step, "
                     f"total {_fmt(row['total_s'])} s, peak {_fmt(row['peak_gib'])} GiB"
                     + (f", ERROR {row['error']}" if row["error"] else "")
@@ -397,11 +419,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if modes is None:
                 modes = "eager,channels_last,compile" if device.type == "cuda" else ""
             accel = []
-            if modes and any(r["prior"] == "sd" for r in rows):
+            if modes and time.perf_counter() > deadline:
+                log("accelerate timings skipped: over the time budget")
+            elif modes and any(r["prior"] == "sd" and not r["error"] for r in rows):
                 accel = time_accelerate([m for m in modes.split(",") if m], device, log)
         cuda_tests = None
         if device.type == "cuda" and not args.no_cuda_tests:
-            cuda_tests = run_cuda_tests(log)
+            from backends.engine.priors import unload_all
+
+            unload_all()  # the tests' own process needs the GPU memory more than this one now
+            cuda_tests = run_cuda_tests(log, timeout=max(60.0, deadline - time.perf_counter()))
     finally:
         for k, v in saved_env.items():  # a caller's own settings come back (main may run in-process)
             if v is None:

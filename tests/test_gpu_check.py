@@ -102,3 +102,14 @@ def test_only_warnings_raised_from_the_projects_code_are_reported():
               warnings.WarningMessage("some library deprecation", FutureWarning, "/site-packages/lib.py", 1)]
     assert gpu_check.project_warnings(caught) == "torch.compile failed (X: y); running the UNet eagerly"
     assert gpu_check.project_warnings(caught[2:]) is None
+
+
+def test_backends_past_the_time_budget_are_reported_as_not_run(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(cache))
+    out = tmp_path / "rows.json"
+    rc = gpu_check.main(["--quick", "--no-record", "--device", "cpu", "--backends", "svg/vectorize,image/sds",
+                         "--budget-s", "0", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert rc == 1
+    assert [r["backend"] for r in rows] == ["svg/vectorize", "image/sds"]
+    assert all(r["error"].startswith("not run: the check's time budget") for r in rows)
