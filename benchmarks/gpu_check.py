@@ -22,6 +22,13 @@ What it does, in order:
 5. Prints a table and appends it to benchmarks/RESULTS.md / results.jsonl naming the device (not with
    --no-record); `--json PATH` also writes the rows as JSON (the test reads them).
 
+On the GPU machine (no network): `bash scripts/gpu_wheels.sh` here first, then in one device call with `.whl` carried:
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl && export PYTHONPATH=/tmp/site && python3 -m benchmarks.gpu_check --log $OUT/gpu_check.log
+`--budget-s` (default 480) bounds the whole check so a 600 s call gets its table back: backends not reached are
+rows "not run" (and the exit is 1). Priors load with DISTILL_ACCELERATE as set (default auto: torch.compile on CUDA,
+which compiles once per input shape, i.e. per backend); `--accelerate eager` checks the rest without compiling.
+
 DISTILL_CLIP_MODEL defaults to "tiny" here (no CLIP weights on that machine) and HF_HUB_OFFLINE to 1 (all weights
 are local folders). Random weights: the pictures mean nothing; speed, memory and the code path are what is checked.
 """
