@@ -1,0 +1,484 @@
+"""The one-command GPU check: every registered backend through the real loaders, on full-size random weights.
+
+    python -m benchmarks.gpu_check --log $OUT/gpu_check.log     # on the GPU machine (after scripts/gpu_wheels.sh)
+    python -m benchmarks.gpu_check --quick --no-record          # the same flow on a CPU, tiny models (a test)
+
+What it does, in order:
+1. Builds Stable Diffusion 1.5 and InstructPix2Pix *pipelines as diffusers folders* in a temp dir, with random
+   weights: the UNet / VAE configs of `benchmarks.archs`, SD 1.5's CLIP ViT-L/14 text tower (hidden 768, 12 layers,
+   12 heads, intermediate 3072, 77 positions, vocab 49408), the tiny generated tokenizer, and the schedulers the
+   real repos ship (PNDM for SD, EulerAncestral for IP2P), saved in fp16 (the loaders cast). `--quick` uses the
+   tiny recipe's folders instead (`tiny.ensure_tiny`, cached under $DISTILL_CACHE).
+2. Points DISTILL_SD_MODEL / DISTILL_IP2P_MODEL at them, so priors "sd" and "ip2p" load through the same code as
+   downloaded weights, and runs every backend of `backends.available()` through `backends.run` with short step
+   counts: prior "sd" for backends whose class says prior "text", "ip2p" for "instruct", none for "none"; inputs
+   from examples/. Per backend: seconds to the first Progress (from calling run: includes loading a prior the
+   first time it is used, and compiling), ms per step (from the Progress reports' `elapsed` and `step`, the first
+   report of each optimization phase excluded), total seconds, peak GPU memory (reset per backend), and the error,
+   if any, in one line (the check goes on with the next backend and exits 1 at the end).
+3. Times one UNet call of the "sd" prior under each `prior.accelerate(mode)` (`--accel-modes`).
+4. Runs the CUDA-only tests: `pytest -q -k cuda tests/`. So a test that needs a GPU must have "cuda" in its name
+   (e.g. `test_cuda_renders_what_the_cpu_renders`) and skip itself when `torch.cuda.is_available()` is False.
+5. Prints a table and appends it to benchmarks/RESULTS.md / results.jsonl naming the device (not with
+   --no-record); `--json PATH` also writes the rows as JSON (the test reads them).
+
+On the GPU machine (no network): `bash scripts/gpu_wheels.sh` here first, then in one device call with `.whl` carried:
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl && export PYTHONPATH=/tmp/site && python3 -m benchmarks.gpu_check --log $OUT/gpu_check.log
+`--budget-s` (default 480) bounds the whole check so a 600 s call gets its table back: backends not reached are
+rows "not run" (and the exit is 1). Priors load with DISTILL_ACCELERATE as set (default auto: torch.compile on CUDA,
+which compiles once per input shape, i.e. per backend); `--accelerate eager` checks the rest without compiling.
+
+DISTILL_CLIP_MODEL defaults to "tiny" here (no CLIP weights on that machine) and HF_HUB_OFFLINE to 1 (all weights
+are local folders). Random weights: the pictures mean nothing; speed, memory and the code path are what is checked.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+# SD 1.5's text encoder: openai/clip-vit-large-patch14's text tower (its config.json in the SD 1.5 repo).
+SD15_TEXT_ENCODER = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                         num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                         projection_dim=768)
+
+TEXT_PROMPT = "a red fox"
+EDIT_PROMPT = "turn it into a Van Gogh painting"
+
+# Settings per mode, applied to a backend only where its Settings has the field. Full: ~20 optimization steps
+# per backend (the whole check within ~5 minutes on an H200). Quick: 2 steps at tiny sizes (a CPU test).
+FULL = dict(steps=20, every=5, sample_steps=20, iters=10, live_iters=10)
+QUICK = dict(steps=2, every=1, sample_steps=2, iters=2, live_iters=2, live_size=64, short_side=64, particles=2,
+             paths=4, k=2, size=64)
+
+
+# ------------------------------------------------------------------------------------------ model folders
+
+def build_pipeline(kind: str, path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float16, seed: int = 0) -> Path:
+    """Save a full-size random-weight SD 1.5 (kind "sd") or InstructPix2Pix ("ip2p") pipeline folder at `path`.
+
+    Weights are drawn on `device` (a GPU draws 1.1 G parameters in well under a second; a CPU takes tens of
+    seconds) and saved in `dtype`. The layout is a diffusers pipeline repo's, so `from_pretrained` loads it as
+    it loads downloaded weights. Returns `path`.
+    """
+    from diffusers import (AutoencoderKL, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from backends.engine.priors import tiny  # the tokenizer writer and the shipped schedulers
+
+    from .archs import IP2P_UNET, SD15_UNET, SD_VAE
+
+    if kind not in ("sd", "ip2p"):
+        raise ValueError(f"kind must be 'sd' or 'ip2p', not {kind!r}")
+    path = Path(path)
+    tiny._write_tokenizer(path / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**(SD15_UNET if kind == "sd" else IP2P_UNET))
+        vae = AutoencoderKL(**SD_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT_ENCODER, bos_token_id=tokenizer.bos_token_id,
+                                                    eos_token_id=tokenizer.eos_token_id,
+                                                    pad_token_id=tokenizer.pad_token_id))
+    # safetensors writes from host memory; cast on the device first so only half the bytes cross
+    unet, vae, text_encoder = (m.to(dtype).to("cpu") for m in (unet, vae, text_encoder))
+    parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=tiny._scheduler(kind),
+                 safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipeline_cls = StableDiffusionPipeline if kind == "sd" else StableDiffusionInstructPix2PixPipeline
+    pipeline_cls(**parts).save_pretrained(path)
+    return path
+
+
+def model_folders(quick: bool, root: Path, device: torch.device, log: Callable[[str], None]) -> dict[str, Path]:
+    """{"sd": folder, "ip2p": folder}: tiny (cached) with quick, else full-size built under root; logs seconds."""
+    from backends.engine.priors import tiny
+
+    folders = {}
+    for kind in ("sd", "ip2p"):
+        t0 = time.perf_counter()
+        if quick:
+            folders[kind] = tiny.ensure_tiny(kind)
+        else:
+            folders[kind] = build_pipeline(kind, root / kind, device=device if device.type == "cuda" else "cpu")
+        log(f"{kind} model folder {'(tiny)' if quick else '(full size, fp16)'}: {folders[kind]} "
+            f"in {time.perf_counter() - t0:.1f} s")
+    return folders
+
+
+# ------------------------------------------------------------------------------------------ one backend
+
+def example_inputs(cls) -> list[str]:
+    """The shipped example a backend of class `cls` takes (by its task and `inputs`); [] for inputs "none"."""
+    kind = cls.inputs
+    if kind == "none":
+        return []
+    if kind == "video":
+        found = sorted(EXAMPLES.glob("video/*.mp4"))
+    elif kind == "images":
+        found = sorted(EXAMPLES.glob("views3d/*.png"))
+    elif kind in ("image", "image?"):
+        folder = {"svg": "svg", "panorama": "panorama"}.get(cls.task, "image")
+        found = sorted(EXAMPLES.glob(f"{folder}/*.png"))[:1]
+    else:
+        raise ValueError(f"no example input in examples/ for inputs={kind!r}")
+    if not found:
+        raise ValueError(f"examples/ holds no input for {cls.key} (inputs={kind!r})")
+    return [str(p) for p in found]
+
+
+def settings_for(cls, quick: bool) -> dict:
+    """Overrides for `cls.Settings`: the mode's short budget where the field exists, and a prompt."""
+    fields = {f.name for f in dataclasses.fields(cls.Settings)}
+    wanted = dict(QUICK if quick else FULL)
+    if cls.prior != "none":
+        wanted["prompt"] = TEXT_PROMPT if cls.prior == "text" else EDIT_PROMPT
+    if cls.inputs == "images" and "particles" in wanted:  # every view is a particle: all must fit
+        wanted["particles"] = max(wanted["particles"], len(example_inputs(cls)))
+    return {k: v for k, v in wanted.items() if k in fields}
+
+
+def ms_per_step(reports: Sequence[tuple[int, float]]) -> float | None:
+    """Milliseconds per optimization step from Progress (step, elapsed seconds) pairs, in arrival order.
+
+    `elapsed` counts from the start of one optimization loop, so it restarts when a backend begins a new phase
+    (each stage of a LIVE vectorization is its own loop); a report whose elapsed is not above the previous one
+    starts a new phase. The first report of each phase is excluded (it carries the warm-up: compilation, cuDNN
+    autotuning, the first allocations): only the intervals between later reports of the same phase count.
+    Reports with step 0 (messages before any step) are ignored. None when no interval is left.
+    """
+    seconds, steps = 0.0, 0
+    prev = None
+    for step, elapsed in reports:
+        if step <= 0:
+            continue
+        if prev is not None and elapsed > prev[1] and step > prev[0]:
+            seconds += elapsed - prev[1]
+            steps += step - prev[0]
+        prev = (step, elapsed)
+    return 1000.0 * seconds / steps if steps else None
+
+
+def one_line(err: BaseException, limit: int = 240) -> str:
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def project_warnings(caught: Sequence[warnings.WarningMessage], limit: int = 240) -> str | None:
+    """The distinct warnings raised from this project's code (backends/), joined in one line; None if none.
+    They matter here: a torch.compile failure falls back to eager with a warning instead of failing the run."""
+    mine = str(ROOT / "backends")
+    texts = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught if str(w.filename).startswith(mine)))
+    if not texts:
+        return None
+    text = " / ".join(texts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def empty_row(key: str) -> dict:
+    """A backend's row before anything is known: every column None."""
+    return dict(backend=key, prior="-", steps=None, first_progress_s=None, ms_per_step=None, total_s=None,
+                load_s=None, peak_gib=None, bad_steps=None, warnings=None, error=None)
+
+
+def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path, log: Callable[[str], None],
+                  deadline: float = float("inf")) -> dict:
+    """Run backend `key` once through `backends.run`; returns its row (timings, memory, error or None).
+    deadline: a time.perf_counter() value; a run still going then is stopped (closed) and its row says so."""
+    import backends
+
+    row = empty_row(key)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    reports: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            cls = backends.get(key)
+            prior = {"text": "sd", "instruct": "ip2p"}.get(cls.prior)
+            row["prior"] = prior or "-"
+            settings = settings_for(cls, quick)
+            run = backends.run(key, settings, prior=prior, inputs=example_inputs(cls), out_dir=out_dir,
+                               device=device)
+            for item in run:
+                if time.perf_counter() > deadline:
+                    run.close()
+                    raise TimeoutError("stopped: the check's time budget (--budget-s) ran out during this run")
+                if isinstance(item, backends.Result):
+                    row["load_s"] = item.metadata.get("timings", {}).get("load_s")
+                    row["bad_steps"] = (item.metadata.get("metrics") or {}).get("bad_steps", row["bad_steps"])
+                    continue
+                if row["first_progress_s"] is None:
+                    row["first_progress_s"] = time.perf_counter() - t0
+                reports.append((item.step, item.elapsed))
+                row["steps"] = item.total  # the backend's own count (LIVE stages included)
+                if "bad_steps" in item.metrics:
+                    row["bad_steps"] = item.metrics["bad_steps"]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        except Exception as err:  # one backend's failure is a row of the table, not the end of the check
+            row["error"] = one_line(err)
+            log(f"{key} FAILED: {row['error']}\n{traceback.format_exc()}")
+    row["warnings"] = project_warnings(seen)
+    row["total_s"] = time.perf_counter() - t0
+    row["ms_per_step"] = ms_per_step(reports)
+    if device.type == "cuda":
+        row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return row
+
+
+# ------------------------------------------------------------------------------------------ extras
+
+def time_accelerate(modes: Sequence[str], device: torch.device, log: Callable[[str], None]) -> list[dict]:
+    """Milliseconds of one guided "sd" UNet call (batch 1, the prior's native latent size) under each
+    `prior.accelerate(mode)`: the first call (compiles when the mode compiles) and the median of 5 after it.
+    The prior is left in "auto" afterwards, as loading leaves it."""
+    from backends.engine.priors import load_prior
+
+    from .common import measure, median_ms
+
+    prior = load_prior("sd", device)
+    cond = prior.condition(TEXT_PROMPT)
+    side = int(prior.unet.config.sample_size)  # a benchmark may look inside; backends may not
+    z = torch.randn(1, prior.latent_channels, side, side, device=device, dtype=prior.dtype)
+    t = torch.tensor([500], device=device)
+    rows = []
+    try:
+        for mode in modes:
+            row = dict(mode=mode, latent=side, first_ms=None, ms=None, warnings=None, error=None)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                try:
+                    prior.accelerate(mode)
+                    t0 = time.perf_counter()
+                    prior.predict_eps(z, t, cond)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    row["first_ms"] = 1000.0 * (time.perf_counter() - t0)
+                    row["ms"] = median_ms(measure(lambda: prior.predict_eps(z, t, cond), device=device, warmup=2,
+                                                  repeats=5))
+                except Exception as err:
+                    row["error"] = one_line(err)
+                    log(f"accelerate({mode}) FAILED: {row['error']}\n{traceback.format_exc()}")
+            row["warnings"] = project_warnings(seen)
+            log(f"accelerate({mode}): first call {_fmt(row['first_ms'], 0)} ms, then {_fmt(row['ms'], 1)} ms"
+                + (f"; WARNINGS {row['warnings']}" if row["warnings"] else ""))
+            rows.append(row)
+    finally:
+        prior.accelerate("auto")
+    return rows
+
+
+def run_cuda_tests(log: Callable[[str], None], timeout: float = 240.0) -> dict:
+    """`pytest -q -k cuda tests/` in a subprocess; returns {"rc", "failed", "summary"}. A test file that cannot be
+    collected there (a package the GPU machine lacks, e.g. gradio for the app tests) does not stop the others; it
+    is named in the summary, not counted as a failure."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-k", "cuda", "--continue-on-collection-errors", "-p",
+           "no:cacheprovider", "tests/"]
+    log("$ " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log(f"cuda tests: timed out after {timeout:.0f} s")
+        return dict(rc=None, failed=True, summary=f"timed out after {timeout:.0f} s")
+    out = (proc.stdout + proc.stderr).strip()
+    log(out)
+    failed, summary = pytest_outcome(out, proc.returncode)
+    return dict(rc=proc.returncode, failed=failed, summary=summary)
+
+
+def pytest_outcome(output: str, rc: int) -> tuple[bool, str]:
+    """(failed, summary) from `pytest -q -rfE` output: failed when a selected test failed or errored, or pytest
+    itself broke (exit codes 2-4); exit 5 (nothing selected) and collection errors alone are not failures. The summary is
+    pytest's last line plus the files it could not collect."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    last = lines[-1].strip("= ") if lines else ""
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|deselected|errors?)", last)}
+    errors = [ln.split()[1] for ln in lines if ln.startswith("ERROR ") and len(ln.split()) > 1]
+    uncollected = sorted({e for e in errors if e.endswith(".py")})  # a file, not a test: it was not collected
+    broken = [e for e in errors if "::" in e]  # a selected test's fixture or setup failed
+    failed = counts.get("failed", 0) > 0 or bool(broken) or rc in (2, 3, 4)
+    summary = last + (f"; not collected: {', '.join(uncollected)}" if uncollected else "")
+    return failed, summary
+
+
+# ------------------------------------------------------------------------------------------ report
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| backend | prior | steps | first progress s | load s | ms/step | total s | peak GiB | bad steps | "
+             "error | warnings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['backend']} | {r['prior']} | {r['steps'] if r['steps'] is not None else '-'} | "
+                     f"{_fmt(r['first_progress_s'])} | {_fmt(r['load_s'])} | {_fmt(r['ms_per_step'], 1)} | "
+                     f"{_fmt(r['total_s'])} | {_fmt(r['peak_gib'])} | {_fmt(r['bad_steps'], 0)} | "
+                     f"{(r['error'] or '').replace('|', '/')} | {(r['warnings'] or '').replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def result_rows(rows: list[dict], build_s: float, accel: list[dict], quick: bool) -> list[dict]:
+    """The machine-readable rows for results.jsonl."""
+    out = [dict(metric="build_model_folders", value=round(build_s, 2), unit="s",
+                note="tiny recipe" if quick else "full-size SD 1.5 + InstructPix2Pix, fp16")]
+    for r in rows:
+        common = dict(backend=r["backend"], prior=r["prior"], steps=r["steps"], error=r["error"])
+        for metric, unit in (("first_progress_s", "s"), ("ms_per_step", "ms"), ("total_s", "s"), ("peak_gib", "GiB")):
+            if r[metric] is not None:
+                out.append(dict(metric=f"{r['backend']}/{metric}", value=round(r[metric], 3), unit=unit, **common))
+    for a in accel:
+        if a["ms"] is not None:
+            out.append(dict(metric=f"unet_call/accelerate={a['mode']}", value=round(a["ms"], 2), unit="ms",
+                            first_ms=round(a["first_ms"], 1)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny models, 2 steps, small sizes: the flow on a CPU")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--backends", default="", help="comma list of task/name (default: every registered backend)")
+    p.add_argument("--accel-modes", default=None,
+                   help="prior.accelerate modes to time on one UNet call (default: eager,channels_last,compile on "
+                        "CUDA, none on a CPU); empty to skip")
+    p.add_argument("--no-cuda-tests", action="store_true", help="skip `pytest -k cuda` (always skipped on a CPU)")
+    p.add_argument("--accelerate", default=None,
+                   help="DISTILL_ACCELERATE for the priors (auto, eager, channels_last, compile; default: as set, "
+                        "else auto = compile on CUDA)")
+    p.add_argument("--budget-s", type=float, default=480.0,
+                   help="wall-clock budget: backends not started in time are reported as not run, a run still going "
+                        "is stopped, later extras are skipped (default 480 s: a 600 s device call keeps its log)")
+    p.add_argument("--log", default=None, help="also write the log to this file")
+    p.add_argument("--json", default=None, help="also write the rows as JSON to this file")
+    p.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+
+    log_file = open(args.log, "a", encoding="utf-8") if args.log else None
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        if log_file is not None:
+            log_file.write(msg + "\n")
+            log_file.flush()
+
+    device = torch.device(args.device)
+    if device.type == "cpu" and not args.quick:
+        log("warning: full-size models on a CPU take minutes per step; use --quick for the CPU flow")
+    saved_env = {k: os.environ.get(k) for k in ("DISTILL_SD_MODEL", "DISTILL_IP2P_MODEL", "DISTILL_ACCELERATE")}
+    # Everything is local: no hub lookups, and no real CLIP (its weights are absent on a fresh machine).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DISTILL_CLIP_MODEL", "tiny")
+    if args.accelerate:
+        os.environ["DISTILL_ACCELERATE"] = args.accelerate  # read when a prior loads
+    deadline = time.perf_counter() + args.budget_s
+    try:
+        import backends
+
+        from .common import device_name, torch_version
+
+        log(f"gpu_check on {device_name(device)}, {torch_version()}{' (quick)' if args.quick else ''}")
+        keys = [k for k in args.backends.split(",") if k] or [f"{t}/{n}" for t, names in backends.available().items()
+                                                               for n in names]
+        with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
+            tmp = Path(tmp)
+            t0 = time.perf_counter()
+            folders = model_folders(args.quick, tmp / "models", device, log)
+            build_s = time.perf_counter() - t0
+            os.environ["DISTILL_SD_MODEL"], os.environ["DISTILL_IP2P_MODEL"] = str(folders["sd"]), str(folders["ip2p"])
+            rows = []
+            for key in keys:
+                log(f"--- {key}")
+                if time.perf_counter() > deadline:
+                    rows.append(dict(empty_row(key), error="not run: the check's time budget (--budget-s) ran out"))
+                    log(f"{key}: not run, over the time budget")
+                    continue
+                row = check_backend(key, quick=args.quick, device=device, out_dir=tmp / "out" / key.replace("/", "_"),
+                                    log=log, deadline=deadline)
+                log(f"{key}: first progress {_fmt(row['first_progress_s'])} s, {_fmt(row['ms_per_step'], 1)} ms/step, "
+                    f"total {_fmt(row['total_s'])} s, peak {_fmt(row['peak_gib'])} GiB"
+                    + (f", ERROR {row['error']}" if row["error"] else "")
+                    + (f", WARNINGS {row['warnings']}" if row["warnings"] else ""))
+                rows.append(row)
+            modes = args.accel_modes
+            if modes is None:
+                modes = "eager,channels_last,compile" if device.type == "cuda" else ""
+            accel = []
+            if modes and time.perf_counter() > deadline:
+                log("accelerate timings skipped: over the time budget")
+            elif modes and any(r["prior"] == "sd" and not r["error"] for r in rows):
+                accel = time_accelerate([m for m in modes.split(",") if m], device, log)
+        cuda_tests = None
+        if device.type == "cuda" and not args.no_cuda_tests:
+            from backends.engine.priors import unload_all
+
+            unload_all()  # the tests' own process needs the GPU memory more than this one now
+            cuda_tests = run_cuda_tests(log, timeout=max(60.0, deadline - time.perf_counter()))
+    finally:
+        for k, v in saved_env.items():  # a caller's own settings come back (main may run in-process)
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        from backends.engine.priors import unload_all
+
+        unload_all()  # cached "sd"/"ip2p" priors point at the deleted folders
+
+    md = table(rows)
+    log("\n" + md)
+    notes = [f"Model folders built in {build_s:.1f} s ({'tiny recipe' if args.quick else 'full-size fp16, random weights'})."]
+    if accel:
+        notes.append(f"One guided SD UNet call (batch 1, {accel[0]['latent']}x{accel[0]['latent']} latent), "
+                     "prior.accelerate(mode): "
+                     + "; ".join(f"{a['mode']} {_fmt(a['ms'], 1)} ms (first call {_fmt(a['first_ms'], 0)} ms)"
+                                 + (f" ERROR {a['error']}" if a["error"] else "")
+                                 + (f" WARNING {a['warnings']}" if a["warnings"] else "") for a in accel) + ".")
+    if cuda_tests is not None:
+        notes.append(f"pytest -k cuda: {cuda_tests['summary']} (exit {cuda_tests['rc']}).")
+    for n in notes:
+        log(n)
+    failed = [r["backend"] for r in rows if r["error"]] + [f"accelerate({a['mode']})" for a in accel if a["error"]]
+    tests_failed = cuda_tests is not None and cuda_tests["failed"]
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(rows=rows, accelerate=accel, cuda_tests=cuda_tests,
+                                                   build_s=build_s, device=str(device), quick=args.quick),
+                                              indent=2))
+    if not args.no_record:
+        from .common import append_results, device_name
+
+        append_results("gpu_check" + (" (quick: tiny models, 2 steps)" if args.quick else
+                                      " (full-size SD 1.5 / InstructPix2Pix, random weights)"),
+                       md, result_rows(rows, build_s, accel, args.quick), device=device_name(device), notes=notes)
+    if failed:
+        log(f"FAILED: {', '.join(failed)}")
+    if tests_failed:
+        log("FAILED: pytest -k cuda")
+    if log_file is not None:
+        log_file.close()
+    return 1 if failed or tests_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
