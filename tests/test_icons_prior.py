@@ -193,3 +193,21 @@ def test_sds_on_raw_pixels_converges_to_a_retrieved_icon(prior):
             image.clamp_(0, 1)
     caption, mse = nearest_caption(prior, image.detach()[0])
     assert caption == "fox" and mse < 2e-3 < start
+
+
+def test_build_script_writes_the_same_bytes_for_the_same_arrays(tmp_path):
+    import importlib.util
+    import time
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("build_icons", Path(__file__).parents[1] / "scripts/build_icons.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    arrays = {"images": np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3),
+              "caption": np.array(["pizza", "fox"]), "tags": np.array(["food;slice", "animal"])}
+    build.write_npz(tmp_path / "a.npz", arrays)
+    time.sleep(2.1)  # a zip timestamp has 2-second resolution: a build-time stamp would differ now
+    build.write_npz(tmp_path / "b.npz", dict(reversed(list(arrays.items()))))
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
+        assert all(np.array_equal(z[k], v) for k, v in arrays.items())

@@ -98,8 +98,8 @@ class IconPrior:
     # fox icon (per-pixel MSE 1e-4), w = 1.5 at 0.004, w = 3 at 0.02, w = 5 at 0.03, w = 100 at 0.06.
     # VectorFusion's 100 compensates for SD's weak conditional; this prior needs none.
     # augment off: the icons sit at fixed positions, so a randomly warped render is pulled toward an unwarped
-    # icon and the gradients of successive steps disagree (measured: 200 steps reach MSE 0.018 to a pizza icon
-    # without augmentation, and stay on noise-like blobs with it). lr_warmup 20: the paper's 500-step warm-up
+    # icon and the gradients of successive steps disagree (measured, 400 steps: per-pixel MSE to the nearest
+    # pizza icon 0.0035 without augmentation, 0.022 with it). lr_warmup 20: the paper's 500-step warm-up
     # is longer than the whole run needs; 400 steps give a recognisable pizza (MSE 0.0035) in about 40 s.
     defaults = {"guidance": 1.0, "steps": 400, "augment": "off", "lr_warmup": 20, "sample_steps": 20}
 
