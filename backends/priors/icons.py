@@ -1,0 +1,301 @@
+"""`icons`: a text-conditioned prior with an exact, closed-form score over a few thousand real icons.
+
+No network, no weights, no training. A prompt retrieves the icons it names (BM25 over emoji captions and tags,
+`text_match`); the prior is then the mixture
+
+    p(x0 | prompt) = sum_m w_m N(mu_m, sigma^2 I),   mu_m = icon m in latent units ([-1, 1] pixels),
+
+whose noisy marginal under z_t = a x0 + s eps (a = sqrt(alphabar_t), s = sqrt(1 - alphabar_t)) is
+sum_m w_m N(a mu_m, v I) with v = a^2 sigma^2 + s^2. Its posterior mean (Tweedie) is
+
+    E[x0 | z_t] = sum_m r_m(z_t) (mu_m + (a sigma^2 / v) (z_t - a mu_m)),
+    r_m(z_t)    = softmax_m(log w_m - ||z_t - a mu_m||^2 / (2 v)),
+
+and the optimal noise prediction is eps_hat = (z_t - a E[x0 | z_t]) / s, which equals -s grad log p(z_t)
+(substitute: (z_t - a E[x0|z_t]) / s = sum_m r_m (z_t - a mu_m) (1 - a^2 sigma^2 / v) / s
+= s sum_m r_m (z_t - a mu_m) / v, and grad log p = -sum_m r_m (z_t - a mu_m) / v).
+
+Smoothing (Scarvelis, Borde and Solomon 2023, "Closed-Form Diffusion Models"): the exact score memorizes, every
+sample lands on one icon. They smooth the closed-form score by averaging it over Gaussian perturbations, which
+moves the denoised estimate onto barycenters of nearby training points, so samples can leave them. Here (as I
+read it; only the paper's abstract and summary were at hand) the responsibilities are averaged over K fixed
+draws delta_k = a * smoothing * sqrt(D) * u_k, u_k ~ N(0, I_D), D = 3*h*w (a perturbation of x0 whose component
+along any direction has std smoothing * sqrt(D): `smoothing` is thereby on the scale of the RMS per-pixel
+difference between two icons, about 0.5 in latent units, and means the same at every resolution):
+
+    r_m^smooth(z_t) = mean_k r_m(z_t + delta_k),
+
+so E[x0 | z_t] stays a convex combination of the icons (a barycenter) whose weights vary smoothly between them.
+Because ||z + delta - a mu_m||^2 = ||z - a mu_m||^2 + 2 delta.(z - a mu_m) + ||delta||^2 and only the
+delta.(a mu_m) part depends on m, each draw costs one (K, M) projection. smoothing = 0 is the exact score.
+
+Classifier-free guidance combines this conditional branch with an unconditional one over a fixed subset of all
+icons (`backends.engine.guidance.cfg`). Everything is per sample: Cond.text / Cond.uncond hold (B, N)
+log-weights over the whole icon set (-inf for icons not retrieved), so Cond's batch operations work unchanged.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine.guidance import cfg
+from ..engine.priors.analytic import scaled_linear_alphas_cumprod
+from ..engine.priors.base import Cond, as_list
+from ..errors import InputError
+from .text_match import STOP_WORDS, TextIndex
+
+DATA = Path(__file__).resolve().parent / "data" / "icons.npz"
+
+# Words the backends' style suffixes add ("minimal flat 2d vector icon. lineal color. on a white background.
+# trending on artstation", "pixel art", "2d line drawing"): every icon here is flat, coloured and on white, so
+# they would only drag in the "flat shoe", "artist palette" and "white flag" icons.
+STYLE_WORDS = frozenset("""
+minimal flat 2d vector icon icons lineal color colour colored coloured white background trending artstation
+pixel art line drawing sketch style illustration emoji
+""".split())
+
+
+@lru_cache(maxsize=2)
+def load_icon_data(path: str | Path = DATA) -> dict[str, np.ndarray]:
+    """The shipped icon set, cached per process: images (N, 64, 64, 3) uint8, caption, tags, source, licence."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class IconPrior:
+    """Exact-score prior over real icons retrieved by the prompt; see the module docstring for the maths.
+
+    images: (N, 3, 64, 64) float in [0, 1]; captions: N strings; tags: N lists of strings.
+    sigma: std of each icon's Gaussian in latent units (0 = the icons themselves); smoothing: the Scarvelis et
+    al. perturbation, relative to RMS per-pixel icon distances (0 = the unsmoothed exact score; 0.05, the
+    default, only blends icons that are nearly tied; 0.2 gives visible barycenters, ghosted overlays of two
+    icons); draws: K, its sample count.
+    keep_ratio: icons scoring at least this fraction of the best match are retrieved (at most max_icons);
+    temperature: their log-weight is (score - best) / temperature, so colour words re-weight but the noun
+    decides. uncond_size: how many evenly spaced icons form the unconditional branch.
+    """
+
+    name = "icons"
+    kind = "text"
+    tiny = False
+    analytic = True
+    dtype = torch.float32
+    latent_channels = 3
+    latent_scale = 1
+    native_size = 64
+    size_multiple = 1
+    num_train_timesteps = 1000
+    # Suggested settings for the SDS backends with this prior on a CPU (names as in VectorFusion's Settings).
+    # guidance: with an exact score the conditional branch already is the target, and CFG at w > 1 moves the
+    # SDS fixed point past it, away from the unconditional icons: x0 = x0_cond + (w - 1)(x0_cond - x0_uncond),
+    # clipped to saturated colours. Measured (SDS on 64-px pixels, 100-300 steps): w = 1 lands on the pizza /
+    # fox icon (per-pixel MSE 1e-4), w = 1.5 at 0.004, w = 3 at 0.02, w = 5 at 0.03, w = 100 at 0.06.
+    # VectorFusion's 100 compensates for SD's weak conditional; this prior needs none.
+    # augment off: the icons sit at fixed positions, so a randomly warped render is pulled toward an unwarped
+    # icon and the gradients of successive steps disagree (measured, 400 steps: per-pixel MSE to the nearest
+    # pizza icon 0.0035 without augmentation, 0.022 with it). lr_warmup 20: the paper's 500-step warm-up
+    # is longer than the whole run needs; 400 steps give a recognisable pizza (MSE 0.0035) in about 40 s.
+    defaults = {"guidance": 1.0, "steps": 400, "augment": "off", "lr_warmup": 20, "sample_steps": 20}
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        captions: Sequence[str],
+        tags: Sequence[Sequence[str]] | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        sigma: float = 0.0,
+        smoothing: float = 0.05,
+        draws: int = 16,
+        keep_ratio: float = 0.6,
+        temperature: float = 2.0,
+        max_icons: int = 32,
+        uncond_size: int = 256,
+    ):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (N, 3, H, W), not {tuple(images.shape)}")
+        self.device = torch.device(device)
+        self.sigma, self.smoothing, self.draws = float(sigma), float(smoothing), int(draws)
+        self.keep_ratio, self.temperature, self.max_icons = keep_ratio, temperature, max_icons
+        self.alphas_cumprod = scaled_linear_alphas_cumprod(self.num_train_timesteps).to(self.device)
+        self.native_size = images.shape[-1]
+        self._bank = {tuple(images.shape[-2:]): (images.to(self.device, torch.float32) * 2 - 1).flatten(1)}
+        self.captions = [str(c) for c in captions]
+        self.index = TextIndex(self.captions, tags, stop_words=STOP_WORDS | STYLE_WORDS)
+        n = len(self.captions)
+        # a fixed, evenly spaced subset: deterministic, and it spans every emoji group and both sets
+        self.uncond_ids = torch.from_numpy(np.unique(np.linspace(0, n - 1, min(uncond_size, n)).round().astype(np.int64)))
+        self.description = (f"closed-form exact-score prior over {n} real emoji icons retrieved by the prompt's words "
+                            "(no Stable Diffusion, no weights; runs offline on a CPU)")
+        self._gather_cache: tuple | None = None
+
+    @classmethod
+    def load(cls, device: torch.device | str = "cpu", path: str | Path = DATA, **kwargs) -> "IconPrior":
+        """The shipped icon set (backends/priors/data/icons.npz, see ICONS.md for sources and licences)."""
+        data = load_icon_data(path)
+        images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float() / 255.0
+        tags = [t.split(";") if t else [] for t in data["tags"]]
+        return cls(images, data["caption"], tags, device=device, **kwargs)
+
+    # ----- pixels <-> latents (pixel space: no VAE)
+
+    def encode(self, images: torch.Tensor, mode: str = "sample", generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) latents in [-1, 1]; differentiable. mode/generator: unused
+        (no VAE to sample from), kept for the protocol."""
+        return images * 2.0 - 1.0
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) latents -> images in [0, 1]."""
+        return ((latents + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    # ----- text
+
+    def log_weights(self, prompt: str) -> torch.Tensor:
+        """(N,) float32 log-weights of the icons `prompt` names (-inf elsewhere). Raises InputError when no
+        icon matches, naming the closest captions."""
+        scores = self.index.scores(prompt)
+        best = float(scores.max()) if len(scores) else 0.0
+        if best <= 0:
+            close = ", ".join(f"'{c}'" for c, _ in self.index.suggest(prompt, 3))
+            raise InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
+                             f"are {close}")
+        order = np.argsort(-scores, kind="stable")[: self.max_icons]
+        keep = order[scores[order] >= self.keep_ratio * best]
+        out = torch.full((len(scores),), -math.inf)
+        out[torch.from_numpy(keep)] = torch.from_numpy((scores[keep] - best) / self.temperature)
+        return out
+
+    def retrieve(self, prompt: str, k: int = 5) -> list[tuple[str, float]]:
+        """The k best-matching distinct captions with their scores, for the UI to show what the prompt found."""
+        out: dict[str, float] = {}
+        for i, s in self.index.match(prompt, 4 * k):
+            out.setdefault(self.captions[i], s)
+        return list(out.items())[:k]
+
+    def condition(self, prompts, *, negative="", images=None, guidance=7.5, image_guidance=1.5) -> Cond:
+        """Cond with text (B, N) log-weights of the retrieved icons, uncond (B, N) log-weights of the
+        unconditional branch (the negative prompt's icons when it names some, else the fixed uniform subset),
+        guidance (B,). images / image_guidance are ignored (a text prior)."""
+        prompts = as_list(prompts)
+        b = len(prompts)
+        negs = as_list(negative) if not isinstance(negative, str) else [negative] * b
+        if len(negs) != b:
+            raise InputError(f"{len(negs)} negative prompts for {b} prompts")
+        n = len(self.captions)
+        text = torch.stack([self.log_weights(p) for p in prompts])
+        base = torch.full((n,), -math.inf)
+        base[self.uncond_ids] = 0.0
+        unc = []
+        for neg in negs:
+            if neg.strip() and float(self.index.scores(neg).max()) > 0:
+                unc.append(self.log_weights(neg))
+            else:
+                unc.append(base)
+        g = torch.as_tensor(guidance, dtype=torch.float32).flatten()
+        g = g.expand(b) if g.numel() == 1 else g
+        return Cond(text=text.to(self.device), uncond=torch.stack(unc).to(self.device), guidance=g.to(self.device))
+
+    # ----- the denoiser
+
+    def bank(self, h: int, w: int) -> torch.Tensor:
+        """(N, 3*h*w) icons in latent units at h x w (resized once, antialiased, then cached)."""
+        key = (h, w)
+        if key not in self._bank:
+            src = self._bank[(self.native_size, self.native_size)].view(-1, 3, self.native_size, self.native_size)
+            self._bank[key] = F.interpolate(src, size=(h, w), mode="bilinear", antialias=True,
+                                            align_corners=False).flatten(1).contiguous()
+        return self._bank[key]
+
+    def _draws(self, dim: int) -> torch.Tensor:
+        """(K, dim) fixed standard normal draws for the smoothing (seeded: the prior stays deterministic)."""
+        key = ("draws", dim)
+        if key not in self._bank:
+            g = torch.Generator().manual_seed(0)
+            self._bank[key] = torch.randn(self.draws, dim, generator=g).to(self.device)
+        return self._bank[key]
+
+    def _gather(self, cols: torch.Tensor, h: int, w: int):
+        """Rows of the bank for icon ids `cols` (M,), their squared norms and smoothing projections; the last
+        call's result is reused (consecutive steps of one run ask for the same icons)."""
+        key = (h, w, cols.cpu().numpy().tobytes())
+        if self._gather_cache is None or self._gather_cache[0] != key:
+            mu = self.bank(h, w)[cols]
+            proj = self._draws(mu.shape[1]) @ mu.T if self.smoothing > 0 else None  # (K, M)
+            self._gather_cache = (key, mu, mu.pow(2).sum(1), proj)
+        return self._gather_cache[1:]
+
+    def posterior_mean(self, z_t: torch.Tensor, a: torch.Tensor, logw: torch.Tensor, mu: torch.Tensor,
+                       mu_sq: torch.Tensor, proj: torch.Tensor | None) -> torch.Tensor:
+        """E[x0 | z_t] of the (smoothed) mixture, for one or several weightings of the same icons at once.
+
+        z_t: (B, D); a: (B, 1) sqrt(alphabar); logw: (..., B, M) log-weights (-inf allowed; leading dims are
+        branches, e.g. cond and uncond); mu: (M, D) means; mu_sq: (M,) their squared norms; proj: (K, M)
+        u_k . mu_m, or None for no smoothing. Returns (..., B, D).
+        """
+        s2 = 1.0 - a * a
+        v = a * a * self.sigma**2 + s2  # (B, 1)
+        # ||z - a mu||^2 without the ||z||^2 term, which is the same for every m and cancels in the softmax;
+        # one (B, D) x (D, M) product serves every branch
+        dist = -2.0 * a * (z_t @ mu.T) + a * a * mu_sq  # (B, M)
+        logits = logw - dist / (2.0 * v)
+        if proj is not None and self.smoothing > 0:
+            # draw k moves z by delta_k = a * smoothing * sqrt(D) * u_k: the m-dependent part of
+            # -||z + delta_k - a mu_m||^2 / 2v is + a * delta_k . mu_m / v
+            lam = self.smoothing * math.sqrt(z_t.shape[-1])
+            shift = (a * a * lam / v).unsqueeze(-2) * proj  # (B, K, M)
+            r = torch.softmax(logits.unsqueeze(-2) + shift, dim=-1).mean(-2)
+        else:
+            r = torch.softmax(logits, dim=-1)
+        shrink = a * self.sigma**2 / v  # (B, 1): how far the posterior of one Gaussian moves toward z_t
+        return (1.0 - a * shrink) * (r @ mu) + shrink * z_t
+
+    @torch.no_grad()
+    def predict_eps(self, z_t: torch.Tensor, t: torch.Tensor, cond: Cond) -> torch.Tensor:
+        """Guided eps_hat for (B, 3, h, w) noisy latents at integer timesteps t (B,) or (): cfg between the
+        uncond and cond branches, each (z_t - a E[x0 | z_t]) / s."""
+        b, c, h, w = z_t.shape
+        if c != 3:
+            raise ValueError(f"the icons prior works on 3-channel pixels, not {c} channels")
+        z = z_t.float().reshape(b, -1)
+        t = t.reshape(-1).long().to(self.device)
+        ab = self.alphas_cumprod[t.expand(b) if t.numel() == 1 else t].reshape(b, 1)
+        a, s = ab.sqrt(), (1.0 - ab).sqrt()
+        # only icons with a finite weight in some row matter: a few hundred of the few thousand
+        live = torch.isfinite(cond.text).any(0) | torch.isfinite(cond.uncond).any(0)
+        cols = live.nonzero().squeeze(1)
+        mu, mu_sq, proj = self._gather(cols, h, w)
+        logw = torch.stack([cond.text[:, cols], cond.uncond[:, cols]])  # (2, B, M)
+        x0_c, x0_u = self.posterior_mean(z, a, logw, mu, mu_sq, proj)
+        eps_c, eps_u = (z - a * x0_c) / s, (z - a * x0_u) / s
+        g = cond.guidance.reshape(b, 1) if cond.guidance is not None else 1.0
+        return cfg(eps_u, eps_c, g).reshape(b, c, h, w)
+
+    def sample(self, prompts, *, steps: int = 50, guidance=7.5, height: int = 64, width: int = 64,
+               generator: torch.Generator | None = None, negative="", images=None, image_guidance=1.5) -> torch.Tensor:
+        """Deterministic DDIM (eta = 0) at 64 px from pure noise, SD's "leading" timesteps (as the diffusers
+        prior), then resized to height x width. Returns (B, 3, height, width) float32 in [0, 1]."""
+        cond = self.condition(prompts, negative=negative, guidance=guidance)
+        if not 1 <= steps <= self.num_train_timesteps:
+            raise ValueError(f"steps must be between 1 and {self.num_train_timesteps}, not {steps}")
+        n = self.native_size
+        gen_device = generator.device if generator is not None else self.device
+        z = torch.randn((len(cond), 3, n, n), generator=generator, device=gen_device).to(self.device)
+        ratio = self.num_train_timesteps // steps
+        timesteps = (torch.arange(steps, device=self.device) * ratio + 1).clamp(max=self.num_train_timesteps - 1).flip(0)
+        ac = self.alphas_cumprod
+        for i, t in enumerate(timesteps):
+            eps = self.predict_eps(z, t, cond)
+            a_t = ac[t]
+            a_prev = ac[timesteps[i + 1]] if i + 1 < steps else ac[0]
+            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        out = self.decode(z)
+        if (height, width) != (n, n):
+            out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        return out.clamp(0, 1)

@@ -1,0 +1,213 @@
+"""The `icons` prior: its noise prediction is the exact score of the retrieved icons' mixture, smoothing behaves
+as documented, retrieval follows the prompt's nouns, and sampling and SDS land on a retrieved icon."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from backends import engine
+from backends.engine.priors.base import Cond
+from backends.errors import InputError
+from backends.priors.icons import IconPrior
+
+SUFFIX = ". minimal flat 2d vector icon. lineal color. on a white background. trending on artstation"
+
+
+# ----- exact score on a small synthetic set
+
+
+def tiny_prior(**kwargs) -> IconPrior:
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 8, 8, generator=g)
+    return IconPrior(images, ["red apple", "green apple", "fox"], [["fruit"], ["fruit"], ["animal"]], **kwargs)
+
+
+def mixture_log_density(z, a, mu, logw, sigma):
+    """log p(z_t) of sum_m w_m N(a mu_m, (a^2 sigma^2 + s^2) I), by brute force. z: (D,), mu: (M, D)."""
+    v = a * a * sigma**2 + (1 - a * a)
+    d = z.numel()
+    logn = -0.5 * ((z - a * mu) ** 2).sum(1) / v - 0.5 * d * math.log(2 * math.pi * v)
+    return torch.logsumexp(logw - torch.logsumexp(logw, 0) + logn, 0)
+
+
+@pytest.mark.parametrize("t", [50, 400, 900])
+def test_eps_equals_minus_s_times_autograd_score_of_the_mixture(t):
+    prior = tiny_prior(sigma=0.3, smoothing=0.0)
+    logw = torch.tensor([0.0, -0.7, -math.inf])  # two icons, one excluded
+    cond = Cond(text=logw[None].double().float(), uncond=torch.zeros(1, 3), guidance=torch.ones(1))
+    z = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(t)) * 1.5
+    eps = prior.predict_eps(z, torch.tensor([t]), cond)
+
+    ab = prior.alphas_cumprod[t].double()
+    a, s = ab.sqrt(), (1 - ab).sqrt()
+    mu = prior.bank(8, 8).double()
+    zz = z.double().flatten().requires_grad_(True)
+    (score,) = torch.autograd.grad(mixture_log_density(zz, a, mu, logw.double(), 0.3), zz)
+    assert torch.allclose(eps.double().flatten(), -s * score, atol=1e-4, rtol=1e-4)
+
+
+def test_guidance_is_cfg_between_uncond_and_cond_branches():
+    prior = tiny_prior(smoothing=0.0)
+    z = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([600])
+
+    def eps(w):
+        return prior.predict_eps(z, t, Cond(text=torch.tensor([[0.0, -math.inf, -math.inf]]),
+                                            uncond=torch.zeros(1, 3), guidance=torch.tensor([w])))
+
+    e0, e1, e4 = eps(0.0), eps(1.0), eps(4.0)
+    assert not torch.allclose(e0, e1)
+    assert torch.allclose(e4, e0 + 4.0 * (e1 - e0), atol=1e-5)
+
+
+def two_icon_prior(smoothing):
+    """Two 8x8 icons, a black and a white square (latents -1 and +1)."""
+    images = torch.stack([torch.zeros(3, 8, 8), torch.ones(3, 8, 8)])
+    return IconPrior(images, ["black square", "white square"], smoothing=smoothing, draws=64)
+
+
+def test_smoothing_zero_snaps_to_the_nearest_icon_and_smoothing_blends_near_ties():
+    # z_t just off the midpoint of the two icons, at small noise: the exact posterior mean is the nearer icon;
+    # the smoothed one is a barycenter of both, and every pixel stays between them (a convex combination)
+    cond = Cond(text=torch.zeros(1, 2), uncond=torch.zeros(1, 2), guidance=torch.ones(1))
+    t = torch.tensor([30])
+    ab = two_icon_prior(0.0).alphas_cumprod[t]
+    a, s = ab.sqrt(), (1 - ab).sqrt()
+    z = torch.full((1, 3, 8, 8), 0.02) * a
+
+    def x0(prior):
+        return (z - s * prior.predict_eps(z, t, cond)) / a
+
+    exact, smooth = x0(two_icon_prior(0.0)), x0(two_icon_prior(0.2))
+    assert torch.allclose(exact, torch.ones_like(exact), atol=1e-3)  # nearer to the white square
+    assert -0.9 < smooth.mean() < 0.9  # a blend: neither icon
+    assert smooth.min() >= -1 - 1e-5 and smooth.max() <= 1 + 1e-5
+    assert torch.allclose(smooth, smooth.flatten()[0].expand_as(smooth), atol=1e-5)  # on the segment between them
+
+
+def test_smoothing_leaves_a_point_on_an_icon_where_it_is():
+    # far from any tie, smoothing (at its default) must not move the denoised estimate off the icon
+    prior = two_icon_prior(0.05)
+    cond = Cond(text=torch.zeros(1, 2), uncond=torch.zeros(1, 2), guidance=torch.ones(1))
+    t = torch.tensor([100])
+    ab = prior.alphas_cumprod[t]
+    z = ab.sqrt() * torch.ones(1, 3, 8, 8)
+    x0 = (z - (1 - ab).sqrt() * prior.predict_eps(z, t, cond)) / ab.sqrt()
+    assert torch.allclose(x0, torch.ones_like(x0), atol=1e-4)
+
+
+# ----- the shipped icon set
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return IconPrior.load()
+
+
+def nearest_caption(prior, image):
+    """Caption and per-pixel MSE (in [0, 1] units) of the icon nearest to `image` (3, 64, 64) in [0, 1]."""
+    d = ((prior.bank(64, 64) - (image * 2 - 1).flatten()) ** 2).mean(1) / 4
+    i = int(d.argmin())
+    return prior.captions[i], float(d[i])
+
+
+def test_shipped_data_has_thousands_of_icons_with_captions_sources_and_licences(prior):
+    from backends.priors.icons import load_icon_data
+
+    data = load_icon_data()
+    n = data["images"].shape[0]
+    assert n > 3000 and data["images"].shape[1:] == (64, 64, 3) and data["images"].dtype == np.uint8
+    assert set(data["licence"]) == {"MIT", "CC-BY-4.0"} and set(data["source"]) == {"fluent-emoji-flat", "twemoji"}
+    assert len(prior.captions) == n and "closed-form" in prior.description
+
+
+def test_retrieval_follows_the_noun_and_ignores_style_suffixes(prior):
+    assert prior.retrieve("a slice of pizza")[0][0] == "pizza"
+    assert prior.retrieve("a red fox")[0][0] == "fox"
+    for p in ["a slice of pizza", "a red fox", "a rocket"]:
+        for suffix in [SUFFIX, ". pixel art. trending on artstation", ". minimal 2d line drawing. trending on artstation"]:
+            assert prior.retrieve(p + suffix, 3) == prior.retrieve(p, 3)
+    w = prior.log_weights("a red fox" + SUFFIX)
+    kept = {prior.captions[i] for i in torch.isfinite(w).nonzero().flatten().tolist()}
+    assert kept == {"fox"}  # "red" alone does not pull in red hearts and circles
+
+
+def test_colour_words_reweight_but_the_noun_decides(prior):
+    w = prior.log_weights("a red apple")
+    weight = {}
+    for i in torch.isfinite(w).nonzero().flatten().tolist():
+        weight[prior.captions[i]] = weight.get(prior.captions[i], 0.0) + math.exp(w[i])
+    assert set(weight) == {"red apple", "green apple"}
+    assert weight["red apple"] > 10 * weight["green apple"]
+
+
+def test_unknown_word_raises_input_error_naming_prompt_and_suggestions(prior):
+    with pytest.raises(InputError) as err:
+        prior.condition("a pizzza" + SUFFIX)
+    msg = str(err.value)
+    assert "pizzza" in msg and "'pizza'" in msg and msg.count(".") <= 3 + SUFFIX.count(".")
+
+
+def test_condition_batches_like_any_cond(prior):
+    c = prior.condition(["a fox", "pizza"], guidance=2.0)
+    assert c.text.shape == c.uncond.shape == (2, len(prior.captions)) and c.guidance.tolist() == [2.0, 2.0]
+    both = Cond.cat([c.index(slice(1, 2)), c.repeat(2)])
+    assert len(both) == 5 and torch.equal(both.text[0], c.text[1])
+
+
+def test_sample_for_pizza_lands_on_a_pizza_icon_and_is_deterministic(prior):
+    x = prior.sample("a slice of pizza" + SUFFIX, steps=20, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    caption, mse = nearest_caption(prior, x[0])
+    assert caption == "pizza" and mse < 2e-3
+    y = prior.sample("a slice of pizza" + SUFFIX, steps=20, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, y)
+    small = prior.sample("pizza", steps=5, height=32, width=48, generator=torch.Generator().manual_seed(0))
+    assert small.shape == (1, 3, 32, 48)
+
+
+def test_predict_eps_at_another_resolution_uses_the_resized_bank(prior):
+    cond = prior.condition("a fox")
+    eps = prior.predict_eps(torch.zeros(1, 3, 32, 32), torch.tensor([500]), cond)
+    assert eps.shape == (1, 3, 32, 32) and torch.isfinite(eps).all()
+    assert prior.bank(32, 32).shape == (len(prior.captions), 3 * 32 * 32)
+
+
+def test_sds_on_raw_pixels_converges_to_a_retrieved_icon(prior):
+    gen = torch.Generator().manual_seed(0)
+    image = torch.full((1, 3, 64, 64), 0.5).requires_grad_(True)
+    cond = prior.condition("a red fox" + SUFFIX, guidance=prior.defaults["guidance"])
+    opt = torch.optim.Adam([image], lr=0.05)
+    ab = prior.alphas_cumprod
+    start = nearest_caption(prior, image.detach()[0])[1]
+    for _ in range(40):
+        z = prior.encode(image)
+        t = engine.sample_timesteps(1, 20, 980, generator=gen)
+        eps = torch.randn(z.shape, generator=gen)
+        eps_hat = prior.predict_eps(engine.add_noise(z.detach(), eps, ab[t]), t, cond)
+        loss = engine.grad_to_loss(z, engine.sds_grad(eps_hat, eps, engine.weighting(ab[t], "sds")))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            image.clamp_(0, 1)
+    caption, mse = nearest_caption(prior, image.detach()[0])
+    assert caption == "fox" and mse < 2e-3 < start
+
+
+def test_build_script_writes_the_same_bytes_for_the_same_arrays(tmp_path):
+    import importlib.util
+    import time
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("build_icons", Path(__file__).parents[1] / "scripts/build_icons.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    arrays = {"images": np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3),
+              "caption": np.array(["pizza", "fox"]), "tags": np.array(["food;slice", "animal"])}
+    build.write_npz(tmp_path / "a.npz", arrays)
+    time.sleep(2.1)  # a zip timestamp has 2-second resolution: a build-time stamp would differ now
+    build.write_npz(tmp_path / "b.npz", dict(reversed(list(arrays.items()))))
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
+        assert all(np.array_equal(z[k], v) for k, v in arrays.items())
