@@ -32,8 +32,8 @@ def random_full_ip2p(device: torch.device):
     from diffusers import DDPMScheduler
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from backends.engine.priors.diffusers_prior import DiffusersPrior
-    from backends.engine.priors.tiny import ensure_tiny
+    from backends.priors.diffusers_prior import DiffusersPrior
+    from backends.priors.tiny import ensure_tiny
 
     from .archs import build
 
@@ -51,12 +51,12 @@ def random_full_ip2p(device: torch.device):
 
 def load(args, device):
     if args.quick:
-        from backends.engine.priors import load_prior
+        from backends.priors import load_prior
 
         return load_prior("tiny-ip2p", device), "tiny random-weight InstructPix2Pix (quick)", 64
     if args.prior == "random":
         return random_full_ip2p(device), "InstructPix2Pix architecture, random weights (real weights not used)", 512
-    from backends.engine.priors import load_prior
+    from backends.priors import load_prior
 
     return load_prior(args.prior, device), f"{args.prior} (real weights)", 512
 

@@ -82,7 +82,7 @@ def build_pipeline(kind: str, path: str | os.PathLike, *, device: str | torch.de
                            UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from backends.engine.priors import tiny  # the tokenizer writer and the shipped schedulers
+    from backends.priors import tiny  # the tokenizer writer and the shipped schedulers
 
     from .archs import IP2P_UNET, SD15_UNET, SD_VAE
 
@@ -109,7 +109,7 @@ def build_pipeline(kind: str, path: str | os.PathLike, *, device: str | torch.de
 
 def model_folders(quick: bool, root: Path, device: torch.device, log: Callable[[str], None]) -> dict[str, Path]:
     """{"sd": folder, "ip2p": folder}: tiny (cached) with quick, else full-size built under root; logs seconds."""
-    from backends.engine.priors import tiny
+    from backends.priors import tiny
 
     folders = {}
     for kind in ("sd", "ip2p"):
@@ -252,13 +252,13 @@ def time_accelerate(modes: Sequence[str], device: torch.device, log: Callable[[s
     """Milliseconds of one guided "sd" UNet call (batch 1, the prior's native latent size) under each
     `prior.accelerate(mode)`: the first call (compiles when the mode compiles) and the median of 5 after it.
     The prior is left in "auto" afterwards, as loading leaves it."""
-    from backends.engine.priors import load_prior
+    from backends.priors import load_prior
 
     from .common import measure, median_ms
 
     prior = load_prior("sd", device)
     cond = prior.condition(TEXT_PROMPT)
-    side = int(prior.unet.config.sample_size)  # a benchmark may look inside; backends may not
+    side = prior.native_size // prior.latent_scale
     z = torch.randn(1, prior.latent_channels, side, side, device=device, dtype=prior.dtype)
     t = torch.tensor([500], device=device)
     rows = []
@@ -432,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 accel = time_accelerate([m for m in modes.split(",") if m], device, log)
         cuda_tests = None
         if device.type == "cuda" and not args.no_cuda_tests:
-            from backends.engine.priors import unload_all
+            from backends.priors import unload_all
 
             unload_all()  # the tests' own process needs the GPU memory more than this one now
             cuda_tests = run_cuda_tests(log, timeout=max(60.0, deadline - time.perf_counter()))
@@ -442,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        from backends.engine.priors import unload_all
+        from backends.priors import unload_all
 
         unload_all()  # cached "sd"/"ip2p" priors point at the deleted folders
 

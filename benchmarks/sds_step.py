@@ -16,7 +16,7 @@ import time
 import torch
 
 from backends import engine
-from backends.engine.priors.base import Cond
+from backends.priors.base import Cond
 
 from .archs import build
 
@@ -24,7 +24,7 @@ from .archs import build
 def make_prior(arch: str, device: torch.device, fast: str):
     from diffusers import DDPMScheduler
 
-    from backends.engine.priors.diffusers_prior import DiffusersPrior
+    from backends.priors.diffusers_prior import DiffusersPrior
 
     half = device.type == "cuda"
     unet, vae, text_dim, px = build(arch, device, unet_dtype=torch.float16 if half else torch.float32)

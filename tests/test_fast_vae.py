@@ -80,7 +80,7 @@ def test_decode_matches_a_stable_diffusion_pipeline_using_the_fast_vae(tiny):
     documents TAESD) and by FastVAE.decode, give the same image: FastVAE takes the UNet's latents as they are."""
     from diffusers import StableDiffusionPipeline
 
-    from backends.engine.priors.tiny import ensure_tiny
+    from backends.priors.tiny import ensure_tiny
 
     pipe = StableDiffusionPipeline.from_pretrained(str(ensure_tiny("sd")), safety_checker=None,
                                                    requires_safety_checker=False, local_files_only=True)
@@ -128,10 +128,10 @@ def test_encoder_fidelity_recovers_targets_through_an_invertible_encoder():
 
 
 def test_encoder_fidelity_runs_with_the_tiny_kl_and_fast_encoders(tiny):
-    from backends.engine.priors.tiny import load_tiny
+    from backends.priors.tiny import load_tiny
 
     kl = load_tiny("sd", device="cpu")
-    kl_mean = lambda x: kl.encode(x, sample_mode="mean")
+    kl_mean = lambda x: kl.encode(x, mode="mean")
     rows = encoder_fidelity({"kl": kl_mean, "fast": tiny.encode}, images(1, 64), kl_mean, steps=3)
     assert set(rows) == {"kl", "fast"}
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in rows.values())

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from backends import engine
-from backends.engine.priors.base import Cond
+from backends.priors.base import Cond
 from backends.errors import InputError
 from backends.priors.icons import IconPrior
 

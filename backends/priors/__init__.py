@@ -70,6 +70,13 @@ def load_prior(name: str, device: torch.device | str | None = None, memory: str 
         return _cache[key]
 
 
+def unload_all() -> None:
+    """Drop every cached prior (frees GPU memory; the next load reads the weights again)."""
+    with _lock:
+        _cache.clear()
+    machine.free_memory()
+
+
 def auto_prior(kind: str, mode: str = "auto", device: torch.device | str | None = None) -> str:
     """The prior "auto" means for a backend of `kind` ("text" / "instruct"): the real model where a GPU and its
     weights are there (mode "auto"), else the offline default (the closed-form prior, or the tiny one)."""
@@ -113,4 +120,4 @@ def describe(device: torch.device | str | None = None, mode: str = "auto", memor
 
 
 __all__ = ["AnalyticEditPrior", "AnalyticPrior", "Cond", "Entry", "Prior", "auto_prior", "catalog", "describe",
-           "load_prior", "machine", "prior_kind", "real_weights", "register", "resolve_device"]
+           "load_prior", "machine", "prior_kind", "real_weights", "register", "resolve_device", "unload_all"]

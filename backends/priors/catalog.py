@@ -64,6 +64,9 @@ _BUILTIN = (
           "the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_sd"),
     Entry("tiny-ip2p", "instruct", "tiny random InstructPix2Pix", "tiny random-weight InstructPix2Pix, built in code: "
           "tests the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_ip2p"),
+    Entry("icons", "text", "icons (closed-form)", "closed-form prior over 3,508 real emoji icons (Fluent Emoji, "
+          "Twemoji) retrieved by the prompt's words: exact denoiser, no training, not Stable Diffusion",
+          "backends.priors.icons:load_icons"),
     Entry("analytic", "text", "analytic Gaussian", "Gaussian (mixture) around the given target image(s) with exact "
           "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", needs_target=True),
     Entry("analytic-edit", "instruct", "analytic colour-shift edit", "closed-form edit of the source by one of two "

@@ -219,11 +219,12 @@ def encoder_fidelity(
     "start_psnr_db": PSNR of the initial grey}.
 
     On the GPU (the issue's measurement): targets = a few 512 px icons; reference = the SD prior's
-    `encode(x, sample_mode="mean")`; encoders = {"kl": the same, "fast": load_fast_vae(device="cuda").encode};
+    `encode(x, mode="mean")`; encoders = {"kl": the same, "fast": load_fast_vae(device="cuda").encode};
     steps 200-500. Report both rows and their difference.
     """
     # Lazy: the engine sits above the priors; these are its pure SDS functions and the analytic prior.
-    from ..engine.priors.analytic import AnalyticPrior
+    from .analytic import AnalyticPrior
+    from .base import Cond
     from ..engine.schedule import sample_timesteps, weighting
     from ..engine.sds import add_noise, grad_to_loss, sds_grad
     from ..imaging import psnr
@@ -231,8 +232,8 @@ def encoder_fidelity(
     targets = targets.detach().float()
     with torch.no_grad():
         means = reference(targets).float()
-    prior = AnalyticPrior(means.unsqueeze(1)[0], device=means.device)  # construction only fixes the schedule
-    cond = prior.condition([""] * targets.shape[0], means=means.unsqueeze(1))  # (B, 1, C, h, w): one mode each
+    prior = AnalyticPrior(device=means.device)  # its exact eps towards each row's own target latents
+    cond = Cond(guidance=torch.ones(targets.shape[0], device=means.device), image=means)
     ac = prior.alphas_cumprod
     results = {}
     for name, encode in encoders.items():

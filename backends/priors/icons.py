@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.guidance import cfg
-from ..engine.priors.analytic import scaled_linear_alphas_cumprod
-from ..engine.priors.base import Cond, as_list
+from .analytic import scaled_linear_alphas_cumprod
+from .base import Cond, as_list
 from ..errors import InputError
 from .text_match import STOP_WORDS, TextIndex
 
@@ -84,7 +84,7 @@ class IconPrior:
     name = "icons"
     kind = "text"
     tiny = False
-    analytic = True
+    needs_target = False
     dtype = torch.float32
     latent_channels = 3
     latent_scale = 1
@@ -134,6 +134,7 @@ class IconPrior:
         self.description = (f"closed-form exact-score prior over {n} real emoji icons retrieved by the prompt's words "
                             "(no Stable Diffusion, no weights; runs offline on a CPU)")
         self._gather_cache: tuple | None = None
+        self.switches: list[str] = []
 
     @classmethod
     def load(cls, device: torch.device | str = "cpu", path: str | Path = DATA, **kwargs) -> "IconPrior":
@@ -299,3 +300,8 @@ class IconPrior:
         if (height, width) != (n, n):
             out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1)
+
+
+def load_icons(source=None, *, device="cpu", memory: str = "none") -> IconPrior:
+    """The `icons` prior (catalog loader): the shipped icon set; `source` is unused (the data ships with the code)."""
+    return IconPrior.load(device=device)

@@ -30,7 +30,8 @@ class RasterThenVectorizeSettings:
     seed: int = option(0, "random seed", lo=0, hi=2**31 - 1)
     size: int | None = option(None, "SVG canvas in px; default 600 for 512-px priors, scaled down for smaller "
                                     "ones (150 for tiny-sd)", lo=16, hi=2048)
-    guidance: float = option(7.5, "classifier-free guidance scale of the raster samples", lo=0.0, hi=50.0)
+    guidance: float | None = option(None, "classifier-free guidance scale of the raster samples", lo=0.0, hi=50.0,
+                                    full=7.5, quick=7.5)
     sample_steps: int | None = option(None, "DDIM steps per sample", lo=1, hi=1000, advanced=True, full=50, quick=20)
     suffix: str | None = option(None, "prompt suffix; default the iconography style's (empty text: none)",
                                 advanced=True)

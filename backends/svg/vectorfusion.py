@@ -87,8 +87,9 @@ class SVGDistillSettings:
     size: Optional[int] = option(None, "canvas / render size in px; default 600 for 512-px priors, scaled "
                                        "down for smaller ones (150 for tiny-sd); pixel art rounds it to whole "
                                        "pixels per square", lo=16, hi=2048)
-    guidance: float = option(100.0, "classifier-free guidance scale of the SDS gradient (not in the paper; "
-                                    "its public reimplementations use 100)", lo=0.0, hi=500.0)
+    guidance: Optional[float] = option(None, "classifier-free guidance scale of the SDS gradient (not in the paper; "
+                                             "its public reimplementations use 100; closed-form priors suggest 1)",
+                                       lo=0.0, hi=500.0, full=100.0, quick=100.0)
     negative: str = option("", "negative prompt", advanced=True)
     suffix: Optional[str] = option(None, "prompt suffix; default: the style's (empty text: none)", advanced=True)
     t_min: int = option(50, "smallest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
