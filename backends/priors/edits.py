@@ -84,30 +84,44 @@ def _tints(values, like: torch.Tensor) -> torch.Tensor:
     return like.new_tensor(values).reshape(1, -1, 3, 1, 1)
 
 
+def _hue_variants(base: torch.Tensor, amplitude: torch.Tensor | float, phase: float) -> torch.Tensor:
+    """(B, 3, H, W) base grade -> (B, K, 3, H, W): the base shifted by `amplitude` (a number or (B, 1, H, W)) along K
+    chroma directions 120 degrees apart (grey kept), starting at `phase` degrees from red. The variants form an
+    equilateral triangle around the base at every pixel, so none of them sits between the others (a middle variant
+    would be nearest to the particles' average and win every time)."""
+    e1 = base.new_tensor((2.0, -1.0, -1.0)) / 6**0.5  # red - cyan
+    e2 = base.new_tensor((0.0, 1.0, -1.0)) / 2**0.5  # green - blue
+    angles = torch.deg2rad(base.new_tensor([phase + 360.0 * k / VARIANTS for k in range(VARIANTS)]))
+    dirs = torch.cos(angles)[:, None] * e1 + torch.sin(angles)[:, None] * e2  # (K, 3)
+    amp = torch.as_tensor(amplitude, dtype=base.dtype, device=base.device)
+    amp = amp.unsqueeze(1) if amp.dim() == 4 else amp
+    return base.unsqueeze(1) + amp * dirs.reshape(1, VARIANTS, 3, 1, 1)
+
+
 def _winter(x: torch.Tensor) -> torch.Tensor:
     """Cool, desaturated, highlights lifted, snow where a bright pixel is brighter than the one below it (a lit,
-    upward-facing surface). Variants: icy blue, cyan, lavender cast."""
+    upward-facing surface). Variants: icy blue, steel-green and lavender casts."""
     l = _luma(x)
     below = torch.cat([l[:, :, 1:], l[:, :, -1:]], dim=2)  # replicate the last row: 1 pixel of context
     y = _saturate(x, 0.45)
-    y = y + 0.3 * _smoothstep(0.5, 0.9, l) * (1 - y)
+    y = (y + 0.3 * _smoothstep(0.5, 0.9, l) * (1 - y)) * _rgb((0.84, 0.95, 1.15), x)
     snow = 0.8 * _smoothstep(0.45, 0.8, l) * (0.5 + 6.0 * (l - below)).clamp(0, 1)
-    tinted = (y * (1 - snow)).unsqueeze(1) * _tints(((0.80, 0.93, 1.18), (0.76, 1.05, 1.10), (0.96, 0.82, 1.18)), x)
-    return (tinted + (snow * _rgb((0.95, 0.97, 1.0), x)).unsqueeze(1)).clamp(0, 1)
+    y = y * (1 - snow) + snow * _rgb((0.95, 0.97, 1.0), x)
+    return _hue_variants(y, 0.16 * _luma(y) * (1 - snow), 200.0).clamp(0, 1)
 
 
 def _sunset(x: torch.Tensor) -> torch.Tensor:
-    """Warm grade, a little more saturated, shadows lifted towards the sky colour. Variants: orange, pink, gold."""
-    tint = _tints(((1.22, 0.92, 0.66), (1.18, 0.78, 0.90), (1.14, 1.04, 0.58)), x)
-    sky = _tints(((0.25, 0.10, 0.05), (0.22, 0.05, 0.15), (0.20, 0.15, 0.0)), x)
-    y = _saturate(x, 1.2).unsqueeze(1) * tint
-    return (y + (0.35 * (1 - _luma(x))).unsqueeze(1) * sky).clamp(0, 1)
+    """Warm grade, a little more saturated, shadows lifted towards the sky colour. Variants: orange, pink and gold
+    skies (the warm grade's hue turned three ways)."""
+    y = _saturate(x, 1.2) * _rgb((1.18, 0.91, 0.70), x)
+    y = y + 0.35 * (1 - _luma(x)) * _rgb((0.22, 0.10, 0.07), x)
+    return _hue_variants(y, 0.16 * _luma(y).clamp_min(0.2), 20.0).clamp(0, 1)
 
 
 def _night(x: torch.Tensor) -> torch.Tensor:
-    """Low key: darkened, mostly desaturated, a cold moonlight cast. Variants: deep blue, teal, violet."""
-    y = _saturate(x, 0.4).clamp(0, 1).pow(1.3) * 0.45
-    return (y.unsqueeze(1) * _tints(((0.55, 0.72, 1.35), (0.45, 1.00, 1.10), (0.85, 0.55, 1.30)), x)).clamp(0, 1)
+    """Low key: darkened, mostly desaturated, a cold moonlight cast. Variants: blue, teal and violet moonlight."""
+    y = _saturate(x, 0.4).clamp(0, 1).pow(1.3) * 0.45 * _rgb((0.62, 0.78, 1.30), x)
+    return _hue_variants(y, 0.15 * _luma(y) + 0.04, 230.0).clamp(0, 1)
 
 
 def _black_and_white(x: torch.Tensor) -> torch.Tensor:
@@ -119,18 +133,18 @@ def _black_and_white(x: torch.Tensor) -> torch.Tensor:
 
 
 def _sepia(x: torch.Tensor) -> torch.Tensor:
-    """Monochrome toned in brown. Variants: classic brown, rose, yellowed paper."""
-    tone = _tints(((1.10, 0.84, 0.58), (1.12, 0.76, 0.70), (1.04, 0.94, 0.52)), x)
-    return (0.06 + 0.94 * _luma(x).unsqueeze(1) * tone).clamp(0, 1)
+    """Monochrome toned in brown. Variants: the brown turned towards red, yellow and olive-grey."""
+    l = _luma(x)
+    y = 0.06 + 0.94 * l * _rgb((1.09, 0.86, 0.62), x)
+    return _hue_variants(y, 0.15 * l + 0.02, 0.0).clamp(0, 1)
 
 
 def _watercolour(x: torch.Tensor) -> torch.Tensor:
     """Smoothed (5 x 5 box blur, 2 pixels of context), washed towards the paper, colours softened. Variants:
-    white, cream, and blue-grey paper."""
+    three paper tints (rose, green-grey, blue-grey)."""
     soft = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
-    y = 0.7 * _saturate(soft, 1.15)
-    paper = 0.3 * _tints(((1.0, 1.0, 1.0), (1.0, 0.93, 0.78), (0.80, 0.88, 1.0)), x)
-    return (y.unsqueeze(1) + paper).clamp(0, 1)
+    y = 0.7 * _saturate(soft, 1.15) + 0.3 * _rgb((0.97, 0.95, 0.90), x)
+    return _hue_variants(y, 0.13, 0.0).clamp(0, 1)
 
 
 def _pop_art(x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +235,23 @@ def apply_edit(images: torch.Tensor, edit: str | int, variant: int) -> torch.Ten
     k = edit if isinstance(edit, int) else match_index(edit)
     if k is None:
         return images
-    return EDITS[k].variants(images)[:, variant]
+    return equidistant(images, EDITS[k].variants(images))[:, variant]
+
+
+def equidistant(x: torch.Tensor, variants: torch.Tensor) -> torch.Tensor:
+    """Give every variant, at every pixel, the same distance from the source x: the displacement T_k(x) - x keeps
+    its RGB direction and takes the variants' mean length there. x: (B, 3, H, W), variants: (B, K, 3, H, W), both
+    in [0, 1]; returns (B, K, 3, H, W), not clamped (a clamp would undo the equal distances; the overshoot is a few
+    hundredths at most for these edits).
+
+    Why: which variant a model's score pulls a particle to is decided by the noise only when the variants are
+    equally far from where the particle starts (the source). A variant nearer the source by even a little wins
+    every time in thousands of dimensions, and then independent per-item edits could never disagree (nor CSD have
+    anything to agree on). Pointwise, so it keeps the edits' locality."""
+    d = variants - x.unsqueeze(1)
+    length = d.norm(dim=2, keepdim=True)  # (B, K, 1, H, W)
+    target = length.mean(dim=1, keepdim=True)
+    return x.unsqueeze(1) + d * (target / length.clamp_min(1e-6))
 
 
 # ------------------------------------------------------------------------------------------------ the prior
@@ -315,7 +345,8 @@ class EditPrior:
 
     def variant_means(self, source: torch.Tensor, edit: int) -> torch.Tensor:
         """(B, 3, h, w) source latents -> (B, K, 3, h, w) latents of the K variants of edit `edit` (an index)."""
-        return EDITS[edit].variants((source + 1.0) / 2.0) * 2.0 - 1.0
+        x = (source + 1.0) / 2.0
+        return equidistant(x, EDITS[edit].variants(x)) * 2.0 - 1.0
 
     def _posterior_mean(self, z: torch.Tensor, a: torch.Tensor, var: torch.Tensor, source: torch.Tensor,
                         words: torch.Tensor) -> torch.Tensor:
