@@ -226,7 +226,7 @@ def match_index(instruction: str) -> int | None:
                 break
     if best is None:
         raise InputError(f"The edits prior does not know the instruction {instruction.strip()[:80]!r}: it knows "
-                         f"only {', '.join(VOCABULARY)} (say e.g. 'make it look like {VOCABULARY[0]}').")
+                         f"only {', '.join(VOCABULARY)} (for example 'make it look like {VOCABULARY[0]}').")
     return best[2]
 
 
