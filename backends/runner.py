@@ -93,7 +93,8 @@ def run(
                                                      "a few GB from disk and can take a minute")
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
-        settings, filled = resolve_auto(settings, profile, getattr(prior_obj, "defaults", None))
+        suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
+        settings, filled = resolve_auto(settings, profile, suggested)
         backend = cls()
         result = None
         for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):

@@ -106,7 +106,7 @@ def test_csd_edit_is_more_consistent_than_the_per_item_baseline_on_the_analytic_
     overlapping windows), at the same edit strength. Over seeds 0-7 the ratio is 0.2-0.5 for this 12-frame clip
     at the default video recipe and about 0.3 for the panorama; a few frames only (6) make it noisier."""
     if task == "video":
-        keys, files, extra = ("video/csd-edit", "video/per-frame"), inputs["clip12"], dict(short_side=32)
+        keys, files, extra = ("video/csd-edit", "video/per-frame"), inputs["clip12"], dict(short_side=32, steps=100)
     else:
         keys, files, extra = ("panorama/csd-edit", "panorama/per-patch"), inputs["panorama"], dict(
             steps=80, short_side=32, window=16, stride=4, particles=16)
@@ -135,8 +135,9 @@ def test_csd_edit_with_one_particle_equals_the_per_item_baseline(inputs, tmp_pat
 
 def _settings(**kw):
     from backends.csd_edit.video import VideoCSDSettings
+    from backends.settings import resolve_auto
 
-    return VideoCSDSettings(**{"prompt": "make it snowy", **kw})
+    return resolve_auto(VideoCSDSettings(**{"prompt": "make it snowy", **kw}), "full")[0]
 
 
 def test_source_condition_uses_unscaled_mode_latents_like_the_ip2p_pipeline(ip2p):

@@ -13,7 +13,7 @@ from PIL import Image
 
 import backends
 from backends.errors import InputError
-from backends.settings import make_settings
+from backends.settings import make_settings, resolve_auto
 
 resvg_py = pytest.importorskip("resvg_py")
 
@@ -263,6 +263,7 @@ def test_pixelart_keeps_squares_fixed_and_optimizes_only_colors(tiny_prior):
 
     s = make_settings(VectorFusionSettings, {"prompt": "a fox", "style": "pixelart", "paths": 8, "steps": 3,
                                              "lr": 0.05, "lr_start": 0.05, "every": 3})
+    s = resolve_auto(s, "full")[0]
     plan = make_plan(s, tiny_prior)
     assert plan.size % 8 == 0                                           # whole pixels per square
     gen = torch.Generator().manual_seed(0)

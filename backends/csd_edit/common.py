@@ -69,7 +69,8 @@ class EditSettings:
     image_guidance: Optional[float] = option(None, "image guidance scale: higher keeps more of the source (the paper "
                                              "uses 1.5-5)", lo=0.0, hi=20.0, full=1.5, quick=1.5)
     particles: Optional[int] = option(None, "images edited together", lo=1, hi=64, full=16, quick=8)
-    lr: float = option(2.0, "SGD learning rate on the latents", lo=1e-4, hi=100.0, advanced=True)
+    lr: Optional[float] = option(None, "SGD learning rate on the latents", lo=1e-4, hi=100.0, advanced=True, full=2.0,
+                                 quick=2.0)
     lr_decay: float = option(0.9, "the learning rate is multiplied by this every decay_every steps", lo=0.05, hi=1.0,
                              advanced=True)
     decay_every: int = option(20, "steps between learning-rate decays", lo=1, hi=100000, advanced=True)

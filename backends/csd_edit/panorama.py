@@ -32,11 +32,11 @@ class PanoramaSettings(common.EditSettings):
                                              quick=5.0)
     particles: Optional[int] = option(None, "windows per step: a random batch of the overlapping windows", lo=1,
                                       hi=64, full=16, quick=8)
-    window: int = option(512, "window side in pixels (512 is InstructPix2Pix's own size); at most the short side",
-                         lo=8, hi=2048, advanced=True)
-    stride: int = option(128, "pixels between neighbouring windows (128 px = 16 latent cells for Stable Diffusion); "
+    window: Optional[int] = option(None, "window side in pixels (512 is InstructPix2Pix's own size); at most the short side",
+                         lo=8, hi=2048, advanced=True, full=512, quick=512)
+    stride: Optional[int] = option(None, "pixels between neighbouring windows (128 px = 16 latent cells for Stable Diffusion); "
                          "shrinks in proportion when the window is clipped to a smaller short side",
-                         lo=1, hi=2048, advanced=True)
+                         lo=1, hi=2048, advanced=True, full=128, quick=128)
 
 
 @dataclass

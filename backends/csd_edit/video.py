@@ -32,8 +32,8 @@ class VideoSettings(common.EditSettings):
                                   full=100, quick=30)
     particles: Optional[int] = option(None, "frames edited together: a longer clip is sampled evenly down to this many, keeping "
                             "its duration", lo=1, hi=64, full=24, quick=8)
-    lr: float = option(0.5, "SGD learning rate on the latents (the authors' video recipe: 0.5)", lo=1e-4, hi=100.0,
-                       advanced=True)
+    lr: Optional[float] = option(None, "SGD learning rate on the latents (the authors' video recipe: 0.5)", lo=1e-4,
+                                 hi=100.0, advanced=True, full=0.5, quick=0.5)
 
 
 @dataclass

@@ -75,7 +75,7 @@ class Prior(Protocol):
     Diffusion, 1 in pixel space), latent_channels, native_size (the image side in pixels it was built for: 512 for
     Stable Diffusion 1.x), size_multiple (image sides must be multiples of this many pixels), alphas_cumprod ((T,)
     float32 on device), num_train_timesteps, defaults (suggested settings of "auto" fields for this prior; may be
-    empty), switches (the memory and speed switches that are on, for result.json).
+    empty; an optional `task_defaults` {task: {...}} refines them per task), switches (the memory and speed switches that are on, for result.json).
     """
 
     name: str

@@ -67,6 +67,9 @@ _BUILTIN = (
     Entry("icons", "text", "icons (closed-form)", "closed-form prior over 3,508 real emoji icons (Fluent Emoji, "
           "Twemoji) retrieved by the prompt's words: exact denoiser, no training, not Stable Diffusion",
           "backends.priors.icons:load_icons"),
+    Entry("edits", "instruct", "edits (closed-form)", "closed-form editing prior: a closed vocabulary of procedural "
+          "edits (winter, sunset, night, black and white, sepia, watercolour, pop art, invert), each a mixture of "
+          "variants, exact score; not InstructPix2Pix", "backends.priors.edits:load_edits"),
     Entry("analytic", "text", "analytic Gaussian", "Gaussian (mixture) around the given target image(s) with exact "
           "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", needs_target=True),
     Entry("analytic-edit", "instruct", "analytic colour-shift edit", "closed-form edit of the source by one of two "

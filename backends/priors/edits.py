@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.guidance import ip2p_guidance
-from ..engine.priors.analytic import scaled_linear_alphas_cumprod
-from ..engine.priors.base import Cond, as_list
+from .analytic import scaled_linear_alphas_cumprod
+from .base import Cond, as_list
 from ..errors import InputError
 
 SIGMA = 0.02  # std of each variant's Gaussian, latent units: DDIM samples keep 0.01 px of grain, invisible
@@ -276,7 +276,7 @@ class EditPrior:
     name = "edits"
     kind = "instruct"
     tiny = False
-    analytic = False  # CSD-Edit's "analytic edit" must not replace this prior's own conditions
+    needs_target = False
     description = (f"closed-form editing prior over {len(EDITS)} procedural edits ({', '.join(VOCABULARY)}), "
                    f"{VARIANTS} variants each, exact score; not InstructPix2Pix")
     dtype = torch.float32
@@ -292,11 +292,12 @@ class EditPrior:
     defaults = dict(steps=100, lr=0.5, guidance=1.0, image_guidance=1.0, t_min=20, t_max=500, short_side=128,
                     particles=16)
     # the panorama updates a random batch of windows a step, so it needs more steps for the same edit strength
-    panorama_defaults = dict(defaults, steps=200, lr=1.0, window=64, stride=32)
+    task_defaults = {"panorama": dict(defaults, steps=200, lr=1.0, window=64, stride=32)}
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
         self.alphas_cumprod = scaled_linear_alphas_cumprod(self.num_train_timesteps).to(self.device)
+        self.switches: list[str] = []
 
     @classmethod
     def load(cls, device: torch.device | str = "cpu") -> "EditPrior":
@@ -451,3 +452,8 @@ def _mixture_mean(z: torch.Tensor, a: torch.Tensor, var: torch.Tensor, means: to
     d2 = (z.unsqueeze(1) - a.unsqueeze(1) * means).pow(2).reshape(b, k, -1).sum(-1)  # (B, K)
     r = torch.softmax(-0.5 * d2 / var.reshape(b, 1), dim=1)
     return torch.einsum("bk,bkn->bn", r, means.reshape(b, k, -1)).reshape(z.shape)
+
+
+def load_edits(source=None, *, device="cpu", memory: str = "none") -> EditPrior:
+    """The `edits` prior (catalog loader): procedural, nothing to download."""
+    return EditPrior.load(device)
