@@ -30,7 +30,8 @@ names what to reduce:
 - counts: 200,000 curve segments, 4096 subpaths per shape, 10,000 shapes, 256 stops per gradient and 4096 in
   all;
 - work: `render_work` estimates the renderer's pixel operations (fill tiles, chord pieces, stroke pixel
-  candidates); the sum must stay within `MAX_WORK` (about 2 s and 1.5 GB on a 2-core CPU).
+  candidates); with one per canvas pixel, the sum must stay within `MAX_WORK` = 40 million (a 4096 x 4096
+  canvas and one fill over all of it: about 3 s and 0.6 GB on an idle 2-core CPU).
 """
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ MAX_COORD_CANVASES = 64      # |coordinate| <= this * max(width, height), after 
 MAX_SCALE = 1e6              # singular values of any element's full transform lie in [1 / MAX_SCALE, MAX_SCALE]
 MAX_STOPS = 256              # per gradient
 MAX_STOPS_TOTAL = 4096       # in the whole document
-# Estimated renderer pixel operations for one image (see `render_work`): 3 * 2^23 is one full-canvas fill at
-# 4096 x 4096 plus half as much again: about 2 s and 1.5 GB on a 2-core CPU with this project's renderer.
-MAX_WORK = 3 * 2 ** 23
+# Estimated pixel operations for one image (`check_work`: the canvas plus `render_work`): a 4096 x 4096 canvas
+# with one fill over all of it is 33.6 million, and 40 million leaves room for its outline and small shapes:
+# about 3 s and 0.6 GB on an idle 2-core CPU with this project's renderer.
+MAX_WORK = 40_000_000
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -438,7 +440,8 @@ class _Budget:
     def spend(self, n):
         self.left -= n
         if self.left < 0:
-            raise InputError(f"The SVG has more than {self.limit} curve segments, too many to import.")
+            raise InputError(f"The SVG has more than {self.limit} curve segments, too many to import; simplify "
+                             "its paths.")
 
 
 _CMD_ARGS = {"m": 2, "l": 2, "h": 1, "v": 1, "c": 6, "s": 4, "q": 4, "t": 2, "a": 7, "z": 0}
@@ -1176,12 +1179,13 @@ def render_work(scene: Scene, size: int | tuple[int, int] | None = None, samples
 
     A model of this project's renderer (backends/svg/render.py), an upper bound rather than a prediction:
     - a fill costs its bounding box clipped to the canvas (one winding accumulator per pixel, plus the
-      padding column) plus three pieces per pixel-long sub-line of its flattened outline (spans of the control
-      polygon, in output pixels, and up to twice the flatness chord count);
+      padding column) plus three pieces per pixel-long sub-line of its flattened outline (the control
+      polygon's spans in output pixels) plus its flatness chords (bounded per shape by Cauchy-Schwarz from
+      the polygon length, so no per-segment pass is needed);
     - a stroke costs, per 4 px piece of its centre line, the pixel candidates of the piece's box grown by half
       the width (at most the canvas), weighted 3x (measured: ~225 ns per candidate vs ~70 ns per fill pixel);
     - every shape costs 256 for its fixed overhead.
-    Non-finite geometry costs inf.
+    The canvas itself is not included (see `check_work`). Non-finite geometry costs inf.
     """
     H, W = output_size(scene, size)
     Hs, Ws = H * samples, W * samples
@@ -1189,51 +1193,73 @@ def render_work(scene: Scene, size: int | tuple[int, int] | None = None, samples
     if n == 0:
         return torch.zeros(0, dtype=torch.float64)
     kx, ky = Ws / scene.width, Hs / scene.height
+    f64 = torch.float64
     with torch.no_grad():
-        cubs = [s.cubics().detach().to("cpu", torch.float64) for s in scene.shapes]
-        counts = torch.tensor([len(c) for c in cubs])
-        c = torch.cat(cubs) * torch.tensor([kx, ky], dtype=torch.float64)
-        sid = torch.repeat_interleave(torch.arange(n), counts)
-        legs = c[:, 1:] - c[:, :-1]                                             # (N, 3, 2)
-        span = legs.abs().amax(-1).sum(-1)
-        length = legs.norm(dim=-1).sum(-1)
-        d2 = torch.maximum((c[:, 0] - 2 * c[:, 1] + c[:, 2]).norm(dim=-1), (c[:, 1] - 2 * c[:, 2] + c[:, 3]).norm(dim=-1))
-        chords = 2 * torch.sqrt(0.75 * d2 / 0.02).clamp(1, 1024)
-        pts = c.reshape(-1, 2)
-        pid = sid.repeat_interleave(4)[:, None].expand(-1, 2)
-        lo = torch.full((n, 2), math.inf, dtype=torch.float64).scatter_reduce(0, pid, pts, "amin")
-        hi = torch.full((n, 2), -math.inf, dtype=torch.float64).scatter_reduce(0, pid, pts, "amax")
-        lim = torch.tensor([Ws, Hs], dtype=torch.float64)
+        pts, idx, nxt, n_seg, square = [], [], [], [], []
+        off = 0
+        for s in scene.shapes:                     # index lists only; the arithmetic is vectorized below
+            p = s.points.detach()
+            pts.append(p)
+            square.append(s.kind == "square")
+            counts = s.segment_counts()
+            n_seg.append(sum(counts))
+            if s.kind == "square":
+                idx += [off, off + 1]
+                nxt += [off + 1, off]
+                off += 2
+                continue
+            for cnt in counts:
+                k = 3 * cnt if s.closed else 3 * cnt + 1
+                idx.extend(range(off, off + k))
+                nxt.extend(range(off + 1, off + k))
+                nxt.append(off if s.closed else off + k - 1)       # wrap, or a zero-length leg
+                off += k
+        sizes = torch.tensor([len(p) for p in pts])
+        P = torch.cat(pts).to("cpu", f64) * torch.tensor([kx, ky], dtype=f64)
+        sid = torch.repeat_interleave(torch.arange(n), sizes)
+        idx_t, nxt_t = torch.tensor(idx), torch.tensor(nxt)
+        leg = P[nxt_t] - P[idx_t]
+        span = torch.zeros(n, dtype=f64).index_add(0, sid[idx_t], leg.abs().amax(-1))
+        length = torch.zeros(n, dtype=f64).index_add(0, sid[idx_t], leg.norm(dim=-1))
+        sq = torch.tensor(square)
+        span = torch.where(sq, 2 * span, span)     # a square's two "legs" are its diagonal; its outline is 2(w+h)
+        segs = torch.tensor(n_seg, dtype=f64)
+        chords = (2 * torch.sqrt(segs * 0.75 * 2 * length / 0.02) + 2 * segs).minimum(2048 * segs)
+        sid2 = sid[:, None].expand(-1, 2)
+        lo = torch.full((n, 2), math.inf, dtype=f64).scatter_reduce(0, sid2, P, "amin")
+        hi = torch.full((n, 2), -math.inf, dtype=f64).scatter_reduce(0, sid2, P, "amax")
+        lim = torch.tensor([Ws, Hs], dtype=f64)
         lo = torch.minimum(lo.clamp(min=0), lim).floor()
         hi = torch.minimum(hi.clamp(min=0), lim).ceil()
         ext = (hi - lo).clamp(min=0)
         tile = (ext[:, 0] + 1) * ext[:, 1]
-        lines = torch.zeros(n, dtype=torch.float64).index_add(0, sid, 3 * (span + chords))
-        pieces = torch.zeros(n, dtype=torch.float64).index_add(0, sid, length / 4 + chords)
-        kw = math.sqrt(kx * ky)
-        width = torch.tensor([float(s.stroke_width) for s in scene.shapes], dtype=torch.float64) * kw
-        box = torch.minimum((4 + width + 3) * (width + 3), torch.tensor((Ws + 1.0) * (Hs + 1.0), dtype=torch.float64))
+        lines = 3 * (span + chords)
+        pieces = length / 4 + chords
+        width = torch.tensor([float(s.stroke_width) for s in scene.shapes], dtype=f64) * math.sqrt(kx * ky)
+        box = torch.minimum((4 + width + 3) * (width + 3), torch.tensor((Ws + 1.0) * (Hs + 1.0), dtype=f64))
         has_fill = torch.tensor([s.kind != "stroke" and float(s.fill[3]) > 0 for s in scene.shapes])
         has_stroke = torch.tensor([s.kind == "stroke" or (s.kind == "path" and float(s.stroke[3]) > 0
                                                           and float(s.stroke_width) > 0) for s in scene.shapes])
         work = 256.0 + torch.where(has_fill, tile + lines, 0.0) + torch.where(has_stroke, 3 * pieces * box, 0.0)
-        finite = torch.zeros(n, dtype=torch.float64).index_add(0, sid, (~torch.isfinite(c)).flatten(1).any(1).double())
-        return torch.where(finite > 0, math.inf, torch.nan_to_num(work, nan=math.inf))
+        bad = torch.zeros(n, dtype=f64).index_add(0, sid, (~torch.isfinite(P)).any(1).to(f64))
+        return torch.where(bad > 0, math.inf, torch.nan_to_num(work, nan=math.inf))
 
 
 def check_work(scene: Scene, *, size: int | tuple[int, int] | None = None, samples: int = 1,
                max_work: float = MAX_WORK, sources: list[str] | None = None,
                reduce: str = "a smaller canvas") -> float:
-    """The estimated work of rendering `scene` (`render_work`, summed); InputError when over max_work.
+    """The estimated work of rendering `scene` (`render_work`, summed, plus one per canvas pixel); InputError
+    when over max_work.
 
     sources: the element each shape came from, to name a shape that alone takes most of the work;
     reduce: what else the person can change, for the message.
     """
     work = render_work(scene, size, samples)
-    total = float(work.sum()) if len(work) else 0.0
+    H, W = output_size(scene, size)
+    # The canvas: background, compositing, clamping and PNG encoding cost about one fill pixel per pixel.
+    total = float(work.sum()) + (H * samples) * (W * samples)
     if total <= max_work:
         return total
-    H, W = output_size(scene, size)
     worst = int(work.argmax())
     culprit = ""
     if sources is not None and float(work[worst]) > total / 2:
