@@ -86,6 +86,7 @@ def corpus() -> list[dict]:
         # canvas: size, aspect, zero viewBox with percentages
         _refuse("canvas_16384", _svg(rect, 'width="16384" height="16384"'), "1 to 4096 px"),
         _refuse("canvas_1e308", _svg(rect, 'width="1e308" height="1e308"'), "canvas"),
+        _refuse("canvas_from_a_1e-320_viewbox", _svg(rect, 'height="256" viewBox="0 0 100 1e-320"'), "canvas is inf"),
         _refuse("aspect_1_by_16384_size_64", _svg(rect, 'width="1" height="16384"'), "canvas", "--size", "64"),
         _refuse("aspect_1_by_4000", _svg(rect, 'width="1" height="4000"'), "at most 32:1"),
         _refuse("percent_lengths_zero_viewbox", _svg(rect, 'width="50%" height="50%" viewBox="0 0 0 0"'),

@@ -284,3 +284,23 @@ def test_every_svg_of_the_shared_hostile_corpus_is_refused_without_leaking(tmp_p
             load_svg(path)
         assert time.perf_counter() - t0 < 2.0, name
         assert hostile.SECRET_TEXT not in str(err.value) and "\n" not in str(err.value)
+
+
+# -------------------------------------------------------------------------------------------- warnings
+
+def test_what_import_approximates_or_skips_is_said_once_per_kind_with_counts():
+    scene = svg_to_scene(_svg('<linearGradient id="a"><stop stop-color="red"/></linearGradient>'
+                              '<radialGradient id="b"><stop stop-color="blue"/></radialGradient>'
+                              '<rect width="5" height="5" fill="url(#a)"/><rect width="5" height="5" fill="url(#a)"/>'
+                              '<circle r="3" fill="url(#b)" filter="url(#f)"/><text>a</text><text>b</text>'
+                              '<text>c</text><image href="x.png"/><mask id="m"/><style>rect{fill:red}</style>'))
+    assert scene.warnings == ["2 gradients were drawn as their mean colour.", "1 element with a filter was drawn "
+                              "without it.", "3 <text> elements were skipped.", "1 <image> element was skipped.",
+                              '1 <style> sheet was ignored (only attributes and style="..." are read).']
+    assert scene.detach().warnings == scene.warnings and scene.to("cpu").warnings == scene.warnings
+
+
+def test_the_fidelity_corpus_imports_without_warnings():
+    from tests.svg_corpus import CORPUS
+
+    assert {name: svg_to_scene(text).warnings for name, text in CORPUS} == {name: [] for name, _ in CORPUS}

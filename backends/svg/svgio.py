@@ -882,7 +882,7 @@ class _Builder:
             W = H * (vbw / vbh) if vbw and vbh else 300.0
         elif H is None:
             H = W * (vbh / vbw) if vbw and vbh else 150.0
-        if not (0 < W and 0 < H and max(1, round(W)) <= MAX_CANVAS and max(1, round(H)) <= MAX_CANVAS):
+        if not (0 < W <= MAX_CANVAS + 0.5 and 0 < H <= MAX_CANVAS + 0.5):  # NaN, inf (1e-320 viewBox)
             raise InputError(f"The SVG canvas is {W:g} x {H:g} pixels; each side must be 1 to {MAX_CANVAS} px, so "
                              "set a smaller width and height (a viewBox keeps the drawing).")
         Wi, Hi = max(1, round(W)), max(1, round(H))
