@@ -68,6 +68,8 @@ MAX_VIDEO_KEPT_BYTES = 256 * MB  # decoded frames held at once (240 frames of 64
 MAX_VIDEO_DECODE_PIXELS = 512 * 1024 * 1024  # frames decoded x pixels per frame: ~2 s of work on 2 CPU cores
 MAX_VIDEO_DECODE_SECONDS = 60.0
 
+# The one SVG byte and element limit: backends/svg/svgio.py imports these and calls `svg_bytes` as its only
+# pre-check, so the UI, the API and `python -m backends.svg` refuse the same files with the same sentence.
 MAX_SVG_BYTES = 2 * MB
 MAX_SVG_ELEMENTS = 20_000
 

@@ -127,12 +127,15 @@ class Scene:
 
     background: (3,) RGB or (4,) RGBA in [0, 1]; a transparent background (alpha 0) shows white in
     `render(..., background=True)` and is not written to SVG.
+    warnings: short sentences about what an import approximated or skipped ("2 gradients were drawn as their
+    mean colour."), for the UI and result.json to show; empty for scenes made in code.
     """
 
     width: int
     height: int
     shapes: list[Shape] = field(default_factory=list)
     background: torch.Tensor | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.background is None:
@@ -160,13 +163,14 @@ class Scene:
         return out
 
     def detach(self) -> Scene:
-        return Scene(self.width, self.height, [s.detach() for s in self.shapes], self.background.detach().clone())
+        return Scene(self.width, self.height, [s.detach() for s in self.shapes], self.background.detach().clone(),
+                     list(self.warnings))
 
     def to(self, device) -> Scene:
         """A copy on `device` (not differentiable back to this one)."""
         shapes = [Shape(s.kind, s.points.detach().to(device), s.fill.detach().to(device), s.stroke.detach().to(device),
                         s.stroke_width.detach().to(device), s.fill_rule, s.subpaths) for s in self.shapes]
-        return Scene(self.width, self.height, shapes, self.background.detach().to(device))
+        return Scene(self.width, self.height, shapes, self.background.detach().to(device), list(self.warnings))
 
 
 def _lines_to_cubics(corners: torch.Tensor, closed: bool) -> torch.Tensor:
