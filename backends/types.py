@@ -23,6 +23,12 @@ class Progress:
     message: str = ""
     elapsed: float = 0.0
 
+    def __repr__(self) -> str:
+        loss = f", loss={self.loss:.4g}" if self.loss is not None else ""
+        preview = ", preview" if self.preview is not None else ""
+        message = f", {self.message!r}" if self.message else ""
+        return f"Progress({self.step}/{self.total}{loss}{preview}{message})"
+
 
 @dataclass
 class Result:
@@ -36,3 +42,6 @@ class Result:
     files: dict[str, str] = field(default_factory=dict)
     preview: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Result(files={sorted(self.files)}, metrics={self.metadata.get('metrics', {})})"

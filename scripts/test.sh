@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# The test command of a fresh machine: install what the tests need, then run them all.
+# The test command of a fresh machine (and exactly what .ci/run calls): build a virtual environment from
+# requirements.txt + requirements-dev.txt alone, then run the whole suite inside it.
 # Usage: bash scripts/test.sh [pytest args]
+#
+# Nothing installed by hand decides a result: the environment is built with `python -m venv` (no system site
+# packages) and only pip's download cache is shared. A previous environment is reused only when it was built from
+# these exact requirement files and nothing was installed into it since (its `pip freeze` is unchanged);
+# otherwise it is deleted and built again. DISTILL_TEST_VENV names its folder (default .venv); DISTILL_FRESH=1
+# forces a rebuild.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -r requirements.txt -r requirements-dev.txt
+venv="${DISTILL_TEST_VENV:-.venv}"
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+frozen() { "$venv/bin/python" -m pip freeze --all --disable-pip-version-check 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+if [ "${DISTILL_FRESH:-0}" != 1 ] && [ -x "$venv/bin/python" ] && [ -f "$venv/.built-from" ] \
+   && [ "$(cat "$venv/.built-from")" = "$want" ] && [ "$(frozen)" = "$(cat "$venv/.frozen" 2>/dev/null)" ]; then
+  echo "test.sh: reusing $venv (built from these requirements, unchanged since)"
+else
+  echo "test.sh: building a fresh $venv from requirements.txt + requirements-dev.txt"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+  echo "$want" > "$venv/.built-from"
+  frozen > "$venv/.frozen"
+fi
+
 # Browser tests drive Debian's Chromium (never a downloaded browser).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
@@ -13,5 +35,5 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium is not installed (apt-get install chromium); browser tests will fail" >&2
   fi
 fi
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec python3 -m pytest -q "$@"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DISTILL_TEST_VENV_ACTIVE="$venv"
+exec "$venv/bin/python" -m pytest -q "$@"
