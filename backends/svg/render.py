@@ -35,9 +35,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .scene import Scene
+from .scene import Scene, Shape
 
 FLAT_TOL = 0.02          # px: largest distance between a curve and its flattening chords
 MAX_CHORDS = 1024        # per cubic
@@ -212,12 +213,14 @@ def _tile_extents(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers: 
 
 def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers: int, evenodd: list[bool],
                    height: int, width: int, *, extents: tuple[torch.Tensor, ...] | None = None,
-                   totals: tuple[int, int, int] | None = None, syncs: list | None = None) -> tuple[torch.Tensor, _Tiles]:
+                   totals: tuple[int, int, int] | None = None, n_chords: torch.Tensor | None = None,
+                   evenodd_t: torch.Tensor | None = None, syncs: list | None = None) -> tuple[torch.Tensor, _Tiles]:
     """Area coverage of closed fill layers.
 
     cubics: (N, 4, 2) pixels, all subpaths of all layers; layer_of_cubic: (N,) long; evenodd: per layer.
     extents: `_tile_extents` of these cubics and totals: (buffer size, rows, chords), when the caller has
     already read them (the batched path reads them in one host sync with other sizes); else read here.
+    n_chords: chords per cubic (default `_chord_counts`); evenodd_t: evenodd as a (L,) bool device tensor.
     syncs: a list that gets one entry per host read made here (for counting).
     Returns coverage (tiles.total,) in [0, 1] and the tile layout.
     """
@@ -225,7 +228,7 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
     syncs = [] if syncs is None else syncs
     x0, y0, w, h, sizes = extents if extents is not None else _tile_extents(cubics, layer_of_cubic, n_layers,
                                                                               height, width)
-    n_chords = _chord_counts(cubics)
+    n_chords = _chord_counts(cubics) if n_chords is None else n_chords
     if totals is None:
         totals = tuple(torch.stack([sizes.sum(), h.sum(), n_chords.sum()]).tolist())
         syncs.append("fill sizes")
@@ -304,7 +307,7 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
     cov = aw.clamp(max=1.0)
     if any(evenodd):
         with torch.no_grad():
-            eo = torch.tensor(evenodd, device=dev)
+            eo = torch.tensor(evenodd, device=dev) if evenodd_t is None else evenodd_t
             eo_elem = torch.repeat_interleave(eo, sizes, output_size=total)
         folded = aw - 2.0 * torch.floor(aw.detach() * 0.5)
         folded = 1.0 - (1.0 - folded).abs()
@@ -725,3 +728,232 @@ def _render_reference(scenes: list[Scene], canvas0: torch.Tensor, dtype, composi
     if composite == "sorted" or (composite == "auto" and (dev.type == "cuda" or len(plan) > 512)):
         return _composite_sorted(cov, col, canvas0, plan)
     return _Composite.apply(cov, col, canvas0, plan)
+
+
+# ------------------------------------------------------------------------------------------ batched method
+
+def _upload(values: list, dtype, device) -> torch.Tensor:
+    """One host-to-device copy of host-built values (pinned and asynchronous on CUDA: no host sync)."""
+    t = torch.from_numpy(values) if isinstance(values, np.ndarray) else torch.tensor(values, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def _gather_cubics(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Cubic control points from the flat coordinates of all shapes: (N, 4, 2).
+
+    index: (3, N*8) long: coordinate a, coordinate b, and a code: 0 takes a, 1 takes a + (b - a) / 3,
+    2 takes a + (b - a) * 2/3 (squares' straight sides, as `Shape.cubics` computes them).
+    """
+    ia, ib, code = index
+    fa, fb = flat[ia], flat[ib]
+    q = fb - fa
+    return (fa + torch.where(code == 1, q / 3.0, torch.where(code == 2, q * (2.0 / 3.0), q * 0.0))).view(-1, 4, 2)
+
+
+def _cubic_point_index(s: Shape) -> np.ndarray:
+    """(S, 4) indices into s.points of each cubic's control points (closed subpaths wrap), as `Shape.cubics`."""
+    segs = np.asarray(s.segment_counts(), dtype=np.int64)
+    n = 3 * segs if s.closed else 3 * segs + 1
+    starts = np.cumsum(n) - n
+    sub = np.repeat(np.arange(len(segs)), segs)
+    i = np.arange(len(sub)) - np.repeat(np.cumsum(segs) - segs, segs)
+    local = 3 * i[:, None] + np.arange(4)[None]
+    if s.closed:
+        local = local % n[sub][:, None]
+    return starts[sub][:, None] + local
+
+
+_SQUARE = np.array([[0, 1], [2, 1], [2, 3], [0, 3]])      # corner (x, y) coordinates of [[x0, y0], [x1, y1]]
+
+
+def _shape_cubic_index(s: Shape, base: int) -> np.ndarray:
+    """(3, S*8) long: coordinate a, coordinate b, code per coordinate of `s`'s cubics (see `_gather_cubics`),
+    its points starting at point `base` of the flat list."""
+    if s.kind == "square":
+        a = _SQUARE + 2 * base                                     # (4 corners, 2)
+        b = np.roll(a, -1, 0)
+        ca = np.stack([a, a, a, b], 1)                             # (4 cubics, 4 controls, 2)
+        cb = np.stack([b, b, b, b], 1)
+        code = np.broadcast_to(np.array([0, 1, 2, 0])[None, :, None], ca.shape)
+        return np.stack([ca.reshape(-1), cb.reshape(-1), code.reshape(-1)])
+    p = 2 * (_cubic_point_index(s) + base)
+    coord = np.stack([p, p + 1], -1).reshape(-1)
+    return np.stack([coord, coord, np.zeros_like(coord)])
+
+
+def _render_batched(scenes: list[Scene], canvas0: torch.Tensor, dtype, syncs: list) -> torch.Tensor:
+    """The batched method: every layer of every scene in a fixed number of batched operations.
+
+    The host only walks the scene structure (shape kinds and point counts, no tensor values) to build index
+    arrays, sent in two copies. Layers are every path's and square's fill and every stroke and path's stroke,
+    in painter's order; the ones the reference skips (transparent and not optimized) get empty tiles and no
+    chords, decided on the device. Host syncs: one read of the sizes (tile buffer, rows, chords, and the
+    finite-points check), one of the fill piece count, and for strokes one of the stroke piece count and one
+    of the pixel pairs; `syncs` gets one entry per read.
+    """
+    K, Hs, Ws, C = canvas0.shape
+    dev = canvas0.device
+    shapes = [(k, s) for k, sc in enumerate(scenes) for s in sc.shapes]
+    if not shapes:
+        return canvas0
+    # ---- host: layers and index arrays (no tensor values read)
+    f_idx, f_layer, f_scene, f_rank, f_eo, f_force = [], [], [], [], [], []
+    s_idx, s_layer, s_scene, s_rank, s_force = [], [], [], [], []
+    colors, widths, n_f, n_s = [], [], 0, 0
+    base = 0
+    for k, s in shapes:
+        idx = _shape_cubic_index(s, base)
+        ncub = idx.shape[1] // 8
+        base += s.points.shape[0]
+        if s.kind != "stroke":
+            f_idx.append(idx)
+            f_layer += [n_f] * ncub
+            f_scene.append(k)
+            f_rank.append(len(colors))
+            f_eo.append(s.fill_rule == "evenodd")
+            f_force.append(s.fill.requires_grad)
+            colors.append(s.fill)
+            n_f += 1
+        if s.kind != "square":
+            s_idx.append(idx)
+            s_layer += [n_s] * ncub
+            s_scene.append(k)
+            s_rank.append(len(colors))
+            s_force.append(s.kind == "stroke" or s.stroke.requires_grad or s.stroke_width.requires_grad)
+            colors.append(s.stroke)
+            widths.append(s.stroke_width.reshape(()))
+            n_s += 1
+    ints = [f_layer, f_scene, f_rank, f_force, f_eo, s_layer, s_scene, s_rank, s_force]
+    eo_host = list(f_eo)
+    f_idx = np.concatenate(f_idx, 1) if f_idx else np.zeros((3, 0), np.int64)
+    s_idx = np.concatenate(s_idx, 1) if s_idx else np.zeros((3, 0), np.int64)
+    arrays = [np.asarray(v, dtype=np.int64) for v in ints] + [f_idx.reshape(-1), s_idx.reshape(-1)]
+    packed = torch.split(_upload(np.concatenate(arrays), torch.long, dev), [len(v) for v in arrays])
+    f_layer, f_scene, f_rank, f_force, f_eo, s_layer, s_scene, s_rank, s_force = packed[:9]
+    f_index, s_index = packed[9].view(3, -1), packed[10].view(3, -1)
+    scales = _upload([[Ws / sc.width, Hs / sc.height, math.sqrt((Ws / sc.width) * (Hs / sc.height))]
+                      for sc in scenes], dtype, dev)
+
+    # ---- device: geometry, visibility, sizes
+    pts = torch.cat([s.points for _, s in shapes])
+    flat = (pts if pts.dtype == dtype else pts.to(dtype)).reshape(-1)
+    col = torch.stack([c if c.dtype == dtype else c.to(dtype) for c in colors])
+    finite, counts = [], []
+    if n_f:
+        cub_f = _gather_cubics(flat, f_index) * scales[f_scene[f_layer], None, :2]
+        with torch.no_grad():
+            active_f = (col[f_rank, 3] > 0) | f_force.bool()
+            x0, y0, w, h, _ = _tile_extents(cub_f, f_layer, n_f, Hs, Ws)
+            w, h = w * active_f, h * active_f
+            ext = (x0, y0, w, h, h * (w + 1))
+            nch_f = _chord_counts(cub_f) * active_f[f_layer]
+            finite.append((torch.isfinite(cub_f.detach()).flatten(1).all(1) | ~active_f[f_layer]).all())
+            counts += [ext[4].sum(), h.sum(), nch_f.sum()]
+    if n_s:
+        cub_s = _gather_cubics(flat, s_index) * scales[s_scene[s_layer], None, :2]
+        wid = torch.stack(widths)
+        wid = (wid if wid.dtype == dtype else wid.to(dtype)) * scales[s_scene, 2]
+        with torch.no_grad():
+            active_s = ((col[s_rank, 3] > 0) & (wid > 0)) | s_force.bool()
+            nch_s = _chord_counts(cub_s) * active_s[s_layer]
+            finite.append((torch.isfinite(cub_s.detach()).flatten(1).all(1) | ~active_s[s_layer]).all())
+            counts.append(nch_s.sum())
+    host = torch.stack([torch.stack(finite).all().long()] + counts).tolist()
+    syncs.append("sizes")
+    if not host[0]:
+        raise ValueError("the scene has non-finite control points (NaN or inf); check the optimizer's step size")
+
+    # ---- coverage entries (layer, pixel, coverage), then one compositing pass
+    cov, lay, pix = [], [], []
+    if n_f:
+        total, rows = host[1], host[2]
+        cov_f, t = _fill_coverage(cub_f, f_layer, n_f, eo_host, Hs, Ws, extents=ext, totals=(total, rows, host[3]),
+                                  n_chords=nch_f, evenodd_t=f_eo.bool(), syncs=syncs)
+        if total:
+            with torch.no_grad():
+                e = torch.repeat_interleave(torch.arange(n_f, device=dev), ext[4], output_size=total)
+                local = torch.arange(total, device=dev) - t.offset[e]
+                tw = t.w[e] + 1
+                row, c = torch.div(local, tw, rounding_mode="floor"), local % tw
+                pad = c == t.w[e]                   # the padding column holds no pixel
+                pix.append((f_scene[e] * Hs + t.y0[e] + row) * Ws + t.x0[e] + c.minimum(t.w[e] - 1))
+                lay.append(f_rank[e])
+            cov.append(torch.where(pad, torch.zeros_like(cov_f), cov_f))
+    if n_s and host[-1]:
+        sl, sp, cov_s = _stroke_coverage_batched(cub_s, s_layer, wid, Hs, Ws, nch_s, host[-1], syncs)
+        pix.append(s_scene[sl] * (Hs * Ws) + sp)
+        lay.append(s_rank[sl])
+        cov.append(cov_s)
+    if not cov:
+        return canvas0
+    if C == 4:
+        col = torch.cat([col[:, :3], torch.ones_like(col[:, :1]), col[:, 3:]], 1)     # premultiplied RGBA
+    return _composite_entries(torch.cat(cov), torch.cat(lay), torch.cat(pix), col, canvas0)
+
+
+# ------------------------------------------------------------------------------------------ work estimate
+
+def estimate_work(scenes: list[Scene], size: int | tuple[int, int] | None = None, samples: int = 1) -> dict:
+    """What rendering `scenes` would cost, cheaply and without rendering: a dict of
+
+    pixels: K * H * W output samples (with samples**2 per pixel); layers: fill and stroke layers;
+    chords: flattened chords (exact: the renderer's own count); tile_pixels: summed area of the fill tiles
+    (each fill layer's control-point box clipped to the canvas); pieces: an upper bound of the pixel pieces
+    (3 per sub-line; a chord clipped to the canvas gives at most 5 + its L1 length sub-lines, and a cubic's
+    chords are no longer than its control polygon); stroke_pairs: an upper bound of the (stroke piece, pixel)
+    pairs searched; bytes: an estimate of the peak memory of one forward + backward (about 100 B per tile
+    pixel, 120 B per piece, 80 B per stroke pair and 16 B per output sample and channel).
+    A work budget can refuse a scene before anything large is allocated. Reads the points on the host
+    (one device copy per scene on a GPU).
+    """
+    H, W = _out_size(scenes[0], size)
+    samples = int(samples)
+    Hs, Ws = H * samples, W * samples
+    out = {"pixels": len(scenes) * Hs * Ws, "layers": 0, "chords": 0, "tile_pixels": 0, "pieces": 0,
+           "stroke_pairs": 0}
+    for sc in scenes:
+        shapes = [s for s in sc.shapes]
+        if not shapes:
+            continue
+        scale = torch.tensor([Ws / sc.width, Hs / sc.height], dtype=torch.float64)
+        wscale = math.sqrt((Ws / sc.width) * (Hs / sc.height))
+        pts = torch.cat([s.points.detach().reshape(-1, 2) for s in shapes]).to("cpu", torch.float64)
+        flat = pts.reshape(-1)
+        idx, base, owner = [], 0, []
+        for i, s in enumerate(shapes):
+            ix = _shape_cubic_index(s, base)
+            idx.append(ix)
+            owner.append(np.full(ix.shape[1] // 8, i))
+            base += s.points.shape[0]
+        cub = _gather_cubics(flat, torch.from_numpy(np.concatenate(idx, 1))) * scale
+        owner = torch.from_numpy(np.concatenate(owner))
+        cub = torch.nan_to_num(cub, nan=0.0, posinf=1e30, neginf=-1e30)
+        n = _chord_counts(cub).double()
+        l1 = (cub[:, 1:] - cub[:, :-1]).abs().sum((1, 2))
+        sub = 5 * n + torch.minimum(l1, n * 2 * (Ws + Hs))
+        is_fill = torch.tensor([s.kind != "stroke" for s in shapes])
+        is_stroke = torch.tensor([s.kind == "stroke" or (s.kind == "path" and float(s.stroke_width) > 0)
+                                  for s in shapes])
+        out["layers"] += int(is_fill.sum()) + int(is_stroke.sum())
+        cf, cs = is_fill[owner], is_stroke[owner]
+        out["chords"] += int(n[cf].sum()) + int(n[cs].sum())
+        out["pieces"] += int(3 * sub[cf].sum())
+        o4 = owner.repeat_interleave(4)[:, None].expand(-1, 2)
+        lo = cub.new_full((len(shapes), 2), math.inf).scatter_reduce(0, o4, cub.reshape(-1, 2), "amin")
+        hi = cub.new_full((len(shapes), 2), -math.inf).scatter_reduce(0, o4, cub.reshape(-1, 2), "amax")
+        lo = torch.minimum(lo.floor().clamp(min=0), torch.tensor([Ws, Hs], dtype=lo.dtype))
+        hi = torch.minimum(hi.ceil().clamp(min=0), torch.tensor([Ws, Hs], dtype=hi.dtype))
+        area = ((hi - lo).clamp(min=0)[:, 0] + 1) * (hi - lo).clamp(min=0)[:, 1]
+        out["tile_pixels"] += int(area[is_fill].sum())
+        if bool(cs.any()):
+            width = torch.tensor([float(s.stroke_width) * wscale for s in shapes], dtype=torch.float64)[owner]
+            reach = width * 0.5 + 0.5
+            length = torch.minimum(l1, n * 2 * (Ws + Hs))
+            stroke_pieces = n + length / STROKE_PIECE
+            window = torch.minimum((STROKE_PIECE + 2 * reach + 2) ** 2, torch.tensor(float(Hs * Ws)))
+            out["stroke_pairs"] += int((stroke_pieces * window)[cs].sum())
+    out["bytes"] = (100 * out["tile_pixels"] + 120 * out["pieces"] + 80 * out["stroke_pairs"]
+                    + 16 * 4 * out["pixels"])
+    return out
