@@ -549,8 +549,10 @@ def _composite_entries(cov: torch.Tensor, layer: torch.Tensor, pix: torch.Tensor
     log(1 - alpha) of the entries above it in its pixel), from one global cumulative sum (float64) minus its
     value where the pixel's run starts (found with a running max, no compaction), and
     out = background * T_all + sum_i v_i alpha_i T_above_i, scattered per pixel. Plain autograd ops. An opaque
-    layer's 1 - alpha is held at 1e-6 in the log with a straight-through gradient, so opacity gradients stay
-    exact (and what it hides leaks through at 1e-6).
+    layer's 1 - alpha is held at 1e-6 in the log with a straight-through gradient, so its opacity gradient
+    stays exact; a count of opaque entries above sets the hidden transmittances to exactly 0 in value, so the
+    image does not leak; only the gradients of what an opaque layer hides keep a 1e-6 factor (exactly 0 in
+    the loop compositor).
     """
     K, H, W, C = canvas0.shape
     dev = cov.device
@@ -571,8 +573,18 @@ def _composite_entries(cov: torch.Tensor, layer: torch.Tensor, pix: torch.Tensor
     s_incl = cs - (cs - lg)[run_first]                       # log transmittance of the entry and those below
     s_total = torch.zeros(K * H * W, dtype=torch.float64, device=dev).index_add(0, pix, lg)
     t_above = torch.exp(s_total[pix] - s_incl).to(cov.dtype)
+    t_all = torch.exp(s_total).to(cov.dtype)
+    with torch.no_grad():
+        # The same sums over a count of opaque entries: under one, the transmittance is exactly 0 in value
+        # (no leak in the image) while its gradient stays the straight-through one above.
+        opaque = (one_minus.detach() < _EPS_T).double()
+        co = torch.cumsum(opaque, 0)
+        o_total = torch.zeros(K * H * W, dtype=torch.float64, device=dev).index_add(0, pix, opaque)
+        hidden = (o_total[pix] - (co - (co - opaque)[run_first])) > 0.5
+    t_above = t_above - torch.where(hidden, t_above.detach(), torch.zeros_like(t_above))
+    t_all = t_all - torch.where(o_total > 0.5, t_all.detach(), torch.zeros_like(t_all))
     contrib = (alpha * t_above)[:, None] * colors[layer, :C]
-    flat = canvas0.reshape(K * H * W, C) * torch.exp(s_total).to(cov.dtype)[:, None]
+    flat = canvas0.reshape(K * H * W, C) * t_all[:, None]
     flat = flat.index_add(0, pix, contrib)
     return flat.view(K, H, W, C)
 
@@ -609,8 +621,8 @@ def render(scene: Scene, *, size: int | tuple[int, int] | None = None, samples: 
     scenes in a fixed number of batched operations and 2 host syncs, 4 with strokes: for GPUs) or "auto"
     (batched on CUDA, else reference). composite (reference method only): "loop" (layer after layer,
     analytic backward: fastest on CPU), "sorted" (all layers at once) or "auto" (sorted on CUDA or beyond 512
-    layers, else loop). All give the same image and gradients up to rounding (and the 1e-6 leak of the
-    sorted and batched compositors under opaque layers).
+    layers, else loop). All give the same image and gradients up to rounding (gradients of what an opaque
+    layer hides: 0 with the loop, ~1e-6 with the sorted and batched compositors).
     """
     return render_batch([scene], size=size, samples=samples, background=background, composite=composite,
                         method=method)[0]
