@@ -109,6 +109,25 @@ def test_batched_skips_what_the_reference_skips():
     assert ref[12, 14, 1] == 0.5 and abs(bat[12, 14, 1].item() - 0.5) < 2e-6   # no green, no red
 
 
+def test_batched_handles_empty_stroke_only_invisible_and_off_canvas_scenes_in_one_batch():
+    g = torch.Generator().manual_seed(0)
+    scenes = [Scene(20, 20, []), Scene(20, 20, random_strokes(3, 2, 2.0, 20, 20, generator=g)),
+              Scene(20, 20, [Shape("path", circle_points((10, 10), 5, 4), fill=torch.tensor([1.0, 0, 0, 0]))]),
+              Scene(20, 20, [Shape("path", circle_points((-50, 10), 5, 4))]),
+              Scene(20, 20, pixel_grid(2, 20, 20, generator=g))]
+    for background in (True, False):
+        a = render_batch(scenes, method="reference", background=background)
+        b = render_batch(scenes, method="batched", background=background)
+        assert (a - b).abs().max() < 2e-6
+    assert (b[0] == 0).all() and (b[2] == 0).all() and (b[3] == 0).all()    # nothing drawn: transparent
+
+
+def test_batched_refuses_non_finite_points_like_the_reference():
+    bad = Scene(10, 10, [Shape("path", torch.tensor([[0.0, 0.0], [float("nan"), 1.0], [2.0, 2.0]]))])
+    with pytest.raises(ValueError, match="non-finite"):
+        render(bad, method="batched")
+
+
 def test_batched_float32_matches_reference_on_a_benchmark_scene():
     g = torch.Generator().manual_seed(0)
     scene = Scene(120, 120, random_paths(40, 4, 120, 120, generator=g))
