@@ -230,14 +230,16 @@ def _tile_extents(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers: 
 def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers: int, evenodd: list[bool],
                    height: int, width: int, *, extents: tuple[torch.Tensor, ...] | None = None,
                    totals: tuple[int, int, int] | None = None, n_chords: torch.Tensor | None = None,
-                   evenodd_t: torch.Tensor | None = None, syncs: list | None = None) -> tuple[torch.Tensor, _Tiles]:
+                   evenodd_t: torch.Tensor | None = None, syncs: list | None = None,
+                   batched: bool = False) -> tuple[torch.Tensor, _Tiles]:
     """Area coverage of closed fill layers.
 
     cubics: (N, 4, 2) pixels, all subpaths of all layers; layer_of_cubic: (N,) long; evenodd: per layer.
     extents: `_tile_extents` of these cubics and totals: (buffer size, rows, chords), when the caller has
     already read them (the batched path reads them in one host sync with other sizes); else read here.
     n_chords: chords per cubic (default `_chord_counts`); evenodd_t: evenodd as a (L,) bool device tensor.
-    syncs: a list that gets one entry per host read made here (for counting).
+    syncs: a list that gets one entry per host read made here (for counting); batched: masks only (every
+    chord through the clip) instead of compacting the chords that leave their tile.
     Returns coverage (tiles.total,) in [0, 1] and the tile layout.
     """
     dev = cubics.device
@@ -265,11 +267,27 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
             & (h[lay] > 0) & (ymax > ymin)
     dt = a.dtype
     # Clip to the tile before cutting into pixel pieces: the piece count is bounded by the tile, not the chord.
-    a, b = _clip_fill_chords(a, b, x0[lay].to(dt), y0[lay].to(dt), (x0 + w)[lay].to(dt), (y0 + h)[lay].to(dt))
-    a, b, lay = a.reshape(-1, 2), b.reshape(-1, 2), lay.repeat_interleave(5)
+    if batched:
+        a, b = _clip_fill_chords(a, b, x0[lay].to(dt), y0[lay].to(dt), (x0 + w)[lay].to(dt), (y0 + h)[lay].to(dt))
+        a, b, lay, keep = a.reshape(-1, 2), b.reshape(-1, 2), lay.repeat_interleave(5), keep.repeat_interleave(5)
+    else:
+        # Few chords leave their tile: clip only those (a compaction, so a host sync; 20% of the CPU time
+        # of a 128-path render if every chord went through the clip).
+        with torch.no_grad():
+            lo, hi = torch.minimum(a, b).detach(), torch.maximum(a, b).detach()
+            inside = (lo[:, 0] >= x0[lay]) & (hi[:, 0] <= (x0 + w)[lay]) & (lo[:, 1] >= y0[lay]) \
+                & (hi[:, 1] <= (y0 + h)[lay])
+            out = (keep & ~inside).nonzero().squeeze(1)
+            kin = (keep & inside).nonzero().squeeze(1)
+            lo_ = lay[out]
+        ca, cb = _clip_fill_chords(a[out], b[out], x0[lo_].to(dt), y0[lo_].to(dt), (x0 + w)[lo_].to(dt),
+                                   (y0 + h)[lo_].to(dt))
+        a, b = torch.cat([a[kin], ca.reshape(-1, 2)]), torch.cat([b[kin], cb.reshape(-1, 2)])
+        lay = torch.cat([lay[kin], lo_.repeat_interleave(5)])
+        keep = torch.ones_like(lay, dtype=torch.bool)
     with torch.no_grad():
         span = (b - a).detach().abs().amax(dim=1)
-        useful = keep.repeat_interleave(5) & ((b - a).detach()[:, 1] != 0)
+        useful = keep & ((b - a).detach()[:, 1] != 0)
         counts = torch.where(useful, span.ceil().clamp(min=1), torch.zeros_like(span)).long()
         n_sub = int(counts.sum())
         syncs.append("fill pieces")
@@ -898,7 +916,7 @@ def _render_batched(scenes: list[Scene], canvas0: torch.Tensor, dtype, syncs: li
     if n_f:
         total, rows = host[1], host[2]
         cov_f, t = _fill_coverage(cub_f, f_layer, n_f, eo_host, Hs, Ws, extents=ext, totals=(total, rows, host[3]),
-                                  n_chords=nch_f, evenodd_t=f_eo.bool(), syncs=syncs)
+                                  n_chords=nch_f, evenodd_t=f_eo.bool(), syncs=syncs, batched=True)
         if total:
             with torch.no_grad():
                 e = torch.repeat_interleave(torch.arange(n_f, device=dev), ext[4], output_size=total)
