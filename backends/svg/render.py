@@ -42,9 +42,11 @@ How it works, and why
 
 Numbers (benchmarks/renderer.py, 600x600, 128 closed 4-segment paths, 2 CPU threads, idle machine): 51 ms
 forward and 115 ms forward + backward (reference method), where DiffVG takes 1.98 s and 12.0 s on the same
-kind of machine. Operators per fwd+bwd at 16 / 256 paths: reference 1080 / 8520 kernel-equivalents, batched
-812 / 812 (`python -m benchmarks.renderer --ops`). The batched method is slower on a CPU (it sorts every
-tile pixel); on a GPU it is untimed here.
+kind of machine. Kernel-equivalent operators per fwd+bwd at 16 / 256 paths (`python -m benchmarks.renderer
+--ops`, counted on a CPU): 800 / 3920 for the GPU path before the batched method (20 device-to-host reads and 9
+blocking copies per render), 812 / 812 for the batched method (2 reads, 0 blocking copies), 1120 / 8560 for the
+reference with its loop compositor (8 reads). The batched method is 2-8x slower than the reference on a CPU (it
+sorts every tile pixel); its GPU time is not measured yet.
 """
 from __future__ import annotations
 
