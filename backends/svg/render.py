@@ -220,9 +220,9 @@ def _tile_extents(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers: 
         hi = pts.new_full((n_layers, 2), float("-inf")).scatter_reduce(0, lid[:, None].expand(-1, 2), pts, "amax")
         lo = torch.nan_to_num(lo, nan=0.0).floor().clamp(0, None)
         hi = torch.nan_to_num(hi, nan=0.0).ceil()
-        size = lo.new_tensor([width, height])
-        lo = torch.minimum(lo, size)
-        hi = torch.minimum(hi.clamp(min=0), size)
+        # Python scalars, not a new (2,) tensor: on a GPU that would be a blocking host-to-device copy.
+        lo = torch.stack([lo[:, 0].clamp(max=width), lo[:, 1].clamp(max=height)], 1)
+        hi = torch.stack([hi[:, 0].clamp(0, width), hi[:, 1].clamp(0, height)], 1)
         ext = (hi - lo).clamp(min=0).long()
         ext = torch.where((ext == 0).any(dim=1, keepdim=True), torch.zeros_like(ext), ext)
         w, h = ext[:, 0], ext[:, 1]
