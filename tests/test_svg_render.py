@@ -285,3 +285,14 @@ def test_backward_accepts_a_strided_gradient_from_a_later_permute():
     out = render_batch(scenes).permute(0, 3, 1, 2)  # (K, C, H, W): its gradient comes back strided
     (out * torch.linspace(0, 1, 32)).sum().backward()
     assert all(sh.points.grad is not None and torch.isfinite(sh.points.grad).all() for s in scenes for sh in s.shapes)
+
+
+def test_sorted_compositing_hides_what_an_opaque_layer_covers_exactly():
+    # the log-transmittance holds an opaque layer's 1 - alpha at 1e-6; its count of opaque layers puts the
+    # hidden transmittance back to 0, so nothing leaks through (and the background gets no gradient there)
+    bg = torch.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    red = Shape("square", torch.tensor([[0.0, 0.0], [4.0, 4.0]]), fill=torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    img = render(Scene(4, 4, [red], background=bg), composite="sorted")
+    assert (img - torch.tensor([1.0, 0.0, 0.0])).abs().max() == 0
+    img.sum().backward()
+    assert bg.grad.abs().max() == 0
