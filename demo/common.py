@@ -746,8 +746,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
                                                                   _defaults(cls), inputs))
             yield out.result(side, label, cls.key, result, files, meta, job_dir.path)
         took = time.perf_counter() - t0
-        tiny = any(m.get("prior_is_tiny") for _, m in rows)
-        status = f"**Done** in {took:.1f} s." + (f" Made with a {TINY_NOTE}." if tiny else "")
+        status = f"**Done** in {took:.1f} s." + prior_sentence([m for _, m in rows])
         outcome = "done"
         yield out.final(status, report_markdown(rows), "\n".join(cli_lines), details)
     except Stopped:
@@ -773,6 +772,16 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
         JOBS.finish(job, outcome)
         log.info("job %d (%s) %s after %.2f s at step %d/%d", job.id, spec.name, outcome, time.perf_counter() - t0,
                  job.step, job.total)
+
+
+def prior_sentence(metas: list[dict]) -> str:
+    """' Made with `icons`: <what it is>.' for the priors a run used (none for prior-less backends)."""
+    seen = {}
+    for m in metas:
+        if m.get("prior"):
+            seen.setdefault(m["prior"], (m.get("prior_description") or "", m.get("prior_is_tiny")))
+    parts = [f"`{name}` ({TINY_NOTE})" if tiny else f"`{name}`: {desc}" for name, (desc, tiny) in seen.items()]
+    return f" Made with {'; '.join(parts)}." if parts else ""
 
 
 def _default(cls, name: str):

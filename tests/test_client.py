@@ -84,7 +84,7 @@ def test_defaults_then_run_repeats_through_the_api(client):
 
 
 @pytest.mark.parametrize("spec", [s for s in tab_specs() if s.name != "image"], ids=lambda s: s.name)
-def test_each_tab_runs_on_the_tiny_prior(client, spec):
+def test_each_tab_runs_on_this_machines_offline_prior(client, spec):
     keys = backends.available().get(spec.task)
     if not keys:
         pytest.skip(f"no {spec.task} backend installed yet")
@@ -111,7 +111,12 @@ def test_each_tab_runs_on_the_tiny_prior(client, spec):
                                  api_name=f"/{spec.name}_run"))
     print(f"{spec.name}: {key} {settings} in {time.perf_counter() - t0:.1f} s")
     assert out["status"].startswith("**Done**"), out["status"]
-    assert "tiny prior" in out["status"] and out["details"]["method"]["prior"].startswith("tiny-")
+    used = out["details"]["method"]["prior"]
+    cls = backends.get(key)
+    if cls.prior != "none":
+        from backends.priors import auto_prior
+
+        assert used == auto_prior(cls.prior, "auto", "cpu") and f"`{used}`" in out["status"]
     assert out["files_a"] and all(Path(p).is_file() for p in out["files_a"])
     assert out["preview_a"] and Path(out["preview_a"]).is_file()
     for kind, value in zip(spec.media, out["media"]):

@@ -1,0 +1,213 @@
+"""What a person does first, in headless Chromium (Debian's): a fresh page, their own prompt or instruction, their own
+file, Run with every other field at its default. Each tab must run and show a result in about 30 s on this 2-core
+CPU (the offline priors; nothing downloaded). Then the same after clicking an example: their upload replaces the
+example's input. "auto" fields read as auto, and a rejected value names its field. Screenshots of each result go
+to tests/artifacts/first-contact-<tab>.png, to look at.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from app_server import ARTIFACTS, AppServer
+from browser_util import CHROMIUM, click_example, launch_browser, open_tab, screenshot, status_text, wait_status
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
+DEFAULT_RUN_S = 45  # the issue's "about 30 s or less", with room for a loaded CI machine
+
+
+# ---- a person's own files, made here (nothing from examples/) ----
+
+def own_wide_image(path: Path, size=(1024, 256)) -> Path:
+    w, h = size
+    y = np.linspace(0, 1, h)[:, None, None]
+    sky = np.array([90, 150, 230]) * (1 - y) + np.array([200, 220, 250]) * y
+    img = np.broadcast_to(sky, (h, w, 3)).astype(np.uint8).copy()
+    im = Image.fromarray(img)
+    d = ImageDraw.Draw(im)
+    for x in range(0, w, 160):
+        d.polygon([(x, h), (x + 80, h // 3), (x + 160, h)], fill=(70, 110, 60))
+    d.ellipse((w - 160, 20, w - 100, 80), fill=(250, 230, 120))
+    im.save(path)
+    return path
+
+
+def own_clip(path: Path, frames: int = 20) -> Path:
+    import imageio.v2 as iio
+
+    with iio.get_writer(path, format="FFMPEG", mode="I", fps=10, codec="libx264", pixelformat="yuv420p",
+                        macro_block_size=1, ffmpeg_log_level="error") as writer:
+        for k in range(frames):
+            im = Image.new("RGB", (160, 120), (40, 120, 200))
+            ImageDraw.Draw(im).rectangle((10 + 6 * k, 40, 50 + 6 * k, 80), fill=(240, 200, 40))
+            writer.append_data(np.asarray(im))
+    return path
+
+
+def own_views_zip(path: Path, n: int = 4) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for k in range(n):
+            im = Image.new("RGB", (128, 128), (230, 230, 230))
+            x = 30 + 15 * k
+            ImageDraw.Draw(im).ellipse((x, 30, x + 60, 90), fill=(180, 60, 40))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG")
+            zf.writestr(f"my_view_{k}.png", buf.getvalue())
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("own")
+    return {"panorama": own_wide_image(d / "my_panorama.png"), "video": own_clip(d / "my_clip.mp4"),
+            "views3d": own_views_zip(d / "my_views.zip"), "image": own_wide_image(d / "my_target.png", (96, 64))}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with AppServer("first-contact") as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(20_000)
+    page.goto(server.url)
+    page.wait_for_selector("#env-banner", timeout=30_000)
+    yield page
+    page.close()
+
+
+@contextlib.contextmanager
+def shot(page, name: str):
+    """Screenshot on failure, and of the result on success (to look at)."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            screenshot(page, ARTIFACTS / f"{name}.png")
+
+
+def upload(page, tab: str, path: Path) -> None:
+    page.locator(f"#{tab}-input input[type=file]").first.set_input_files(str(path))
+    page.wait_for_timeout(1500)  # the upload lands in the widget
+
+
+def run_and_wait(page, tab: str, limit_s: float) -> tuple[str, float]:
+    t0 = time.monotonic()
+    page.locator(f"#{tab}-run").click()
+    text = wait_status(page, tab, ("Done", "failed", "problem", "Stopped"), limit_s)
+    return text, time.monotonic() - t0
+
+
+def details(page, tab: str) -> dict:
+    """The result.json of the last run, from the copy-settings accordion's JSON view."""
+    page.get_by_text("Copy settings: JSON for the API").first.click()
+    page.wait_for_timeout(300)
+    raw = page.locator(f"#{tab}-details").inner_text()
+    return raw
+
+
+CASES = {  # tab title, the person's words, their own file
+    "svg": ("Text to SVG", "a slice of pizza", None),
+    "panorama": ("Panorama edit", "make it a sunset", "panorama"),
+    "video": ("Video edit", "make it winter", "video"),
+    "views3d": ("3D-view edit", "turn it black and white", "views3d"),
+    "image": ("SDS check", None, "image"),
+}
+
+
+@pytest.mark.parametrize("tab", list(CASES))
+def test_a_fresh_page_runs_the_persons_own_input_with_every_default(page, tab, own_files):
+    title, words, file_kind = CASES[tab]
+    with shot(page, f"first-contact-{tab}"):
+        open_tab(page, title)
+        if words:
+            page.locator(f"#{tab}-prompt textarea").fill(words)
+        if file_kind:
+            upload(page, tab, own_files[file_kind])
+        text, took = run_and_wait(page, tab, DEFAULT_RUN_S + 30)
+        print(f"{tab}: fresh page, own input, defaults: {took:.1f} s: {text[:120]!r}")
+        assert text.startswith("Done"), text
+        assert took < DEFAULT_RUN_S, f"{tab} default run took {took:.0f} s"
+        preview = page.locator(f"#{tab}-preview-a img").first
+        preview.wait_for(timeout=10_000)
+        files = page.locator(f"#{tab}-files-a").inner_text()
+        assert ".json" in files
+
+
+def test_auto_fields_read_auto_on_a_fresh_page(page):
+    open_tab(page, "Text to SVG")
+    for name in ("paths", "segments", "steps", "size"):
+        box = page.locator(f"#svg-vectorfusion-{name} input, #svg-vectorfusion-{name} textarea").first
+        assert box.input_value() == "" and box.get_attribute("placeholder") == "auto", name
+    assert "auto:" in page.locator("#svg-vectorfusion-steps").inner_text()
+
+
+def test_a_rejected_value_names_its_field_and_why(page):
+    open_tab(page, "Text to SVG")
+    page.locator("#svg-prompt textarea").fill("a red fox")
+    box = page.locator("#svg-vectorfusion-steps input, #svg-vectorfusion-steps textarea").first
+    box.fill("4.7")
+    page.locator("#svg-run").click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for(timeout=10_000)
+    message = toast.inner_text()
+    assert "steps" in message and "whole number" in message, message
+    assert "Value 0" not in message
+
+
+@pytest.mark.parametrize("tab", ["views3d", "panorama"])
+def test_an_upload_after_an_example_replaces_the_examples_input(page, tab, own_files):
+    title, words, file_kind = CASES[tab]
+    from demo.launch import tab_specs
+
+    spec = next(s for s in tab_specs() if s.name == tab)
+    example = next(e for e in spec.examples() if e.available() and not e.compare)
+    with shot(page, f"first-contact-{tab}-after-example"):
+        open_tab(page, title)
+        click_example(page, tab, example.label)
+        page.wait_for_timeout(1000)
+        upload(page, tab, own_files[file_kind])
+        text, took = run_and_wait(page, tab, DEFAULT_RUN_S + 30)
+        assert text.startswith("Done"), text
+        result = details(page, tab)
+        if tab == "views3d":
+            assert '"views": 4' in result and "my_views.zip" in result, result[:400]
+        else:
+            assert '"input_size"' in result and "1024" in result and "my_panorama.png" in result, result[:400]
+
+
+def test_stop_ends_a_default_panorama_run_within_2_s(page, own_files):
+    with shot(page, "first-contact-panorama-stop"):
+        open_tab(page, "Panorama edit")
+        page.locator("#panorama-prompt textarea").fill("make it winter")
+        upload(page, "panorama", own_files["panorama"])
+        page.locator("#panorama-run").click()
+        wait_status(page, "panorama", ("step",), 60)
+        t0 = time.monotonic()
+        page.locator("#panorama-stop").click()
+        text = wait_status(page, "panorama", ("Stopped",), 10)
+        latency = time.monotonic() - t0
+        print(f"panorama stop: {latency:.2f} s ({text[:80]!r})")
+        assert latency < 2.0, text
