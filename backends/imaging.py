@@ -26,9 +26,9 @@ def to_tensor(image: Image.Image | np.ndarray, device="cpu") -> torch.Tensor:
 
 def load_image(path: str | Path, *, size: tuple[int, int] | None = None, device="cpu") -> torch.Tensor:
     """A validated image file as (3, H, W) float in [0, 1], optionally resized to size=(W, H)."""
-    from . import validate
+    from . import media
 
-    img = validate.image(path)
+    img = media.image(path)
     if size is not None and img.size != tuple(size):
         img = img.resize(tuple(size), Image.LANCZOS)
     return to_tensor(img, device)

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 import backends
-from backends import validate
+from backends import media
 from backends.csd_edit import common, metrics
 from backends.errors import ModelUnavailableError
 
@@ -54,7 +54,7 @@ def particles(task: str, case_inputs: list[str], result) -> tuple[torch.Tensor, 
     """(source, edited) particles (N, 3, H, W) in [0, 1] read from the input files and the result's files, and
     their neighbour pairs."""
     if task == "panorama":
-        src = np.asarray(validate.image(case_inputs[0]))
+        src = np.asarray(media.image(case_inputs[0]))
         out = np.asarray(Image.open(result.files["png"]).convert("RGB"))
         h, w = src.shape[:2]
         side = min(h, w)
@@ -63,12 +63,12 @@ def particles(task: str, case_inputs: list[str], result) -> tuple[torch.Tensor, 
         return _t(pick(src)), _t(pick(out)), metrics.grid_pairs(*grid)
     if task == "video":
         edited = _read_video(result.files["mp4"])
-        src, _ = validate.video(case_inputs[0], sample=len(edited))
+        src, _ = media.video(case_inputs[0], sample=len(edited))
         src = src[:, : edited.shape[1], : edited.shape[2]]  # the mp4 has even sides
         return _t(src), _t(edited), metrics.sequence_pairs(len(edited))
     with zipfile.ZipFile(result.files["zip"]) as zf:
         edited = np.stack([np.asarray(Image.open(zf.open(n)).convert("RGB")) for n in sorted(zf.namelist())])
-    src = np.stack([np.asarray(v) for v in validate.images(case_inputs)])
+    src = np.stack([np.asarray(v) for v in media.images(case_inputs)])
     return _t(src), _t(edited), metrics.sequence_pairs(len(edited))
 
 

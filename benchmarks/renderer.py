@@ -30,7 +30,8 @@ import torch
 
 from backends.svg import diffvg_adapter
 from backends.svg.render import render
-from backends.svg.scene import Scene, random_paths
+from backends.svg.painting import random_paths
+from backends.svg.scene import Scene
 
 from .common import append_results, device_name, measure, median_ms
 

@@ -16,7 +16,8 @@ import torch
 
 import importlib
 from backends.svg.render import estimate_work, render, render_batch
-from backends.svg.scene import Scene, Shape, circle_points, pixel_grid, random_paths, random_strokes
+from backends.svg.painting import circle_points, pixel_shapes, random_paths, stroke_shapes
+from backends.svg.scene import Scene, Shape
 
 R = importlib.import_module("backends.svg.render")   # the package re-exports the function `render`
 IMG_TOL = 1e-9
@@ -63,8 +64,8 @@ def _assert_methods_agree(scenes: list[Scene], params: list[torch.Tensor], **kw)
 
 def test_batched_equals_reference_for_fills_strokes_squares_and_both_fill_rules():
     g = torch.Generator().manual_seed(4)
-    shapes = (random_paths(6, 4, 48, 40, box=0.5, generator=g) + random_strokes(3, 3, 3.0, 48, 40, generator=g)
-              + pixel_grid(3, 48, 40, generator=g)[:3])
+    shapes = (random_paths(6, 4, 48, 40, box=0.5, generator=g) + stroke_shapes(3, 3, 3.0, 48, 40, generator=g)
+              + pixel_shapes(3, 48, 40, generator=g)[:3])
     shapes[1].fill = torch.tensor([0.3, 0.6, 0.2, 1.0])
     shapes[2].fill_rule = "evenodd"
     donut = Shape("path", torch.cat([circle_points((20, 20), 12, 4), circle_points((22, 19), 5, 4).flip(0)]),
@@ -82,7 +83,7 @@ def test_batched_equals_reference_for_several_scenes_at_another_size_and_supersa
     g = torch.Generator().manual_seed(1)
     scenes, params = [], []
     for k in range(3):
-        shapes = random_paths(4, 4, 32, 32, box=0.5, generator=g) + random_strokes(2, 2, 1.5, 32, 32, generator=g)
+        shapes = random_paths(4, 4, 32, 32, box=0.5, generator=g) + stroke_shapes(2, 2, 1.5, 32, 32, generator=g)
         sc, p = _grad_scene(shapes, 32, 32, bg=(0.1 * k, 0.5, 0.9))
         scenes.append(sc)
         params += p
@@ -92,7 +93,7 @@ def test_batched_equals_reference_for_several_scenes_at_another_size_and_supersa
 
 def test_batched_equals_reference_for_pixel_art():
     g = torch.Generator().manual_seed(2)
-    shapes = pixel_grid(6, 30, 30, generator=g)
+    shapes = pixel_shapes(6, 30, 30, generator=g)
     scene, params = _grad_scene(shapes, 30, 30)
     _assert_methods_agree([scene], params)
     _assert_methods_agree([scene], params, size=23)      # cells ending mid-pixel
@@ -111,10 +112,10 @@ def test_batched_skips_what_the_reference_skips():
 
 def test_batched_handles_empty_stroke_only_invisible_and_off_canvas_scenes_in_one_batch():
     g = torch.Generator().manual_seed(0)
-    scenes = [Scene(20, 20, []), Scene(20, 20, random_strokes(3, 2, 2.0, 20, 20, generator=g)),
+    scenes = [Scene(20, 20, []), Scene(20, 20, stroke_shapes(3, 2, 2.0, 20, 20, generator=g)),
               Scene(20, 20, [Shape("path", circle_points((10, 10), 5, 4), fill=torch.tensor([1.0, 0, 0, 0]))]),
               Scene(20, 20, [Shape("path", circle_points((-50, 10), 5, 4))]),
-              Scene(20, 20, pixel_grid(2, 20, 20, generator=g))]
+              Scene(20, 20, pixel_shapes(2, 20, 20, generator=g))]
     for background in (True, False):
         a = render_batch(scenes, method="reference", background=background)
         b = render_batch(scenes, method="batched", background=background)
@@ -142,7 +143,7 @@ def test_batched_makes_a_constant_number_of_host_reads_whatever_the_path_count()
             g = torch.Generator().manual_seed(n)
             shapes = random_paths(n, 4, 64, 64, generator=g)
             if with_strokes:
-                shapes += random_strokes(n, 2, 2.0, 64, 64, generator=g)
+                shapes += stroke_shapes(n, 2, 2.0, 64, 64, generator=g)
             scene = Scene(64, 64, shapes)
             canvas0 = torch.ones(1, 64, 64, 3)
             syncs = []

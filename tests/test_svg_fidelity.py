@@ -10,7 +10,8 @@ from PIL import Image
 
 from backends.svg import diffvg_adapter
 from backends.svg.render import render
-from backends.svg.scene import Scene, random_paths, random_strokes
+from backends.svg.painting import random_paths, stroke_shapes
+from backends.svg.scene import Scene
 from backends.svg.svgio import scene_to_svg, svg_to_scene
 from tests.svg_corpus import CORPUS
 
@@ -69,7 +70,7 @@ def _cairo():
 
 def test_the_downloaded_svg_looks_like_the_optimized_raster():
     g = torch.Generator().manual_seed(7)
-    shapes = random_paths(40, 4, 256, 256, generator=g) + random_strokes(10, 3, 3.0, 256, 256, generator=g)
+    shapes = random_paths(40, 4, 256, 256, generator=g) + stroke_shapes(10, 3, 3.0, 256, 256, generator=g)
     shapes[3].fill_rule = "evenodd"
     scene = Scene(256, 256, shapes, background=torch.tensor([0.9, 0.95, 1.0]))
     with torch.no_grad():

@@ -14,7 +14,8 @@ from PIL import Image
 
 from backends.errors import InputError
 from backends.svg.render import render
-from backends.svg.scene import Scene, Shape, pixel_grid, random_paths, random_strokes
+from backends.svg.painting import pixel_shapes, random_paths, stroke_shapes
+from backends.svg.scene import Scene, Shape
 from backends.svg.svgio import load_svg, parse_color, parse_path_data, save_svg, scene_to_svg, svg_to_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +35,8 @@ def _bezier(c, t):
 
 def _mixed_scene() -> Scene:
     g = torch.Generator().manual_seed(11)
-    shapes = random_paths(4, 4, 120, 90, generator=g) + random_strokes(2, 3, 2.5, 120, 90, generator=g)
-    shapes += pixel_grid(2, 120, 90, generator=g)
+    shapes = random_paths(4, 4, 120, 90, generator=g) + stroke_shapes(2, 3, 2.5, 120, 90, generator=g)
+    shapes += pixel_shapes(2, 120, 90, generator=g)
     shapes[0].fill_rule = "evenodd"
     shapes[1].stroke = torch.tensor([0.1, 0.2, 0.3, 0.6])
     shapes[1].stroke_width = torch.tensor(1.75)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from backends.svg.render import render, render_batch
-from backends.svg.scene import Scene, Shape, circle_points, pixel_grid, random_paths, random_strokes
+from backends.svg.painting import circle_points, pixel_shapes, random_paths, stroke_shapes
+from backends.svg.scene import Scene, Shape
 
 
 def _poly(corners, dtype=torch.float32) -> torch.Tensor:
@@ -105,7 +106,7 @@ def test_supersampling_agrees_with_area_coverage():
 
 def test_size_scales_the_scene_and_batches_match_single_renders():
     g = torch.Generator().manual_seed(1)
-    a = Scene(32, 32, random_paths(5, 4, 32, 32, generator=g) + random_strokes(2, 2, 1.5, 32, 32, generator=g))
+    a = Scene(32, 32, random_paths(5, 4, 32, 32, generator=g) + stroke_shapes(2, 2, 1.5, 32, 32, generator=g))
     b = Scene(32, 32, random_paths(5, 4, 32, 32, generator=g), background=torch.tensor([0.1, 0.1, 0.1]))
     batch = render_batch([a, b], size=(64, 64))
     assert batch.shape == (2, 64, 64, 3)
@@ -119,7 +120,7 @@ def test_size_scales_the_scene_and_batches_match_single_renders():
 def test_pixel_grid_on_whole_pixels_tiles_the_canvas_without_seams():
     # (cells ending mid-pixel show the background through their shared pixels, as in every area-coverage
     # renderer, resvg and cairo included: each cell covers half the pixel, composited one after the other)
-    shapes = pixel_grid(4, 32, 32)
+    shapes = pixel_shapes(4, 32, 32)
     for s in shapes:
         s.fill = torch.tensor([0.2, 0.4, 0.6, 1.0])
     img = render(Scene(32, 32, shapes, background=torch.tensor([1.0, 0.0, 0.0])))
@@ -200,7 +201,7 @@ def test_gradients_reach_every_parameter_of_a_batch_of_scenes():
     g = torch.Generator().manual_seed(5)
     scenes = []
     for _ in range(2):
-        shapes = random_paths(3, 4, 40, 40, box=0.5, generator=g) + random_strokes(2, 2, 2.0, 40, 40, generator=g)
+        shapes = random_paths(3, 4, 40, 40, box=0.5, generator=g) + stroke_shapes(2, 2, 2.0, 40, 40, generator=g)
         for s in shapes:
             s.points.requires_grad_()
             (s.fill if s.kind == "path" else s.stroke).requires_grad_()
@@ -238,8 +239,8 @@ def test_autograd_memory_scales_with_bounding_boxes_not_pixels_times_paths():
 
 def test_sorted_and_loop_compositing_agree_in_values_and_gradients():
     g = torch.Generator().manual_seed(4)
-    shapes = (random_paths(8, 4, 48, 40, box=0.5, generator=g) + random_strokes(3, 3, 3.0, 48, 40, generator=g)
-              + pixel_grid(3, 48, 40, generator=g)[:3])
+    shapes = (random_paths(8, 4, 48, 40, box=0.5, generator=g) + stroke_shapes(3, 3, 3.0, 48, 40, generator=g)
+              + pixel_shapes(3, 48, 40, generator=g)[:3])
     shapes[1].fill = torch.tensor([0.3, 0.6, 0.2, 1.0])
     shapes[2].fill_rule = "evenodd"
     params = []
@@ -262,10 +263,10 @@ def test_sorted_and_loop_compositing_agree_in_values_and_gradients():
                 assert (x - y).abs().max() <= 1e-4 * (1 + x.abs().max())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device in this session")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run `python -m benchmarks.gpu_check`")
 def test_cuda_renders_what_the_cpu_renders():
     g = torch.Generator().manual_seed(2)
-    scene = Scene(64, 64, random_paths(10, 4, 64, 64, generator=g) + random_strokes(3, 2, 2.0, 64, 64, generator=g))
+    scene = Scene(64, 64, random_paths(10, 4, 64, 64, generator=g) + stroke_shapes(3, 2, 2.0, 64, 64, generator=g))
     cpu = render(scene)
     gpu = render(scene.to("cuda")).cpu()
     assert (cpu - gpu).abs().max() < 1e-4
@@ -273,12 +274,13 @@ def test_cuda_renders_what_the_cpu_renders():
 
 def test_backward_accepts_a_strided_gradient_from_a_later_permute():
     from backends.svg.render import render_batch
-    from backends.svg.scene import Scene, random_circle_paths
+    from backends.svg.painting import circle_shapes
+    from backends.svg.scene import Scene
 
     g = torch.Generator().manual_seed(0)
     scenes = []
     for _ in range(2):
-        shapes = random_circle_paths(3, 4, 6.0, 32, 32, generator=g)
+        shapes = circle_shapes(3, 4, 6.0, 32, 32, generator=g)
         for sh in shapes:
             sh.points.requires_grad_(True)
         scenes.append(Scene(32, 32, shapes, torch.ones(3)))

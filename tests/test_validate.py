@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import hostile
-from backends import validate
+from backends import media, validate
 from backends.errors import InputError
 
 FAST = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
-VALIDATOR = {"svg": validate.svg_bytes, "image": validate.image, "images": validate.images, "video": validate.video}
+VALIDATOR = {"svg": validate.svg_bytes, "image": media.image, "images": media.images, "video": media.video}
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -90,7 +90,7 @@ def test_hostile_svg_bytes_are_refused_before_any_parsing(corpus):
 
 
 def test_png_named_jpg_is_read_by_its_content_and_the_mismatch_reported(corpus):
-    out = validate.image(corpus["png_named.jpg"])
+    out = media.image(corpus["png_named.jpg"])
     assert out.mode == "RGB" and out.size == (32, 24)
     assert out.info["format"] == "PNG"
     assert_one_sentence(out.info["notice"])
@@ -100,23 +100,23 @@ def test_png_named_jpg_is_read_by_its_content_and_the_mismatch_reported(corpus):
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_declared_size_is_refused_from_the_header_and_pillow_guard_is_restored(corpus):
     before = Image.MAX_IMAGE_PIXELS
-    message = refused(validate.image, corpus["huge_declared.png"])
+    message = refused(media.image, corpus["huge_declared.png"])
     assert "10,000,000,000 pixels" in message and "16,777,216" in message
-    refused(validate.image, hostile.png_with_declared_size(5000, 5000))  # 25 Mpx: between 1x and 2x the limit
+    refused(media.image, hostile.png_with_declared_size(5000, 5000))  # 25 Mpx: between 1x and 2x the limit
     assert Image.MAX_IMAGE_PIXELS == before
 
 
 def test_a_fifo_or_folder_is_refused_without_blocking(tmp_path):
-    refused(validate.image, tmp_path)
+    refused(media.image, tmp_path)
     if hasattr(os, "mkfifo"):
         fifo = tmp_path / "upload.png"
         os.mkfifo(fifo)
         start = time.perf_counter()
-        assert "regular file" in refused(validate.image, fifo)
-        assert "regular file" in refused(validate.video, fifo)
+        assert "regular file" in refused(media.image, fifo)
+        assert "regular file" in refused(media.video, fifo)
         assert time.perf_counter() - start < 2.0
-    assert "does not exist" in refused(validate.image, tmp_path / "missing.png")
-    refused(validate.image, "bad\x00name.png")
+    assert "does not exist" in refused(media.image, tmp_path / "missing.png")
+    refused(media.image, "bad\x00name.png")
 
 
 def test_checks_stay_under_500_mb_of_extra_memory(corpus, good, tmp_path):
@@ -130,18 +130,18 @@ import resource, sys
 sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parent.parent)!r}]
 import hostile
 from pathlib import Path
-from backends import validate
+from backends import media, validate
 from backends.errors import InputError
 import PIL.Image
-fns = {{"svg": validate.svg_bytes, "image": validate.image, "images": validate.images, "video": validate.video}}
+fns = {{"svg": validate.svg_bytes, "image": media.image, "images": media.images, "video": media.video}}
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for name in {names!r}:
     try:
         fns[hostile.CORPUS[name][0]](Path({str(next(iter(corpus.values())).parent)!r}) / name)
     except InputError:
         pass
-validate.image({str(big)!r})
-validate.images([{str(good["views.zip"])!r}])
+media.image({str(big)!r})
+media.images([{str(good["views.zip"])!r}])
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
 """
     if sys.platform != "linux":
@@ -234,35 +234,35 @@ def test_choice_matches_exactly_or_ignoring_case_and_lists_the_options():
 
 def test_good_images_come_back_rgb(good):
     for name in ("photo.png", "photo.jpg", "anim.gif"):
-        out = validate.image(good[name])
+        out = media.image(good[name])
         assert out.mode == "RGB" and min(out.size) >= 8, name
         assert "notice" not in out.info
-    assert validate.image(good["photo.png"]).size == (48, 32)
-    assert validate.image(good["photo.jpg"]).info["format"] == "JPEG"
+    assert media.image(good["photo.png"]).size == (48, 32)
+    assert media.image(good["photo.jpg"]).info["format"] == "JPEG"
 
 
 def test_transparency_is_composited_on_white(good):
-    arr = np.asarray(validate.image(good["alpha.png"]))
+    arr = np.asarray(media.image(good["alpha.png"]))
     assert tuple(arr[0, 0]) == (255, 255, 255) and tuple(arr[16, 16]) == (255, 0, 0)
     la = np.zeros((10, 10, 4), np.float32)
-    assert (np.asarray(validate.image(la)) == 255).all()  # fully transparent float RGBA -> white
+    assert (np.asarray(media.image(la)) == 255).all()  # fully transparent float RGBA -> white
 
 
 def test_animation_gives_its_first_frame(good):
     first = Image.open(good["anim.gif"]).convert("RGB")
-    assert np.array_equal(np.asarray(validate.image(good["anim.gif"])), np.asarray(first))
+    assert np.array_equal(np.asarray(media.image(good["anim.gif"])), np.asarray(first))
 
 
 def test_image_accepts_bytes_file_objects_pil_and_arrays(good):
     data = good["photo.png"].read_bytes()
-    assert validate.image(data).size == (48, 32)
-    assert validate.image(io.BytesIO(data)).size == (48, 32)
-    assert validate.image(Image.open(io.BytesIO(data))).size == (48, 32)
-    assert validate.image(Image.new("P", (9, 9))).mode == "RGB"
-    assert validate.image(np.zeros((10, 12), np.uint8)).size == (12, 10)
-    assert validate.image(np.ones((10, 12, 1), np.float64)).getpixel((0, 0)) == (255, 255, 255)
-    assert validate.image(np.zeros((10, 12, 3), bool)).size == (12, 10)
-    assert validate.image(np.full((8, 8), 65535, np.uint16)).getpixel((0, 0)) == (255, 255, 255)
+    assert media.image(data).size == (48, 32)
+    assert media.image(io.BytesIO(data)).size == (48, 32)
+    assert media.image(Image.open(io.BytesIO(data))).size == (48, 32)
+    assert media.image(Image.new("P", (9, 9))).mode == "RGB"
+    assert media.image(np.zeros((10, 12), np.uint8)).size == (12, 10)
+    assert media.image(np.ones((10, 12, 1), np.float64)).getpixel((0, 0)) == (255, 255, 255)
+    assert media.image(np.zeros((10, 12, 3), bool)).size == (12, 10)
+    assert media.image(np.full((8, 8), 65535, np.uint16)).getpixel((0, 0)) == (255, 255, 255)
 
 
 @pytest.mark.parametrize("array, words", [
@@ -272,24 +272,24 @@ def test_image_accepts_bytes_file_objects_pil_and_arrays(good):
     (np.full((10, 10), 300, np.int32), "0..255"),
 ])
 def test_bad_arrays_are_refused(array, words):
-    assert words in refused(validate.image, array)
+    assert words in refused(media.image, array)
 
 
 def test_image_limits_are_configurable(good):
     data = good["photo.png"].read_bytes()
     with pytest.warns(Image.DecompressionBombWarning):  # 1x..2x the limit: Pillow warns, we refuse
-        assert "at most 1,000 pixels" in refused(validate.image, data, max_pixels=1000)
-    assert "at most 100 bytes is allowed" in refused(validate.image, data, max_bytes=100)
-    assert "at least 40" in refused(validate.image, data, min_side=40)
-    assert "use JPEG" in refused(validate.image, data, formats=("JPEG",))
-    assert "at most 1,000 pixels" in refused(validate.image, Image.new("RGB", (100, 100)), max_pixels=1000)
+        assert "at most 1,000 pixels" in refused(media.image, data, max_pixels=1000)
+    assert "at most 100 bytes is allowed" in refused(media.image, data, max_bytes=100)
+    assert "at least 40" in refused(media.image, data, min_side=40)
+    assert "use JPEG" in refused(media.image, data, formats=("JPEG",))
+    assert "at most 1,000 pixels" in refused(media.image, Image.new("RGB", (100, 100)), max_pixels=1000)
 
 
 @FAST
 @given(st.binary(max_size=2048))
 def test_image_on_random_bytes_never_raises_anything_but_input_error(data):
     try:
-        out = validate.image(data)
+        out = media.image(data)
     except InputError as err:
         assert_one_sentence(str(err))
         return
@@ -319,7 +319,7 @@ def test_image_on_mutated_real_files_never_raises_anything_but_input_error(sampl
         data[at % len(data)] = value
     data = bytes(data[: max(1, cut % (len(data) + 1))])
     try:
-        out = validate.image(data)
+        out = media.image(data)
     except InputError as err:
         assert_one_sentence(str(err))
         return
@@ -329,34 +329,34 @@ def test_image_on_mutated_real_files_never_raises_anything_but_input_error(sampl
 # ----------------------------------------------------------------------------------------------- view sets
 
 def test_zip_of_views_comes_in_natural_order_without_archiver_junk(good):
-    views = validate.images(good["views.zip"])
+    views = media.images(good["views.zip"])
     with zipfile.ZipFile(good["views.zip"]) as zf:
         expect = [np.asarray(Image.open(zf.open(f"views/view{i}.png")).convert("RGB")) for i in (1, 2, 10)]
     assert len(views) == 3
     for got, want in zip(views, expect):
         assert np.array_equal(np.asarray(got), want)
-    assert len(validate.images(good["views.zip"].read_bytes())) == 3
+    assert len(media.images(good["views.zip"].read_bytes())) == 3
 
 
 def test_images_mixes_files_arrays_and_zips(good):
-    out = validate.images([good["photo.png"], np.zeros((16, 16, 3), np.uint8), good["views.zip"]])
+    out = media.images([good["photo.png"], np.zeros((16, 16, 3), np.uint8), good["views.zip"]])
     assert [im.size for im in out] == [(48, 32), (16, 16)] + [(32, 32)] * 3
 
 
 def test_images_count_and_total_pixel_limits(good):
     tile = np.zeros((16, 16, 3), np.uint8)
-    assert "at most 32" in refused(validate.images, [tile] * 33)
-    assert "at most 2" in refused(validate.images, [good["views.zip"]], max_count=2)
-    assert "1,000 pixels" in refused(validate.images, [tile] * 4, max_total_pixels=1000)
-    assert "between 1 and 32" in refused(validate.images, [])
-    assert "unpacks to more than" in refused(validate.images, good["views.zip"], max_zip_uncompressed=1000)
+    assert "at most 32" in refused(media.images, [tile] * 33)
+    assert "at most 2" in refused(media.images, [good["views.zip"]], max_count=2)
+    assert "1,000 pixels" in refused(media.images, [tile] * 4, max_total_pixels=1000)
+    assert "between 1 and 32" in refused(media.images, [])
+    assert "unpacks to more than" in refused(media.images, good["views.zip"], max_zip_uncompressed=1000)
 
 
 def test_zip_with_encrypted_or_bzip2_members_is_refused(tmp_path):
     path = tmp_path / "bz.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as zf:
         zf.writestr("v.png", png_bytes())
-    assert "compression" in refused(validate.images, path)
+    assert "compression" in refused(media.images, path)
     data = bytearray((tmp_path / "bz.zip").read_bytes())
     path2 = tmp_path / "enc.zip"
     with zipfile.ZipFile(path2, "w", zipfile.ZIP_STORED) as zf:
@@ -366,50 +366,50 @@ def test_zip_with_encrypted_or_bzip2_members_is_refused(tmp_path):
         at = data.find(sig)
         data[at + (6 if sig == b"PK\x03\x04" else 8)] |= 1
     path2.write_bytes(bytes(data))
-    assert "password" in refused(validate.images, path2)
+    assert "password" in refused(media.images, path2)
 
 
 # ----------------------------------------------------------------------------------------------- video
 
 def test_good_videos_decode_with_their_frame_rate(good):
     for name in ("clip.mp4", "clip.webm"):
-        frames, fps = validate.video(good[name])
+        frames, fps = media.video(good[name])
         assert frames.shape == (12, 32, 48, 3) and frames.dtype == np.uint8, name
         assert fps == pytest.approx(12.0)
-    frames, fps = validate.video(good["anim.gif"])
+    frames, fps = media.video(good["anim.gif"])
     assert frames.shape == (6, 32, 32, 3) and fps == pytest.approx(10.0)
 
 
 def test_sample_keeps_evenly_spread_frames_and_the_duration(good):
-    every, fps = validate.video(good["clip.mp4"])
-    some, fps4 = validate.video(good["clip.mp4"], sample=4)
+    every, fps = media.video(good["clip.mp4"])
+    some, fps4 = media.video(good["clip.mp4"], sample=4)
     assert some.shape[0] == 4
     assert np.array_equal(some[0], every[0]) and np.array_equal(some[-1], every[-1])
     assert some.shape[0] / fps4 == pytest.approx(every.shape[0] / fps)
-    gif4, _ = validate.video(good["anim.gif"], sample=3)
+    gif4, _ = media.video(good["anim.gif"], sample=3)
     assert gif4.shape[0] == 3
-    assert "from 1 to 240" in refused(validate.video, good["clip.mp4"], sample=0)
-    assert "file path" in refused(validate.video, good["clip.mp4"].read_bytes())
+    assert "from 1 to 240" in refused(media.video, good["clip.mp4"], sample=0)
+    assert "file path" in refused(media.video, good["clip.mp4"].read_bytes())
 
 
 def test_video_limits_are_checked_from_metadata(good):
-    assert "at most 0.5 s" in refused(validate.video, good["clip.mp4"], max_seconds=0.5)
-    assert "at most 5 are allowed" in refused(validate.video, good["clip.mp4"], max_frames=5)
-    assert "from 8 to 40 pixels" in refused(validate.video, good["clip.mp4"], max_side=40)
-    assert "at most 10 frames" in refused(validate.video, good["clip.mp4"], max_kept_bytes=48 * 32 * 3 * 10)
-    assert validate.video(good["clip.mp4"], sample=10, max_kept_bytes=48 * 32 * 3 * 10)[0].shape[0] == 10
-    assert "can be decoded" in refused(validate.video, good["clip.mp4"], max_decode_pixels=48 * 32 * 5)
-    assert "at most 2 are allowed" in refused(validate.video, good["anim.gif"], max_frames=2)
+    assert "at most 0.5 s" in refused(media.video, good["clip.mp4"], max_seconds=0.5)
+    assert "at most 5 are allowed" in refused(media.video, good["clip.mp4"], max_frames=5)
+    assert "from 8 to 40 pixels" in refused(media.video, good["clip.mp4"], max_side=40)
+    assert "at most 10 frames" in refused(media.video, good["clip.mp4"], max_kept_bytes=48 * 32 * 3 * 10)
+    assert media.video(good["clip.mp4"], sample=10, max_kept_bytes=48 * 32 * 3 * 10)[0].shape[0] == 10
+    assert "can be decoded" in refused(media.video, good["clip.mp4"], max_decode_pixels=48 * 32 * 5)
+    assert "at most 2 are allowed" in refused(media.video, good["anim.gif"], max_frames=2)
 
 
 def test_rotation_metadata_is_applied_like_ffmpeg_autorotate(good, tmp_path):
     import imageio.v2 as iio
 
-    upright, _ = validate.video(good["clip.mp4"])
+    upright, _ = media.video(good["clip.mp4"])
     for degrees, turns in ((90, 1), (-90, 3), (180, 2)):
         rotated = tmp_path / f"rot{degrees}.mp4"
         hostile.with_display_rotation(good["clip.mp4"], rotated, degrees)
-        frames, fps = validate.video(rotated)
+        frames, fps = media.video(rotated)
         assert np.array_equal(frames, np.rot90(upright, turns, axes=(1, 2))) and fps == pytest.approx(12.0)
     with iio.get_reader(rotated, format="FFMPEG") as reader:  # ffmpeg's own autorotation agrees
         assert np.array_equal(np.stack([np.asarray(f) for f in reader]), frames)
@@ -418,8 +418,8 @@ def test_rotation_metadata_is_applied_like_ffmpeg_autorotate(good, tmp_path):
 def test_metadata_that_imitates_ffmpeg_lines_does_not_change_the_probe(good, tmp_path):
     spoofed = tmp_path / "spoofed.mp4"
     hostile.with_spoofed_metadata(good["clip.mp4"], spoofed)
-    assert "48x32" in refused(validate.video, spoofed, max_side=40)  # the tags claim 8x8
-    frames, fps = validate.video(spoofed)
+    assert "48x32" in refused(media.video, spoofed, max_side=40)  # the tags claim 8x8
+    frames, fps = media.video(spoofed)
     assert frames.shape == (12, 32, 48, 3) and fps == pytest.approx(12.0)
 
 
@@ -436,19 +436,19 @@ def _stream_webm(tmp_path, frames: int) -> Path:
 
 def test_video_without_a_duration_is_still_bounded(tmp_path):
     path = _stream_webm(tmp_path, 30)
-    frames, fps = validate.video(path)
+    frames, fps = media.video(path)
     assert frames.shape == (30, 24, 32, 3) and fps == pytest.approx(10.0)
-    some, fps4 = validate.video(path, sample=4)
+    some, fps4 = media.video(path, sample=4)
     assert np.array_equal(some[0], frames[0]) and np.array_equal(some[-1], frames[-1]) and len(some) == 4
-    assert "at most 10 are allowed" in refused(validate.video, path, max_frames=10)
-    assert "longer than 2 s" in refused(validate.video, path, max_seconds=2)
-    assert "once decoded" in refused(validate.video, path, max_kept_bytes=32 * 24 * 3 * 5)
+    assert "at most 10 are allowed" in refused(media.video, path, max_frames=10)
+    assert "longer than 2 s" in refused(media.video, path, max_seconds=2)
+    assert "once decoded" in refused(media.video, path, max_kept_bytes=32 * 24 * 3 * 5)
 
 
 def test_video_path_with_odd_name_is_never_read_as_ffmpeg_options(good, tmp_path):
     odd = tmp_path / "-i concat:x|y.mp4"
     odd.write_bytes(good["clip.mp4"].read_bytes())
-    assert validate.video(odd)[0].shape[0] == 12
+    assert media.video(odd)[0].shape[0] == 12
 
 
 # ----------------------------------------------------------------------------------------------- SVG

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 from functools import partial
 
-from .. import engine, validate
+from .. import engine, media
 from ..errors import InputError
 from ..imaging import to_uint8
 from ..registry import register
@@ -64,7 +64,7 @@ class _PanoramaEdit:
 
     def run(self, s: PanoramaSettings, *, prior, inputs, out_dir):
         s = common.checked(s, prior)
-        image = validate.image(inputs[0])
+        image = media.image(inputs[0])
         w0, h0 = image.size
         if max(w0, h0) > common.MAX_ASPECT * min(w0, h0):
             raise InputError(f"The image is {w0}x{h0} pixels; a panorama may be at most {common.MAX_ASPECT}:1.")

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .. import validate
+from .. import media
 from ..imaging import to_uint8
 from ..registry import register
 from ..settings import option
@@ -49,7 +49,7 @@ class _VideoEdit:
 
     def run(self, s: VideoSettings, *, prior, inputs, out_dir):
         s = common.checked(s, prior)
-        frames, fps = validate.video(inputs[0], sample=s.particles)
+        frames, fps = media.video(inputs[0], sample=s.particles)
         count, h0, w0 = frames.shape[:3]
         size = common.fit_short_side(w0, h0, s.short_side, prior.size_multiple)
         sources = common.to_batch(frames, size, prior.device)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import validate
+from .. import media
 from ..errors import InputError
 from ..imaging import to_uint8
 from ..registry import register
@@ -31,7 +31,7 @@ TURNTABLE_FPS = 6.0
 @dataclass
 class ViewsSettings(common.EditSettings):
     particles: int = option(16, "views edited together: at most this many views may be given; an orbit video is "
-                            "sampled evenly down to this many frames", lo=2, hi=validate.MAX_VIEWS)
+                            "sampled evenly down to this many frames", lo=2, hi=media.MAX_VIEWS)
 
 
 @dataclass
@@ -46,15 +46,15 @@ def load_views(inputs: list[str], particles: int):
     """The views as a list of (H, W, 3) uint8 arrays, and where they came from."""
     if len(inputs) == 1 and not _is_zip(inputs[0]):
         try:
-            frames, _ = validate.video(inputs[0], sample=particles)
+            frames, _ = media.video(inputs[0], sample=particles)
         except InputError as err:
             raise InputError(f"views3d needs several views: two or more images, one zip of images, or one orbit "
                              f"video; the single input was not a video ({err})") from None
         return list(frames), "orbit video"
-    views = validate.images(inputs, max_count=validate.MAX_VIEWS)
+    views = media.images(inputs, max_count=media.MAX_VIEWS)
     if len(views) > particles:
         raise InputError(f"{len(views)} views were given; at most {particles} are edited together (the particles "
-                         f"setting, up to {validate.MAX_VIEWS}).")
+                         f"setting, up to {media.MAX_VIEWS}).")
     return [np.asarray(v) for v in views], "zip" if len(inputs) == 1 else "images"
 
 

@@ -5,8 +5,9 @@
     image = render(scene, size=256)            # (256, 256, 3) float in [0, 1], differentiable
 """
 from .render import render, render_batch
-from .scene import Scene, Shape, pixel_grid, random_circle_paths, random_paths, random_strokes
+from .painting import Painting, circle_shapes, pixel_shapes, random_paths, stroke_shapes
+from .scene import Scene, Shape
 from .svgio import load_svg, save_svg, scene_to_svg, svg_to_scene
 
-__all__ = ["Scene", "Shape", "render", "render_batch", "random_circle_paths", "random_paths", "random_strokes",
-           "pixel_grid", "svg_to_scene", "scene_to_svg", "load_svg", "save_svg"]
+__all__ = ["Painting", "Scene", "Shape", "render", "render_batch", "circle_shapes", "random_paths", "stroke_shapes",
+           "pixel_shapes", "svg_to_scene", "scene_to_svg", "load_svg", "save_svg"]

@@ -178,33 +178,86 @@ def circle_control_points(centers: torch.Tensor, radius: torch.Tensor | float, s
 
 
 
-def random_circles(k: int, n: int, segments: int, radius: float, size: int, generator: torch.Generator):
-    """(k, n, 3S, 2) circle control points with centers uniform over the canvas (a radius in from the edges),
-    and (k, n, 4) random colors with opacity U(0.7, 1) (VectorFusion's iconography initialization)."""
-    lo, hi = radius, size - radius
-    centers = lo + torch.rand(k, n, 2, generator=generator) * max(hi - lo, 0.0)
+def _canvas(size) -> torch.Tensor:
+    """(2,) canvas [width, height] in pixels from a side (square) or a (width, height) pair."""
+    w, h = (size, size) if isinstance(size, (int, float)) else size
+    return torch.tensor([float(w), float(h)])
+
+
+def random_circles(k: int, n: int, segments: int, radius: float, size, generator: torch.Generator | None = None):
+    """(k, n, 3S, 2) circle control points with centers uniform over the canvas (a radius in from the edges), and
+    (k, n, 4) random colors with opacity U(0.7, 1) (VectorFusion's iconography initialization). size: the canvas
+    side, or (width, height)."""
+    canvas = _canvas(size)
+    lo, hi = radius, (canvas - radius).clamp(min=radius)
+    centers = lo + torch.rand(k, n, 2, generator=generator) * (hi - lo)
     points = circle_control_points(centers, radius, segments)
     colors = torch.cat([torch.rand(k, n, 3, generator=generator),
                         0.7 + 0.3 * torch.rand(k, n, 1, generator=generator)], dim=-1)
     return points, colors
 
 
-def random_strokes(k: int, n: int, segments: int, size: int, generator: torch.Generator, step: float = 0.1):
+def random_strokes(k: int, n: int, segments: int, size, generator: torch.Generator | None = None,
+                   step: float = 0.1) -> torch.Tensor:
     """(k, n, 3S+1, 2) open strokes: random walks of control points (each step within `step` x the canvas),
-    starting uniformly over the canvas (CLIPDraw / VectorFusion sketch init)."""
+    starting uniformly over the canvas (CLIPDraw / VectorFusion sketch init). size: side or (width, height)."""
     start = torch.rand(k, n, 1, 2, generator=generator)
     steps = (torch.rand(k, n, 3 * segments, 2, generator=generator) * 2 - 1) * step
     walk = torch.cat([start, start + torch.cumsum(steps, dim=2)], dim=2).clamp(0, 1)
-    return walk * size
+    return walk * _canvas(size)
 
 
-def pixel_squares(k: int, grid: int, size: int) -> torch.Tensor:
-    """(k, grid^2, 2, 2) corners of a grid x grid tiling of the canvas, row by row."""
-    edges = torch.linspace(0, float(size), grid + 1)
-    y0, x0 = torch.meshgrid(edges[:-1], edges[:-1], indexing="ij")
-    y1, x1 = torch.meshgrid(edges[1:], edges[1:], indexing="ij")
+def pixel_squares(k: int, grid: int, size) -> torch.Tensor:
+    """(k, grid^2, 2, 2) corners of a grid x grid tiling of the canvas, row by row. size: side or (width, height)."""
+    w, h = _canvas(size).tolist()
+    xs, ys = torch.linspace(0, w, grid + 1), torch.linspace(0, h, grid + 1)
+    y0, x0 = torch.meshgrid(ys[:-1], xs[:-1], indexing="ij")
+    y1, x1 = torch.meshgrid(ys[1:], xs[1:], indexing="ij")
     corners = torch.stack([torch.stack([x0, y0], -1), torch.stack([x1, y1], -1)], dim=-2).reshape(-1, 2, 2)
     return corners[None].expand(k, -1, -1, -1).clone()
+
+
+# ---- the same initializers as lists of shapes for one scene (tests, benchmarks)
+
+def circle_points(center, radius: float, segments: int) -> torch.Tensor:
+    """(segments*3, 2) control points of a closed path approximating a circle."""
+    return circle_control_points(torch.tensor([float(center[0]), float(center[1])]), radius, segments)
+
+
+def circle_shapes(n: int, segments: int = 4, radius: float = 20.0, width: int = 224, height: int = 224,
+                  generator: torch.Generator | None = None) -> list[Shape]:
+    """n filled circles as `random_circles` places them."""
+    points, colors = random_circles(1, n, segments, radius, (width, height), generator)
+    return [Shape("path", p, fill=c) for p, c in zip(points[0], colors[0])]
+
+
+def stroke_shapes(n: int, segments: int = 3, width_px: float = 2.0, width: int = 224, height: int = 224,
+                  radius: float = 0.1, generator: torch.Generator | None = None) -> list[Shape]:
+    """n black open strokes `width_px` wide, as `random_strokes` walks them (`radius`: the step)."""
+    points = random_strokes(1, n, segments, (width, height), generator, step=radius)[0]
+    return [Shape("stroke", p, stroke=torch.tensor([0.0, 0.0, 0.0, 1.0]), stroke_width=width_px) for p in points]
+
+
+def pixel_shapes(n: int, width: int = 224, height: int = 224, generator: torch.Generator | None = None) -> list[Shape]:
+    """n x n squares tiling the canvas row by row (pixel art), random opaque colors."""
+    corners = pixel_squares(1, n, (width, height))[0]
+    colors = torch.cat([torch.rand(len(corners), 3, generator=generator), torch.ones(len(corners), 1)], dim=-1)
+    return [Shape("square", p, fill=c) for p, c in zip(corners, colors)]
+
+
+def random_paths(n: int, segments: int = 4, width: int = 600, height: int = 600, box: float = 0.25,
+                 generator: torch.Generator | None = None, alpha: tuple[float, float] = (0.5, 1.0)) -> list[Shape]:
+    """n closed paths with control points uniform in a random box of `box` x the canvas side, random RGBA fill:
+    DiffVG's own benchmark scene, the renderer's benchmark and tests."""
+    shapes = []
+    size = torch.tensor([width * box, height * box])
+    for _ in range(n):
+        origin = torch.rand(2, generator=generator) * (torch.tensor([float(width), float(height)]) - size)
+        pts = origin + torch.rand(segments * 3, 2, generator=generator) * size
+        rgb = torch.rand(3, generator=generator)
+        a = alpha[0] + (alpha[1] - alpha[0]) * torch.rand(1, generator=generator)
+        shapes.append(Shape("path", pts, fill=torch.cat([rgb, a])))
+    return shapes
 
 
 def grid_image(images: torch.Tensor) -> np.ndarray:

@@ -150,18 +150,6 @@ class Scene:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"canvas size must be positive, got {self.width}x{self.height}")
 
-    def parameters(self, what: str = "all") -> list[torch.Tensor]:
-        """The tensors an optimizer would update: what = "all" | "points" | "colors" | "widths"."""
-        out = []
-        for s in self.shapes:
-            if what in ("all", "points"):
-                out.append(s.points)
-            if what in ("all", "colors"):
-                out += [s.fill, s.stroke]
-            if what in ("all", "widths") and s.kind != "square":
-                out.append(s.stroke_width)
-        return out
-
     def detach(self) -> Scene:
         return Scene(self.width, self.height, [s.detach() for s in self.shapes], self.background.detach().clone(),
                      list(self.warnings))
@@ -181,8 +169,6 @@ def _lines_to_cubics(corners: torch.Tensor, closed: bool) -> torch.Tensor:
     return torch.stack([a, a + (b - a) / 3.0, a + (b - a) * (2.0 / 3.0), b], dim=1)
 
 
-# ----------------------------------------------------------------------------------------------- initializers
-
 def unit_circle(segments: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """(segments*3, 2) control points of a closed cubic path approximating the unit circle at the origin
     (error < 0.03% of the radius at 4 segments)."""
@@ -195,72 +181,3 @@ def unit_circle(segments: int, dtype=torch.float32, device=None) -> torch.Tensor
         p3 = (math.cos(a1), math.sin(a1))
         pts += [p0, (p0[0] - k * p0[1], p0[1] + k * p0[0]), (p3[0] + k * p3[1], p3[1] - k * p3[0])]
     return torch.tensor(pts, dtype=dtype, device=device)
-
-
-def circle_points(center, radius: float, segments: int) -> torch.Tensor:
-    """(segments*3, 2) control points of a closed path approximating a circle."""
-    return unit_circle(segments) * radius + torch.tensor([float(center[0]), float(center[1])])
-
-
-def random_circle_paths(n: int, segments: int = 4, radius: float = 20.0, width: int = 224, height: int = 224,
-                        generator: torch.Generator | None = None) -> list[Shape]:
-    """n closed paths approximating circles of `radius` px at uniform random centers, random opaque colors.
-
-    VectorFusion's initialization: small circles spread over the canvas, then optimized.
-    """
-    shapes = []
-    for _ in range(n):
-        c = torch.rand(2, generator=generator) * torch.tensor([float(width), float(height)])
-        color = torch.cat([torch.rand(3, generator=generator), torch.ones(1)])
-        shapes.append(Shape("path", circle_points(c, radius, segments), fill=color))
-    return shapes
-
-
-def random_paths(n: int, segments: int = 4, width: int = 600, height: int = 600, box: float = 0.25,
-                 generator: torch.Generator | None = None, alpha: tuple[float, float] = (0.5, 1.0)) -> list[Shape]:
-    """n closed paths with control points uniform in a random box of `box` x the canvas side, random RGBA fill.
-
-    The benchmark scene of issue 3 (DiffVG's own benchmark scene is of this kind).
-    """
-    shapes = []
-    size = torch.tensor([width * box, height * box])
-    for _ in range(n):
-        origin = torch.rand(2, generator=generator) * (torch.tensor([float(width), float(height)]) - size)
-        pts = origin + torch.rand(segments * 3, 2, generator=generator) * size
-        rgb = torch.rand(3, generator=generator)
-        a = alpha[0] + (alpha[1] - alpha[0]) * torch.rand(1, generator=generator)
-        shapes.append(Shape("path", pts, fill=torch.cat([rgb, a])))
-    return shapes
-
-
-def random_strokes(n: int, segments: int = 3, width_px: float = 2.0, width: int = 224, height: int = 224,
-                   radius: float = 0.1, generator: torch.Generator | None = None) -> list[Shape]:
-    """n open strokes, each a random walk of `segments` cubics starting at a random point, black, width_px wide.
-
-    radius: largest step between consecutive control points, as a fraction of the canvas side
-    (CLIPDraw / VectorFusion sketch initialization).
-    """
-    shapes = []
-    scale = torch.tensor([float(width), float(height)])
-    for _ in range(n):
-        p = torch.rand(2, generator=generator)
-        pts = [p]
-        for _ in range(segments * 3):
-            p = (p + (torch.rand(2, generator=generator) * 2 - 1) * radius).clamp(0, 1)
-            pts.append(p)
-        shapes.append(Shape("stroke", torch.stack(pts) * scale, stroke=torch.tensor([0.0, 0.0, 0.0, 1.0]),
-                            stroke_width=width_px))
-    return shapes
-
-
-def pixel_grid(n: int, width: int = 224, height: int = 224, generator: torch.Generator | None = None) -> list[Shape]:
-    """n x n squares tiling the canvas row by row (pixel art), random opaque colors."""
-    shapes = []
-    xs = torch.linspace(0, float(width), n + 1)
-    ys = torch.linspace(0, float(height), n + 1)
-    for i in range(n):
-        for j in range(n):
-            corners = torch.stack([torch.stack([xs[j], ys[i]]), torch.stack([xs[j + 1], ys[i + 1]])])
-            color = torch.cat([torch.rand(3, generator=generator), torch.ones(1)])
-            shapes.append(Shape("square", corners, fill=color))
-    return shapes

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import engine
 from ..errors import InputError
@@ -269,9 +268,9 @@ class Vectorize:
     def run(self, s: VectorizeSettings, *, prior, inputs, out_dir):
         engine.seed_everything(s.seed)
         stage_schedule(s.paths, s.schedule)  # refuse a bad schedule before any work
-        from .. import validate
+        from .. import media
 
-        img = validate.image(inputs[0])
+        img = media.image(inputs[0])
         w0, h0 = img.size
         scale = s.size / max(w0, h0)
         w, h = max(8, round(w0 * scale)), max(8, round(h0 * scale))
