@@ -104,3 +104,57 @@ def test_an_empty_prompt_is_refused_before_any_weights_load(tmp_path):
               env={"HF_HUB_OFFLINE": "1"})
     _assert_one_line_error(out)
     assert "prompt" in out.stderr
+
+
+def test_a_third_party_prior_appears_through_its_entry_point_group_and_runs(tmp_path):
+    """A plugin package adds a prior (the catalog's entry point group), and a backend of its kind runs on it."""
+    site = tmp_path / "site"
+    (site / "throwaway_prior").mkdir(parents=True)
+    (site / "throwaway_prior" / "__init__.py").write_text(textwrap.dedent('''
+        from backends.priors import Entry
+        from backends.priors.analytic import AnalyticEditPrior
+
+        class Flat(AnalyticEditPrior):
+            """An editing prior from outside the repository (the analytic edit under another name)."""
+
+        def load(source=None, *, device="cpu", memory="none"):
+            return Flat(device=device, name="flat-edit")
+
+        ENTRY = Entry("flat-edit", "instruct", "flat edit", "a plugin's editing prior", "throwaway_prior:load")
+    '''))
+    dist = site / "throwaway_prior-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-prior\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[distill_studio.priors]\nflat = throwaway_prior:ENTRY\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    listing = json.loads(cli("list", "--json", env=env).stdout)
+    assert listing["priors"]["flat-edit"]["kind"] == "instruct"
+    clip = next((ROOT / "examples" / "video").glob("*.mp4"))
+    ran = cli("run", "video/per-frame", "--prior", "flat-edit", "--input", str(clip), "--set", "prompt=warmer",
+              "--set", "steps=2", "--set", "short_side=32", "--out", str(tmp_path / "o"), env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["prior"] == "flat-edit"
+
+
+def test_the_cli_and_the_app_record_the_same_settings_and_memory_switches(tmp_path):
+    """The app's "repeat with the CLI" line, run, gives the result.json settings and switches the app's run gave."""
+    from demo import common, environment
+    from demo.launch import AppConfig, build_app
+
+    app = build_app(AppConfig(job_root=str(tmp_path / "jobs")), env=environment.detect("tiny", "cpu"))
+    tab = app.tabs_by_name["image"]
+    request = json.dumps({"backend": "image/sds", "prior": "tiny-sd", "settings": {"steps": 4, "seed": 3}})
+    final = None
+    for update in common.run_request(tab, request, [str(ROOT / "examples" / "image" / "shapes.png")], None,
+                                     lambda *a, **k: None):
+        final = update
+    by_elem = {getattr(c, "elem_id", None): v for c, v in final.items()}
+    ui = by_elem["image-details"]["method"]
+    line = by_elem["image-cli"].splitlines()[1].split()
+    args = [a for a in line[3:] if a != "out/"]  # python -m backends run ... --out out/
+    args[args.index("--input") + 1] = str(ROOT / "examples" / "image" / "shapes.png")
+    ran = cli(*args, str(tmp_path / "cli"))
+    assert ran.returncode == 0, ran.stderr
+    cli_meta = json.loads((tmp_path / "cli" / "result.json").read_text())
+    assert cli_meta["settings"] == ui["settings"] and cli_meta["switches"] == ui["switches"]
+    assert cli_meta["auto"] == ui["auto"] and cli_meta["prior"] == ui["prior"] == "tiny-sd"
