@@ -1,5 +1,6 @@
 """The engine's formulas and loop, proved on small tensors and the analytic prior."""
 import math
+import time
 
 import pytest
 import torch
@@ -241,3 +242,17 @@ def test_distill_clips_the_gradient_norm():
     opt = torch.optim.SGD([p], lr=1.0)
     list(engine.distill(lambda i: (p * 1000.0).sum(), opt, steps=1, grad_clip=1.0))
     assert math.isclose(float(p.norm()), 1.0, rel_tol=1e-5)
+
+
+def test_distill_reports_at_least_every_report_s_however_few_steps_that_is():
+    """Stop acts at a report: slow steps must not push the next report past report_s."""
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1)
+
+    def slow(i):
+        time.sleep(0.05)
+        return (p - 1).pow(2).sum()
+
+    steps = [r.step for r in engine.distill(slow, opt, steps=12, every=1000, report_s=0.12)]
+    assert steps[-1] == 12 and 3 <= len(steps) <= 7  # about every third step, and the last
+    assert [r.step for r in engine.distill(slow, opt, steps=6, every=1000, report_s=None)] == [6]

@@ -41,8 +41,11 @@ def distill(
     grad_clip: float | None = None,
     max_bad_steps: int = 10,
     after_step: Callable[[int], None] | None = None,
+    report_s: float | None = 1.0,
 ) -> Iterator[Progress]:
-    """Run `steps` optimization steps, yielding a `Progress` every `every` steps and after the last.
+    """Run `steps` optimization steps, yielding a `Progress` every `every` steps, at least every `report_s` seconds
+    (so Stop, which acts at a report, is never far off however slow the steps are; None: by count only), and after
+    the last.
 
     step_fn(step) builds the loss for one step (it samples t and noise, renders, calls the prior).
     lr_schedule(step) multiplies each parameter group's initial lr. grad_clip clips the global grad norm.
@@ -67,7 +70,7 @@ def distill(
     bad_total = 0
     n_since = 0
     metrics: dict[str, torch.Tensor | float] = {}
-    start = time.perf_counter()
+    start = last_report = time.perf_counter()
     for step in range(steps):
         if lr_schedule is not None:
             mult = lr_schedule(step)
@@ -100,7 +103,9 @@ def distill(
         n_since += 1
         metrics = out.metrics
         last = step == steps - 1
-        if (step + 1) % every == 0 or last:
+        now = time.perf_counter()  # host clock only: deciding to report costs no device sync
+        if (step + 1) % every == 0 or last or (report_s is not None and now - last_report >= report_s):
+            last_report = now
             if int(bad_run.item()) > max_bad_steps:
                 raise RunError(
                     f"the optimization diverged (NaN/Inf for {int(bad_run.item())} steps in a row at step {step + 1}): "
