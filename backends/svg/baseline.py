@@ -15,8 +15,7 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from .painting import resize_to, sample_rank_vectorize
-from .render import render_batch
+from .painting import export_rasters, resize_to, sample_rank_vectorize
 from .svgio import save_svg
 from .vectorfusion import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
 
@@ -63,10 +62,10 @@ class RasterThenVectorize:
             generator=gen, scorer=scorer, paths=s.paths, segments=s.segments, iters=s.iters, live_size=s.live_size,
             canvas=size, every=s.every)
         scene = found.painting.scene(0)
-        raster = render_batch([scene])[0].permute(2, 0, 1)
+        raster = export_rasters([scene])[0]
         files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
                  "raster": save_png(found.best, out_dir / "sample.png")}
-        clip = scorer.score(torch.stack([raster, resize_to(found.best[None], size)[0]]), prompt).tolist()
+        clip = scorer.score(torch.stack([raster, resize_to(found.best[None], raster.shape[-1])[0]]), prompt).tolist()
         metrics = {"clip_score": clip[0], "clip_score_raster": clip[1], "shapes": float(len(scene.shapes))}
         meta = {"metrics": metrics, **scorer.label(), "prompt_used": text, "canvas": size,
                 "samples_clip": [float(x) for x in found.scores], "chosen_sample": int(found.order[0])}

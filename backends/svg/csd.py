@@ -19,9 +19,8 @@ from ..imaging import save_png
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from .render import render_batch
 from .svgio import save_svg
-from .painting import grid_image
+from .painting import export_rasters, grid_image
 from .vectorfusion import SVGDistillSettings, distill_painting, init_painting, make_plan
 
 
@@ -55,7 +54,7 @@ class CSDVectorFusion:
         yield from distill_painting(painting, prior, plan, objective="csd", repulsion=s.repulsion,
                                     bandwidth=s.bandwidth, generator=gen, stats=stats)
         scenes = [painting.scene(i) for i in range(s.k)]
-        rasters = render_batch(scenes).permute(0, 3, 1, 2)
+        rasters = export_rasters(scenes)
         scorer = default_clip(device)
         scores = scorer.score(rasters, s.prompt)
         order = torch.argsort(scores, descending=True, stable=True).tolist()

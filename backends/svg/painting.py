@@ -260,6 +260,19 @@ def random_paths(n: int, segments: int = 4, width: int = 600, height: int = 600,
     return shapes
 
 
+EXPORT_MIN = 512  # px: the shortest side of the PNG written beside an SVG (a whole multiple of its canvas)
+
+
+def export_rasters(scenes: list[Scene]) -> torch.Tensor:
+    """(K, 3, H, W) the scenes drawn for the PNG beside the SVG: the same vector scene at a whole multiple of its
+    canvas, at least EXPORT_MIN px (a 75 px canvas, the icons prior's, would download as a thumbnail). A whole
+    multiple keeps pixel art on whole pixels; the SVG drawn by any renderer at that size matches it."""
+    sc = scenes[0]
+    scale = max(1, math.ceil(EXPORT_MIN / min(sc.width, sc.height)))
+    with torch.no_grad():
+        return render_batch(scenes, size=(sc.height * scale, sc.width * scale)).permute(0, 3, 1, 2)
+
+
 def grid_image(images: torch.Tensor) -> np.ndarray:
     """(K, 3, H, W) -> one (rows*H, cols*W, 3) uint8 contact sheet (a preview of K candidates)."""
     k, _, h, w = images.shape

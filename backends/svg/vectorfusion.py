@@ -28,9 +28,8 @@ from ..registry import register
 from ..settings import option
 from ..types import Result
 from .losses import closed_area, saturation_penalty, xing_loss
-from .render import render_batch
 from .svgio import save_svg
-from .painting import (Painting, grid_image, pixel_squares, random_circles, random_strokes, resize_to,
+from .painting import (Painting, export_rasters, grid_image, pixel_squares, random_circles, random_strokes, resize_to,
                        sample_rank_vectorize)
 from .vectorize import live_steps
 
@@ -366,7 +365,7 @@ class VectorFusion:
         yield from distill_painting(painting, prior, plan, objective="sds", generator=gen, step_offset=offset,
                                     total=offset + plan.steps, stats=stats)
         scene = painting.scene(0)
-        raster = render_batch([scene])[0].permute(2, 0, 1)
+        raster = export_rasters([scene])[0]
         files["svg"] = save_svg(scene, out_dir / "result.svg")
         files["png"] = save_png(raster, out_dir / "result.png")
         scores, label = clip_metadata(scorer, raster[None], s.prompt)

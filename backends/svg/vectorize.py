@@ -27,8 +27,7 @@ from ..registry import register
 from ..settings import option
 from ..types import Result
 from .losses import udf_weights, xing_loss
-from .painting import Painting, circle_control_points
-from .render import render_batch
+from .painting import Painting, circle_control_points, export_rasters
 from .svgio import save_svg
 
 
@@ -279,8 +278,8 @@ class Vectorize:
                                              iters=s.iters, lr=s.lr, color_lr=s.color_lr, udf_keep=s.udf_keep,
                                              xing_weight=s.xing_weight, threshold=s.threshold, every=s.every)
         scene = painting.scene(0)
-        raster = render_batch([scene])[0].permute(2, 0, 1)
+        raster = export_rasters([scene])[0]
         files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png")}
-        metrics = {"psnr": psnr(raster, target), "paths": float(len(scene.shapes))}
+        metrics = {"psnr": psnr(painting.render()[0].detach(), target), "paths": float(len(scene.shapes))}
         yield Result(files=files, preview=to_uint8(raster),
                      metadata={"metrics": metrics, "canvas": [w, h], "input_size": [w0, h0]})
