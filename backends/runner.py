@@ -14,8 +14,9 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import registry, validate
+from . import budget, registry, validate
 from .errors import InputError, RunError
+from .files import atomic_path
 from .priors import auto_prior, catalog, load_prior, resolve_device
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
@@ -77,6 +78,8 @@ def run(
     inputs = [str(p) for p in inputs]
     if cls.inputs in ("image", "video", "svg") and len(inputs) != 1:
         raise InputError(f"{key} takes exactly one --input ({cls.inputs}), got {len(inputs)}")
+    if cls.inputs == "image?" and len(inputs) > 1:
+        raise InputError(f"{key} takes at most one --input (an image), got {len(inputs)}")
     if cls.inputs == "images" and not inputs:
         raise InputError(f"{key} needs --input files (several views, or one zip / video)")
     if cls.inputs == "none" and inputs:
@@ -86,6 +89,9 @@ def run(
             raise InputError(f"input file not found: {p}")
     out = _writable_folder(out_dir)
     profile = run_profile(prior_name, device)
+    # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values,
+    # before the prior loads; again below once the prior's own suggestions are known.
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device)
     t0 = time.perf_counter()
     try:
         if entry is not None and not entry.offline:
@@ -95,6 +101,7 @@ def run(
         t_load = time.perf_counter() - t0
         suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
         settings, filled = resolve_auto(settings, profile, suggested)
+        check_work(cls, settings, inputs, prior_obj, device)
         backend = cls()
         result = None
         for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):
@@ -127,9 +134,21 @@ def run(
     if meta["prior_is_tiny"]:
         meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
     result.metadata = meta
-    (out / "result.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+    with atomic_path(out / "result.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
     result.files.setdefault("json", str(out / "result.json"))
     yield result
+
+
+def check_work(cls, settings, inputs: list[str], prior_obj, device) -> None:
+    """The backend's cheap checks and work estimate (`cls.estimate`, headers only) against the budget: an
+    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked."""
+    estimate = getattr(cls, "estimate", None)
+    if estimate is None:
+        return
+    work = estimate(settings, inputs, budget.facts(prior_obj))
+    where = getattr(prior_obj, "device", None) or resolve_device(device)
+    budget.check(work, where, where=cls.key)
 
 
 def _writable_folder(out_dir) -> Path:

@@ -22,7 +22,7 @@ from ..types import Result
 from .render import render_batch
 from .svgio import save_svg
 from .painting import grid_image
-from .vectorfusion import SVGDistillSettings, distill_painting, init_painting, make_plan
+from .vectorfusion import SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan
 
 
 @dataclass
@@ -44,6 +44,11 @@ class CSDVectorFusion:
     prior = "text"
     inputs = "none"
     requires_prompt = True
+
+    @classmethod
+    def estimate(cls, s: CSDSettings, inputs, facts):
+        """The work budget's estimate (see `backends.budget`): K paintings optimized together."""
+        return estimate_work(s, s.k, facts)
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):
         plan = make_plan(s, prior, init="scratch")
