@@ -21,6 +21,7 @@ from .priors import auto_prior, catalog, load_prior, resolve_device
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
+QUIET_LIBRARIES = False  # the CLI sets it: see quiet_libraries
 OOM_MESSAGE = "out of GPU memory: try fewer particles / paths, a smaller size, or the memory-saving options"
 
 
@@ -97,6 +98,8 @@ def run(
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
                                                      "a few GB from disk and can take a minute")
+        if QUIET_LIBRARIES and prior_name:
+            quiet_libraries()  # imports diffusers / transformers: only now, after every cheap check passed
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
         suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
@@ -138,6 +141,26 @@ def run(
         tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
     result.files.setdefault("json", str(out / "result.json"))
     yield result
+
+
+def quiet_libraries() -> None:
+    """No library progress bars or INFO lines on the CLI's stderr for loads from disk ("Loading weights: 100%",
+    "Writing model shards", "Loading pipeline components"); hub downloads keep theirs, since they are real
+    progress a person waits for (transformers' own switch would silence those too, hence the tqdm hook)."""
+    try:
+        import diffusers.utils.logging as dlog
+
+        dlog.disable_progress_bar()
+        dlog.set_verbosity_error()
+    except Exception:  # diffusers missing or changed: its bars are cosmetic
+        pass
+    try:
+        import transformers.utils.logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.set_tqdm_hook(lambda factory, args, kwargs: tlog.EmptyTqdm(*args, **kwargs))
+    except Exception:  # transformers missing or older than its tqdm hook
+        pass
 
 
 def check_work(cls, settings, inputs: list[str], prior_obj, device) -> None:
