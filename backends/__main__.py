@@ -13,6 +13,7 @@ import time
 from . import registry
 from .priors import catalog
 from .errors import DistillError, InputError, report_cli_error
+from . import runner
 from .runner import run
 from .settings import describe
 from .types import Result
@@ -77,6 +78,8 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.cmd == "run":
+            runner.QUIET_LIBRARIES = True  # applied once the checks pass, just before a prior loads
         if args.cmd == "list":
             _list(args.json)
             return 0
@@ -103,4 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # outside main's own handler: while an output is closed, or at exit
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

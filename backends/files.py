@@ -10,6 +10,7 @@ handler returns); the CLI uses `with JobDir() as job:` and the folder goes away 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -187,3 +188,25 @@ def ensure_inside(path: PathLike, roots: PathLike | Iterable[PathLike] | None = 
     raise InputError(
         f"The path '{shown}' is outside the allowed folders; only files in the upload and job folders can be used."
     )
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike):
+    """Write a file under a temporary name beside `path` and rename it into place only when the block completes.
+
+        with atomic_path(out / "edited.mp4") as tmp:
+            writer(tmp)
+
+    The temporary name is hidden (".edited.partial-<hex>.mp4") and keeps the extension, since writers such as
+    Pillow and ffmpeg pick the format from it. An exception or Ctrl-C inside the block removes it, so an
+    interrupted run never leaves a file that looks finished; the rename is atomic on one file system.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -14,12 +14,14 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import registry, validate
+from . import budget, registry, validate
 from .errors import InputError, RunError
+from .files import atomic_path
 from .priors import auto_prior, catalog, load_prior, resolve_device
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
+QUIET_LIBRARIES = False  # the CLI sets it: see quiet_libraries
 OOM_MESSAGE = "out of GPU memory: try fewer particles / paths, a smaller size, or the memory-saving options"
 
 
@@ -77,6 +79,8 @@ def run(
     inputs = [str(p) for p in inputs]
     if cls.inputs in ("image", "video", "svg") and len(inputs) != 1:
         raise InputError(f"{key} takes exactly one --input ({cls.inputs}), got {len(inputs)}")
+    if cls.inputs == "image?" and len(inputs) > 1:
+        raise InputError(f"{key} takes at most one --input (an image), got {len(inputs)}")
     if cls.inputs == "images" and not inputs:
         raise InputError(f"{key} needs --input files (several views, or one zip / video)")
     if cls.inputs == "none" and inputs:
@@ -86,15 +90,21 @@ def run(
             raise InputError(f"input file not found: {p}")
     out = _writable_folder(out_dir)
     profile = run_profile(prior_name, device)
+    # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values,
+    # before the prior loads; again below once the prior's own suggestions are known.
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device)
     t0 = time.perf_counter()
     try:
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
                                                      "a few GB from disk and can take a minute")
+        if QUIET_LIBRARIES and prior_name:
+            quiet_libraries()  # imports diffusers / transformers: only now, after every cheap check passed
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
         suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
         settings, filled = resolve_auto(settings, profile, suggested)
+        check_work(cls, settings, inputs, prior_obj, device)
         backend = cls()
         result = None
         for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):
@@ -127,9 +137,41 @@ def run(
     if meta["prior_is_tiny"]:
         meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
     result.metadata = meta
-    (out / "result.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+    with atomic_path(out / "result.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
     result.files.setdefault("json", str(out / "result.json"))
     yield result
+
+
+def quiet_libraries() -> None:
+    """No library progress bars or INFO lines on the CLI's stderr for loads from disk ("Loading weights: 100%",
+    "Writing model shards", "Loading pipeline components"); hub downloads keep theirs, since they are real
+    progress a person waits for (transformers' own switch would silence those too, hence the tqdm hook)."""
+    try:
+        import diffusers.utils.logging as dlog
+
+        dlog.disable_progress_bar()
+        dlog.set_verbosity_error()
+    except Exception:  # diffusers missing or changed: its bars are cosmetic
+        pass
+    try:
+        import transformers.utils.logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.set_tqdm_hook(lambda factory, args, kwargs: tlog.EmptyTqdm(*args, **kwargs))
+    except Exception:  # transformers missing or older than its tqdm hook
+        pass
+
+
+def check_work(cls, settings, inputs: list[str], prior_obj, device) -> None:
+    """The backend's cheap checks and work estimate (`cls.estimate`, headers only) against the budget: an
+    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked."""
+    estimate = getattr(cls, "estimate", None)
+    if estimate is None:
+        return
+    work = estimate(settings, inputs, budget.facts(prior_obj))
+    where = getattr(prior_obj, "device", None) or resolve_device(device)
+    budget.check(work, where, where=cls.key)
 
 
 def _writable_folder(out_dir) -> Path:

@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw
 from .. import engine, validate
 from ..priors.base import Cond
 from ..errors import InputError
+from ..files import atomic_path
 from ..settings import option
 from ..types import Progress
 from . import metrics
@@ -420,7 +421,9 @@ def fit_width(image: np.ndarray, max_width: int = 1024) -> np.ndarray:
 
 
 def write_png(image: np.ndarray, path: Path) -> str:
-    Image.fromarray(image).save(path)
+    """(H, W, 3) uint8 -> PNG, written under a temporary name and renamed into place when complete."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp)
     return str(path)
 
 
@@ -429,8 +432,9 @@ def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:
     import imageio.v2 as iio
 
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    with iio.get_writer(path, format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
-                        macro_block_size=1, quality=8, ffmpeg_log_level="error") as writer:
+    with atomic_path(path) as tmp, iio.get_writer(tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
+                                                  pixelformat="yuv420p", macro_block_size=1, quality=8,
+                                                  ffmpeg_log_level="error") as writer:
         for frame in frames:
             writer.append_data(np.ascontiguousarray(frame[:h, :w]))
     return str(path)
@@ -439,13 +443,14 @@ def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:
 def write_gif(frames: np.ndarray, fps: float, path: Path) -> str:
     """(T, H, W, 3) uint8 -> looping GIF; frame delays in whole milliseconds (GIF stores 10 ms units)."""
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=max(20, round(1000.0 / fps)), loop=0)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=max(20, round(1000.0 / fps)), loop=0)
     return str(path)
 
 
 def write_zip(images: np.ndarray, path: Path, stem: str = "view") -> str:
     """(N, H, W, 3) uint8 -> a zip of PNGs named stem_000.png, stem_001.png, ..."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for k, im in enumerate(images):
             buf = io.BytesIO()
             Image.fromarray(im).save(buf, format="PNG")

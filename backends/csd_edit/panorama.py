@@ -62,6 +62,16 @@ class _PanoramaEdit:
     inputs = "image"
     method = "csd"
 
+    @classmethod
+    def estimate(cls, s: PanoramaSettings, inputs, facts):
+        """The work budget's estimate from the image's header (see `backends.budget`): aspect, then the working
+        image's pixel-space arrays."""
+        from .. import budget
+
+        size = budget.image_size(inputs[0])
+        budget.check_aspect(size, "panorama image")
+        return budget.edit_work([size], s.short_side or 512, facts, "image")
+
     def run(self, s: PanoramaSettings, *, prior, inputs, out_dir):
         s = common.checked(s, prior)
         image = media.image(inputs[0])

@@ -47,6 +47,16 @@ class _VideoEdit:
     inputs = "video"
     method = "csd"
 
+    @classmethod
+    def estimate(cls, s: VideoSettings, inputs, facts):
+        """The work budget's estimate from the container's header (see `backends.budget`): the frame's aspect,
+        then `particles` frames (the most that are kept) at the working size."""
+        from .. import budget
+
+        size = budget.video_size(inputs[0])
+        budget.check_aspect(size, "video frame")
+        return budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
+
     def run(self, s: VideoSettings, *, prior, inputs, out_dir):
         s = common.checked(s, prior)
         frames, fps = media.video(inputs[0], sample=s.particles)

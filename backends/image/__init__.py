@@ -41,6 +41,15 @@ class ImageSDS:
     analytic_ok = True
     inputs = "image?"
 
+    @classmethod
+    def estimate(cls, s: ImageSDSSettings, inputs, facts):
+        """The work budget's estimate (see `backends.budget`): the image (from --input's header, else size x
+        size) as float32 with Adam's two moments, its gradient and the prior's encode: ~80 B a pixel."""
+        from .. import budget
+
+        w, h = budget.image_size(inputs[0]) if inputs else (s.size, s.size)
+        return budget.Work(int(80 * w * h), f"a {w}x{h} image", "the input image's size" if inputs else "size")
+
     def run(self, s: ImageSDSSettings, *, prior, inputs, out_dir):
         if s.t_min > s.t_max:
             raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")

@@ -49,6 +49,17 @@ class RasterThenVectorize:
     inputs = "none"
     requires_prompt = True
 
+    @classmethod
+    def estimate(cls, s: RasterThenVectorizeSettings, inputs, facts):
+        """The work budget's estimate (see `backends.budget`): the vectorization of one sample at live_size with
+        all paths at full-canvas tiles (~300 B a tile pixel), plus the K samples at the prior's size."""
+        from .. import budget
+
+        side = s.live_size or 256
+        samples = s.k * 3 * facts.native_size ** 2 * 4 * 4
+        return budget.Work(int((s.paths + 1) * 300 * side * side + samples),
+                           f"{s.paths} paths at {side}x{side} after {s.k} samples", "paths or live_size (or k)")
+
     def run(self, s: RasterThenVectorizeSettings, *, prior, inputs, out_dir):
         prompt = validate.prompt(s.prompt)
         suffix = STYLES["iconography"].suffix if s.suffix is None else s.suffix

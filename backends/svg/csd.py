@@ -21,7 +21,7 @@ from ..settings import option
 from ..types import Result
 from .svgio import save_svg
 from .painting import export_rasters, grid_image
-from .vectorfusion import SVGDistillSettings, distill_painting, init_painting, make_plan
+from .vectorfusion import SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan
 
 
 @dataclass
@@ -43,6 +43,11 @@ class CSDVectorFusion:
     prior = "text"
     inputs = "none"
     requires_prompt = True
+
+    @classmethod
+    def estimate(cls, s: CSDSettings, inputs, facts):
+        """The work budget's estimate (see `backends.budget`): K paintings optimized together."""
+        return estimate_work(s, s.k, facts)
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):
         plan = make_plan(s, prior, init="scratch")

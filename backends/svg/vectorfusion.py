@@ -77,7 +77,7 @@ class SVGDistillSettings:
     style: str = option("iconography", "iconography: filled paths; pixelart: a grid of colored squares; sketch: "
                                        "black strokes", choices=tuple(STYLES))
     paths: Optional[int] = option(None, "number of shapes (pixel art: squares per side); default 64 / 32 / 16 "
-                                        "by style", lo=1, hi=1024)
+                                        "by style; the work budget applies to paths x size", lo=1, hi=1024)
     segments: Optional[int] = option(None, "cubic segments per path; default 4 (iconography) / 5 (sketch)",
                                      lo=1, hi=16)
     steps: Optional[int] = option(None, "SDS steps; the paper's 2000 from scratch, 1000 after a LIVE init",
@@ -347,6 +347,12 @@ class VectorFusion:
     inputs = "none"
     requires_prompt = True
 
+    @classmethod
+    def estimate(cls, s: VectorFusionSettings, inputs, facts):
+        """The work budget's estimate (see `backends.budget`): one painting (init=live adds K raster samples at
+        the prior's size, bounded by the model's own memory)."""
+        return estimate_work(s, 1, facts)
+
     def run(self, s: VectorFusionSettings, *, prior, inputs, out_dir):
         plan = make_plan(s, prior, init=s.init)
         if s.init == "live" and plan.style.kind == "stroke":
@@ -397,3 +403,32 @@ def live_init(plan: Plan, prior, s: VectorFusionSettings, scorer, gen, device, o
         return painting, 0
     files["live_svg"] = save_svg(found.painting.scene(0), out_dir / "live_init.svg")
     return found.painting, done
+
+
+# ------------------------------------------------------------------------------------------------ work budget
+
+def estimate_work(s: SVGDistillSettings, k: int, facts) -> "budget.Work":
+    """Peak memory of one distillation step of K paintings, from the settings alone (nothing built).
+
+    Follows `render.estimate_work`'s measured costs per unit: ~300 B per fill-tile pixel (each shape's box on the
+    canvas, plus a pixel of antialiasing each side), ~120 B per pixel piece (3 per sub-line; a chord gives at
+    most 5 + its length sub-lines, ~8 chords a cubic), and ~200 B per canvas pixel for the render, its
+    augmentation and their gradients. Pixel art has paths**2 squares of size/paths pixels each.
+    """
+    from .. import budget
+
+    style = STYLES[s.style]
+    size = s.size or max(16, round(PAPER_SIZE * facts.native_size / PAPER_CROP))
+    n = s.paths or style.paths
+    segments = s.segments or style.segments
+    if style.kind == "square":
+        cell = max(1, round(size / n))
+        size = n * cell
+        shapes, side, outline = n * n, cell + 2, 4 * (5 + cell)
+    else:
+        side = min(size, round(2 * style.radius * size / PAPER_SIZE) + 2) if style.kind == "path" else size
+        shapes, outline = n, segments * 8 * 5 + 4 * side
+    per_painting = shapes * (300 * side * side + 120 * 3 * outline) + 200 * size * size
+    what = (f"{k} painting{'s' if k > 1 else ''} of {shapes} {'squares' if style.kind == 'square' else 'shapes'} on a "
+            f"{size}x{size} canvas")
+    return budget.Work(int(k * per_painting), what, "paths or size" + (" (or k)" if k > 1 else ""))

@@ -264,6 +264,18 @@ class Vectorize:
     prior = "none"
     inputs = "image"
 
+    @classmethod
+    def estimate(cls, s: VectorizeSettings, inputs, facts):
+        """The work budget's estimate from the image's header (see `backends.budget`): the working canvas (long
+        side `size`) with all paths at full-canvas tiles, ~300 B a tile pixel, as `render.estimate_work`."""
+        from .. import budget
+
+        w0, h0 = budget.image_size(inputs[0])
+        side = s.size or 256
+        w, h = max(8, round(w0 * side / max(w0, h0))), max(8, round(h0 * side / max(w0, h0)))
+        return budget.Work(int((s.paths + 1) * 300 * w * h + 400 * w * h), f"{s.paths} paths on a {w}x{h} canvas",
+                           "paths or size")
+
     def run(self, s: VectorizeSettings, *, prior, inputs, out_dir):
         engine.seed_everything(s.seed)
         stage_schedule(s.paths, s.schedule)  # refuse a bad schedule before any work

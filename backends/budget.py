@@ -1,0 +1,255 @@
+"""The work budget: what a run would cost, estimated from its settings and its inputs' headers, checked against
+what the machine has before any work starts (and before any model loads).
+
+Each backend class has a classmethod `estimate(settings, inputs, facts) -> Work`: it reads only headers (image
+size, video frame size, zip member headers), refuses what no budget could fix (aspect, counts) with an
+InputError, and returns the peak memory it expects, naming the setting that lowers it. The runner calls it twice:
+before the prior loads, with the prior's facts guessed from the profile ("auto" settings at the profile's value),
+and once the prior is loaded and every "auto" setting is resolved, still before any work.
+
+The budget: $DISTILL_MEMORY_BUDGET ("8gb", "512mb", "2.5GiB", a byte count), else what the device has free (a GPU's
+free memory, on a CPU the RAM the kernel reports as available).
+
+The estimates are deliberately plain: bytes per working pixel times pixels, from what the code allocates (float32
+images are 12 bytes a pixel and the edit backends hold about six of them at the working size). They are upper
+bounds of the pixel-space arrays, not of a UNet's activations (those are bounded by `chunk` and the GPU's
+out-of-memory fallback).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .errors import InputError
+
+MAX_ASPECT = 16  # frames, views and panoramas alike: 16:1 (512 x 8192 at InstructPix2Pix's size)
+HEADER_BYTES = 256 * 1024  # enough for any image header (JPEG SOF after a large EXIF block included)
+
+# Per working pixel of the CSD-Edit backends: the source as float32 (12 B), its decode and the edited decode
+# (24 B), their uint8 copies and Lanczos resizes (~12 B), the metric windows (~24 B), gradients of the latents
+# and slack: ~80 B. Calibrated: panorama short_side=2048 on a 16:1 image (67 M working pixels) was measured at
+# 5.4 GB before it failed.
+EDIT_BYTES_PER_PIXEL = 80
+# Per output pixel at the input's size (uint8 frames, their resizes, the GIF's palette images, the figure).
+OUTPUT_BYTES_PER_PIXEL = 16
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a run would take: peak bytes, and the setting to lower (and how it is called) when it is too much.
+
+    bytes: estimated peak memory in bytes; what: a short phrase for the message ("a 2048x32768 working image");
+    lower: the setting or input to lower, as the message names it ("short_side").
+    """
+
+    bytes: int
+    what: str
+    lower: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What an estimate needs to know about the prior (a guess before it loads, exact after)."""
+
+    latent_scale: int = 8
+    size_multiple: int = 8
+    native_size: int = 512
+
+
+def facts(prior: Any = None) -> Facts:
+    """The prior's facts (or the defaults of a Stable Diffusion-sized prior when it is not loaded yet)."""
+    if prior is None:
+        return Facts()
+    return Facts(int(getattr(prior, "latent_scale", 8) or 8), int(getattr(prior, "size_multiple", 8) or 8),
+                 int(getattr(prior, "native_size", 512) or 512))
+
+
+# ------------------------------------------------------------------------------------------------ the budget
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.I)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "8gb", "512MB", "2.5GiB", "1000000" (binary units: 1 gb = 2**30 bytes)."""
+    m = _SIZE.fullmatch(str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise InputError(f"DISTILL_MEMORY_BUDGET must be a size like 8gb or 512mb, got {str(text)[:40]!r}.")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower()))
+
+
+def available_bytes(device: Any = None) -> int:
+    """Memory the run may use: $DISTILL_MEMORY_BUDGET, else the GPU's free memory on CUDA, else available RAM."""
+    env = os.environ.get("DISTILL_MEMORY_BUDGET")
+    if env:
+        return parse_size(env)
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            free, _total = torch.cuda.mem_get_info(torch.device(device))
+            return int(free)
+    return _available_ram()
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # no way to know: no limit but $DISTILL_MEMORY_BUDGET
+
+
+def check(work: Work, device: Any = None, *, where: str = "") -> None:
+    """Refuse (InputError, one sentence naming the setting to lower) a run whose estimate exceeds the budget."""
+    limit = available_bytes(device)
+    if work.bytes > limit:
+        source = "DISTILL_MEMORY_BUDGET" if os.environ.get("DISTILL_MEMORY_BUDGET") else "the memory available"
+        raise InputError(f"{where + ': ' if where else ''}{work.what} would need about {_gb(work.bytes)} of memory, "
+                         f"more than {source} ({_gb(limit)}); lower {work.lower}.")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{max(1, round(n / 2**20))} MB"
+
+
+# ------------------------------------------------------------------------------------------------ headers
+
+def _open_regular(path: str, noun: str, max_bytes: int):
+    """(file, size) of a regular file, opened without blocking (a FIFO or a device is refused, never read)."""
+    shown = os.path.basename(str(path))[:60] or str(path)[:60]
+    article = "an" if noun[0] in "aeiou" else "a"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        raise InputError(f"The {noun} file {shown!r} does not exist or cannot be read.") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InputError(f"The path {shown!r} is not a regular file; give {article} {noun} file.")
+    if st.st_size == 0:
+        os.close(fd)
+        raise InputError(f"The {noun} file {shown!r} is empty (0 bytes).")
+    if st.st_size > max_bytes:
+        os.close(fd)
+        raise InputError(f"The {noun} file {shown!r} is {st.st_size / 2**20:.0f} MB; at most "
+                         f"{max_bytes / 2**20:.0f} MB is allowed.")
+    return os.fdopen(fd, "rb"), st.st_size
+
+
+def _pil_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image header, or None when Pillow cannot tell from these bytes."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(head)) as im:
+            return tuple(im.size)
+    except Exception:  # any failure: the full validator gives the precise message
+        return None
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) of an image file from its header alone (nothing decoded); the full validator's own message
+    for a file whose header does not parse."""
+    from . import validate
+
+    fh, _ = _open_regular(path, "image", validate.MAX_IMAGE_BYTES)
+    with fh:
+        size = _pil_size(fh.read(HEADER_BYTES))
+    if size is None:
+        validate.image(path)  # raises the validator's sentence (format, truncation, ...)
+        raise InputError(f"The image {os.path.basename(path)[:60]!r} has an unreadable header.")
+    return size
+
+
+def video_size(path: str) -> tuple[int, int]:
+    """(width, height) of a clip's frames from its container header (GIF: Pillow; others: ffmpeg's header probe,
+    no frame decoded); the full validator's own message for a file that is not a readable video."""
+    from . import validate
+
+    fh, _ = _open_regular(path, "video", validate.MAX_VIDEO_BYTES)
+    with fh:
+        head = fh.read(HEADER_BYTES)
+    size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else _ffmpeg_size(path)
+    if size is None:
+        validate.video(path, sample=1)  # raises the validator's sentence
+        raise InputError(f"The video {os.path.basename(path)[:60]!r} has an unreadable header.")
+    return size
+
+
+_PROBE_SIZE = re.compile(r"Video: .*?, (\d{1,6})x(\d{1,6})[ ,\[]")
+
+
+def _ffmpeg_size(path: str) -> tuple[int, int] | None:
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+
+        done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-protocol_whitelist", "file",
+                               "-i", os.path.abspath(path)], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    except Exception:
+        return None
+    m = _PROBE_SIZE.search(done.stderr.decode("utf-8", "replace"))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
+    """(width, height) of the images in a zip, from each member's first bytes (at most `limit` members read)."""
+    from . import validate
+
+    fh, _ = _open_regular(path, "zip", validate.MAX_ZIP_BYTES)
+    sizes = []
+    with fh:
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                for info in zf.infolist()[: validate.MAX_ZIP_ENTRIES]:
+                    base = os.path.basename(info.filename)
+                    if info.is_dir() or not base or base.startswith(".") or info.filename.startswith("__MACOSX"):
+                        continue
+                    with zf.open(info) as member:
+                        size = _pil_size(member.read(HEADER_BYTES))
+                    if size is not None:
+                        sizes.append(size)
+                    if len(sizes) >= limit:
+                        break
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError):
+            return []  # the full validator says what is wrong with it
+    return sizes
+
+
+def check_aspect(size: tuple[int, int], noun: str) -> None:
+    """Refuse a frame / view / panorama longer than MAX_ASPECT times its short side (its working size would be)."""
+    w, h = size
+    if max(w, h) > MAX_ASPECT * max(1, min(w, h)):
+        raise InputError(f"The {noun} is {w}x{h} pixels; at most {MAX_ASPECT}:1 is supported.")
+
+
+def working_size(size: tuple[int, int], short_side: int, multiple: int) -> tuple[int, int]:
+    """(W, H) an image of `size` is worked on at: short side `short_side` rounded down to `multiple`, aspect kept
+    (as csd_edit.common.fit_short_side, without importing it)."""
+    w, h = size
+    short_px = max(multiple, short_side // multiple * multiple)
+    long_px = max(short_px, int(round(short_px * max(w, h) / max(1, min(w, h)) / multiple)) * multiple)
+    return (long_px, short_px) if w >= h else (short_px, long_px)
+
+
+def edit_work(sizes: Sequence[tuple[int, int]], short_side: int, facts_: Facts, noun: str) -> Work:
+    """The CSD-Edit backends' pixel-space peak: items at their working size, plus their outputs at input size.
+
+    sizes: (width, height) of each item (frames / views / the one panorama) as given."""
+    ws, hs = working_size(sizes[0], short_side, facts_.size_multiple)
+    n = len(sizes)
+    work = n * ws * hs * EDIT_BYTES_PER_PIXEL + sum(w * h for w, h in sizes) * OUTPUT_BYTES_PER_PIXEL
+    what = f"{n} {noun}{'s' if n != 1 else ''} of {ws}x{hs} working pixels" if n > 1 else f"a {ws}x{hs} working {noun}"
+    return Work(int(work), what, "short_side (or particles)" if n > 1 else "short_side")
