@@ -161,13 +161,13 @@ def _pil_size(head: bytes) -> tuple[int, int] | None:
 def image_size(path: str) -> tuple[int, int]:
     """(width, height) of an image file from its header alone (nothing decoded); the full validator's own message
     for a file whose header does not parse."""
-    from . import validate
+    from . import media
 
-    fh, _ = _open_regular(path, "image", validate.MAX_IMAGE_BYTES)
+    fh, _ = _open_regular(path, "image", media.MAX_IMAGE_BYTES)
     with fh:
         size = _pil_size(fh.read(HEADER_BYTES))
     if size is None:
-        validate.image(path)  # raises the validator's sentence (format, truncation, ...)
+        media.image(path)  # raises the validator's sentence (format, truncation, ...)
         raise InputError(f"The image {os.path.basename(path)[:60]!r} has an unreadable header.")
     return size
 
@@ -175,14 +175,14 @@ def image_size(path: str) -> tuple[int, int]:
 def video_size(path: str) -> tuple[int, int]:
     """(width, height) of a clip's frames from its container header (GIF: Pillow; others: ffmpeg's header probe,
     no frame decoded); the full validator's own message for a file that is not a readable video."""
-    from . import validate
+    from . import media
 
-    fh, _ = _open_regular(path, "video", validate.MAX_VIDEO_BYTES)
+    fh, _ = _open_regular(path, "video", media.MAX_VIDEO_BYTES)
     with fh:
         head = fh.read(HEADER_BYTES)
     size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else _ffmpeg_size(path)
     if size is None:
-        validate.video(path, sample=1)  # raises the validator's sentence
+        media.video(path, sample=1)  # raises the validator's sentence
         raise InputError(f"The video {os.path.basename(path)[:60]!r} has an unreadable header.")
     return size
 
@@ -206,14 +206,14 @@ def _ffmpeg_size(path: str) -> tuple[int, int] | None:
 
 def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
     """(width, height) of the images in a zip, from each member's first bytes (at most `limit` members read)."""
-    from . import validate
+    from . import media
 
-    fh, _ = _open_regular(path, "zip", validate.MAX_ZIP_BYTES)
+    fh, _ = _open_regular(path, "zip", media.MAX_ZIP_BYTES)
     sizes = []
     with fh:
         try:
             with zipfile.ZipFile(fh) as zf:
-                for info in zf.infolist()[: validate.MAX_ZIP_ENTRIES]:
+                for info in zf.infolist()[: media.MAX_ZIP_ENTRIES]:
                     base = os.path.basename(info.filename)
                     if info.is_dir() or not base or base.startswith(".") or info.filename.startswith("__MACOSX"):
                         continue

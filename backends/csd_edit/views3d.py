@@ -75,18 +75,18 @@ class _ViewsEdit:
         count, then the views at the first view's working size."""
         from .. import budget
 
-        if len(inputs) > validate.MAX_VIEWS:
+        if len(inputs) > media.MAX_VIEWS:
             raise InputError(f"{len(inputs)} views were given; at most {s.particles} are edited together (the "
-                             f"particles setting, up to {validate.MAX_VIEWS}).")
+                             f"particles setting, up to {media.MAX_VIEWS}).")
         if len(inputs) == 1 and _is_zip(inputs[0]):
-            sizes = budget.zip_sizes(inputs[0], limit=validate.MAX_VIEWS + 1)
+            sizes = budget.zip_sizes(inputs[0], limit=media.MAX_VIEWS + 1)
         elif len(inputs) == 1:
             sizes = [budget.video_size(inputs[0])] * s.particles
         else:
             sizes = [budget.image_size(p) for p in inputs]
         if len(sizes) > s.particles:
             raise InputError(f"{len(sizes)} views were given; at most {s.particles} are edited together (the "
-                             f"particles setting, up to {validate.MAX_VIEWS}).")
+                             f"particles setting, up to {media.MAX_VIEWS}).")
         for size in sizes:
             budget.check_aspect(size, "view")
         if not sizes:  # an unreadable zip: the full validation in run() says what is wrong with it
