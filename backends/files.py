@@ -1,9 +1,8 @@
-"""Where a job's files live: one private folder per job, generated file names, and a fence around user paths.
+"""Where a job's files live: one private folder per job, generated file names, and files written whole.
 
 Root folder: $DISTILL_TMP, else <tempfile.gettempdir()>/distill_studio, created private (0700). Names written
 there are generated (`safe_output_name`), never taken from an upload, so a file called "../../x" or
-"con.png" cannot steer where anything is written. `ensure_inside` is the check for a path a person *names*
-(CLI argument, API field): after resolving symlinks and "..", it must lie under an allowed root.
+"con.png" cannot steer where anything is written.
 
 A public Space keeps job folders until `cleanup_expired` removes them (Gradio serves results after the
 handler returns); the CLI uses `with JobDir() as job:` and the folder goes away on exit.
@@ -17,11 +16,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Union
 
-from backends.errors import InputError, RunError
+from backends.errors import RunError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -158,39 +156,6 @@ def cleanup_expired(max_age_s: float, *, root: PathLike | None = None, now: floa
     return removed
 
 
-def ensure_inside(path: PathLike, roots: PathLike | Iterable[PathLike] | None = None) -> Path:
-    """The real path (symlinks and '..' resolved) of `path`, if it lies inside one of `roots`; else InputError.
-
-    roots: one folder or several (e.g. the upload folder and the job root); default `default_root()`. Returns
-    the resolved path, which is what the caller should open (not the name it was given).
-    """
-    try:
-        raw = os.fspath(path)
-    except TypeError:
-        raise InputError(f"The path must be text, not {type(path).__name__}.") from None
-    if isinstance(raw, bytes):
-        raise InputError("The path must be text, not bytes.")
-    if not raw or "\x00" in raw:
-        raise InputError("The path is empty or contains a NUL character; give the path of a file.")
-    if roots is None:
-        roots = [default_root()]
-    elif isinstance(roots, (str, os.PathLike)):
-        roots = [roots]
-    real = os.path.normcase(os.path.realpath(raw))
-    for root in roots:
-        base = os.path.normcase(os.path.realpath(os.fspath(root)))
-        try:
-            if os.path.commonpath([base, real]) == base:
-                return Path(real)
-        except ValueError:  # different drives on Windows
-            continue
-    shown = "".join(ch if ch.isprintable() else "?" for ch in raw[:80])
-    raise InputError(
-        f"The path '{shown}' is outside the allowed folders; only files in the upload and job folders can be used."
-    )
-
-
-@contextlib.contextmanager
 def atomic_path(path: PathLike):
     """Write a file under a temporary name beside `path` and rename it into place only when the block completes.
 
