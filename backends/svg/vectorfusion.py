@@ -346,10 +346,9 @@ def reinitialize(painting: Painting, opt: torch.optim.Optimizer | None, plan: Pl
     st = plan.style
     idx = dead.nonzero().tolist()
     pts, col = random_circles(1, len(idx), st.segments, st.radius * plan.px, plan.size, generator)
-    with torch.no_grad():
-        for j, (kk, i) in enumerate(idx):
-            painting.points[kk, i] = pts[0, j].to(painting.points.device)
-            painting.colors[kk, i] = col[0, j].to(painting.colors.device)
+    with torch.no_grad():  # one indexed write for all K scenes (a boolean mask takes rows in idx's row-major order)
+        painting.points[dead] = pts[0].to(painting.points.device, painting.points.dtype)
+        painting.colors[dead] = col[0].to(painting.colors.device, painting.colors.dtype)
     if opt is not None:
         for p in (painting.points, painting.colors):
             state = opt.state.get(p, {})
