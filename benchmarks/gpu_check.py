@@ -412,6 +412,7 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
 
             row["base_ms"] = _ms(lambda: fwd_bwd("reference"), device, warm, reps)
             row["fast_ms"] = _ms(lambda: fwd_bwd("batched"), device, warm, reps)
+            row["note"] = f"quick: 4 paths at {size} px" if quick else f"{size}x{size}"
         item(f"renderer {n} paths", "reference", "batched", renderer)
 
     # 2. the text-to-SVG step (svg/vectorfusion's own loop), eager vs graph, KL vs fast encoder
@@ -451,6 +452,19 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
         row["fast_ms"] = _steps_ms(svg_loop(sd, 4, "csd", "kl"), steps)
         row["note"] = f"K=4 / K=1 = {row['fast_ms'] / row['base_ms']:.2f} (target < 1.5)"
     item("svg/csd K candidates", "K=1", "K=4", candidates)
+
+    # what the fast encoder costs in results (not a time): PSNR after SDS through each encoder, equal targets
+    def fidelity(row):
+        nonlocal sd
+        from .sds_step import encoder_fidelity_rows
+
+        sd = load_prior("sd", device) if sd is None else sd
+        got = {r["metric"]: r["value"] for r in encoder_fidelity_rows(sd, size=64 if quick else sd.native_size,
+                                                                      steps=2 if quick else 200)}
+        row["note"] = (f"PSNR dB after SDS towards equal targets (analytic prior): kl {got['kl/psnr_db']:.2f}, "
+                       f"fast {got['fast/psnr_db']:.2f}, fast - kl {got['fast-kl/psnr_db']:+.2f}"
+                       + (" (random weights: checks the path, the figure means little)" if not quick else ""))
+    item("fast encoder fidelity", "-", "-", fidelity)
     sd = None
 
     # 4. CSD-Edit: 8 and 16 frames, and the panorama (13 windows of 512 px at stride 128 over 512 x 2048)
