@@ -572,7 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models, 2 steps, small sizes: the flow on a CPU")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--backends", default="", help="comma list of task/name (default: every registered backend)")
+    p.add_argument("--backends", default="", help="comma list of task/name (default: every registered backend; "
+                                                   "none: only the UNet timings and the speed figures)")
     p.add_argument("--accel-modes", default=None,
                    help="prior.accelerate modes to time on one UNet call (default: eager,channels_last,graph on "
                         "CUDA, none on a CPU; add compile to time its 40-50 s warm-up); empty to skip")
@@ -615,8 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .common import device_name, torch_version
 
         log(f"gpu_check on {device_name(device)}, {torch_version()}{' (quick)' if args.quick else ''}")
-        keys = [k for k in args.backends.split(",") if k] or [f"{t}/{n}" for t, names in backends.available().items()
-                                                               for n in names]
+        keys = [k for k in args.backends.split(",") if k and k != "none"] or (
+            [] if args.backends == "none" else [f"{t}/{n}" for t, names in backends.available().items() for n in names])
         with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
             tmp = Path(tmp)
             t0 = time.perf_counter()
@@ -643,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             accel = []
             if modes and time.perf_counter() > deadline:
                 log("accelerate timings skipped: over the time budget")
-            elif modes and any(r["prior"] == "sd" and not r["error"] for r in rows):
+            elif modes and (not keys or any(r["prior"] == "sd" and not r["error"] for r in rows)):
                 accel = time_accelerate([m for m in modes.split(",") if m], device, log)
             speed = []
             if not args.no_speed:

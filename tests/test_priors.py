@@ -446,3 +446,25 @@ def test_auto_picks_graphs_on_cuda_unless_zero_gpu_or_switched_off(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("DISTILL_CUDA_GRAPHS")
     assert machine.accelerate_mode("cuda") == "eager"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run `python -m benchmarks.gpu_check`")
+@pytest.mark.parametrize("kind,batch", [("sd", 2), ("ip2p", 16)])  # ip2p at 16 frames: the 3B = 48 guided batch
+def test_cuda_graph_mode_gives_the_eager_noise_prediction_within_fp16(offline_cache, monkeypatch, kind, batch):
+    monkeypatch.delenv("DISTILL_CUDA_GRAPHS", raising=False)
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    prior = tiny.load_tiny(kind, device="cuda")
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(batch, 4, 8, 8, generator=g).cuda()
+    t = torch.randint(20, 980, (batch,), generator=g).cuda()
+    images = _images(batch, 64, 64).cuda() if kind == "ip2p" else None
+    cond = prior.condition("a red fox", images=images, guidance=7.5)
+    prior.accelerate("eager")
+    ref = prior.predict_eps(z, t, cond)
+    assert prior.accelerate("graph") == ["channels_last", "cuda_graph"] and "cuda_graph" in prior.switches
+    first, second = prior.predict_eps(z, t, cond), prior.predict_eps(z + 0.1, t, cond)
+    assert prior._graphed_unet.captures == 1 and prior._graphed_unet.replays == 2
+    scale = float(ref.abs().max())
+    torch.testing.assert_close(first, ref, rtol=1e-2, atol=1e-2 * scale)
+    prior.accelerate("eager")
+    torch.testing.assert_close(second, prior.predict_eps(z + 0.1, t, cond), rtol=1e-2, atol=1e-2 * scale)
