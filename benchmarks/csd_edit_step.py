@@ -23,6 +23,7 @@ import torch
 from backends.csd_edit import common, panorama
 from backends.csd_edit.panorama import PanoramaCSDSettings
 from backends.csd_edit.video import VideoCSDSettings
+from backends.settings import resolve_auto
 
 
 def random_full_ip2p(device: torch.device):
@@ -98,7 +99,7 @@ def bench(prior, px: int, args, device) -> list[dict]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        s = VideoCSDSettings(prompt="make it snowy", chunk=args.chunk)
+        s, _ = resolve_auto(VideoCSDSettings(prompt="make it snowy", chunk=args.chunk), "full")  # as the runner does
         sources = torch.rand(n, 3, px, px, generator=g).to(device)
         edit = common.CSDEdit(prior, s, sources, method=method)
         z = edit.source_latents.clone().requires_grad_(True)
@@ -110,7 +111,7 @@ def bench(prior, px: int, args, device) -> list[dict]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        s = PanoramaCSDSettings(prompt="make it snowy", chunk=args.chunk)
+        s, _ = resolve_auto(PanoramaCSDSettings(prompt="make it snowy", chunk=args.chunk), "full")
         scale = prior.latent_scale
         window, stride = min(s.window, px) // scale, min(s.stride, px // 4) // scale
         sources = torch.rand(1, 3, px, 4 * px, generator=g).to(device)
@@ -138,12 +139,16 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--chunk", type=int, default=0, help="latents per UNet call (0: all in one)")
     p.add_argument("--size", type=int, default=None, help="frame side / panorama height in pixels (default 512, "
                                                           "64 with --quick)")
+    p.add_argument("--accelerate", default="auto", help="prior.accelerate mode: auto (graph on CUDA), eager, graph, "
+                                                        "channels_last, compile")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-record", action="store_true", help="print only")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     prior, what, px = load(args, device)
+    if hasattr(prior, "accelerate"):
+        what += f", accelerate {args.accelerate}: {prior.accelerate(args.accelerate) or ['none']}"
     px = args.size or px
     print(f"prior: {what}; device: {device}")
     rows = bench(prior, px, args, device)

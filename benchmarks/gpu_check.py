@@ -16,7 +16,11 @@ What it does, in order:
    first time it is used, and compiling), ms per step (from the Progress reports' `elapsed` and `step`, the first
    report of each optimization phase excluded), total seconds, peak GPU memory (reset per backend), and the error,
    if any, in one line (the check goes on with the next backend and exits 1 at the end).
-3. Times one UNet call of the "sd" prior under each `prior.accelerate(mode)` (`--accel-modes`).
+3. Times one UNet call of the "sd" prior under each `prior.accelerate(mode)` (`--accel-modes`), then the speed
+   figures of issue 14, each beside its eager / reference figure (`speed_rows`; `--no-speed` skips them): renderer
+   fwd+bwd 600x600 at 16 / 128 paths (batched vs reference), the text-to-SVG step (KL and fast encoder, eager vs
+   CUDA graph; the fast encoder is TAESD's architecture with random weights), svg/csd K = 4 vs K = 1, CSD-Edit
+   steps at 8 and 16 frames and the 512x2048 panorama (eager vs graph, peak GPU memory).
 4. Runs the CUDA-only tests: `pytest -q -k cuda tests/`. So a test that needs a GPU must have "cuda" in its name
    (e.g. `test_cuda_renders_what_the_cpu_renders`) and skip itself when `torch.cuda.is_available()` is False.
 5. Prints a table and appends it to benchmarks/RESULTS.md / results.jsonl naming the device (not with
@@ -26,8 +30,8 @@ On the GPU machine (no network): `bash scripts/gpu_wheels.sh` here first, then i
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && export PYTHONPATH=/tmp/site && python3 -m benchmarks.gpu_check --log $OUT/gpu_check.log
 `--budget-s` (default 480) bounds the whole check so a 600 s call gets its table back: backends not reached are
-rows "not run" (and the exit is 1). Priors load with DISTILL_ACCELERATE as set (default auto: torch.compile on CUDA,
-which compiles once per input shape, i.e. per backend); `--accelerate eager` checks the rest without compiling.
+rows "not run" (and the exit is 1). Priors load with DISTILL_ACCELERATE as set (default auto: the UNet call as a CUDA
+graph on CUDA, captured once per input shape); `--accelerate eager` checks the rest without graphs.
 
 DISTILL_CLIP_MODEL defaults to "tiny" here (no CLIP weights on that machine) and HF_HUB_OFFLINE to 1 (all weights
 are local folders). Random weights: the pictures mean nothing; speed, memory and the code path are what is checked.
@@ -321,6 +325,203 @@ def pytest_outcome(output: str, rc: int) -> tuple[bool, str]:
     return failed, summary
 
 
+# ------------------------------------------------------------------------------------------ speed (issue 14)
+
+# The issue's H200 targets, ms (None: no target, the figure is recorded).
+SPEED_TARGETS = {"renderer 16 paths": 2.0, "renderer 128 paths": 5.0, "text-to-SVG step kl": 25.0,
+                 "text-to-SVG step fast": 12.0, "CSD-Edit 8 frames": 60.0, "CSD-Edit 16 frames": 120.0,
+                 "CSD-Edit panorama": 100.0}
+
+
+def build_fast_vae_folder(path: Path, quick: bool) -> Path:
+    """An AutoencoderTiny folder for the fast encoder: TAESD's own architecture (diffusers' default config, 2.4M
+    parameters) with random weights, or with quick the tiny one (`fast_vae.ensure_tiny_fast_vae`)."""
+    from backends.priors import fast_vae
+
+    if quick:
+        return fast_vae.ensure_tiny_fast_vae()
+    from diffusers import AutoencoderTiny
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        AutoencoderTiny().save_pretrained(path)
+    return path
+
+
+def _ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    from .common import measure, median_ms
+
+    return median_ms(measure(fn, device=device, warmup=warmup, repeats=repeats))
+
+
+def _steps_ms(run: Callable[[int, int], object], steps: int) -> float:
+    """ms per step of a distillation loop driven by `run(steps, every)` (a generator of Progress): 2 x `steps` steps,
+    reported after `steps` (warm-up: captures, autotuning) and at the end; the interval counts, one 256 px preview
+    render included."""
+    reports = [(p.step, p.elapsed) for p in run(2 * steps, steps)]
+    (s0, e0), (s1, e1) = reports[-2], reports[-1]
+    return 1000.0 * (e1 - e0) / (s1 - s0)
+
+
+def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], work: Path,
+               deadline: float = float("inf")) -> list[dict]:
+    """The figures of issue 14, each beside its eager figure: renderer fwd+bwd (batched vs reference), the
+    text-to-SVG step (KL and fast encoder, eager vs CUDA graph), CSD-Edit steps at 8 and 16 frames and the 512x2048
+    panorama (eager vs graph, peak memory), svg/csd with K = 4 vs K = 1. Uses the "sd" / "ip2p" priors of
+    DISTILL_SD_MODEL / DISTILL_IP2P_MODEL (set by main). quick: tiny sizes and 2-step loops (the CPU test).
+
+    Rows: dict(what, base_label, base_ms, fast_label, fast_ms, target_ms, peak_gib, note, error). One failure is that
+    row's error; items not started before `deadline` are rows "not run".
+    """
+    from backends.priors import load_prior
+    from backends.svg.render import render
+
+    from .renderer import make_scene
+
+    size = 64 if quick else 600
+    steps = 2 if quick else 10
+    warm, reps = (1, 2) if quick else (3, 10)
+    rows: list[dict] = []
+
+    def item(what, base_label, fast_label, fn):
+        row = dict(what=what, base_label=base_label, base_ms=None, fast_label=fast_label, fast_ms=None,
+                   target_ms=SPEED_TARGETS.get(what), peak_gib=None, note=None, error=None)
+        if time.perf_counter() > deadline:
+            row["error"] = "not run: the check's time budget (--budget-s) ran out"
+        else:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                try:
+                    fn(row)
+                except Exception as err:  # one figure's failure is its row, not the end of the check
+                    row["error"] = one_line(err)
+                    log(f"speed: {what} FAILED: {row['error']}\n{traceback.format_exc()}")
+            row["note"] = "; ".join(x for x in (row["note"], project_warnings(seen)) if x) or None
+        log(f"speed: {what}: {base_label} {_fmt(row['base_ms'], 1)} ms, {fast_label} {_fmt(row['fast_ms'], 1)} ms"
+            + (f", peak {_fmt(row['peak_gib'])} GiB" if row["peak_gib"] is not None else "")
+            + (f", ERROR {row['error']}" if row["error"] else ""))
+        rows.append(row)
+
+    # 1. the renderer, forward + backward, 600 x 600
+    for n in (16, 128):
+        def renderer(row, n=n):
+            scene = make_scene(n if not quick else 4, size, str(device))
+
+            def fwd_bwd(method):
+                render(scene, method=method).mean().backward()
+
+            row["base_ms"] = _ms(lambda: fwd_bwd("reference"), device, warm, reps)
+            row["fast_ms"] = _ms(lambda: fwd_bwd("batched"), device, warm, reps)
+            row["note"] = f"quick: 4 paths at {size} px" if quick else f"{size}x{size}"
+        item(f"renderer {n} paths", "reference", "batched", renderer)
+
+    # 2. the text-to-SVG step (svg/vectorfusion's own loop), eager vs graph, KL vs fast encoder
+    from backends.settings import resolve_auto
+    from backends.svg import vectorfusion as vf
+
+    def svg_loop(prior, k: int, objective: str, encoder: str):
+        def run(n_steps, every):
+            s = vf.VectorFusionSettings(prompt=TEXT_PROMPT, steps=n_steps, every=every, encoder=encoder,
+                                        size=size, paths=4 if quick else 64, reinit_every=0)
+            s, _ = resolve_auto(s, "quick" if quick else "full", getattr(prior, "defaults", {}))
+            plan = vf.make_plan(s, prior)
+            gen = torch.Generator().manual_seed(0)
+            painting = vf.init_painting(plan, k, gen, prior.device)
+            return vf.distill_painting(painting, prior, plan, objective=objective, generator=gen)
+        return run
+
+    sd = None
+    for encoder in ("kl", "fast"):
+        def svg_step(row, encoder=encoder):
+            nonlocal sd
+            sd = load_prior("sd", device) if sd is None else sd
+            try:
+                sd.accelerate("eager")
+                row["base_ms"] = _steps_ms(svg_loop(sd, 1, "sds", encoder), steps)
+                sd.accelerate("graph")
+                row["fast_ms"] = _steps_ms(svg_loop(sd, 1, "sds", encoder), steps)
+            finally:
+                sd.accelerate("auto")
+        item(f"text-to-SVG step {encoder}", "eager", "graph", svg_step)
+
+    # 3. K = 4 candidates against one (svg/csd's batched step), with the default switches
+    def candidates(row):
+        nonlocal sd
+        sd = load_prior("sd", device) if sd is None else sd
+        row["base_ms"] = _steps_ms(svg_loop(sd, 1, "csd", "kl"), steps)
+        row["fast_ms"] = _steps_ms(svg_loop(sd, 4, "csd", "kl"), steps)
+        row["note"] = f"K=4 / K=1 = {row['fast_ms'] / row['base_ms']:.2f} (target < 1.5)"
+    item("svg/csd K candidates", "K=1", "K=4", candidates)
+
+    # what the fast encoder costs in results (not a time): PSNR after SDS through each encoder, equal targets
+    def fidelity(row):
+        nonlocal sd
+        from .sds_step import encoder_fidelity_rows
+
+        sd = load_prior("sd", device) if sd is None else sd
+        got = {r["metric"]: r["value"] for r in encoder_fidelity_rows(sd, size=64 if quick else sd.native_size,
+                                                                      steps=2 if quick else 200)}
+        row["note"] = (f"PSNR dB after SDS towards equal targets (analytic prior): kl {got['kl/psnr_db']:.2f}, "
+                       f"fast {got['fast/psnr_db']:.2f}, fast - kl {got['fast-kl/psnr_db']:+.2f}"
+                       + (" (random weights: checks the path, the figure means little)" if not quick else ""))
+    item("fast encoder fidelity", "-", "-", fidelity)
+    sd = None
+
+    # 4. CSD-Edit: 8 and 16 frames, and the panorama (13 windows of 512 px at stride 128 over 512 x 2048)
+    from backends.csd_edit import common as edit_common
+    from backends.csd_edit import panorama
+    from backends.csd_edit.panorama import PanoramaCSDSettings
+    from backends.csd_edit.video import VideoCSDSettings
+
+    from .csd_edit_step import time_steps
+
+    px = 64 if quick else 512
+    ip2p = None
+
+    def edit_case(row, n: int | None):
+        nonlocal ip2p
+        ip2p = load_prior("ip2p", device) if ip2p is None else ip2p
+        g = torch.Generator().manual_seed(0)
+        for mode, key in (("eager", "base_ms"), ("graph", "fast_ms")):
+            ip2p.accelerate(mode)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            if n is not None:
+                s, _ = resolve_auto(VideoCSDSettings(prompt=EDIT_PROMPT), "full")
+                edit = edit_common.CSDEdit(ip2p, s, torch.rand(n, 3, px, px, generator=g).to(device), method="csd")
+                z = edit.source_latents.clone().requires_grad_(True)
+                step = edit_common.items_step(edit, z)
+            else:
+                s, _ = resolve_auto(PanoramaCSDSettings(prompt=EDIT_PROMPT), "full")
+                scale = ip2p.latent_scale
+                edit = edit_common.CSDEdit(ip2p, s, torch.rand(1, 3, px, 4 * px, generator=g).to(device),
+                                           method="csd")
+                z = edit.source_latents.clone().requires_grad_(True)
+                boxes, _ = edit_common.window_boxes(z.shape[2], z.shape[3], px // scale, px // 4 // scale)
+                step = panorama.make_step(edit, z, boxes, len(boxes))
+                row["note"] = f"{len(boxes)} windows"
+            row[key] = 1000.0 * time_steps(step, z, warm, reps, device)
+            if device.type == "cuda":
+                row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # the graph run's: the default
+        ip2p.accelerate("auto")
+
+    for n in (8, 16):
+        item(f"CSD-Edit {n} frames", "eager", "graph", lambda row, n=n: edit_case(row, n))
+    item("CSD-Edit panorama", "eager", "graph", lambda row: edit_case(row, None))
+    return rows
+
+
+def speed_table(rows: list[dict]) -> str:
+    lines = ["| what | eager / reference ms | accelerated ms | H200 target ms | peak GiB | note | error |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['what']} | {r['base_label']} {_fmt(r['base_ms'], 1)} | {r['fast_label']} "
+                     f"{_fmt(r['fast_ms'], 1)} | {_fmt(r['target_ms'], 0)} | {_fmt(r['peak_gib'])} | "
+                     f"{(r['note'] or '').replace('|', '/')} | {(r['error'] or '').replace('|', '/')} |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ report
 
 def _fmt(value, digits: int = 2) -> str:
@@ -354,16 +555,30 @@ def result_rows(rows: list[dict], build_s: float, accel: list[dict], quick: bool
     return out
 
 
+def speed_result_rows(speed: list[dict]) -> list[dict]:
+    """results.jsonl rows of the speed figures: one per figure, the eager one beside it."""
+    out = []
+    for r in speed:
+        for label, key in ((r["base_label"], "base_ms"), (r["fast_label"], "fast_ms")):
+            if r[key] is not None:
+                out.append(dict(metric=f"speed/{r['what']}/{label}", value=round(r[key], 2), unit="ms",
+                                target_ms=r["target_ms"], peak_gib=r["peak_gib"], note=r["note"]))
+    return out
+
+
 # ------------------------------------------------------------------------------------------ main
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models, 2 steps, small sizes: the flow on a CPU")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--backends", default="", help="comma list of task/name (default: every registered backend)")
+    p.add_argument("--backends", default="", help="comma list of task/name (default: every registered backend; "
+                                                   "none: only the UNet timings and the speed figures)")
     p.add_argument("--accel-modes", default=None,
-                   help="prior.accelerate modes to time on one UNet call (default: eager,channels_last,compile on "
-                        "CUDA, none on a CPU); empty to skip")
+                   help="prior.accelerate modes to time on one UNet call (default: eager,channels_last,graph on "
+                        "CUDA, none on a CPU; add compile to time its 40-50 s warm-up); empty to skip")
+    p.add_argument("--no-speed", action="store_true", help="skip the speed figures of issue 14 (renderer, text-to-SVG "
+                   "step eager/graph and KL/fast encoder, K=4 vs K=1, CSD-Edit 8/16 frames and panorama)")
     p.add_argument("--no-cuda-tests", action="store_true", help="skip `pytest -k cuda` (always skipped on a CPU)")
     p.add_argument("--accelerate", default=None,
                    help="DISTILL_ACCELERATE for the priors (auto, eager, channels_last, compile; default: as set, "
@@ -387,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cpu" and not args.quick:
         log("warning: full-size models on a CPU take minutes per step; use --quick for the CPU flow")
-    saved_env = {k: os.environ.get(k) for k in ("DISTILL_SD_MODEL", "DISTILL_IP2P_MODEL", "DISTILL_ACCELERATE")}
+    saved_env = {k: os.environ.get(k) for k in ("DISTILL_SD_MODEL", "DISTILL_IP2P_MODEL", "DISTILL_ACCELERATE",
+                                                "DISTILL_FAST_VAE")}
     # Everything is local: no hub lookups, and no real CLIP (its weights are absent on a fresh machine).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DISTILL_CLIP_MODEL", "tiny")
@@ -400,8 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .common import device_name, torch_version
 
         log(f"gpu_check on {device_name(device)}, {torch_version()}{' (quick)' if args.quick else ''}")
-        keys = [k for k in args.backends.split(",") if k] or [f"{t}/{n}" for t, names in backends.available().items()
-                                                               for n in names]
+        keys = [k for k in args.backends.split(",") if k and k != "none"] or (
+            [] if args.backends == "none" else [f"{t}/{n}" for t, names in backends.available().items() for n in names])
         with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
             tmp = Path(tmp)
             t0 = time.perf_counter()
@@ -424,12 +640,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(row)
             modes = args.accel_modes
             if modes is None:
-                modes = "eager,channels_last,compile" if device.type == "cuda" else ""
+                modes = "eager,channels_last,graph" if device.type == "cuda" else ""
             accel = []
             if modes and time.perf_counter() > deadline:
                 log("accelerate timings skipped: over the time budget")
-            elif modes and any(r["prior"] == "sd" and not r["error"] for r in rows):
+            elif modes and (not keys or any(r["prior"] == "sd" and not r["error"] for r in rows)):
                 accel = time_accelerate([m for m in modes.split(",") if m], device, log)
+            speed = []
+            if not args.no_speed:
+                log("--- speed (issue 14)")
+                os.environ["DISTILL_FAST_VAE"] = str(build_fast_vae_folder(tmp / "models" / "taesd", args.quick))
+                speed = speed_rows(device, args.quick, log, tmp, deadline=deadline)
         cuda_tests = None
         if device.type == "cuda" and not args.no_cuda_tests:
             from backends.priors import unload_all
@@ -447,6 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         unload_all()  # cached "sd"/"ip2p" priors point at the deleted folders
 
     md = table(rows)
+    if speed:
+        md += "\n\nSpeed (issue 14), each figure beside its eager / reference one:\n\n" + speed_table(speed)
     log("\n" + md)
     notes = [f"Model folders built in {build_s:.1f} s ({'tiny recipe' if args.quick else 'full-size fp16, random weights'})."]
     if accel:
@@ -459,10 +682,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append(f"pytest -k cuda: {cuda_tests['summary']} (exit {cuda_tests['rc']}).")
     for n in notes:
         log(n)
-    failed = [r["backend"] for r in rows if r["error"]] + [f"accelerate({a['mode']})" for a in accel if a["error"]]
+    failed = ([r["backend"] for r in rows if r["error"]] + [f"accelerate({a['mode']})" for a in accel if a["error"]]
+              + [f"speed: {r['what']}" for r in speed if r["error"]])
     tests_failed = cuda_tests is not None and cuda_tests["failed"]
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(rows=rows, accelerate=accel, cuda_tests=cuda_tests,
+        Path(args.json).write_text(json.dumps(dict(rows=rows, accelerate=accel, speed=speed, cuda_tests=cuda_tests,
                                                    build_s=build_s, device=str(device), quick=args.quick),
                                               indent=2))
     if not args.no_record:
@@ -470,7 +694,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         append_results("gpu_check" + (" (quick: tiny models, 2 steps)" if args.quick else
                                       " (full-size SD 1.5 / InstructPix2Pix, random weights)"),
-                       md, result_rows(rows, build_s, accel, args.quick), device=device_name(device), notes=notes)
+                       md, result_rows(rows, build_s, accel, args.quick) + speed_result_rows(speed),
+                       device=device_name(device), notes=notes)
     if failed:
         log(f"FAILED: {', '.join(failed)}")
     if tests_failed:

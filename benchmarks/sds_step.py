@@ -93,6 +93,34 @@ def bench_arch(arch: str, device: torch.device, mode: str, warmup: int, repeats:
     return rows
 
 
+def icon_targets(size: int, device) -> torch.Tensor:
+    """The shipped example icons (examples/svg/*.png) as (B, 3, size, size) float32 in [0, 1] on device."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    files = sorted((Path(__file__).resolve().parents[1] / "examples" / "svg").glob("*.png"))
+    ims = [np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.LANCZOS)) for f in files]
+    return torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2).float().div(255).to(device)
+
+
+def encoder_fidelity_rows(prior, *, size: int, steps: int) -> list[dict]:
+    """What the fast encoder costs in results: `fast_vae.encoder_fidelity` on the example icons, the analytic prior
+    centred on the KL encoder's posterior mean (equal targets for both encoders), `steps` SDS steps each.
+    prior: a DiffusersPrior whose `fast_vae()` loads ($DISTILL_FAST_VAE or madebyollin/taesd).
+    Rows: metric "kl" / "fast" psnr_db and latent_rmse, and "fast - kl" psnr_db."""
+    from backends.priors.fast_vae import encoder_fidelity
+
+    targets = icon_targets(size, prior.device)
+    kl = lambda x: prior.encode(x, mode="mean")  # noqa: E731 - the reference and the "kl" encoder
+    res = encoder_fidelity({"kl": kl, "fast": prior.fast_vae().encode}, targets, kl, steps=steps)
+    rows = [dict(metric=f"{name}/{k}", value=v, unit="dB" if k.endswith("db") else "")
+            for name, r in res.items() for k, v in r.items()]
+    rows.append(dict(metric="fast-kl/psnr_db", value=res["fast"]["psnr_db"] - res["kl"]["psnr_db"], unit="dB"))
+    return rows
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny architectures (for a CPU)")

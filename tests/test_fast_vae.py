@@ -98,7 +98,7 @@ def test_decode_matches_a_stable_diffusion_pipeline_using_the_fast_vae(tiny):
 def test_a_missing_hub_model_is_reported_not_downloaded(monkeypatch):
     repo = "distill-studio-tests/no-such-taesd"
     ok, reason = available(repo)
-    assert not ok and "not in the local Hugging Face cache" in reason and "huggingface-cli download" in reason
+    assert not ok and "not in the local Hugging Face cache" in reason and "hf download" in reason
     monkeypatch.setenv(fast_vae.ENV, repo)
     assert fast_vae.default_source() == repo
     with pytest.raises(ModelUnavailableError, match="never downloaded implicitly"):

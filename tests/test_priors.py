@@ -6,6 +6,7 @@ StableDiffusionInstructPix2PixPipeline on the same components and read the guide
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -337,15 +338,20 @@ def _assert_close_to(out, ref):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * scale)
 
 
-@pytest.mark.parametrize("mode", ["channels_last", "compile"])
+@pytest.mark.filterwarnings("ignore:UNet CUDA graphs are off")
+@pytest.mark.parametrize("mode", ["channels_last", "graph", "compile"])
 def test_every_accelerate_mode_gives_the_eager_noise_prediction(sd, mode):
-    """torch.compile runs on a CPU too (inductor, C++): the same call CUDA makes, minus the CUDA graphs."""
+    """torch.compile runs on a CPU too (inductor, C++): the same call CUDA makes, minus the CUDA graphs. "graph"
+    runs the CUDA path's wrapper here, which falls back to the eager call (the graphs themselves: `python -m
+    benchmarks.gpu_check` runs tests/test_cuda_graph.py's cuda tests)."""
     z, t, cond = _eps_inputs(sd)
     try:
         sd.accelerate("eager")
         ref = sd.predict_eps(z, t, cond)
-        switched = sd.accelerate(mode)
-        assert mode in switched
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            switched = sd.accelerate(mode)
+        assert "channels_last" in switched and (mode in switched or mode == "graph")
         _assert_close_to(sd.predict_eps(z, t, cond), ref)
         _assert_close_to(sd.predict_eps(z, t, cond), ref)  # the second call replays what the first one built
     finally:
@@ -383,3 +389,82 @@ def test_a_compiled_unet_is_called_without_asking_its_truth_value(sd):
 
 def test_accelerate_auto_stays_eager_on_a_cpu(sd):
     assert sd.accelerate("auto") == []
+
+
+def test_graph_mode_on_a_cpu_calls_the_unet_through_the_graph_wrapper_and_warns_once(sd, monkeypatch):
+    """The exact call CUDA makes (x, t, text positional into GraphedUNet) on a CPU: one warning naming why graphs
+    are off, "cuda_graph" not claimed in the switches, and the eager numbers."""
+    from backends.priors.cuda_graph import GraphedUNet
+
+    monkeypatch.delenv("DISTILL_CUDA_GRAPHS", raising=False)
+    z, t, cond = _eps_inputs(sd)
+    try:
+        sd.accelerate("eager")
+        ref = sd.predict_eps(z, t, cond)
+        assert sd.accelerate("graph") == ["channels_last"]
+        assert isinstance(sd._graphed_unet, GraphedUNet) and "cuda_graph" not in sd.switches
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = sd.predict_eps(z, t, cond)
+            again = sd.predict_eps(z, t, cond)
+        graph_warnings = [w for w in seen if "CUDA graphs are off" in str(w.message)]
+        assert len(graph_warnings) == 1 and "CUDA is not available" in str(graph_warnings[0].message)
+        _assert_close_to(out, ref)
+        torch.testing.assert_close(out, again, rtol=0, atol=0)
+        assert sd._graphed_unet.replays == 0 and sd._graphed_unet.captures == 0
+    finally:
+        sd.accelerate("eager")
+
+
+def test_switching_modes_replaces_the_speed_switches_and_keeps_the_memory_ones(sd):
+    try:
+        sd.switches[:] = ["attention_slicing"]
+        sd.accelerate("channels_last")
+        assert sd.switches == ["attention_slicing", "channels_last"]
+        sd.accelerate("eager")
+        assert sd.switches == ["attention_slicing"]
+    finally:
+        sd.switches[:] = []
+        sd.accelerate("eager")
+
+
+def test_auto_picks_graphs_on_cuda_unless_zero_gpu_or_switched_off(monkeypatch):
+    from backends.priors import machine
+
+    monkeypatch.delenv("DISTILL_ACCELERATE", raising=False)
+    monkeypatch.delenv("DISTILL_CUDA_GRAPHS", raising=False)
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert machine.accelerate_mode("cuda") == "graph"
+    assert machine.accelerate_mode("cpu") == "eager"
+    assert machine.accelerate_mode("cuda", "compile") == "compile"  # compile only when asked
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert machine.accelerate_mode("cuda") == "eager"
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    monkeypatch.setenv("DISTILL_CUDA_GRAPHS", "0")
+    assert machine.accelerate_mode("cuda") == "eager"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("DISTILL_CUDA_GRAPHS")
+    assert machine.accelerate_mode("cuda") == "eager"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run `python -m benchmarks.gpu_check`")
+@pytest.mark.parametrize("kind,batch", [("sd", 2), ("ip2p", 16)])  # ip2p at 16 frames: the 3B = 48 guided batch
+def test_cuda_graph_mode_gives_the_eager_noise_prediction_within_fp16(offline_cache, monkeypatch, kind, batch):
+    monkeypatch.delenv("DISTILL_CUDA_GRAPHS", raising=False)
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    prior = tiny.load_tiny(kind, device="cuda")
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(batch, 4, 8, 8, generator=g).cuda()
+    t = torch.randint(20, 980, (batch,), generator=g).cuda()
+    images = _images(batch, 64, 64).cuda() if kind == "ip2p" else None
+    cond = prior.condition("a red fox", images=images, guidance=7.5)
+    prior.accelerate("eager")
+    ref = prior.predict_eps(z, t, cond)
+    assert prior.accelerate("graph") == ["channels_last", "cuda_graph"] and "cuda_graph" in prior.switches
+    first, second = prior.predict_eps(z, t, cond), prior.predict_eps(z + 0.1, t, cond)
+    assert prior._graphed_unet.captures == 1 and prior._graphed_unet.replays == 2
+    scale = float(ref.abs().max())
+    torch.testing.assert_close(first, ref, rtol=1e-2, atol=1e-2 * scale)
+    prior.accelerate("eager")
+    torch.testing.assert_close(second, prior.predict_eps(z + 0.1, t, cond), rtol=1e-2, atol=1e-2 * scale)

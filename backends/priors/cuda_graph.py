@@ -39,6 +39,10 @@ import torch
 
 ENV_SWITCH = "DISTILL_CUDA_GRAPHS"  # "0" turns graphs off
 DEFAULT_MAX_GRAPHS = 8
+# What the app's status says while the first step of a run captures (the runner shows it when the prior's
+# `switches` include "cuda_graph"): each new batch size is a few warm-up calls and one capture, seconds in all.
+CAPTURE_STATUS = ("first step: capturing the UNet as a CUDA graph (a few seconds, once per batch size; "
+                  "later steps replay it)")
 DEFAULT_WARMUP = 3  # side-stream calls before capture: cuDNN/cuBLAS pick their algorithms and workspaces here
 
 

@@ -109,7 +109,7 @@ def _load(kind: str, source: str | None, device, memory: str, name: str, tiny: b
         hub_reachable()  # an unreachable hub then fails at once, not after minutes of retries
     prior = load_diffusers_prior(source or default_source(kind), kind, device=device, tiny=tiny, name=name)
     prior.apply_memory_profile(memory_profile(prior.device, memory))
-    prior.switches += prior.accelerate(accelerate_mode(prior.device))
+    prior.accelerate(accelerate_mode(prior.device))  # records its switches in prior.switches
     return prior
 
 
@@ -168,7 +168,9 @@ class DiffusersPrior:
         self.num_train_timesteps = int(scheduler.config.num_train_timesteps)
         self.alphas_cumprod = scheduler.alphas_cumprod.to(self.device, torch.float32)
         self._compiled_unet = None
+        self._graphed_unet = None  # cuda_graph.GraphedUNet when accelerate("graph") is on
         self._channels_last = False
+        self._fast_vae = None  # fast_vae.FastVAE, loaded by with_fast_encoder() / fast_decoder() on first use
         self.description = (f"{'tiny random-weight ' if tiny else ''}{_LABEL[kind]} ({name}): "
                             + ("tests the code path, its pictures mean nothing" if tiny else "diffusers weights"))
         self.native_size = _sample_size(self.unet) * self.latent_scale
@@ -338,43 +340,100 @@ class DiffusersPrior:
         return self.predict_eps_parts(z_t, t, cond)["guided"]
 
     def _unet(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        # `is not None`, never truthiness: a torch.compile'd module raises TypeError on bool() (it asks len()).
-        fn = self._compiled_unet if self._compiled_unet is not None else self.unet
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        text = text.to(self.dtype)
+        if self._graphed_unet is not None:
+            # falls back to the eager call by itself (one warning) where graphs cannot run: CPU, ZeroGPU, a failure
+            return self._graphed_unet(x, t, text)
+        # `is not None`, never truthiness: a torch.compile'd module raises TypeError on bool() (it asks len()).
+        fn = self._compiled_unet if self._compiled_unet is not None else self.unet
         try:
-            return fn(x, t, encoder_hidden_states=text.to(self.dtype), return_dict=False)[0]
+            return fn(x, t, encoder_hidden_states=text, return_dict=False)[0]
         except Exception as err:  # a compiler failure must cost speed, never the run
             if fn is self.unet:
                 raise
             warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); running the UNet eagerly")
             self._compiled_unet = None
-            return self.unet(x, t, encoder_hidden_states=text.to(self.dtype), return_dict=False)[0]
+            return self.unet(x, t, encoder_hidden_states=text, return_dict=False)[0]
 
     # ---- speed switches ----
+    ACCELERATE_MODES = ("eager", "channels_last", "graph", "compile")
+
     def accelerate(self, mode: str = "auto") -> list[str]:
-        """Opt-in speed-ups that keep results equal within fp16 tolerance; returns what was switched on.
+        """Speed-ups that keep results equal within fp16 tolerance; returns the speed switches now on, which also
+        replace the earlier ones in `self.switches` (result.json; the app's status reads "cuda_graph" there).
 
         "channels_last": the UNet's convolutions in NHWC (faster on tensor cores).
-        "compile": channels_last plus torch.compile(mode="reduce-overhead") of the UNet (CUDA graphs for the
-        fixed-shape calls; compiles on the first call of each shape, then replays). "auto": "compile" on CUDA
-        unless on ZeroGPU (its processes cannot keep graphs) or DISTILL_COMPILE=0; nothing on a CPU.
-        "eager": switch everything off. A compiler failure falls back to eager with a warning.
+        "graph": channels_last, and the UNet call captured as a CUDA graph per input shape on its first call, then
+        replayed (`cuda_graph.GraphedUNet`: seconds of capture, against 40-50 s of torch.compile warm-up). Where
+        graphs cannot run (a CPU, ZeroGPU, DISTILL_CUDA_GRAPHS=0, a failed capture) the same wrapper calls the UNet
+        eagerly, with one warning, and the switch "cuda_graph" is not reported.
+        "compile": channels_last plus torch.compile(mode="reduce-overhead") of the UNet (explicit only: it compiles
+        on the first call of each shape, 40-50 s on an H200). A compiler failure falls back to eager with a warning.
+        "auto": `machine.auto_accelerate(device)`: "graph" on CUDA unless ZeroGPU or DISTILL_CUDA_GRAPHS=0, else
+        eager. "eager": switch everything off.
         """
+        from .cuda_graph import GraphedUNet, disabled_reason
+        from .machine import auto_accelerate
+
         if mode == "auto":
-            on_gpu = self.device.type == "cuda"
-            zero_gpu = os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}
-            disabled = os.environ.get("DISTILL_COMPILE", "1") == "0"
-            mode = "compile" if on_gpu and not zero_gpu and not disabled else "eager"
-        if mode not in ("eager", "channels_last", "compile"):
-            raise ValueError(f"accelerate mode must be auto, eager, channels_last or compile, not {mode!r}")
-        self._channels_last = mode in ("channels_last", "compile")
+            mode = auto_accelerate(self.device)
+        if mode not in self.ACCELERATE_MODES:
+            raise ValueError(f"accelerate mode must be auto, {', '.join(self.ACCELERATE_MODES)}, not {mode!r}")
+        self._channels_last = mode != "eager"
         self.unet.to(memory_format=torch.channels_last if self._channels_last else torch.contiguous_format)
         self._compiled_unet = None
+        self._graphed_unet = None  # its graphs and their memory pool go with it
+        switches = ["channels_last"] if self._channels_last else []
         if mode == "compile":
             self._compiled_unet = torch.compile(self.unet, mode="reduce-overhead" if self.device.type == "cuda" else None,
                                                 dynamic=False)
-        return {"eager": [], "channels_last": ["channels_last"], "compile": ["channels_last", "compile"]}[mode]
+            switches.append("compile")
+        elif mode == "graph":
+            self._graphed_unet = GraphedUNet(self.unet)
+            if disabled_reason(self.device) is None:
+                switches.append("cuda_graph")
+        # self.switches: the memory switches as they were, then the speed switches now on (none stale)
+        self.switches[:] = [w for w in self.switches if w not in ("channels_last", "compile", "cuda_graph")] + switches
+        return switches
+
+    # ---- the fast VAE (opt-in, AutoencoderTiny) ----
+    def fast_vae(self, source: str | None = None):
+        """The fast VAE (`fast_vae.FastVAE`, AutoencoderTiny; default $DISTILL_FAST_VAE or madebyollin/taesd from
+        the local cache, never downloaded), loaded once. Raises InputError when its weights are not on this
+        machine: the fast encoder is an opt-in setting, so its absence is the setting's problem, not the run's."""
+        from . import fast_vae
+
+        if self._fast_vae is None or (source is not None and self._fast_vae.name != source):
+            try:
+                self._fast_vae = fast_vae.load_fast_vae(source, device=self.device)
+            except ModelUnavailableError as err:
+                raise InputError(f"encoder 'fast' needs the fast VAE: {err} Or use encoder 'kl'.") from err
+            if self._fast_vae.latent_channels != self.latent_channels or \
+                    self._fast_vae.latent_scale != self.latent_scale:
+                bad, self._fast_vae = self._fast_vae, None
+                raise InputError(f"the fast VAE '{bad.name}' makes {bad.latent_channels}-channel latents at 1/"
+                                 f"{bad.latent_scale} scale, the prior '{self.name}' needs {self.latent_channels} "
+                                 f"at 1/{self.latent_scale}: use encoder 'kl'")
+        return self._fast_vae
+
+    def with_fast_encoder(self, source: str | None = None) -> "FastEncoderPrior":
+        """This prior with `encode` through the fast VAE (the UNet, conditions and everything else shared, not
+        copied). For the per-step SDS encode; InstructPix2Pix's image condition keeps the KL encoder."""
+        return FastEncoderPrior(self, self.fast_vae(source))
+
+    def preview_decoder(self):
+        """A decode for live previews: the fast VAE's when its weights are on this machine (or already loaded),
+        else the KL `decode`. Previews only: outputs keep the KL decoder. (B, C, h, w) -> (B, 3, 8h, 8w) in [0, 1]."""
+        from . import fast_vae
+
+        if self._fast_vae is None and fast_vae.available()[0]:
+            try:
+                self.fast_vae()
+            except InputError:
+                pass
+        return self._fast_vae.decode if self._fast_vae is not None else self.decode
 
     # ---- sampling (for raster baselines and VectorFusion's initialisation) ----
     @torch.no_grad()
@@ -406,3 +465,29 @@ class DiffusersPrior:
         z = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(self.device)
         z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         return self.decode(z)
+
+
+class FastEncoderPrior:
+    """A DiffusersPrior whose `encode` goes through the fast VAE (AutoencoderTiny); every other attribute is the
+    wrapped prior's own (same UNet, text cache, switches). Built by `DiffusersPrior.with_fast_encoder()`.
+
+    Its latents are SD's scaled latents, as the KL encoder's (see fast_vae's module docstring); the fast encoder is
+    deterministic, so mode "sample" and "mean" give the same latents.
+    """
+
+    def __init__(self, prior: DiffusersPrior, fast):
+        self._prior, self.fast = prior, fast
+
+    def __getattr__(self, name):
+        return getattr(self._prior, name)
+
+    def __repr__(self) -> str:
+        return f"FastEncoderPrior({self._prior!r}, {self.fast!r})"
+
+    def encode(self, images: torch.Tensor, mode: str = "sample",
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, C, H/8, W/8) scaled latents through the fast encoder, differentiable,
+        float32. mode is checked but changes nothing (no posterior to sample)."""
+        if mode not in ("sample", "mean"):
+            raise ValueError(f"mode must be 'sample' or 'mean', not {mode!r}")
+        return self.fast.encode(images)

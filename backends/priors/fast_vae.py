@@ -90,7 +90,7 @@ def available(source: str | os.PathLike | None = None) -> tuple[bool, str]:
     if isinstance(cached[0], str) and any(isinstance(w, str) for w in cached[1:]):
         return True, f"'{source}' from the local Hugging Face cache"
     return False, (f"'{source}' is not in the local Hugging Face cache and is never downloaded implicitly: run "
-                   f"`huggingface-cli download {source}` (about 10 MB), or set {ENV} to a local folder")
+                   f"`hf download {source}` (about 10 MB), or set {ENV} to a local folder")
 
 
 # ---- the model ----

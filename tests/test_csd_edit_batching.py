@@ -1,0 +1,63 @@
+"""CSD-Edit's VAE calls: all latents in one call by default (a GPU is launch-bound at 4 a call), halved only when
+the GPU runs out of memory, with the same images either way; previews take the prior's fast decoder if it has one."""
+import pytest
+import torch
+
+from backends.csd_edit import common
+
+
+class CountingPrior:
+    """decode = a fixed per-row map; raises CUDA's out-of-memory error above `fits` rows a call."""
+
+    def __init__(self, fits: int = 1 << 30):
+        self.fits, self.calls = fits, []
+
+    def decode(self, z):
+        self.calls.append(z.shape[0])
+        if z.shape[0] > self.fits:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return torch.sigmoid(z[:, :3].repeat_interleave(8, -1).repeat_interleave(8, -2))
+
+    def encode(self, x, mode="sample"):
+        assert mode == "mean"
+        self.calls.append(x.shape[0])
+        return x[:, :3, ::8, ::8] * 2
+
+
+def latents(n=10):
+    return torch.randn(n, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+
+
+def test_decode_makes_one_call_for_all_latents_by_default():
+    prior = CountingPrior()
+    out = common.decode(prior, latents(10))
+    assert prior.calls == [10] and out.shape == (10, 3, 32, 32)
+
+
+def test_decode_halves_the_batch_on_out_of_memory_and_gives_the_same_images():
+    z = latents(10)
+    reference = common.decode(CountingPrior(), z)
+    prior = CountingPrior(fits=3)
+    out = common.decode(prior, z)
+    assert prior.calls[:3] == [10, 5, 2] and set(prior.calls[3:]) == {2}
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
+
+
+def test_out_of_memory_at_one_latent_a_call_is_not_swallowed():
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        common.decode(CountingPrior(fits=0), latents(3))
+
+
+def test_encode_is_batched_the_same_way():
+    prior = CountingPrior()
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    out = common.encode(prior, x, batch=4)
+    assert prior.calls == [4, 2] and out.shape == (6, 3, 2, 2)
+    torch.testing.assert_close(out, x[:, :, ::8, ::8] * 2)
+
+
+def test_previews_use_the_priors_preview_decoder_when_it_has_one():
+    prior = CountingPrior()
+    assert common.decode_preview(prior, latents(2)).shape == (2, 3, 32, 32)  # no preview decoder: decode
+    prior.preview_decoder = lambda: (lambda z: torch.zeros(z.shape[0], 3, 5, 5))
+    assert common.decode_preview(prior, latents(2)).shape == (2, 3, 5, 5)
