@@ -156,6 +156,7 @@ def cleanup_expired(max_age_s: float, *, root: PathLike | None = None, now: floa
     return removed
 
 
+@contextlib.contextmanager
 def atomic_path(path: PathLike):
     """Write a file under a temporary name beside `path` and rename it into place only when the block completes.
 

@@ -105,6 +105,10 @@ def run(
         suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
         settings, filled = resolve_auto(settings, profile, suggested)
         check_work(cls, settings, inputs, prior_obj, device)
+        if "cuda_graph" in getattr(prior_obj, "switches", []):
+            from .priors.cuda_graph import CAPTURE_STATUS
+
+            yield Progress(step=0, total=0, message=CAPTURE_STATUS)
         backend = cls()
         result = None
         for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):

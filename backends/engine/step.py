@@ -20,7 +20,9 @@ def distillation_loss(prior, z: torch.Tensor, cond, t: torch.Tensor, *, generato
     timesteps; generator: draws the noise eps (on its own device, then moved). grad: (B, C, h, w), detached.
     """
     gen_device = generator.device if generator is not None else z.device
-    eps = torch.randn(z.shape, generator=generator, device=gen_device, dtype=z.dtype).to(z.device)
+    eps = torch.randn(z.shape, generator=generator, device=gen_device, dtype=z.dtype)
+    if eps.device != z.device:  # a CPU generator feeding a GPU run: copy without making the host wait
+        eps = eps.pin_memory().to(z.device, non_blocking=True) if z.device.type == "cuda" else eps.to(z.device)
     ab = prior.alphas_cumprod[t]
     z_t = add_noise(z.detach(), eps, ab)
     eps_hat = prior.predict_eps(z_t.to(prior.dtype), t, cond).to(z.dtype)

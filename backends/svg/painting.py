@@ -71,14 +71,18 @@ class Painting:
     def scenes(self) -> list[Scene]:
         """The K scenes, sharing the tensors (rendering them is differentiable in points, colors, background)."""
         out = []
+        # the constant parts made once, on the device: a default per Shape would be one host-to-device copy each
+        none = torch.zeros(4, device=self.points.device, dtype=self.points.dtype)
+        width = torch.tensor(float(self.stroke_width), device=self.points.device, dtype=self.points.dtype)
         for k in range(self.k):
             shapes = []
             for i in self.order[k].tolist():
                 if self.kind == "stroke":
-                    shapes.append(Shape("stroke", self.points[k, i], stroke=self.colors[k, i],
-                                        stroke_width=self.stroke_width))
+                    shapes.append(Shape("stroke", self.points[k, i], fill=none, stroke=self.colors[k, i],
+                                        stroke_width=width))
                 else:
-                    shapes.append(Shape(self.kind, self.points[k, i], fill=self.colors[k, i]))
+                    shapes.append(Shape(self.kind, self.points[k, i], fill=self.colors[k, i], stroke=none,
+                                        stroke_width=width))
             out.append(Scene(self.width, self.height, shapes, background=self.background[k]))
         return out
 
