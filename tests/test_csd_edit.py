@@ -373,3 +373,14 @@ def test_cli_edits_the_example_panorama_with_tiny_ip2p(tmp_path):
     meta = json.loads((tmp_path / "result.json").read_text())
     assert meta["backend"] == "panorama/csd-edit" and meta["input_size"] == [1536, 384]
     assert Image.open(tmp_path / "edited.png").size == (1536, 384)
+
+
+def test_what_a_run_changed_is_said_in_the_results_warnings(inputs, tmp_path):
+    """Frames dropped and sizes changed are said in result.json's one `warnings` list (the page shows it)."""
+    _, video = run("video/per-frame", dict(steps=1, every=1, short_side=32, particles=4), "analytic-edit",
+                   inputs["clip12"], tmp_path / "v")
+    said = " ".join(video.metadata["warnings"])
+    assert "4 of the clip's 12 frames" in said and "edited at" in said
+    _, pano = run("panorama/per-patch", dict(TINY, steps=1, short_side=32), "analytic-edit", inputs["panorama"],
+                  tmp_path / "p")
+    assert any("resized back" in w for w in pano.metadata["warnings"])

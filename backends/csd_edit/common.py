@@ -397,6 +397,14 @@ def fit_short_side(width: int, height: int, short: int, multiple: int, long_mult
     return (long_px, short_px) if width >= height else (short_px, long_px)
 
 
+def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image") -> list[str]:
+    """The sentence result.json's `warnings` carries when the work ran at another size than the input's."""
+    (w0, h0), (w, h) = input_size, work_size
+    if (w0, h0) == (w, h):
+        return []
+    return [f"The {what} ({w0}x{h0}) was edited at {w}x{h} (the short_side setting) and resized back."]
+
+
 def to_batch(images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], device) -> torch.Tensor:
     """Images (PIL or (H, W, 3) uint8) resized to size=(W, H) -> (B, 3, H, W) float32 in [0, 1] on device."""
     out = []

@@ -117,7 +117,7 @@ class _PanoramaEdit:
                                              common.take_windows(source, pixel_tiles), metrics.grid_pairs(*grid), last)
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
                 "windows": len(boxes), "window_cells": window, "stride_cells": stride_px // scale,
-                "unet_chunk": edit.chunk, "notes": notes}
+                "unet_chunk": edit.chunk, "notes": notes, "warnings": common.resize_warning((w0, h0), size, "panorama")}
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 
 

@@ -108,6 +108,8 @@ class _VideoEdit:
             "mp4_size": [w0 // 2 * 2, h0 // 2 * 2],  # H.264 in yuv420p needs even sides
             "unet_chunk": edit.chunk,
             "notes": notes,
+            "warnings": ([f"Kept {frames_note}."] if in_clip is None or in_clip > count else [])
+            + common.resize_warning((w0, h0), size, "clip"),
         }
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 

@@ -128,7 +128,8 @@ class _ViewsEdit:
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
         meta = {"metrics": found, "method": self.method, "views": len(views), "from": origin,
                 "kernel_distance": getattr(s, "kernel_distance", None), "work_size": list(size),
-                "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes}
+                "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes,
+                "warnings": common.resize_warning((w0, h0), size, "views")}
         yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
 
 

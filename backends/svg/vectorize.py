@@ -294,4 +294,6 @@ class Vectorize:
         files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png")}
         metrics = {"psnr": psnr(painting.render()[0].detach(), target), "paths": float(len(scene.shapes))}
         yield Result(files=files, preview=to_uint8(raster),
-                     metadata={"metrics": metrics, "canvas": [w, h], "input_size": [w0, h0]})
+                     metadata={"metrics": metrics, "canvas": [w, h], "input_size": [w0, h0],
+                               "warnings": [] if (w, h) == (w0, h0) else [
+                                   f"The image ({w0}x{h0}) was vectorized at {w}x{h} (the size setting)."]})
