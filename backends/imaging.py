@@ -35,8 +35,13 @@ def load_image(path: str | Path, *, size: tuple[int, int] | None = None, device=
 
 
 def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> str:
+    """Write a PNG whole or not at all (a temporary name renamed into place: an interrupted run leaves no file that
+    looks finished)."""
+    from .files import atomic_path
+
     arr = image if isinstance(image, np.ndarray) else to_uint8(image)
-    Image.fromarray(arr).save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
     return str(path)
 
 

@@ -75,6 +75,9 @@ def run_cli(argv: list[str], tmp: Path, env: dict | None = None) -> dict:
     if pid == 0:  # child: never return into pytest
         rc = 99
         try:
+            from backends import priors
+
+            before, loads0 = set(sys.modules), len(priors._cache)  # earlier tests may have loaded priors already
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
             os.environ.update(env or {})
             fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -88,8 +91,9 @@ def run_cli(argv: list[str], tmp: Path, env: dict | None = None) -> dict:
             rc = 98
         finally:
             try:
-                loaded = sorted(m for m in sys.modules if m.startswith("backends.priors.") and m.count(".") == 2)
-                report.write_text(json.dumps({"rc": rc, "modules": loaded}))
+                loaded = sorted(m for m in set(sys.modules) - before
+                                if m.startswith("backends.priors.") and m.count(".") == 2)
+                report.write_text(json.dumps({"rc": rc, "modules": loaded, "prior_loads": len(priors._cache) - loads0}))
                 sys.stderr.flush()
             finally:
                 os._exit(0)
@@ -104,7 +108,7 @@ def run_cli(argv: list[str], tmp: Path, env: dict | None = None) -> dict:
             pytest.fail(f"{argv} still running after {DEADLINE_S * 3} s")
         time.sleep(0.02)
     seconds = time.monotonic() - t0
-    out = json.loads(report.read_text()) if report.exists() else {"rc": None, "modules": []}
+    out = json.loads(report.read_text()) if report.exists() else {"rc": None, "modules": [], "prior_loads": None}
     out.update(stderr=err_path.read_text() if err_path.exists() else "", seconds=seconds,
                rss_mb=(usage.ru_maxrss - rss0) / 1024)
     return out
@@ -134,7 +138,7 @@ def test_pixelart_paths_and_size_over_the_budget_are_refused_naming_them(cli):
     r = cli("svg/vectorfusion", "--set", "prompt=a cat", "--set", "style=pixelart", "--set", "paths=1024",
             "--set", "size=2048", prior="icons", env={"DISTILL_MEMORY_BUDGET": "8gb"})
     _refused(r, "paths or size", "DISTILL_MEMORY_BUDGET")
-    assert "backends.priors.icons" not in r["modules"]  # refused before the prior loaded
+    assert "backends.priors.icons" not in r["modules"] and r["prior_loads"] == 0  # refused before the prior loaded
 
 
 def test_panorama_short_side_2048_on_a_16_to_1_image_is_refused_naming_short_side(cli, tmp_path):
@@ -165,7 +169,7 @@ def test_an_empty_video_is_refused_before_the_prior_loads(cli, tmp_path):
     empty.write_bytes(b"")
     r = cli("video/csd-edit", "--input", str(empty), "--set", "prompt=winter", prior="tiny-ip2p")
     _refused(r, "empty")
-    assert "backends.priors.tiny" not in r["modules"]
+    assert "backends.priors.tiny" not in r["modules"] and r["prior_loads"] == 0
 
 
 def test_a_video_that_is_not_a_video_is_refused_before_the_prior_loads(cli, tmp_path):
@@ -173,7 +177,7 @@ def test_a_video_that_is_not_a_video_is_refused_before_the_prior_loads(cli, tmp_
     junk.write_bytes(os.urandom(4096))
     r = cli("video/csd-edit", "--input", str(junk), "--set", "prompt=winter", prior="tiny-ip2p")
     _refused(r)
-    assert "backends.priors.tiny" not in r["modules"]
+    assert "backends.priors.tiny" not in r["modules"] and r["prior_loads"] == 0
 
 
 def test_a_second_input_for_a_one_image_backend_is_an_error(cli, tmp_path):

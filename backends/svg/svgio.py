@@ -147,7 +147,11 @@ def scene_to_svg(scene: Scene, decimals: int = 2) -> str:
 
 
 def save_svg(scene: Scene, path: str | Path, decimals: int = 2) -> str:
-    Path(path).write_text(scene_to_svg(scene, decimals), encoding="utf-8")
+    """Write the scene as an SVG file, whole or not at all (a temporary name renamed into place)."""
+    from ..files import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(scene_to_svg(scene, decimals), encoding="utf-8")
     return str(path)
 
 
