@@ -8,7 +8,10 @@ before the prior loads, with the prior's facts guessed from the profile ("auto" 
 and once the prior is loaded and every "auto" setting is resolved, still before any work.
 
 The budget: $DISTILL_MEMORY_BUDGET ("8gb", "512mb", "2.5GiB", a byte count), else what the device has free (a GPU's
-free memory, on a CPU the RAM the kernel reports as available).
+free memory, on a CPU the RAM the kernel reports as available). Time: a run of `steps` steps over a working set of
+`bytes` takes about steps x bytes / THROUGHPUT (what one step of these backends moves through memory, measured
+loosely: ~1 GB/s on a CPU, ~100 GB/s on a GPU); $DISTILL_TIME_BUDGET (seconds, default an hour) refuses what
+would run far longer than anyone waits, e.g. pixel art of 1024 x 1024 squares at 2048 px.
 
 The estimates are deliberately plain: bytes per working pixel times pixels, from what the code allocates (float32
 images are 12 bytes a pixel and the edit backends hold about six of them at the working size). They are upper
@@ -110,13 +113,38 @@ def _available_ram() -> int:
         return 1 << 62  # no way to know: no limit but $DISTILL_MEMORY_BUDGET
 
 
-def check(work: Work, device: Any = None, *, where: str = "") -> None:
-    """Refuse (InputError, one sentence naming the setting to lower) a run whose estimate exceeds the budget."""
+THROUGHPUT = {"cpu": 1e9, "cuda": 1e11}  # bytes of working set a second, per device type
+DEFAULT_TIME_BUDGET_S = 3600.0
+
+
+def time_budget_s() -> float:
+    raw = os.environ.get("DISTILL_TIME_BUDGET", "").strip()
+    if not raw:
+        return DEFAULT_TIME_BUDGET_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"DISTILL_TIME_BUDGET must be a number of seconds, got {raw[:40]!r}.")
+    return value
+
+
+def check(work: Work, device: Any = None, *, where: str = "", steps: int | None = None) -> None:
+    """Refuse (InputError, one sentence naming the setting to lower) a run whose estimate exceeds the budget:
+    its peak memory, or (with `steps`) its time."""
     limit = available_bytes(device)
+    head = where + ": " if where else ""
     if work.bytes > limit:
         source = "DISTILL_MEMORY_BUDGET" if os.environ.get("DISTILL_MEMORY_BUDGET") else "the memory available"
-        raise InputError(f"{where + ': ' if where else ''}{work.what} would need about {_gb(work.bytes)} of memory, "
+        raise InputError(f"{head}{work.what} would need about {_gb(work.bytes)} of memory, "
                          f"more than {source} ({_gb(limit)}); lower {work.lower}.")
+    kind = "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
+    seconds = (steps or 0) * work.bytes / THROUGHPUT[kind]
+    if seconds > time_budget_s():
+        raise InputError(f"{head}{steps} steps over {work.what} would take about {seconds / 3600:.1f} hours on this "
+                         f"{'GPU' if kind == 'cuda' else 'CPU'}, more than DISTILL_TIME_BUDGET "
+                         f"({time_budget_s():.0f} s); lower {work.lower} or steps.")
 
 
 def _gb(n: int) -> str:

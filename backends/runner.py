@@ -92,7 +92,9 @@ def run(
     profile = run_profile(prior_name, device)
     # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values,
     # before the prior loads; again below once the prior's own suggestions are known.
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device)
+    # Time is checked with the steps the person set, or the paper's at most: the prior may suggest more than the
+    # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device, steps=getattr(settings, "steps", None))
     t0 = time.perf_counter()
     try:
         if entry is not None and not entry.offline:
@@ -167,15 +169,19 @@ def quiet_libraries() -> None:
         pass
 
 
-def check_work(cls, settings, inputs: list[str], prior_obj, device) -> None:
+def check_work(cls, settings, inputs: list[str], prior_obj, device, *, steps: int | None = -1) -> None:
     """The backend's cheap checks and work estimate (`cls.estimate`, headers only) against the budget: an
-    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked."""
+    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked. steps: for the
+    time estimate (default: the settings' steps; None: the paper's at most, 2000)."""
     estimate = getattr(cls, "estimate", None)
     if estimate is None:
         return
     work = estimate(settings, inputs, budget.facts(prior_obj))
     where = getattr(prior_obj, "device", None) or resolve_device(device)
-    budget.check(work, where, where=cls.key)
+    if steps == -1:
+        steps = getattr(settings, "steps", None)
+    steps = steps or 2000  # None: the backend's own paper rule, at most 2000
+    budget.check(work, where, where=cls.key, steps=steps)
 
 
 def _writable_folder(out_dir) -> Path:

@@ -141,6 +141,14 @@ def test_pixelart_paths_and_size_over_the_budget_are_refused_naming_them(cli):
     assert "backends.priors.icons" not in r["modules"] and r["prior_loads"] == 0  # refused before the prior loaded
 
 
+def test_pixelart_that_fits_in_memory_but_would_run_for_hours_is_refused_by_the_time_budget(cli):
+    """The trial's case on a machine with the memory for it: std::bad_alloc after 89 s there, hours here."""
+    r = cli("svg/vectorfusion", "--set", "prompt=a cat", "--set", "style=pixelart", "--set", "paths=1024",
+            "--set", "size=2048", prior="icons", env={"DISTILL_MEMORY_BUDGET": "64gb"})
+    _refused(r, "hours", "DISTILL_TIME_BUDGET")
+    assert r["prior_loads"] == 0
+
+
 def test_panorama_short_side_2048_on_a_16_to_1_image_is_refused_naming_short_side(cli, tmp_path):
     wide = _png(tmp_path / "wide.png", 1024, 64)
     r = cli("panorama/csd-edit", "--input", wide, "--set", "prompt=winter", "--set", "short_side=2048",
