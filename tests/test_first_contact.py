@@ -122,7 +122,7 @@ def run_and_wait(page, tab: str, limit_s: float) -> tuple[str, float]:
 
 def details(page, tab: str) -> dict:
     """The result.json of the last run, from the copy-settings accordion's JSON view."""
-    page.get_by_text("Copy settings: JSON for the API").first.click()
+    page.locator(f"#tab-{tab}").get_by_text("Copy settings: JSON for the API").first.click()
     page.wait_for_timeout(300)
     raw = page.locator(f"#{tab}-details").inner_text()
     return raw
