@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "panorama"
 
