@@ -26,6 +26,28 @@ from .requests import baseline_settings, paths_of, ui_default, without_example_f
 from .widgets import field_widget, media_widget, ui_fields
 
 STOP_WAIT_S = 10.0  # how long the Stop handler waits for the run to end before answering
+UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP)", "images": "images or one .zip of images",
+                "video": "a video (MP4, WebM)", "svg": "an SVG file"}
+
+
+def guard_upload(widget, slot: "InputSlot"):
+    """Make Gradio's own preprocessing of an upload (gr.Image decodes it before any handler runs) fail with a
+    sentence that names the input and says what it takes, instead of the client's generic "Error"."""
+    inner = widget.preprocess
+
+    def preprocess(payload):
+        try:
+            return inner(payload)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - any decoder failure: the file is not what the slot takes
+            name = getattr(payload, "orig_name", None) or "the uploaded file"
+            raise gr.Error(f"{slot.label}: {name!s:.80} could not be read ({type(err).__name__}); upload "
+                           f"{UPLOAD_NOUNS.get(slot.kind, 'a file of the kind asked for')}.",
+                           print_exception=False) from None
+
+    widget.preprocess = preprocess
+    return widget
 
 
 @dataclass
@@ -146,7 +168,7 @@ class Tab:
                                if self.has_field("prompt") else None)
                 self.input_widgets = []
                 for slot in s.inputs:
-                    widget = slot.make()
+                    widget = guard_upload(slot.make(), slot)
                     widget.visible = self.slot_visible(slot, self.method_key)
                     self.input_widgets.append(widget)
                 # 2. method and prior

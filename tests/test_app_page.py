@@ -9,6 +9,7 @@ import textwrap
 import types
 import warnings
 
+import gradio as gr
 import pytest
 
 import backends
@@ -174,3 +175,17 @@ def test_download_names_are_task_method_seed():
     assert first == "svg-vectorfusion-7"
     assert runs.download_stem("svg", "vectorfusion", 7, taken) == "svg-vectorfusion-7-baseline"
     assert runs.download_stem("svg", "raster-then-vectorize", 7, taken) == "svg-raster-then-vectorize-7"
+
+
+def test_an_upload_gradio_cannot_decode_says_which_input_and_what_it_takes(tmp_path):
+    from gradio.data_classes import FileData
+
+    bad = tmp_path / "holiday.png"
+    bad.write_bytes(b"not an image at all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        demo = build_app(AppConfig(), env=environment.detect("tiny", "cpu"))
+    widget = demo.tabs_by_name["panorama"].input_widgets[0]
+    with pytest.raises(gr.Error, match=r"Panorama: holiday.png could not be read \(UnidentifiedImageError\); "
+                                       r"upload an image"):
+        widget.preprocess(FileData(path=str(bad), orig_name="holiday.png"))
