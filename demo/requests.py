@@ -169,3 +169,14 @@ def inputs_for(slot_kinds: list[str], cls, values: list) -> list[str]:
     if base in ("image", "video", "svg") and len(paths) > 1:
         paths = paths[:1]
     return paths
+
+
+def setting_differences(sides: list[dict]) -> list[str]:
+    """For two runs side by side: per side, the settings that tell them apart ("lr 0.01"), seed and prompt aside
+    (they are shared); "" for a single run. Without this, two runs of one backend read alike."""
+    if len(sides) < 2:
+        return [""] * len(sides)
+    keys = [k for k in sides[0] if k not in SHARED_FIELDS and k in sides[1] and sides[0][k] != sides[1][k]]
+    keys += [k for k in sides[1] if k not in SHARED_FIELDS and k not in sides[0]]
+    return [", ".join(f"{k.replace('_', ' ')} {s[k]:g}" if isinstance(s.get(k), float) else
+                      f"{k.replace('_', ' ')} {s[k]}" for k in keys if k in s)[:80] for s in sides]

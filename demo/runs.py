@@ -29,7 +29,8 @@ from backends.types import Progress, Result
 
 from . import environment
 from .jobs import JOBS, Stopped, acquire, device_lock, drive, publish, safe_stem
-from .requests import cli_line, defaults_of, inputs_for, parse_request, report_every, resolve_prior
+from .requests import (cli_line, defaults_of, inputs_for, parse_request, report_every, resolve_prior,
+                       setting_differences)
 from .widgets import TINY_NOTE, media_value, notices_markdown, report_markdown
 
 if TYPE_CHECKING:  # runs.py drives a Tab; tab.py imports make_runner from here
@@ -97,6 +98,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
         out.folder = job_dir.path
         yield out.reset(compare=len(plan) > 1)
         rows, cli_lines, details, stems = [], [], {}, set()
+        tells = setting_differences([p[3] for p in plan])
         for i, (label, cls, prior, settings, inputs) in enumerate(plan):
             side = "ab"[i]
             note = _prior_note(prior)
@@ -134,7 +136,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
             details[label.lower()] = meta
             cli_lines.append(f"# {label.lower()}\n" + cli_line(cls.key, prior, meta.get("settings", settings),
                                                                   defaults_of(cls), inputs))
-            yield out.result(side, label, cls.key, result, files, meta, job_dir.path)
+            yield out.result(side, label, cls.key, result, files, meta, job_dir.path, tell=tells[i])
         took = time.perf_counter() - t0
         status = f"**Done** in {took:.1f} s." + prior_sentence([m for _, m in rows])
         outcome = "done"
@@ -287,11 +289,13 @@ class _Outputs:
         return self._set(upd)
 
     def result(self, side: str, label: str, key: str, r: Result, files: dict[str, str], meta: dict,
-               folder: Path) -> dict:
+               folder: Path, tell: str = "") -> dict:
+        """The side's result; `tell`: the settings that set it apart from the other side ("lr 0.01")."""
         t = self.t
         note = f" ({TINY_NOTE})" if meta.get("prior_is_tiny") else ""
         took = (meta.get("timings") or {}).get("total_s")
-        caption = f"**{label}** `{key}`" + (f" · {took:.1f} s" if isinstance(took, (int, float)) else "") + note
+        caption = (f"**{label}** `{key}`" + (f" · {tell}" if tell else "")
+                   + (f" · {took:.1f} s" if isinstance(took, (int, float)) else "") + note)
         caption_w, preview, media, file_w = ((t.caption_a, t.preview_a, t.media_a, t.files_a) if side == "a"
                                              else (t.caption_b, t.preview_b, t.media_b, t.files_b))
         upd = {file_w: list(files.values()), caption_w: caption}

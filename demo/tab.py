@@ -185,7 +185,7 @@ class Tab:
                 self.example_settings = gr.Textbox(visible=False, elem_id=f"{s.name}-example-settings")
                 self._examples()
                 # 4. the settings: the everyday ones, then the advanced ones folded
-                with gr.Accordion("Settings", open=False, elem_id=f"{s.name}-settings"):
+                with gr.Accordion("Settings", open=True, elem_id=f"{s.name}-settings"):
                     self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (shared by method and baseline)",
                                           elem_id=f"{s.name}-seed")
                     self.panels = {}
@@ -302,7 +302,8 @@ class Tab:
         collect_inputs += widgets
         outputs = [self.status, self.caption_a, self.preview_a, self.caption_b, self.preview_b]
         outputs += self.media_a + self.media_b
-        outputs += [self.files_a, self.files_b, self.notices, self.report, self.cli, self.details]
+        # notices last: API clients that read the outputs by position keep their indices
+        outputs += [self.files_a, self.files_b, self.report, self.cli, self.details, self.notices]
         self.outputs = outputs
         # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
         collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],

@@ -189,3 +189,10 @@ def test_an_upload_gradio_cannot_decode_says_which_input_and_what_it_takes(tmp_p
     with pytest.raises(gr.Error, match=r"Panorama: holiday.png could not be read \(UnidentifiedImageError\); "
                                        r"upload an image"):
         widget.preprocess(FileData(path=str(bad), orig_name="holiday.png"))
+
+
+def test_two_runs_of_one_backend_are_told_apart_by_their_settings():
+    a = {"prompt": "x", "seed": 1, "steps": 30, "lr": 0.05}
+    b = {"prompt": "x", "seed": 1, "steps": 30, "lr": 0.01}
+    assert requests.setting_differences([a, b]) == ["lr 0.05", "lr 0.01"]
+    assert requests.setting_differences([a]) == [""]
