@@ -29,7 +29,7 @@ SPEC = TabSpec(
            "give: PSNR climbs as it does. With a text prior the target is optional and it paints the prompt, slowly."),
     inputs=[InputSlot("image", "Target image", lambda: gr.Image(
         type="filepath", label="Target image",
-        sources=["upload", "clipboard"], height=200, elem_id="image-input"))],
+        sources=["upload", "clipboard"], height=170, elem_id="image-input"))],
     method=("sds",),
     baseline=("sds",),
     default_prior="analytic",

@@ -5,6 +5,7 @@ CSS = """
 .run-notices:empty {display: none;}
 .run-notices {border-left: 4px solid #e0a100; padding: 2px 10px;}
 .tab-intro p {margin: 0.2em 0;}
+.method-note {font-size: 0.85em; opacity: 0.8;}
 .progress-slot {min-height: 12px;}
 #env-banner {border-left: 4px solid #e0a100; padding: 4px 12px; background: var(--block-background-fill);}
 #env-banner.ok {border-left-color: #2e9d4c;}

@@ -138,6 +138,10 @@ class Tab:
                     out.append((name, name))
         return out
 
+    def _method_note(self, key: str | None) -> str:
+        cls = self.classes.get(key)
+        return f"`{key.split('/', 1)[1]}`: {cls.description}" if cls is not None and cls.description else ""
+
     def has_field(self, name: str) -> bool:
         return any(name in {f.name for f in dataclasses.fields(c.Settings)} for c in self.classes.values())
 
@@ -175,13 +179,16 @@ class Tab:
                 with gr.Row():
                     self.backend = gr.Dropdown(
                         choices=[(f"{k.split('/', 1)[1]}", k) for k in self.keys], value=self.method_key,
-                        label="Method", info=self.classes[self.method_key].description, elem_id=f"{s.name}-backend")
+                        label="Method", elem_id=f"{s.name}-backend")
                     self.prior = gr.Dropdown(choices=self.prior_choices(), value=s.default_prior, label="Prior",
                                              elem_id=f"{s.name}-prior")
                 # 3. Run and Stop, the examples right below them
                 with gr.Row(elem_classes=["run-row"]):
                     self.run_btn = gr.Button("Run", variant="primary", elem_id=f"{s.name}-run", min_width=120)
                     self.stop_btn = gr.Button("Stop", variant="stop", elem_id=f"{s.name}-stop", min_width=120)
+                # what the chosen method does: below Run, so the description never pushes Run below the fold
+                self.method_note = gr.Markdown(self._method_note(self.method_key), elem_id=f"{s.name}-method-note",
+                                               elem_classes=["method-note"])
                 self.example_settings = gr.Textbox(visible=False, elem_id=f"{s.name}-example-settings")
                 self._examples()
                 # 4. the settings: the everyday ones, then the advanced ones folded
@@ -278,9 +285,9 @@ class Tab:
         s = self.spec
         panel_list = [self.panels[k] for k in self.keys]
         self.backend.change(lambda b: [gr.update(visible=k == b) for k in self.keys]
-                            + [gr.update(info=self.classes[b].description if b in self.classes else None)]
+                            + [self._method_note(b)]
                             + [gr.update(visible=self.slot_visible(slot, b)) for slot in s.inputs],
-                            self.backend, panel_list + [self.backend] + self.input_widgets,
+                            self.backend, panel_list + [self.method_note] + self.input_widgets,
                             api_visibility="private", queue=False)
         self.compare.change(lambda on: gr.update(visible=on), self.compare, self.col_b, api_visibility="private",
                             queue=False)

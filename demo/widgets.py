@@ -176,8 +176,15 @@ def notices_markdown(rows: list[tuple[str, dict]]) -> str:
 
 
 def banner_widget(env: environment.Environment):
+    """The top of the page: one line (real or try-out, which priors), the rest (what is missing, how to get the
+    real models, failed plugins) folded below it, so the tabs start high on the page."""
     from backends.registry import plugin_errors
 
     ok = all(env.uses_real(k) for k in env.facts["kinds"])
-    text = environment.banner(env) + "".join(f"\n\nPlugin `{n}` failed to load: {e}" for n, e in plugin_errors.items())
-    return gr.Markdown(text, elem_id="env-banner", elem_classes=["ok"] if ok else [])
+    rest = environment.banner(env) + "".join(f"\n\nPlugin `{n}` failed to load: {e}" for n, e in plugin_errors.items())
+    with gr.Column(elem_id="env-banner", elem_classes=["ok"] if ok else []) as column:
+        gr.Markdown(environment.headline(env), elem_id="env-headline")
+        with gr.Accordion("What runs here, and what the real models need", open=bool(plugin_errors),
+                          elem_id="env-details"):
+            gr.Markdown(rest)
+    return column
