@@ -76,6 +76,8 @@ def notices(meta: dict) -> list[str]:
         if isinstance(w, str) and w not in out:
             out.append(w)
     for key in ("frames_note", "resize_note"):
+        if key == "frames_note" and meta.get("sampled") is False:
+            continue  # every frame kept: nothing to say
         if isinstance(meta.get(key), str) and meta[key] not in out:
             out.append(meta[key])
     for note in meta.get("notes") or []:

@@ -137,6 +137,8 @@ def test_what_a_run_changed_is_said_on_the_page():
     text = widgets.notices_markdown([("Method", meta)])
     assert "linearGradient" in text and "1024x256 to 256x64" in text and "4 of the clip's 36 frames" in text
     assert widgets.notices_markdown([("Method", {"warnings": []})]) == ""
+    every_frame = {"warnings": [], "sampled": False, "frames_note": "every frame of the clip, at its frame rate"}
+    assert widgets.notices_markdown([("Method", every_frame)]) == ""
     both = widgets.notices_markdown([("Method", {"warnings": ["a"]}), ("Baseline", {"warnings": ["b"]})])
     assert "**Method:** a" in both and "**Baseline:** b" in both
 
@@ -196,3 +198,12 @@ def test_two_runs_of_one_backend_are_told_apart_by_their_settings():
     b = {"prompt": "x", "seed": 1, "steps": 30, "lr": 0.01}
     assert requests.setting_differences([a, b]) == ["lr 0.05", "lr 0.01"]
     assert requests.setting_differences([a]) == [""]
+
+
+def test_the_request_plumbing_imports_without_gradio():
+    import subprocess
+
+    code = "import sys, demo.requests, demo.metrics; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-500:]
