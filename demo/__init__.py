@@ -1,6 +1,18 @@
-"""The Gradio app: one module per tab (svg_tab, panorama_tab, video_tab, views3d_tab, image_tab), shared
-widgets and the run plumbing in common.py / jobs.py, machine detection in environment.py, start-up in launch.py.
-It knows Gradio and nothing about diffusion: every result comes from `backends.run`."""
-from .launch import AppConfig, build_app, launch, parse_args
+"""The Gradio app. One job per file: `launch` (flags, build, start-up), `tab` (TabSpec and the Tab), one module
+per known tab (svg_tab, panorama_tab, video_tab, views3d_tab, image_tab; other registered tasks get a generic
+tab), `widgets` (settings panels, result widgets, report, banner), `runs` (the run handler), `requests` (request
+JSON, bounds, CLI line, prior allow-list; no gradio), `metrics` (what each number means; no gradio), `jobs`,
+`environment`, `style`. It knows Gradio and nothing about diffusion: every result comes from `backends.run`.
+
+The launch names are imported on first use, so `import demo.requests` does not pull in gradio."""
 
 __all__ = ["AppConfig", "build_app", "launch", "parse_args"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        import importlib
+
+        # by full name: `from . import launch` would ask this __getattr__ for "launch" (the function) again
+        return getattr(importlib.import_module("demo.launch"), name)
+    raise AttributeError(f"module 'demo' has no attribute {name!r}")

@@ -73,6 +73,18 @@ def detect(prior_mode: str = "auto", device: str = "auto", memory: str = "auto")
     return Environment(device=device, prior_mode=prior_mode, memory_mode=memory, facts=facts)
 
 
+def headline(env: Environment) -> str:
+    """One short line for the top of the page: real or try-out, and the prior each kind of tab uses."""
+    f, kinds = env.facts, env.facts["kinds"]
+    where = f"GPU ({f['gpu']})" if f.get("gpu") else "ZeroGPU" if env.zero_gpu else "GPU" if env.has_gpu else "CPU"
+    offline = [k for k in kinds if not env.uses_real(k)]
+    if not offline:
+        return f"Running on **{where}** with {' and '.join(kinds[k]['real_label'] for k in kinds)}."
+    used = "; ".join(f"{KIND_TABS[k]}: `{kinds[k]['prior']}`" for k in offline)
+    return (f"**Try-out mode** on {where}: no {' or '.join(kinds[k]['real_label'] for k in offline)} here, so the "
+            f"tabs use offline priors ({used}). Results name their prior.")
+
+
 def banner(env: Environment) -> str:
     """Markdown for the top of the page: what runs, what is missing and how to provide it."""
     f = env.facts

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "image"
 
@@ -25,11 +25,11 @@ SPEC = TabSpec(
     task="image",
     title="SDS check",
     intro=("**Score distillation on raw pixels** (DreamFusion's 2D check). With the *analytic* prior the exact "
-           "noise prediction of a Gaussian around the target is known, so SDS must reconstruct the target: PSNR "
-           "climbs as it does. With a text prior it paints the prompt, slowly."),
+           "noise prediction of a Gaussian around the target is known, so SDS must reconstruct the target image you "
+           "give: PSNR climbs as it does. With a text prior the target is optional and it paints the prompt, slowly."),
     inputs=[InputSlot("image", "Target image", lambda: gr.Image(
-        type="filepath", label="Target image (what the analytic prior reconstructs; optional for text priors)",
-        sources=["upload", "clipboard"], height=200, elem_id="image-input"))],
+        type="filepath", label="Target image",
+        sources=["upload", "clipboard"], height=170, elem_id="image-input"))],
     method=("sds",),
     baseline=("sds",),
     default_prior="analytic",

@@ -21,7 +21,11 @@ import gradio as gr
 from backends.priors import machine
 
 from . import environment
-from .common import CSS, RunConfig, Tab, banner_widget, warm_in_background
+from .runs import warm_in_background
+from .style import CSS
+from .tab import RunConfig, Tab, TabSpec
+from .tab import tab_specs as specs_for_registry
+from .widgets import banner_widget
 
 TITLE = "Distill Studio"
 
@@ -86,10 +90,12 @@ def theme():
     return gr.themes.Soft(primary_hue="orange", font=fonts, font_mono=mono)
 
 
-def tab_specs():
+def tab_specs() -> list[TabSpec]:
+    """One tab per registered task: the five known tasks keep their own TabSpec modules (in this order), and any
+    other task a plugin registers gets a generic tab."""
     from . import image_tab, panorama_tab, svg_tab, video_tab, views3d_tab
 
-    return [svg_tab.SPEC, panorama_tab.SPEC, video_tab.SPEC, views3d_tab.SPEC, image_tab.SPEC]
+    return specs_for_registry([svg_tab.SPEC, panorama_tab.SPEC, video_tab.SPEC, views3d_tab.SPEC, image_tab.SPEC])
 
 
 def build_app(config: AppConfig | None = None, env: environment.Environment | None = None) -> gr.Blocks:
@@ -126,9 +132,41 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
     return demo
 
 
+def quiet_libraries() -> None:
+    """Library noise off: httpx logs every request Gradio makes to itself at INFO."""
+    for name in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def startup_block(url: str, share_url: str | None, env: environment.Environment, took_s: float) -> str:
+    """What start-up prints, once: where to open the app, the mode (real or try-out, and why), the priors found."""
+    kinds = env.facts["kinds"]
+    real = all(env.uses_real(k) for k in kinds)
+    if real:
+        mode = "real models (" + ", ".join(kinds[k]["real_label"] for k in kinds) + ")"
+    else:
+        why = []
+        if env.prior_mode == "tiny":
+            why.append("tiny priors were asked for")
+        else:
+            if not env.has_gpu:
+                why.append("no CUDA GPU")
+            why += [f"no {kinds[k]['real_label']} weights ({kinds[k]['weights']['detail'] or kinds[k]['weights']['state']})"
+                    for k in kinds if not env.uses_real(k)
+                    and kinds[k]["weights"]["state"] not in ("local", "cached", "download")]
+        mode = "try-out (" + ("; ".join(why) or "offline priors") + ")"
+    used = ", ".join(f"{k}: {kinds[k]['prior']}" for k in kinds)
+    lines = [f"Distill Studio is serving at {url}" + (f" and {share_url}" if share_url else ""),
+             f"  mode:    {mode}",
+             f"  priors:  {used}; offered: {', '.join(env.facts['priors'])}",
+             f"  device:  {env.device}; started in {took_s:.1f} s"]
+    return "\n".join(lines)
+
+
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     """Build and serve. Returns (demo, local_url); with block=False the server runs in a thread."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    quiet_libraries()
     t0 = time.perf_counter()
     try:
         demo = build_app(config)
@@ -137,10 +175,13 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     from backends.files import default_root
 
     root = config.job_root or str(default_root())
+    # quiet=True: Gradio's own lines (and its "set share=True" hint: the app has --share) give way to one block
     _, url, share_url = demo.launch(server_name=config.host, server_port=config.port, share=config.share,
-                                    prevent_thread_lock=not block and True, quiet=quiet, css=CSS,
+                                    prevent_thread_lock=True, quiet=True, css=CSS,
                                     allowed_paths=[root], footer_links=["api", "gradio"],
                                     theme=theme(), show_error=False)
     if not quiet:
-        logging.getLogger("distill_studio.app").info("serving at %s after %.1f s", url, time.perf_counter() - t0)
+        print(startup_block(url, share_url, demo.environment, time.perf_counter() - t0), flush=True)
+    if block:
+        demo.block_thread()
     return demo, url

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "panorama"
 
@@ -34,7 +34,7 @@ SPEC = TabSpec(
            "together (as SVGD particles), so the edit is consistent across the whole width; the baseline edits "
            "each window independently with InstructPix2Pix."),
     inputs=[InputSlot("image", "Panorama", lambda: gr.Image(
-        type="filepath", label="Wide image", sources=["upload"], height=200, elem_id="panorama-input"))],
+        type="filepath", label="Wide image", sources=["upload"], height=170, elem_id="panorama-input"))],
     method=("csd-edit",),
     baseline=("per-patch",),
     prompt_label="Instruction (e.g. 'make it snowy')",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "svg"
 
@@ -37,7 +37,7 @@ SPEC = TabSpec(
            "with its rendering; the baseline samples a raster image and vectorizes it. The result is an "
            "editable .svg (and a .png)."),
     inputs=[InputSlot("image", "Raster image", lambda: gr.Image(
-        type="filepath", label="Raster image (only for svg/vectorize: image to SVG)", sources=["upload"],
+        type="filepath", label="Raster image to vectorize", sources=["upload"],
         height=160, elem_id="svg-input"))],
     method=("vectorfusion",),
     baseline=("raster-then-vectorize",),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "video"
 
@@ -33,7 +33,7 @@ SPEC = TabSpec(
     intro=("**Video editing.** Give a short clip and an instruction. CSD-Edit edits all frames together, so "
            "the edit does not flicker; the baseline edits each frame on its own."),
     inputs=[InputSlot("video", "Clip", lambda: gr.Video(
-        label="Short clip (a few seconds)", sources=["upload"], height=200, elem_id="video-input"))],
+        label="Short clip (a few seconds)", sources=["upload"], height=170, elem_id="video-input"))],
     method=("csd-edit",),
     baseline=("per-frame",),
     media=("video",),

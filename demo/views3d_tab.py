@@ -6,12 +6,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from .common import Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "views3d"
 
 
-# Small enough for a CPU and the tiny prior (CI runs these); with a GPU, raise steps and short_side.
+# Small enough for a CPU and the offline priors (CI runs these); with a GPU, raise steps and short_side.
+# The instructions are ones the offline `edits` prior knows, so every example runs on a machine without weights.
 QUICK = {"steps": 20, "short_side": 64, "particles": 4}
 
 
@@ -25,12 +26,12 @@ def examples() -> list[Example]:
     out = []
     if len(views) >= 2:
         views = views[:8]
-        out.append(Example(f"{len(views)} views: bronze statue", "csd-edit", prompt="turn it into a bronze statue",
+        out.append(Example(f"{len(views)} views: old sepia photo", "csd-edit", prompt="make it an old sepia photo",
                            inputs={"images": [str(p) for p in views]}, settings=quick(len(views))))
-        out.append(Example(f"{len(views)} views: marble, vs. per-view", "csd-edit", prompt="make it marble",
+        out.append(Example(f"{len(views)} views: night, vs. per-view", "csd-edit", prompt="make it night",
                            inputs={"images": [str(p) for p in views]}, settings=quick(len(views)), compare=True))
     for z in zips:
-        out.append(Example(f"{z.stem}: bronze", "csd-edit", prompt="turn it into a bronze statue",
+        out.append(Example(f"{z.stem}: watercolour", "csd-edit", prompt="turn it into a watercolour painting",
                            inputs={"images": [str(z)]}, settings=quick(8)))
     return out
 

@@ -24,7 +24,8 @@ import backends
 from backends import registry
 from backends.settings import option
 from backends.errors import InputError
-from demo import common, environment, jobs
+from demo import environment, jobs, requests, runs, widgets
+from demo import tab as tabmod
 from demo.launch import AppConfig, build_app, parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +70,9 @@ def run(tab, request: dict | str, inputs=(), who="s1") -> tuple[list[dict], dict
     text = request if isinstance(request, str) else json.dumps(request)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        updates = list(common.run_request(tab, text, list(inputs), session(who), no_progress))
+        updates = list(runs.run_request(tab, text, list(inputs), session(who), no_progress))
     names = {id(getattr(tab, n)): n for n in ("status", "caption_a", "preview_a", "caption_b", "preview_b",
-                                               "files_a", "files_b", "report", "cli", "details")}
+                                               "files_a", "files_b", "notices", "report", "cli", "details")}
     final = {names.get(id(c), str(c)): v for c, v in updates[-1].items()}
     return updates, final
 
@@ -111,7 +112,7 @@ def test_a_newly_registered_backend_appears_without_ui_code():
 
     try:
         with gr.Blocks():
-            tab = common.Tab(__import__("demo.panorama_tab", fromlist=["SPEC"]).SPEC, common.RunConfig(env=cpu_env()))
+            tab = tabmod.Tab(__import__("demo.panorama_tab", fromlist=["SPEC"]).SPEC, tabmod.RunConfig(env=cpu_env()))
             tab.build()
         assert "panorama/fake-edit" in [v for _, v in tab.backend.choices]
         assert ("panorama/fake-edit", "strength") in [(k, n) for k, n, _ in tab.panel_fields]
@@ -120,9 +121,9 @@ def test_a_newly_registered_backend_appears_without_ui_code():
 
 
 def test_a_task_without_backends_renders_a_note():
-    spec = common.TabSpec(name="none", task="no-such-task", title="Nothing", intro="nothing", inputs=[])
+    spec = tabmod.TabSpec(name="none", task="no-such-task", title="Nothing", intro="nothing", inputs=[])
     with gr.Blocks() as demo:
-        tab = common.Tab(spec, common.RunConfig(env=cpu_env()))
+        tab = tabmod.Tab(spec, tabmod.RunConfig(env=cpu_env()))
         tab.build()
     assert tab.keys == [] and not tab.events
     assert any("No backend for this task" in str(getattr(b, "value", "")) for b in demo.blocks.values())
@@ -131,11 +132,11 @@ def test_a_task_without_backends_renders_a_note():
 def test_settings_widgets_follow_the_field_descriptions():
     d = {"name": "lr", "type": "float", "default": 0.05, "help": "rate", "lo": 1e-6, "hi": 10.0, "choices": None}
     with gr.Blocks():
-        assert isinstance(common.field_widget(d, "x1"), gr.Number)
-        assert isinstance(common.field_widget({**d, "lo": 0.0, "hi": 1.0}, "x2"), gr.Slider)
-        assert isinstance(common.field_widget({**d, "type": "str", "choices": ("a", "b"), "default": "a"}, "x3"),
+        assert isinstance(widgets.field_widget(d, "x1"), gr.Number)
+        assert isinstance(widgets.field_widget({**d, "lo": 0.0, "hi": 1.0}, "x2"), gr.Slider)
+        assert isinstance(widgets.field_widget({**d, "type": "str", "choices": ("a", "b"), "default": "a"}, "x3"),
                           gr.Dropdown)
-        assert isinstance(common.field_widget({**d, "type": "bool", "default": True}, "x4"), gr.Checkbox)
+        assert isinstance(widgets.field_widget({**d, "type": "bool", "default": True}, "x4"), gr.Checkbox)
 
 
 # ------------------------------------------------------------------------------------------------------- running
@@ -179,7 +180,7 @@ def test_compare_runs_method_and_baseline_on_the_same_input_and_seed(app):
     tab = app.tabs_by_name["image"]
     req = sds(steps=30)
     req["compare"] = {"backend": "image/sds", "prior": "analytic",
-                      "settings": {**common.baseline_settings(tab.classes["image/sds"], tab.classes["image/sds"],
+                      "settings": {**requests.baseline_settings(tab.classes["image/sds"], tab.classes["image/sds"],
                                                               req["settings"]), "lr": 0.01}}
     _, final = run(tab, req, [SHAPES])
     a, b = final["details"]["method"], final["details"]["baseline"]
@@ -187,14 +188,15 @@ def test_compare_runs_method_and_baseline_on_the_same_input_and_seed(app):
     assert a["settings"]["steps"] == b["settings"]["steps"] == 30 and b["settings"]["lr"] == 0.01
     assert a["metrics"]["psnr"] > b["metrics"]["psnr"]  # the smaller learning rate has not converged yet
     names = {Path(p).name for p in final["files_a"] + final["files_b"]}
-    assert len(names) == 4 and all(n.startswith(("method-", "baseline-")) for n in names)
+    # downloads are named <task>-<method>-<seed>; the baseline's, of the same backend and seed, say so
+    assert names == {"image-sds-1.png", "image-sds-1.json", "image-sds-1-baseline.png", "image-sds-1-baseline.json"}
     assert "| | Method | Baseline |" in final["report"]
 
 
 def test_collect_turns_widgets_into_the_request_and_refuses_bad_settings(app):
     tab = app.tabs_by_name["image"]
     fields = [(k, n) for k, n, _ in tab.panel_fields]
-    values = {n: common.ui_default(next(d for d in common.ui_fields(tab.classes[k]) if d["name"] == n))
+    values = {n: requests.ui_default(next(d for d in widgets.ui_fields(tab.classes[k]) if d["name"] == n))
               for k, n in fields}
     values["steps"] = 12
     widget_values = [values[n] for _, n in fields]
@@ -221,16 +223,16 @@ def test_results_of_tiny_priors_are_labelled(app):
 def test_auto_prior_means_tiny_without_gpu_or_weights(app):
     tab = app.tabs_by_name["image"]
     cls = tab.classes["image/sds"]
-    assert common.resolve_prior(cls, "auto", cpu_env()) == "tiny-sd"
-    assert common.resolve_prior(cls, "auto", real_env()) == "sd"
-    assert common.resolve_prior(cls, "analytic", real_env()) == "analytic"
+    assert requests.resolve_prior(cls, "auto", cpu_env()) == "tiny-sd"
+    assert requests.resolve_prior(cls, "auto", real_env()) == "sd"
+    assert requests.resolve_prior(cls, "analytic", real_env()) == "analytic"
 
 
 @pytest.mark.parametrize("asked", ["sd:/etc", "sd:/tmp/x", "sd:someone/some-repo", "../sd", 7, ["sd"]])
 def test_a_web_request_can_only_pick_priors_the_server_offers_by_name(app, asked):
     cls = app.tabs_by_name["image"].classes["image/sds"]
     with pytest.raises(InputError, match="not offered here"):
-        common.resolve_prior(cls, asked, cpu_env())
+        requests.resolve_prior(cls, asked, cpu_env())
 
 
 # ------------------------------------------------------------------------------------------------------- stop, errors
@@ -322,13 +324,11 @@ def test_missing_input_asks_for_an_upload():
         seed: int = option(0, "seed", lo=0, hi=10)
 
     cls = types.SimpleNamespace(inputs="video", key="video/x", Settings=S)
-    tab = types.SimpleNamespace(spec=types.SimpleNamespace(inputs=[common.InputSlot("video", "clip", None)]))
     with pytest.raises(backends.InputError, match="needs a video: upload one"):
-        common.inputs_for(tab, cls, [None])
-    assert common.inputs_for(tab, cls, ["/x/clip.mp4"]) == ["/x/clip.mp4"]
+        requests.inputs_for(["video"], cls, [None])
+    assert requests.inputs_for(["video"], cls, ["/x/clip.mp4"]) == ["/x/clip.mp4"]
     cls.inputs = "images"
-    tab.spec.inputs = [common.InputSlot("images", "views", None)]
-    assert common.inputs_for(tab, cls, [[{"path": "/a.png"}, ("/b.png", "caption")]]) == ["/a.png", "/b.png"]
+    assert requests.inputs_for(["images"], cls, [[{"path": "/a.png"}, ("/b.png", "caption")]]) == ["/a.png", "/b.png"]
 
 
 # ------------------------------------------------------------------------------------------------------- files
@@ -352,7 +352,7 @@ def test_view_zips_unpack_under_generated_names(tmp_path):
         zf.writestr("../../escape.png", png)
         zf.writestr("view_01.png", png)
         zf.writestr("notes.txt", "x")
-    out = common.unpack_views(str(zpath), tmp_path / "g")
+    out = widgets.unpack_views(str(zpath), tmp_path / "g")
     assert [Path(p).name for p in out] == ["view-000.png", "view-001.png"]
     assert all(Path(p).parent == tmp_path / "g" for p in out) and not (tmp_path.parent / "escape.png").exists()
 
@@ -360,7 +360,7 @@ def test_view_zips_unpack_under_generated_names(tmp_path):
 def test_svg_results_are_drawn_by_the_browser_from_the_file(tmp_path):
     svg = tmp_path / "r.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>')
-    html = common.svg_html(str(svg))
+    html = widgets.svg_html(str(svg))
     assert html.count("<img") == 1 and "data:image/svg+xml;base64," in html and "<svg" not in html
 
 
@@ -454,16 +454,16 @@ def test_flags_and_environment_variables_configure_the_launch(monkeypatch):
 
 def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(monkeypatch):
     loads = []
-    monkeypatch.setattr(common, "preload", lambda name, device=None, memory="auto": loads.append((name, device, memory)))
-    monkeypatch.setattr(common, "_warmed", set())
+    monkeypatch.setattr(runs, "preload", lambda name, device=None, memory="auto": loads.append((name, device, memory)))
+    monkeypatch.setattr(runs, "_warmed", set())
     env = real_env(text="org/sd")
     env.facts["kinds"]["instruct"]["prior"] = "tiny-ip2p"
-    assert "downloading Stable Diffusion 1.5 weights `org/sd`" in common.prior_loading_message("sd", env)
-    assert common.prior_loading_message("tiny-sd", env) is None
-    common.warm_in_background(env).join(10)
-    common.warm_prior("sd", env)
+    assert "downloading Stable Diffusion 1.5 weights `org/sd`" in runs.prior_loading_message("sd", env)
+    assert runs.prior_loading_message("tiny-sd", env) is None
+    runs.warm_in_background(env).join(10)
+    runs.warm_prior("sd", env)
     assert loads == [("sd", "cuda", "auto")]  # once, with the memory mode every run of this app asks for
-    assert common.prior_loading_message("sd", env) is None
+    assert runs.prior_loading_message("sd", env) is None
 
 
 def test_an_example_sets_its_backend_panel_and_the_compare_switch(app):
@@ -473,7 +473,7 @@ def test_an_example_sets_its_backend_panel_and_the_compare_switch(app):
                           "compare_settings": example.compare_settings})
     values = tab.apply_example("image/sds", payload)
     by_name = {n: v["value"] for (_, n, _), v in zip(tab.panel_fields, values)}
-    assert by_name["steps"] == example.settings["steps"] and by_name["every"] == common.REPORT_EVERY["cpu"]
+    assert by_name["steps"] == example.settings["steps"] and by_name["every"] == requests.REPORT_EVERY["cpu"]
     assert values[-2] is True and json.loads(values[-1]) == example.compare_settings
 
 
@@ -485,7 +485,7 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_line(monkeypatch):
 
 
 def test_a_preview_sent_again_is_the_same_file_and_is_not_rewritten(app, tmp_path):
-    from demo.common import _Outputs
+    from demo.runs import _Outputs
 
     out = _Outputs(app.tabs_by_name["image"])
     out.folder = tmp_path

@@ -42,11 +42,12 @@ def sds(steps=20, seed=0, **settings):
 
 
 def outputs(result) -> dict:
-    """The `<tab>_run` outputs by name (status, captions, previews, media..., files, report, cli, details)."""
+    """The `<tab>_run` outputs by name (status, captions, previews, media..., files, report, cli, details, notices)."""
     status, caption_a, preview_a, caption_b, preview_b, *rest = result
-    files_a, files_b, report, cli, details = rest[-5:]
+    files_a, files_b, report, cli, details, notices = rest[-6:]
     return dict(status=status, caption_a=caption_a, preview_a=preview_a, caption_b=caption_b, preview_b=preview_b,
-                media=rest[:-5], files_a=files_a or [], files_b=files_b or [], report=report, cli=cli, details=details)
+                media=rest[:-6], files_a=files_a or [], files_b=files_b or [], report=report, cli=cli, details=details,
+                notices=notices)
 
 
 def test_the_page_is_served_within_30_s_offline(server):

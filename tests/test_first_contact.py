@@ -121,11 +121,14 @@ def run_and_wait(page, tab: str, limit_s: float) -> tuple[str, float]:
 
 
 def details(page, tab: str) -> dict:
-    """The result.json of the last run, from the copy-settings accordion's JSON view."""
-    page.get_by_text("Copy settings: JSON for the API").first.click()
+    """The result.json of the last run (as JSON text), from the copy-settings accordion's JSON view."""
+    page.locator(f"#tab-{tab}").get_by_text("Copy settings: JSON for the API").first.click()
     page.wait_for_timeout(300)
-    raw = page.locator(f"#{tab}-details").inner_text()
-    return raw
+    # gr.JSON draws one token per line after its label ("Run details (result.json)"); strings hold no newline,
+    # so joining the lines gives the JSON back, re-dumped here with the usual separators
+    lines = page.locator(f"#{tab}-details").inner_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "{")
+    return json.dumps(json.loads("".join(lines[start:])))
 
 
 CASES = {  # tab title, the person's words, their own file

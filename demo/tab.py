@@ -1,0 +1,484 @@
+"""One tab: what it is (`TabSpec`, with its `InputSlot`s and `Example`s) and its widgets and events (`Tab`).
+A known task's tab module declares a TabSpec; any other registered task (a plugin's) gets `generic_spec(task)`.
+
+Top to bottom, a tab is laid out in the order a visitor acts: the prompt and input (an input only some methods
+use is shown only with them), method and prior, Run and Stop with the examples beside them, then the settings
+(the advanced ones folded). The results column stays in view while a run goes on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+import backends
+from backends import settings as bsettings
+from backends.errors import InputError
+
+from . import environment
+from .jobs import JOBS, safe_stem
+from .requests import baseline_settings, paths_of, ui_default, without_example_files
+from .widgets import field_widget, media_widget, ui_fields
+
+STOP_WAIT_S = 10.0  # how long the Stop handler waits for the run to end before answering
+UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP)", "images": "images or one .zip of images",
+                "video": "a video (MP4, WebM)", "svg": "an SVG file"}
+
+
+def guard_upload(widget, slot: "InputSlot"):
+    """Make Gradio's own preprocessing of an upload (gr.Image decodes it before any handler runs) fail with a
+    sentence that names the input and says what it takes, instead of the client's generic "Error"."""
+    inner = widget.preprocess
+
+    def preprocess(payload):
+        try:
+            return inner(payload)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - any decoder failure: the file is not what the slot takes
+            name = getattr(payload, "orig_name", None) or "the uploaded file"
+            raise gr.Error(f"{slot.label}: {name!s:.80} could not be read ({type(err).__name__}); upload "
+                           f"{UPLOAD_NOUNS.get(slot.kind, 'a file of the kind asked for')}.",
+                           print_exception=False) from None
+
+    widget.preprocess = preprocess
+    return widget
+
+
+@dataclass
+class InputSlot:
+    """One input widget of a tab. kind: what backends call it ("image", "images", "video", "svg")."""
+
+    kind: str
+    label: str
+    make: Callable[[], gr.components.Component]
+
+
+@dataclass
+class Example:
+    """One row of gr.Examples: backend, prompt, input files by slot kind, settings for that backend."""
+
+    label: str
+    backend: str
+    prompt: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    compare: bool = False
+    compare_settings: dict[str, Any] = field(default_factory=dict)
+
+    def available(self) -> bool:
+        for value in self.inputs.values():
+            paths = value if isinstance(value, (list, tuple)) else [value]
+            if not all(Path(p).is_file() for p in paths):
+                return False
+        return True
+
+
+@dataclass
+class TabSpec:
+    """What a tab is: its task in the registry, words, inputs, how to show results, examples."""
+
+    name: str  # api prefix and elem_id prefix: "svg", "panorama", ...
+    task: str  # registry task
+    title: str
+    intro: str
+    inputs: list[InputSlot]
+    method: tuple[str, ...] = ()  # preferred default backend names, first found wins
+    baseline: tuple[str, ...] = ()
+    media: tuple[str, ...] = ()  # extra result widgets beside the preview: "svg", "video", "gallery"
+    media_labels: dict[str, str] = field(default_factory=dict)  # kind -> what it shows, e.g. "turntable"
+    prompt_label: str = "Prompt"
+    default_prior: str = "auto"
+    examples: Callable[[], list[Example]] = lambda: []
+    compare_default: bool = False
+
+
+@dataclass
+class RunConfig:
+    """How runs are placed: the detected environment, the device queue, where job folders go."""
+
+    env: environment.Environment
+    queue_id: str = "gpu0"
+    concurrency: int = 1
+    job_ttl_s: float = 2 * 3600
+    job_root: str | None = None
+
+class Tab:
+    """Builds one tab's widgets and events inside the current gr.Blocks and holds references for tests."""
+
+    def __init__(self, spec: TabSpec, config: RunConfig):
+        self.spec, self.config, self.env = spec, config, config.env
+        names = backends.available().get(spec.task, [])
+        self.keys = [f"{spec.task}/{n}" for n in names]
+        self.classes = {k: backends.get(k) for k in self.keys}
+        self.events: dict[str, Any] = {}
+        self.panel_fields: list[tuple[str, str, Any]] = []  # (backend key, field name, widget)
+
+    # -- defaults
+    def _pick(self, prefs: tuple[str, ...], avoid: str | None = None) -> str | None:
+        for name in prefs:
+            key = f"{self.spec.task}/{name}"
+            if key in self.classes and key != avoid:
+                return key
+        rest = [k for k in self.keys if k != avoid]
+        return rest[0] if rest else (self.keys[0] if self.keys else None)
+
+    def prior_choices(self) -> list[tuple[str, str]]:
+        kinds = {c.prior for c in self.classes.values() if c.prior != "none"}
+        out = [(f"auto ({', '.join(self.env.prior_for(k) for k in sorted(kinds))})" if kinds else "auto", "auto")]
+        targets_ok = any(c.analytic_ok for c in self.classes.values())
+        for kind in sorted(kinds):
+            for name in self.env.prior_names(kind):
+                if targets_ok or not self.env.facts["priors"][name]["needs_target"]:
+                    out.append((name, name))
+        return out
+
+    def _method_note(self, key: str | None) -> str:
+        cls = self.classes.get(key)
+        return f"`{key.split('/', 1)[1]}`: {cls.description}" if cls is not None and cls.description else ""
+
+    def has_field(self, name: str) -> bool:
+        return any(name in {f.name for f in dataclasses.fields(c.Settings)} for c in self.classes.values())
+
+    def slot_users(self, slot: InputSlot) -> set[str]:
+        """The backends of this tab that read input slot `slot` (an "image" slot also serves "images" and back)."""
+        kinds = {slot.kind} | ({"images"} if slot.kind == "image" else {"image"} if slot.kind == "images" else set())
+        return {k for k, c in self.classes.items() if c.inputs.rstrip("?") in kinds}
+
+    def slot_visible(self, slot: InputSlot, key: str | None) -> bool:
+        users = self.slot_users(slot)
+        return not users or key in users
+
+    # -- layout
+    def build(self) -> None:
+        s = self.spec
+        gr.Markdown(s.intro, elem_classes=["tab-intro"])
+        if not self.keys:
+            gr.Markdown(f"**No backend for this task is installed yet.** Backends register under the task "
+                        f"`{s.task}` (see `python -m backends list`); this tab fills itself in once one is there.",
+                        elem_id=f"{s.name}-empty")
+            return
+        self.method_key = self._pick(s.method)
+        self.baseline_key = self._pick(s.baseline, avoid=self.method_key)
+        with gr.Row(equal_height=False, elem_classes=["tab-body"]):
+            with gr.Column(scale=2, min_width=320):
+                # 1. what to give: the words first, then the file(s); a slot only some methods read shows with them
+                self.prompt = (gr.Textbox(label=s.prompt_label, lines=2, elem_id=f"{s.name}-prompt")
+                               if self.has_field("prompt") else None)
+                self.input_widgets = []
+                for slot in s.inputs:
+                    widget = guard_upload(slot.make(), slot)
+                    widget.visible = self.slot_visible(slot, self.method_key)
+                    self.input_widgets.append(widget)
+                # 2. method and prior
+                with gr.Row():
+                    self.backend = gr.Dropdown(
+                        choices=[(f"{k.split('/', 1)[1]}", k) for k in self.keys], value=self.method_key,
+                        label="Method", elem_id=f"{s.name}-backend")
+                    self.prior = gr.Dropdown(choices=self.prior_choices(), value=s.default_prior, label="Prior",
+                                             elem_id=f"{s.name}-prior")
+                # 3. Run and Stop, the examples right below them
+                with gr.Row(elem_classes=["run-row"]):
+                    self.run_btn = gr.Button("Run", variant="primary", elem_id=f"{s.name}-run", min_width=120)
+                    self.stop_btn = gr.Button("Stop", variant="stop", elem_id=f"{s.name}-stop", min_width=120)
+                # what the chosen method does: below Run, so the description never pushes Run below the fold
+                self.method_note = gr.Markdown(self._method_note(self.method_key), elem_id=f"{s.name}-method-note",
+                                               elem_classes=["method-note"])
+                self.example_settings = gr.Textbox(visible=False, elem_id=f"{s.name}-example-settings")
+                self._examples()
+                # 4. the settings: the everyday ones, then the advanced ones folded
+                with gr.Accordion("Settings", open=True, elem_id=f"{s.name}-settings"):
+                    self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (shared by method and baseline)",
+                                          elem_id=f"{s.name}-seed")
+                    self.panels = {}
+                    for key, cls in self.classes.items():
+                        with gr.Group(visible=key == self.method_key) as panel:
+                            basic = [d for d in ui_fields(cls) if not d["advanced"]]
+                            adv = [d for d in ui_fields(cls) if d["advanced"]]
+                            stem = f"{s.name}-{safe_stem(key.split('/', 1)[1])}"
+                            for d in basic:
+                                self.panel_fields.append((key, d["name"], field_widget(
+                                    d, f"{stem}-{d['name']}", ui_default(d, self.env.device))))
+                            if adv:
+                                with gr.Accordion(f"Advanced settings: {key.split('/', 1)[1]}", open=False):
+                                    for d in adv:
+                                        self.panel_fields.append((key, d["name"], field_widget(
+                                            d, f"{stem}-{d['name']}", ui_default(d, self.env.device))))
+                        self.panels[key] = panel
+                with gr.Accordion("Compare with a baseline", open=False):
+                    self.compare = gr.Checkbox(value=s.compare_default and len(self.keys) > 1,
+                                               label="Run a second backend on the same input and seed, side by side",
+                                               elem_id=f"{s.name}-compare")
+                    self.compare_backend = gr.Dropdown(choices=[(k.split("/", 1)[1], k) for k in self.keys],
+                                                       value=self.baseline_key, label="Baseline",
+                                                       elem_id=f"{s.name}-compare-backend")
+                    self.compare_json = gr.Textbox(
+                        value="{}", lines=1, label="Baseline settings (JSON overrides)",
+                        info="Prompt, seed and the settings both share (same name and default) are copied from the "
+                             "method; these override them, e.g. {\"lr\": 0.01} with the same method as baseline.",
+                        elem_id=f"{s.name}-compare-json")
+            with gr.Column(scale=3, min_width=360, elem_classes=["results-col"]):
+                self.status = gr.Markdown("Ready.", elem_id=f"{s.name}-status", elem_classes=["run-status"])
+                # Gradio draws the progress bar and the queue position over this (empty) slot, not over the status.
+                self.progress_slot = gr.HTML("", elem_id=f"{s.name}-progress", elem_classes=["progress-slot"])
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=240):
+                        self.caption_a = gr.Markdown("**Method**", elem_id=f"{s.name}-caption-a")
+                        self.preview_a = gr.Image(label="Method preview", show_label=False, interactive=False,
+                                                  elem_id=f"{s.name}-preview-a", elem_classes=["preview"],
+                                                  height=300, format="png")
+                        self.media_a = [media_widget(k, f"Method: {s.media_labels.get(k, k)}", f"{s.name}-{k}-a")
+                                        for k in s.media]
+                        self.files_a = gr.File(label="Method files", file_count="multiple", interactive=False,
+                                               elem_id=f"{s.name}-files-a", height=150, elem_classes=["files"])
+                    with gr.Column(visible=self.compare.value, min_width=240) as self.col_b:
+                        self.caption_b = gr.Markdown("**Baseline**", elem_id=f"{s.name}-caption-b")
+                        self.preview_b = gr.Image(label="Baseline preview", show_label=False, interactive=False,
+                                                  elem_id=f"{s.name}-preview-b", elem_classes=["preview"],
+                                                  height=300, format="png")
+                        self.media_b = [media_widget(k, f"Baseline: {s.media_labels.get(k, k)}",
+                                                     f"{s.name}-{k}-b") for k in s.media]
+                        self.files_b = gr.File(label="Baseline files", file_count="multiple", interactive=False,
+                                               elem_id=f"{s.name}-files-b", height=150, elem_classes=["files"])
+                self.notices = gr.Markdown(elem_id=f"{s.name}-notices", elem_classes=["run-notices"])
+                self.report = gr.Markdown(elem_id=f"{s.name}-report")
+                with gr.Accordion("Copy settings: JSON for the API, command line for the CLI", open=False):
+                    self.request = gr.Code(language="json", label="Settings JSON (what Run sends; paste one to repeat "
+                                           "a run)", lines=6, interactive=True, elem_id=f"{s.name}-request")
+                    self.run_json_btn = gr.Button("Run this JSON", size="sm", elem_id=f"{s.name}-run-json")
+                    self.cli = gr.Code(language="shell", label="Repeat with the CLI", lines=2, interactive=False,
+                                       elem_id=f"{s.name}-cli")
+                    self.details = gr.JSON(label="Run details (result.json)", elem_id=f"{s.name}-details")
+        self._wire()
+
+    def _examples(self) -> None:
+        rows = [e for e in self.spec.examples() if f"{self.spec.task}/{e.backend}" in self.classes and e.available()]
+        self.example_rows = rows
+        if not rows:
+            return
+        comps, values = [], [[] for _ in rows]
+        comps.append(self.backend)
+        for i, e in enumerate(rows):
+            values[i].append(f"{self.spec.task}/{e.backend}")
+        if self.prompt is not None:
+            comps.append(self.prompt)
+            for i, e in enumerate(rows):
+                values[i].append(e.prompt)
+        for slot, widget in zip(self.spec.inputs, self.input_widgets):
+            comps.append(widget)
+            for i, e in enumerate(rows):
+                values[i].append(e.inputs.get(slot.kind))
+        comps.append(self.example_settings)
+        for i, e in enumerate(rows):
+            values[i].append(json.dumps({"backend": f"{self.spec.task}/{e.backend}", "settings": e.settings,
+                                         "compare": e.compare, "compare_settings": e.compare_settings}))
+        self.examples = gr.Examples(values, comps, label="Examples (one click loads them; then press Run)",
+                                    example_labels=[e.label for e in rows], examples_per_page=8)
+
+    # -- events
+    def _wire(self) -> None:
+        s = self.spec
+        panel_list = [self.panels[k] for k in self.keys]
+        self.backend.change(lambda b: [gr.update(visible=k == b) for k in self.keys]
+                            + [self._method_note(b)]
+                            + [gr.update(visible=self.slot_visible(slot, b)) for slot in s.inputs],
+                            self.backend, panel_list + [self.method_note] + self.input_widgets,
+                            api_visibility="private", queue=False)
+        self.compare.change(lambda on: gr.update(visible=on), self.compare, self.col_b, api_visibility="private",
+                            queue=False)
+        widgets = [w for _, _, w in self.panel_fields]
+        self.example_settings.change(self.apply_example, [self.backend, self.example_settings],
+                                     widgets + [self.compare, self.compare_json], api_visibility="private",
+                                     queue=False)
+        # A multi-file input keeps what it holds and adds an upload to it: after an example, a person's own upload
+        # must replace the example's files, not join them.
+        for slot, widget in zip(s.inputs, self.input_widgets):
+            if isinstance(widget, gr.File) and widget.file_count == "multiple":
+                from_example = gr.State([])
+                self.example_settings.change(lambda v: paths_of(v), widget, from_example, api_visibility="private",
+                                             queue=False)
+                widget.upload(without_example_files, [widget, from_example], [widget, from_example],
+                              api_visibility="private", queue=False)
+        collect_inputs = [self.backend, self.prior, self.seed, self.compare, self.compare_backend, self.compare_json]
+        collect_inputs += [self.prompt] if self.prompt is not None else []
+        collect_inputs += widgets
+        outputs = [self.status, self.caption_a, self.preview_a, self.caption_b, self.preview_b]
+        outputs += self.media_a + self.media_b
+        # notices last: API clients that read the outputs by position keep their indices
+        outputs += [self.files_a, self.files_b, self.report, self.cli, self.details, self.notices]
+        self.outputs = outputs
+        # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
+        collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],
+                                     api_visibility="private", concurrency_id="ui", concurrency_limit=None,
+                                     show_progress="hidden")
+        from .runs import make_runner  # runs.py drives a Tab; the import is here to keep the two files apart
+
+        runner = environment.gpu_call(make_runner(self, len(self.input_widgets)))
+        self.events["run"] = collect.success(
+            runner, [self.request] + self.input_widgets, outputs, api_name=f"{s.name}_run",
+            concurrency_id=self.config.queue_id, concurrency_limit=self.config.concurrency,
+            show_progress="full", show_progress_on=[self.progress_slot])
+        # The same handler on a pasted JSON (same queue); the API has it as `<tab>_run` already.
+        self.events["run_json"] = self.run_json_btn.click(
+            runner, [self.request] + self.input_widgets, outputs, api_visibility="private",
+            concurrency_id=self.config.queue_id, concurrency_limit=self.config.concurrency,
+            show_progress="full", show_progress_on=[self.progress_slot])
+        gr.api(self.defaults, api_name=f"{s.name}_defaults", api_description=(
+            f"The request JSON for `{s.name}_run` with every setting of one {s.title} backend at its default "
+            f"(backend: one of {', '.join(self.keys)}; empty for {self.method_key}). Edit it, then call "
+            f"`{s.name}_run` with it and the input file(s)."))
+        self.events["stop"] = self.stop_btn.click(self.stop, None, self.status, api_name=f"{s.name}_stop",
+                                                  concurrency_id="ui", concurrency_limit=None,
+                                                  cancels=[self.events["run"], self.events["run_json"]],
+                                                  show_progress="hidden")
+
+    def defaults(self, backend: str = "") -> str:
+        """A request JSON with every setting of `backend` at its default; compare with the baseline left out."""
+        key = backend or self.method_key
+        if key not in self.classes:
+            raise gr.Error(f"Unknown backend {key!r} for this tab; choose one of {', '.join(self.keys)}.",
+                           print_exception=False)
+        settings = {d["name"]: ui_default(d, self.env.device) for d in bsettings.describe(self.classes[key].Settings)}
+        return json.dumps({"backend": key, "prior": "auto", "settings": settings, "compare": None}, indent=1,
+                          default=str)
+
+    def apply_example(self, backend_key: str, payload: str):
+        """Set the panel of the example's backend to its settings (others to defaults); other panels untouched."""
+        try:
+            data = json.loads(payload or "{}")
+        except json.JSONDecodeError:
+            data = {}
+        settings = data.get("settings", {})
+        backend_key = data.get("backend", backend_key)
+        out = []
+        for key, name, _ in self.panel_fields:
+            if key != backend_key:
+                out.append(gr.update())
+                continue
+            d = next(d for d in ui_fields(self.classes[key]) if d["name"] == name)
+            out.append(gr.update(value=settings.get(name, ui_default(d, self.env.device))))
+        if data:
+            out.append(bool(data.get("compare", False)))
+            out.append(json.dumps(data.get("compare_settings") or {}))
+        else:
+            out += [gr.update(), gr.update()]
+        return out
+
+    def collect(self, backend_key, prior, seed, compare, compare_key, compare_json, *rest):
+        """Widgets -> the request JSON that `<tab>_run` takes (also what the person can copy)."""
+        prompt = None
+        if self.prompt is not None:
+            prompt, rest = rest[0], rest[1:]
+        if backend_key not in self.classes:
+            raise gr.Error(f"Choose a method for this tab (installed: {', '.join(self.keys)}).", print_exception=False)
+        settings = {name: value for (key, name, _), value in zip(self.panel_fields, rest) if key == backend_key}
+        shared = {"seed": int(seed or 0)}
+        if prompt is not None:
+            shared["prompt"] = prompt
+        req: dict[str, Any] = {"backend": backend_key, "prior": prior or "auto",
+                               "settings": self._fit(backend_key, {**settings, **shared})}
+        if compare:
+            if compare_key not in self.classes:
+                raise gr.Error("Choose a baseline to compare with.", print_exception=False)
+            try:
+                extra = json.loads(compare_json or "{}")
+            except json.JSONDecodeError as err:
+                raise gr.Error(f"The baseline settings are not valid JSON ({err.msg}).", print_exception=False)
+            if not isinstance(extra, dict):
+                raise gr.Error('The baseline settings must be a JSON object, e.g. {"steps": 100}.',
+                               print_exception=False)
+            b_prior = prior if prior in (None, "auto") or self._prior_fits(compare_key, prior) else "auto"
+            base = baseline_settings(self.classes[backend_key], self.classes[compare_key], req["settings"])
+            req["compare"] = {"backend": compare_key, "prior": b_prior or "auto", "settings": {**base, **extra}}
+        for side in [req] + ([req["compare"]] if compare else []):
+            try:
+                bsettings.make_settings(self.classes[side["backend"]].Settings, side["settings"], where=side["backend"])
+            except InputError as err:
+                raise gr.Error(str(err), print_exception=False)
+        return json.dumps(req, indent=1, default=str), "Waiting for the device (the queue position shows below)..."
+
+    def _fit(self, key: str, values: dict) -> dict:
+        names = {f.name for f in dataclasses.fields(self.classes[key].Settings)}
+        return {k: v for k, v in values.items() if k in names}
+
+    def _prior_fits(self, key: str, prior: str) -> bool:
+        from backends.runner import check_prior
+
+        try:
+            check_prior(self.classes[key], prior)
+            return True
+        except InputError:
+            return False
+
+    def stop(self, request: gr.Request):
+        """Stop this session's run in this tab (Gradio also cancels the queued or streaming event) and report when
+        it has really ended: the optimization stops at its next progress report and the device is free."""
+        t0 = time.monotonic()
+        session = _session(request)
+        hits = JOBS.stop(session, self.spec.name)
+        if not JOBS.wait_stopped(session, self.spec.name, timeout_s=STOP_WAIT_S):
+            return ("**Stopping**: the current step is still running; the run ends at its next progress report "
+                    "(lower *every* in the advanced settings to report more often).")
+        last = JOBS.last(session, self.spec.name)
+        if last is None or (not hits and last.ended_at is not None and last.ended_at < t0 - 2.0):
+            return "Nothing was running here (a run still waiting in the queue is taken off it). Ready."
+        where = f"at step {last.step} of {last.total}" if last.total else "before the first step"
+        took = max(0.0, (last.ended_at or t0) - t0)
+        return f"**Stopped** {where} ({took:.1f} s after Stop). Ready for the next run."
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a tab for any registered task (a plugin's new task included)
+
+INPUT_ORDER = ("image", "images", "video", "svg")
+
+
+def input_slot(kind: str, elem_id: str) -> InputSlot:
+    """The upload widget for one input kind, as backends name them ("image", "images", "video", "svg")."""
+    makers = {
+        "image": lambda: gr.Image(type="filepath", label="Image", sources=["upload"], height=200, elem_id=elem_id),
+        "images": lambda: gr.File(label="Images (several, or one .zip)", file_count="multiple",
+                                  file_types=["image", ".zip"], height=160, elem_id=elem_id),
+        "video": lambda: gr.Video(label="Video", sources=["upload"], height=200, elem_id=elem_id),
+        "svg": lambda: gr.File(label="SVG file", file_types=[".svg"], height=120, elem_id=elem_id),
+    }
+    if kind not in makers:
+        raise ValueError(f"unknown input kind {kind!r}; backends take one of {', '.join(INPUT_ORDER)}")
+    return InputSlot(kind, kind, makers[kind])
+
+
+def generic_spec(task: str) -> TabSpec:
+    """A TabSpec for a task no tab module knows: titled by the task, one input slot per input kind its backends
+    take ("image" and "images" share one multi-file slot when both are asked for)."""
+    name = safe_stem(task) or "task"
+    kinds = set()
+    for backend in backends.available().get(task, []):
+        kind = backends.get(f"{task}/{backend}").inputs.rstrip("?")
+        if kind != "none":
+            kinds.add(kind)
+    if {"image", "images"} <= kinds:
+        kinds.discard("image")
+    kinds &= set(INPUT_ORDER)  # a kind no widget exists for: its backend says what it needs when run
+    title = task.replace("_", " ").replace("-", " ").capitalize()
+    slots = [input_slot(k, f"{name}-input" if i == 0 else f"{name}-input-{i + 1}")
+             for i, k in enumerate(sorted(kinds, key=INPUT_ORDER.index))][:2]  # the run handler takes up to 2
+    return TabSpec(name=name, task=task, title=title, inputs=slots,
+                   intro=f"**{title}.** Backends registered under the task `{task}` (installed as a plugin).")
+
+
+def tab_specs(known: list[TabSpec]) -> list[TabSpec]:
+    """One spec per registered task: the known tabs first (in their order, only when their task has backends or is
+    built in), then every other task, by name."""
+    tasks = backends.available()
+    seen = {s.task for s in known}
+    return list(known) + [generic_spec(t) for t in sorted(tasks) if t not in seen]

@@ -1,0 +1,107 @@
+"""How the page reads, in headless Chromium (Debian's): at 1400 and at 800 px wide, each tab's first input and its
+Run button are above the fold; after a default run on the offline priors every metric shown has a caption, and the
+page is screenshotted (tests/artifacts/page-<tab>.png; docs/screenshots/ holds copies that were looked at).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import backends
+from app_server import ARTIFACTS, AppServer
+from browser_util import CHROMIUM, launch_browser, open_tab, screenshot, wait_status
+from demo.launch import tab_specs
+from test_first_contact import own_clip, own_views_zip, own_wide_image
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
+FOLD_PX = 900  # a laptop's visible height
+SPECS = [s for s in tab_specs() if backends.available().get(s.task)]
+WORDS = {"svg": "a slice of pizza", "panorama": "make it a sunset", "video": "make it winter",
+         "views3d": "turn it black and white"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with AppServer("layout") as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+def new_page(browser, server, width: int):
+    page = browser.new_page(viewport={"width": width, "height": FOLD_PX})
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.url)
+    page.wait_for_selector("#env-banner", timeout=30_000)
+    return page, errors
+
+
+def first_input(page, name: str):
+    """The first thing a visitor fills: the prompt, else the first visible upload."""
+    for sel in (f"#{name}-prompt", f"#{name}-input"):
+        loc = page.locator(sel).first
+        if loc.count() and loc.is_visible():
+            return loc
+    raise AssertionError(f"tab {name} shows neither a prompt nor an input")
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_each_tabs_first_input_and_run_button_are_above_the_fold(browser, server, width):
+    page, errors = new_page(browser, server, width)
+    try:
+        for spec in SPECS:
+            open_tab(page, spec.title)
+            page.wait_for_timeout(300)
+            page.evaluate("window.scrollTo(0, 0)")
+            for what, loc in (("first input", first_input(page, spec.name)),
+                              ("Run", page.locator(f"#{spec.name}-run"))):
+                box = loc.bounding_box()
+                assert box is not None, f"{spec.name}: {what} is not laid out"
+                print(f"{width} px: {spec.name} {what} ends at {box['y'] + box['height']:.0f} px")
+                assert box["y"] + box["height"] <= FOLD_PX, f"{spec.name}: {what} is below the fold at {width} px"
+        screenshot(page, ARTIFACTS / f"page-fold-{width}.png")
+    finally:
+        page.close()
+    print(f"browser console errors at {width} px: {errors}")
+
+
+def test_after_a_default_run_every_metric_shown_has_a_caption(browser, server, tmp_path):
+    own = {"panorama": own_wide_image(tmp_path / "wide.png"), "video": own_clip(tmp_path / "clip.mp4"),
+           "views3d": own_views_zip(tmp_path / "views.zip"), "image": own_wide_image(tmp_path / "t.png", (96, 64))}
+    page, errors = new_page(browser, server, 1400)
+    try:
+        for spec in SPECS:
+            open_tab(page, spec.title)
+            if spec.name in WORDS:
+                page.locator(f"#{spec.name}-prompt textarea").fill(WORDS[spec.name])
+            if spec.name in own:
+                page.locator(f"#{spec.name}-input input[type=file]").first.set_input_files(str(own[spec.name]))
+                page.wait_for_timeout(1500)
+            page.locator(f"#{spec.name}-run").click()
+            text = wait_status(page, spec.name, ("Done", "failed", "problem"), 90)
+            assert text.startswith("Done"), text
+            page.wait_for_timeout(500)
+            rows = page.locator(f"#{spec.name}-report table tbody tr")
+            assert rows.count() >= 4, f"{spec.name}: no report table"
+            for i in range(rows.count()):
+                cells = [c.strip() for c in rows.nth(i).locator("td").all_inner_texts()]
+                if cells[0] in ("backend", "seed"):
+                    continue  # facts, not metrics
+                assert cells[-1], f"{spec.name}: {cells[0]!r} is shown without a caption"
+            screenshot(page, ARTIFACTS / f"page-{spec.name}.png")
+    finally:
+        page.close()
+    print(f"browser console errors: {errors}")
+    assert not [e for e in errors if "distill" in e.lower() or "/gradio_api/" in e], errors
