@@ -6,9 +6,12 @@
         ...                                   # Progress reports, then one Result
 """
 from .errors import DistillError, InputError, RunError
+from .priors import describe as describe_machine
+from .priors.machine import MEMORY_MODES, free_memory, on_space, on_zero_gpu
 from .registry import available, get, register, reload_plugins
-from .runner import run, run_to_end
+from .runner import preload, run, run_to_end
 from .types import Progress, Result
 
 __all__ = ["DistillError", "InputError", "RunError", "available", "get", "register", "reload_plugins", "run",
-           "run_to_end", "Progress", "Result"]
+           "run_to_end", "preload", "Progress", "Result", "describe_machine", "free_memory", "on_space", "on_zero_gpu",
+           "MEMORY_MODES"]

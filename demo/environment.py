@@ -1,4 +1,4 @@
-"""What this machine runs, as the app shows it: built once at start-up from `backends.priors.describe()`, the one
+"""What this machine runs, as the app shows it: built once at start-up from `backends.describe_machine()`, the one
 owner of machine and model facts (device, memory profile, which prior "auto" means for each kind, where the real
 weights stand). Nothing here looks at models or the network itself; it only words the facts for people.
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from backends.priors import describe, machine
+from backends import MEMORY_MODES as BACKEND_MEMORY_MODES
+from backends import describe_machine, on_zero_gpu
 
 PRIOR_MODES = ("auto", "tiny", "real")
-MEMORY_MODES = machine.MEMORY_MODES
+MEMORY_MODES = BACKEND_MEMORY_MODES
 KIND_TABS = {"text": "Text to SVG", "instruct": "the editing tabs"}
 
 
@@ -63,13 +64,13 @@ def detect(prior_mode: str = "auto", device: str = "auto", memory: str = "auto")
         raise ValueError(f"memory mode must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
     import torch
 
-    zero = machine.on_zero_gpu()
+    zero = on_zero_gpu()
     if device in ("", "auto"):
         device = "cuda" if (zero or torch.cuda.is_available()) else "cpu"
     if device.startswith("cuda") and not (zero or torch.cuda.is_available()):
         raise ValueError(f"--device {device} was asked for, but this machine has no usable CUDA GPU "
                          "(use --device auto or cpu)")
-    facts = describe("cpu" if zero and not torch.cuda.is_available() else device, prior_mode, memory)
+    facts = describe_machine("cpu" if zero and not torch.cuda.is_available() else device, prior_mode, memory)
     return Environment(device=device, prior_mode=prior_mode, memory_mode=memory, facts=facts)
 
 
@@ -129,7 +130,7 @@ def banner(env: Environment) -> str:
 def gpu_call(fn):
     """On a ZeroGPU Space, wrap a handler with `spaces.GPU` (the GPU is attached for each call); elsewhere, and
     when `spaces` is not installed, return it unchanged. DISTILL_GPU_SECONDS sets the per-call GPU budget."""
-    if not machine.on_zero_gpu():
+    if not on_zero_gpu():
         return fn
     try:
         import spaces

@@ -13,9 +13,6 @@ from backends import settings as bsettings
 from backends.errors import InputError
 
 SHARED_FIELDS = ("prompt", "seed")  # shown once per tab; method and baseline get the same values
-# UI default for a backend's `every` (progress reports with a preview): Stop can only end a run at a report, so
-# report often. CPU steps (try-out mode) take up to ~1 s, GPU steps ~0.1-0.3 s.
-REPORT_EVERY = {"cpu": 2, "cuda": 5}
 # A request is a backend name, a prior name and a few dozen settings: 64 KiB and 8 levels hold any real one with
 # room (a prompt is at most a few KiB). Larger or deeper text is refused before json.loads sees it, so a visitor
 # cannot buy a RecursionError or seconds of parsing.
@@ -24,15 +21,10 @@ MAX_REQUEST_DEPTH = 8
 INPUT_NOUNS = {"image": "an image", "images": "the views (images or a zip)", "video": "a video", "svg": "an SVG file"}
 
 
-def report_every(device: str) -> int:
-    return REPORT_EVERY["cuda" if str(device).startswith("cuda") else "cpu"]
-
-
 def ui_default(d: dict, device: str = "cpu") -> Any:
-    """The value a panel starts with for field `d` (from `describe()`): its default, but `every` reports often
-    enough for Stop to answer quickly."""
-    if d["name"] == "every" and isinstance(d["default"], int):
-        return min(d["default"], report_every(device))
+    """The value a panel starts with for field `d` (from `describe()`): its default. (Stop acts at a progress
+    report, and the engine's loop reports at least every second whatever `every` says, so the UI need not force
+    frequent reports, which cost a preview each.)"""
     return d["default"]
 
 

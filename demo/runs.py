@@ -8,7 +8,6 @@ Stop (`<tab>_stop`) flags this session's runs in this tab; they end at the next 
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -23,13 +22,13 @@ from PIL import Image
 
 import backends
 from backends.errors import DistillError, InputError, RunError
-from backends.priors.machine import free_memory
-from backends.runner import preload
+from backends import free_memory
+from backends import preload
 from backends.types import Progress, Result
 
 from . import environment
 from .jobs import JOBS, Stopped, acquire, device_lock, drive, publish, safe_stem
-from .requests import (cli_line, defaults_of, inputs_for, parse_request, report_every, resolve_prior,
+from .requests import (cli_line, defaults_of, inputs_for, parse_request, resolve_prior,
                        setting_differences)
 from .widgets import TINY_NOTE, media_value, notices_markdown, report_markdown
 
@@ -90,8 +89,6 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
             if cls.task != spec.task:
                 raise InputError(f"{cls.key} is not a {spec.title} backend; choose one of {', '.join(tab.keys)}")
             settings = dict(side.get("settings") or {})
-            if "every" in {f.name for f in dataclasses.fields(cls.Settings)}:
-                settings.setdefault("every", min(report_every(env.device), defaults_of(cls)["every"]))
             plan.append((label, cls, resolve_prior(cls, side.get("prior"), env), settings,
                          inputs_for([slot.kind for slot in spec.inputs], cls, input_values)))
         job_dir = JobDir(cfg.job_root, prefix=safe_stem(spec.name).replace("-", "")[:16] or "job", keep=True)

@@ -23,6 +23,7 @@ import torch
 import backends
 from backends import registry
 from backends.settings import option
+from backends import settings as bsettings
 from backends.errors import InputError
 from demo import environment, jobs, requests, runs, widgets
 from demo import tab as tabmod
@@ -473,7 +474,8 @@ def test_an_example_sets_its_backend_panel_and_the_compare_switch(app):
                           "compare_settings": example.compare_settings})
     values = tab.apply_example("image/sds", payload)
     by_name = {n: v["value"] for (_, n, _), v in zip(tab.panel_fields, values)}
-    assert by_name["steps"] == example.settings["steps"] and by_name["every"] == requests.REPORT_EVERY["cpu"]
+    every = next(d["default"] for d in bsettings.describe(tab.classes["image/sds"].Settings) if d["name"] == "every")
+    assert by_name["steps"] == example.settings["steps"] and by_name["every"] == every
     assert values[-2] is True and json.loads(values[-1]) == example.compare_settings
 
 
