@@ -23,7 +23,7 @@ class ImageSDSSettings:
     prompt: str = option("", "what the image should show (ignored by the analytic prior)")
     steps: int = option(500, "optimization steps", lo=1, hi=20000)
     seed: int = option(0, "random seed", lo=0, hi=2**31 - 1)
-    size: int = option(64, "image side in pixels when there is no --input", lo=8, hi=1024)
+    size: int = option(64, "image side in pixels when no target image is given", lo=8, hi=1024)
     lr: float = option(0.05, "Adam learning rate (cosine-decayed to 1% by the end)", lo=1e-6, hi=10.0, advanced=True)
     guidance: float = option(100.0, "classifier-free guidance scale", lo=0.0, hi=500.0, advanced=True)
     t_min: int = option(20, "smallest timestep", lo=0, hi=999, advanced=True)
@@ -36,7 +36,7 @@ class ImageSDSSettings:
 @register("image", "sds")
 class ImageSDS:
     Settings = ImageSDSSettings
-    description = "Optimize a raster image directly with SDS (DreamFusion's 2D check); analytic prior reconstructs --input"
+    description = "Optimize a raster image directly with SDS (DreamFusion's 2D check); the analytic prior reconstructs the target image"
     prior = "text"
     analytic_ok = True
     inputs = "image?"
