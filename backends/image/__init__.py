@@ -36,7 +36,8 @@ class ImageSDSSettings:
 @register("image", "sds")
 class ImageSDS:
     Settings = ImageSDSSettings
-    description = "Optimize a raster image directly with SDS (DreamFusion's 2D check); the analytic prior reconstructs the target image"
+    description = ("Optimize a raster image directly with SDS (DreamFusion's 2D check); the analytic prior "
+                   "reconstructs the target image")
     prior = "text"
     analytic_ok = True
     inputs = "image?"
