@@ -27,13 +27,14 @@ def _label(name: str) -> str:
 
 
 def auto_help(d: dict) -> str:
-    """What an "auto" field becomes: '(auto: 200 with real weights, 40 in try-out mode)'."""
+    """What an "auto" field becomes: '(auto: the prior's suggestion, else 200 with real weights, 40 in try-out
+    mode)'. The run's details (result.json "auto") say what it became."""
     full, quick = d.get("full"), d.get("quick")
     if full is None and quick is None:
-        return "(auto: chosen by the method)"
+        return "(auto: the prior's suggestion, else chosen by the method)"
     parts = ([f"{full} with real weights"] if full is not None else []) + (
         [f"{quick} in try-out mode"] if quick is not None else [])
-    return f"(auto: {', '.join(parts)})"
+    return f"(auto: the prior's suggestion, else {', '.join(parts)})"
 
 
 def field_widget(d: dict, elem_id: str, value: Any = None):
