@@ -17,8 +17,8 @@ recognition  the share of output SVGs, drawn by resvg at 64 px over white, whose
 diversity    for the first D prompts that retrieve at least 4 icons: svg/csd with K = 4 against 4 independent
              svg/vectorfusion seeds (0..3): the number of distinct nearest icons among the 4, and the mean pairwise
              RMS pixel distance (64 px, [0, 1] units) between the 4 drawings.
-seconds      wall-clock seconds per run (one SVG; for svg/csd one run of K candidates), loading excluded after
-             the first run (the prior is cached per process), on this machine, which may be shared: see the load.
+seconds      wall-clock seconds per run (one SVG; for svg/csd one run of K candidates), loading excluded (one
+             untimed warm-up run per backend first), on this machine, which may be shared: see the load.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ if str(ROOT) not in sys.path:
 BACKENDS = ("svg/vectorfusion", "svg/raster-then-vectorize", "svg/csd")
 SIZE = 64
 # --quick: few steps so that a test exercises every path in seconds (numbers then mean little)
-QUICK = {"svg/vectorfusion": {"steps": 20}, "svg/csd": {"steps": 20}, "svg/raster-then-vectorize": {"iters": 5,
-                                                                                                    "sample_steps": 5}}
+QUICK = {"svg/vectorfusion": {"steps": 5}, "svg/csd": {"steps": 5}, "svg/raster-then-vectorize": {"iters": 2,
+                                                                                                  "sample_steps": 2}}
 
 
 def choose_prompts(captions, n: int) -> list[str]:
@@ -113,14 +113,19 @@ def pairwise_rms(x: np.ndarray) -> float:
     return float(np.mean([np.sqrt(((x[i] - x[j]) ** 2).mean()) for i, j in pairs]))
 
 
-def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_root: Path, log=print) -> dict:
+def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_root: Path, log=print,
+             backends_: tuple[str, ...] = BACKENDS) -> dict:
     from backends.priors.icons import IconPrior
 
     prior = IconPrior.load()
     icons = Icons()
     concept = {p: retrieved(prior, p) for p in prompts}
+    # the first run of a process pays for loading (prior, CLIP fallback): one untimed run per backend first
+    for key in backends_ if not quick else ():
+        warm = {"iters": 1, "sample_steps": 1} if key == "svg/raster-then-vectorize" else {"steps": 1}
+        run_one(key, {"prompt": prompts[0], **warm}, out_root / "warmup" / key.replace("/", "_"))
     rows = []
-    for key in BACKENDS:
+    for key in backends_:
         hits, times, nearest = [], [], []
         for i, p in enumerate(prompts):
             s = {"prompt": p, "seed": 0, **(QUICK[key] if quick else {})}
@@ -131,7 +136,6 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
             nearest.append(icons.captions[n])
             log(f"{key} [{i + 1}/{len(prompts)}] {p!r}: nearest {icons.captions[n]!r} "
                 f"{'ok' if hits[-1] else 'MISS'} {sec:.1f} s")
-        # the first run pays for loading the prior and compiling nothing else: report the median as well
         rows.append({"backend": key, "n": len(prompts), "recognition": float(np.mean(hits)),
                      "seconds_mean": float(np.mean(times)), "seconds_median": float(np.median(times)),
                      "misses": [f"{p} -> {c}" for p, c, h in zip(prompts, nearest, hits) if not h]})
@@ -176,19 +180,29 @@ def main(argv=None) -> dict:
     p.add_argument("--prompts", type=int, default=50, help="how many prompts (default 50; --quick: 2)")
     p.add_argument("--diversity", type=int, default=5, help="prompts for the diversity comparison (--quick: 1)")
     p.add_argument("--quick", action="store_true", help="2 prompts and few steps (the flow only)")
+    p.add_argument("--backends", default=",".join(BACKENDS), help="comma list of backends for recognition")
     p.add_argument("--out", default=None, help="keep the SVGs here (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--no-record", action="store_true", help="print only")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="run nothing: combine the --json files of separate runs (e.g. one process per backend) and "
+                        "print / record them as one table")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     from backends.priors.icons import load_icon_data
 
     n = 2 if args.quick and args.prompts == 50 else args.prompts
     d = 1 if args.quick and args.diversity == 5 else args.diversity
-    prompts = choose_prompts(load_icon_data()["caption"], n)
-    with tempfile.TemporaryDirectory() as tmp:
-        res = evaluate(prompts, quick=args.quick, diversity_prompts=d, out_root=Path(args.out or tmp),
-                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        res = {"rows": [r for part in parts for r in part["rows"]],
+               "diversity": [x for part in parts for x in part["diversity"]]}
+        n = max((r["n"] for r in res["rows"]), default=0)
+    else:
+        prompts = choose_prompts(load_icon_data()["caption"], n)
+        with tempfile.TemporaryDirectory() as tmp:
+            res = evaluate(prompts, quick=args.quick, diversity_prompts=d, out_root=Path(args.out or tmp),
+                           log=lambda m: print(m, file=sys.stderr, flush=True),
+                           backends_=tuple(b for b in args.backends.split(",") if b))
     text = tables(res)
     print(text)
     if args.json:
@@ -201,7 +215,7 @@ def main(argv=None) -> dict:
         rows += [dict(metric=f"diversity/{d['prompt']}/{m}", value=d[m], unit="") for d in res["diversity"]
                  for m in ("csd_distinct", "independent_distinct", "csd_pairwise", "independent_pairwise")]
         append_results("eval_icons", text, rows, device=device_name("cpu"),
-                       notes=[f"Prior icons, {n} prompts, seed 0, each backend's defaults"
+                       notes=[f"Prior icons, up to {n} prompts (see each row), seed 0, each backend's defaults"
                               + (" (quick: few steps)" if args.quick else "") + f"; torch threads "
                               f"{torch.get_num_threads()}. Recognition: nearest shipped icon (L2, resvg 64 px) "
                               "is one the prompt retrieves."])
