@@ -114,7 +114,10 @@ def pairwise_rms(x: np.ndarray) -> float:
 
 
 def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_root: Path, log=print,
-             backends_: tuple[str, ...] = BACKENDS) -> dict:
+             backends_: tuple[str, ...] = BACKENDS, save=None) -> dict:
+    """Recognition and seconds of each backend over `prompts`, then the diversity comparison; `save(res)`, when
+    given, is called with the results so far after every run (a long run on a shared machine can be stopped and
+    still report the prompts it finished: each row says its n)."""
     from backends.priors.icons import IconPrior
 
     prior = IconPrior.load()
@@ -124,9 +127,11 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
     for key in backends_ if not quick else ():
         warm = {"iters": 1, "sample_steps": 1} if key == "svg/raster-then-vectorize" else {"steps": 1}
         run_one(key, {"prompt": prompts[0], **warm}, out_root / "warmup" / key.replace("/", "_"))
-    rows = []
+    rows, div = [], []
+    save = save or (lambda res: None)
     for key in backends_:
         hits, times, nearest = [], [], []
+        rows.append({})
         for i, p in enumerate(prompts):
             s = {"prompt": p, "seed": 0, **(QUICK[key] if quick else {})}
             result, sec = run_one(key, s, out_root / key.replace("/", "_") / f"{i:03d}")
@@ -136,10 +141,10 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
             nearest.append(icons.captions[n])
             log(f"{key} [{i + 1}/{len(prompts)}] {p!r}: nearest {icons.captions[n]!r} "
                 f"{'ok' if hits[-1] else 'MISS'} {sec:.1f} s")
-        rows.append({"backend": key, "n": len(prompts), "recognition": float(np.mean(hits)),
-                     "seconds_mean": float(np.mean(times)), "seconds_median": float(np.median(times)),
-                     "misses": [f"{p} -> {c}" for p, c, h in zip(prompts, nearest, hits) if not h]})
-    div = []
+            rows[-1] = {"backend": key, "n": len(hits), "recognition": float(np.mean(hits)),
+                        "seconds_mean": float(np.mean(times)), "seconds_median": float(np.median(times)),
+                        "misses": [f"{p} -> {c}" for p, c, h in zip(prompts, nearest, hits) if not h]}
+            save({"rows": rows, "diversity": div})
     multi = [p for p in prompts if len(concept[p]) >= 4][:diversity_prompts]
     for j, p in enumerate(multi):
         steps = QUICK["svg/csd"] if quick else {}
@@ -158,6 +163,7 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
                "csd_pairwise": pairwise_rms(csd), "independent_pairwise": pairwise_rms(ind),
                "csd_seconds": sec_csd, "independent_seconds": sec_ind}
         div.append(row)
+        save({"rows": rows, "diversity": div})
         log(f"diversity {p!r}: " + ", ".join(f"{k}={v:.3g}" for k, v in row.items() if isinstance(v, (int, float))))
     return {"rows": rows, "diversity": div}
 
@@ -190,6 +196,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     from backends.priors.icons import load_icon_data
 
+    torch.set_num_threads(1)  # a shared 2-core machine: one thread each avoids two threads spin-waiting on each other
     n = 2 if args.quick and args.prompts == 50 else args.prompts
     d = 1 if args.quick and args.diversity == 5 else args.diversity
     if args.merge:
@@ -202,7 +209,8 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             res = evaluate(prompts, quick=args.quick, diversity_prompts=d, out_root=Path(args.out or tmp),
                            log=lambda m: print(m, file=sys.stderr, flush=True),
-                           backends_=tuple(b for b in args.backends.split(",") if b))
+                           backends_=tuple(b for b in args.backends.split(",") if b),
+                           save=(lambda r: Path(args.json).write_text(json.dumps(r, indent=2))) if args.json else None)
     text = tables(res)
     print(text)
     if args.json:
