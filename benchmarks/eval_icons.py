@@ -17,7 +17,8 @@ recognition  the share of output SVGs, drawn by resvg at 64 px over white, whose
 diversity    for the first D prompts that retrieve at least 4 icons: svg/csd with K = 4 against 4 independent
              svg/vectorfusion seeds (0..3): the number of distinct nearest icons among the 4, and the mean pairwise
              RMS pixel distance (64 px, [0, 1] units) between the 4 drawings.
-seconds      wall-clock seconds per run (one SVG; for svg/csd one run of K candidates), loading excluded (one
+seconds      wall-clock seconds and process CPU seconds (one torch thread: what the wall clock shows on an idle
+             core; a busy shared machine stretches the wall clock, not this) per run (one SVG; for svg/csd one run of K candidates), loading excluded (one
              untimed warm-up run per backend first), on this machine, which may be shared: see the load.
 """
 from __future__ import annotations
@@ -102,9 +103,9 @@ def retrieved(prior, prompt: str) -> set[int]:
 def run_one(key: str, settings: dict, out_dir: Path):
     import backends
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = backends.run_to_end(key, settings, prior="icons", out_dir=out_dir, device="cpu")
-    return result, time.perf_counter() - t0
+    return result, time.perf_counter() - t0, time.process_time() - c0
 
 
 def pairwise_rms(x: np.ndarray) -> float:
@@ -130,29 +131,31 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
     rows, div = [], []
     save = save or (lambda res: None)
     for key in backends_:
-        hits, times, nearest = [], [], []
+        hits, times, cpu, nearest = [], [], [], []
         rows.append({})
         for i, p in enumerate(prompts):
             s = {"prompt": p, "seed": 0, **(QUICK[key] if quick else {})}
-            result, sec = run_one(key, s, out_root / key.replace("/", "_") / f"{i:03d}")
+            result, sec, cpu_sec = run_one(key, s, out_root / key.replace("/", "_") / f"{i:03d}")
             n = icons.nearest(rasterize(result.files.get("svg_1", result.files["svg"])))
             hits.append(n in concept[p])
             times.append(sec)
+            cpu.append(cpu_sec)
             nearest.append(icons.captions[n])
             log(f"{key} [{i + 1}/{len(prompts)}] {p!r}: nearest {icons.captions[n]!r} "
-                f"{'ok' if hits[-1] else 'MISS'} {sec:.1f} s")
+                f"{'ok' if hits[-1] else 'MISS'} {sec:.1f} s ({cpu_sec:.1f} s CPU)")
             rows[-1] = {"backend": key, "n": len(hits), "recognition": float(np.mean(hits)),
                         "seconds_mean": float(np.mean(times)), "seconds_median": float(np.median(times)),
+                        "cpu_seconds_mean": float(np.mean(cpu)),
                         "misses": [f"{p} -> {c}" for p, c, h in zip(prompts, nearest, hits) if not h]}
             save({"rows": rows, "diversity": div})
     multi = [p for p in prompts if len(concept[p]) >= 4][:diversity_prompts]
     for j, p in enumerate(multi):
         steps = QUICK["svg/csd"] if quick else {}
-        res, sec_csd = run_one("svg/csd", {"prompt": p, "seed": 0, "k": 4, **steps}, out_root / "div_csd" / f"{j:03d}")
+        res, sec_csd, _ = run_one("svg/csd", {"prompt": p, "seed": 0, "k": 4, **steps}, out_root / "div_csd" / f"{j:03d}")
         csd = np.stack([rasterize(res.files[f"svg_{r}"]) for r in range(1, 5)])
         ind, sec_ind = [], 0.0
         for seed in range(4):
-            r, sec = run_one("svg/vectorfusion", {"prompt": p, "seed": seed, **(QUICK["svg/vectorfusion"] if quick else {})},
+            r, sec, _ = run_one("svg/vectorfusion", {"prompt": p, "seed": seed, **(QUICK["svg/vectorfusion"] if quick else {})},
                              out_root / "div_vf" / f"{j:03d}_{seed}")
             ind.append(rasterize(r.files["svg"]))
             sec_ind += sec
@@ -169,9 +172,10 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
 
 
 def tables(res: dict) -> str:
-    lines = ["| backend | prompts | recognition | s per SVG (mean) | s per SVG (median) |", "|---|---|---|---|---|"]
+    lines = ["| backend | prompts | recognition | s per SVG (mean) | s per SVG (median) | CPU s per SVG (mean) |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {r['backend']} | {r['n']} | {100 * r['recognition']:.0f} % | {r['seconds_mean']:.1f} | "
-              f"{r['seconds_median']:.1f} |" for r in res["rows"]]
+              f"{r['seconds_median']:.1f} | {r['cpu_seconds_mean']:.1f} |" for r in res["rows"]]
     if res["diversity"]:
         lines += ["", "| prompt | icons matching | csd K=4 distinct | 4 independent distinct | csd pairwise RMS | "
                   "independent pairwise RMS | csd s | independent s (4 runs) |", "|---|---|---|---|---|---|---|---|"]
@@ -219,7 +223,7 @@ def main(argv=None) -> dict:
         from .common import append_results, device_name
 
         rows = [dict(metric=f"{r['backend']}/{m}", value=r[m], unit=u) for r in res["rows"]
-                for m, u in (("recognition", "share"), ("seconds_mean", "s"))]
+                for m, u in (("recognition", "share"), ("seconds_mean", "s"), ("cpu_seconds_mean", "s"))]
         rows += [dict(metric=f"diversity/{d['prompt']}/{m}", value=d[m], unit="") for d in res["diversity"]
                  for m in ("csd_distinct", "independent_distinct", "csd_pairwise", "independent_pairwise")]
         append_results("eval_icons", text, rows, device=device_name("cpu"),

@@ -44,7 +44,7 @@ def test_quick_eval_reports_recognition_diversity_and_seconds_for_each_backend(t
     res = eval_icons.main(["--quick", "--no-record", "--json", str(tmp_path / "res.json")])
     assert [r["backend"] for r in res["rows"]] == list(eval_icons.BACKENDS)
     for r in res["rows"]:
-        assert r["n"] == 2 and 0.0 <= r["recognition"] <= 1.0 and r["seconds_mean"] > 0
+        assert r["n"] == 2 and 0.0 <= r["recognition"] <= 1.0 and r["seconds_mean"] > 0 and r["cpu_seconds_mean"] > 0
         assert len(r["misses"]) == round(2 * (1 - r["recognition"]))
     (d,) = res["diversity"]
     assert d["matching_icons"] >= 4 and 1 <= d["csd_distinct"] <= 4 and 1 <= d["independent_distinct"] <= 4
