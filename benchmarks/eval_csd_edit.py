@@ -2,6 +2,7 @@
 
     python -m benchmarks.eval_csd_edit --prior ip2p --clip ViT-B-32/openai          # the shipped examples
     python -m benchmarks.eval_csd_edit --prior tiny-ip2p --clip tiny/random --quick  # exercise it on a CPU
+    python -m benchmarks.eval_csd_edit --prior edits --clip '' --device cpu   # offline: the edits prior, defaults
 
 For each case (an input, an instruction, and before/after captions for CLIP) it runs the csd-edit backend and its
 baseline with the same settings and seed, reads back the files a user would download, and measures on the
@@ -11,6 +12,9 @@ particles (panorama windows, frames, views):
   clip_consist  mean CLIP image-embedding cosine between neighbouring edited particles, higher is more consistent;
   resid_var     mean |r_i - r_j| between neighbours of the edit residual r = edited - source, lower is more
                 consistent (no weights needed), with edit_strength = mean |r| beside it;
+  resid_colour  panorama only: mean RMS difference of the mean residual colour at neighbouring half-overlapping
+                windows' centres (`metrics.residual_colour_variation`): the per-pixel figure compares different
+                pixels there and is dominated by the edit's texture, this one sees a teal window beside a pink one;
   lpips_nbr     mean LPIPS between neighbouring edited particles, when the lpips package and weights are present.
 --clip takes ARCH/PRETRAINED from the local OpenCLIP cache, or ARCH/random (numbers then mean nothing; for tests);
 --clip-config registers an OpenCLIP model config JSON first (its file name is the ARCH). Prints a table and, unless
@@ -45,6 +49,16 @@ CASES = [
          source_caption="a red ball rolling on a green meadow", target_caption="a blue glass ball rolling on a green meadow"),
     dict(task="views3d", inputs=[f"views3d/view_{k:02d}.png" for k in range(8)], prompt="make it look like a watermelon",
          source_caption="a patterned ball on a plinth", target_caption="a watermelon on a plinth"),
+]
+# The `edits` prior knows a closed vocabulary (winter, sunset, night, black and white, sepia, watercolour, pop art,
+# invert): the same inputs, with the tabs' example instructions where the vocabulary has them ("make it winter, snow
+# on the ground", "make it a Van Gogh painting"; the 3D tab's "bronze statue" is not in it, so sepia there).
+EDIT_CASES = [
+    dict(CASES[0], prompt="make it winter, snow on the ground"),
+    dict(CASES[1], prompt="make it a Van Gogh painting", target_caption="a Van Gogh painting of a red ball rolling "
+                                                                        "on a green meadow"),
+    dict(CASES[2], prompt="make it an old sepia photo", target_caption="an old sepia photo of a patterned ball on a "
+                                                                       "plinth"),
 ]
 BASELINE = {"panorama": "per-patch", "video": "per-frame", "views3d": "per-view"}
 QUICK = {"steps": 1, "short_side": 64, "window": 64, "stride": 64, "particles": 3}
@@ -94,7 +108,8 @@ def evaluate(args) -> list[dict]:
         lpips, lpips_note = None, str(err)
     else:
         lpips_note = ""
-    cases = json.loads(Path(args.cases).read_text()) if args.cases else CASES
+    cases = json.loads(Path(args.cases).read_text()) if args.cases else (
+        EDIT_CASES if args.prior.split(":")[0] == "edits" else CASES)
     overrides = dict(QUICK if args.quick else {}, **dict(kv.split("=", 1) for kv in args.set))
     rows = []
     for case in cases:
@@ -114,6 +129,8 @@ def evaluate(args) -> list[dict]:
                 source, edited, pairs = particles(case["task"], files, result)
             row = {"case": case["task"], "backend": key, "seconds": seconds, "particles": len(edited)}
             row.update(metrics.residual_consistency(edited, source, pairs))
+            if case["task"] == "panorama":  # neighbouring windows cover different pixels: compare their colour
+                row.update(metrics.residual_colour_variation(edited, source, pairs))
             if clip is not None:
                 row["clip_dir"] = clip.directional_similarity(source, edited, case["source_caption"],
                                                               case["target_caption"])
@@ -139,16 +156,18 @@ def table(rows: list[dict]) -> str:
         return f"{row[k]:.4f}" if isinstance(row.get(k), float) else "n/a"
 
     lines = ["| case | backend | CLIP dir (higher) | CLIP consistency (higher) | residual variation (lower) | "
-             "edit strength | LPIPS neighbours (lower) | s |", "|---|---|---|---|---|---|---|---|"]
+             "residual colour variation (lower, panorama) | edit strength | LPIPS neighbours (lower) | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['backend']} | {f(r, 'clip_dir')} | {f(r, 'clip_consist')} | "
-              f"{f(r, 'residual_variation')} | {f(r, 'edit_strength')} | {f(r, 'lpips_nbr')} | {r['seconds']:.1f} |"
-              for r in rows]
+              f"{f(r, 'residual_variation')} | {f(r, 'residual_colour_variation')} | {f(r, 'edit_strength')} | "
+              f"{f(r, 'lpips_nbr')} | {r['seconds']:.1f} |" for r in rows]
     return "\n".join(lines)
 
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--prior", default="ip2p", help="ip2p, tiny-ip2p, analytic, or ip2p:<hub id or folder>")
+    p.add_argument("--prior", default="ip2p", help="ip2p, tiny-ip2p, edits (offline; its own vocabulary cases), "
+                                                   "analytic, or ip2p:<hub id or folder>")
     p.add_argument("--clip", default="ViT-B-32/openai", help="OpenCLIP ARCH/PRETRAINED ('' to skip CLIP metrics)")
     p.add_argument("--clip-config", default=None, help="an OpenCLIP model config JSON to register first")
     p.add_argument("--cases", default=None, help="JSON list of cases (task, inputs, prompt, source_caption, "
@@ -176,8 +195,9 @@ def main(argv=None) -> list[dict]:
         if rows and rows[0]["lpips_note"]:
             note.append(f"LPIPS: {rows[0]['lpips_note']}")
         append_results("eval_csd_edit", text, [
-            dict(metric=f"{r['backend']}/{k}", value=r[k], unit="")
-            for r in rows for k in ("clip_dir", "clip_consist", "residual_variation", "edit_strength", "lpips_nbr")
+            dict(metric=f"{r['backend']}/{k}", value=r[k], unit="s" if k == "seconds" else "")
+            for r in rows for k in ("clip_dir", "clip_consist", "residual_variation", "residual_colour_variation", "edit_strength",
+                      "lpips_nbr", "seconds")
             if isinstance(r.get(k), float)], device=device_name(args.device), notes=note)
     return rows
 

@@ -35,3 +35,14 @@ def test_eval_script_measures_csd_edit_and_its_baselines_with_tiny_models(tmp_pa
         assert -1.0 <= r["clip_dir"] <= 1.0 and r["particles"] >= 2
         assert "lpips_nbr" in r or r["lpips_note"]  # LPIPS when available, else a sentence saying why not
     assert json.loads((tmp_path / "rows.json").read_text()) == rows
+
+
+def test_eval_with_the_edits_prior_uses_its_vocabulary_and_reports_panorama_colour_consistency(tmp_path):
+    rows = eval_csd_edit.main(["--prior", "edits", "--clip", "", "--quick", "--device", "cpu", "--no-record",
+                               "--tasks", "panorama,video"])
+    assert [r["backend"] for r in rows] == ["panorama/csd-edit", "panorama/per-patch", "video/csd-edit",
+                                            "video/per-frame"]
+    for r in rows:
+        assert math.isfinite(r["residual_variation"]) and r["edit_strength"] > 0 and r["seconds"] > 0
+        assert ("residual_colour_variation" in r) == (r["case"] == "panorama")
+    assert "residual colour variation" in eval_csd_edit.table(rows)

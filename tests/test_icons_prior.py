@@ -211,3 +211,25 @@ def test_build_script_writes_the_same_bytes_for_the_same_arrays(tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
         assert all(np.array_equal(z[k], v) for k, v in arrays.items())
+
+
+def test_score_is_zero_on_a_retrieved_icon_and_falls_with_distance_from_every_retrieved_one(prior):
+    ids = torch.isfinite(prior.log_weights("a slice of pizza")).nonzero().flatten()
+    pizza = (prior.bank(64, 64)[ids[0]].reshape(1, 3, 64, 64) + 1) / 2
+    other = torch.isfinite(prior.log_weights("a red fox")).nonzero().flatten()[0]
+    fox = (prior.bank(64, 64)[other].reshape(1, 3, 64, 64) + 1) / 2
+    big = torch.nn.functional.interpolate(pizza, size=(75, 75), mode="bilinear", antialias=True)
+    s = prior.score(torch.cat([pizza, 0.5 * pizza + 0.5 * fox, fox]), "a slice of pizza")
+    assert s[0] == pytest.approx(0, abs=1e-5) and s[0] > s[1] > s[2]
+    assert prior.score(big, "a slice of pizza")[0] > s[1]  # any size: resized to the icons' 64 px first
+
+
+def test_csd_ranks_its_candidates_by_the_icon_prior_score_not_by_the_offline_clip(tmp_path, monkeypatch):
+    from backends import run_to_end
+
+    monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")
+    result = run_to_end("svg/csd", {"prompt": "a slice of pizza", "k": 3, "steps": 3, "every": 100}, prior="icons",
+                        out_dir=tmp_path, device="cpu")
+    meta = result.metadata
+    assert meta["ranked_by"] == "the icons prior's score"
+    assert meta["rank_scores"] == sorted(meta["rank_scores"], reverse=True) and sorted(meta["ranking"]) == [0, 1, 2]

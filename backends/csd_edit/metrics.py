@@ -4,6 +4,10 @@
   between neighbouring particles (adjacent frames, overlapping panorama windows, neighbouring views). A consistent
   edit changes neighbours the same way, so their residuals agree. The figure is reported with the edit strength
   (mean |r|) and their ratio, because "no edit at all" is perfectly consistent.
+- `residual_colour_variation` compares the *mean colour* of the residual at neighbouring windows' centres: on a
+  panorama, neighbouring windows cover different pixels, so the per-pixel figure above is dominated by the edit's
+  own texture (one variant applied everywhere already scores about 0.02) and cannot see that one window turned
+  teal and the next pink. Averaging the residual over each window's centre keeps the colour and drops the texture.
 - `Clip.directional_similarity`: cosine between the change of CLIP image embeddings (source -> edited) and the
   change of text embeddings (source prompt -> prompt), averaged over particles (Gal et al.'s directional score, as
   the CSD paper reports it). Needs an OpenCLIP model in the local cache.
@@ -48,6 +52,36 @@ def residual_consistency(edited: torch.Tensor, source: torch.Tensor, pairs: Sequ
     variation = float((r[list(a)] - r[list(b)]).abs().mean())
     return {"residual_variation": variation, "edit_strength": strength,
             "residual_variation_rel": variation / max(strength, 1e-8)}
+
+
+def residual_colour_variation(edited: torch.Tensor, source: torch.Tensor, pairs: Sequence[tuple[int, int]],
+                              centre: float = 0.5) -> dict:
+    """Colour consistency of an edit between neighbouring windows, blind to the edit's texture.
+
+    edited, source: (N, 3, H, W) in [0, 1], windows of one image (e.g. half-overlapping panorama windows);
+    pairs: neighbouring windows; centre: side of the central box averaged, as a fraction of the window (0.5 with
+    half-overlapping windows: neighbours' centres tile the image without overlap, so the figure compares adjacent
+    regions, not shared pixels). The mean residual colour m_i = mean over the centre box of edited_i - source_i
+    (3,) is compared between neighbours.
+
+    residual_colour_variation: mean over pairs of the RMS over channels of m_i - m_j, in [0, 1] pixel units (lower
+    = more consistent; 0 when every window received the same colour change); residual_colour_variation_rel: its
+    ratio to the mean |m_i| (the colour change itself), since "no edit" is perfectly consistent too.
+    """
+    if not 0.0 < centre <= 1.0:
+        raise ValueError(f"centre must be in (0, 1], not {centre}")
+    h, w = edited.shape[-2:]
+    ch, cw = max(1, round(h * centre)), max(1, round(w * centre))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    r = (edited.float() - source.float())[..., y:y + ch, x:x + cw]
+    m = r.mean(dim=(-2, -1))  # (N, 3)
+    strength = float(m.pow(2).mean(-1).sqrt().mean())
+    if not pairs:
+        return {"residual_colour_variation": 0.0, "residual_colour_variation_rel": 0.0}
+    a, b = zip(*pairs)
+    variation = float((m[list(a)] - m[list(b)]).pow(2).mean(-1).sqrt().mean())
+    return {"residual_colour_variation": variation,
+            "residual_colour_variation_rel": variation / max(strength, 1e-8)}
 
 
 class Clip:

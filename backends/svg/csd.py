@@ -4,7 +4,8 @@ Plain VectorFusion run K times gives K near-duplicates: every run follows the sa
 scenes are SVGD particles (Kim et al. 2023): each step renders, augments (one shared augmentation, so particles
 are compared like with like), encodes and denoises all K in one batch at one timestep, and `engine.csd_grad`
 mixes their SDS scores through an RBF kernel on the noisy latents and adds a repulsive term that pushes the
-candidates apart. With K = 1 it is exactly VectorFusion. The candidates are ranked by CLIP at the end.
+candidates apart. With K = 1 it is exactly VectorFusion. The candidates are ranked at the end by the prior's own `score(images,
+prompt)` where it has one (the offline `icons` prior), else by CLIP.
 """
 from __future__ import annotations
 
@@ -62,7 +63,12 @@ class CSDVectorFusion:
         rasters = export_rasters(scenes)
         scorer = default_clip(device)
         scores = scorer.score(rasters, s.prompt)
-        order = torch.argsort(scores, descending=True, stable=True).tolist()
+        # A prior that can say how well an image matches the prompt ranks the candidates itself: offline the CLIP
+        # scorer is a tiny random-weight model whose order is noise, while the icons prior's score (distance to
+        # the nearest icon the prompt retrieves) is exact.
+        prior_score = getattr(prior, "score", None)
+        rank_score = prior_score(rasters, s.prompt).to(scores) if callable(prior_score) else scores
+        order = torch.argsort(rank_score, descending=True, stable=True).tolist()
         files = {}
         for rank, i in enumerate(order, start=1):
             files[f"svg_{rank}"] = save_svg(scenes[i], out_dir / f"candidate_{rank}.svg")
@@ -74,7 +80,9 @@ class CSDVectorFusion:
                    "reinitialized": float(stats.get("reinitialized", 0)),
                    "diversity": _diversity(rasters)}
         meta = {"metrics": metrics, **scorer.label(), "prompt_used": plan.prompt, "canvas": plan.size,
-                "ranking": order, "clip_scores": [float(scores[i]) for i in order]}
+                "ranking": order, "clip_scores": [float(scores[i]) for i in order],
+                "ranked_by": f"the {prior.name} prior's score" if callable(prior_score) else "CLIP",
+                "rank_scores": [float(rank_score[i]) for i in order]}
         yield Result(files=files, preview=sheet, metadata=meta)
 
 

@@ -1,0 +1,238 @@
+"""Does text to SVG with the offline `icons` prior draw what the prompt names? Recognition, diversity, seconds.
+
+    python -m benchmarks.eval_icons                 # 50 prompts, each backend with the prior's defaults (CPU)
+    python -m benchmarks.eval_icons --quick --no-record   # 2 prompts, few steps: exercises the flow (tests)
+
+Prompts: every k-th distinct icon caption of two or three plain words (a deterministic, evenly spread choice over
+the emoji groups), phrased as a person would ask: "a red apple", "an umbrella" ("a" / "an" + caption). Each runs
+through `backends.run(key, {"prompt": ..., "seed": 0}, prior="icons")` for svg/vectorfusion,
+svg/raster-then-vectorize and svg/csd (its `svg_1`), with every auto field as the prior suggests.
+
+recognition  the share of output SVGs, drawn by resvg at 64 px over white, whose nearest icon (L2 over all shipped
+             64-px icons, `backends/priors/data/icons.npz`) carries the prompt's concept. "Carries" means: the
+             nearest icon is one the prompt retrieves (finite log-weight in `IconPrior.log_weights`). That is the
+             prior's own definition of the concept (captions and tags through BM25), so the figure measures how
+             well each method reaches the prior's target, not how good the retriever is; a caption-only match
+             would wrongly fail "a slice of pizza" landing on the "pizza" icon of the other emoji set's tags.
+diversity    for the first D prompts that retrieve at least 4 icons: svg/csd with K = 4 against 4 independent
+             svg/vectorfusion seeds (0..3): the number of distinct nearest icons among the 4, and the mean pairwise
+             RMS pixel distance (64 px, [0, 1] units) between the 4 drawings.
+seconds      wall-clock seconds and process CPU seconds (one torch thread: what the wall clock shows on an idle
+             core; a busy shared machine stretches the wall clock, not this) per run (one SVG; for svg/csd one run of K candidates), loading excluded (one
+             untimed warm-up run per backend first), on this machine, which may be shared: see the load.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+BACKENDS = ("svg/vectorfusion", "svg/raster-then-vectorize", "svg/csd")
+SIZE = 64
+# --quick: few steps so that a test exercises every path in seconds (numbers then mean little)
+QUICK = {"svg/vectorfusion": {"steps": 5}, "svg/csd": {"steps": 5}, "svg/raster-then-vectorize": {"iters": 2,
+                                                                                                  "sample_steps": 2}}
+
+
+def choose_prompts(captions, n: int) -> list[str]:
+    """n prompts from the icon captions: distinct captions of 2-3 plain lowercase words (no "face", "hand",
+    "button" or flag-like captions, whose nearest icons differ by a detail 64 px cannot show), every k-th of them
+    in file order, each with its article ("a red apple", "an umbrella")."""
+    seen, pool = set(), []
+    skip = {"face", "hand", "button", "flag", "sign", "symbol", "mark", "keycap", "person", "man", "woman"}
+    for c in captions:
+        c = str(c)
+        words = c.split()
+        if c in seen or not 2 <= len(words) <= 3 or not all(w.isalpha() and w.islower() for w in words):
+            continue
+        if skip & set(words):
+            continue
+        seen.add(c)
+        pool.append(c)
+    if len(pool) < n:
+        raise SystemExit(f"only {len(pool)} captions qualify, asked for {n}")
+    step = len(pool) / n
+    chosen = [pool[int(i * step)] for i in range(n)]
+    return [("an " if c[0] in "aeiou" else "a ") + c for c in chosen]
+
+
+def rasterize(svg_path: str | Path, size: int = SIZE) -> np.ndarray:
+    """An SVG file drawn by resvg at size x size over white: (3*size*size,) float32 in [0, 1]."""
+    import resvg_py
+    from PIL import Image
+
+    png = resvg_py.svg_to_bytes(svg_string=Path(svg_path).read_text(), width=size, height=size)
+    rgba = np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGBA")).astype(np.float32) / 255.0
+    rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+    return rgb.transpose(2, 0, 1).reshape(-1)
+
+
+class Icons:
+    """The shipped icons as (N, 3*64*64) float32 in [0, 1] (channel-first, like `rasterize`), for nearest-icon look-ups."""
+
+    def __init__(self):
+        from backends.priors.icons import load_icon_data
+
+        data = load_icon_data()
+        self.images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).reshape(len(data["images"]), -1).float() / 255
+        self.captions = [str(c) for c in data["caption"]]
+
+    def nearest(self, x: np.ndarray) -> int:
+        """Index of the icon closest (L2) to one drawing x (3*64*64,)."""
+        d = torch.cdist(torch.from_numpy(x)[None], self.images)[0]
+        return int(torch.argmin(d))
+
+
+def retrieved(prior, prompt: str) -> set[int]:
+    """Icon ids the prompt retrieves (the prior's concept for it)."""
+    return set(torch.isfinite(prior.log_weights(prompt)).nonzero().flatten().tolist())
+
+
+def run_one(key: str, settings: dict, out_dir: Path):
+    import backends
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = backends.run_to_end(key, settings, prior="icons", out_dir=out_dir, device="cpu")
+    return result, time.perf_counter() - t0, time.process_time() - c0
+
+
+def pairwise_rms(x: np.ndarray) -> float:
+    """Mean pairwise RMS pixel distance of (K, D) drawings in [0, 1]."""
+    pairs = list(itertools.combinations(range(len(x)), 2))
+    return float(np.mean([np.sqrt(((x[i] - x[j]) ** 2).mean()) for i, j in pairs]))
+
+
+def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_root: Path, log=print,
+             backends_: tuple[str, ...] = BACKENDS, save=None) -> dict:
+    """Recognition and seconds of each backend over `prompts`, then the diversity comparison; `save(res)`, when
+    given, is called with the results so far after every run (a long run on a shared machine can be stopped and
+    still report the prompts it finished: each row says its n)."""
+    from backends.priors.icons import IconPrior
+
+    prior = IconPrior.load()
+    icons = Icons()
+    concept = {p: retrieved(prior, p) for p in prompts}
+    # the first run of a process pays for loading (prior, CLIP fallback): one untimed run per backend first
+    for key in backends_ if not quick else ():
+        warm = {"iters": 1, "sample_steps": 1} if key == "svg/raster-then-vectorize" else {"steps": 1}
+        run_one(key, {"prompt": prompts[0], **warm}, out_root / "warmup" / key.replace("/", "_"))
+    rows, div = [], []
+    save = save or (lambda res: None)
+    for key in backends_:
+        hits, times, cpu, nearest = [], [], [], []
+        rows.append({})
+        for i, p in enumerate(prompts):
+            s = {"prompt": p, "seed": 0, **(QUICK[key] if quick else {})}
+            result, sec, cpu_sec = run_one(key, s, out_root / key.replace("/", "_") / f"{i:03d}")
+            n = icons.nearest(rasterize(result.files.get("svg_1", result.files["svg"])))
+            hits.append(n in concept[p])
+            times.append(sec)
+            cpu.append(cpu_sec)
+            nearest.append(icons.captions[n])
+            log(f"{key} [{i + 1}/{len(prompts)}] {p!r}: nearest {icons.captions[n]!r} "
+                f"{'ok' if hits[-1] else 'MISS'} {sec:.1f} s ({cpu_sec:.1f} s CPU)")
+            rows[-1] = {"backend": key, "n": len(hits), "recognition": float(np.mean(hits)),
+                        "seconds_mean": float(np.mean(times)), "seconds_median": float(np.median(times)),
+                        "cpu_seconds_mean": float(np.mean(cpu)),
+                        "misses": [f"{p} -> {c}" for p, c, h in zip(prompts, nearest, hits) if not h]}
+            save({"rows": rows, "diversity": div})
+    multi = [p for p in prompts if len(concept[p]) >= 4][:diversity_prompts]
+    for j, p in enumerate(multi):
+        steps = QUICK["svg/csd"] if quick else {}
+        res, sec_csd, _ = run_one("svg/csd", {"prompt": p, "seed": 0, "k": 4, **steps}, out_root / "div_csd" / f"{j:03d}")
+        csd = np.stack([rasterize(res.files[f"svg_{r}"]) for r in range(1, 5)])
+        ind, sec_ind = [], 0.0
+        for seed in range(4):
+            r, sec, _ = run_one("svg/vectorfusion", {"prompt": p, "seed": seed, **(QUICK["svg/vectorfusion"] if quick else {})},
+                             out_root / "div_vf" / f"{j:03d}_{seed}")
+            ind.append(rasterize(r.files["svg"]))
+            sec_ind += sec
+        ind = np.stack(ind)
+        row = {"prompt": p, "matching_icons": len(concept[p]),
+               "csd_distinct": len({icons.nearest(x) for x in csd}),
+               "independent_distinct": len({icons.nearest(x) for x in ind}),
+               "csd_pairwise": pairwise_rms(csd), "independent_pairwise": pairwise_rms(ind),
+               "csd_seconds": sec_csd, "independent_seconds": sec_ind}
+        div.append(row)
+        save({"rows": rows, "diversity": div})
+        log(f"diversity {p!r}: " + ", ".join(f"{k}={v:.3g}" for k, v in row.items() if isinstance(v, (int, float))))
+    return {"rows": rows, "diversity": div}
+
+
+def tables(res: dict) -> str:
+    lines = ["| backend | prompts | recognition | s per SVG (mean) | s per SVG (median) | CPU s per SVG (mean) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['backend']} | {r['n']} | {100 * r['recognition']:.0f} % | {r['seconds_mean']:.1f} | "
+              f"{r['seconds_median']:.1f} | {r['cpu_seconds_mean']:.1f} |" for r in res["rows"]]
+    if res["diversity"]:
+        lines += ["", "| prompt | icons matching | csd K=4 distinct | 4 independent distinct | csd pairwise RMS | "
+                  "independent pairwise RMS | csd s | independent s (4 runs) |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {d['prompt']} | {d['matching_icons']} | {d['csd_distinct']} | {d['independent_distinct']} | "
+                  f"{d['csd_pairwise']:.3f} | {d['independent_pairwise']:.3f} | {d['csd_seconds']:.1f} | "
+                  f"{d['independent_seconds']:.1f} |" for d in res["diversity"]]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--prompts", type=int, default=50, help="how many prompts (default 50; --quick: 2)")
+    p.add_argument("--diversity", type=int, default=5, help="prompts for the diversity comparison (--quick: 1)")
+    p.add_argument("--quick", action="store_true", help="2 prompts and few steps (the flow only)")
+    p.add_argument("--backends", default=",".join(BACKENDS), help="comma list of backends for recognition")
+    p.add_argument("--out", default=None, help="keep the SVGs here (default: a temporary folder)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--no-record", action="store_true", help="print only")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="run nothing: combine the --json files of separate runs (e.g. one process per backend) and "
+                        "print / record them as one table")
+    args = p.parse_args(argv)
+    from backends.priors.icons import load_icon_data
+
+    torch.set_num_threads(1)  # a shared 2-core machine: one thread each avoids two threads spin-waiting on each other
+    n = 2 if args.quick and args.prompts == 50 else args.prompts
+    d = 1 if args.quick and args.diversity == 5 else args.diversity
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        res = {"rows": [r for part in parts for r in part["rows"]],
+               "diversity": [x for part in parts for x in part["diversity"]]}
+        n = max((r["n"] for r in res["rows"]), default=0)
+    else:
+        prompts = choose_prompts(load_icon_data()["caption"], n)
+        with tempfile.TemporaryDirectory() as tmp:
+            res = evaluate(prompts, quick=args.quick, diversity_prompts=d, out_root=Path(args.out or tmp),
+                           log=lambda m: print(m, file=sys.stderr, flush=True),
+                           backends_=tuple(b for b in args.backends.split(",") if b),
+                           save=(lambda r: Path(args.json).write_text(json.dumps(r, indent=2))) if args.json else None)
+    text = tables(res)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    if not args.no_record:
+        from .common import append_results, device_name
+
+        rows = [dict(metric=f"{r['backend']}/{m}", value=r[m], unit=u) for r in res["rows"]
+                for m, u in (("recognition", "share"), ("seconds_mean", "s"), ("cpu_seconds_mean", "s"))]
+        rows += [dict(metric=f"diversity/{d['prompt']}/{m}", value=d[m], unit="") for d in res["diversity"]
+                 for m in ("csd_distinct", "independent_distinct", "csd_pairwise", "independent_pairwise")]
+        append_results("eval_icons", text, rows, device=device_name("cpu"),
+                       notes=[f"Prior icons, up to {n} prompts (see each row), seed 0, each backend's defaults"
+                              + (" (quick: few steps)" if args.quick else "") + f"; torch threads "
+                              f"{torch.get_num_threads()}. Recognition: nearest shipped icon (L2, resvg 64 px) "
+                              "is one the prompt retrieves."])
+    return res
+
+
+if __name__ == "__main__":
+    main()
