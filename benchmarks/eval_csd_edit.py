@@ -1,7 +1,7 @@
 """Evaluate CSD-Edit against its per-item baselines: CLIP directional similarity, consistency, LPIPS.
 
-    python -m benchmarks.eval_csd_edit --prior ip2p --clip ViT-B-32/openai          # the shipped examples
-    python -m benchmarks.eval_csd_edit --prior tiny-ip2p --clip tiny/random --quick  # exercise it on a CPU
+    python -m benchmarks.eval_csd_edit --prior ip2p --clip ViT-B-32:openai          # the shipped examples
+    python -m benchmarks.eval_csd_edit --prior tiny-ip2p --clip tiny --quick  # exercise it on a CPU
     python -m benchmarks.eval_csd_edit --prior edits --clip '' --device cpu   # offline: the edits prior, defaults
 
 For each case (an input, an instruction, and before/after captions for CLIP) it runs the csd-edit backend and its
@@ -16,7 +16,7 @@ particles (panorama windows, frames, views):
                 windows' centres (`metrics.residual_colour_variation`): the per-pixel figure compares different
                 pixels there and is dominated by the edit's texture, this one sees a teal window beside a pink one;
   lpips_nbr     mean LPIPS between neighbouring edited particles, when the lpips package and weights are present.
---clip takes ARCH/PRETRAINED from the local OpenCLIP cache, or ARCH/random (numbers then mean nothing; for tests);
+--clip takes NAME:PRETRAINED from the local OpenCLIP cache, or tiny (random weights: numbers mean nothing; tests);
 --clip-config registers an OpenCLIP model config JSON first (its file name is the ARCH). Prints a table and, unless
 --no-record, appends it to benchmarks/RESULTS.md and benchmarks/results.jsonl.
 """
@@ -35,6 +35,7 @@ from PIL import Image
 
 import backends
 from backends import media
+from backends.clip import directional_similarity, get_clip
 from backends.csd_edit import common, metrics
 from backends.errors import ModelUnavailableError
 
@@ -101,7 +102,7 @@ def _read_video(path: str) -> np.ndarray:
 
 
 def evaluate(args) -> list[dict]:
-    clip = metrics.load_clip(args.clip, args.device) if args.clip else None
+    clip = get_clip(args.clip, args.device) if args.clip else None
     try:
         lpips = metrics.load_lpips(args.device)
     except ModelUnavailableError as err:
@@ -132,9 +133,9 @@ def evaluate(args) -> list[dict]:
             if case["task"] == "panorama":  # neighbouring windows cover different pixels: compare their colour
                 row.update(metrics.residual_colour_variation(edited, source, pairs))
             if clip is not None:
-                row["clip_dir"] = clip.directional_similarity(source, edited, case["source_caption"],
-                                                              case["target_caption"])
-                row["clip_consist"] = clip.neighbour_similarity(edited, pairs)
+                row["clip_dir"] = float(directional_similarity(source, edited, case["source_caption"],
+                                                               case["target_caption"], model=clip).mean())
+                row["clip_consist"] = metrics.neighbour_similarity(clip, edited, pairs)
             if lpips is not None and pairs:
                 a, b = zip(*pairs)
                 with torch.no_grad():
@@ -168,7 +169,8 @@ def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prior", default="ip2p", help="ip2p, tiny-ip2p, edits (offline; its own vocabulary cases), "
                                                    "analytic, or ip2p:<hub id or folder>")
-    p.add_argument("--clip", default="ViT-B-32/openai", help="OpenCLIP ARCH/PRETRAINED ('' to skip CLIP metrics)")
+    p.add_argument("--clip", default="ViT-B-32:openai", help="CLIP NAME:PRETRAINED from the local cache, or tiny "
+                                                             "(random weights) ('' to skip CLIP metrics)")
     p.add_argument("--clip-config", default=None, help="an OpenCLIP model config JSON to register first")
     p.add_argument("--cases", default=None, help="JSON list of cases (task, inputs, prompt, source_caption, "
                                                  "target_caption); default: the shipped examples")

@@ -37,6 +37,10 @@ GLOSSARY: dict[str, Metric] = {
                                  "windows / frames / views", "lower"),
     "residual_variation_rel": Metric("relative edit inconsistency", "edit inconsistency divided by edit strength: "
                                      "0 means the same edit everywhere", "lower"),
+    "residual_colour_variation": Metric("edit colour inconsistency", "how much the colour of the edit differs "
+                                        "between neighbouring windows (their centres' mean change)", "lower"),
+    "residual_colour_variation_rel": Metric("relative edit colour inconsistency", "edit colour inconsistency "
+                                            "divided by the colour change itself", "lower"),
     "edit_strength": Metric("edit strength", "how much the picture changed from the input (mean absolute change)", ""),
     "grad_norm": Metric("gradient norm", "size of the last step's update direction", ""),
     "xing": Metric("self-crossing penalty", "how much the paths cross themselves (the penalty's value)", "lower"),

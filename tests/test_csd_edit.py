@@ -319,19 +319,11 @@ def test_views_from_an_orbit_video_are_sampled_to_the_particles(inputs, tmp_path
 
 
 def test_clip_directional_similarity_is_reported_when_a_model_loads_and_skipped_when_not(inputs, tmp_path):
-    import open_clip
-
-    config = tmp_path / "csdtinyclip.json"
-    config.write_text(json.dumps({"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32,
-                                                                  "head_width": 16, "patch_size": 16},
-                                  "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
-                                               "layers": 1}}))
-    open_clip.add_model_config(config)
     settings = dict(steps=1, every=1, short_side=32, source_prompt="a ball", prompt="a blue ball")
-    _, result = run("views3d/per-view", dict(settings, clip_model="csdtinyclip/random"), "analytic-edit",
-                    inputs["views3d"], tmp_path / "a")
+    _, result = run("views3d/per-view", dict(settings, clip_model="tiny"), "analytic-edit", inputs["views3d"],
+                    tmp_path / "a")
     assert -1.0 <= result.metadata["metrics"]["clip_directional"] <= 1.0 and not result.metadata["notes"]
-    _, result = run("views3d/per-view", dict(settings, clip_model="no-such-arch/openai"), "analytic-edit",
+    _, result = run("views3d/per-view", dict(settings, clip_model="no-such-arch:openai"), "analytic-edit",
                     inputs["views3d"], tmp_path / "b")
     assert "clip_directional" not in result.metadata["metrics"]
     assert "CLIP directional similarity skipped" in result.metadata["notes"][0]

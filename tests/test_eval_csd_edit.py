@@ -1,5 +1,5 @@
-"""benchmarks/eval_csd_edit.py runs end to end with tiny models: the tiny InstructPix2Pix prior and a tiny
-random-weight OpenCLIP architecture registered from a config file (no weights are downloaded)."""
+"""benchmarks/eval_csd_edit.py runs end to end with tiny models: the tiny InstructPix2Pix prior and the project's
+tiny random-weight CLIP (no weights are downloaded)."""
 import json
 import math
 
@@ -7,11 +7,6 @@ import pytest
 import torch
 
 from benchmarks import eval_csd_edit
-
-TINY_CLIP = {"embed_dim": 16,
-             "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -23,9 +18,7 @@ def one_thread():
 
 
 def test_eval_script_measures_csd_edit_and_its_baselines_with_tiny_models(tmp_path):
-    config = tmp_path / "tinyclip.json"
-    config.write_text(json.dumps(TINY_CLIP))
-    rows = eval_csd_edit.main(["--prior", "tiny-ip2p", "--clip", "tinyclip/random", "--clip-config", str(config),
+    rows = eval_csd_edit.main(["--prior", "tiny-ip2p", "--clip", "tiny",
                                "--quick", "--device", "cpu", "--no-record", "--json", str(tmp_path / "rows.json")])
     assert [r["backend"] for r in rows] == ["panorama/csd-edit", "panorama/per-patch", "video/csd-edit",
                                             "video/per-frame", "views3d/csd-edit", "views3d/per-view"]

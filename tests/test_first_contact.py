@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, click_example, launch_browser, open_tab, screenshot, status_text, wait_status
+from browser_util import CHROMIUM, click_example, launch_browser, open_tab, screenshot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 DEFAULT_RUN_S = 45  # the "about 30 s or less", with room for a loaded CI machine

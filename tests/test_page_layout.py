@@ -5,7 +5,6 @@ page is screenshotted (tests/artifacts/page-<tab>.png; docs/screenshots/ holds c
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 

@@ -84,8 +84,9 @@ class EditSettings:
                         "particles and both prompts in one call. Halved by itself whenever the GPU runs out of memory",
                         lo=0, hi=4096, advanced=True)
     every: int = option(20, "report progress with a preview every k steps", lo=1, hi=10000, advanced=True)
-    clip_model: str = option("", "OpenCLIP model for the CLIP directional similarity, ARCH/PRETRAINED (e.g. "
-                             "ViT-B-32/openai), from the local cache; empty: skip that metric", advanced=True)
+    clip_model: str = option("", "CLIP model for the CLIP directional similarity, NAME:PRETRAINED from the local cache "
+                             "(e.g. ViT-B-32:openai) or tiny (random weights: the number means nothing); empty: skip "
+                             "that metric", advanced=True)
 
 
 def repulsion_option():
@@ -98,8 +99,8 @@ def checked(s: EditSettings, prior) -> EditSettings:
     """The settings with prompts validated (one InputError sentence per mistake)."""
     if s.t_min > s.t_max:
         raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
-    if s.clip_model and "/" not in s.clip_model:
-        raise InputError(f"clip_model must be ARCH/PRETRAINED, e.g. ViT-B-32/openai, got {s.clip_model[:60]!r}")
+    if s.clip_model and s.clip_model != "tiny" and ":" not in s.clip_model:
+        raise InputError(f"clip_model must be NAME:PRETRAINED, e.g. ViT-B-32:openai, or tiny; got {s.clip_model[:60]!r}")
     return replace(
         s,
         prompt=validate.prompt(s.prompt, name="prompt"),
@@ -507,8 +508,11 @@ def result_metrics(s: EditSettings, prior, edited: torch.Tensor, source: torch.T
     notes = []
     if s.clip_model:
         try:
-            clip = metrics.load_clip(s.clip_model, prior.device)
-            out["clip_directional"] = clip.directional_similarity(source, edited, s.source_prompt, s.prompt)
+            from ..clip import directional_similarity, get_clip
+
+            scorer = get_clip(s.clip_model, prior.device)
+            out["clip_directional"] = float(directional_similarity(source, edited, s.source_prompt, s.prompt,
+                                                                   model=scorer).mean())
         except Exception as err:  # a metric must never fail the edit it measures
             notes.append(f"CLIP directional similarity skipped: {err}")
     return out, notes

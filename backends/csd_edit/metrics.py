@@ -8,9 +8,9 @@
   panorama, neighbouring windows cover different pixels, so the per-pixel figure above is dominated by the edit's
   own texture (one variant applied everywhere already scores about 0.02) and cannot see that one window turned
   teal and the next pink. Averaging the residual over each window's centre keeps the colour and drops the texture.
-- `Clip.directional_similarity`: cosine between the change of CLIP image embeddings (source -> edited) and the
-  change of text embeddings (source prompt -> prompt), averaged over particles (Gal et al.'s directional score, as
-  the CSD paper reports it). Needs an OpenCLIP model in the local cache.
+- CLIP directional similarity (`backends.clip.directional_similarity`, the one CLIP loader's) and
+  `neighbour_similarity`: need an OpenCLIP model in the local cache (or the tiny random one, whose numbers mean
+  nothing).
 - `load_lpips`: LPIPS (AlexNet) when the `lpips` package and its weights are present; a clear error when not.
   Nothing here downloads or imitates missing weights.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ModelUnavailableError
 
@@ -84,66 +83,14 @@ def residual_colour_variation(edited: torch.Tensor, source: torch.Tensor, pairs:
             "residual_colour_variation_rel": variation / max(strength, 1e-8)}
 
 
-class Clip:
-    """An OpenCLIP model for directional similarity; images in [0, 1], any size (resized to the model's input)."""
-
-    def __init__(self, model, tokenizer, preprocess_cfg: dict, device):
-        self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
-        size = preprocess_cfg.get("size", 224)
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
-        self.mean = torch.tensor(preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))).reshape(1, 3, 1, 1)
-        self.std = torch.tensor(preprocess_cfg.get("std", (0.26862954, 0.26130258, 0.27577711))).reshape(1, 3, 1, 1)
-
-    @torch.no_grad()
-    def image_features(self, images: torch.Tensor, batch: int = 32) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, D) unit-norm embeddings."""
-        out = []
-        for k in range(0, images.shape[0], batch):
-            x = F.interpolate(images[k:k + batch].float().to(self.device), size=self.size, mode="bicubic",
-                              align_corners=False, antialias=True).clamp(0, 1)
-            x = (x - self.mean.to(self.device)) / self.std.to(self.device)
-            out.append(F.normalize(self.model.encode_image(x).float(), dim=-1))
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def text_features(self, prompts: Sequence[str]) -> torch.Tensor:
-        tokens = self.tokenizer(list(prompts)).to(self.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
-
-    def directional_similarity(self, source: torch.Tensor, edited: torch.Tensor, source_prompt: str, prompt: str) -> float:
-        """Mean over particles of cos(E(edited_i) - E(source_i), T(prompt) - T(source_prompt))."""
-        d_img = self.image_features(edited) - self.image_features(source)
-        text = self.text_features([source_prompt, prompt])
-        d_txt = (text[1] - text[0])[None]
-        return float(F.cosine_similarity(d_img, d_txt, dim=-1).mean())
-
-    def neighbour_similarity(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> float:
-        """Mean CLIP image-embedding cosine between neighbouring particles (the paper's 'CLIP consistency')."""
-        if not pairs:
-            return 1.0
-        f = self.image_features(images)
-        a, b = zip(*pairs)
-        return float((f[list(a)] * f[list(b)]).sum(-1).mean())
-
-
-def load_clip(spec: str, device="cpu") -> Clip:
-    """spec "ARCH/PRETRAINED", e.g. "ViT-B-32/openai" (weights from the local cache; HF_HUB_OFFLINE is honoured), or
-    "ARCH/random" for random weights (to exercise the code only; the numbers mean nothing). Raises
-    ModelUnavailableError when open_clip or the weights are missing."""
-    arch, _, tag = spec.partition("/")
-    try:
-        import open_clip
-    except ImportError:
-        raise ModelUnavailableError("CLIP metrics need the open_clip_torch package (pip install open_clip_torch).") from None
-    pretrained = None if tag in ("", "random") else tag
-    try:
-        model = open_clip.create_model(arch, pretrained=pretrained, device=device, require_pretrained=pretrained is not None)
-        tokenizer = open_clip.get_tokenizer(arch)
-    except Exception as err:
-        raise ModelUnavailableError(f"The OpenCLIP model {spec!r} could not be loaded ({type(err).__name__}); it must be "
-                                    "a known architecture whose weights are in the local cache.") from None
-    model.eval().requires_grad_(False)
-    return Clip(model, tokenizer, dict(open_clip.get_model_preprocess_cfg(model)), device)
+def neighbour_similarity(scorer, images: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> float:
+    """Mean CLIP image-embedding cosine between neighbouring particles (the paper's "CLIP consistency"); scorer: a
+    `backends.clip.ClipScorer` (the project's one CLIP loader)."""
+    if not pairs:
+        return 1.0
+    f = scorer.embed_images(images)
+    a, b = zip(*pairs)
+    return float((f[list(a)] * f[list(b)]).sum(-1).mean())
 
 
 def load_lpips(device="cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -113,8 +113,11 @@ class _PanoramaEdit:
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
         tiles, grid = common.window_boxes(h, w, window, max(window // 2, 1))
         pixel_tiles = [tuple(v * scale for v in box) for box in tiles]
-        found, notes = common.result_metrics(s, prior, common.take_windows(edited, pixel_tiles),
-                                             common.take_windows(source, pixel_tiles), metrics.grid_pairs(*grid), last)
+        edited_tiles, source_tiles = common.take_windows(edited, pixel_tiles), common.take_windows(source, pixel_tiles)
+        pairs = metrics.grid_pairs(*grid)
+        found, notes = common.result_metrics(s, prior, edited_tiles, source_tiles, pairs, last)
+        # per-pixel residuals of neighbouring windows differ by the edit's texture too; their mean colours do not
+        found.update(metrics.residual_colour_variation(edited_tiles, source_tiles, pairs))
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
                 "windows": len(boxes), "window_cells": window, "stride_cells": stride_px // scale,
                 "unet_chunk": edit.chunk, "notes": notes, "warnings": common.resize_warning((w0, h0), size, "panorama")}

@@ -8,7 +8,6 @@ similarity, so a message can name the closest captions instead of just failing.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from typing import Iterable, Sequence

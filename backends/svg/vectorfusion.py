@@ -437,7 +437,7 @@ def live_init(plan: Plan, prior, s: VectorFusionSettings, scorer, gen, device, o
 
 # ------------------------------------------------------------------------------------------------ work budget
 
-def estimate_work(s: SVGDistillSettings, k: int, facts) -> "budget.Work":
+def estimate_work(s: SVGDistillSettings, k: int, facts):
     """Peak memory of one distillation step of K paintings, from the settings alone (nothing built).
 
     Follows `render.estimate_work`'s measured costs per unit: ~300 B per fill-tile pixel (each shape's box on the
