@@ -138,19 +138,18 @@ def test_a_third_party_prior_appears_through_its_entry_point_group_and_runs(tmp_
 
 def test_the_cli_and_the_app_record_the_same_settings_and_memory_switches(tmp_path):
     """The app's "repeat with the CLI" line, run, gives the result.json settings and switches the app's run gave."""
-    from demo import common, environment
+    from demo import environment, runs
     from demo.launch import AppConfig, build_app
 
     app = build_app(AppConfig(job_root=str(tmp_path / "jobs")), env=environment.detect("tiny", "cpu"))
     tab = app.tabs_by_name["image"]
     request = json.dumps({"backend": "image/sds", "prior": "tiny-sd", "settings": {"steps": 4, "seed": 3}})
     final = None
-    for update in common.run_request(tab, request, [str(ROOT / "examples" / "image" / "shapes.png")], None,
-                                     lambda *a, **k: None):
+    for update in runs.run_request(tab, request, [str(ROOT / "examples" / "image" / "shapes.png")], None,
+                                   lambda *a, **k: None):
         final = update
-    by_elem = {getattr(c, "elem_id", None): v for c, v in final.items()}
-    ui = by_elem["image-details"]["method"]
-    line = by_elem["image-cli"].splitlines()[1].split()
+    ui = final[tab.details]["method"]
+    line = final[tab.cli].splitlines()[1].split()
     args = [a for a in line[3:] if a != "out/"]  # python -m backends run ... --out out/
     args[args.index("--input") + 1] = str(ROOT / "examples" / "image" / "shapes.png")
     ran = cli(*args, str(tmp_path / "cli"))
