@@ -123,5 +123,15 @@ class Prior(Protocol):
         """Images drawn from the prior (deterministic DDIM): (B, 3, height, width) float32 in [0, 1]."""
 
 
+def per_sample(scale, b: int, device) -> torch.Tensor:
+    """A guidance scale as (B,) float32 on device: one number for every row, or one per row."""
+    s = torch.as_tensor(scale, dtype=torch.float32, device=device).reshape(-1)
+    if s.numel() == 1:
+        s = s.expand(b)
+    if s.numel() != b:
+        raise ValueError(f"{s.numel()} guidance scales for a batch of {b}: give one or one per sample")
+    return s.clone()
+
+
 def as_list(prompts: str | Sequence[str]) -> list[str]:
     return [prompts] if isinstance(prompts, str) else list(prompts)

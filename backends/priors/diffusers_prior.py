@@ -18,7 +18,7 @@ import torch
 from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
 from ..engine.sampling import ddim
-from .base import Cond, as_list
+from .base import Cond, as_list, per_sample
 
 from .catalog import entry
 from .machine import hub_offline, looks_like_path, offline_reason
@@ -288,17 +288,9 @@ class DiffusersPrior:
             text=self.embed_text(prompts),
             uncond=self.embed_text(negative),
             image=None if images is None else self.encode_image_condition(images),
-            guidance=self._per_sample(guidance, b),
-            image_guidance=self._per_sample(image_guidance, b) if self.kind == "instruct" else None,
+            guidance=per_sample(guidance, b, self.device),
+            image_guidance=per_sample(image_guidance, b, self.device) if self.kind == "instruct" else None,
         )
-
-    def _per_sample(self, scale, b: int) -> torch.Tensor:
-        s = torch.as_tensor(scale, dtype=torch.float32, device=self.device).reshape(-1)
-        if s.numel() == 1:
-            s = s.expand(b)
-        if s.numel() != b:
-            raise ValueError(f"{s.numel()} guidance scales for a batch of {b}: give one or one per sample")
-        return s.clone()
 
     # ---- noise prediction ----
     @torch.no_grad()

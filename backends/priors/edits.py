@@ -49,9 +49,10 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..engine.sampling import ddim
 from ..engine.guidance import ip2p_guidance
 from .analytic import scaled_linear_alphas_cumprod
-from .base import Cond, as_list
+from .base import Cond, as_list, per_sample
 from ..errors import InputError
 
 SIGMA = 0.02  # std of each variant's Gaussian, latent units: DDIM samples keep 0.01 px of grain, invisible
@@ -352,15 +353,7 @@ class EditPrior:
         if len(negative) != b:
             raise ValueError(f"{len(negative)} negative prompts for {b} prompts: give one or one per prompt")
         return Cond(text=self._one_hot(prompts), uncond=self._one_hot(negative), image=self.encode(images),
-                    guidance=self._per_sample(guidance, b), image_guidance=self._per_sample(image_guidance, b))
-
-    def _per_sample(self, scale, b: int) -> torch.Tensor:
-        s = torch.as_tensor(scale, dtype=torch.float32, device=self.device).reshape(-1)
-        if s.numel() == 1:
-            s = s.expand(b)
-        if s.numel() != b:
-            raise ValueError(f"{s.numel()} guidance scales for a batch of {b}: give one or one per sample")
-        return s.clone()
+                    guidance=per_sample(guidance, b, self.device), image_guidance=per_sample(image_guidance, b, self.device))
 
     def variant_means(self, source: torch.Tensor, edit: int) -> torch.Tensor:
         """(B, 3, h, w) source latents -> (B, K, 3, h, w) latents of the K variants of edit `edit` (an index)."""
@@ -432,19 +425,9 @@ class EditPrior:
         edited images (B, 3, H, W) in [0, 1]: at guidance 1, image guidance 1 one variant of the edit per image."""
         cond = self.condition(prompts, negative=negative, images=images, guidance=guidance,
                               image_guidance=image_guidance)
-        if not 1 <= steps <= self.num_train_timesteps:
-            raise ValueError(f"steps must be between 1 and {self.num_train_timesteps}, not {steps}")
         gen_device = generator.device if generator is not None else self.device
         z = torch.randn(cond.image.shape, generator=generator, device=gen_device).to(self.device)
-        ratio = self.num_train_timesteps // steps
-        timesteps = (torch.arange(steps, device=self.device) * ratio + 1).clamp(max=self.num_train_timesteps - 1).flip(0)
-        ac = self.alphas_cumprod
-        for i, t in enumerate(timesteps):
-            eps = self.predict_eps(z, t, cond)
-            a_t = ac[t]
-            a_prev = ac[timesteps[i + 1]] if i + 1 < steps else ac[0]
-            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-            z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         return self.decode(z)
 
 

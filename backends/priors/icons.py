@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..engine.sampling import ddim
 from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, as_list
@@ -299,20 +300,10 @@ class IconPrior:
         """Deterministic DDIM (eta = 0) at 64 px from pure noise, SD's "leading" timesteps (as the diffusers
         prior), then resized to height x width. Returns (B, 3, height, width) float32 in [0, 1]."""
         cond = self.condition(prompts, negative=negative, guidance=guidance)
-        if not 1 <= steps <= self.num_train_timesteps:
-            raise ValueError(f"steps must be between 1 and {self.num_train_timesteps}, not {steps}")
         n = self.native_size
         gen_device = generator.device if generator is not None else self.device
         z = torch.randn((len(cond), 3, n, n), generator=generator, device=gen_device).to(self.device)
-        ratio = self.num_train_timesteps // steps
-        timesteps = (torch.arange(steps, device=self.device) * ratio + 1).clamp(max=self.num_train_timesteps - 1).flip(0)
-        ac = self.alphas_cumprod
-        for i, t in enumerate(timesteps):
-            eps = self.predict_eps(z, t, cond)
-            a_t = ac[t]
-            a_prev = ac[timesteps[i + 1]] if i + 1 < steps else ac[0]
-            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-            z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         out = self.decode(z)
         if (height, width) != (n, n):
             out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
