@@ -1,6 +1,7 @@
 """Driving the app in Debian's headless Chromium with Playwright (never a downloaded browser)."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -11,6 +12,30 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's headless Chromium under Playwright, closed on the way out (a module fixture's body)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser, url: str, width: int = 1400, height: int = 1000, errors: list | None = None):
+    """A fresh page of the app at `url`, once its banner is there; console errors go to `errors` if given."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(20_000)
+    if errors is not None:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    page.wait_for_selector("#env-banner", timeout=30_000)
+    return page
 
 
 def open_tab(page, title: str) -> None:

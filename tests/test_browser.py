@@ -14,7 +14,8 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, choose, click_example, launch_browser, open_tab, screenshot, set_number, wait_status
+from browser_util import (CHROMIUM, choose, chromium, click_example, open_page, open_tab, screenshot, set_number,
+                          wait_status)
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -30,20 +31,13 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(server, browser, request):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(20_000)
-    page.goto(server.url)
-    page.wait_for_selector("#env-banner", timeout=30_000)
+    page = open_page(browser, server.url)
     yield page
     page.close()
 

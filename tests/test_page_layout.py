@@ -10,7 +10,7 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, launch_browser, open_tab, screenshot, wait_status
+from browser_util import CHROMIUM, chromium, open_page, open_tab, screenshot, wait_status
 from demo.launch import tab_specs
 from test_first_contact import own_clip, own_views_zip, own_wide_image
 
@@ -29,22 +29,13 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def new_page(browser, server, width: int):
-    page = browser.new_page(viewport={"width": width, "height": FOLD_PX})
-    page.set_default_timeout(20_000)
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(server.url)
-    page.wait_for_selector("#env-banner", timeout=30_000)
-    return page, errors
+    return open_page(browser, server.url, width, FOLD_PX, errors), errors
 
 
 def first_input(page, name: str):
