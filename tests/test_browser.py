@@ -56,6 +56,8 @@ def test_the_page_opens_offline_says_what_is_missing_and_shows_every_tab(page):
     with shot_on_failure(page, "open"):
         assert "Try-out mode" in page.locator("#env-headline").inner_text()
         page.locator("#env-details").get_by_text("What runs here").click()  # the details are folded
+        # the accordion renders its content after the click: wait for it instead of reading at once
+        page.locator("#env-banner").get_by_text("DISTILL_SD_MODEL", exact=False).first.wait_for(timeout=10_000)
         assert "DISTILL_SD_MODEL" in page.locator("#env-banner").inner_text()
         for spec in tab_specs():
             open_tab(page, spec.title)
