@@ -635,7 +635,8 @@ def _layer_cov(cov: torch.Tensor, lay) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ render
 
-def _out_size(scene: Scene, size) -> tuple[int, int]:
+def output_size(scene: Scene, size: int | tuple[int, int] | None = None) -> tuple[int, int]:
+    """(H, W) of `render(scene, size=size)`: the scene's own size, an int width keeping the aspect, or (H, W)."""
     if size is None:
         return scene.height, scene.width
     if isinstance(size, int):
@@ -673,8 +674,8 @@ def render_batch(scenes: list[Scene], *, size: int | tuple[int, int] | None = No
         raise ValueError(f"unknown method {method!r}: use 'auto', 'reference' or 'batched'")
     if not scenes:
         raise ValueError("render_batch needs at least one scene")
-    H, W = _out_size(scenes[0], size)
-    if any(_out_size(s, size) != (H, W) for s in scenes):
+    H, W = output_size(scenes[0], size)
+    if any(output_size(s, size) != (H, W) for s in scenes):
         raise ValueError("scenes of different sizes: pass size=(H, W) to render them together")
     samples = int(samples)
     if samples < 1:
@@ -958,7 +959,7 @@ def estimate_work(scenes: list[Scene], size: int | tuple[int, int] | None = None
     A work budget can refuse a scene before anything large is allocated. Reads the points on the host
     (one device copy per scene on a GPU).
     """
-    H, W = _out_size(scenes[0], size)
+    H, W = output_size(scenes[0], size)
     samples = int(samples)
     Hs, Ws = H * samples, W * samples
     out = {"pixels": len(scenes) * Hs * Ws, "layers": 0, "chords": 0, "tile_pixels": 0, "pieces": 0,

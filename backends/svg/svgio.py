@@ -43,6 +43,7 @@ import torch
 
 from .. import validate
 from ..errors import InputError
+from .render import output_size
 from .scene import Scene, Shape
 
 # One byte and element limit for SVG, owned by the validator (2 MB is ~50x a typical exported icon or logo
@@ -1167,16 +1168,6 @@ def _closed_points(subpaths):
 
 
 # ---------------------------------------------------------------------------------------------- work bound
-
-def output_size(scene: Scene, size: int | tuple[int, int] | None = None) -> tuple[int, int]:
-    """(H, W) of `render(scene, size=size)`: the scene's own size, an int width keeping the aspect, or (H, W)."""
-    if size is None:
-        return scene.height, scene.width
-    if isinstance(size, int):
-        return max(1, round(size * scene.height / scene.width)), size
-    h, w = size
-    return int(h), int(w)
-
 
 def render_work(scene: Scene, size: int | tuple[int, int] | None = None, samples: int = 1) -> torch.Tensor:
     """Estimated pixel operations of `render(scene, size=size, samples=samples)`, per shape: (n_shapes,) float64.
