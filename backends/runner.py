@@ -94,7 +94,7 @@ def run(
     # before the prior loads; again below once the prior's own suggestions are known.
     # Time is checked with the steps the person set, or the paper's at most: the prior may suggest more than the
     # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device, steps=getattr(settings, "steps", None))
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device, getattr(settings, "steps", None))
     t0 = time.perf_counter()
     try:
         if entry is not None and not entry.offline:
@@ -106,7 +106,7 @@ def run(
         t_load = time.perf_counter() - t0
         suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
         settings, filled = resolve_auto(settings, profile, suggested)
-        check_work(cls, settings, inputs, prior_obj, device)
+        check_work(cls, settings, inputs, prior_obj, device, getattr(settings, "steps", None))
         if "cuda_graph" in getattr(prior_obj, "switches", []):
             from .priors.cuda_graph import CAPTURE_STATUS
 
@@ -169,19 +169,16 @@ def quiet_libraries() -> None:
         pass
 
 
-def check_work(cls, settings, inputs: list[str], prior_obj, device, *, steps: int | None = -1) -> None:
+def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None) -> None:
     """The backend's cheap checks and work estimate (`cls.estimate`, headers only) against the budget: an
     InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked. steps: for the
-    time estimate (default: the settings' steps; None: the paper's at most, 2000)."""
+    time estimate (None: the backend decides, at most the paper's 2000)."""
     estimate = getattr(cls, "estimate", None)
     if estimate is None:
         return
     work = estimate(settings, inputs, budget.facts(prior_obj))
     where = getattr(prior_obj, "device", None) or resolve_device(device)
-    if steps == -1:
-        steps = getattr(settings, "steps", None)
-    steps = steps or 2000  # None: the backend's own paper rule, at most 2000
-    budget.check(work, where, where=cls.key, steps=steps)
+    budget.check(work, where, where=cls.key, steps=steps or 2000)
 
 
 def _writable_folder(out_dir) -> Path:
