@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -154,25 +153,19 @@ def _gb(n: int) -> str:
 # ------------------------------------------------------------------------------------------------ headers
 
 def _open_regular(path: str, noun: str, max_bytes: int):
-    """(file, size) of a regular file, opened without blocking (a FIFO or a device is refused, never read)."""
-    shown = os.path.basename(str(path))[:60] or str(path)[:60]
-    article = "an" if noun[0] in "aeiou" else "a"
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        raise InputError(f"The {noun} file {shown!r} does not exist or cannot be read.") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise InputError(f"The path {shown!r} is not a regular file; give {article} {noun} file.")
-    if st.st_size == 0:
-        os.close(fd)
-        raise InputError(f"The {noun} file {shown!r} is empty (0 bytes).")
-    if st.st_size > max_bytes:
-        os.close(fd)
-        raise InputError(f"The {noun} file {shown!r} is {st.st_size / 2**20:.0f} MB; at most "
-                         f"{max_bytes / 2**20:.0f} MB is allowed.")
-    return os.fdopen(fd, "rb"), st.st_size
+    """(file, size) of a regular, non-empty file of at most `max_bytes`, opened without blocking (the validators'
+    reader: a FIFO or a device is refused, never read)."""
+    from .validate import _label, _open_regular as open_regular
+
+    fh, _, size = open_regular(path, noun)
+    shown = _label(path)
+    if size == 0 or size > max_bytes:
+        fh.close()
+        if size == 0:
+            raise InputError(f"The {noun} file {shown} is empty (0 bytes).")
+        raise InputError(f"The {noun} file {shown} is {size / 2**20:.0f} MB; at most {max_bytes / 2**20:.0f} MB is "
+                         "allowed.")
+    return fh, size
 
 
 def _pil_size(head: bytes) -> tuple[int, int] | None:
