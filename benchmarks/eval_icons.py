@@ -14,9 +14,13 @@ recognition  the share of output SVGs, drawn by resvg at 64 px over white, whose
              prior's own definition of the concept (captions and tags through BM25), so the figure measures how
              well each method reaches the prior's target, not how good the retriever is; a caption-only match
              would wrongly fail "a slice of pizza" landing on the "pizza" icon of the other emoji set's tags.
-diversity    for the first D prompts that retrieve at least 4 icons: svg/csd with K = 4 against 4 independent
-             svg/vectorfusion seeds (0..3): the number of distinct nearest icons among the 4, and the mean pairwise
-             RMS pixel distance (64 px, [0, 1] units) between the 4 drawings.
+diversity    for the first D prompts that match at least 4 icons, an icon matching when it carries at least 5 % of
+             the prompt's retrieval weight (the prior draws it at least one time in 20: "a head shaking
+             horizontally" retrieves 4 icons, but the two "vertically" ones carry 0.1 % each and do not count):
+             svg/csd with K = 4 (its default init, one prior sample per candidate) against 4 independent
+             svg/vectorfusion seeds (0..3) at its default init (scratch) and with init=live: the number of
+             distinct nearest icons among the 4, and the mean pairwise RMS pixel distance (64 px, [0, 1] units)
+             between the 4 drawings.
 seconds      wall-clock seconds and process CPU seconds (one torch thread: what the wall clock shows on an idle
              core; a busy shared machine stretches the wall clock, not this) per run (one SVG; for svg/csd one run of K candidates), loading excluded (one
              untimed warm-up run per backend first), on this machine, which may be shared: see the load.
@@ -42,8 +46,8 @@ if str(ROOT) not in sys.path:
 BACKENDS = ("svg/vectorfusion", "svg/raster-then-vectorize", "svg/csd")
 SIZE = 64
 # --quick: few steps so that a test exercises every path in seconds (numbers then mean little)
-QUICK = {"svg/vectorfusion": {"steps": 5}, "svg/csd": {"steps": 5}, "svg/raster-then-vectorize": {"iters": 2,
-                                                                                                  "sample_steps": 2}}
+QUICK = {"svg/vectorfusion": {"steps": 5}, "svg/csd": {"steps": 5, "live_iters": 2, "sample_steps": 2},
+         "svg/raster-then-vectorize": {"iters": 2, "sample_steps": 2}}
 
 
 def choose_prompts(captions, n: int) -> list[str]:
@@ -100,6 +104,11 @@ def retrieved(prior, prompt: str) -> set[int]:
     return set(torch.isfinite(prior.log_weights(prompt)).nonzero().flatten().tolist())
 
 
+def matching(prior, prompt: str, share: float = 0.05) -> int:
+    """How many icons carry at least `share` of the prompt's retrieval weight."""
+    return int((torch.softmax(prior.log_weights(prompt), dim=0) >= share).sum())
+
+
 def run_one(key: str, settings: dict, out_dir: Path):
     import backends
 
@@ -115,10 +124,11 @@ def pairwise_rms(x: np.ndarray) -> float:
 
 
 def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_root: Path, log=print,
-             backends_: tuple[str, ...] = BACKENDS, save=None) -> dict:
+             backends_: tuple[str, ...] = BACKENDS, save=None, diversity_pool: list[str] | None = None) -> dict:
     """Recognition and seconds of each backend over `prompts`, then the diversity comparison; `save(res)`, when
     given, is called with the results so far after every run (a long run on a shared machine can be stopped and
-    still report the prompts it finished: each row says its n)."""
+    still report the prompts it finished: each row says its n). The diversity prompts are the first that qualify
+    in `diversity_pool` (default: `prompts`)."""
     from backends.priors.icons import IconPrior
 
     prior = IconPrior.load()
@@ -148,22 +158,34 @@ def evaluate(prompts: list[str], *, quick: bool, diversity_prompts: int, out_roo
                         "cpu_seconds_mean": float(np.mean(cpu)),
                         "misses": [f"{p} -> {c}" for p, c, h in zip(prompts, nearest, hits) if not h]}
             save({"rows": rows, "diversity": div})
-    multi = [p for p in prompts if len(concept[p]) >= 4][:diversity_prompts]
+    pool = prompts if diversity_pool is None else diversity_pool
+    multi = [p for p in pool if matching(prior, p) >= 4][:diversity_prompts]
+    concept.update({p: retrieved(prior, p) for p in multi})
+    vf_steps = QUICK["svg/vectorfusion"] if quick else {}
     for j, p in enumerate(multi):
         steps = QUICK["svg/csd"] if quick else {}
+        log(f"diversity [{j + 1}/{len(multi)}] {p!r}")
         res, sec_csd, _ = run_one("svg/csd", {"prompt": p, "seed": 0, "k": 4, **steps}, out_root / "div_csd" / f"{j:03d}")
         csd = np.stack([rasterize(res.files[f"svg_{r}"]) for r in range(1, 5)])
-        ind, sec_ind = [], 0.0
-        for seed in range(4):
-            r, sec, _ = run_one("svg/vectorfusion", {"prompt": p, "seed": seed, **(QUICK["svg/vectorfusion"] if quick else {})},
-                             out_root / "div_vf" / f"{j:03d}_{seed}")
-            ind.append(rasterize(r.files["svg"]))
-            sec_ind += sec
-        ind = np.stack(ind)
-        row = {"prompt": p, "matching_icons": len(concept[p]),
+        runs = {}
+        for init in ("scratch", "live"):
+            drawn, sec_all = [], 0.0
+            for seed in range(4):
+                live = {"live_iters": 2, "sample_steps": 2} if quick and init == "live" else {}
+                r, sec, _ = run_one("svg/vectorfusion", {"prompt": p, "seed": seed, "init": init, **vf_steps, **live},
+                                    out_root / f"div_vf_{init}" / f"{j:03d}_{seed}")
+                drawn.append(rasterize(r.files["svg"]))
+                sec_all += sec
+            runs[init] = (np.stack(drawn), sec_all)
+        ind, sec_ind = runs["scratch"]
+        live, _ = runs["live"]
+        row = {"prompt": p, "matching_icons": matching(prior, p),
                "csd_distinct": len({icons.nearest(x) for x in csd}),
                "independent_distinct": len({icons.nearest(x) for x in ind}),
+               "independent_live_distinct": len({icons.nearest(x) for x in live}),
+               "csd_recognized": sum(icons.nearest(x) in concept[p] for x in csd),
                "csd_pairwise": pairwise_rms(csd), "independent_pairwise": pairwise_rms(ind),
+               "independent_live_pairwise": pairwise_rms(live),
                "csd_seconds": sec_csd, "independent_seconds": sec_ind}
         div.append(row)
         save({"rows": rows, "diversity": div})
@@ -177,10 +199,12 @@ def tables(res: dict) -> str:
     lines += [f"| {r['backend']} | {r['n']} | {100 * r['recognition']:.0f} % | {r['seconds_mean']:.1f} | "
               f"{r['seconds_median']:.1f} | {r['cpu_seconds_mean']:.1f} |" for r in res["rows"]]
     if res["diversity"]:
-        lines += ["", "| prompt | icons matching | csd K=4 distinct | 4 independent distinct | csd pairwise RMS | "
-                  "independent pairwise RMS | csd s | independent s (4 runs) |", "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {d['prompt']} | {d['matching_icons']} | {d['csd_distinct']} | {d['independent_distinct']} | "
-                  f"{d['csd_pairwise']:.3f} | {d['independent_pairwise']:.3f} | {d['csd_seconds']:.1f} | "
+        lines += ["", "| prompt | icons matching | csd K=4 distinct (recognized) | 4 independent distinct (scratch / "
+                  "live) | csd pairwise RMS | independent pairwise RMS (scratch / live) | csd s | independent s "
+                  "(4 runs, scratch) |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {d['prompt']} | {d['matching_icons']} | {d['csd_distinct']} ({d['csd_recognized']} of 4) | "
+                  f"{d['independent_distinct']} / {d['independent_live_distinct']} | {d['csd_pairwise']:.3f} | "
+                  f"{d['independent_pairwise']:.3f} / {d['independent_live_pairwise']:.3f} | {d['csd_seconds']:.1f} | "
                   f"{d['independent_seconds']:.1f} |" for d in res["diversity"]]
     return "\n".join(lines)
 
@@ -214,7 +238,8 @@ def main(argv=None) -> dict:
             res = evaluate(prompts, quick=args.quick, diversity_prompts=d, out_root=Path(args.out or tmp),
                            log=lambda m: print(m, file=sys.stderr, flush=True),
                            backends_=tuple(b for b in args.backends.split(",") if b),
-                           save=(lambda r: Path(args.json).write_text(json.dumps(r, indent=2))) if args.json else None)
+                           save=(lambda r: Path(args.json).write_text(json.dumps(r, indent=2))) if args.json else None,
+                           diversity_pool=choose_prompts(load_icon_data()["caption"], max(n, 50)))
     text = tables(res)
     print(text)
     if args.json:
@@ -225,7 +250,8 @@ def main(argv=None) -> dict:
         rows = [dict(metric=f"{r['backend']}/{m}", value=r[m], unit=u) for r in res["rows"]
                 for m, u in (("recognition", "share"), ("seconds_mean", "s"), ("cpu_seconds_mean", "s"))]
         rows += [dict(metric=f"diversity/{d['prompt']}/{m}", value=d[m], unit="") for d in res["diversity"]
-                 for m in ("csd_distinct", "independent_distinct", "csd_pairwise", "independent_pairwise")]
+                 for m in ("csd_distinct", "independent_distinct", "independent_live_distinct", "csd_recognized",
+                           "csd_pairwise", "independent_pairwise", "independent_live_pairwise")]
         append_results("eval_icons", text, rows, device=device_name("cpu"),
                        notes=[f"Prior icons, up to {n} prompts (see each row), seed 0, each backend's defaults"
                               + (" (quick: few steps)" if args.quick else "") + f"; torch threads "

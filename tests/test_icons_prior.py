@@ -166,6 +166,21 @@ def test_sample_for_pizza_lands_on_a_pizza_icon_and_is_deterministic(prior):
     assert small.shape == (1, 3, 32, 48)
 
 
+def test_samples_follow_the_retrieval_weights_not_the_icons_norms():
+    """Two "apple" icons, one mid-grey (latent norm 0) and one white (the largest norm): at SD's first DDIM timestep
+    the signal left (alphabar 0.008) over 3,072 pixels makes a start drawn from N(0, I) pick the grey one nearly
+    every time (~12 nats; measured 99.75 %); drawn from the exact noisy marginal, each as often as it weighs."""
+    images = torch.stack([torch.full((3, 32, 32), 0.5), torch.ones(3, 32, 32), torch.zeros(3, 32, 32)])
+    prior = IconPrior(images, ["green apple", "red apple", "fox"], [["fruit"], ["fruit"], ["animal"]], smoothing=0.0)
+    weights = torch.softmax(prior.log_weights("apple"), dim=0)
+    assert weights[0] == pytest.approx(0.5)
+    x = prior.sample(["apple"] * 400, steps=10, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    grey = (x - 0.5).abs().mean(dim=(1, 2, 3)) < 0.02
+    white = (x - 1.0).abs().mean(dim=(1, 2, 3)) < 0.02
+    assert (grey | white).all()
+    assert abs(float(grey.float().mean()) - 0.5) < 0.075  # 3 standard deviations of 400 fair coin flips
+
+
 def test_predict_eps_at_another_resolution_uses_the_resized_bank(prior):
     cond = prior.condition("a fox")
     eps = prior.predict_eps(torch.zeros(1, 3, 32, 32), torch.tensor([500]), cond)
@@ -228,7 +243,8 @@ def test_csd_ranks_its_candidates_by_the_icon_prior_score_not_by_the_offline_cli
     from backends import run_to_end
 
     monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")
-    result = run_to_end("svg/csd", {"prompt": "a slice of pizza", "k": 3, "steps": 3, "every": 100}, prior="icons",
+    result = run_to_end("svg/csd", {"prompt": "a slice of pizza", "k": 3, "steps": 3, "every": 100, "init": "scratch"},
+                        prior="icons",
                         out_dir=tmp_path, device="cpu")
     meta = result.metadata
     assert meta["ranked_by"] == "the icons prior's score"

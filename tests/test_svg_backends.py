@@ -138,8 +138,8 @@ def test_csd_optimizes_k_candidates_in_one_batch_and_ranks_them(tmp_path, tiny_p
 
     monkeypatch.setattr(tiny_prior, "predict_eps", counting_predict)
     monkeypatch.setattr(tiny_prior, "_unet", counting_unet)
-    progress, result = run_collect("svg/csd", {"prompt": "a fox", "k": k, "steps": steps, "paths": 8, **FAST},
-                                   prior="tiny-sd", out_dir=tmp_path, device="cpu")
+    progress, result = run_collect("svg/csd", {"prompt": "a fox", "k": k, "steps": steps, "paths": 8, "init": "scratch",
+                                               **FAST}, prior="tiny-sd", out_dir=tmp_path, device="cpu")
     assert calls == [k] * steps             # one noise prediction per step, all K candidates in it
     assert unet_batches == [2 * k] * steps  # ... which is one UNet call of batch 2K (CFG)
     assert_previews(progress)
@@ -148,6 +148,43 @@ def test_csd_optimizes_k_candidates_in_one_batch_and_ranks_them(tmp_path, tiny_p
     scores = result.metadata["clip_scores"]
     assert scores == sorted(scores, reverse=True) and sorted(result.metadata["ranking"]) == list(range(k))
     assert_svg_matches_png(result)
+
+
+def test_csd_live_init_starts_each_candidate_from_its_own_vectorized_sample(tmp_path, tiny_prior):
+    settings = {"prompt": "a red apple", "k": 3, "sample_steps": 2, "live_iters": 3, "live_size": 32, "paths": 3,
+                "steps": 2, **FAST}
+    progress, result = run_collect("svg/csd", settings, prior="tiny-sd", out_dir=tmp_path, device="cpu")
+    assert result.metadata["init"] == "live"  # auto: live for iconography
+    assert len(result.metadata["samples_clip"]) == 3 and {"raster", "live_svg"} <= set(result.files)
+    from backends.svg.vectorize import live_steps
+
+    # three LIVE fits, then the CSD steps
+    assert progress[-1].step == progress[-1].total == 3 * live_steps(3, 3) + 2
+    assert_svg_matches_png(result)
+
+
+def test_csd_init_auto_is_scratch_for_sketches_and_live_sketches_are_refused(tmp_path, tiny_prior):
+    _, result = run_collect("svg/csd", {"prompt": "a cat", "style": "sketch", "k": 2, "steps": 1, "paths": 2,
+                                        **FAST}, prior="tiny-sd", out_dir=tmp_path, device="cpu")
+    assert result.metadata["init"] == "scratch"
+    with pytest.raises(InputError, match="init=live"):
+        run_collect("svg/csd", {"prompt": "a cat", "style": "sketch", "init": "live", "steps": 1}, prior="tiny-sd",
+                    out_dir=tmp_path / "live", device="cpu")
+
+
+def test_stacked_paintings_render_as_each_did_alone():
+    from backends.svg.painting import Painting, random_circles, stack_paintings
+
+    g = torch.Generator().manual_seed(0)
+    parts = []
+    for n in (2, 5):
+        points, colors = random_circles(1, n, 4, 10.0, 48, g)
+        parts.append(Painting(48, 48, "path", points, colors, torch.rand(1, 3, generator=g), torch.arange(n)[None]))
+    both = stack_paintings(parts)
+    assert both.k == 2 and both.n == 5
+    torch.testing.assert_close(both.render(), torch.cat([p.render() for p in parts]))
+    with pytest.raises(ValueError):
+        stack_paintings([both])
 
 
 def test_vectorize_backend_image_to_svg(tmp_path):

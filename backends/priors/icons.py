@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.sampling import ddim
+from ..engine.sampling import ddim, ddim_timesteps
 from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, as_list
@@ -297,17 +297,37 @@ class IconPrior:
 
     def sample(self, prompts, *, steps: int = 50, guidance=7.5, height: int = 64, width: int = 64,
                generator: torch.Generator | None = None, negative="", images=None, image_guidance=1.5) -> torch.Tensor:
-        """Deterministic DDIM (eta = 0) at 64 px from pure noise, SD's "leading" timesteps (as the diffusers
-        prior), then resized to height x width. Returns (B, 3, height, width) float32 in [0, 1]."""
+        """Deterministic DDIM (eta = 0) at 64 px, SD's "leading" timesteps (as the diffusers prior), then resized
+        to height x width. Returns (B, 3, height, width) float32 in [0, 1].
+
+        The start is drawn from the mixture's exact noisy marginal at the first timestep T, z_T = a_T mu_m +
+        s_T eps with m ~ the prompt's retrieval weights, not from N(0, I). SD's schedule never reaches zero
+        signal (alphabar_T = 0.008 at DDIM's first of 20 steps; Lin et al. 2024, "Common Diffusion Noise
+        Schedules and Sample Steps are Flawed"), and over 12,288 pixels that residual signal is decisive: from
+        N(0, I), the posterior at T favours the icon of smallest norm by several nats, and 24 of 32 samples of
+        "a tree" were the same icon (weight 0.085). From the exact marginal the samples follow the weights."""
         cond = self.condition(prompts, negative=negative, guidance=guidance)
-        n = self.native_size
+        n, b = self.native_size, len(cond)
         gen_device = generator.device if generator is not None else self.device
-        z = torch.randn((len(cond), 3, n, n), generator=generator, device=gen_device).to(self.device)
+        eps = torch.randn((b, 3, n, n), generator=generator, device=gen_device).to(self.device)
+        first = ddim_timesteps(steps, self.num_train_timesteps)[0]
+        ab = self.alphas_cumprod[first]
+        picks = torch.multinomial(torch.softmax(cond.text.float().cpu(), dim=-1), 1, generator=_cpu(generator))
+        mu = self.bank(n, n)[picks.squeeze(1).to(self.device)].view(b, 3, n, n)
+        z = ab.sqrt() * mu + (1.0 - ab).sqrt() * eps
         z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         out = self.decode(z)
         if (height, width) != (n, n):
             out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1)
+
+
+def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
+    """`generator` when it draws on the CPU (where torch.multinomial's weights live), else a CPU generator seeded
+    from it."""
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    return torch.Generator().manual_seed(int(torch.randint(2**62, (), generator=generator, device=generator.device)))
 
 
 def load_icons(source=None, *, device="cpu", memory: str = "none") -> IconPrior:

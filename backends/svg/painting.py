@@ -314,15 +314,18 @@ class Sampled:
 def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps: int, guidance: float,
                           negative: str, generator: torch.Generator, scorer, vectorize: bool = True, paths: int = 64,
                           segments: int = 4, iters: int = 100, live_size: int = 256, canvas: int = 600,
-                          every: int = 25, offset: int = 0, total: int | None = None):
+                          every: int = 25, offset: int = 0, total: int | None = None, keep: int = 1):
     """K raster samples of `prompt` at the prior's native size (deterministic DDIM), ranked by CLIP against
-    `rank_prompt` (the user's words, without the style suffix), the best vectorized LIVE-style into `paths` closed
-    paths on a `canvas` px canvas. A generator: yields Progress (numbered from `offset` within `total`) and
-    returns a `Sampled`."""
+    `rank_prompt` (the user's words, without the style suffix), the `keep` best vectorized LIVE-style into
+    `paths` closed paths each on a `canvas` px canvas, as one Painting of `keep` scenes. A generator: yields
+    Progress (numbered from `offset` within `total`) and returns a `Sampled`."""
     from ..clip import rerank
     from .vectorize import live_vectorize, live_steps
 
-    total = total if total is not None else offset + (live_steps(paths, iters) if vectorize else 0)
+    if not 1 <= keep <= k:
+        raise ValueError(f"keep must be between 1 and k = {k}, not {keep}")
+    per = live_steps(paths, iters) if vectorize else 0
+    total = total if total is not None else offset + keep * per
     yield Progress(step=offset, total=total, message=f"sampling {k} raster images ({steps} DDIM steps)")
     n = prior.native_size
     samples = prior.sample([prompt] * k, steps=steps, guidance=guidance, height=n, width=n, generator=generator,
@@ -331,13 +334,36 @@ def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps
     yield Progress(step=offset, total=total, preview=grid_image(samples[order]), message="best sample first (CLIP)")
     found = Sampled(samples, order, scores, None)
     if vectorize:
-        target = resize_to(found.best[None], live_size)[0].to(prior.device)
-        fitted = yield from renumber(live_vectorize(target, paths=paths, segments=segments, iters=iters,
-                                                    every=every), offset, total)
+        fits = []
+        for j, i in enumerate(order[:keep]):
+            target = resize_to(samples[i][None], live_size)[0].to(prior.device)
+            fitted = yield from renumber(live_vectorize(target, paths=paths, segments=segments, iters=iters,
+                                                        every=every), offset + j * per, total)
+            fits.append(fitted)
         scale = canvas / live_size
-        found.painting = Painting(canvas, canvas, "path", fitted.points * scale, fitted.colors.clone(),
-                                  fitted.background.clone(), fitted.order.clone())
+        both = stack_paintings(fits)
+        found.painting = Painting(canvas, canvas, "path", both.points * scale, both.colors, both.background,
+                                  both.order)
     return found
+
+
+def stack_paintings(paintings: list[Painting]) -> Painting:
+    """K = 1 paintings of one kind and canvas as one Painting of K scenes. Scenes with fewer shapes (LIVE stops
+    adding paths once nothing is left to fit) are padded with invisible shapes: zero-area and transparent,
+    drawn first, so the pictures are unchanged and VectorFusion's re-initialization reuses them as new paths."""
+    first = paintings[0]
+    if any(p.k != 1 or p.kind != first.kind or (p.width, p.height) != (first.width, first.height)
+           or p.points.shape[2:] != first.points.shape[2:] for p in paintings):
+        raise ValueError("stack_paintings takes K = 1 paintings of one kind, canvas and segment count")
+    n = max(p.n for p in paintings)
+    points, colors, orders = [], [], []
+    for p in paintings:
+        pad = n - p.n
+        points.append(torch.cat([p.points[0], p.points[0, :1, :1].expand(pad, *p.points.shape[2:])]))
+        colors.append(torch.cat([p.colors[0], p.colors.new_zeros(pad, 4)]))
+        orders.append(torch.cat([torch.arange(p.n, n), p.order[0]]))
+    return Painting(first.width, first.height, first.kind, torch.stack(points), torch.stack(colors),
+                    torch.cat([p.background for p in paintings]), torch.stack(orders), first.stroke_width)
 
 
 def renumber(gen, offset: int, total: int):

@@ -125,13 +125,6 @@ class SVGDistillSettings:
                                 "AutoencoderTiny (madebyollin/taesd from the local cache, or $DISTILL_FAST_VAE): "
                                 "~4x cheaper per step on a GPU, slightly less faithful",
                           choices=("kl", "fast"), advanced=True)
-
-
-@dataclass
-class VectorFusionSettings(SVGDistillSettings):
-    init: str = option("scratch", "scratch: random shapes; live: sample K raster images, keep the best by CLIP, "
-                                  "vectorize it (LIVE), then fine-tune with SDS", choices=("scratch", "live"))
-    k: int = option(4, "raster samples drawn for init=live (best one by CLIP is vectorized)", lo=1, hi=64)
     sample_steps: Optional[int] = option(None, "DDIM steps per raster sample (init=live)", lo=1, hi=1000,
                                          advanced=True, full=50, quick=20)
     sample_guidance: float = option(7.5, "guidance scale of the raster samples (init=live)", lo=0.0, hi=50.0,
@@ -140,6 +133,13 @@ class VectorFusionSettings(SVGDistillSettings):
                                        hi=5000, advanced=True, full=100, quick=25)
     live_size: int = option(256, "resolution the sample is vectorized at (init=live)", lo=16, hi=1024,
                             advanced=True)
+
+
+@dataclass
+class VectorFusionSettings(SVGDistillSettings):
+    init: str = option("scratch", "scratch: random shapes; live: sample K raster images, keep the best by CLIP, "
+                                  "vectorize it (LIVE), then fine-tune with SDS", choices=("scratch", "live"))
+    k: int = option(4, "raster samples drawn for init=live (best one by CLIP is vectorized)", lo=1, hi=64)
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -394,7 +394,8 @@ class VectorFusion:
         scorer = default_clip(device)
         files, meta = {}, {}
         if s.init == "live":
-            painting, offset = yield from live_init(plan, prior, s, scorer, gen, device, out_dir, files, meta)
+            painting, offset = yield from live_init(plan, prior, s, scorer, gen, device, out_dir, files, meta,
+                                                 samples=s.k)
         else:
             painting, offset = init_painting(plan, 1, gen, device), 0
         stats: dict = {}
@@ -412,24 +413,27 @@ class VectorFusion:
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)
 
 
-def live_init(plan: Plan, prior, s: VectorFusionSettings, scorer, gen, device, out_dir, files, meta):
-    """VectorFusion's LIVE initialization: K samples -> best by CLIP -> vectorize (pixel art: the best sample averaged
-    over each square). Yields Progress; returns (painting, steps done) and records the chosen sample in files /
-    meta."""
+def live_init(plan: Plan, prior, s: SVGDistillSettings, scorer, gen, device, out_dir, files, meta, *, samples: int,
+              keep: int = 1):
+    """VectorFusion's LIVE initialization: `samples` raster samples -> the `keep` best by CLIP -> vectorized (pixel
+    art: each kept sample averaged over each square), one scene each. Yields Progress; returns (painting, steps
+    done) and records the best sample in files / meta."""
     st = plan.style
     vectorize = st.kind != "square"
-    done = live_steps(st.paths, s.live_iters) if vectorize else 0
+    done = keep * live_steps(st.paths, s.live_iters) if vectorize else 0
     found = yield from sample_rank_vectorize(
-        prior, plan.prompt, rank_prompt=s.prompt, k=s.k, steps=s.sample_steps, guidance=s.sample_guidance,
+        prior, plan.prompt, rank_prompt=s.prompt, k=samples, steps=s.sample_steps, guidance=s.sample_guidance,
         negative=s.negative, generator=gen, scorer=scorer, vectorize=vectorize, paths=st.paths, segments=st.segments,
-        iters=s.live_iters, live_size=s.live_size, canvas=plan.size, every=s.every, total=done + plan.steps)
+        iters=s.live_iters, live_size=s.live_size, canvas=plan.size, every=s.every, total=done + plan.steps,
+        keep=keep)
     files["raster"] = save_png(found.best, out_dir / "sample.png")
     meta["samples_clip"] = [float(x) for x in found.scores]
     meta["chosen_sample"] = int(found.order[0])
     if not vectorize:
-        painting = init_painting(plan, 1, gen, device)
-        cols = torch.nn.functional.adaptive_avg_pool2d(found.best[None], st.paths)[0].permute(1, 2, 0).reshape(-1, 3)
-        painting.colors[0, :, :3] = cols.to(device)
+        painting = init_painting(plan, keep, gen, device)
+        kept = found.samples[found.order[:keep]]
+        cols = torch.nn.functional.adaptive_avg_pool2d(kept, st.paths).permute(0, 2, 3, 1).reshape(keep, -1, 3)
+        painting.colors[:, :, :3] = cols.to(device)
         return painting, 0
     files["live_svg"] = save_svg(found.painting.scene(0), out_dir / "live_init.svg")
     return found.painting, done
