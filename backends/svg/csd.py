@@ -6,6 +6,14 @@ are compared like with like), encodes and denoises all K in one batch at one tim
 mixes their SDS scores through an RBF kernel on the noisy latents and adds a repulsive term that pushes the
 candidates apart. With K = 1 it is exactly VectorFusion. The candidates are ranked at the end by the prior's own `score(images,
 prompt)` where it has one (the offline `icons` prior), else by CLIP.
+
+Where the particles start matters more than the kernel. Score distillation is mode-seeking: from K random shape
+sets every candidate climbs to the same mode. Measured with the exact-score `icons` prior (benchmarks/eval_icons.py,
+"a heart", "a cat", "a car", "a tree", "a ball", "a moon"): 4 of 4 candidates on one icon for every prompt from
+scratch, and repulsion strong enough to separate them (300-3000, with shared noise or a kernel on the prior's
+retrieval posteriors) pushed them off every icon instead of onto different ones. So by default (init "auto" ->
+"live") each particle starts from its own raster sample of the prior, vectorized as VectorFusion's LIVE init does:
+the samples land in different modes, and CSD refines them together (3.5 distinct icons of 4 on those prompts).
 """
 from __future__ import annotations
 
@@ -44,8 +52,8 @@ class CSDSettings(SVGDistillSettings):
 @register("svg", "csd")
 class CSDVectorFusion:
     Settings = CSDSettings
-    description = ("Text to K diverse SVGs: VectorFusion's candidates optimized together as CSD (SVGD) particles "
-                   "in one batch, ranked by CLIP")
+    description = ("Text to K diverse SVGs: K samples of the prior, vectorized, then optimized together as CSD "
+                   "(SVGD) particles in one batch, ranked by CLIP (or by the prior's own score)")
     prior = "text"
     inputs = "none"
     requires_prompt = True
