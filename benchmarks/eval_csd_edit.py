@@ -122,28 +122,36 @@ def evaluate(args) -> list[dict]:
         for name in ("csd-edit", BASELINE[case["task"]]):
             key = f"{case['task']}/{name}"
             settings = {"prompt": case["prompt"], **{k: v for k, v in overrides.items() if _has(key, k)}}
-            with tempfile.TemporaryDirectory() as out:
-                t0 = time.perf_counter()
-                result = backends.run_to_end(key, settings, prior=args.prior, inputs=files, out_dir=out,
-                                             device=args.device)
-                seconds = time.perf_counter() - t0
-                source, edited, pairs = particles(case["task"], files, result)
-            row = {"case": case["task"], "backend": key, "seconds": seconds, "particles": len(edited)}
-            row.update(metrics.residual_consistency(edited, source, pairs))
-            if case["task"] == "panorama":  # neighbouring windows cover different pixels: compare their colour
-                row.update(metrics.residual_colour_variation(edited, source, pairs))
-            if clip is not None:
-                row["clip_dir"] = float(directional_similarity(source, edited, case["source_caption"],
-                                                               case["target_caption"], model=clip).mean())
-                row["clip_consist"] = metrics.neighbour_similarity(clip, edited, pairs)
-            if lpips is not None and pairs:
-                a, b = zip(*pairs)
-                with torch.no_grad():
-                    row["lpips_nbr"] = float(lpips(edited[list(a)].to(args.device), edited[list(b)].to(args.device)).mean())
-            row["lpips_note"] = lpips_note
+            runs = [measure(key, dict(settings, seed=seed), case, files, args, clip, lpips) for seed in range(args.seeds)]
+            row = {k: (float(np.mean([r[k] for r in runs])) if isinstance(v, float) else v) for k, v in runs[0].items()}
+            row.update(seeds=args.seeds, residual_variation_per_seed=[r["residual_variation"] for r in runs],
+                       lpips_note=lpips_note)
             rows.append(row)
-            print(f"{key}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+            print(f"{key}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float))
+                  + f" (per seed: {', '.join(f'{v:.4f}' for v in row['residual_variation_per_seed'])})", flush=True)
     return rows
+
+
+def measure(key: str, settings: dict, case: dict, files: list[str], args, clip, lpips) -> dict:
+    """One run of backend `key` on a case, and its metrics on the particles (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = backends.run_to_end(key, settings, prior=args.prior, inputs=files, out_dir=out, device=args.device)
+        seconds = time.perf_counter() - t0
+        source, edited, pairs = particles(case["task"], files, result)
+    row = {"case": case["task"], "backend": key, "seconds": seconds, "particles": len(edited)}
+    row.update(metrics.residual_consistency(edited, source, pairs))
+    if case["task"] == "panorama":  # neighbouring windows cover different pixels: compare their colour
+        row.update(metrics.residual_colour_variation(edited, source, pairs))
+    if clip is not None:
+        row["clip_dir"] = float(directional_similarity(source, edited, case["source_caption"], case["target_caption"],
+                                                       model=clip).mean())
+        row["clip_consist"] = metrics.neighbour_similarity(clip, edited, pairs)
+    if lpips is not None and pairs:
+        a, b = zip(*pairs)
+        with torch.no_grad():
+            row["lpips_nbr"] = float(lpips(edited[list(a)].to(args.device), edited[list(b)].to(args.device)).mean())
+    return row
 
 
 def _has(key: str, setting: str) -> bool:
@@ -160,9 +168,14 @@ def table(rows: list[dict]) -> str:
              "residual colour variation (lower, panorama) | edit strength | LPIPS neighbours (lower) | s |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['backend']} | {f(r, 'clip_dir')} | {f(r, 'clip_consist')} | "
-              f"{f(r, 'residual_variation')} | {f(r, 'residual_colour_variation')} | {f(r, 'edit_strength')} | "
+              f"{f(r, 'residual_variation')}{_per_seed(r)} | {f(r, 'residual_colour_variation')} | {f(r, 'edit_strength')} | "
               f"{f(r, 'lpips_nbr')} | {r['seconds']:.1f} |" for r in rows]
     return "\n".join(lines)
+
+
+def _per_seed(row: dict) -> str:
+    per = row.get("residual_variation_per_seed", [])
+    return f" ({' / '.join(f'{v:.4f}' for v in per)})" if len(per) > 1 else ""
 
 
 def main(argv=None) -> list[dict]:
@@ -178,6 +191,9 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every backend")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="1 step at 64 px, 3 frames / views (tiny priors on a CPU)")
+    p.add_argument("--seeds", type=int, default=1, help="runs per backend (seeds 0..N-1); metrics are their means "
+                                                        "(which variant an item lands on is random: one seed can "
+                                                        "flatter either method)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--no-record", action="store_true", help="print only")
     args = p.parse_args(argv)
@@ -193,14 +209,18 @@ def main(argv=None) -> list[dict]:
     if not args.no_record:
         from .common import append_results, device_name
 
-        note = [f"Prior {args.prior}, CLIP {args.clip or 'none'}" + (", quick (tiny sizes)" if args.quick else "") + "."]
+        note = [f"Prior {args.prior}, CLIP {args.clip or 'none'}" + (", quick (tiny sizes)" if args.quick else "")
+                + f", seeds 0-{args.seeds - 1} (means; residual variation per seed in results.jsonl)."]
         if rows and rows[0]["lpips_note"]:
             note.append(f"LPIPS: {rows[0]['lpips_note']}")
         append_results("eval_csd_edit", text, [
             dict(metric=f"{r['backend']}/{k}", value=r[k], unit="s" if k == "seconds" else "")
             for r in rows for k in ("clip_dir", "clip_consist", "residual_variation", "residual_colour_variation", "edit_strength",
                       "lpips_nbr", "seconds")
-            if isinstance(r.get(k), float)], device=device_name(args.device), notes=note)
+            if isinstance(r.get(k), float)] + [
+            dict(metric=f"{r['backend']}/residual_variation_seed{i}", value=v, unit="")
+            for r in rows for i, v in enumerate(r["residual_variation_per_seed"])], device=device_name(args.device),
+            notes=note)
     return rows
 
 

@@ -39,3 +39,14 @@ def test_eval_with_the_edits_prior_uses_its_vocabulary_and_reports_panorama_colo
         assert math.isfinite(r["residual_variation"]) and r["edit_strength"] > 0 and r["seconds"] > 0
         assert ("residual_colour_variation" in r) == (r["case"] == "panorama")
     assert "residual colour variation" in eval_csd_edit.table(rows)
+
+
+def test_seeds_average_the_runs_and_keep_each_seeds_residual_variation(tmp_path):
+    args = ["--prior", "edits", "--clip", "", "--quick", "--device", "cpu", "--no-record", "--tasks", "views3d"]
+    (one_csd, one_base) = eval_csd_edit.main(args)
+    rows = eval_csd_edit.main(args + ["--seeds", "2"])
+    for one, two in zip((one_csd, one_base), rows):
+        assert two["seeds"] == 2 and len(two["residual_variation_per_seed"]) == 2
+        assert two["residual_variation_per_seed"][0] == pytest.approx(one["residual_variation"])  # seed 0 is seed 0
+        assert two["residual_variation"] == pytest.approx(sum(two["residual_variation_per_seed"]) / 2)
+    assert f"({rows[0]['residual_variation_per_seed'][0]:.4f} / " in eval_csd_edit.table(rows)

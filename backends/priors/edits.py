@@ -293,11 +293,13 @@ class EditPrior:
     defaults = dict(steps=100, lr=0.5, guidance=1.0, image_guidance=1.0, t_min=20, t_max=500, short_side=128,
                     particles=16)
     # the panorama updates a random batch of windows a step, so it needs more steps for the same edit strength
-    # the views differ in content, so the kernel couples them weakly and at lr 0.5 CSD's views split between variants
-    # much as per-view does (measured, 8 views, benchmarks/eval_csd_edit.py: watercolour residual variation 0.099
-    # against per-view's 0.101); at lr 0.25 0.056 against 0.101, and sepia 0.033 (its one-variant floor: 0.030)
+    # the views differ in content, so the kernel couples them weakly: the faster the particles move, the sooner each
+    # falls to a variant of its own before the coupling has made them agree (measured, 8 views,
+    # benchmarks/eval_csd_edit.py, residual variation CSD / per-view, sepia, seed 0: lr 0.5 x 100 steps, watercolour
+    # 0.099 / 0.101; lr 0.25 x 100, sepia 0.033 / 0.055; lr 0.1 x 300, sepia 0.020 / 0.055, seeds 1-2 0.020 / 0.072
+    # and 0.021 / 0.075, where CSD's views agree on one blend of the variants). 300 steps of 8 views at 128 px: 6 s.
     task_defaults = {"panorama": dict(defaults, steps=200, lr=1.0, window=64, stride=32),
-                     "views3d": dict(defaults, lr=0.25)}
+                     "views3d": dict(defaults, steps=300, lr=0.1)}
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
