@@ -293,13 +293,16 @@ class EditPrior:
     defaults = dict(steps=100, lr=0.5, guidance=1.0, image_guidance=1.0, t_min=20, t_max=500, short_side=128,
                     particles=16)
     # the panorama updates a random batch of windows a step, so it needs more steps for the same edit strength
-    # the views differ in content, so the kernel couples them weakly: the faster the particles move, the sooner each
-    # falls to a variant of its own before the coupling has made them agree (measured, 8 views,
-    # benchmarks/eval_csd_edit.py, residual variation CSD / per-view, sepia, seed 0: lr 0.5 x 100 steps, watercolour
-    # 0.099 / 0.101; lr 0.25 x 100, sepia 0.033 / 0.055; lr 0.1 x 300, sepia 0.020 / 0.055, seeds 1-2 0.020 / 0.072
-    # and 0.021 / 0.075, where CSD's views agree on one blend of the variants). 300 steps of 8 views at 128 px: 6 s.
+    # frames and views: the faster the particles move, the sooner each falls to a variant of its own before the kernel
+    # has made them agree. Measured (benchmarks/eval_csd_edit.py --seeds 3, residual variation CSD / per-item, per
+    # seed): video at lr 0.5 x 100 steps 0.028 / 0.067, 0.030 / 0.066, 0.052 / 0.065 (seed 2 fails the 1/2 target);
+    # lr 0.2 x 200 and 0.15 x 200 each fail on one seed (0.043 / 0.059, 0.036 / 0.059); lr 0.1 x 300 0.006 / 0.060,
+    # 0.018 / 0.072, 0.007 / 0.065. Views (8, sepia): lr 0.25 x 100 0.033 / 0.055 on seed 0; lr 0.1 x 300 0.020 /
+    # 0.055, 0.020 / 0.072, 0.021 / 0.075. There CSD's items agree on one blend of the variants, a softer edit than
+    # each variant (edit strength 0.07 against per-frame's 0.13 on the clip; still plainly visible). 12 frames or 8
+    # views at 128 px, 300 steps: 15-20 s and 5 s on this CPU.
     task_defaults = {"panorama": dict(defaults, steps=200, lr=1.0, window=64, stride=32),
-                     "views3d": dict(defaults, steps=300, lr=0.1)}
+                     "video": dict(defaults, steps=300, lr=0.1), "views3d": dict(defaults, steps=300, lr=0.1)}
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
