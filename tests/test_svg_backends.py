@@ -163,6 +163,23 @@ def test_csd_live_init_starts_each_candidate_from_its_own_vectorized_sample(tmp_
     assert_svg_matches_png(result)
 
 
+def test_csd_live_pixel_art_colours_each_candidates_squares_from_its_own_sample(tmp_path, tiny_prior):
+    _, result = run_collect("svg/csd", {"prompt": "a red apple", "style": "pixelart", "k": 2, "paths": 4, "steps": 1,
+                                        "sample_steps": 2, "lr": 0.0, "lr_start": 0.0, "lr_end": 0.0, **FAST},
+                            prior="tiny-sd", out_dir=tmp_path, device="cpu")
+    assert result.metadata["init"] == "live"
+    # no learning: each candidate is its sample averaged over a 4 x 4 grid (the random-weight samples differ)
+    a, b = (np.asarray(Image.open(result.files[f"png_{r}"]).convert("RGB"), dtype=np.float32) for r in (1, 2))
+    assert np.abs(a - b).mean() > 1.0
+    cell = a.shape[0] // 4
+    grids = [img.reshape(4, cell, 4, cell, 3)[:, cell // 4: -cell // 4, :, cell // 4: -cell // 4].mean((1, 3))
+             for img in (a, b)]
+    # the best sample, averaged over the same grid, is one of the candidates (colours to within rounding)
+    best = torch.from_numpy(np.asarray(Image.open(result.files["raster"]).convert("RGB"), dtype=np.float32))
+    pooled = torch.nn.functional.adaptive_avg_pool2d(best.permute(2, 0, 1)[None], 4)[0].permute(1, 2, 0).numpy()
+    assert min(np.abs(g - pooled).max() for g in grids) < 3.0
+
+
 def test_csd_init_auto_is_scratch_for_sketches_and_live_sketches_are_refused(tmp_path, tiny_prior):
     _, result = run_collect("svg/csd", {"prompt": "a cat", "style": "sketch", "k": 2, "steps": 1, "paths": 2,
                                         **FAST}, prior="tiny-sd", out_dir=tmp_path, device="cpu")

@@ -30,9 +30,8 @@ from ..settings import option
 from ..types import Result
 from .svgio import save_svg
 from .painting import export_rasters, grid_image
-from ..errors import InputError
-from .vectorfusion import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, live_init,
-                          make_plan)
+from .vectorfusion import (STYLES, SVGDistillSettings, check_live_style, distill_painting, estimate_work,
+                           init_painting, live_init, make_plan)
 
 
 @dataclass
@@ -64,22 +63,16 @@ class CSDVectorFusion:
         return estimate_work(s, s.k, facts)
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):
-        stroke = STYLES[s.style].kind == "stroke"
-        init = s.init if s.init != "auto" else ("scratch" if stroke else "live")
-        if init == "live" and stroke:
-            raise InputError("init=live vectorizes raster samples into filled shapes: use it with the iconography "
-                             "or pixelart style, not sketch")
+        init = s.init if s.init != "auto" else ("scratch" if STYLES[s.style].kind == "stroke" else "live")
+        if init == "live":
+            check_live_style(STYLES[s.style])
         plan = make_plan(s, prior, init=init)
         engine.seed_everything(s.seed)
         device = prior.device
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
         scorer = default_clip(device)
         files, meta = {}, {}
-        if init == "live":
-            # Score distillation is mode-seeking: from K random starts every candidate climbs to the same mode of
-            # the prior (measured with the icons prior: 4 of 4 on one icon for every prompt, with any repulsion
-            # that kept them recognizable). K samples of the prior start the particles in its different modes,
-            # and CSD refines them together.
+        if init == "live":  # one prior sample per particle: see the module docstring for why
             painting, offset = yield from live_init(plan, prior, s, scorer, gen, device, out_dir, files, meta,
                                                     samples=s.k, keep=s.k)
         else:

@@ -385,9 +385,8 @@ class VectorFusion:
     def run(self, s: VectorFusionSettings, *, prior, inputs, out_dir):
         plan = make_plan(s, prior, init=s.init)
         with_encoder(prior, s.encoder)  # a missing fast VAE fails here, not after the LIVE init's sampling
-        if s.init == "live" and plan.style.kind == "stroke":
-            raise InputError("init=live vectorizes a raster sample into filled shapes: use it with the iconography "
-                             "or pixelart style, not sketch")
+        if s.init == "live":
+            check_live_style(plan.style)
         engine.seed_everything(s.seed)
         device = prior.device
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
@@ -411,6 +410,13 @@ class VectorFusion:
         meta.update({"metrics": metrics, **label, "prompt_used": plan.prompt, "canvas": plan.size,
                      "prior_resolution": plan.native, "augment": plan.augment})
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)
+
+
+def check_live_style(style: Style) -> None:
+    """A LIVE init vectorizes raster samples into filled shapes: refuse it for sketches (open strokes)."""
+    if style.kind == "stroke":
+        raise InputError("init=live vectorizes raster samples into filled shapes: use it with the iconography or "
+                         "pixelart style, not sketch")
 
 
 def live_init(plan: Plan, prior, s: SVGDistillSettings, scorer, gen, device, out_dir, files, meta, *, samples: int,
