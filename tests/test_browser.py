@@ -14,8 +14,7 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import (CHROMIUM, choose, chromium, click_example, open_page, open_tab, screenshot, set_number,
-                          wait_status)
+from browser_util import CHROMIUM, choose, click_example, open_tab, screenshot, set_number, wait_status
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -27,19 +26,6 @@ MEDIA = {"svg": "img", "video": "video", "gallery": "img"}  # what each result w
 def server():
     with AppServer("browser") as app:
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(server, browser, request):
-    page = open_page(browser, server.url)
-    yield page
-    page.close()
 
 
 @contextlib.contextmanager

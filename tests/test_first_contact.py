@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, chromium, click_example, open_page, open_tab, screenshot, wait_status
+from browser_util import CHROMIUM, click_example, open_tab, screenshot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 DEFAULT_RUN_S = 45  # the "about 30 s or less", with room for a loaded CI machine
@@ -76,19 +76,6 @@ def own_files(tmp_path_factory):
 def server():
     with AppServer("first-contact") as app:
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(server, browser):
-    page = open_page(browser, server.url)
-    yield page
-    page.close()
 
 
 @contextlib.contextmanager

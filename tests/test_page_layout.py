@@ -10,7 +10,7 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, chromium, open_page, open_tab, screenshot, wait_status
+from browser_util import CHROMIUM, open_page, open_tab, screenshot, wait_status
 from demo.launch import tab_specs
 from test_first_contact import own_clip, own_views_zip, own_wide_image
 
@@ -25,12 +25,6 @@ WORDS = {"svg": "a slice of pizza", "panorama": "make it a sunset", "video": "ma
 def server():
     with AppServer("layout") as app:
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def new_page(browser, server, width: int):
