@@ -18,6 +18,7 @@ from backends.errors import InputError
 from demo import environment, metrics, requests, runs, widgets
 from demo import tab as tabmod
 from demo.launch import AppConfig, build_app, startup_block
+from throwaway import install_package
 
 PLUGIN = textwrap.dedent('''
     from dataclasses import dataclass
@@ -51,13 +52,8 @@ PLUGIN = textwrap.dedent('''
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
     """A throwaway package registering task "throwaway-task" through the entry point group, on sys.path."""
-    site = tmp_path / "site"
-    (site / "throwaway_task").mkdir(parents=True)
-    (site / "throwaway_task" / "__init__.py").write_text(PLUGIN)
-    dist = site / "throwaway_task-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-task\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\nthrowaway = throwaway_task\n")
+    site = install_package(tmp_path / "site", "throwaway_task", PLUGIN, registry.ENTRY_POINT_GROUP,
+                           "throwaway = throwaway_task")
     monkeypatch.syspath_prepend(str(site))
     backends.reload_plugins()
     yield "throwaway-task"

@@ -3,11 +3,12 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from throwaway import install_package
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,9 +69,7 @@ def test_bad_runs_exit_2_with_one_clear_line(tmp_path):
 
 
 def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
-    site = tmp_path / "site"
-    (site / "throwaway_backend").mkdir(parents=True)
-    (site / "throwaway_backend" / "__init__.py").write_text(textwrap.dedent('''
+    site = install_package(tmp_path / "site", "throwaway_backend", '''
         from dataclasses import dataclass
         from backends import register, Result
         from backends.settings import option
@@ -85,11 +84,7 @@ def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
             description = "a plugin installed outside the repository"
             def run(self, settings, *, prior, inputs, out_dir):
                 yield Result(metadata={"metrics": {"steps": settings.steps}})
-    '''))
-    dist = site / "throwaway_backend-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-backend\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[distill_studio.backends]\nthrowaway = throwaway_backend\n")
+    ''', "distill_studio.backends", "throwaway = throwaway_backend")
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
     listing = json.loads(cli("list", "--json", env=env).stdout)
     assert "image/throwaway" in listing["backends"]
@@ -108,9 +103,7 @@ def test_an_empty_prompt_is_refused_before_any_weights_load(tmp_path):
 
 def test_a_third_party_prior_appears_through_its_entry_point_group_and_runs(tmp_path):
     """A plugin package adds a prior (the catalog's entry point group), and a backend of its kind runs on it."""
-    site = tmp_path / "site"
-    (site / "throwaway_prior").mkdir(parents=True)
-    (site / "throwaway_prior" / "__init__.py").write_text(textwrap.dedent('''
+    site = install_package(tmp_path / "site", "throwaway_prior", '''
         from backends.priors import Entry
         from backends.priors.analytic import AnalyticEditPrior
 
@@ -121,11 +114,7 @@ def test_a_third_party_prior_appears_through_its_entry_point_group_and_runs(tmp_
             return Flat(device=device, name="flat-edit")
 
         ENTRY = Entry("flat-edit", "instruct", "flat edit", "a plugin's editing prior", "throwaway_prior:load")
-    '''))
-    dist = site / "throwaway_prior-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-prior\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[distill_studio.priors]\nflat = throwaway_prior:ENTRY\n")
+    ''', "distill_studio.priors", "flat = throwaway_prior:ENTRY")
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
     listing = json.loads(cli("list", "--json", env=env).stdout)
     assert listing["priors"]["flat-edit"]["kind"] == "instruct"
