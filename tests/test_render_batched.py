@@ -18,6 +18,7 @@ import importlib
 from backends.svg.render import estimate_work, render, render_batch
 from backends.svg.painting import circle_points, pixel_shapes, random_paths, stroke_shapes
 from backends.svg.scene import Scene, Shape
+from test_svg_render import mixed_shapes
 
 R = importlib.import_module("backends.svg.render")   # the package re-exports the function `render`
 IMG_TOL = 1e-9
@@ -64,10 +65,7 @@ def _assert_methods_agree(scenes: list[Scene], params: list[torch.Tensor], **kw)
 
 def test_batched_equals_reference_for_fills_strokes_squares_and_both_fill_rules():
     g = torch.Generator().manual_seed(4)
-    shapes = (random_paths(6, 4, 48, 40, box=0.5, generator=g) + stroke_shapes(3, 3, 3.0, 48, 40, generator=g)
-              + pixel_shapes(3, 48, 40, generator=g)[:3])
-    shapes[1].fill = torch.tensor([0.3, 0.6, 0.2, 1.0])
-    shapes[2].fill_rule = "evenodd"
+    shapes = mixed_shapes(6, g)
     donut = Shape("path", torch.cat([circle_points((20, 20), 12, 4), circle_points((22, 19), 5, 4).flip(0)]),
                   subpaths=(4, 4), fill=torch.tensor([0.8, 0.1, 0.5, 0.9]))
     star = [(24 + 14 * math.sin(4 * math.pi * i / 5), 20 - 14 * math.cos(4 * math.pi * i / 5)) for i in range(5)]
