@@ -240,7 +240,8 @@ def test_autograd_memory_scales_with_bounding_boxes_not_pixels_times_paths():
 def mixed_shapes(paths: int, generator: torch.Generator) -> list[Shape]:
     """`paths` filled paths, 3 strokes and 3 squares on a 48 x 40 canvas; one opaque fill and one evenodd path."""
     shapes = (random_paths(paths, 4, 48, 40, box=0.5, generator=generator)
-              + stroke_shapes(3, 3, 3.0, 48, 40, generator=generator) + pixel_shapes(3, 48, 40, generator=generator)[:3])
+              + stroke_shapes(3, 3, 3.0, 48, 40, generator=generator)
+              + pixel_shapes(3, 48, 40, generator=generator)[:3])
     shapes[1].fill = torch.tensor([0.3, 0.6, 0.2, 1.0])
     shapes[2].fill_rule = "evenodd"
     return shapes
