@@ -100,8 +100,8 @@ def test_vectorfusion_live_init_samples_ranks_vectorizes_then_fine_tunes(tmp_pat
                 "live_size": 64, "paths": 3, "steps": 3, **FAST}
     progress, result = run_collect("svg/vectorfusion", settings, prior="tiny-sd", out_dir=tmp_path, device="cpu")
     assert_previews(progress)
-    assert {"svg", "png", "raster", "live_svg"} <= set(result.files)
-    assert len(result.metadata["samples_clip"]) == 2
+    assert {"svg", "png", "raster", "init_svg"} <= set(result.files)
+    assert len(result.metadata["samples_score"]) == 2
     assert result.metadata["augment"] is False  # no augmentation after a LIVE init
     assert_svg_matches_png(result)
 
@@ -151,11 +151,11 @@ def test_csd_optimizes_k_candidates_in_one_batch_and_ranks_them(tmp_path, tiny_p
 
 
 def test_csd_live_init_starts_each_candidate_from_its_own_vectorized_sample(tmp_path, tiny_prior):
-    settings = {"prompt": "a red apple", "k": 3, "sample_steps": 2, "live_iters": 3, "live_size": 32, "paths": 3,
-                "steps": 2, **FAST}
+    settings = {"prompt": "a red apple", "k": 3, "init": "live", "sample_steps": 2, "live_iters": 3, "live_size": 32,
+                "paths": 3, "steps": 2, **FAST}
     progress, result = run_collect("svg/csd", settings, prior="tiny-sd", out_dir=tmp_path, device="cpu")
-    assert result.metadata["init"] == "live"  # auto: live for iconography
-    assert len(result.metadata["samples_clip"]) == 3 and {"raster", "live_svg"} <= set(result.files)
+    assert result.metadata["init"] == "live"
+    assert len(result.metadata["samples_score"]) == 3 and {"raster", "init_svg"} <= set(result.files)
     from backends.svg.vectorize import live_steps
 
     # three LIVE fits, then the CSD steps
@@ -167,7 +167,7 @@ def test_csd_live_pixel_art_colours_each_candidates_squares_from_its_own_sample(
     _, result = run_collect("svg/csd", {"prompt": "a red apple", "style": "pixelart", "k": 2, "paths": 4, "steps": 1,
                                         "sample_steps": 2, "lr": 0.0, "lr_start": 0.0, "lr_end": 0.0, **FAST},
                             prior="tiny-sd", out_dir=tmp_path, device="cpu")
-    assert result.metadata["init"] == "live"
+    assert result.metadata["init"] == "trace"  # auto; pixel art takes each sample's colours, square by square
     # no learning: each candidate is its sample averaged over a 4 x 4 grid (the random-weight samples differ)
     a, b = (np.asarray(Image.open(result.files[f"png_{r}"]).convert("RGB"), dtype=np.float32) for r in (1, 2))
     assert np.abs(a - b).mean() > 1.0

@@ -135,3 +135,53 @@ def per_sample(scale, b: int, device) -> torch.Tensor:
 
 def as_list(prompts: str | Sequence[str]) -> list[str]:
     return [prompts] if isinstance(prompts, str) else list(prompts)
+
+
+# ---- optional capabilities: a prior declares one by having the method; backends test with isinstance()
+
+@runtime_checkable
+class PromptScorer(Protocol):
+    """A prior that can say how well images show a prompt (the closed-form priors know exactly)."""
+
+    def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
+        """(B,) float32, higher is better, for (B, 3, H, W) images in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class PromptReading:
+    """What a prior that retrieves by words understood of a prompt, for the person who typed it.
+
+    subject: the words that name what is drawn; drawn: what it draws them from (e.g. icon captions), most weight
+    first; colours: the colour words applied; colour_found: whether some match has those colours; left_out: known
+    words of other objects, not drawn; unknown: words it does not know; negation_dropped: negation items ("no
+    bicycles") left out because the prompt asked for none."""
+
+    subject: tuple[str, ...]
+    drawn: tuple[str, ...]
+    colours: tuple[str, ...] = ()
+    colour_found: bool = True
+    left_out: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    negation_dropped: tuple[str, ...] = ()
+
+    def sentence(self, prior: str = "the offline prior") -> str:
+        """One paragraph in plain words: what was drawn, from which items, what was left out and why."""
+        parts = [f"{prior[0].upper()}{prior[1:]} read the prompt as “{' '.join(self.colours + self.subject)}” "
+                 f"and draws it from: {', '.join(self.drawn)}."]
+        if self.colours and not self.colour_found:
+            parts.append(f"None of those is {' or '.join(self.colours)}: the colour could not be matched.")
+        if self.left_out:
+            parts.append(f"Not drawn: {', '.join(self.left_out)} (it draws one object, the first one named).")
+        if self.unknown:
+            parts.append(f"Words it does not know: {', '.join(self.unknown)}.")
+        if self.negation_dropped:
+            parts.append(f"Left out: {', '.join(self.negation_dropped)} (the prompt asks for no prohibition sign).")
+        return " ".join(parts)
+
+
+@runtime_checkable
+class PromptReader(Protocol):
+    """A prior that retrieves by words and can say what it understood of a prompt."""
+
+    def read(self, prompt: str) -> PromptReading:
+        """What `prompt` retrieves and why; raises InputError when nothing matches."""

@@ -36,6 +36,7 @@ log-weights over the whole icon set (-inf for icons not retrieved), so Cond's ba
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -47,17 +48,20 @@ import torch.nn.functional as F
 from ..engine.sampling import ddim, ddim_timesteps
 from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
-from .base import Cond, as_list
+from .base import Cond, PromptReading, as_list
 from ..errors import InputError
+from .reading import COLOUR_CLASSES, GENERIC, Phrase, colour_shares, read_prompt
 from .text_match import STOP_WORDS, TextIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "icons.npz"
+COLOUR_SHARE = 0.25  # an icon "is red" when at least this share of its own pixels is red
 
 # Words the backends' style suffixes add ("minimal flat 2d vector icon. lineal color. on a white background.
 # trending on artstation", "pixel art", "2d line drawing"): every icon here is flat, coloured and on white, so
-# they would only drag in the "flat shoe", "artist palette" and "white flag" icons.
+# they would only drag in the "flat shoe" and "artist palette" icons. "white" stays a word (a white cat): the
+# reading drops the suffix's "white background" phrase (`reading.read_prompt`).
 STYLE_WORDS = frozenset("""
-minimal flat 2d vector icon icons lineal color colour colored coloured white background trending artstation
+minimal flat 2d vector icon icons lineal color colour colored coloured background trending artstation
 pixel art line drawing sketch style illustration emoji
 """.split())
 
@@ -104,7 +108,8 @@ class IconPrior:
     # is longer than the whole run needs; 400 steps give a recognisable pizza (MSE 0.0035) in about 40 s.
     # steps 200: the nearest icon is already the prompt's one at 200 steps (benchmarks/eval_icons.py measures
     # recognition over 50 caption prompts), at half the time: 10-14 s per SVG on a busy 2-core CPU, under 20 s.
-    defaults = {"guidance": 1.0, "steps": 200, "augment": "off", "lr_warmup": 20, "sample_steps": 20}
+    defaults = {"guidance": 1.0, "steps": 200, "augment": "off", "lr_warmup": 20, "sample_steps": 20,
+                "sample_guidance": 1.0}
 
     def __init__(
         self,
@@ -131,6 +136,9 @@ class IconPrior:
         self._bank = {tuple(images.shape[-2:]): (images.to(self.device, torch.float32) * 2 - 1).flatten(1)}
         self.captions = [str(c) for c in captions]
         self.index = TextIndex(self.captions, tags, stop_words=STOP_WORDS | STYLE_WORDS)
+        self._tag_sets = [frozenset(t) for t in (tags if tags is not None else [[]] * len(self.captions))]
+        self._negation: np.ndarray | None = None
+        self._colours: np.ndarray | None = None
         n = len(self.captions)
         # a fixed, evenly spaced subset: deterministic, and it spans every emoji group and both sets
         self.uncond_ids = torch.from_numpy(np.unique(np.linspace(0, n - 1, min(uncond_size, n)).round().astype(np.int64)))
@@ -161,26 +169,95 @@ class IconPrior:
     # ----- text
 
     def log_weights(self, prompt: str) -> torch.Tensor:
-        """(N,) float32 log-weights of the icons `prompt` names (-inf elsewhere). Raises InputError when no
-        icon matches, naming the closest captions."""
-        scores = self.index.scores(prompt)
-        best = float(scores.max()) if len(scores) else 0.0
-        if best <= 0:
-            close = ", ".join(f"'{c}'" for c, _ in self.index.suggest(prompt, 3))
-            raise InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
-                             f"are {close}")
-        order = np.argsort(-scores, kind="stable")[: self.max_icons]
-        keep = order[scores[order] >= self.keep_ratio * best]
-        out = torch.full((len(scores),), -math.inf)
-        out[torch.from_numpy(keep)] = torch.from_numpy((scores[keep] - best) / self.temperature)
+        """(N,) float32 log-weights of the icons `prompt` names (-inf elsewhere), as `read` explains them. Raises
+        InputError when no icon matches, naming the closest captions."""
+        ids, scores, _ = self._retrieve(prompt)
+        out = torch.full((len(self.captions),), -math.inf)
+        out[torch.from_numpy(ids)] = torch.from_numpy((scores - scores.max()) / self.temperature)
         return out
 
-    def retrieve(self, prompt: str, k: int = 5) -> list[tuple[str, float]]:
-        """The k best-matching distinct captions with their scores, for the UI to show what the prompt found."""
-        out: dict[str, float] = {}
-        for i, s in self.index.match(prompt, 4 * k):
-            out.setdefault(self.captions[i], s)
-        return list(out.items())[:k]
+    def read(self, prompt: str) -> PromptReading:
+        """What the prompt retrieves, in words (`backends.priors.base.PromptReader`): the main object, the icons
+        it is drawn from (distinct captions, most weight first), colours, words left out or unknown."""
+        ids, scores, reading = self._retrieve(prompt)
+        drawn = list(dict.fromkeys(self.captions[i] for i in ids[np.argsort(-scores, kind="stable")]))
+        return replace(reading, drawn=tuple(drawn[:4]) + (("...",) if len(drawn) > 4 else ()))
+
+    @lru_cache(maxsize=64)
+    def _retrieve(self, prompt: str) -> tuple[np.ndarray, np.ndarray, PromptReading]:
+        """(icon ids, their retrieval scores, the reading without `drawn`) for a prompt: see `reading.py`.
+
+        The main phrase's head noun (its last known word) must occur in every icon retrieved; the phrase's words and
+        colours rank them (BM25 + caption cover); negation icons are dropped unless the prompt asks for one; colour
+        words keep only the matches whose own pixels are at least `COLOUR_SHARE` of those colours (all of them when
+        none is). Then icons scoring at least keep_ratio x the best are kept, at most max_icons."""
+        index = self.index
+        parts = read_prompt(prompt, index.stop_words)
+        phrases = list(parts.phrases)
+        terms = {w for p in phrases for w in (*p.words, *p.colours)}
+        if len(phrases) > 1 and any(terms == c for c in index.caption_terms):  # the prompt is an icon's name
+            phrases = [Phrase(sum((p.words for p in phrases), ()), sum((p.colours for p in phrases), ()),
+                              sum((p.typed for p in phrases), ()))]
+        known = [p for p in phrases if any(w in index.vocab for w in p.words)]
+        main = known[0] if known else next((p for p in phrases if p.colours), None)
+        if main is None:
+            close = ", ".join(f"'{c}'" for c, _ in index.suggest(prompt, 3))
+            raise InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
+                             f"are {close}")
+        known_words = [w for w in main.words if w in index.vocab]
+        heads = [w for w in known_words if w not in GENERIC] or known_words
+        colour_terms = [c for c in main.colours if c in index.vocab]
+        cand = index.holding(heads[-1]) if heads else np.unique(np.concatenate([index.holding(c) for c in colour_terms]
+                                                                              or [np.zeros(0, np.int64)]))
+        dropped: tuple[str, ...] = ()
+        if not parts.negation:
+            neg = self.negation[cand]
+            if neg.any() and not neg.all():
+                dropped = tuple(dict.fromkeys(self.captions[i] for i in cand[neg]))
+                cand = cand[~neg]
+        found = True
+        if main.colours and len(cand):
+            cols = [COLOUR_CLASSES.index(c) for c in dict.fromkeys(main.colours)]
+            share = self.colour_shares(cand)[:, cols].sum(1)
+            found = bool((share >= COLOUR_SHARE).any())
+            if found:
+                cand = cand[share >= COLOUR_SHARE]
+        if not len(cand):
+            close = ", ".join(f"'{c}'" for c, _ in index.suggest(prompt, 3))
+            raise InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
+                             f"are {close}")
+        scores = index.term_scores(list(main.words) + colour_terms)[cand]
+        order = np.argsort(-scores, kind="stable")[: self.max_icons]
+        keep = order[scores[order] >= self.keep_ratio * scores[order[0]]]
+        words = [w for p in phrases for w, t in zip(p.words, p.typed)]
+        typed = {w: t for p in phrases for w, t in zip(p.words, p.typed)}
+        left = [typed[w] for p in phrases if p is not main for w in p.words if w in index.vocab]
+        unknown = [typed[w] for w in words if w not in index.vocab]
+        reading = PromptReading(subject=main.typed, drawn=(), colours=tuple(dict.fromkeys(main.colours)),
+                                colour_found=found, left_out=tuple(dict.fromkeys(left)),
+                                unknown=tuple(dict.fromkeys(unknown)), negation_dropped=dropped)
+        return cand[keep], scores[keep], reading
+
+    @property
+    def negation(self) -> np.ndarray:
+        """(N,) bool: prohibition icons ("no bicycles", "prohibited"), by caption and tags."""
+        if self._negation is None:
+            self._negation = np.array([c.lower().startswith(("no ", "non-")) or bool({"prohibited", "forbidden"} & t)
+                                       for c, t in zip(self.captions, self._tag_sets)])
+        return self._negation
+
+    def colour_shares(self, ids: np.ndarray) -> np.ndarray:
+        """(len(ids), len(COLOUR_CLASSES)) the share of each icon's own pixels in each colour class (`reading.
+        colour_shares`), computed once per icon when first asked for (all 3508 take seconds; one prompt's few, ms)."""
+        if self._colours is None:
+            self._colours = np.full((len(self.captions), len(COLOUR_CLASSES)), np.nan, dtype=np.float32)
+        todo = ids[np.isnan(self._colours[ids, 0])]
+        if len(todo):
+            n = self.native_size
+            bank = self._bank[(n, n)][torch.from_numpy(todo).to(self.device)].view(-1, 3, n, n)
+            pixels = ((bank + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+            self._colours[todo] = colour_shares(pixels)
+        return self._colours[ids]
 
     def condition(self, prompts, *, negative="", images=None, guidance=7.5, image_guidance=1.5) -> Cond:
         """Cond with text (B, N) log-weights of the retrieved icons, uncond (B, N) log-weights of the
@@ -281,19 +358,23 @@ class IconPrior:
         return cfg(eps_u, eps_c, g).reshape(b, c, h, w)
 
     @torch.no_grad()
-    def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
-        """How well each image shows what `prompt` names: minus the RMS pixel distance ([0, 1] units) of the
-        image, resized to 64 px, to the nearest icon the prompt retrieves. images: (B, 3, H, W) in [0, 1];
-        returns (B,) float32, higher is better (0 = exactly a retrieved icon). Used to rank candidates (svg/csd)
-        where the offline CLIP knows nothing."""
+    def score(self, images: torch.Tensor, prompt: str, tau: float = 0.05) -> torch.Tensor:
+        """How well each image shows what `prompt` names (`backends.priors.base.PromptScorer`): the log-density of
+        the image, resized to 64 px, under the prompt's mixture of retrieved icons with a per-pixel std of `tau`
+        ([0, 1] units), log sum_m w_m exp(-(d_m / tau)^2 / 2), d_m the RMS pixel distance to icon m. An image on an
+        icon scores that icon's log-weight (so of two clean icons the one the prompt names better wins: the red
+        apple for "a red apple"); far from every icon it falls with the squared distance. images: (B, 3, H, W) in
+        [0, 1]; returns (B,) float32, higher is better. Ranks samples and candidates where the offline CLIP knows
+        nothing."""
         n = self.native_size
         x = images.float().to(self.device)
         if x.shape[-2:] != (n, n):
             x = F.interpolate(x, size=(n, n), mode="bilinear", antialias=True, align_corners=False)
         x = (x * 2 - 1).flatten(1)
-        cols = torch.isfinite(self.log_weights(prompt)).nonzero().squeeze(1).to(self.device)
-        d = torch.cdist(x, self.bank(n, n)[cols]).min(dim=1).values / (2 * math.sqrt(x.shape[1]))
-        return -d
+        logw = torch.log_softmax(self.log_weights(prompt), dim=0)
+        cols = torch.isfinite(logw).nonzero().squeeze(1)
+        d = torch.cdist(x, self.bank(n, n)[cols.to(self.device)]) / (2 * math.sqrt(x.shape[1]))  # (B, M) RMS
+        return torch.logsumexp(logw[cols].to(self.device) - 0.5 * (d / tau) ** 2, dim=1)
 
     def sample(self, prompts, *, steps: int = 50, guidance=7.5, height: int = 64, width: int = 64,
                generator: torch.Generator | None = None, negative="", images=None, image_guidance=1.5) -> torch.Tensor:

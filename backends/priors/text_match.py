@@ -93,7 +93,7 @@ class TextIndex:
                 tf[tok] += tag_weight
             per_doc.append(tf)
             lengths.append(sum(tf.values()))
-            caption_tokens.append(set(cap_toks))
+            caption_tokens.append(frozenset(cap_toks))
             for tok in tf:
                 self.vocab.setdefault(tok, len(self.vocab))
         n = len(self.captions)
@@ -118,6 +118,7 @@ class TextIndex:
                            np.asarray(c, dtype=np.float32))
                           for v, (d, w, c) in enumerate(zip(docs, bm25, cover))]
         self._trigrams = [_trigrams(c) for c in self.captions]
+        self.caption_terms = caption_tokens  # per document, the set of its caption's terms
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -129,11 +130,20 @@ class TextIndex:
     def scores(self, query: str) -> np.ndarray:
         """(N,) float32 score of every document for `query`: BM25 plus the caption-cover bonus (0 where no query
         word occurs)."""
+        return self.term_scores(self.query_terms(query))
+
+    def term_scores(self, terms) -> np.ndarray:
+        """`scores` for already tokenized terms (stemmed; those not in the vocabulary are ignored)."""
         out = np.zeros(len(self.captions), dtype=np.float32)
-        for t in self.query_terms(query):
+        for t in dict.fromkeys(t for t in terms if t in self.vocab):
             docs, w, cover = self._postings[self.vocab[t]]
             out[docs] += w + self.cover_bonus * cover  # a document holds a term once: no repeated indices
         return out
+
+    def holding(self, term: str) -> np.ndarray:
+        """(M,) int64 ids of the documents that contain `term` (caption or tags); empty when it is unknown."""
+        v = self.vocab.get(term)
+        return self._postings[v][0] if v is not None else np.zeros(0, dtype=np.int64)
 
     def match(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """The k best documents as (index, score), best first, only those with a positive score; ties keep

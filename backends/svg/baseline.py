@@ -1,7 +1,9 @@
 """`svg/raster-then-vectorize`: VectorFusion's baseline. Sample K raster images from the text-to-image prior
-(DDIM, CFG 7.5, the style's prompt suffix), keep the best by CLIP (ViT-B/16 in the paper: rejection sampling),
-and vectorize it LIVE-style with the same path budget as VectorFusion. No score distillation: what the
-diffusion model draws is all the SVG can show, minus what the vectorizer loses.
+(DDIM, CFG 7.5, the style's prompt suffix), keep the best (by CLIP, ViT-B/16 in the paper: rejection sampling; see
+`init.rank_samples` for a machine without CLIP weights), and vectorize it with the same path budget as
+VectorFusion: traced (vtracer, milliseconds; the init VectorFusion's default refines, so the two side by side
+show what score distillation adds) or LIVE-style (the paper's baseline, minutes on a CPU). No score
+distillation: what the diffusion model draws is all the SVG can show, minus what the vectorizer loses.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from .painting import export_rasters, resize_to, sample_rank_vectorize
+from .init import VECTORIZERS, reading_notes, sample_rank_vectorize
+from .painting import export_rasters, resize_to
 from .svgio import save_svg
 from .vectorfusion import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
 
@@ -23,28 +26,32 @@ from .vectorfusion import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
 @dataclass
 class RasterThenVectorizeSettings:
     prompt: str = option("", "what the SVG should show (the iconography prompt suffix is appended)")
-    k: int = option(4, "raster samples drawn; the best by CLIP is vectorized (paper: K = 4)", lo=1, hi=64)
+    k: int = option(4, "raster samples drawn; the best is vectorized (paper: K = 4, best by CLIP)", lo=1, hi=64)
+    vectorizer: str = option("trace", "trace: vtracer, well under a second; live: LIVE-style path fitting, the "
+                                      "paper's baseline (minutes on a CPU)", choices=VECTORIZERS)
     paths: int = option(64, "path budget of the vectorization (VectorFusion's iconography uses 64)", lo=1, hi=512)
     segments: int = option(4, "cubic segments per path", lo=1, hi=32)
     seed: int = option(0, "random seed", lo=0, hi=2**31 - 1)
     size: int | None = option(None, "SVG canvas in px; default 600 for 512-px priors, scaled down for smaller "
                                     "ones (150 for tiny-sd)", lo=16, hi=2048)
-    guidance: float | None = option(None, "classifier-free guidance scale of the raster samples", lo=0.0, hi=50.0,
+    guidance: float | None = option(None, "classifier-free guidance scale of the raster samples (Stable "
+                                          "Diffusion's 7.5; closed-form priors suggest 1)", lo=0.0, hi=50.0,
                                     full=7.5, quick=7.5)
     sample_steps: int | None = option(None, "DDIM steps per sample", lo=1, hi=1000, advanced=True, full=50, quick=20)
     suffix: str | None = option(None, "prompt suffix; default the iconography style's (empty text: none)",
                                 advanced=True)
     negative: str = option("", "negative prompt", advanced=True)
-    iters: int | None = option(None, "LIVE steps per stage", lo=1, hi=5000, advanced=True, full=100, quick=25)
-    live_size: int | None = option(None, "resolution the sample is vectorized at", lo=16, hi=1024, advanced=True,
-                                   full=256, quick=128)
+    iters: int | None = option(None, "LIVE steps per stage (vectorizer live)", lo=1, hi=5000, advanced=True,
+                               full=100, quick=25)
+    live_size: int | None = option(None, "resolution the sample is fitted at (vectorizer live)", lo=16, hi=1024,
+                                   advanced=True, full=256, quick=128)
     every: int = option(25, "report progress every k steps", lo=1, hi=1000, advanced=True)
 
 
 @register("svg", "raster-then-vectorize")
 class RasterThenVectorize:
     Settings = RasterThenVectorizeSettings
-    description = "Baseline: K raster samples from the prior, best by CLIP, vectorized LIVE-style (no SDS)"
+    description = "Baseline: K raster samples from the prior, the best traced (or fitted LIVE-style) into paths (no SDS)"
     prior = "text"
     inputs = "none"
     requires_prompt = True
@@ -52,7 +59,8 @@ class RasterThenVectorize:
     @classmethod
     def estimate(cls, s: RasterThenVectorizeSettings, inputs, facts):
         """The work budget's estimate (see `backends.budget`): the vectorization of one sample at live_size with
-        all paths at full-canvas tiles (~300 B a tile pixel), plus the K samples at the prior's size."""
+        all paths at full-canvas tiles (~300 B a tile pixel; a trace is bounded by the same), plus the K samples at
+        the prior's size."""
         from .. import budget
 
         side = s.live_size or 256
@@ -70,8 +78,8 @@ class RasterThenVectorize:
         scorer = default_clip(prior.device)
         found = yield from sample_rank_vectorize(
             prior, text, rank_prompt=prompt, k=s.k, steps=s.sample_steps, guidance=s.guidance, negative=s.negative,
-            generator=gen, scorer=scorer, paths=s.paths, segments=s.segments, iters=s.iters, live_size=s.live_size,
-            canvas=size, every=s.every)
+            generator=gen, scorer=scorer, vectorize=s.vectorizer, paths=s.paths, segments=s.segments, iters=s.iters,
+            live_size=s.live_size, canvas=size, every=s.every)
         scene = found.painting.scene(0)
         raster = export_rasters([scene])[0]
         files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
@@ -79,5 +87,7 @@ class RasterThenVectorize:
         clip = scorer.score(torch.stack([raster, resize_to(found.best[None], raster.shape[-1])[0]]), prompt).tolist()
         metrics = {"clip_score": clip[0], "clip_score_raster": clip[1], "shapes": float(len(scene.shapes))}
         meta = {"metrics": metrics, **scorer.label(), "prompt_used": text, "canvas": size,
-                "samples_clip": [float(x) for x in found.scores], "chosen_sample": int(found.order[0])}
+                "samples_score": [float(x) for x in found.scores], "samples_ranked_by": found.ranked_by,
+                "chosen_sample": int(found.order[0]), "vectorizer": s.vectorizer}
+        reading_notes(prior, prompt, meta)
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)

@@ -12,8 +12,9 @@ sets every candidate climbs to the same mode. Measured with the exact-score `ico
 "a heart", "a cat", "a car", "a tree", "a ball", "a moon"): 4 of 4 candidates on one icon for every prompt from
 scratch, and repulsion strong enough to separate them (300-3000, with shared noise or a kernel on the prior's
 retrieval posteriors) pushed them off every icon instead of onto different ones. So by default (init "auto" ->
-"live") each particle starts from its own raster sample of the prior, vectorized as VectorFusion's LIVE init does:
-the samples land in different modes, and CSD refines them together (3.5 distinct icons of 4 on those prompts).
+"trace") each particle starts from its own raster sample of the prior, vectorized as VectorFusion's init does:
+the samples land in different modes, and CSD refines them together (3.5 distinct icons of 4 on those prompts,
+measured with the LIVE init; the default now traces each sample, `init.py`).
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from ..settings import option
 from ..types import Result
 from .svgio import save_svg
 from .painting import export_rasters, grid_image
-from .vectorfusion import (STYLES, SVGDistillSettings, check_live_style, distill_painting, estimate_work,
-                           init_painting, live_init, make_plan)
+from ..priors.base import PromptScorer
+from .init import INIT_HELP, reading_notes, resolve_init
+from .vectorfusion import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan,
+                           sample_init)
 
 
 @dataclass
@@ -39,9 +42,8 @@ class CSDSettings(SVGDistillSettings):
     steps: Optional[int] = option(None, "SDS steps of the K candidates together; the paper's 2000", lo=1, hi=20000,
                                   full=2000, quick=60)
     k: int = option(4, "number of candidates (particles), optimized together in one batch", lo=1, hi=64)
-    init: str = option("auto", "live: each candidate starts from its own raster sample of the prior, vectorized "
-                               "(LIVE); scratch: random shapes; auto: live, scratch for sketches",
-                       choices=("auto", "live", "scratch"))
+    init: str = option("auto", INIT_HELP + "; each candidate starts from its own sample",
+                       choices=("auto", "trace", "live", "scratch"))
     repulsion: float = option(1.0, "weight of the kernel-gradient (repulsive) term; 0 keeps only the "
                                    "kernel-weighted score mixing", lo=0.0, hi=100.0, advanced=True)
     bandwidth: Optional[float] = option(None, "RBF kernel bandwidth h; default the median heuristic "
@@ -63,20 +65,19 @@ class CSDVectorFusion:
         return estimate_work(s, s.k, facts)
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):
-        init = s.init if s.init != "auto" else ("scratch" if STYLES[s.style].kind == "stroke" else "live")
-        if init == "live":
-            check_live_style(STYLES[s.style])
+        init = resolve_init(s.init, STYLES[s.style].kind)
         plan = make_plan(s, prior, init=init)
         engine.seed_everything(s.seed)
         device = prior.device
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
         scorer = default_clip(device)
         files, meta = {}, {}
-        if init == "live":  # one prior sample per particle: see the module docstring for why
-            painting, offset = yield from live_init(plan, prior, s, scorer, gen, device, out_dir, files, meta,
-                                                    samples=s.k, keep=s.k)
-        else:
+        reading_notes(prior, s.prompt, meta)
+        if init == "scratch":
             painting, offset = init_painting(plan, s.k, gen, device), 0
+        else:  # one prior sample per particle: see the module docstring for why
+            painting, offset = yield from sample_init(plan, prior, s, init, scorer, gen, device, out_dir, files, meta,
+                                                      samples=s.k, keep=s.k)
         stats: dict = {}
         yield from distill_painting(painting, prior, plan, objective="csd", repulsion=s.repulsion,
                                     bandwidth=s.bandwidth, generator=gen, step_offset=offset,
@@ -87,8 +88,8 @@ class CSDVectorFusion:
         # A prior that can say how well an image matches the prompt ranks the candidates itself: offline the CLIP
         # scorer is a tiny random-weight model whose order is noise, while the icons prior's score (distance to
         # the nearest icon the prompt retrieves) is exact.
-        prior_score = getattr(prior, "score", None)
-        rank_score = prior_score(rasters, s.prompt).to(scores) if callable(prior_score) else scores
+        by_prior = isinstance(prior, PromptScorer)
+        rank_score = prior.score(rasters, s.prompt).to(scores) if by_prior else scores
         order = torch.argsort(rank_score, descending=True, stable=True).tolist()
         for rank, i in enumerate(order, start=1):
             files[f"svg_{rank}"] = save_svg(scenes[i], out_dir / f"candidate_{rank}.svg")
@@ -101,7 +102,7 @@ class CSDVectorFusion:
                    "diversity": _diversity(rasters)}
         meta.update({"metrics": metrics, **scorer.label(), "prompt_used": plan.prompt, "canvas": plan.size,
                      "ranking": order, "clip_scores": [float(scores[i]) for i in order],
-                     "ranked_by": f"the {prior.name} prior's score" if callable(prior_score) else "CLIP",
+                     "ranked_by": f"the {prior.name} prior's score" if by_prior else "CLIP",
                      "rank_scores": [float(rank_score[i]) for i in order], "init": init})
         yield Result(files=files, preview=sheet, metadata=meta)
 

@@ -1,7 +1,6 @@
-"""What every SVG backend optimizes, and how it starts: the `Painting` (K vector scenes of N same-kind shapes as a
-few batched leaf tensors), its initializers (VectorFusion's random circles, random-walk strokes, a pixel grid) and
-`sample_rank_vectorize` (K raster samples from the prior -> the best by CLIP -> LIVE vectorization), which is both
-the raster-then-vectorize baseline and VectorFusion's init="live".
+"""What every SVG backend optimizes: the `Painting` (K vector scenes of N same-kind shapes as a few batched leaf
+tensors) and its random initializers (VectorFusion's random circles, random-walk strokes, a pixel grid). The
+initializers from prior samples (sample -> trace or LIVE) are in `init.py`.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from ..imaging import to_uint8
-from ..types import Progress
 from .render import render_batch
 from .scene import Scene, Shape, unit_circle
 
@@ -296,57 +294,6 @@ def resize_to(images: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-@dataclass
-class Sampled:
-    """What `sample_rank_vectorize` found: the K samples (K, 3, n, n), their CLIP order (best first) and scores,
-    and the best one vectorized (None when vectorize=False)."""
-
-    samples: torch.Tensor
-    order: list[int]
-    scores: torch.Tensor
-    painting: Painting | None
-
-    @property
-    def best(self) -> torch.Tensor:
-        return self.samples[self.order[0]]
-
-
-def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps: int, guidance: float,
-                          negative: str, generator: torch.Generator, scorer, vectorize: bool = True, paths: int = 64,
-                          segments: int = 4, iters: int = 100, live_size: int = 256, canvas: int = 600,
-                          every: int = 25, offset: int = 0, total: int | None = None, keep: int = 1):
-    """K raster samples of `prompt` at the prior's native size (deterministic DDIM), ranked by CLIP against
-    `rank_prompt` (the user's words, without the style suffix), the `keep` best vectorized LIVE-style into
-    `paths` closed paths each on a `canvas` px canvas, as one Painting of `keep` scenes. A generator: yields
-    Progress (numbered from `offset` within `total`) and returns a `Sampled`."""
-    from ..clip import rerank
-    from .vectorize import live_vectorize, live_steps
-
-    if not 1 <= keep <= k:
-        raise ValueError(f"keep must be between 1 and k = {k}, not {keep}")
-    per = live_steps(paths, iters) if vectorize else 0
-    total = total if total is not None else offset + keep * per
-    yield Progress(step=offset, total=total, message=f"sampling {k} raster images ({steps} DDIM steps)")
-    n = prior.native_size
-    samples = prior.sample([prompt] * k, steps=steps, guidance=guidance, height=n, width=n, generator=generator,
-                           negative=negative).clamp(0, 1)
-    order, scores = rerank(samples, rank_prompt, model=scorer)
-    yield Progress(step=offset, total=total, preview=grid_image(samples[order]), message="best sample first (CLIP)")
-    found = Sampled(samples, order, scores, None)
-    if vectorize:
-        fits = []
-        for j, i in enumerate(order[:keep]):
-            target = resize_to(samples[i][None], live_size)[0].to(prior.device)
-            fitted = yield from renumber(live_vectorize(target, paths=paths, segments=segments, iters=iters,
-                                                        every=every), offset + j * per, total)
-            fits.append(fitted)
-        scale = canvas / live_size
-        both = stack_paintings(fits)
-        found.painting = Painting(canvas, canvas, "path", both.points * scale, both.colors, both.background,
-                                  both.order)
-    return found
-
-
 def stack_paintings(paintings: list[Painting]) -> Painting:
     """K = 1 paintings of one kind and canvas as one Painting of K scenes. Scenes with fewer shapes (LIVE stops
     adding paths once nothing is left to fit) are padded with invisible shapes: zero-area and transparent,
@@ -364,14 +311,3 @@ def stack_paintings(paintings: list[Painting]) -> Painting:
         orders.append(torch.cat([torch.arange(p.n, n), p.order[0]]))
     return Painting(first.width, first.height, first.kind, torch.stack(points), torch.stack(colors),
                     torch.cat([p.background for p in paintings]), torch.stack(orders), first.stroke_width)
-
-
-def renumber(gen, offset: int, total: int):
-    """Re-number a sub-phase's Progress into the whole run's step count; returns the sub-generator's value."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        p.step, p.total = offset + p.step, total
-        yield p

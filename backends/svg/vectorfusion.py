@@ -7,8 +7,10 @@ w(t) (eps_hat - eps) through the encoder and the renderer into control points an
 intersection (Xing) loss keeps paths from looping; every 50 steps, paths that faded (opacity < 0.05) or
 collapsed (area < 64 px^2) are re-initialized as fresh circles on top.
 
-init="live" is the paper's best variant: K raster samples from the same prior, reranked by CLIP, the best one
-vectorized LIVE-style (`svg/vectorize`), then 1K SDS steps without augmentation.
+The default init is the paper's best variant, "sample, vectorize, refine": K raster samples from the same prior,
+ranked (CLIP with real weights, else the prior's own score: `init.rank_samples`), the best one traced into paths
+(init "trace", milliseconds; "live" fits LIVE-style instead, minutes on a CPU), then 1K SDS steps without
+augmentation. init "scratch" starts from random circles (2K steps with augmentation).
 
 The machinery below (`Plan`, `distill_painting`) optimizes K scenes at once; `svg/csd` reuses it with the CSD
 objective so K candidates are one batched optimization.
@@ -29,8 +31,8 @@ from ..settings import option
 from ..types import Result
 from .losses import closed_area, saturation_penalty, xing_loss
 from .svgio import save_svg
-from .painting import (Painting, export_rasters, grid_image, pixel_squares, random_circles, random_strokes, resize_to,
-                       sample_rank_vectorize)
+from .init import INIT_HELP, reading_notes, resolve_init, sample_rank_vectorize
+from .painting import Painting, export_rasters, grid_image, pixel_squares, random_circles, random_strokes, resize_to
 from .vectorize import live_steps
 
 PAPER_SIZE = 600   # VectorFusion renders at 600 x 600 ...
@@ -80,7 +82,7 @@ class SVGDistillSettings:
                                         "by style; the work budget applies to paths x size", lo=1, hi=1024)
     segments: Optional[int] = option(None, "cubic segments per path; default 4 (iconography) / 5 (sketch)",
                                      lo=1, hi=16)
-    steps: Optional[int] = option(None, "SDS steps; the paper's 2000 from scratch, 1000 after a LIVE init",
+    steps: Optional[int] = option(None, "SDS steps; the paper's 2000 from scratch, 1000 after a traced or LIVE init",
                                   lo=1, hi=20000, quick=150)
     seed: int = option(0, "random seed", lo=0, hi=2**31 - 1)
     size: Optional[int] = option(None, "canvas / render size in px; default 600 for 512-px priors, scaled "
@@ -94,7 +96,7 @@ class SVGDistillSettings:
     t_min: int = option(50, "smallest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
     t_max: int = option(950, "largest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
     augment: str = option("auto", "random perspective (0.5, p 0.7) + 512/600 crop: auto = on from scratch, "
-                                  "off after a LIVE init", choices=("auto", "on", "off"), advanced=True)
+                                  "off after a traced or LIVE init", choices=("auto", "on", "off"), advanced=True)
     lr: Optional[float] = option(None, "peak learning rate (points: px per step on a 600 px canvas; pixel art: "
                                        "colors); default 0.2, pixel art 1e-4", lo=0.0, hi=100.0, advanced=True)
     lr_start: Optional[float] = option(None, "learning rate at step 0 (linear warm-up to the peak); default "
@@ -115,7 +117,8 @@ class SVGDistillSettings:
                                hi=10000, advanced=True)
     reinit_stop: Optional[float] = option(None, "stop re-initializing after this fraction of the steps; "
                                                 "default 0.75 from scratch (1.5K of 2K), 0.8 after LIVE "
-                                                "(0.8K of 1K)", lo=0.0, hi=1.0, advanced=True)
+                                                "(0.8K of 1K), 0 after a trace (its small shapes are details, "
+                                                "not dead paths)", lo=0.0, hi=1.0, advanced=True)
     opacity_threshold: float = option(0.05, "a path fainter than this is re-initialized", lo=0.0, hi=1.0,
                                       advanced=True)
     area_threshold: float = option(64.0, "a path smaller than this many px^2 (600 px canvas) is re-initialized",
@@ -125,10 +128,11 @@ class SVGDistillSettings:
                                 "AutoencoderTiny (madebyollin/taesd from the local cache, or $DISTILL_FAST_VAE): "
                                 "~4x cheaper per step on a GPU, slightly less faithful",
                           choices=("kl", "fast"), advanced=True)
-    sample_steps: Optional[int] = option(None, "DDIM steps per raster sample (init=live)", lo=1, hi=1000,
+    sample_steps: Optional[int] = option(None, "DDIM steps per raster sample (init trace or live)", lo=1, hi=1000,
                                          advanced=True, full=50, quick=20)
-    sample_guidance: float = option(7.5, "guidance scale of the raster samples (init=live)", lo=0.0, hi=50.0,
-                                    advanced=True)
+    sample_guidance: Optional[float] = option(None, "guidance scale of the raster samples (init trace or live); "
+                                                    "Stable Diffusion's 7.5, closed-form priors suggest 1",
+                                              lo=0.0, hi=50.0, advanced=True, full=7.5, quick=7.5)
     live_iters: Optional[int] = option(None, "LIVE steps per stage when vectorizing the sample (init=live)", lo=1,
                                        hi=5000, advanced=True, full=100, quick=25)
     live_size: int = option(256, "resolution the sample is vectorized at (init=live)", lo=16, hi=1024,
@@ -137,9 +141,8 @@ class SVGDistillSettings:
 
 @dataclass
 class VectorFusionSettings(SVGDistillSettings):
-    init: str = option("scratch", "scratch: random shapes; live: sample K raster images, keep the best by CLIP, "
-                                  "vectorize it (LIVE), then fine-tune with SDS", choices=("scratch", "live"))
-    k: int = option(4, "raster samples drawn for init=live (best one by CLIP is vectorized)", lo=1, hi=64)
+    init: str = option("auto", INIT_HELP, choices=("auto", "trace", "live", "scratch"))
+    k: int = option(4, "raster samples drawn for init trace or live (the best one is vectorized)", lo=1, hi=64)
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -162,18 +165,19 @@ class Plan:
 
 
 def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
-    """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges."""
+    """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges.
+    init: the resolved init ("scratch", "trace" or "live", see `init.resolve_init`)."""
     validate.prompt(s.prompt)
     if s.t_min > s.t_max:
         raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
     style = STYLES[s.style]
     native = prior.native_size
     size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
-    steps = s.steps or (1000 if init == "live" else 2000)
+    steps = s.steps or (2000 if init == "scratch" else 1000)
     aug = {"auto": init == "scratch", "on": True, "off": False}[s.augment]
     lr = (style.lr[0] if s.lr_start is None else s.lr_start, style.lr[1] if s.lr is None else s.lr,
           style.lr[2] if s.lr_end is None else s.lr_end, style.lr[3] if s.lr_warmup is None else s.lr_warmup)
-    stop = s.reinit_stop if s.reinit_stop is not None else (0.8 if init == "live" else 0.75)
+    stop = s.reinit_stop if s.reinit_stop is not None else {"scratch": 0.75, "live": 0.8, "trace": 0.0}[init]
     suffix = style.suffix if s.suffix is None else s.suffix
     if style.kind == "square":  # whole pixels per square: crisp cells, and resvg draws exactly what we optimize
         grid = s.paths or style.paths
@@ -383,20 +387,20 @@ class VectorFusion:
         return estimate_work(s, 1, facts)
 
     def run(self, s: VectorFusionSettings, *, prior, inputs, out_dir):
-        plan = make_plan(s, prior, init=s.init)
-        with_encoder(prior, s.encoder)  # a missing fast VAE fails here, not after the LIVE init's sampling
-        if s.init == "live":
-            check_live_style(plan.style)
+        init = resolve_init(s.init, STYLES[s.style].kind)
+        plan = make_plan(s, prior, init=init)
+        with_encoder(prior, s.encoder)  # a missing fast VAE fails here, not after the init's sampling
         engine.seed_everything(s.seed)
         device = prior.device
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
         scorer = default_clip(device)
-        files, meta = {}, {}
-        if s.init == "live":
-            painting, offset = yield from live_init(plan, prior, s, scorer, gen, device, out_dir, files, meta,
-                                                 samples=s.k)
-        else:
+        files, meta = {}, {"init": init}
+        reading_notes(prior, s.prompt, meta)
+        if init == "scratch":
             painting, offset = init_painting(plan, 1, gen, device), 0
+        else:
+            painting, offset = yield from sample_init(plan, prior, s, init, scorer, gen, device, out_dir, files, meta,
+                                                      samples=s.k)
         stats: dict = {}
         yield from distill_painting(painting, prior, plan, objective="sds", generator=gen, step_offset=offset,
                                     total=offset + plan.steps, stats=stats)
@@ -412,36 +416,30 @@ class VectorFusion:
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)
 
 
-def check_live_style(style: Style) -> None:
-    """A LIVE init vectorizes raster samples into filled shapes: refuse it for sketches (open strokes)."""
-    if style.kind == "stroke":
-        raise InputError("init=live vectorizes raster samples into filled shapes: use it with the iconography or "
-                         "pixelart style, not sketch")
-
-
-def live_init(plan: Plan, prior, s: SVGDistillSettings, scorer, gen, device, out_dir, files, meta, *, samples: int,
-              keep: int = 1):
-    """VectorFusion's LIVE initialization: `samples` raster samples -> the `keep` best by CLIP -> vectorized (pixel
-    art: each kept sample averaged over each square), one scene each. Yields Progress; returns (painting, steps
-    done) and records the best sample in files / meta."""
+def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen, device, out_dir, files, meta, *,
+                samples: int, keep: int = 1):
+    """VectorFusion's init from prior samples: `samples` raster samples -> the `keep` best (`init.rank_samples`) ->
+    vectorized by `init` ("trace" or "live"; pixel art: each kept sample averaged over each square), one scene
+    each. Yields Progress; returns (painting, steps done) and records the best sample in files / meta."""
     st = plan.style
-    vectorize = st.kind != "square"
-    done = keep * live_steps(st.paths, s.live_iters) if vectorize else 0
+    vectorize = init if st.kind != "square" else None
+    done = keep * live_steps(st.paths, s.live_iters) if vectorize == "live" else 0
     found = yield from sample_rank_vectorize(
         prior, plan.prompt, rank_prompt=s.prompt, k=samples, steps=s.sample_steps, guidance=s.sample_guidance,
         negative=s.negative, generator=gen, scorer=scorer, vectorize=vectorize, paths=st.paths, segments=st.segments,
         iters=s.live_iters, live_size=s.live_size, canvas=plan.size, every=s.every, total=done + plan.steps,
         keep=keep)
     files["raster"] = save_png(found.best, out_dir / "sample.png")
-    meta["samples_clip"] = [float(x) for x in found.scores]
+    meta["samples_score"] = [float(x) for x in found.scores]
+    meta["samples_ranked_by"] = found.ranked_by
     meta["chosen_sample"] = int(found.order[0])
-    if not vectorize:
+    if vectorize is None:
         painting = init_painting(plan, keep, gen, device)
         kept = found.samples[found.order[:keep]]
         cols = torch.nn.functional.adaptive_avg_pool2d(kept, st.paths).permute(0, 2, 3, 1).reshape(keep, -1, 3)
         painting.colors[:, :, :3] = cols.to(device)
         return painting, 0
-    files["live_svg"] = save_svg(found.painting.scene(0), out_dir / "live_init.svg")
+    files["init_svg"] = save_svg(found.painting.scene(0), out_dir / f"{init}_init.svg")
     return found.painting, done
 
 

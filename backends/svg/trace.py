@@ -1,0 +1,212 @@
+"""Raster to `Painting` in milliseconds: vtracer's colour tracing, refitted to the Painting's fixed path layout.
+
+VectorFusion's best pipeline samples a raster, vectorizes it and refines the paths with SDS. LIVE, its vectorizer
+(`vectorize.live_vectorize`), fits paths by gradient descent: minutes on a CPU. vtracer (visioncortex, Rust, MIT)
+clusters colours and traces their outlines into Bezier curves in milliseconds; this module turns its output into
+what the SDS backends optimize:
+
+1. The background (pixels close to the image's border colour and connected to the border) is made transparent,
+   so vtracer traces only the subject; its colour becomes the Painting's background.
+2. vtracer traces the rest in "stacked" mode: every shape is a filled region painted over the ones before it, so
+   a shape that is dropped leaves the colour of the shape under it (a merge, not a hole).
+3. The budget: the smallest shapes (by area) are dropped until at most `paths` are left; painter's order kept.
+4. Each shape's outer contour is flattened to a polyline and refitted as `segments` cubic Beziers (least squares,
+   ends on the contour, split at equal arc length starting at its sharpest corner): the Painting needs one segment
+   count for all shapes. Colours are kept as traced.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .painting import Painting
+
+TRACE_MIN = 256     # px: the raster is upscaled to at least this long side before tracing (smoother outlines)
+BACKGROUND_TOL = 0.08  # RGB distance (of [0, 1] units) within which a border-connected pixel is background
+
+# vtracer's own output: <path d="..." fill="#RRGGBB" transform="translate(x,y)"/>, absolute commands M L C Z
+_PATH = re.compile(r'<path d="([^"]*)" fill="#([0-9A-Fa-f]{6})"(?: transform="translate\((-?[\d.]+),(-?[\d.]+)\)")?')
+_TOKEN = re.compile(r"[MLCZmlcz]|-?\d+(?:\.\d+)?")
+
+
+@dataclass
+class Traced:
+    """One traced shape: its outer contour (M, 2) float64 in trace pixels (closed: the last point is not the first
+    repeated), its fill RGB in [0, 1] and its area in trace pixels^2."""
+
+    contour: np.ndarray
+    rgb: tuple[float, float, float]
+    area: float
+
+
+def background_mask(image: np.ndarray, tol: float = BACKGROUND_TOL) -> tuple[np.ndarray, np.ndarray]:
+    """(mask (H, W) bool, colour (3,)): the pixels within `tol` of the border's median colour that are connected to
+    the border (4-connected), and that colour. image: (H, W, 3) float in [0, 1]."""
+    from scipy import ndimage
+
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    colour = np.median(border, axis=0)
+    near = np.linalg.norm(image - colour, axis=-1) <= tol
+    labels, _ = ndimage.label(near)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, edge[edge > 0]), colour
+
+
+def trace_shapes(image: np.ndarray, *, speckle: int = 4) -> tuple[list[Traced], np.ndarray]:
+    """vtracer's stacked colour trace of `image` (H, W, 3) float in [0, 1] with its background cut out.
+
+    Returns (shapes in painter's order, background RGB (3,)); coordinates in the image's pixels. speckle: vtracer's
+    filter_speckle, patches smaller than speckle x speckle px are dropped (at TRACE_MIN px).
+    """
+    import vtracer
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = max(1, math.ceil(TRACE_MIN / max(h, w)))
+    mask, colour = background_mask(image)
+    rgba = np.concatenate([image, (~mask)[..., None].astype(np.float32)], axis=-1)
+    pil = Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA")
+    if scale > 1:  # smooth colours, but a hard alpha edge where the original had it (vtracer takes any alpha > 0)
+        pil = pil.resize((w * scale, h * scale), Image.BICUBIC)
+        pil.putalpha(pil.getchannel("A").point(lambda a: 255 if a >= 128 else 0))
+    buf = io.BytesIO()
+    pil.save(buf, format="png")
+    svg = vtracer.convert_raw_image_to_svg(buf.getvalue(), img_format="png", colormode="color",
+                                           hierarchical="stacked", mode="spline", filter_speckle=speckle,
+                                           color_precision=6, layer_difference=16, corner_threshold=60,
+                                           length_threshold=4.0, max_iterations=10, splice_threshold=45,
+                                           path_precision=3)
+    shapes = []
+    for d, hexcol, tx, ty in _PATH.findall(svg):
+        contour = _outer_contour(d)
+        if contour is None:
+            continue
+        contour = (contour + [float(tx or 0), float(ty or 0)]) / scale
+        area = abs(_shoelace(contour))
+        if area <= 0:
+            continue
+        rgb = tuple(int(hexcol[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+        shapes.append(Traced(contour, rgb, area))
+    return shapes, colour
+
+
+def _outer_contour(d: str, per_curve: int = 8) -> np.ndarray | None:
+    """The largest closed subpath of an absolute M/L/C/Z path as a polyline (cubics sampled `per_curve` times)."""
+    tokens = _TOKEN.findall(d)
+    subpaths, current, pen, i = [], [], None, 0
+    while i < len(tokens):
+        cmd = tokens[i]
+        i += 1
+        if cmd in "Mm":
+            if len(current) > 2:
+                subpaths.append(np.array(current))
+            pen = (float(tokens[i]), float(tokens[i + 1]))
+            current, i = [pen], i + 2
+        elif cmd in "Ll" and pen is not None:
+            pen = (float(tokens[i]), float(tokens[i + 1]))
+            current.append(pen)
+            i += 2
+        elif cmd in "Cc" and pen is not None:
+            c = np.array([pen] + [(float(tokens[i + 2 * k]), float(tokens[i + 2 * k + 1])) for k in range(3)])
+            u = np.linspace(0, 1, per_curve + 1)[1:, None]
+            curve = ((1 - u) ** 3 * c[0] + 3 * (1 - u) ** 2 * u * c[1] + 3 * (1 - u) * u ** 2 * c[2] + u ** 3 * c[3])
+            current.extend(map(tuple, curve))
+            pen = tuple(c[3])
+            i += 6
+        elif cmd in "Zz":
+            if len(current) > 2:
+                subpaths.append(np.array(current))
+            current = []
+        else:  # a number where a command was expected (implicit repeats): vtracer never writes them
+            return None
+    if len(current) > 2:
+        subpaths.append(np.array(current))
+    if not subpaths:
+        return None
+    outer = max(subpaths, key=lambda p: abs(_shoelace(p)))
+    if np.allclose(outer[0], outer[-1]):
+        outer = outer[:-1]
+    return outer if len(outer) > 2 else None
+
+
+def _shoelace(p: np.ndarray) -> float:
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def fit_closed_cubics(contour: np.ndarray, segments: int) -> np.ndarray:
+    """(3*segments, 2) control points of a closed path of `segments` cubics following a closed polyline (M, 2).
+
+    The contour is cut at `segments` points of equal arc length, starting at its sharpest corner (so at least one
+    corner stays sharp); each piece is a cubic whose ends are the cut points and whose two inner control points are
+    the least-squares fit to the piece's points at their chord-length parameters. Layout as `Painting` (anchor of
+    segment i at 3i, its controls at 3i + 1 and 3i + 2, the next anchor at 3(i + 1) mod 3S)."""
+    pts = np.asarray(contour, dtype=np.float64)
+    pts = np.roll(pts, -_sharpest(pts), axis=0)
+    closed = np.concatenate([pts, pts[:1]])
+    seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    length = arc[-1]
+    if length <= 0:
+        return np.repeat(pts[:1], 3 * segments, axis=0)
+    # dense, evenly spaced resampling: every piece gets enough points for a stable fit
+    n = max(16 * segments, len(pts))
+    s = np.linspace(0.0, length, n, endpoint=False)
+    dense = np.stack([np.interp(s, arc, closed[:, 0]), np.interp(s, arc, closed[:, 1])], axis=1)
+    cuts = np.linspace(0, n, segments + 1).round().astype(int)
+    out = np.zeros((3 * segments, 2))
+    for k in range(segments):
+        piece = np.concatenate([dense[cuts[k]:cuts[k + 1]], dense[cuts[k + 1] % n][None]])
+        out[3 * k:3 * k + 3] = _fit_cubic(piece)[:3]
+    return out
+
+
+def _sharpest(pts: np.ndarray) -> int:
+    """Index of the polyline vertex with the largest turning angle."""
+    a, b = pts - np.roll(pts, 1, axis=0), np.roll(pts, -1, axis=0) - pts
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return int(np.argmin(cos))
+
+
+def _fit_cubic(p: np.ndarray) -> np.ndarray:
+    """(4, 2) cubic Bezier with ends p[0], p[-1] whose inner controls fit the points p (M, 2) in least squares."""
+    p0, p3 = p[0], p[-1]
+    d = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
+    if len(p) < 4 or d[-1] <= 0:
+        return np.stack([p0, p0 + (p3 - p0) / 3, p0 + 2 * (p3 - p0) / 3, p3])
+    u = d / d[-1]
+    b0, b1, b2, b3 = (1 - u) ** 3, 3 * (1 - u) ** 2 * u, 3 * (1 - u) * u ** 2, u ** 3
+    rhs = p - np.outer(b0, p0) - np.outer(b3, p3)
+    a = np.stack([b1, b2], axis=1)
+    sol, *_ = np.linalg.lstsq(a, rhs, rcond=None)
+    return np.stack([p0, sol[0], sol[1], p3])
+
+
+def trace_painting(image: torch.Tensor, *, paths: int, segments: int, canvas: int, speckle: int = 4) -> Painting:
+    """One raster (3, H, W) in [0, 1] traced into a K = 1 Painting of at most `paths` closed paths of `segments`
+    cubics each on a `canvas` x `canvas` px canvas (the image is stretched to it). The largest shapes are kept,
+    in painter's order; an image with nothing but background gives one invisible, zero-area path (a Painting is
+    never empty, and VectorFusion's re-initialization turns it into a live one)."""
+    img = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    h, w = img.shape[:2]
+    shapes, background = trace_shapes(img, speckle=speckle)
+    if len(shapes) > paths:
+        keep = sorted(sorted(range(len(shapes)), key=lambda i: -shapes[i].area)[:paths])
+        shapes = [shapes[i] for i in keep]
+    scale = np.array([canvas / w, canvas / h])
+    if shapes:
+        points = np.stack([fit_closed_cubics(s.contour * scale, segments) for s in shapes])
+        colors = np.array([[*s.rgb, 1.0] for s in shapes])
+    else:
+        points = np.full((1, 3 * segments, 2), canvas / 2.0)
+        colors = np.zeros((1, 4))
+    device = image.device
+    n = len(points)
+    return Painting(canvas, canvas, "path", torch.tensor(points, dtype=torch.float32, device=device)[None],
+                    torch.tensor(colors, dtype=torch.float32, device=device)[None],
+                    torch.tensor(background, dtype=torch.float32, device=device)[None], torch.arange(n)[None])

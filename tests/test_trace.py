@@ -1,0 +1,115 @@
+"""The fast init of Text to SVG: vtracer's trace refitted into a Painting, and the sample ranking around it."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from backends.svg.trace import fit_closed_cubics, trace_painting
+
+
+def shapes_image(size: int = 64) -> torch.Tensor:
+    """(3, size, size): a red disk and a blue square on white, and one green speck."""
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    img = torch.ones(3, size, size)
+    disk = (xx - 22) ** 2 + (yy - 22) ** 2 < 14 ** 2
+    img[:, disk] = torch.tensor([0.9, 0.1, 0.1])[:, None]
+    img[:, 36:58, 36:58] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
+    img[:, 5:7, 55:57] = torch.tensor([0.1, 0.8, 0.1])[:, None, None]
+    return img
+
+
+def test_trace_gives_closed_cubic_paths_with_the_images_colours_over_its_background():
+    img = shapes_image()
+    painting = trace_painting(img, paths=16, segments=4, canvas=75)
+    assert painting.kind == "path" and painting.k == 1 and painting.points.shape[2:] == (12, 2)  # closed: 3S points
+    assert painting.width == painting.height == 75
+    assert torch.allclose(painting.background[0], torch.ones(3), atol=0.02)  # white, not a path
+    rgb = painting.colors[0, :, :3]
+    for want in ([0.9, 0.1, 0.1], [0.1, 0.2, 0.9]):  # each colour is some shape's fill, as traced
+        assert (rgb - torch.tensor(want)).abs().max(dim=1).values.min() < 0.05
+    assert (painting.colors[0, :, 3] == 1).all()
+    drawn = torch.nn.functional.interpolate(painting.render(size=64), size=64, mode="area")[0]
+    assert (drawn - img).pow(2).mean().sqrt() < 0.08
+
+
+def test_trace_keeps_the_largest_shapes_within_the_path_budget():
+    img = torch.ones(3, 64, 64)
+    g = torch.Generator().manual_seed(0)
+    sides = []
+    for i in range(12):  # twelve squares of growing size, each its own colour
+        side = 2 + i // 2
+        x, y = 2 + (i % 4) * 15, 2 + (i // 4) * 20
+        img[:, y:y + side, x:x + side] = torch.rand(3, 1, 1, generator=g) * 0.6
+        sides.append(side)
+    painting = trace_painting(img, paths=4, segments=4, canvas=64)
+    assert painting.n == 4
+    from backends.svg.losses import closed_area
+
+    areas = closed_area(painting.points)[0]
+    assert areas.min() > 6 ** 2 * 0.5  # the four kept are the big ones (sides 7), not the 2 px specks
+
+
+def test_an_image_of_only_background_traces_into_one_invisible_path():
+    painting = trace_painting(torch.full((3, 32, 32), 0.7), paths=8, segments=4, canvas=32)
+    assert painting.n == 1 and float(painting.colors[0, 0, 3]) == 0.0
+    assert torch.allclose(painting.render()[0], torch.full((3, 32, 32), 0.7), atol=0.02)
+
+
+def test_cubic_refit_follows_a_circle_closely():
+    theta = np.linspace(0, 2 * math.pi, 200, endpoint=False)
+    circle = np.stack([50 + 30 * np.cos(theta), 50 + 30 * np.sin(theta)], axis=1)
+    pts = fit_closed_cubics(circle, 4)
+    assert pts.shape == (12, 2)
+    u = np.linspace(0, 1, 50)[:, None]
+    worst = 0.0
+    for k in range(4):
+        c = [pts[(3 * k + j) % 12] for j in range(4)]
+        curve = (1 - u) ** 3 * c[0] + 3 * (1 - u) ** 2 * u * c[1] + 3 * (1 - u) * u ** 2 * c[2] + u ** 3 * c[3]
+        worst = max(worst, np.abs(np.linalg.norm(curve - 50, axis=1) - 30).max())
+    assert worst < 0.5  # px, on a radius of 30
+
+
+def test_samples_are_ranked_by_the_priors_own_score_when_clip_has_random_weights(monkeypatch):
+    from backends.clip import tiny_clip
+    from backends.priors.icons import IconPrior
+    from backends.svg.init import rank_samples
+
+    prior = IconPrior.load()
+    ids = {c: prior.captions.index(c) for c in ("red apple", "green apple", "rocket")}
+    images = torch.stack([(prior.bank(64, 64)[ids[c]].view(3, 64, 64) + 1) / 2
+                          for c in ("rocket", "green apple", "red apple")])
+    order, _, by = rank_samples(images, "a red apple", prior=prior, scorer=tiny_clip())
+    assert by == "the icons prior's score" and order[0] == 2 and order[-1] == 0
+
+    class NoScore:  # a prior with no judgement of its own, e.g. Stable Diffusion without CLIP weights
+        name = "sd"
+
+    order, _, by = rank_samples(images, "a red apple", prior=NoScore(), scorer=tiny_clip())
+    assert order == [0, 1, 2] and by.startswith("draw order")
+
+
+@pytest.mark.parametrize("prompt, main", [("a red apple", "red apple"), ("a robot holding a balloon", "robot"),
+                                          ("a rocket", "rocket")])
+def test_default_text_to_svg_traces_a_prior_sample_and_lands_on_the_prompts_icon(tmp_path, monkeypatch, prompt, main):
+    from backends import run_to_end
+    from backends.priors.icons import IconPrior
+    from benchmarks.eval_icons import Icons, rasterize
+
+    monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")
+    result = run_to_end("svg/vectorfusion", {"prompt": prompt, "steps": 20}, prior="icons", out_dir=tmp_path,
+                        device="cpu")
+    meta = json.loads((tmp_path / "result.json").read_text())
+    assert meta["init"] == "trace" and meta["samples_ranked_by"] == "the icons prior's score"
+    assert meta["understood"]["drawn"][0] == main and any(main in n for n in meta["notes"])
+    assert {"raster", "init_svg"} <= set(result.files)
+    # the downloaded SVG, drawn by resvg, is nearest to an icon of the prompt's main object
+    icons = Icons()
+    nearest = icons.captions[icons.nearest(rasterize(result.files["svg"]))]
+    assert nearest == main
+    # and it is a picture, not a pale field: a fifth or more of the canvas is drawn, with real contrast
+    drawn = rasterize(result.files["svg"]).reshape(3, 64, 64)
+    assert (np.abs(drawn - 1.0).max(0) > 0.2).mean() > 0.2 and drawn.std() > 0.15
