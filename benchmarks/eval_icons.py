@@ -2,6 +2,8 @@
 
     python -m benchmarks.eval_icons                 # 50 prompts, each backend with the prior's defaults (CPU)
     python -m benchmarks.eval_icons --quick --no-record   # 2 prompts, few steps: exercises the flow (tests)
+    python -m benchmarks.eval_icons --visitors      # a visitor's prompts (VISITOR_PROMPTS), the tab's defaults,
+                                                    # with a contact sheet in docs/text_to_svg_prompts.png
 
 Prompts: every k-th distinct icon caption of two or three plain words (a deterministic, evenly spread choice over
 the emoji groups), phrased as a person would ask: "a red apple", "an umbrella" ("a" / "an" + caption). Each runs
@@ -48,6 +50,130 @@ SIZE = 64
 # --quick: few steps so that a test exercises every path in seconds (numbers then mean little)
 QUICK = {"svg/vectorfusion": {"steps": 5}, "svg/csd": {"steps": 5, "live_iters": 2, "sample_steps": 2},
          "svg/raster-then-vectorize": {"iters": 2, "sample_steps": 2}}
+
+
+# Prompts as a visitor types them, by class, each with the main object a person expects drawn: the words its
+# nearest icon's caption must contain ("=caption": exactly that caption, a hot air balloon is not a speech balloon;
+# "a|b": either).
+VISITOR_PROMPTS = {
+    "object": [("a rocket", "rocket"), ("an umbrella", "umbrella"), ("a guitar", "guitar"), ("a bicycle", "bicycle"),
+               ("a pineapple", "pineapple"), ("a snowman", "snowman"), ("a cactus", "cactus"),
+               ("an elephant", "elephant"), ("a ghost", "ghost"), ("a crown", "crown")],
+    "colour": [("a red apple", "red apple"), ("a green apple", "green apple"), ("a blue heart", "blue heart"),
+               ("a red car", "car"), ("a yellow star", "=star|=glowing star"), ("a red bicycle", "bicycle")],
+    "composition": [("a robot holding a balloon", "robot"), ("a cat wearing a wizard hat", "cat"),
+                    ("a dog with a ball", "dog"), ("a penguin on an iceberg", "penguin"),
+                    ("a fox in the snow", "fox")],
+    "scene": [("a hot air balloon over mountains", "=balloon"), ("a blue whale jumping out of the ocean", "whale"),
+              ("a rocket flying to the moon", "rocket"), ("a sailboat on the sea", "sailboat"),
+              ("a castle on a hill", "castle")],
+    "style": [("a cute owl sticker", "owl"), ("a pizza slice, flat vector art", "pizza"),
+              ("a watercolor painting of a sunflower", "sunflower"), ("a minimal icon of a bicycle", "bicycle"),
+              ("a ghost emoji", "ghost")],
+}
+
+
+def wanted(caption: str, want: str) -> bool:
+    """Does an icon caption show the wanted main object ("red apple": both words; "=balloon": exactly; "a|b":
+    either)?"""
+    if "|" in want:
+        return any(wanted(caption, w) for w in want.split("|"))
+    if want.startswith("="):
+        return caption == want[1:]
+    words = set(caption.lower().replace("-", " ").split())
+    return set(want.split()) <= words
+
+
+def canvas_stats(x: np.ndarray) -> tuple[float, float]:
+    """(coverage, contrast) of a drawing (3*64*64,) over white: the share of pixels that differ from white by more
+    than 0.1 (any channel), and the standard deviation of the luminance. A pale field of specks has little of
+    either."""
+    img = x.reshape(3, SIZE, SIZE)
+    coverage = float((np.abs(img - 1.0).max(0) > 0.1).mean())
+    luma = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    return coverage, float(luma.std())
+
+
+PALE = (0.05, 0.08)  # a canvas with less coverage or contrast than this is blank or pale
+
+
+def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = None, log=print,
+                      sheet: Path | None = None) -> dict:
+    """The app's default Text to SVG (svg/vectorfusion, icons prior, its defaults) on a visitor's prompts: per prompt
+    whether the main object's icon ranks first in what the prior retrieved, whether the SVG (resvg, 64 px) is nearest
+    to an icon of the main object, its coverage and contrast, and seconds to the first preview and to the SVG."""
+    import backends
+    from backends.priors.icons import IconPrior
+    from backends.types import Result
+
+    prior, icons = IconPrior.load(), Icons()
+    settings = settings or {}
+    run_one("svg/vectorfusion", {"prompt": "a rocket", "steps": 1}, out_root / "warmup")  # loading, untimed
+    rows, tiles = [], []
+    for cls, items in prompts.items():
+        for prompt, want in items:
+            out = out_root / f"{len(rows):03d}"
+            t0, c0, first, result = time.perf_counter(), time.process_time(), None, None
+            for item in backends.run("svg/vectorfusion", {"prompt": prompt, "seed": 0, **settings}, prior="icons",
+                                     out_dir=out, device="cpu"):
+                if first is None and getattr(item, "preview", None) is not None:
+                    first = time.perf_counter() - t0
+                result = item if isinstance(item, Result) else result
+            sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+            drawing = rasterize(result.files["svg"])
+            nearest = icons.captions[icons.nearest(drawing)]
+            coverage, contrast = canvas_stats(drawing)
+            drawn = prior.read(prompt).drawn
+            row = {"class": cls, "prompt": prompt, "want": want, "main_first": wanted(drawn[0], want),
+                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": wanted(nearest, want),
+                   "coverage": coverage, "contrast": contrast,
+                   "pale": coverage < PALE[0] or contrast < PALE[1], "seconds": sec, "cpu_seconds": cpu,
+                   "first_preview_s": first}
+            rows.append(row)
+            tiles.append((prompt, result.files["png"], row["recognized"]))
+            log(f"[{len(rows)}] {prompt!r}: nearest {nearest!r} {'ok' if row['recognized'] else 'MISS'}, "
+                f"coverage {coverage:.2f} contrast {contrast:.2f}, {sec:.1f} s (first preview {first:.1f} s)")
+    if sheet is not None:
+        contact_sheet(tiles, sheet)
+    return {"visitors": rows}
+
+
+def contact_sheet(tiles: list[tuple[str, str, bool]], path: Path, tile: int = 160, cols: int = 6) -> None:
+    """A PNG grid of results, each captioned with its prompt (a red caption: the main object was not recognized)."""
+    from PIL import Image, ImageDraw
+
+    rows = -(-len(tiles) // cols)
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + 28)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (prompt, png, ok) in enumerate(tiles):
+        x, y = (i % cols) * tile, (i // cols) * (tile + 28)
+        sheet.paste(Image.open(png).convert("RGB").resize((tile, tile), Image.LANCZOS), (x, y))
+        words, lines = prompt.split(), [""]
+        for w in words:  # wrap the caption into two lines of at most ~26 characters
+            lines[-1:] = [f"{lines[-1]} {w}".strip()] if len(lines[-1]) + len(w) < 26 else [lines[-1], w]
+        draw.multiline_text((x + 4, y + tile + 1), "\n".join(lines[:2]), fill=(0, 0, 0) if ok else (200, 0, 0),
+                            spacing=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def visitor_table(res: dict) -> str:
+    rows = res["visitors"]
+    lines = ["| class | prompts | main object ranked first | recognized | blank or pale | s per SVG (mean / max) | "
+             "first preview s (max) |", "|---|---|---|---|---|---|---|"]
+    for cls in dict.fromkeys(r["class"] for r in rows):
+        rs = [r for r in rows if r["class"] == cls]
+        lines.append(f"| {cls} | {len(rs)} | {sum(r['main_first'] for r in rs)} | {sum(r['recognized'] for r in rs)} "
+                     f"| {sum(r['pale'] for r in rs)} | {np.mean([r['seconds'] for r in rs]):.1f} / "
+                     f"{max(r['seconds'] for r in rs):.1f} | {max(r['first_preview_s'] for r in rs):.1f} |")
+    lines.append(f"| all | {len(rows)} | {sum(r['main_first'] for r in rows)} | "
+                 f"{sum(r['recognized'] for r in rows)} ({100 * np.mean([r['recognized'] for r in rows]):.0f} %) | "
+                 f"{sum(r['pale'] for r in rows)} | {np.mean([r['seconds'] for r in rows]):.1f} / "
+                 f"{max(r['seconds'] for r in rows):.1f} | {max(r['first_preview_s'] for r in rows):.1f} |")
+    misses = [f"{r['prompt']} -> {r['nearest']}" for r in rows if not r["recognized"]]
+    if misses:
+        lines += ["", "Not recognized: " + "; ".join(misses) + "."]
+    return "\n".join(lines)
 
 
 def choose_prompts(captions, n: int) -> list[str]:
@@ -218,12 +344,21 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None, help="keep the SVGs here (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--no-record", action="store_true", help="print only")
+    p.add_argument("--visitors", action="store_true",
+                   help="the visitor prompt set (VISITOR_PROMPTS) through the tab's default svg/vectorfusion, with a "
+                        "contact sheet (--sheet); --quick: one prompt of each class, 5 steps")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --visitors: a setting for every run (e.g. init=scratch)")
+    p.add_argument("--sheet", default=None, help="with --visitors: the contact sheet's path "
+                                                 "(default docs/text_to_svg_prompts.png; --quick: none)")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                    help="run nothing: combine the --json files of separate runs (e.g. one process per backend) and "
                         "print / record them as one table")
     args = p.parse_args(argv)
     from backends.priors.icons import load_icon_data
 
+    if args.visitors:  # as the app runs: torch's default threads
+        return main_visitors(args)
     torch.set_num_threads(1)  # a shared 2-core machine: one thread each avoids two threads spin-waiting on each other
     n = 2 if args.quick and args.prompts == 50 else args.prompts
     d = 1 if args.quick and args.diversity == 5 else args.diversity
@@ -257,6 +392,35 @@ def main(argv=None) -> dict:
                               + (" (quick: few steps)" if args.quick else "") + f"; torch threads "
                               f"{torch.get_num_threads()}. Recognition: nearest shipped icon (L2, resvg 64 px) "
                               "is one the prompt retrieves."])
+    return res
+
+
+def main_visitors(args) -> dict:
+    settings = dict(kv.split("=", 1) for kv in args.set)
+    prompts = VISITOR_PROMPTS
+    if args.quick:
+        prompts = {cls: items[:1] for cls, items in VISITOR_PROMPTS.items()}
+        settings.setdefault("steps", "5")
+    sheet = Path(args.sheet) if args.sheet else (None if args.quick else ROOT / "docs" / "text_to_svg_prompts.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        res = evaluate_visitors(prompts, out_root=Path(args.out or tmp), settings=settings, sheet=sheet,
+                                log=lambda m: print(m, file=sys.stderr, flush=True))
+    text = visitor_table(res)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    if not args.no_record:
+        from .common import append_results, device_name
+
+        rows = [dict(metric=f"visitors/{r['prompt']}/{m}", value=float(r[m]), unit=u) for r in res["visitors"]
+                for m, u in (("recognized", "bool"), ("pale", "bool"), ("seconds", "s"), ("first_preview_s", "s"))]
+        append_results("eval_icons --visitors", text, rows, device=device_name("cpu"),
+                       notes=[f"svg/vectorfusion, prior icons, seed 0, the tab's defaults"
+                              + (f" with {settings}" if settings else "") + f"; torch threads {torch.get_num_threads()}."
+                              " Main object ranked first: the prior's first retrieved caption shows it. Recognized:"
+                              " the SVG's nearest shipped icon (L2, resvg 64 px) shows it. Pale: coverage < "
+                              f"{PALE[0]} or luminance std < {PALE[1]}." + (f" Contact sheet: {sheet.relative_to(ROOT)}."
+                                                                             if sheet else "")])
     return res
 
 

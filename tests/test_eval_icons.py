@@ -52,3 +52,28 @@ def test_quick_eval_reports_recognition_diversity_and_seconds_for_each_backend(t
     assert json.loads((tmp_path / "res.json").read_text()) == res
     merged = eval_icons.main(["--no-record", "--merge", str(tmp_path / "res.json")])
     assert merged == res
+
+
+def test_visitor_eval_scores_each_class_and_writes_a_contact_sheet(tmp_path):
+    res = eval_icons.main(["--visitors", "--quick", "--no-record", "--sheet", str(tmp_path / "sheet.png"),
+                           "--json", str(tmp_path / "res.json")])
+    rows = res["visitors"]
+    assert [r["class"] for r in rows] == list(eval_icons.VISITOR_PROMPTS)
+    for r in rows:
+        assert r["seconds"] > 0 and r["first_preview_s"] <= r["seconds"] and 0 <= r["coverage"] <= 1
+        assert r["recognized"] == eval_icons.wanted(r["nearest"], r["want"])
+    from PIL import Image
+
+    assert Image.open(tmp_path / "sheet.png").size == (6 * 160, 188)
+    assert json.loads((tmp_path / "res.json").read_text()) == res
+
+
+def test_wanted_main_object_and_pale_canvas_measures():
+    assert eval_icons.wanted("red apple", "red apple") and not eval_icons.wanted("green apple", "red apple")
+    assert eval_icons.wanted("speech balloon", "balloon") and not eval_icons.wanted("speech balloon", "=balloon")
+    blank = np.ones(3 * 64 * 64, np.float32)
+    assert eval_icons.canvas_stats(blank) == (0.0, 0.0)
+    half = blank.reshape(3, 64, 64).copy()
+    half[:, :, :32] = 0.0
+    coverage, contrast = eval_icons.canvas_stats(half.reshape(-1))
+    assert coverage == 0.5 and contrast == pytest.approx(0.5)

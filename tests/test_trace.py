@@ -113,3 +113,23 @@ def test_default_text_to_svg_traces_a_prior_sample_and_lands_on_the_prompts_icon
     # and it is a picture, not a pale field: a fifth or more of the canvas is drawn, with real contrast
     drawn = rasterize(result.files["svg"]).reshape(3, 64, 64)
     assert (np.abs(drawn - 1.0).max(0) > 0.2).mean() > 0.2 and drawn.std() > 0.15
+
+
+def test_scratch_converges_to_each_prompts_own_icon_not_one_pale_field_of_specks(tmp_path, monkeypatch):
+    """Two prompts, one seed, random circles: before the icons prior's lr_scale, both ended as the same pale canvas
+    (the circles could travel 5 px in 200 steps and only recoloured)."""
+    from backends import run_to_end
+    from benchmarks.eval_icons import Icons, canvas_stats, rasterize
+
+    monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")
+    icons, drawings = Icons(), []
+    for prompt, main in (("a rocket", "rocket"), ("a robot holding a balloon", "robot")):
+        result = run_to_end("svg/vectorfusion", {"prompt": prompt, "init": "scratch"}, prior="icons",
+                            out_dir=tmp_path / main, device="cpu")
+        assert result.metadata["auto"]["lr_scale"] == 10.0
+        drawing = rasterize(result.files["svg"])
+        assert icons.captions[icons.nearest(drawing)] == main
+        coverage, contrast = canvas_stats(drawing)
+        assert coverage > 0.2 and contrast > 0.15
+        drawings.append(drawing)
+    assert np.sqrt(((drawings[0] - drawings[1]) ** 2).mean()) > 0.2

@@ -108,8 +108,13 @@ class IconPrior:
     # is longer than the whole run needs; 400 steps give a recognisable pizza (MSE 0.0035) in about 40 s.
     # steps 200: the nearest icon is already the prompt's one at 200 steps (benchmarks/eval_icons.py measures
     # recognition over 50 caption prompts), at half the time: 10-14 s per SVG on a busy 2-core CPU, under 20 s.
+    # lr_scale 10: VectorFusion's rates are per step for 2000 steps (0.2 px a step on a 600 px canvas, 0.025 on
+    # this prior's 75 px one); over 200 steps a point then travels at most 5 px. From scratch the random circles
+    # stayed where they were drawn and only recoloured: two prompts with one seed gave the same pale field of
+    # specks. At 10x (the paper's travel in a tenth of its steps) they converge on the icon (looked at: "a red
+    # apple", "a robot", "a rocket", "a whale" from scratch; benchmarks/eval_icons.py measures it).
     defaults = {"guidance": 1.0, "steps": 200, "augment": "off", "lr_warmup": 20, "sample_steps": 20,
-                "sample_guidance": 1.0}
+                "sample_guidance": 1.0, "lr_scale": 10.0}
 
     def __init__(
         self,

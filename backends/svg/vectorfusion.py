@@ -105,6 +105,11 @@ class SVGDistillSettings:
                                            "art 1e-4", lo=0.0, hi=100.0, advanced=True)
     lr_warmup: Optional[int] = option(None, "warm-up steps; default 500, pixel art 1000", lo=0, hi=20000,
                                       advanced=True)
+    lr_scale: Optional[float] = option(None, "multiplies the style's default learning rates (lr_start, lr, lr_end "
+                                             "not set here): the paper's are per step for 2000 steps, so a run of "
+                                             "fewer steps needs larger ones to travel as far; default 1, the icons "
+                                             "prior suggests 10 for its 200 steps", lo=0.0, hi=1000.0,
+                                       advanced=True, full=1.0, quick=1.0)
     color_lr_scale: float = option(0.05, "fill-color learning rate / point learning rate (paper: 20x lower)",
                                    lo=0.0, hi=10.0, advanced=True)
     bg_lr_scale: float = option(0.005, "background learning rate / point learning rate (paper: 200x lower)",
@@ -175,8 +180,9 @@ def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
     steps = s.steps or (2000 if init == "scratch" else 1000)
     aug = {"auto": init == "scratch", "on": True, "off": False}[s.augment]
-    lr = (style.lr[0] if s.lr_start is None else s.lr_start, style.lr[1] if s.lr is None else s.lr,
-          style.lr[2] if s.lr_end is None else s.lr_end, style.lr[3] if s.lr_warmup is None else s.lr_warmup)
+    scale = 1.0 if s.lr_scale is None else s.lr_scale
+    lr = (style.lr[0] * scale if s.lr_start is None else s.lr_start, style.lr[1] * scale if s.lr is None else s.lr,
+          style.lr[2] * scale if s.lr_end is None else s.lr_end, style.lr[3] if s.lr_warmup is None else s.lr_warmup)
     stop = s.reinit_stop if s.reinit_stop is not None else {"scratch": 0.75, "live": 0.8, "trace": 0.0}[init]
     suffix = style.suffix if s.suffix is None else s.suffix
     if style.kind == "square":  # whole pixels per square: crisp cells, and resvg draws exactly what we optimize
