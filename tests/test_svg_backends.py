@@ -145,8 +145,9 @@ def test_csd_optimizes_k_candidates_in_one_batch_and_ranks_them(tmp_path, tiny_p
     assert_previews(progress)
     ranked = [result.files[f"svg_{r}"] for r in range(1, k + 1)]
     assert len(set(ranked)) == k and result.files["svg"] == ranked[0]
-    scores = result.metadata["clip_scores"]
-    assert scores == sorted(scores, reverse=True) and sorted(result.metadata["ranking"]) == list(range(k))
+    # a random-weight CLIP and a prior with no score of its own: ranking by either would be chance, so the
+    # candidates keep the order they were made in, and result.json says so
+    assert result.metadata["ranking"] == list(range(k)) and result.metadata["ranked_by"].startswith("draw order")
     assert_svg_matches_png(result)
 
 

@@ -4,8 +4,9 @@ Plain VectorFusion run K times gives K near-duplicates: every run follows the sa
 scenes are SVGD particles (Kim et al. 2023): each step renders, augments (one shared augmentation, so particles
 are compared like with like), encodes and denoises all K in one batch at one timestep, and `engine.csd_grad`
 mixes their SDS scores through an RBF kernel on the noisy latents and adds a repulsive term that pushes the
-candidates apart. With K = 1 it is exactly VectorFusion. The candidates are ranked at the end by the prior's own `score(images,
-prompt)` where it has one (the offline `icons` prior), else by CLIP.
+candidates apart. With K = 1 it is exactly VectorFusion. The candidates are ranked at the end as the samples are
+(`init.rank_samples`): by CLIP with real weights, else by the prior's own score where it has one (the offline `icons`
+prior), else in the order made.
 
 Where the particles start matters more than the kernel. Score distillation is mode-seeking: from K random shape
 sets every candidate climbs to the same mode. Measured with the exact-score `icons` prior (benchmarks/eval_icons.py,
@@ -31,8 +32,7 @@ from ..settings import option
 from ..types import Result
 from .svgio import save_svg
 from .painting import export_rasters, grid_image
-from ..priors.base import PromptScorer
-from .init import INIT_HELP, reading_notes, resolve_init
+from .init import INIT_HELP, rank_samples, reading_notes, resolve_init
 from .vectorfusion import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan,
                            sample_init)
 
@@ -85,16 +85,13 @@ class CSDVectorFusion:
         scenes = [painting.scene(i) for i in range(s.k)]
         rasters = export_rasters(scenes)
         scores = scorer.score(rasters, s.prompt)
-        # A prior that can say how well an image matches the prompt ranks the candidates itself: offline the CLIP
-        # scorer is a tiny random-weight model whose order is noise, while the icons prior's score (distance to
-        # the nearest icon the prompt retrieves) is exact.
-        by_prior = isinstance(prior, PromptScorer)
-        rank_score = prior.score(rasters, s.prompt).to(scores) if by_prior else scores
-        order = torch.argsort(rank_score, descending=True, stable=True).tolist()
+        # the samples' rule: CLIP with real weights, else the prior's own score (offline the CLIP is a tiny
+        # random-weight model whose order is noise; the icons prior's score is exact), else the order made
+        order, rank_score, ranked_by = rank_samples(rasters, s.prompt, prior=prior, scorer=scorer)
         for rank, i in enumerate(order, start=1):
             files[f"svg_{rank}"] = save_svg(scenes[i], out_dir / f"candidate_{rank}.svg")
             files[f"png_{rank}"] = save_png(rasters[i], out_dir / f"candidate_{rank}.png")
-        files["svg"], files["png"] = files["svg_1"], files["png_1"]
+        files = {"svg": files["svg_1"], "png": files["png_1"], **files}  # the best first (the app lists in order)
         sheet = grid_image(rasters[order])
         files["grid"] = save_png(sheet, out_dir / "candidates.png")
         metrics = {"clip_score": float(scores[order[0]]), "clip_score_mean": float(scores.mean()),
@@ -102,7 +99,7 @@ class CSDVectorFusion:
                    "diversity": _diversity(rasters)}
         meta.update({"metrics": metrics, **scorer.label(), "prompt_used": plan.prompt, "canvas": plan.size,
                      "ranking": order, "clip_scores": [float(scores[i]) for i in order],
-                     "ranked_by": f"the {prior.name} prior's score" if by_prior else "CLIP",
+                     "ranked_by": ranked_by,
                      "rank_scores": [float(rank_score[i]) for i in order], "init": init})
         yield Result(files=files, preview=sheet, metadata=meta)
 

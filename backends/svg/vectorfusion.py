@@ -412,8 +412,9 @@ class VectorFusion:
                                     total=offset + plan.steps, stats=stats)
         scene = painting.scene(0)
         raster = export_rasters([scene])[0]
-        files["svg"] = save_svg(scene, out_dir / "result.svg")
-        files["png"] = save_png(raster, out_dir / "result.png")
+        # the result first (the app lists files in this order), then what the init made
+        files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
+                 **files}
         scores, label = clip_metadata(scorer, raster[None], s.prompt)
         metrics = {"clip_score": scores[0], "reinitialized": float(stats.get("reinitialized", 0)),
                    "shapes": float(len(scene.shapes))}
