@@ -156,6 +156,8 @@ def settings_for(cls, quick: bool) -> dict:
         wanted["prompt"] = TEXT_PROMPT if cls.prior == "text" else EDIT_PROMPT
     if cls.inputs == "images" and "particles" in wanted:  # every view is a particle: all must fit
         wanted["particles"] = max(wanted["particles"], len(example_inputs(cls)))
+    if "vectorizer" in fields:  # the baseline's LIVE fit runs on the GPU; its default trace runs in every SVG
+        wanted["vectorizer"] = "live"  # backend's init (svg/vectorfusion's row checks it)
     return {k: v for k, v in wanted.items() if k in fields}
 
 
@@ -452,6 +454,33 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
         row["fast_ms"] = _steps_ms(svg_loop(sd, 4, "csd", "kl"), steps)
         row["note"] = f"K=4 / K=1 = {row['fast_ms'] / row['base_ms']:.2f} (target < 1.5)"
     item("svg/csd K candidates", "K=1", "K=4", candidates)
+
+    # 3b. where the default init spends its time: the best sample traced (vtracer, CPU) against LIVE's fit of it;
+    # one Stable Diffusion sample at its native size (random weights: a noisy picture, the tracer's worst case)
+    def init_cost(row):
+        nonlocal sd
+        from backends.svg.trace import trace_painting
+        from backends.svg.vectorize import live_steps, live_vectorize
+        from backends.svg.painting import resize_to
+
+        sd = load_prior("sd", device) if sd is None else sd
+        n = sd.native_size
+        sample = sd.sample([TEXT_PROMPT], steps=2 if quick else 20, height=n, width=n,
+                           generator=torch.Generator().manual_seed(0))[0].clamp(0, 1)
+        paths, iters = (4, 2) if quick else (64, 100)
+        t0 = time.perf_counter()
+        target = resize_to(sample[None], 64 if quick else 256)[0].to(device)
+        for _ in live_vectorize(target, paths=paths, iters=iters, every=10**6):
+            pass
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        row["base_ms"] = 1000.0 * (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        trace_painting(sample, paths=paths, segments=4, canvas=size)
+        row["fast_ms"] = 1000.0 * (time.perf_counter() - t0)
+        row["note"] = (f"one {n} px sample into {paths} paths; LIVE: {live_steps(paths, iters)} steps "
+                       f"({iters} per stage, the full default) at {target.shape[-1]} px")
+    item("text-to-SVG init", "LIVE", "trace", init_cost)
 
     # what the fast encoder costs in results (not a time): PSNR after SDS through each encoder, equal targets
     def fidelity(row):

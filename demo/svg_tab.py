@@ -13,7 +13,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "svg"
 
 def examples() -> list[Example]:
     # Small enough for a CPU and the tiny prior (CI runs these); with a GPU, leave steps empty (paper defaults).
-    quick_baseline = {"k": 2, "sample_steps": 10, "iters": 20}
+    quick_baseline = {"k": 2, "sample_steps": 10}
     out = [
         Example("Icon: a red fox (30 steps)", "vectorfusion", prompt="a red fox",
                 settings={"steps": 30, "style": "iconography"}),
@@ -21,7 +21,7 @@ def examples() -> list[Example]:
                                                                                            "style": "pixelart"}),
         Example("Fox: VectorFusion vs. raster then vectorize", "vectorfusion", prompt="a red fox",
                 settings={"steps": 30}, compare=True, compare_settings=quick_baseline),
-        Example("Two diverse candidates (CSD)", "csd", prompt="a lighthouse", settings={"steps": 10, "k": 2}),
+        Example("Two diverse candidates (CSD)", "csd", prompt="a heart", settings={"steps": 10, "k": 2}),
     ]
     for path in sorted(EXAMPLES.glob("*.png"))[:2]:
         out.append(Example(f"Vectorize {path.name}", "vectorize", inputs={"image": str(path)},
@@ -33,9 +33,9 @@ SPEC = TabSpec(
     name="svg",
     task="svg",
     title="Text to SVG",
-    intro=("**Text to SVG.** VectorFusion optimizes the paths of an SVG so that Stable Diffusion's score agrees "
-           "with its rendering; the baseline samples a raster image and vectorizes it. The result is an "
-           "editable .svg (and a .png)."),
+    intro=("**Text to SVG.** VectorFusion samples a picture from a text-to-image prior, traces it into paths, then "
+           "refines the paths by score distillation until the prior's score agrees with their rendering; the "
+           "baseline samples and traces without refining. The result is an editable .svg (and a .png)."),
     inputs=[InputSlot("image", "Raster image", lambda: gr.Image(
         type="filepath", label="Raster image to vectorize", sources=["upload"],
         height=160, elem_id="svg-input"))],

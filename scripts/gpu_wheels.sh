@@ -15,6 +15,7 @@
 #   kornia            VectorFusion's augmentations; needs kornia_rs
 #   defusedxml        reading SVGs back (svg backends check the export)
 #   resvg_py          rasterizing the exported SVG
+#   vtracer           tracing the best prior sample into paths (the SVG backends' default init); no dependencies
 #   imageio-ffmpeg    its ffmpeg binary reads the example .mp4 and writes the video backends' edited.mp4
 #                     (validate.video and csd_edit.common.write_mp4 call it; without it both video backends fail).
 #                     0.6.0, not the 0.8.1 tested here: 0.8.1's wheel is 68 MB, over what a device call carries
@@ -34,6 +35,7 @@ WHEELS=(
   kornia_rs==0.2.0
   defusedxml==0.7.1
   resvg_py==0.5.0
+  vtracer==0.6.15
   imageio-ffmpeg==0.6.0
 )
 mkdir -p .whl
