@@ -232,6 +232,15 @@ def warm_in_background(env: environment.Environment) -> threading.Thread | None:
     return thread
 
 
+def eta_text(step: int, total: int, elapsed: float) -> str:
+    """" · about 12 s left": the steps still to go at the run's own pace so far (its rate on this machine, busy or
+    not); nothing before the first step or after the last."""
+    if step <= 0 or total <= step or elapsed <= 0:
+        return ""
+    left = elapsed / step * (total - step)
+    return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.0f} min left"
+
+
 class _Outputs:
     """Builds the updates of a tab's outputs. Each yield sends only what changed; the last one sends every output,
     so an API client's final result is complete."""
@@ -275,7 +284,8 @@ class _Outputs:
         loss = f" · loss {p.loss:.4g}" if p.loss is not None else ""
         metrics = "".join(f" · {k} {v:.3g}" for k, v in p.metrics.items() if k != "bad_steps"
                           and isinstance(v, (int, float)))
-        text = f"**{label}** `{key}`: step **{p.step}/{p.total}**{loss}{metrics} · {p.elapsed:.1f} s{note}"
+        text = (f"**{label}** `{key}`: step **{p.step}/{p.total}**{loss}{metrics} · {p.elapsed:.1f} s"
+                f"{eta_text(p.step, p.total, p.elapsed)}{note}")
         if p.message:
             text += f"  \n{p.message}"
         upd = {self.t.status: text}

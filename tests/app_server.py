@@ -27,7 +27,7 @@ def free_port() -> int:
 class AppServer:
     """`with AppServer("client") as app: app.url` -> the app's base URL; `app.startup_s` how long it took."""
 
-    def __init__(self, name: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0):
+    def __init__(self, name: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = 300.0):
         self.name, self.args, self.timeout_s = name, args, timeout_s
         self.extra_env = env or {}
         self.port = free_port()

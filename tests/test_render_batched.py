@@ -9,7 +9,7 @@ that factor; 1.5e-7 without opaque layers); in float32 images agree within 2e-6.
 from __future__ import annotations
 
 import math
-import time
+import time  # bounds below are process CPU seconds (work), not wall clock: a busy machine stretches only the latter
 
 import pytest
 import torch
@@ -219,11 +219,11 @@ def test_huge_coordinates_cost_nothing(method):
             saved.append(t.numel() * t.element_size())
             return t
 
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             img = render(Scene(64, 64, [Shape("path", pts)]), method=method)
         img.sum().backward()
-        assert time.perf_counter() - t0 < 1.0
+        assert time.process_time() - t0 < 1.0
         assert sum(saved) < 16e6, sum(saved)
         assert img.max() < 1e-3                  # all black except a sliver along the top edge
 
@@ -236,9 +236,9 @@ def test_a_stroke_through_a_far_away_point_renders_like_its_near_part(method):
     u = (60.0 - 5.0) / (1e10 - 5.0)
     c = a + u * (b - a)
     near = Shape("stroke", torch.stack([a, a + (c - a) / 3, a + (c - a) * 2 / 3, c]), stroke_width=3.0)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     x = render(Scene(40, 24, [far]), method=method, background=False)[..., 3]
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     y = render(Scene(40, 24, [near]), method=method, background=False)[..., 3]
     assert x.sum() > 30 * 3
     assert (x - y).abs().max() < 1e-5
@@ -271,11 +271,11 @@ def test_estimate_work_counts_the_renderers_chords_and_bounds_its_pieces():
 
 def test_estimate_work_sees_a_huge_output_or_many_subpaths_without_rendering():
     sq = Shape("square", torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     big = estimate_work([Scene(16, 16, [sq])], size=16384)
     assert big["pixels"] == 16384 * 16384 and big["bytes"] > 16384 * 16384 * 4
     many = Shape("path", torch.cat([_poly([(0, 0), (64, 0), (64, 64), (0, 64)], torch.float32)] * 20000),
                  subpaths=(4,) * 20000)
     est = estimate_work([Scene(64, 64, [many])])
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0
     assert est["chords"] == 80000 and est["pieces"] >= 3 * 80000 * 64

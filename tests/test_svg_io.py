@@ -5,7 +5,7 @@ import math
 import re
 import subprocess
 import sys
-import time
+import time  # bounds below are process CPU seconds (work), not wall clock: a busy machine stretches only the latter
 from pathlib import Path
 
 import pytest
@@ -204,10 +204,10 @@ def test_viewbox_maps_onto_the_canvas_with_preserve_aspect_ratio():
 # --------------------------------------------------------------------------------------------- hostile
 
 def _rejects(data, *, match, **limits):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     with pytest.raises(InputError, match=match) as err:
         svg_to_scene(data, **limits)
-    assert time.perf_counter() - t0 < 3.0
+    assert time.process_time() - t0 < 3.0
     msg = str(err.value)
     assert "\n" not in msg and msg.endswith(".")
     return msg
@@ -280,10 +280,10 @@ def test_every_svg_of_the_shared_hostile_corpus_is_refused_without_leaking(tmp_p
     for name, path in corpus.items():
         if hostile.CORPUS[name][0] != "svg":
             continue
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         with pytest.raises(InputError) as err:
             load_svg(path)
-        assert time.perf_counter() - t0 < 2.0, name
+        assert time.process_time() - t0 < 2.0, name
         assert hostile.SECRET_TEXT not in str(err.value) and "\n" not in str(err.value)
 
 

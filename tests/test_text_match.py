@@ -1,5 +1,5 @@
 """The shared text retriever: stemming, stop words, BM25 ranking over captions and tags, suggestions."""
-import time
+import time  # bounds below are process CPU seconds (work), not wall clock: a busy machine stretches only the latter
 
 import pytest
 
@@ -66,7 +66,7 @@ def test_query_on_a_few_thousand_documents_takes_well_under_10_ms():
     caps = [f"{w} {i}" for i in range(1000) for w in ("apple", "pear", "plum")]
     big = TextIndex(caps, [["fruit", f"tag{i % 97}"] for i in range(len(caps))])
     big.match("a red apple", 10)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(20):
         big.match("a red apple with tag5", 10)
-    assert (time.perf_counter() - t0) / 20 < 0.01
+    assert (time.process_time() - t0) / 20 < 0.01
