@@ -416,11 +416,11 @@ def main_visitors(args) -> dict:
                 for m, u in (("recognized", "bool"), ("pale", "bool"), ("seconds", "s"), ("first_preview_s", "s"))]
         append_results("eval_icons --visitors", text, rows, device=device_name("cpu"),
                        notes=[f"svg/vectorfusion, prior icons, seed 0, the tab's defaults"
-                              + (f" with {settings}" if settings else "") + f"; torch threads {torch.get_num_threads()}."
-                              " Main object ranked first: the prior's first retrieved caption shows it. Recognized:"
-                              " the SVG's nearest shipped icon (L2, resvg 64 px) shows it. Pale: coverage < "
-                              f"{PALE[0]} or luminance std < {PALE[1]}." + (f" Contact sheet: {sheet.relative_to(ROOT)}."
-                                                                             if sheet else "")])
+                              + (f" with {settings}" if settings else "")
+                              + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
+                              "first retrieved caption shows it. Recognized: the SVG's nearest shipped icon (L2, "
+                              f"resvg 64 px) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
+                              + (f" Contact sheet: {sheet.relative_to(ROOT)}." if sheet else "")])
     return res
 
 

@@ -128,7 +128,7 @@ def test_each_tab_runs_on_this_machines_offline_prior(client, spec):
 def test_stop_through_the_api_ends_the_run_and_the_next_one_runs(client):
     job = client.submit(json.dumps({"backend": "image/sds", "prior": "tiny-sd", "settings": {"steps": 20000}}),
                         handle_file(SHAPES), api_name="/image_run")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # a run that never starts, not a slow start on a busy machine
     while "step **" not in str((job.outputs() or [[""]])[-1][0]):
         assert time.monotonic() < deadline and not job.done(), "the long run never reported a step"
         time.sleep(0.1)
@@ -137,7 +137,7 @@ def test_stop_through_the_api_ends_the_run_and_the_next_one_runs(client):
     print(f"stop through the API: {time.monotonic() - t0:.2f} s ({message})")  # reported, not judged
     assert message.startswith("**Stopped** at step"), message
     assert int(re.search(r"step (\d+)", message).group(1)) < 20000  # ended by Stop, not by finishing
-    final = outputs(job.result(timeout=30))
+    final = outputs(job.result(timeout=300))
     assert final["status"].startswith("**Stopped**")
     out = outputs(client.predict(sds(steps=10), handle_file(SHAPES), api_name="/image_run"))
     assert out["status"].startswith("**Done**")

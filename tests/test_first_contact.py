@@ -1,8 +1,8 @@
 """What a person does first, in headless Chromium (Debian's): a fresh page, their own prompt or instruction, their own
 file, Run with every other field at its default. Each tab must run and show a result (the offline priors; nothing
 downloaded); the wait ends on the outcome, not on a clock. Then the same after clicking an example: their upload
-replaces the example's input. "auto" fields read as auto, and a rejected value names its field. Screenshots of each result go
-to tests/artifacts/first-contact-<tab>.png, to look at.
+replaces the example's input. "auto" fields read as auto, and a rejected value names its field. Screenshots of each
+result go to tests/artifacts/first-contact-<tab>.png, to look at.
 """
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def test_stop_ends_a_default_panorama_run_before_it_finishes(page, own_files):
         page.locator("#panorama-prompt textarea").fill("make it winter")
         upload(page, "panorama", own_files["panorama"])
         page.locator("#panorama-run").click()
-        wait_status(page, "panorama", ("step",), 60)
+        wait_status(page, "panorama", ("step",), RUN_BOUND_S)
         t0 = time.monotonic()
         page.locator("#panorama-stop").click()
         text = wait_status(page, "panorama", ("Stopped", "Done"), RUN_BOUND_S)

@@ -126,7 +126,8 @@ def test_retrieval_follows_the_noun_and_ignores_style_suffixes(prior):
     assert prior.read("a slice of pizza").drawn[0] == "pizza"
     assert prior.read("a red fox").drawn[0] == "fox"
     for p in ["a slice of pizza", "a red fox", "a rocket", "a white cat"]:
-        for suffix in [SUFFIX, ". pixel art. trending on artstation", ". minimal 2d line drawing. trending on artstation"]:
+        for suffix in [SUFFIX, ". pixel art. trending on artstation",
+                       ". minimal 2d line drawing. trending on artstation"]:
             assert prior.read(p + suffix) == prior.read(p)
     w = prior.log_weights("a red fox" + SUFFIX)
     kept = {prior.captions[i] for i in torch.isfinite(w).nonzero().flatten().tolist()}

@@ -46,7 +46,8 @@ def times():
     (ARTIFACTS / "text-to-svg-times.json").write_text(json.dumps(out, indent=2))
 
 
-@pytest.mark.parametrize("n, prompt, main", [(n, p, m) for n, (p, m) in enumerate(PROMPTS)], ids=[p for p, _ in PROMPTS])
+@pytest.mark.parametrize("n, prompt, main", [(n, p, m) for n, (p, m) in enumerate(PROMPTS)],
+                         ids=[p for p, _ in PROMPTS])
 def test_a_typed_prompt_gives_a_clean_icon_of_its_main_object_and_says_what_was_understood(page, times, n, prompt,
                                                                                            main):
     from benchmarks.eval_icons import SIZE, Icons, canvas_stats, wanted

@@ -51,7 +51,8 @@ class RasterThenVectorizeSettings:
 @register("svg", "raster-then-vectorize")
 class RasterThenVectorize:
     Settings = RasterThenVectorizeSettings
-    description = "Baseline: K raster samples from the prior, the best traced (or fitted LIVE-style) into paths (no SDS)"
+    description = ("Baseline: K raster samples from the prior, the best traced (or fitted LIVE-style) into paths "
+                   "(no SDS)")
     prior = "text"
     inputs = "none"
     requires_prompt = True
