@@ -401,27 +401,33 @@ def main_visitors(args) -> dict:
     if args.quick:
         prompts = {cls: items[:1] for cls, items in VISITOR_PROMPTS.items()}
         settings.setdefault("steps", "5")
-    sheet = Path(args.sheet) if args.sheet else (None if args.quick else ROOT / "docs" / "text_to_svg_prompts.png")
+    sheet = (Path(args.sheet).resolve() if args.sheet
+             else None if args.quick else ROOT / "docs" / "text_to_svg_prompts.png")
     with tempfile.TemporaryDirectory() as tmp:
         res = evaluate_visitors(prompts, out_root=Path(args.out or tmp), settings=settings, sheet=sheet,
                                 log=lambda m: print(m, file=sys.stderr, flush=True))
-    text = visitor_table(res)
-    print(text)
+    print(visitor_table(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     if not args.no_record:
-        from .common import append_results, device_name
-
-        rows = [dict(metric=f"visitors/{r['prompt']}/{m}", value=float(r[m]), unit=u) for r in res["visitors"]
-                for m, u in (("recognized", "bool"), ("pale", "bool"), ("seconds", "s"), ("first_preview_s", "s"))]
-        append_results("eval_icons --visitors", text, rows, device=device_name("cpu"),
-                       notes=[f"svg/vectorfusion, prior icons, seed 0, the tab's defaults"
-                              + (f" with {settings}" if settings else "")
-                              + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
-                              "first retrieved caption shows it. Recognized: the SVG's nearest shipped icon (L2, "
-                              f"resvg 64 px) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
-                              + (f" Contact sheet: {sheet.relative_to(ROOT)}." if sheet else "")])
+        record_visitors(res, settings, sheet)
     return res
+
+
+def record_visitors(res: dict, settings: dict, sheet: Path | None) -> None:
+    """The visitor table into RESULTS.md and results.jsonl (per prompt: recognized, pale, seconds, first preview)."""
+    from .common import append_results, device_name
+
+    rows = [dict(metric=f"visitors/{r['prompt']}/{m}", value=float(r[m]), unit=u) for r in res["visitors"]
+            for m, u in (("recognized", "bool"), ("pale", "bool"), ("seconds", "s"), ("first_preview_s", "s"))]
+    shown = sheet.relative_to(ROOT) if sheet is not None and sheet.is_relative_to(ROOT) else sheet
+    append_results("eval_icons --visitors", visitor_table(res), rows, device=device_name("cpu"),
+                   notes=[f"svg/vectorfusion, prior icons, seed 0, the tab's defaults"
+                          + (f" with {settings}" if settings else "")
+                          + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
+                          "first retrieved caption shows it. Recognized: the SVG's nearest shipped icon (L2, "
+                          f"resvg 64 px) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
+                          + (f" Contact sheet: {shown}." if sheet else "")])
 
 
 if __name__ == "__main__":
