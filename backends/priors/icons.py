@@ -206,9 +206,7 @@ class IconPrior:
         known = [p for p in phrases if any(w in index.vocab for w in p.words)]
         main = known[0] if known else next((p for p in phrases if p.colours), None)
         if main is None:
-            close = ", ".join(f"'{c}'" for c, _ in index.suggest(prompt, 3))
-            raise InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
-                             f"are {close}")
+            raise self._no_match(prompt)
         known_words = [w for w in main.words if w in index.vocab]
         heads = [w for w in known_words if w not in GENERIC] or known_words
         colour_terms = [c for c in main.colours if c in index.vocab]
@@ -228,20 +226,22 @@ class IconPrior:
             if found:
                 cand = cand[share >= COLOUR_SHARE]
         if not len(cand):
-            close = ", ".join(f"'{c}'" for c, _ in index.suggest(prompt, 3))
-            raise InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
-                             f"are {close}")
+            raise self._no_match(prompt)
         scores = index.term_scores(list(main.words) + colour_terms)[cand]
         order = np.argsort(-scores, kind="stable")[: self.max_icons]
         keep = order[scores[order] >= self.keep_ratio * scores[order[0]]]
-        words = [w for p in phrases for w, t in zip(p.words, p.typed)]
         typed = {w: t for p in phrases for w, t in zip(p.words, p.typed)}
         left = [typed[w] for p in phrases if p is not main for w in p.words if w in index.vocab]
-        unknown = [typed[w] for w in words if w not in index.vocab]
+        unknown = [t for w, t in typed.items() if w not in index.vocab]
         reading = PromptReading(subject=main.typed, drawn=(), colours=tuple(dict.fromkeys(main.colours)),
                                 colour_found=found, left_out=tuple(dict.fromkeys(left)),
                                 unknown=tuple(dict.fromkeys(unknown)), negation_dropped=dropped)
         return cand[keep], scores[keep], reading
+
+    def _no_match(self, prompt: str) -> InputError:
+        close = ", ".join(f"'{c}'" for c, _ in self.index.suggest(prompt, 3))
+        return InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
+                          f"are {close}")
 
     @property
     def negation(self) -> np.ndarray:
