@@ -133,3 +133,15 @@ def test_scratch_converges_to_each_prompts_own_icon_not_one_pale_field_of_specks
         assert coverage > 0.2 and contrast > 0.15
         drawings.append(drawing)
     assert np.sqrt(((drawings[0] - drawings[1]) ** 2).mean()) > 0.2
+
+
+@pytest.mark.parametrize("key", ["svg/vectorfusion", "svg/csd", "svg/raster-then-vectorize"])
+def test_a_refused_prompt_is_quoted_as_typed_without_the_style_suffix(tmp_path, monkeypatch, key):
+    from backends import run_to_end
+    from backends.errors import InputError
+
+    monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")
+    with pytest.raises(InputError) as err:
+        run_to_end(key, {"prompt": "a pizzza"}, prior="icons", out_dir=tmp_path, device="cpu")
+    message = str(err.value)
+    assert "'a pizzza'" in message and "'pizza'" in message and "artstation" not in message, message

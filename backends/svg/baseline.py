@@ -77,6 +77,8 @@ class RasterThenVectorize:
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
         size = s.size or max(16, round(PAPER_SIZE * prior.native_size / PAPER_CROP))
         scorer = default_clip(prior.device)
+        meta: dict = {}
+        reading_notes(prior, prompt, meta)  # before any work: a refused prompt is quoted as the person typed it
         found = yield from sample_rank_vectorize(
             prior, text, rank_prompt=prompt, k=s.k, steps=s.sample_steps, guidance=s.guidance, negative=s.negative,
             generator=gen, scorer=scorer, vectorize=s.vectorizer, paths=s.paths, segments=s.segments, iters=s.iters,
@@ -87,8 +89,7 @@ class RasterThenVectorize:
                  "raster": save_png(found.best, out_dir / "sample.png")}
         clip = scorer.score(torch.stack([raster, resize_to(found.best[None], raster.shape[-1])[0]]), prompt).tolist()
         metrics = {"clip_score": clip[0], "clip_score_raster": clip[1], "shapes": float(len(scene.shapes))}
-        meta = {"metrics": metrics, **scorer.label(), "prompt_used": text, "canvas": size,
-                "samples_score": [float(x) for x in found.scores], "samples_ranked_by": found.ranked_by,
-                "chosen_sample": int(found.order[0]), "vectorizer": s.vectorizer}
-        reading_notes(prior, prompt, meta)
+        meta.update({"metrics": metrics, **scorer.label(), "prompt_used": text, "canvas": size,
+                     "samples_score": [float(x) for x in found.scores], "samples_ranked_by": found.ranked_by,
+                     "chosen_sample": int(found.order[0]), "vectorizer": s.vectorizer})
         yield Result(files=files, preview=to_uint8(raster), metadata=meta)
