@@ -90,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
                 for role, path in item.files.items():
                     print(f"{role}: {path}")
                 metrics = item.metadata.get("metrics", {})
+                random_clip = item.metadata.get("clip_random_weights")
                 if metrics:
-                    print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+                    print("metrics: " + ", ".join(
+                        f"{k}={v:.4g}" + (" (random-weight CLIP: not meaningful)" if random_clip and
+                                          k.startswith("clip_") else "")
+                        for k, v in metrics.items() if isinstance(v, (int, float))))
+                for note in item.metadata.get("notes") or []:  # e.g. what an offline prior understood
+                    print(f"note: {note}")
                 print(f"done in {time.perf_counter() - t0:.1f} s")
             elif not args.quiet:
                 loss = f" loss {item.loss:.4g}" if item.loss is not None else ""

@@ -146,3 +146,12 @@ def test_the_cli_and_the_app_record_the_same_settings_and_memory_switches(tmp_pa
     cli_meta = json.loads((tmp_path / "cli" / "result.json").read_text())
     assert cli_meta["settings"] == ui["settings"] and cli_meta["switches"] == ui["switches"]
     assert cli_meta["auto"] == ui["auto"] and cli_meta["prior"] == ui["prior"] == "tiny-sd"
+
+
+def test_run_text_to_svg_says_what_the_offline_prior_understood_and_flags_a_random_clip(tmp_path):
+    proc = cli("run", "svg/vectorfusion", "--prior", "icons", "--set", "prompt=a robot holding a balloon",
+               "--set", "steps=5", "--out", str(tmp_path), "--quiet", env={"DISTILL_CLIP_MODEL": "tiny"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "clip_score=" in out and "(random-weight CLIP: not meaningful)" in out
+    assert "note: The icons prior read the prompt as “robot”" in out and "Not drawn: balloon" in out
