@@ -81,8 +81,12 @@ def trace_shapes(image: np.ndarray, *, speckle: int = 4) -> tuple[list[Traced], 
                                            color_precision=6, layer_difference=16, corner_threshold=60,
                                            length_threshold=4.0, max_iterations=10, splice_threshold=45,
                                            path_precision=3)
+    found = _PATH.findall(svg)
+    if len(found) != svg.count("<path"):  # a vtracer whose output this reader does not know: say so, never guess
+        raise RuntimeError(f"vtracer wrote {svg.count('<path')} paths, of which {len(found)} could be read: its output "
+                           "format changed (tested with vtracer 0.6)")
     shapes = []
-    for d, hexcol, tx, ty in _PATH.findall(svg):
+    for d, hexcol, tx, ty in found:
         contour = _outer_contour(d)
         if contour is None:
             continue
