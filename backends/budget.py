@@ -64,7 +64,8 @@ class Facts:
 
 
 def facts(prior: Any = None) -> Facts:
-    """The prior's facts (or the defaults of a Stable Diffusion-sized prior when it is not loaded yet)."""
+    """The facts of a loaded prior or of its catalog entry (which declares them), or the defaults of a Stable
+    Diffusion-sized prior when there is neither."""
     if prior is None:
         return Facts()
     return Facts(int(getattr(prior, "latent_scale", 8) or 8), int(getattr(prior, "size_multiple", 8) or 8),

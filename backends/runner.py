@@ -90,11 +90,11 @@ def run(
             raise InputError(f"input file not found: {p}")
     out = _writable_folder(out_dir)
     profile = run_profile(prior_name, device)
-    # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values,
-    # before the prior loads; again below once the prior's own suggestions are known.
+    # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values and
+    # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own suggestions are known.
     # Time is checked with the steps the person set, or the paper's at most: the prior may suggest more than the
     # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, None, device, getattr(settings, "steps", None))
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, getattr(settings, "steps", None))
     t0 = time.perf_counter()
     try:
         if entry is not None and not entry.offline:
@@ -171,8 +171,9 @@ def quiet_libraries() -> None:
 
 def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None) -> None:
     """The backend's cheap checks and work estimate (`cls.estimate`, headers only) against the budget: an
-    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked. steps: for the
-    time estimate (None: the backend decides, at most the paper's 2000)."""
+    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked. prior_obj: the
+    loaded prior, or before it loads its catalog entry (or None); steps: for the time estimate (None: the backend
+    decides, at most the paper's 2000)."""
     estimate = getattr(cls, "estimate", None)
     if estimate is None:
         return

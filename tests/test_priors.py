@@ -468,3 +468,31 @@ def test_cuda_graph_mode_gives_the_eager_noise_prediction_within_fp16(offline_ca
     torch.testing.assert_close(first, ref, rtol=1e-2, atol=1e-2 * scale)
     prior.accelerate("eager")
     torch.testing.assert_close(second, prior.predict_eps(z + 0.1, t, cond), rtol=1e-2, atol=1e-2 * scale)
+
+
+@pytest.mark.parametrize("name", ["icons", "edits", "tiny-sd", "tiny-ip2p", "analytic", "analytic-edit"])
+def test_the_catalogs_size_facts_are_the_loaded_priors_own(name):
+    """The work budget sizes a run from the catalog entry before the prior loads: the entry must not guess."""
+    from backends.priors import catalog, load_prior
+
+    entry, prior = catalog.entry(name), load_prior(name, "cpu", "none")
+    assert (entry.native_size, entry.latent_scale, entry.size_multiple) == (
+        prior.native_size, prior.latent_scale, prior.size_multiple)
+
+
+def test_a_sketch_at_its_defaults_with_the_icons_prior_is_not_refused_before_the_prior_loads(tmp_path, monkeypatch):
+    """Before the catalog's facts, the check before loading sized every prior as Stable Diffusion (600 px canvas,
+    2000 steps) and refused this run: "would take about 1.0 hours"."""
+    from backends import runner
+
+    class Loading(Exception):
+        pass
+
+    def load_prior(*args, **kwargs):  # the run got past every check made before loading
+        raise Loading()
+
+    monkeypatch.setattr(runner, "load_prior", load_prior)
+    with pytest.raises(Loading):
+        for _ in runner.run("svg/vectorfusion", {"prompt": "a cat", "style": "sketch"}, prior="icons",
+                            out_dir=tmp_path, device="cpu"):
+            pass

@@ -28,7 +28,9 @@ class Entry:
     and closed-form priors (CPU-sized settings). env, default_source: where real weights come from; a name may then
     be given as "name:<hub id or folder>". needs_target: the prior is centred on target images that the backend
     gives to `condition(images=...)` (the analytic prior). load: "module:function" called as
-    fn(source, device=..., memory=...) -> the prior object.
+    fn(source, device=..., memory=...) -> the prior object. native_size, latent_scale, size_multiple: the loaded
+    prior's own (its image side in px, px per latent cell, the multiple image sides must be), so the work budget
+    can size a run before the prior loads (`backends.budget.facts`); a test checks they agree with the prior.
     """
 
     name: str
@@ -41,6 +43,9 @@ class Entry:
     default_source: str | None = None
     needs_target: bool = False
     offline: bool = True  # needs nothing from the network or the disk beyond the installed package
+    native_size: int = 512
+    latent_scale: int = 8
+    size_multiple: int = 8
 
     def source(self) -> str | None:
         """The hub id or folder the weights load from: $env if set, else the default (None: nothing to load)."""
@@ -61,19 +66,24 @@ _BUILTIN = (
           "DISTILL_IP2P_MODEL or timbrooks/instruct-pix2pix", "backends.priors.diffusers_prior:load_ip2p",
           profile="full", env="DISTILL_IP2P_MODEL", default_source="timbrooks/instruct-pix2pix", offline=False),
     Entry("tiny-sd", "text", "tiny random Stable Diffusion", "tiny random-weight Stable Diffusion, built in code: tests "
-          "the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_sd"),
+          "the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_sd", native_size=128,
+          size_multiple=16),
     Entry("tiny-ip2p", "instruct", "tiny random InstructPix2Pix", "tiny random-weight InstructPix2Pix, built in code: "
-          "tests the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_ip2p"),
+          "tests the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_ip2p",
+          native_size=128, size_multiple=16),
     Entry("icons", "text", "icons (closed-form)", "closed-form prior over 3,508 real emoji icons (Fluent Emoji, "
           "Twemoji) retrieved by the prompt's words: exact denoiser, no training, not Stable Diffusion",
-          "backends.priors.icons:load_icons"),
+          "backends.priors.icons:load_icons", native_size=64, latent_scale=1, size_multiple=1),
     Entry("edits", "instruct", "edits (closed-form)", "closed-form editing prior: a closed vocabulary of procedural "
           "edits (winter, sunset, night, black and white, sepia, watercolour, pop art, invert), each a mixture of "
-          "variants, exact score; not InstructPix2Pix", "backends.priors.edits:load_edits"),
+          "variants, exact score; not InstructPix2Pix", "backends.priors.edits:load_edits", native_size=128, latent_scale=1,
+          size_multiple=1),
     Entry("analytic", "text", "analytic Gaussian", "Gaussian (mixture) around the given target image(s) with exact "
-          "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", needs_target=True),
+          "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", needs_target=True,
+          native_size=64, latent_scale=1, size_multiple=1),
     Entry("analytic-edit", "instruct", "analytic colour-shift edit", "closed-form edit of the source by one of two "
-          "random colour shifts per call: for measuring CSD-Edit's consistency", "backends.priors.analytic:load_edit"),
+          "random colour shifts per call: for measuring CSD-Edit's consistency", "backends.priors.analytic:load_edit",
+          native_size=64, latent_scale=1, size_multiple=1),
 )
 
 _entries: dict[str, Entry] = {e.name: e for e in _BUILTIN}
