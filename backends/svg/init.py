@@ -94,7 +94,7 @@ def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps
                            negative=negative).clamp(0, 1)
     order, scores, ranked_by = rank_samples(samples, rank_prompt, prior=prior, scorer=scorer)
     yield Progress(step=offset, total=total, preview=grid_image(samples[order]),
-                   message=f"{k} samples, best first (ranked by {ranked_by.split(' (')[0]})")
+                   message=f"{k} samples, best first, ranked by {ranked_by}")
     found = Sampled(samples, order, scores, ranked_by, None)
     if vectorize == "trace":
         fits = [trace_painting(samples[i].to(prior.device), paths=paths, segments=segments, canvas=canvas)
