@@ -6,7 +6,7 @@ import torch
 from benchmarks import gpu_check
 
 WHAT = ["renderer 16 paths", "renderer 128 paths", "text-to-SVG step kl", "text-to-SVG step fast",
-        "svg/csd K candidates", "fast encoder fidelity", "CSD-Edit 8 frames", "CSD-Edit 16 frames",
+        "svg/csd K candidates", "text-to-SVG init", "fast encoder fidelity", "CSD-Edit 8 frames", "CSD-Edit 16 frames",
         "CSD-Edit panorama"]
 
 
