@@ -4,14 +4,15 @@
     backends.available()                      # {"svg": ["vectorfusion", ...], ...}
     for item in backends.run("image/sds", {"steps": 200}, prior="analytic", inputs=["t.png"], out_dir="out"):
         ...                                   # Progress reports, then one Result
+    backends.expect("image/sds", {"steps": 200}, prior="analytic", inputs=["t.png"])  # its seconds, roughly
 """
 from .errors import DistillError, InputError, RunError
 from .priors import describe as describe_machine
 from .priors.machine import MEMORY_MODES, free_memory, on_space, on_zero_gpu
 from .registry import available, get, register, reload_plugins
-from .runner import preload, run, run_to_end
+from .runner import expect, preload, run, run_to_end
 from .types import Progress, Result
 
 __all__ = ["DistillError", "InputError", "RunError", "available", "get", "register", "reload_plugins", "run",
-           "run_to_end", "preload", "Progress", "Result", "describe_machine", "free_memory", "on_space", "on_zero_gpu",
+           "run_to_end", "expect", "preload", "Progress", "Result", "describe_machine", "free_memory", "on_space", "on_zero_gpu",
            "MEMORY_MODES"]

@@ -9,12 +9,13 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import budget, registry, validate
+from . import budget, registry, timing, validate
 from .errors import InputError, RunError
 from .files import atomic_path
 from .priors import auto_prior, catalog, load_prior, resolve_device
@@ -96,6 +97,7 @@ def run(
     # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
     check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, getattr(settings, "steps", None))
     t0 = time.perf_counter()
+    clock = _StepClock()
     try:
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
@@ -106,17 +108,19 @@ def run(
         t_load = time.perf_counter() - t0
         suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
         settings, filled = resolve_auto(settings, profile, suggested)
-        check_work(cls, settings, inputs, prior_obj, device, getattr(settings, "steps", None))
+        work = check_work(cls, settings, inputs, prior_obj, device, getattr(settings, "steps", None))
         if "cuda_graph" in getattr(prior_obj, "switches", []):
             from .priors.cuda_graph import CAPTURE_STATUS
 
             yield Progress(step=0, total=0, message=CAPTURE_STATUS)
         backend = cls()
         result = None
+        clock.start()
         for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):
             if isinstance(item, Result):
                 result = item
             else:
+                clock.report(item.step)
                 yield item
     except torch.cuda.OutOfMemoryError:
         if torch.cuda.is_available():
@@ -124,6 +128,8 @@ def run(
         raise RunError(OOM_MESSAGE) from None
     if result is None:
         raise RunError(f"{key} finished without a result")
+    measured = clock.timing(work.bytes if work is not None else 0)
+    timing.record(key, prior_name, getattr(prior_obj, "device", device), measured)
     meta = {
         "backend": key,
         "settings": to_dict(settings),
@@ -136,7 +142,8 @@ def run(
         "switches": list(getattr(prior_obj, "switches", [])),
         "device": str(getattr(prior_obj, "device", resolve_device(device))),
         "inputs": [Path(p).name for p in inputs],
-        "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3)},
+        "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
+                    "model": asdict(measured) if measured else None},
         **result.metadata,
     }
     meta.setdefault("warnings", [])
@@ -169,17 +176,64 @@ def quiet_libraries() -> None:
         pass
 
 
-def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None) -> None:
-    """The backend's cheap checks and work estimate (`cls.estimate`, headers only) against the budget: an
-    InputError naming the setting to lower. Backends without `estimate` (plugins) are not checked. prior_obj: the
-    loaded prior, or before it loads its catalog entry (or None); steps: for the time estimate (None: the backend
-    decides, at most the paper's 2000)."""
+def work_of(cls, settings, inputs: list[str], prior_obj) -> budget.Work | None:
+    """The backend's cheap checks and work estimate (`cls.estimate`, headers only; an InputError for what no budget
+    could fix), or None for a backend without one (plugins). prior_obj: the loaded prior, or before it loads its
+    catalog entry (or None)."""
     estimate = getattr(cls, "estimate", None)
-    if estimate is None:
-        return
-    work = estimate(settings, inputs, budget.facts(prior_obj))
-    where = getattr(prior_obj, "device", None) or resolve_device(device)
-    budget.check(work, where, where=cls.key, steps=steps or 2000)
+    return None if estimate is None else estimate(settings, inputs, budget.facts(prior_obj))
+
+
+def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None) -> budget.Work | None:
+    """`work_of` against the budget: an InputError naming the setting to lower; the work, for the run's timing.
+    steps: for the time estimate (None: the backend decides, at most the paper's 2000)."""
+    work = work_of(cls, settings, inputs, prior_obj)
+    if work is not None:
+        where = getattr(prior_obj, "device", None) or resolve_device(device)
+        budget.check(work, where, where=cls.key, steps=steps or 2000)
+    return work
+
+
+def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | None = "auto",
+           inputs: Sequence[str | os.PathLike] = (), device=None) -> timing.Expectation | None:
+    """How long `run(key, settings, prior=prior, inputs=inputs, device=device)` should take once its prior is
+    loaded (`backends.timing`), or None when nothing is known to base it on. Raises InputError for settings or a
+    prior the run would refuse; inputs that are missing or unreadable are left out (the run says what is wrong)."""
+    cls = registry.get(key)
+    settings = settings if isinstance(settings, cls.Settings) else make_settings(cls.Settings, settings, where=key)
+    prior_name = check_prior(cls, prior, device)
+    entry = catalog.entry(prior_name) if prior_name else None
+    resolved = resolve_auto(settings, run_profile(prior_name, device))[0]
+    paths = [str(p) for p in inputs if Path(p).is_file()]
+    try:
+        work = work_of(cls, resolved, paths, entry) if paths or cls.inputs in ("none", "image?") else None
+    except InputError:
+        work = None
+    return timing.expect(key, prior_name, device, getattr(settings, "steps", None), work.bytes if work else None)
+
+
+class _StepClock:
+    """The times of a run's first and last progress reports with a step, for `timing.from_reports`."""
+
+    def __init__(self):
+        self.started = self.first = self.last = None
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def report(self, step: int) -> None:
+        if step >= 1:
+            now = (time.perf_counter(), step)
+            self.first = self.first or now
+            self.last = now
+
+    def timing(self, work: int) -> timing.Timing | None:
+        """The run's Timing; one that reported no step is all setup."""
+        if self.started is None:
+            return None
+        if self.first is None:
+            return timing.Timing(setup_s=time.perf_counter() - self.started, step_s=0.0, steps=0, work=work)
+        return timing.from_reports(self.started, self.first, self.last, work)
 
 
 def _writable_folder(out_dir) -> Path:

@@ -19,6 +19,7 @@ import gradio as gr
 import backends
 from backends import settings as bsettings
 from backends.errors import InputError
+from backends.timing import SOURCES, duration
 
 from . import environment
 from .jobs import JOBS, safe_stem
@@ -186,6 +187,9 @@ class Tab:
                 with gr.Row(elem_classes=["run-row"]):
                     self.run_btn = gr.Button("Run", variant="primary", elem_id=f"{s.name}-run", min_width=120)
                     self.stop_btn = gr.Button("Stop", variant="stop", elem_id=f"{s.name}-stop", min_width=120)
+                # how long Run takes at these settings on this machine: updated as they change
+                self.expect = gr.Markdown(self.expect_text(self.method_key), elem_id=f"{s.name}-expect",
+                                          elem_classes=["expect"])
                 # what the chosen method does: below Run, so the description never pushes Run below the fold
                 self.method_note = gr.Markdown(self._method_note(self.method_key), elem_id=f"{s.name}-method-note",
                                                elem_classes=["method-note"])
@@ -332,6 +336,14 @@ class Tab:
             f"The request JSON for `{s.name}_run` with every setting of one {s.title} backend at its default "
             f"(backend: one of {', '.join(self.keys)}; empty for {self.method_key}). Edit it, then call "
             f"`{s.name}_run` with it and the input file(s)."))
+        # The expected time follows every field that changes it, and is measured here once a run has ended.
+        expect_inputs = collect_inputs + self.input_widgets
+        for widget in expect_inputs:
+            widget.change(self.expect_text, expect_inputs, self.expect, api_visibility="private", queue=False,
+                          show_progress="hidden")
+        for event in ("run", "run_json"):
+            self.events[event].then(self.expect_text, expect_inputs, self.expect, api_visibility="private",
+                                    queue=False, show_progress="hidden")
         self.events["stop"] = self.stop_btn.click(self.stop, None, self.status, api_name=f"{s.name}_stop",
                                                   concurrency_id="ui", concurrency_limit=None,
                                                   cancels=[self.events["run"], self.events["run_json"]],
@@ -368,6 +380,41 @@ class Tab:
         else:
             out += [gr.update(), gr.update()]
         return out
+
+    def expect_text(self, backend_key, prior="auto", seed=0, compare=False, compare_key=None, compare_json="{}",
+                    *rest) -> str:
+        """The line beside Run: how long a run of the fields' current values takes here (`backends.expect`).
+        rest: the prompt (if the tab has one), the settings widgets' values, then the input widgets' values."""
+        n = len(self.panel_fields) + (self.prompt is not None)
+        fields, files = rest[:n], rest[n:]
+        try:
+            if fields:
+                req = json.loads(self.collect(backend_key, prior, seed, compare, compare_key, compare_json, *fields)[0])
+            else:  # the page's first draw: the method at its defaults
+                req = json.loads(self.defaults(backend_key))
+        except (gr.Error, InputError):
+            return ""  # Run says what is wrong with the fields
+        sides = [req] + ([req["compare"]] if req.get("compare") else [])
+        seconds, sources, example_sized = [], set(), False
+        for side in sides:
+            users = [paths_of(v) for slot, v in zip(self.spec.inputs, files) if side["backend"] in self.slot_users(slot)]
+            paths = [p for group in users for p in group]
+            example_sized |= self.classes[side["backend"]].inputs not in ("none", "image?") and not paths
+            try:
+                found = backends.expect(side["backend"], side["settings"], prior=side.get("prior") or "auto",
+                                        inputs=paths, device=self.env.run_device())
+            except InputError:
+                return ""
+            if found is None:
+                return ("Expected time: not measured yet for these settings here; the status line shows the time left "
+                        "once the run starts.")
+            seconds.append(found.seconds)
+            sources.add(found.source)
+        total = f"about {duration(sum(seconds))}" + (f" (method {duration(seconds[0])}, baseline "
+                                                      f"{duration(seconds[1])})" if len(seconds) > 1 else "")
+        basis = " and ".join(SOURCES[k] for k in sorted(sources))
+        sized = " for an input the size of the example's" if example_sized else ""
+        return f"Expected time: **{total}**{sized} ({basis})."
 
     def collect(self, backend_key, prior, seed, compare, compare_key, compare_json, *rest):
         """Widgets -> the request JSON that `<tab>_run` takes (also what the person can copy)."""

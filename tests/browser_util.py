@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 
@@ -57,8 +58,14 @@ def choose(page, elem_id: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+# Gradio draws its own timer ("processing | 0.9s", "queue: 1/1 | 0.5s") over a component it updates; it can still
+# be there when the status sentence arrives.
+GRADIO_TIMER = re.compile(r"\s*(processing|pending|queue[^|]*)\s*\|[^\n]*\n?", re.I)
+
+
 def status_text(page, tab: str) -> str:
-    return page.locator(f"#{tab}-status").inner_text()
+    """The tab's status sentence, without Gradio's timer over it."""
+    return GRADIO_TIMER.sub("", page.locator(f"#{tab}-status").inner_text()).strip()
 
 
 def wait_status(page, tab: str, words: tuple[str, ...], timeout_s: float) -> str:

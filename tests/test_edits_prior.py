@@ -222,3 +222,27 @@ def test_per_item_edits_land_on_different_variants_and_csd_edit_agrees_on_one(pr
     assert csd["residual_variation"] < 0.5 * base["residual_variation"], fig
     assert csd["edit_strength"] > 0.05 and base["edit_strength"] > 0.05, fig  # both visibly edited
     assert 0.8 < csd["edit_strength"] / base["edit_strength"] < 1.25, fig
+
+
+def test_the_variants_kept_between_steps_are_those_of_the_sources_asked_about():
+    """The prior keeps the last sources' variants (a run asks about the same sources every step, in a new tensor
+    each time); sources that differ, or the same tensor changed in place, get their own."""
+    kept, fresh = EditPrior.load("cpu"), EditPrior.load("cpu")
+    z_t, t = torch.randn(2, 3, 8, 8), torch.tensor([100, 400])
+    first, second = scene(2, size=8, seed=1), scene(2, size=8, seed=2)
+    for images in (first, first.clone(), second, first):
+        expected = fresh.predict_eps(z_t, t, fresh.condition("winter", images=images))
+        fresh._variants = None  # the reference never keeps anything
+        torch.testing.assert_close(kept.predict_eps(z_t, t, kept.condition("winter", images=images)), expected)
+    cond = kept.condition("sepia", images=first)
+    before = kept.predict_eps(z_t, t, cond)
+    cond.image.mul_(0.5)  # the same tensor, other sources
+    after = kept.predict_eps(z_t, t, cond)
+    torch.testing.assert_close(after, fresh.predict_eps(z_t, t, replace_image(cond)))
+    assert not torch.allclose(before, after)
+
+
+def replace_image(cond: Cond) -> Cond:
+    from dataclasses import replace
+
+    return replace(cond, image=cond.image.clone())
