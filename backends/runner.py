@@ -142,8 +142,9 @@ def run(
         "switches": list(getattr(prior_obj, "switches", [])),
         "device": str(getattr(prior_obj, "device", resolve_device(device))),
         "inputs": [Path(p).name for p in inputs],
+        # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, steps, work)
         "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
-                    "model": asdict(measured) if measured else None},
+                    **(asdict(measured) if measured else {})},
         **result.metadata,
     }
     meta.setdefault("warnings", [])

@@ -40,6 +40,11 @@ class Timing:
     steps: int
     work: int = 0
 
+    @classmethod
+    def of(cls, timings: dict[str, Any]) -> "Timing":
+        """The Timing in a result.json's "timings" (which also holds load_s and total_s)."""
+        return cls(**{f: timings[f] for f in cls.__dataclass_fields__})
+
 
 @dataclass(frozen=True)
 class Expectation:

@@ -462,16 +462,20 @@ def test_flags_and_environment_variables_configure_the_launch(monkeypatch):
 
 
 def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(monkeypatch):
-    loads = []
+    loads, clips = [], []
     monkeypatch.setattr(runs, "preload", lambda name, device=None, memory="auto": loads.append((name, device, memory)))
+    monkeypatch.setattr(runs, "default_clip", clips.append)
     monkeypatch.setattr(runs, "_warmed", set())
     env = real_env(text="org/sd")
     env.facts["kinds"]["instruct"]["prior"] = "tiny-ip2p"
     assert "downloading Stable Diffusion 1.5 weights `org/sd`" in runs.prior_loading_message("sd", env)
     assert runs.prior_loading_message("tiny-sd", env) is None
-    runs.warm_in_background(env).join(10)
+    runs.warm_in_background(env).join(60)
     runs.warm_prior("sd", env)
-    assert loads == [("sd", "cuda", "auto")]  # once, with the memory mode every run of this app asks for
+    # the real prior once, with the memory mode every run of this app asks for; the other kind's prior and the
+    # CLIP scorer every run reports with are warmed too
+    assert loads == [("sd", "cuda", "auto"), ("tiny-ip2p", "cuda", "auto")]
+    assert clips == ["cuda"]
     assert runs.prior_loading_message("sd", env) is None
 
 

@@ -137,7 +137,7 @@ def test_a_fresh_page_runs_the_persons_own_input_with_every_default(page, tab, o
         print(f"{tab}: fresh page, own input, defaults: {took:.1f} s: {text[:120]!r}")
         assert text.startswith("Done"), text
         preview = page.locator(f"#{tab}-preview-a img").first
-        preview.wait_for(timeout=10_000)
+        preview.wait_for(timeout=60_000)
         files = page.locator(f"#{tab}-files-a").inner_text()
         assert ".json" in files
 
@@ -157,7 +157,7 @@ def test_a_rejected_value_names_its_field_and_why(page):
     box.fill("4.7")
     page.locator("#svg-run").click()
     toast = page.locator(".toast-body").first
-    toast.wait_for(timeout=10_000)
+    toast.wait_for(timeout=60_000)
     message = toast.inner_text()
     assert "steps" in message and "whole number" in message, message
     assert "Value 0" not in message

@@ -65,7 +65,7 @@ def test_a_typed_prompt_gives_a_clean_icon_of_its_main_object_and_says_what_was_
         assert "read the prompt as" in notices and main.split()[-1] in notices, notices
         # the SVG as the browser draws it, against every shipped icon
         svg = page.locator("#svg-svg-a img").first
-        svg.wait_for(timeout=10_000)
+        svg.wait_for(timeout=60_000)
         shot = Image.open(io.BytesIO(svg.screenshot())).convert("RGB").resize((SIZE, SIZE), Image.LANCZOS)
         drawing = (np.asarray(shot, dtype=np.float32) / 255.0).transpose(2, 0, 1).reshape(-1)
         icons = Icons()

@@ -47,7 +47,7 @@ def test_a_finished_run_is_measured_and_its_next_run_expected_from_it(records, t
     settings = {"prompt": "a rocket", "steps": 40, "every": 10, "size": 32}
     assert backends.expect("image/sds", settings, prior="icons", device="cpu").source != "here"  # none yet
     result = backends.run_to_end("image/sds", settings, prior="icons", out_dir=tmp_path, device="cpu")
-    model = timing.Timing(**result.metadata["timings"]["model"])
+    model = timing.Timing.of(result.metadata["timings"])
     assert model.steps == 40 and model.step_s > 0 and model.work > 0
     again = backends.expect("image/sds", settings, prior="icons", device="cpu")
     assert again.source == "here" and again.steps == 40
