@@ -121,10 +121,10 @@ def test_each_tab_shows_its_expected_time_before_run_and_it_follows_the_steps(pa
             open_tab(page, spec.title)
             line = page.locator(f"#{spec.name}-expect")
             line.wait_for()
-            assert line.inner_text().startswith("Expected time: about"), (spec.name, line.inner_text())
+            assert "Expected time: about" in line.inner_text(), (spec.name, line.inner_text())
         open_tab(page, "Text to SVG")
-        before = page.locator("#svg-expect").inner_text()
+        assert " s (" in page.locator("#svg-expect").inner_text()  # the default 200 steps: seconds
         set_number(page, "svg-vectorfusion-steps", 2000)
-        page.wait_for_function("t => document.querySelector('#svg-expect').innerText !== t", arg=before,
-                               timeout=60_000)
-        assert "min" in page.locator("#svg-expect").inner_text()  # ten times the steps: minutes, not seconds
+        # ten times the steps: minutes (Gradio's own timer may show in the line first: wait for the sentence)
+        page.wait_for_function("() => /about \\d+ min/.test(document.querySelector('#svg-expect').innerText)",
+                               timeout=120_000)
