@@ -108,11 +108,6 @@ class AnalyticPrior(_PixelSpace):
         if means is not None:
             self.latent_channels = means.shape[1]
 
-    @classmethod
-    def from_images(cls, images: torch.Tensor, **kwargs) -> "AnalyticPrior":
-        """Centre one mode on each (3, H, W) image in [0, 1] of `images` (M, 3, H, W)."""
-        return cls(images * 2.0 - 1.0, **kwargs)
-
     def condition(self, prompts="", *, negative="", images=None, guidance=7.5, image_guidance=1.5) -> Cond:
         """Text is ignored; images (B, 3, H, W) in [0, 1], if given, are each row's one target."""
         b = len(as_list(prompts))

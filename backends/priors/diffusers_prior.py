@@ -170,7 +170,7 @@ class DiffusersPrior:
         self._compiled_unet = None
         self._graphed_unet = None  # cuda_graph.GraphedUNet when accelerate("graph") is on
         self._channels_last = False
-        self._fast_vae = None  # fast_vae.FastVAE, loaded by with_fast_encoder() / fast_decoder() on first use
+        self._fast_vae = None  # fast_vae.FastVAE, loaded by with_fast_encoder() on first use
         self.description = (f"{'tiny random-weight ' if tiny else ''}{_LABEL[kind]} ({name}): "
                             + ("tests the code path, its pictures mean nothing" if tiny else "diffusers weights"))
         self.native_size = _sample_size(self.unet) * self.latent_scale
@@ -187,7 +187,7 @@ class DiffusersPrior:
     def __repr__(self) -> str:
         return f"DiffusersPrior(name={self.name!r}, kind={self.kind!r}, device={self.device}, dtype={self.dtype})"
 
-    # ---- memory switches (all off by default: speed is opt-in, memory savings too) ----
+    # ---- memory switches (all off by default; a memory profile turns them on) ----
     def apply_memory_profile(self, profile: str) -> list[str]:
         """Switch on the memory savers of a profile ("none", "24gb", "16gb"; see machine.MEMORY_SWITCHES)."""
         from .machine import MEMORY_SWITCHES

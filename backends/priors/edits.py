@@ -87,11 +87,6 @@ def _saturate(x: torch.Tensor, k: float) -> torch.Tensor:
 # shares is computed once and the variants differ by a per-channel tint, mix or order (broadcast over K), which is
 # what keeps a 16-particle step at a few milliseconds.
 
-def _tints(values, like: torch.Tensor) -> torch.Tensor:
-    """K RGB triples -> (1, K, 3, 1, 1), to broadcast against (B, 1, 3, H, W)."""
-    return like.new_tensor(values).reshape(1, -1, 3, 1, 1)
-
-
 def _hue_variants(base: torch.Tensor, amplitude: torch.Tensor | float, phase: float) -> torch.Tensor:
     """(B, 3, H, W) base grade -> (B, K, 3, H, W): the base shifted by `amplitude` (a number or (B, 1, H, W)) along K
     chroma directions 120 degrees apart (grey kept), starting at `phase` degrees from red. The variants form an
