@@ -297,9 +297,6 @@ def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds
     (json.dumps({"backend": "no/such"}), [SHAPES], "Input problem:** unknown backend 'no/such'"),
 ])
 def test_bad_requests_are_one_sentence_not_a_traceback(app, request_text, inputs, expected):
-    if "video/per-frame" in request_text and "video/per-frame" not in [f"video/{n}" for n in
-                                                                        backends.available().get("video", [])]:
-        pytest.skip("video backends not installed")
     _, final = run(app.tabs_by_name["image"], request_text, inputs)
     assert expected in final["status"] and "Traceback" not in final["status"]
 
