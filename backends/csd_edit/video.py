@@ -69,7 +69,7 @@ class _VideoEdit:
         shown = np.unique(np.round(np.linspace(0, count - 1, min(8, count))).astype(int))
 
         def preview():
-            edited = common.decode(prior, z.detach()[shown])
+            edited = common.decode_preview(prior, z.detach()[shown])
             return common.labelled_rows([("source", common.strip(to_uint8(source[shown]))),
                                          (f"{self.key} step", common.strip(to_uint8(edited)))])
 

@@ -107,7 +107,7 @@ class _ViewsEdit:
 
         def preview():
             return common.labelled_rows([("source", common.strip(to_uint8(source), max_items=16)),
-                                         (f"{self.key} step", common.strip(to_uint8(common.decode(prior, z.detach())),
+                                         (f"{self.key} step", common.strip(to_uint8(common.decode_preview(prior, z.detach())),
                                                                            max_items=16))])
 
         last = None
