@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import backends
-
 from backends.csd_edit import common
 
 
