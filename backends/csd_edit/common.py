@@ -46,7 +46,6 @@ from . import metrics
 
 METHODS = ("csd", "per-item")
 
-MAX_ASPECT = 16  # a panorama may be at most 16:1 (512 x 8192 at the default size)
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -387,16 +386,6 @@ def _tent(n: int, device) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ sizes
-
-def fit_short_side(width: int, height: int, short: int, multiple: int, long_multiple: int | None = None):
-    """(W, H) with the short side `short` (rounded to `multiple`) and the aspect ratio kept, the long side rounded
-    to `long_multiple` (default `multiple`), never below the short side."""
-    long_multiple = long_multiple or multiple
-    short_px = max(multiple, short // multiple * multiple)
-    ratio = max(width, height) / min(width, height)
-    long_px = max(short_px, int(round(short_px * ratio / long_multiple)) * long_multiple)
-    return (long_px, short_px) if width >= height else (short_px, long_px)
-
 
 def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image") -> list[str]:
     """The sentence result.json's `warnings` carries when the work ran at another size than the input's."""

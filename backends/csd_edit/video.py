@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .. import media
+from .. import budget, media
 from ..imaging import to_uint8
 from ..registry import register
 from ..settings import option
@@ -51,7 +51,6 @@ class _VideoEdit:
     def estimate(cls, s: VideoSettings, inputs, facts):
         """The work budget's estimate from the container's header (see `backends.budget`): the frame's aspect,
         then `particles` frames (the most that are kept) at the working size."""
-        from .. import budget
 
         size = budget.video_size(inputs[0])
         budget.check_aspect(size, "video frame")
@@ -61,7 +60,7 @@ class _VideoEdit:
         s = common.checked(s, prior)
         frames, fps = media.video(inputs[0], sample=s.particles)
         count, h0, w0 = frames.shape[:3]
-        size = common.fit_short_side(w0, h0, s.short_side, prior.size_multiple)
+        size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
         sources = common.to_batch(frames, size, prior.device)
         edit = common.CSDEdit(prior, s, sources, method=self.method)
         z = edit.source_latents.clone().requires_grad_(True)
