@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 
 from ..engine.sampling import ddim
-from .base import Cond, as_list
+from .base import Cond, as_list, per_row
 
 # Colour shifts of the analytic edit, in latent units ([-1, 1] per RGB channel).
 EDIT_DIRECTIONS = torch.tensor([[0.5, 0.0, -0.1], [0.1, 0.0, -0.5]])
@@ -150,10 +150,8 @@ class AnalyticEditPrior(_PixelSpace):
     def condition(self, prompts="", *, negative="", images=None, guidance=1.0, image_guidance=1.5) -> Cond:
         if images is None:
             raise ValueError("an editing prior needs the source images to condition on")
-        prompts = as_list(prompts)
         b = images.shape[0]
-        if len(prompts) == 1:
-            prompts = prompts * b
+        prompts = per_row(prompts, b)
         edit = torch.tensor([[1.0 if p.strip() else 0.0] for p in prompts], device=self.device)
         return Cond(text=edit, uncond=torch.zeros_like(edit), image=self.encode(images).float(),
                     guidance=torch.full((b,), float(guidance), device=self.device),

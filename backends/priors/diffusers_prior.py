@@ -18,7 +18,7 @@ import torch
 from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
 from ..engine.sampling import ddim
-from .base import Cond, as_list, per_sample
+from .base import Cond, as_list, per_row, per_sample
 
 from .catalog import entry
 from .machine import hub_offline, looks_like_path, offline_reason
@@ -273,17 +273,11 @@ class DiffusersPrior:
         if self.kind == "instruct":
             if images is None:
                 raise ValueError("an InstructPix2Pix prior needs the source images to condition on")
-            if b == 1:
-                prompts, b = prompts * images.shape[0], images.shape[0]
-            if images.shape[0] != b:
-                raise ValueError(f"{b} prompts for {images.shape[0]} images: give one prompt or one per image")
+            b = images.shape[0]
+            prompts = per_row(prompts, b)
         elif images is not None:
             raise ValueError("a text-to-image prior takes no images; use an InstructPix2Pix prior to edit images")
-        negative = as_list(negative)
-        if len(negative) == 1:
-            negative = negative * b
-        if len(negative) != b:
-            raise ValueError(f"{len(negative)} negative prompts for {b} prompts: give one or one per prompt")
+        negative = per_row(negative, b, "negative prompts")
         return Cond(
             text=self.embed_text(prompts),
             uncond=self.embed_text(negative),
