@@ -21,7 +21,7 @@ from ..engine.sampling import ddim
 from .base import Cond, as_list, per_row, per_sample
 
 from .catalog import entry
-from .machine import hub_offline, looks_like_path, offline_reason
+from .machine import default_device, hub_offline, looks_like_path, offline_reason
 
 KINDS = ("text", "instruct")
 _ALIASES = {"sd": "text", "ip2p": "instruct"}  # the model names, accepted for the prior kinds they are
@@ -68,7 +68,7 @@ def load_diffusers_prior(
     """
     kind = _check_kind(kind)
     source = str(source)
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     if looks_like_path(source):

@@ -33,7 +33,7 @@ from typing import Callable, Mapping
 import torch
 
 from ..errors import ModelUnavailableError
-from .machine import looks_like_path
+from .machine import default_device, looks_like_path
 
 DEFAULT_SOURCE = "madebyollin/taesd"
 ENV = "DISTILL_FAST_VAE"  # a hub id or a local folder to use instead of DEFAULT_SOURCE
@@ -137,7 +137,7 @@ def load_fast_vae(source: str | os.PathLike | None = None, *, device: torch.devi
     weights are not on this machine; nothing is downloaded.
     """
     source = str(source) if source is not None else default_source()
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     folder = str(ensure_tiny_fast_vae()) if source == TINY else source
     ok, reason = available(folder)
     if not ok:
