@@ -446,13 +446,6 @@ def fit_width(image: np.ndarray, max_width: int = 1024) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((max_width, h), Image.LANCZOS))
 
 
-def write_png(image: np.ndarray, path: Path) -> str:
-    """(H, W, 3) uint8 -> PNG, written under a temporary name and renamed into place when complete."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp)
-    return str(path)
-
-
 def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:
     """(T, H, W, 3) uint8 -> H.264 mp4 (yuv420p, so odd sides are cropped by one pixel) at `fps`."""
     import imageio.v2 as iio

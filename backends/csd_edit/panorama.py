@@ -18,7 +18,7 @@ from functools import partial
 
 from .. import budget, engine, media
 from ..errors import InputError
-from ..imaging import to_uint8
+from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -106,8 +106,8 @@ class _PanoramaEdit:
         # the figure shows the user's own input; the metrics compare decoded with decoded (same VAE on both sides)
         figure = common.labelled_rows([("source", common.fit_width(to_uint8(source_pixels[0]), 2048)),
                                        (self.key, common.fit_width(to_uint8(edited[0]), 2048))])
-        files = {"png": common.write_png(out, out_dir / "edited.png"),
-                 "comparison": common.write_png(figure, out_dir / "comparison.png")}
+        files = {"png": save_png(out, out_dir / "edited.png"),
+                 "comparison": save_png(figure, out_dir / "comparison.png")}
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
         tiles, grid = common.window_boxes(h, w, window, max(window // 2, 1))
         pixel_tiles = [tuple(v * scale for v in box) for box in tiles]

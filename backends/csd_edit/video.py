@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .. import budget, media
-from ..imaging import to_uint8
+from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -83,7 +83,7 @@ class _VideoEdit:
         files = {
             "mp4": common.write_mp4(out, fps, out_dir / "edited.mp4"),
             "gif": common.write_gif(out, fps, out_dir / "edited.gif"),
-            "comparison": common.write_png(figure, out_dir / "comparison.png"),
+            "comparison": save_png(figure, out_dir / "comparison.png"),
         }
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
         in_clip = _source_frames(inputs[0], count, fps)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import budget, media
 from ..errors import InputError
-from ..imaging import to_uint8
+from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -122,7 +122,7 @@ class _ViewsEdit:
             "zip": common.write_zip(out, out_dir / "views.zip"),
             "gif": common.write_gif(out, TURNTABLE_FPS, out_dir / "turntable.gif"),
             "mp4": common.write_mp4(out, TURNTABLE_FPS, out_dir / "turntable.mp4"),
-            "comparison": common.write_png(figure, out_dir / "comparison.png"),
+            "comparison": save_png(figure, out_dir / "comparison.png"),
         }
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
         meta = {"metrics": found, "method": self.method, "views": len(views), "from": origin,
