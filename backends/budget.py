@@ -257,12 +257,15 @@ def check_aspect(size: tuple[int, int], noun: str) -> None:
         raise InputError(f"The {noun} is {w}x{h} pixels; at most {MAX_ASPECT}:1 is supported.")
 
 
-def working_size(size: tuple[int, int], short_side: int, multiple: int) -> tuple[int, int]:
-    """(W, H) an image of `size` is worked on at: short side `short_side` rounded down to `multiple`, aspect kept
-    (as csd_edit.common.fit_short_side, without importing it)."""
+def working_size(size: tuple[int, int], short_side: int, multiple: int, long_multiple: int | None = None
+                 ) -> tuple[int, int]:
+    """(W, H) an image of `size` is worked on at: short side `short_side` rounded down to `multiple`, aspect kept,
+    the long side rounded to `long_multiple` (default `multiple`; the panorama's window stride) and never below
+    the short side. The edit backends and their estimates both use it."""
     w, h = size
+    long_multiple = long_multiple or multiple
     short_px = max(multiple, short_side // multiple * multiple)
-    long_px = max(short_px, int(round(short_px * max(w, h) / max(1, min(w, h)) / multiple)) * multiple)
+    long_px = max(short_px, int(round(short_px * max(w, h) / max(1, min(w, h)) / long_multiple)) * long_multiple)
     return (long_px, short_px) if w >= h else (short_px, long_px)
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ModelUnavailableError
+from .priors.machine import default_device
 
 DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"
@@ -185,7 +186,7 @@ def load_clip(name: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED,
     """
     import open_clip
 
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     if name not in open_clip.list_models():
         raise ModelUnavailableError(f"unknown CLIP architecture {name!r}: use one of open_clip.list_models(), e.g. ViT-B-16")
     path = pretrained if Path(os.path.expanduser(pretrained)).is_file() else _cached_weights(name, pretrained)
@@ -218,7 +219,7 @@ def default_clip(device: str | torch.device | None = None) -> ClipScorer:
     Falling back to the tiny random-weight model keeps every backend runnable offline; its scores are labelled
     as meaningless in the metadata (`ClipScorer.label()`).
     """
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     key = str(device)
     with _lock:
         if key not in _default:

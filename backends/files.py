@@ -1,11 +1,11 @@
 """Where a job's files live: one private folder per job, generated file names, and files written whole.
 
-Root folder: $DISTILL_TMP, else <tempfile.gettempdir()>/distill_studio, created private (0700). Names written
-there are generated (`safe_output_name`), never taken from an upload, so a file called "../../x" or
-"con.png" cannot steer where anything is written.
+Root folder: $DISTILL_TMP, else <tempfile.gettempdir()>/distill_studio, created private (0700). Job folder names
+are generated, never taken from an upload, so a file called "../../x" or "con.png" cannot steer where anything
+is written.
 
-A public Space keeps job folders until `cleanup_expired` removes them (Gradio serves results after the
-handler returns); the CLI uses `with JobDir() as job:` and the folder goes away on exit.
+The app keeps a run's job folder until `cleanup_expired` removes it (Gradio serves results after the handler
+returns). The CLI and the API write to the folder they are given (`--out`, `out_dir`).
 """
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from backends.errors import RunError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_ROLE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-_EXT = re.compile(r"[a-z0-9]{1,8}")
 _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,15}-\d{8}-\d{6}-[0-9a-f]{12}")
 
 
@@ -45,34 +43,15 @@ def default_root() -> Path:
     return root
 
 
-def safe_output_name(role: str, ext: str) -> str:
-    """A fresh file name '<role>-<YYYYmmdd-HHMMSS>-<8 hex>.<ext>', e.g. 'svg-20250101-120000-3fa2c1d0.svg'.
-
-    role and ext are chosen by code, never by a user: role [a-z0-9_-], up to 32 characters; ext up to 8
-    letters or digits, with or without the dot. Anything else is a programming error (ValueError).
-    """
-    ext = ext[1:] if ext.startswith(".") else ext
-    if not _ROLE.fullmatch(role):
-        raise ValueError(f"role must match [a-z0-9][a-z0-9_-]{{0,31}}, got {role!r}")
-    if not _EXT.fullmatch(ext):
-        raise ValueError(f"ext must be 1-8 lowercase letters or digits, got {ext!r}")
-    return f"{role}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.{ext}"
-
-
 class JobDir:
-    """One private folder for one job under `root` (default: `default_root()`).
+    """One private folder for one job under `root` (default: `default_root()`): job = JobDir(); job.path. It
+    stays until `cleanup` or `cleanup_expired` removes it."""
 
-    job = JobDir(); job.path -> Path; job.file("svg", "svg") -> a new path inside; job.write("upload", "mp4",
-    data) -> that path, written. As a context manager the folder is removed on exit unless keep=True (the UI
-    keeps it so Gradio can serve the results, and `cleanup_expired` removes it later).
-    """
-
-    def __init__(self, root: PathLike | None = None, *, prefix: str = "job", keep: bool = False):
+    def __init__(self, root: PathLike | None = None, *, prefix: str = "job"):
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,15}", prefix):
             raise ValueError(f"prefix must match [a-z0-9][a-z0-9_]{{0,15}}, got {prefix!r}")
         self.root = Path(root) if root is not None else default_root()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.keep = keep
         for _ in range(8):
             self.id = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
             self.path = self.root / self.id
@@ -84,17 +63,6 @@ class JobDir:
         else:  # pragma: no cover - 8 collisions of 48 random bits
             raise RunError("Could not create a job folder; try again.")
 
-    def file(self, role: str, ext: str) -> Path:
-        """A new, not yet existing path in this job's folder with a generated name."""
-        return self.path / safe_output_name(role, ext)
-
-    def write(self, role: str, ext: str, data: bytes) -> Path:
-        """Write `data` to a new generated file in this job's folder (never overwriting) and return its path."""
-        path = self.file(role, ext)
-        with open(path, "xb") as fh:
-            fh.write(data)
-        return path
-
     def touch(self) -> None:
         """Mark the job as in use, so `cleanup_expired` counts its age from now (call it during long runs)."""
         os.utime(self.path)
@@ -102,13 +70,6 @@ class JobDir:
     def cleanup(self) -> None:
         """Remove the folder and everything in it (symlinks inside are removed, never followed)."""
         shutil.rmtree(self.path, ignore_errors=True)
-
-    def __enter__(self) -> "JobDir":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.keep:
-            self.cleanup()
 
     def __fspath__(self) -> str:
         return str(self.path)

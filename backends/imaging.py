@@ -7,6 +7,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import media
+from .files import atomic_path
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(3, H, W) or (B, 3, H, W) or (H, W, 3) float in [0, 1] -> (H, W, 3) / (B, H, W, 3) uint8."""
@@ -26,8 +29,6 @@ def to_tensor(image: Image.Image | np.ndarray, device="cpu") -> torch.Tensor:
 
 def load_image(path: str | Path, *, size: tuple[int, int] | None = None, device="cpu") -> torch.Tensor:
     """A validated image file as (3, H, W) float in [0, 1], optionally resized to size=(W, H)."""
-    from . import media
-
     img = media.image(path)
     if size is not None and img.size != tuple(size):
         img = img.resize(tuple(size), Image.LANCZOS)
@@ -37,8 +38,6 @@ def load_image(path: str | Path, *, size: tuple[int, int] | None = None, device=
 def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> str:
     """Write a PNG whole or not at all (a temporary name renamed into place: an interrupted run leaves no file that
     looks finished)."""
-    from .files import atomic_path
-
     arr = image if isinstance(image, np.ndarray) else to_uint8(image)
     with atomic_path(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")

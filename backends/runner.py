@@ -34,13 +34,16 @@ def check_prior(backend_cls, prior_name: str | None, device=None) -> str | None:
         return None
     if prior_name in (None, "", "auto"):
         return auto_prior(needs, "auto", device)
-    e = catalog.entry(prior_name)
-    fits = e.kind == needs and (not e.needs_target or backend_cls.analytic_ok)
-    if not fits:
-        names = [n for n, x in catalog.entries().items()
-                 if x.kind == needs and (not x.needs_target or backend_cls.analytic_ok)]
+    if not prior_fits(backend_cls, catalog.entry(prior_name)):
+        names = [n for n, x in catalog.entries().items() if prior_fits(backend_cls, x)]
         raise InputError(f"{backend_cls.key} needs a {needs} prior; choose one of {', '.join(names)}")
     return prior_name
+
+
+def prior_fits(backend_cls, entry: catalog.Entry) -> bool:
+    """Whether a backend can run on a prior: the kind it needs, and a prior centred on target images (the
+    analytic one) only for a backend that gives it targets (`analytic_ok`)."""
+    return entry.kind == backend_cls.prior and (not entry.needs_target or backend_cls.analytic_ok)
 
 
 def run_profile(prior_name: str | None, device) -> str:

@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from backends.priors.machine import default_device
+
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
 RESULTS_JSONL = HERE / "results.jsonl"
@@ -36,7 +38,7 @@ def cpu_name() -> str:
 def device_name(device: str | torch.device | None = None) -> str:
     """A short description of the device: "NVIDIA H100 80GB HBM3" or "CPU <model> (2 cores)" (benchmarks say
     how many threads they used in their own tables)."""
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return f"CPU {cpu_name()} ({os.cpu_count()} cores)"

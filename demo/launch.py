@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 import backends
+from backends.priors.machine import truthy
 
 from . import environment
 from .runs import warm_in_background
@@ -45,10 +46,6 @@ class AppConfig:
     preload: bool = False  # start loading the real priors in the background at start-up
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "on", "yes", "true"}
-
-
 def _env(name: str, *fallbacks: str, default=None):
     for key in (name, *fallbacks):
         if os.environ.get(key):
@@ -66,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     p.add_argument("--port", type=int, default=int(_env("DISTILL_PORT", "GRADIO_SERVER_PORT", default=0)) or None,
                    help="port (default: Gradio's, 7860 or the next free one)")
     p.add_argument("--share", action=argparse.BooleanOptionalAction,
-                   default=_truthy(_env("DISTILL_SHARE", default="")),
+                   default=truthy(_env("DISTILL_SHARE", default="")),
                    help="also serve through a public gradio.live link")
     p.add_argument("--prior", choices=environment.PRIOR_MODES, default=_env("DISTILL_PRIOR", default="auto"),
                    help="auto: real models when a GPU and their weights are there, else the tiny built-in ones")
@@ -80,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     p.add_argument("--job-ttl", type=float, default=float(_env("DISTILL_JOB_TTL", default=2 * 3600)),
                    help="seconds a job's result files are kept")
     p.add_argument("--preload", action=argparse.BooleanOptionalAction,
-                   default=_truthy(_env("DISTILL_PRELOAD", default="1" if on_space else "")),
+                   default=truthy(_env("DISTILL_PRELOAD", default="1" if on_space else "")),
                    help="load (download) the real models in the background at start-up (default on a Space)")
     a = p.parse_args(argv)
     return AppConfig(host=a.host, port=a.port, share=a.share, prior=a.prior, device=a.device, memory=a.memory,

@@ -82,8 +82,8 @@ def notices(meta: dict) -> list[str]:
     for key in ("frames_note", "resize_note"):
         if key == "frames_note" and meta.get("sampled") is False:
             continue  # every frame kept: nothing to say
-        if isinstance(meta.get(key), str) and meta[key] not in out:
-            out.append(meta[key])
+        if isinstance(meta.get(key), str) and not any(meta[key] in line for line in out):
+            out.append(meta[key])  # unless a warning already says it ("Kept <frames_note>.")
     for note in meta.get("notes") or []:
         if isinstance(note, str) and note not in out:
             out.append(note)

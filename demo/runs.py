@@ -91,7 +91,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
             settings = dict(side.get("settings") or {})
             plan.append((label, cls, resolve_prior(cls, side.get("prior"), env), settings,
                          inputs_for([slot.kind for slot in spec.inputs], cls, input_values)))
-        job_dir = JobDir(cfg.job_root, prefix=safe_stem(spec.name).replace("-", "")[:16] or "job", keep=True)
+        job_dir = JobDir(cfg.job_root, prefix=safe_stem(spec.name).replace("-", "")[:16] or "job")
         out.folder = job_dir.path
         yield out.reset(compare=len(plan) > 1)
         rows, cli_lines, details, stems = [], [], {}, set()

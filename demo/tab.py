@@ -132,10 +132,9 @@ class Tab:
     def prior_choices(self) -> list[tuple[str, str]]:
         kinds = {c.prior for c in self.classes.values() if c.prior != "none"}
         out = [(f"auto ({', '.join(self.env.prior_for(k) for k in sorted(kinds))})" if kinds else "auto", "auto")]
-        targets_ok = any(c.analytic_ok for c in self.classes.values())
         for kind in sorted(kinds):
             for name in self.env.prior_names(kind):
-                if targets_ok or not self.env.facts["priors"][name]["needs_target"]:
+                if any(self._prior_fits(key, name) for key, c in self.classes.items() if c.prior == kind):
                     out.append((name, name))
         return out
 

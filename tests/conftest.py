@@ -13,6 +13,18 @@ import torch  # noqa: E402
 # one thread: the suite is many small ops, and two OpenMP threads spin against the app servers the tests start
 torch.set_num_threads(1)
 
+# Modules that start an app, a browser or a child process, or run whole default runs: marked `slow`, so that
+# `bash scripts/test.sh -m "not slow"` runs the core suite quickly while developing. CI runs everything.
+SLOW_MODULES = {"test_browser", "test_first_contact", "test_page_layout", "test_text_to_svg_browser", "test_client",
+                "test_fresh_install", "test_gpu_check", "test_gpu_speed", "test_eval_icons", "test_eval_text_to_svg",
+                "test_eval_csd_edit", "test_cli", "test_svg_bounds", "test_trace"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="module")
 def browser():

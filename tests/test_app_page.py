@@ -137,6 +137,10 @@ def test_what_a_run_changed_is_said_on_the_page():
     assert widgets.notices_markdown([("Method", every_frame)]) == ""
     both = widgets.notices_markdown([("Method", {"warnings": ["a"]}), ("Baseline", {"warnings": ["b"]})])
     assert "**Method:** a" in both and "**Baseline:** b" in both
+    # the video backend's warning already says which frames were kept: said once, not twice
+    note = "16 of the clip's 20 frames, spread evenly; the frame rate is scaled so the duration is kept"
+    once = widgets.notices_markdown([("Method", {"warnings": [f"Kept {note}."], "frames_note": note, "sampled": True})])
+    assert once.count("16 of the clip's 20 frames") == 1, once
 
 
 def test_metric_glossary_says_which_way_is_better():

@@ -1,8 +1,11 @@
 """CSD-Edit's VAE calls: all latents in one call by default (a GPU is launch-bound at 4 a call), halved only when
 the GPU runs out of memory, with the same images either way; previews take the prior's fast decoder if it has one."""
+from pathlib import Path
+
 import pytest
 import torch
 
+import backends
 from backends.csd_edit import common
 
 
@@ -61,3 +64,20 @@ def test_previews_use_the_priors_preview_decoder_when_it_has_one():
     assert common.decode_preview(prior, latents(2)).shape == (2, 3, 32, 32)  # no preview decoder: decode
     prior.preview_decoder = lambda: (lambda z: torch.zeros(z.shape[0], 3, 5, 5))
     assert common.decode_preview(prior, latents(2)).shape == (2, 3, 5, 5)
+
+
+@pytest.mark.parametrize("key, inputs", [("video/csd-edit", ["video/rolling_ball.mp4"]),
+                                         ("views3d/csd-edit", ["views3d/view_00.png", "views3d/view_01.png"])])
+def test_live_previews_of_frames_and_views_go_through_the_preview_decoder(tmp_path, monkeypatch, key, inputs):
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    calls = []
+    real = common.decode_preview
+
+    def counted(prior, z, batch=0):
+        calls.append(z.shape[0])
+        return real(prior, z, batch)
+
+    monkeypatch.setattr(common, "decode_preview", counted)
+    backends.run_to_end(key, {"prompt": "make it winter", "steps": 4, "every": 2, "short_side": 32}, prior="edits",
+                        inputs=[str(examples / p) for p in inputs], out_dir=tmp_path, device="cpu")
+    assert len(calls) >= 2  # a preview every 2 of 4 steps, each through the preview decoder

@@ -1,8 +1,7 @@
-"""Job folders, generated names and the fence around user-named paths."""
+"""Job folders: private, unique, removed when expired; and the fence around user-named paths."""
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 
@@ -10,8 +9,6 @@ import pytest
 
 from backends import files
 from backends.errors import RunError
-
-NAME = re.compile(r"[a-z0-9_-]+-\d{8}-\d{6}-[0-9a-f]{8}\.[a-z0-9]+")
 
 
 @pytest.fixture
@@ -35,38 +32,8 @@ def test_default_root_is_system_temp_without_the_variable(monkeypatch, tmp_path)
     assert files.default_root() == tmp_path / "distill_studio"
 
 
-def test_context_manager_removes_the_folder_unless_kept(root):
-    with files.JobDir() as job:
-        job.write("preview", "png", b"x")
-        path = job.path
-    assert not path.exists()
-    with files.JobDir(keep=True) as kept:
-        pass
-    assert kept.path.exists()
-    with pytest.raises(ZeroDivisionError):
-        with files.JobDir() as failing:
-            1 / 0
-    assert not failing.path.exists()
-
-
-def test_job_files_have_generated_names_and_are_never_overwritten(root):
-    job = files.JobDir()
-    first = job.write("svg", ".svg", b"<svg/>")
-    second = job.write("svg", "svg", b"<svg/>")
-    assert first != second and first.parent == job.path
-    assert NAME.fullmatch(first.name) and first.name.startswith("svg-") and first.suffix == ".svg"
-    assert NAME.fullmatch(job.file("result_png", "png").name)
-
-
-@pytest.mark.parametrize("role, ext", [("../x", "png"), ("Result", "png"), ("a b", "png"), ("", "png"),
-                                       ("x" * 40, "png"), ("svg", "p/ng"), ("svg", ""), ("svg", "png\x00")])
-def test_safe_output_name_refuses_anything_but_code_chosen_roles(role, ext):
-    with pytest.raises(ValueError):
-        files.safe_output_name(role, ext)
-
-
 def test_cleanup_expired_removes_only_old_job_folders(root, tmp_path):
-    old, fresh = files.JobDir(keep=True), files.JobDir(keep=True)
+    old, fresh = files.JobDir(), files.JobDir()
     (old.path / "result.png").write_bytes(b"x")
     outside = tmp_path / "outside.txt"
     outside.write_text("keep me")
@@ -86,7 +53,7 @@ def test_cleanup_expired_removes_only_old_job_folders(root, tmp_path):
 
 
 def test_cleanup_expired_counts_age_from_the_newest_file(root):
-    job = files.JobDir(keep=True)
+    job = files.JobDir()
     past = time.time() - 3600
     os.utime(job.path, (past, past))
     (job.path / "preview.png").write_bytes(b"x")  # written just now

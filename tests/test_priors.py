@@ -496,3 +496,12 @@ def test_a_sketch_at_its_defaults_with_the_icons_prior_is_not_refused_before_the
         for _ in runner.run("svg/vectorfusion", {"prompt": "a cat", "style": "sketch"}, prior="icons",
                             out_dir=tmp_path, device="cpu"):
             pass
+
+
+def test_per_row_broadcasts_one_text_and_refuses_a_count_that_fits_no_row():
+    from backends.priors.base import per_row
+
+    assert per_row("a", 3) == ["a", "a", "a"] and per_row(["a"], 2) == ["a", "a"]
+    assert per_row(["a", "b"], 2) == ["a", "b"]
+    with pytest.raises(ValueError, match="3 negative prompts for a batch of 2"):
+        per_row(["a", "b", "c"], 2, "negative prompts")

@@ -8,14 +8,13 @@ import math
 
 import numpy as np
 import pytest
+import resvg_py
 import torch
 from PIL import Image
 
 import backends
 from backends.errors import InputError
 from backends.settings import make_settings, resolve_auto
-
-resvg_py = pytest.importorskip("resvg_py")
 
 FAST = {"every": 2}
 

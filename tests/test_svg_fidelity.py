@@ -5,6 +5,7 @@ import io
 
 import numpy as np
 import pytest
+import resvg_py
 import torch
 from PIL import Image
 
@@ -14,8 +15,6 @@ from backends.svg.painting import random_paths, stroke_shapes
 from backends.svg.scene import Scene
 from backends.svg.svgio import scene_to_svg, svg_to_scene
 from tests.svg_corpus import CORPUS
-
-resvg_py = pytest.importorskip("resvg_py")
 
 
 def _png_to_tensor(png: bytes) -> torch.Tensor:

@@ -46,7 +46,6 @@ from . import metrics
 
 METHODS = ("csd", "per-item")
 
-MAX_ASPECT = 16  # a panorama may be at most 16:1 (512 x 8192 at the default size)
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -388,16 +387,6 @@ def _tent(n: int, device) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ sizes
 
-def fit_short_side(width: int, height: int, short: int, multiple: int, long_multiple: int | None = None):
-    """(W, H) with the short side `short` (rounded to `multiple`) and the aspect ratio kept, the long side rounded
-    to `long_multiple` (default `multiple`), never below the short side."""
-    long_multiple = long_multiple or multiple
-    short_px = max(multiple, short // multiple * multiple)
-    ratio = max(width, height) / min(width, height)
-    long_px = max(short_px, int(round(short_px * ratio / long_multiple)) * long_multiple)
-    return (long_px, short_px) if width >= height else (short_px, long_px)
-
-
 def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image") -> list[str]:
     """The sentence result.json's `warnings` carries when the work ran at another size than the input's."""
     (w0, h0), (w, h) = input_size, work_size
@@ -455,13 +444,6 @@ def fit_width(image: np.ndarray, max_width: int = 1024) -> np.ndarray:
         return image
     h = max(1, round(image.shape[0] * max_width / image.shape[1]))
     return np.asarray(Image.fromarray(image).resize((max_width, h), Image.LANCZOS))
-
-
-def write_png(image: np.ndarray, path: Path) -> str:
-    """(H, W, 3) uint8 -> PNG, written under a temporary name and renamed into place when complete."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp)
-    return str(path)
 
 
 def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:

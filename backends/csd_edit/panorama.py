@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Optional
 from functools import partial
 
-from .. import engine, media
+from .. import budget, engine, media
 from ..errors import InputError
-from ..imaging import to_uint8
+from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -66,7 +66,6 @@ class _PanoramaEdit:
     def estimate(cls, s: PanoramaSettings, inputs, facts):
         """The work budget's estimate from the image's header (see `backends.budget`): aspect, then the working
         image's pixel-space arrays."""
-        from .. import budget
 
         size = budget.image_size(inputs[0])
         budget.check_aspect(size, "panorama image")
@@ -76,8 +75,7 @@ class _PanoramaEdit:
         s = common.checked(s, prior)
         image = media.image(inputs[0])
         w0, h0 = image.size
-        if max(w0, h0) > common.MAX_ASPECT * min(w0, h0):
-            raise InputError(f"The image is {w0}x{h0} pixels; a panorama may be at most {common.MAX_ASPECT}:1.")
+        budget.check_aspect((w0, h0), "panorama image")
         scale, multiple = prior.latent_scale, prior.size_multiple
         if s.stride % scale or s.window % multiple:
             raise InputError(f"With this prior the stride must be a multiple of {scale} px and the window of "
@@ -86,7 +84,7 @@ class _PanoramaEdit:
         # working sizes (tiny priors on a CPU) keep the default geometry: windows overlapping by three quarters.
         window_px = min(s.window, max(multiple, s.short_side // multiple * multiple))
         stride_px = max(scale, round(s.stride * window_px / s.window / scale) * scale)
-        size = common.fit_short_side(w0, h0, s.short_side, multiple, long_multiple=stride_px)
+        size = budget.working_size((w0, h0), s.short_side, multiple, long_multiple=stride_px)
         source_pixels = common.to_batch([image], size, prior.device)
         edit = common.CSDEdit(prior, s, source_pixels, method=self.method)
         pano = edit.source_latents.clone().requires_grad_(True)
@@ -108,8 +106,8 @@ class _PanoramaEdit:
         # the figure shows the user's own input; the metrics compare decoded with decoded (same VAE on both sides)
         figure = common.labelled_rows([("source", common.fit_width(to_uint8(source_pixels[0]), 2048)),
                                        (self.key, common.fit_width(to_uint8(edited[0]), 2048))])
-        files = {"png": common.write_png(out, out_dir / "edited.png"),
-                 "comparison": common.write_png(figure, out_dir / "comparison.png")}
+        files = {"png": save_png(out, out_dir / "edited.png"),
+                 "comparison": save_png(figure, out_dir / "comparison.png")}
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
         tiles, grid = common.window_boxes(h, w, window, max(window // 2, 1))
         pixel_tiles = [tuple(v * scale for v in box) for box in tiles]

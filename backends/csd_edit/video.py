@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .. import media
-from ..imaging import to_uint8
+from .. import budget, media
+from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -51,7 +51,6 @@ class _VideoEdit:
     def estimate(cls, s: VideoSettings, inputs, facts):
         """The work budget's estimate from the container's header (see `backends.budget`): the frame's aspect,
         then `particles` frames (the most that are kept) at the working size."""
-        from .. import budget
 
         size = budget.video_size(inputs[0])
         budget.check_aspect(size, "video frame")
@@ -61,7 +60,7 @@ class _VideoEdit:
         s = common.checked(s, prior)
         frames, fps = media.video(inputs[0], sample=s.particles)
         count, h0, w0 = frames.shape[:3]
-        size = common.fit_short_side(w0, h0, s.short_side, prior.size_multiple)
+        size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
         sources = common.to_batch(frames, size, prior.device)
         edit = common.CSDEdit(prior, s, sources, method=self.method)
         z = edit.source_latents.clone().requires_grad_(True)
@@ -69,7 +68,7 @@ class _VideoEdit:
         shown = np.unique(np.round(np.linspace(0, count - 1, min(8, count))).astype(int))
 
         def preview():
-            edited = common.decode(prior, z.detach()[shown])
+            edited = common.decode_preview(prior, z.detach()[shown])
             return common.labelled_rows([("source", common.strip(to_uint8(source[shown]))),
                                          (f"{self.key} step", common.strip(to_uint8(edited)))])
 
@@ -84,7 +83,7 @@ class _VideoEdit:
         files = {
             "mp4": common.write_mp4(out, fps, out_dir / "edited.mp4"),
             "gif": common.write_gif(out, fps, out_dir / "edited.gif"),
-            "comparison": common.write_png(figure, out_dir / "comparison.png"),
+            "comparison": save_png(figure, out_dir / "comparison.png"),
         }
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
         in_clip = _source_frames(inputs[0], count, fps)

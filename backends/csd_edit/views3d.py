@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import media
+from .. import budget, media
 from ..errors import InputError
-from ..imaging import to_uint8
+from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -73,7 +73,6 @@ class _ViewsEdit:
     def estimate(cls, s: ViewsSettings, inputs, facts):
         """The work budget's estimate from the views' headers (see `backends.budget`): every view's aspect, the
         count, then the views at the first view's working size."""
-        from .. import budget
 
         if len(inputs) > media.MAX_VIEWS:
             raise InputError(f"{len(inputs)} views were given; at most {s.particles} are edited together (the "
@@ -99,7 +98,7 @@ class _ViewsEdit:
         if len(views) < 2:
             raise InputError(f"views3d needs at least 2 views of the object, got {len(views)}.")
         h0, w0 = views[0].shape[:2]
-        size = common.fit_short_side(w0, h0, s.short_side, prior.size_multiple)
+        size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
         sources = common.to_batch(views, size, prior.device)
         edit = common.CSDEdit(prior, s, sources, method=self.method, kernel=getattr(s, "kernel_distance", "latent"))
         z = edit.source_latents.clone().requires_grad_(True)
@@ -107,7 +106,7 @@ class _ViewsEdit:
 
         def preview():
             return common.labelled_rows([("source", common.strip(to_uint8(source), max_items=16)),
-                                         (f"{self.key} step", common.strip(to_uint8(common.decode(prior, z.detach())),
+                                         (f"{self.key} step", common.strip(to_uint8(common.decode_preview(prior, z.detach())),
                                                                            max_items=16))])
 
         last = None
@@ -123,7 +122,7 @@ class _ViewsEdit:
             "zip": common.write_zip(out, out_dir / "views.zip"),
             "gif": common.write_gif(out, TURNTABLE_FPS, out_dir / "turntable.gif"),
             "mp4": common.write_mp4(out, TURNTABLE_FPS, out_dir / "turntable.mp4"),
-            "comparison": common.write_png(figure, out_dir / "comparison.png"),
+            "comparison": save_png(figure, out_dir / "comparison.png"),
         }
         found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
         meta = {"metrics": found, "method": self.method, "views": len(views), "from": origin,

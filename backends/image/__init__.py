@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import engine
+from .. import budget, engine
 from ..errors import InputError
 from ..imaging import load_image, psnr, save_png, to_uint8
 from ..registry import register
@@ -46,7 +46,6 @@ class ImageSDS:
     def estimate(cls, s: ImageSDSSettings, inputs, facts):
         """The work budget's estimate (see `backends.budget`): the image (from --input's header, else size x
         size) as float32 with Adam's two moments, its gradient and the prior's encode: ~80 B a pixel."""
-        from .. import budget
 
         w, h = budget.image_size(inputs[0]) if inputs else (s.size, s.size)
         return budget.Work(int(80 * w * h), f"a {w}x{h} image", "the input image's size" if inputs else "size")

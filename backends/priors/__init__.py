@@ -31,11 +31,6 @@ _cache: dict[tuple, Prior] = {}
 _lock = threading.Lock()
 
 
-def prior_kind(name: str) -> str:
-    """"text" or "instruct" for a prior name (incl. "sd:<source>" / "ip2p:<source>")."""
-    return catalog.entry(name).kind
-
-
 def resolve_device(device: torch.device | str | None = None) -> torch.device:
     """The device to run on: "auto"/None picks CUDA when present; anything else must exist on this machine."""
     if device in (None, "", "auto"):
@@ -120,4 +115,4 @@ def describe(device: torch.device | str | None = None, mode: str = "auto", memor
 
 
 __all__ = ["AnalyticEditPrior", "AnalyticPrior", "Cond", "Entry", "Prior", "auto_prior", "catalog", "describe",
-           "load_prior", "machine", "prior_kind", "real_weights", "register", "resolve_device", "unload_all"]
+           "load_prior", "machine", "real_weights", "register", "resolve_device", "unload_all"]

@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 
 from ..engine.sampling import ddim
-from .base import Cond, as_list
+from .base import Cond, as_list, per_row
 
 # Colour shifts of the analytic edit, in latent units ([-1, 1] per RGB channel).
 EDIT_DIRECTIONS = torch.tensor([[0.5, 0.0, -0.1], [0.1, 0.0, -0.5]])
@@ -108,11 +108,6 @@ class AnalyticPrior(_PixelSpace):
         if means is not None:
             self.latent_channels = means.shape[1]
 
-    @classmethod
-    def from_images(cls, images: torch.Tensor, **kwargs) -> "AnalyticPrior":
-        """Centre one mode on each (3, H, W) image in [0, 1] of `images` (M, 3, H, W)."""
-        return cls(images * 2.0 - 1.0, **kwargs)
-
     def condition(self, prompts="", *, negative="", images=None, guidance=7.5, image_guidance=1.5) -> Cond:
         """Text is ignored; images (B, 3, H, W) in [0, 1], if given, are each row's one target."""
         b = len(as_list(prompts))
@@ -155,10 +150,8 @@ class AnalyticEditPrior(_PixelSpace):
     def condition(self, prompts="", *, negative="", images=None, guidance=1.0, image_guidance=1.5) -> Cond:
         if images is None:
             raise ValueError("an editing prior needs the source images to condition on")
-        prompts = as_list(prompts)
         b = images.shape[0]
-        if len(prompts) == 1:
-            prompts = prompts * b
+        prompts = per_row(prompts, b)
         edit = torch.tensor([[1.0 if p.strip() else 0.0] for p in prompts], device=self.device)
         return Cond(text=edit, uncond=torch.zeros_like(edit), image=self.encode(images).float(),
                     guidance=torch.full((b,), float(guidance), device=self.device),

@@ -137,6 +137,16 @@ def as_list(prompts: str | Sequence[str]) -> list[str]:
     return [prompts] if isinstance(prompts, str) else list(prompts)
 
 
+def per_row(texts: str | Sequence[str], b: int, what: str = "prompts") -> list[str]:
+    """B strings from one (used for every row) or exactly B; a ValueError naming `what` otherwise."""
+    out = as_list(texts)
+    if len(out) == 1:
+        out = out * b
+    if len(out) != b:
+        raise ValueError(f"{len(out)} {what} for a batch of {b}: give one or one per row")
+    return out
+
+
 # ---- optional capabilities: a prior declares one by having the method; backends test with isinstance()
 
 @runtime_checkable

@@ -252,35 +252,3 @@ class GraphedUNet:
         if not self._warned:
             self._warned = True
             warnings.warn(f"UNet CUDA graphs are off ({self.reason}); running the UNet eagerly", stacklevel=3)
-
-
-def time_unet_call(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor | int, text: torch.Tensor, *,
-                   iters: int = 20) -> dict[str, float]:
-    """Eager vs graphed UNet call on the given inputs (for a device check / benchmark; not used by runs).
-
-    Returns eager_ms and graph_ms (medians over `iters` synchronized calls), capture_s (warm-up + capture wall
-    time), max_abs_diff (graph vs eager output), graphed (1.0 if graphs ran, 0.0 if it fell back).
-    """
-    def timed(fn) -> float:
-        times = []
-        for _ in range(iters):
-            if x.is_cuda:
-                torch.cuda.synchronize(x.device)
-            t0 = time.perf_counter()
-            fn()
-            if x.is_cuda:
-                torch.cuda.synchronize(x.device)
-            times.append((time.perf_counter() - t0) * 1e3)
-        return sorted(times)[len(times) // 2]
-
-    graphed = GraphedUNet(unet)
-    tt = as_timesteps(t, x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reference = graphed.eager(x, tt, text)
-        out = graphed(x, tt, text)  # captures
-    eager_ms = timed(lambda: graphed.eager(x, tt, text))
-    graph_ms = timed(lambda: graphed(x, tt, text))
-    return dict(eager_ms=eager_ms, graph_ms=graph_ms, capture_s=graphed.capture_seconds,
-                max_abs_diff=float((out.float() - reference.float()).abs().max()),
-                graphed=float(graphed.enabled and graphed.captures > 0))

@@ -18,10 +18,10 @@ import torch
 from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
 from ..engine.sampling import ddim
-from .base import Cond, as_list, per_sample
+from .base import Cond, as_list, per_row, per_sample
 
 from .catalog import entry
-from .machine import hub_offline, looks_like_path, offline_reason
+from .machine import default_device, hub_offline, looks_like_path, offline_reason
 
 KINDS = ("text", "instruct")
 _ALIASES = {"sd": "text", "ip2p": "instruct"}  # the model names, accepted for the prior kinds they are
@@ -68,7 +68,7 @@ def load_diffusers_prior(
     """
     kind = _check_kind(kind)
     source = str(source)
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     if looks_like_path(source):
@@ -170,7 +170,7 @@ class DiffusersPrior:
         self._compiled_unet = None
         self._graphed_unet = None  # cuda_graph.GraphedUNet when accelerate("graph") is on
         self._channels_last = False
-        self._fast_vae = None  # fast_vae.FastVAE, loaded by with_fast_encoder() / fast_decoder() on first use
+        self._fast_vae = None  # fast_vae.FastVAE, loaded by with_fast_encoder() on first use
         self.description = (f"{'tiny random-weight ' if tiny else ''}{_LABEL[kind]} ({name}): "
                             + ("tests the code path, its pictures mean nothing" if tiny else "diffusers weights"))
         self.native_size = _sample_size(self.unet) * self.latent_scale
@@ -187,7 +187,7 @@ class DiffusersPrior:
     def __repr__(self) -> str:
         return f"DiffusersPrior(name={self.name!r}, kind={self.kind!r}, device={self.device}, dtype={self.dtype})"
 
-    # ---- memory switches (all off by default: speed is opt-in, memory savings too) ----
+    # ---- memory switches (all off by default; a memory profile turns them on) ----
     def apply_memory_profile(self, profile: str) -> list[str]:
         """Switch on the memory savers of a profile ("none", "24gb", "16gb"; see machine.MEMORY_SWITCHES)."""
         from .machine import MEMORY_SWITCHES
@@ -273,17 +273,11 @@ class DiffusersPrior:
         if self.kind == "instruct":
             if images is None:
                 raise ValueError("an InstructPix2Pix prior needs the source images to condition on")
-            if b == 1:
-                prompts, b = prompts * images.shape[0], images.shape[0]
-            if images.shape[0] != b:
-                raise ValueError(f"{b} prompts for {images.shape[0]} images: give one prompt or one per image")
+            b = images.shape[0]
+            prompts = per_row(prompts, b)
         elif images is not None:
             raise ValueError("a text-to-image prior takes no images; use an InstructPix2Pix prior to edit images")
-        negative = as_list(negative)
-        if len(negative) == 1:
-            negative = negative * b
-        if len(negative) != b:
-            raise ValueError(f"{len(negative)} negative prompts for {b} prompts: give one or one per prompt")
+        negative = per_row(negative, b, "negative prompts")
         return Cond(
             text=self.embed_text(prompts),
             uncond=self.embed_text(negative),

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from ..engine.sampling import ddim
 from ..engine.guidance import ip2p_guidance
 from .analytic import scaled_linear_alphas_cumprod
-from .base import Cond, as_list, per_sample
+from .base import Cond, per_row, per_sample
 from ..errors import InputError
 
 SIGMA = 0.02  # std of each variant's Gaussian, latent units: DDIM samples keep 0.01 px of grain, invisible
@@ -86,11 +86,6 @@ def _saturate(x: torch.Tensor, k: float) -> torch.Tensor:
 # Each edit: x (B, 3, H, W) in [0, 1] -> all its variants at once, (B, K, 3, H, W) in [0, 1]. The part every variant
 # shares is computed once and the variants differ by a per-channel tint, mix or order (broadcast over K), which is
 # what keeps a 16-particle step at a few milliseconds.
-
-def _tints(values, like: torch.Tensor) -> torch.Tensor:
-    """K RGB triples -> (1, K, 3, 1, 1), to broadcast against (B, 1, 3, H, W)."""
-    return like.new_tensor(values).reshape(1, -1, 3, 1, 1)
-
 
 def _hue_variants(base: torch.Tensor, amplitude: torch.Tensor | float, phase: float) -> torch.Tensor:
     """(B, 3, H, W) base grade -> (B, K, 3, H, W): the base shifted by `amplitude` (a number or (B, 1, H, W)) along K
@@ -354,16 +349,8 @@ class EditPrior:
         sources (required); negative: one or B; guidance, image_guidance: a number or B numbers."""
         if images is None:
             raise ValueError("the edits prior needs the source images to condition on")
-        prompts, b = as_list(prompts), images.shape[0]
-        if len(prompts) == 1:
-            prompts = prompts * b
-        if len(prompts) != b:
-            raise ValueError(f"{len(prompts)} prompts for {b} images: give one prompt or one per image")
-        negative = as_list(negative)
-        if len(negative) == 1:
-            negative = negative * b
-        if len(negative) != b:
-            raise ValueError(f"{len(negative)} negative prompts for {b} prompts: give one or one per prompt")
+        b = images.shape[0]
+        prompts, negative = per_row(prompts, b), per_row(negative, b, "negative prompts")
         return Cond(text=self._one_hot(prompts), uncond=self._one_hot(negative), image=self.encode(images),
                     guidance=per_sample(guidance, b, self.device), image_guidance=per_sample(image_guidance, b, self.device))
 

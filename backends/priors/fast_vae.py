@@ -33,6 +33,7 @@ from typing import Callable, Mapping
 import torch
 
 from ..errors import ModelUnavailableError
+from .machine import default_device, looks_like_path
 
 DEFAULT_SOURCE = "madebyollin/taesd"
 ENV = "DISTILL_FAST_VAE"  # a hub id or a local folder to use instead of DEFAULT_SOURCE
@@ -60,12 +61,6 @@ def default_source() -> str:
     return os.environ.get(ENV) or DEFAULT_SOURCE
 
 
-def _is_path(source: str) -> bool:
-    # as diffusers_prior: a hub id is "name" or "owner/name"; anything else is meant as a folder
-    return (os.path.isabs(source) or source.startswith(("~", ".")) or source.count("/") > 1
-            or (os.sep != "/" and os.sep in source))
-
-
 def available(source: str | os.PathLike | None = None) -> tuple[bool, str]:
     """Whether `source` (default: default_source()) can be loaded without a download, and why (not).
 
@@ -74,7 +69,7 @@ def available(source: str | os.PathLike | None = None) -> tuple[bool, str]:
     source = str(source) if source is not None else default_source()
     if source == TINY:
         return True, "the tiny random-weight fast VAE, built in code (for tests: its pictures mean nothing)"
-    if _is_path(source):
+    if looks_like_path(source):
         folder = Path(source).expanduser()
         if not (folder / "config.json").is_file():
             return False, f"no AutoencoderTiny folder at '{folder}' (config.json missing)"
@@ -142,7 +137,7 @@ def load_fast_vae(source: str | os.PathLike | None = None, *, device: torch.devi
     weights are not on this machine; nothing is downloaded.
     """
     source = str(source) if source is not None else default_source()
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     folder = str(ensure_tiny_fast_vae()) if source == TINY else source
     ok, reason = available(folder)
     if not ok:
@@ -150,7 +145,7 @@ def load_fast_vae(source: str | os.PathLike | None = None, *, device: torch.devi
     from diffusers import AutoencoderTiny
 
     try:
-        vae = AutoencoderTiny.from_pretrained(str(Path(folder).expanduser()) if _is_path(folder) else folder,
+        vae = AutoencoderTiny.from_pretrained(str(Path(folder).expanduser()) if looks_like_path(folder) else folder,
                                               torch_dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ModelUnavailableError(f"The fast VAE '{source}' could not be loaded ({err}).") from err

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from ..engine.sampling import ddim, ddim_timesteps
 from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
-from .base import Cond, PromptReading, as_list
+from .base import Cond, PromptReading, as_list, per_row
 from ..errors import InputError
 from .reading import COLOUR_CLASSES, GENERIC, Phrase, colour_shares, read_prompt
 from .text_match import STOP_WORDS, TextIndex
@@ -270,9 +270,7 @@ class IconPrior:
         guidance (B,). images / image_guidance are ignored (a text prior)."""
         prompts = as_list(prompts)
         b = len(prompts)
-        negs = as_list(negative) if not isinstance(negative, str) else [negative] * b
-        if len(negs) != b:
-            raise InputError(f"{len(negs)} negative prompts for {b} prompts")
+        negs = per_row(negative, b, "negative prompts")
         n = len(self.captions)
         text = torch.stack([self.log_weights(p) for p in prompts])
         base = torch.full((n,), -math.inf)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import engine, validate
+from .. import budget, engine, validate
 from ..clip import default_clip
 from ..imaging import save_png, to_uint8
 from ..registry import register
@@ -62,7 +62,6 @@ class RasterThenVectorize:
         """The work budget's estimate (see `backends.budget`): the vectorization of one sample at live_size with
         all paths at full-canvas tiles (~300 B a tile pixel; a trace is bounded by the same), plus the K samples at
         the prior's size."""
-        from .. import budget
 
         side = s.live_size or 256
         samples = s.k * 3 * facts.native_size ** 2 * 4 * 4

@@ -150,25 +150,6 @@ class Painting:
         rest = [i for i in self.order[k].tolist() if i not in moved]
         self.order[k] = torch.tensor(rest + [i for i in self.order[k].tolist() if i in moved])
 
-    @staticmethod
-    def from_scene(scene: Scene, device=None) -> "Painting":
-        """One scene of same-kind, same-size shapes as a Painting with K = 1 (painter's order kept)."""
-        if not scene.shapes:
-            raise ValueError("the scene has no shapes")
-        kinds = {s.kind for s in scene.shapes}
-        sizes = {tuple(s.points.shape) for s in scene.shapes}
-        if len(kinds) != 1 or len(sizes) != 1:
-            raise ValueError("a Painting needs shapes of one kind and one segment count")
-        kind = kinds.pop()
-        dev = device or scene.shapes[0].points.device
-        pts = torch.stack([s.points.detach() for s in scene.shapes])[None].to(dev)
-        col = torch.stack([(s.stroke if kind == "stroke" else s.fill).detach() for s in scene.shapes])[None].to(dev)
-        bg = scene.background.detach()
-        bg = (bg[:3] * bg[3] + (1 - bg[3])).to(dev)[None]
-        width = float(scene.shapes[0].stroke_width.detach()) if kind == "stroke" else 0.0
-        order = torch.arange(len(scene.shapes))[None]
-        return Painting(scene.width, scene.height, kind, pts, col, bg, order, width)
-
 
 def circle_control_points(centers: torch.Tensor, radius: torch.Tensor | float, segments: int) -> torch.Tensor:
     """(..., 2) centers -> (..., 3*segments, 2) control points of closed paths approximating circles."""

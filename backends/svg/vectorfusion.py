@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from .. import engine, validate
+from .. import budget, engine, validate
 from ..clip import default_clip
 from ..errors import InputError
 from ..imaging import save_png, to_uint8
@@ -460,7 +460,6 @@ def estimate_work(s: SVGDistillSettings, k: int, facts):
     most 5 + its length sub-lines, ~8 chords a cubic), and ~200 B per canvas pixel for the render, its
     augmentation and their gradients. Pixel art has paths**2 squares of size/paths pixels each.
     """
-    from .. import budget
 
     style = STYLES[s.style]
     size = s.size or max(16, round(PAPER_SIZE * facts.native_size / PAPER_CROP))

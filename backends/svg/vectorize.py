@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import engine
+from .. import budget, engine
 from ..errors import InputError
 from ..imaging import load_image, psnr, save_png, to_uint8
 from ..registry import register
@@ -268,7 +268,6 @@ class Vectorize:
     def estimate(cls, s: VectorizeSettings, inputs, facts):
         """The work budget's estimate from the image's header (see `backends.budget`): the working canvas (long
         side `size`) with all paths at full-canvas tiles, ~300 B a tile pixel, as `render.estimate_work`."""
-        from .. import budget
 
         w0, h0 = budget.image_size(inputs[0])
         side = s.size or 256
