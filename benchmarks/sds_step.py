@@ -74,15 +74,12 @@ def bench_arch(arch: str, device: torch.device, mode: str, warmup: int, repeats:
 
     rows.append(dict(metric="vae_encoder_fwd_bwd", value=time_fn(enc_fwd_bwd, device, warmup, repeats)))
     cond = Cond(text=emb, uncond=torch.zeros_like(emb), guidance=torch.full((1,), 100.0, device=device))
-    ab = prior.alphas_cumprod
 
     def sds_step():
         z = prior.encode(image)
         tt = engine.sample_timesteps(1, 50, 950, generator=g, device=device)
-        eps = torch.randn(z.shape, generator=g, device=device)
-        z_t = engine.add_noise(z.detach(), eps, ab[tt])
-        eps_hat = prior.predict_eps(z_t, tt, cond).float()
-        engine.grad_to_loss(z, engine.sds_grad(eps_hat, eps, engine.weighting(ab[tt]))).backward()
+        loss, _ = engine.distillation_loss(prior, z, cond, tt, generator=g)
+        loss.backward()
 
     rows.append(dict(metric="sds_step", value=time_fn(sds_step, device, warmup, repeats)))
     if device.type == "cuda":

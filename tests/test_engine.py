@@ -45,6 +45,45 @@ def test_csd_with_one_particle_equals_sds():
     assert torch.equal(engine.csd_grad(z_t, eps_hat, eps, w), engine.sds_grad(eps_hat, eps, w))
 
 
+def test_the_one_step_noises_once_and_compares_the_prediction_with_its_baseline():
+    # what the denoiser sees is z noised by the given eps at t; SDS is w(t) (eps_hat - baseline) whatever the
+    # baseline (the noise itself for text SDS, the source's prediction for CSD-Edit); the step never needs grad
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(3, 4, 8, 8, generator=g, requires_grad=True)
+    eps, base = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    ab = torch.linspace(0.99, 0.01, 1000)
+    t = torch.tensor([10, 500, 900])
+    seen = {}
+
+    def predict(z_t, tt, noise):
+        seen.update(z_t=z_t, t=tt, eps=noise, grad_enabled=torch.is_grad_enabled())
+        return 2.0 * z_t, base
+
+    step = engine.distillation_grad(predict, z, t, eps, ab)
+    assert torch.equal(seen["z_t"], engine.add_noise(z.detach(), eps, ab[t])) and seen["eps"] is eps
+    assert not seen["grad_enabled"] and not step.grad.requires_grad
+    assert torch.allclose(step.grad, engine.sds_grad(2.0 * seen["z_t"], base, engine.weighting(ab[t])))
+    csd = engine.distillation_grad(predict, z, t, eps, ab, objective="csd", repulsion=0.5)
+    assert torch.allclose(csd.grad, engine.csd_grad(seen["z_t"], 2.0 * seen["z_t"], base, engine.weighting(ab[t]),
+                                                    repulsion=0.5))
+    with pytest.raises(ValueError, match="objective"):
+        engine.distillation_grad(predict, z, t, eps, ab, objective="vsd")
+
+
+def test_the_text_step_draws_its_noise_from_the_generator_and_returns_a_loss_with_that_gradient():
+    prior = AnalyticPrior(torch.zeros(1, 4, 8, 8))
+    z = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    t = torch.tensor([300, 700])
+    cond = prior.condition(["x", "x"])
+    loss, grad = engine.distillation_loss(prior, z, cond, t, generator=torch.Generator().manual_seed(5))
+    eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(5))
+    z_t = engine.add_noise(z.detach(), eps, prior.alphas_cumprod[t])
+    expected = engine.sds_grad(prior.predict_eps(z_t, t, cond), eps, engine.weighting(prior.alphas_cumprod[t]))
+    assert torch.allclose(grad, expected)
+    loss.backward()
+    assert torch.allclose(z.grad, grad, atol=1e-6)
+
+
 def test_median_bandwidth_matches_hand_computation():
     x = torch.tensor([[0.0], [1.0], [3.0]])  # distances 1, 3, 2 -> median 2
     h = engine.median_bandwidth(engine.pairwise_sq_dists(x))

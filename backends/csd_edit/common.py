@@ -6,8 +6,10 @@ public code), for N particles whose target latents z_i start at the source laten
     t ~ U(t_min, t_max), one per step; eps_i ~ N(0, I), shared by the source and the target of particle i
     z_t^i = a_t z_i + s_t eps_i,   s_t^i = a_t s_i + s_t eps_i
     score_i = eps_hat(z_t^i; source image i, target prompt) - eps_hat(s_t^i; source image i, source prompt)
-    CSD-Edit:  grad_i = w(t)/N sum_j [k(z_t^j, z_t^i) score_j + repulsive kernel-gradient term]   (engine.csd_grad)
-    per-item:  grad_i = w(t) score_i                                                              (engine.sds_grad)
+    CSD-Edit:  grad_i = w(t)/N sum_j [k(z_t^j, z_t^i) score_j + repulsive kernel-gradient term]   (objective csd)
+    per-item:  grad_i = w(t) score_i                                                              (objective sds)
+
+both by the engine's one step (engine.distillation_grad), with the source's prediction as the baseline.
 
 with eps_hat InstructPix2Pix's 3-way guidance (the prior does it, in diffusers' pipeline order), w(t) = 1 - alphabar_t,
 an RBF kernel on the flattened noisy target latents with the median bandwidth, SGD with lr decayed x0.9 every
@@ -237,20 +239,25 @@ class CSDEdit:
         cond_tgt, cond_src = self.conditions.for_particles(n, take)
         t = engine.sample_timesteps(1, s.t_min, s.t_max, generator=self.gen, device=self.device).expand(n)
         eps = torch.randn(z.shape, generator=self.gen, device=self.device)
-        ab = prior.alphas_cumprod[t]
-        z_t, src_t = engine.add_noise(z, eps, ab), engine.add_noise(src, eps, ab)
-        # one UNet call for target and source of every particle, unless that does not fit (then smaller calls)
-        eps_hat, self.chunk = predict_eps_fitting(prior, torch.cat([z_t, src_t]), torch.cat([t, t]),
-                                                  Cond.cat([cond_tgt, cond_src]), self.chunk)
-        eps_tgt, eps_src = eps_hat.chunk(2)
-        w = engine.weighting(ab, "sds")
-        stats = {"t": t[0].float(), "score": (eps_tgt - eps_src).abs().mean()}
-        if self.method == "per-item" or n == 1:
-            return engine.sds_grad(eps_tgt, eps_src, w), stats
-        if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
-            k, grad_k, _ = feature_kernel(z, self.lpips, to_images=prior.decode)
-            return engine.csd_grad(z_t, eps_tgt, eps_src, w, repulsion=s.repulsion, kernel=(k, grad_k)), stats
-        return engine.csd_grad(z_t, eps_tgt, eps_src, w, repulsion=s.repulsion), stats
+
+        def predict(z_t, tt, noise):
+            # the baseline is the prior's prediction for the source noised by the same eps: one UNet call for the
+            # target and source of every particle, unless that does not fit (then smaller calls)
+            src_t = engine.add_noise(src, noise, prior.alphas_cumprod[tt])
+            eps_hat, self.chunk = predict_eps_fitting(prior, torch.cat([z_t, src_t]), torch.cat([tt, tt]),
+                                                      Cond.cat([cond_tgt, cond_src]), self.chunk)
+            return eps_hat.chunk(2)
+
+        if self.method == "per-item":
+            step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="sds")
+        else:
+            kernel = None
+            if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
+                kernel = lambda _z_t: feature_kernel(z, self.lpips, to_images=prior.decode)[:2]  # noqa: E731
+            step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="csd",
+                                            repulsion=s.repulsion, kernel=kernel)
+        stats = {"t": t[0].float(), "score": (step.eps_hat - step.eps_base).abs().mean()}
+        return step.grad, stats
 
 
 def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

@@ -1,36 +1,81 @@
-"""One score-distillation step on clean latents: the composition every backend and benchmark uses.
+"""One score-distillation step on clean latents: the only SDS / CSD step; every backend and benchmark calls it.
 
-    z (latents of the rendered / optimized images, differentiable) -> add noise at t -> the prior's guided noise
-    prediction (no gradient through the denoiser) -> SDS or CSD gradient -> a loss whose gradient w.r.t. z is it.
+    z (latents of the rendered / optimized images) -> add noise eps at t -> a noise prediction (no gradient through
+    the denoiser) and the baseline it is compared with -> the SDS or CSD gradient with respect to z.
+
+As k-diffusion's samplers take a model, the step takes the prediction as a callable, so what differs between methods
+is only that callable: text-conditioned SDS / CSD compare the prior's guided prediction with the sampled noise;
+CSD-Edit compares it with the prior's prediction for the source image noised by the same eps.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import torch
 
 from .schedule import weighting as weight_of
 from .sds import add_noise, csd_grad, grad_to_loss, sds_grad
 
+# (z_t, t, eps) -> (eps_hat, eps_base): the guided prediction and the baseline subtracted from it, both (B, C, h, w)
+Predict = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# z_t -> (K (N, N), grad_K (N, C, h, w)): a kernel other than the RBF on the noisy latents (e.g. a perceptual one)
+Kernel = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+OBJECTIVES = ("sds", "csd")
+
+
+class Distilled(NamedTuple):
+    """One step's gradient (B, C, h, w) on the clean latents, detached, and the two predictions it came from."""
+    grad: torch.Tensor
+    eps_hat: torch.Tensor
+    eps_base: torch.Tensor
+
+
+def distillation_grad(predict: Predict, z: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+                      alphas_cumprod: torch.Tensor, *, weighting: str = "sds", objective: str = "sds",
+                      repulsion: float = 1.0, bandwidth: float | None = None,
+                      kernel: Kernel | None = None) -> Distilled:
+    """The gradient of one SDS (objective "sds") or CSD ("csd": the batch's rows are the particles) step.
+
+    z: (B, C, h, w) clean latents; t: (B,) integer timesteps; eps: (B, C, h, w) the sampled noise; alphas_cumprod:
+    the prior's schedule. predict(z_t, t, eps) -> (eps_hat, eps_base) runs the denoiser. SDS: w(t) (eps_hat -
+    eps_base); CSD: SVGD over those scores with the RBF kernel on z_t (bandwidth: the median heuristic when None),
+    or with kernel(z_t) when given.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be 'sds' or 'csd', not {objective!r}")
+    ab = alphas_cumprod[t]
+    z_t = add_noise(z.detach(), eps, ab)
+    with torch.no_grad():
+        eps_hat, eps_base = predict(z_t, t, eps)
+    w = weight_of(ab, weighting)
+    if objective == "sds" or z.shape[0] == 1:
+        grad = sds_grad(eps_hat, eps_base, w)
+    else:
+        grad = csd_grad(z_t, eps_hat, eps_base, w, bandwidth=bandwidth, repulsion=repulsion,
+                        kernel=None if kernel is None else kernel(z_t))
+    return Distilled(grad.detach(), eps_hat, eps_base)
+
+
+def draw_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like `like`, drawn on the generator's own device, then moved to `like`'s."""
+    gen_device = generator.device if generator is not None else like.device
+    eps = torch.randn(like.shape, generator=generator, device=gen_device, dtype=like.dtype)
+    if eps.device != like.device:  # a CPU generator feeding a GPU run: copy without making the host wait
+        eps = eps.pin_memory().to(like.device, non_blocking=True) if like.device.type == "cuda" else eps.to(like.device)
+    return eps
+
 
 def distillation_loss(prior, z: torch.Tensor, cond, t: torch.Tensor, *, generator: torch.Generator | None = None,
                       weighting: str = "sds", objective: str = "sds", repulsion: float = 1.0,
                       bandwidth: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, grad) of one SDS (objective "sds") or CSD ("csd": the batch's rows are the particles) step.
+    """(loss, grad) of one text-conditioned step: the prior's guided prediction against the sampled noise.
 
     z: (B, C, h, w) clean latents, differentiable; cond: the prior's condition with batch B; t: (B,) integer
-    timesteps; generator: draws the noise eps (on its own device, then moved). grad: (B, C, h, w), detached.
+    timesteps; generator: draws the noise. loss: a scalar whose gradient with respect to z is grad (detached).
     """
-    gen_device = generator.device if generator is not None else z.device
-    eps = torch.randn(z.shape, generator=generator, device=gen_device, dtype=z.dtype)
-    if eps.device != z.device:  # a CPU generator feeding a GPU run: copy without making the host wait
-        eps = eps.pin_memory().to(z.device, non_blocking=True) if z.device.type == "cuda" else eps.to(z.device)
-    ab = prior.alphas_cumprod[t]
-    z_t = add_noise(z.detach(), eps, ab)
-    eps_hat = prior.predict_eps(z_t.to(prior.dtype), t, cond).to(z.dtype)
-    w = weight_of(ab, weighting)
-    if objective == "csd":
-        grad = csd_grad(z_t, eps_hat, eps, w, bandwidth=bandwidth, repulsion=repulsion)
-    elif objective == "sds":
-        grad = sds_grad(eps_hat, eps, w)
-    else:
-        raise ValueError(f"objective must be 'sds' or 'csd', not {objective!r}")
-    return grad_to_loss(z, grad), grad.detach()
+    def predict(z_t, tt, eps):
+        return prior.predict_eps(z_t.to(prior.dtype), tt, cond).to(z.dtype), eps
+
+    step = distillation_grad(predict, z, t, draw_noise(z, generator), prior.alphas_cumprod, weighting=weighting,
+                             objective=objective, repulsion=repulsion, bandwidth=bandwidth)
+    return grad_to_loss(z, step.grad), step.grad

@@ -32,7 +32,12 @@ from typing import Callable, Mapping
 
 import torch
 
+from ..engine.schedule import sample_timesteps
+from ..engine.step import distillation_loss
 from ..errors import ModelUnavailableError
+from ..imaging import psnr
+from .analytic import AnalyticPrior
+from .base import Cond
 from .machine import default_device, looks_like_path
 
 DEFAULT_SOURCE = "madebyollin/taesd"
@@ -217,19 +222,11 @@ def encoder_fidelity(
     `encode(x, mode="mean")`; encoders = {"kl": the same, "fast": load_fast_vae(device="cuda").encode};
     steps 200-500. Report both rows and their difference.
     """
-    # Lazy: the engine sits above the priors; these are its pure SDS functions and the analytic prior.
-    from .analytic import AnalyticPrior
-    from .base import Cond
-    from ..engine.schedule import sample_timesteps, weighting
-    from ..engine.sds import add_noise, grad_to_loss, sds_grad
-    from ..imaging import psnr
-
     targets = targets.detach().float()
     with torch.no_grad():
         means = reference(targets).float()
     prior = AnalyticPrior(device=means.device)  # its exact eps towards each row's own target latents
     cond = Cond(guidance=torch.ones(targets.shape[0], device=means.device), image=means)
-    ac = prior.alphas_cumprod
     results = {}
     for name, encode in encoders.items():
         gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -240,9 +237,7 @@ def encoder_fidelity(
         for _ in range(steps):
             z = encode(x)
             t = sample_timesteps(z.shape[0], *t_range, generator=gen).to(z.device)
-            eps = torch.randn(z.shape, generator=gen).to(z.device)
-            eps_hat = prior.predict_eps(add_noise(z.detach(), eps, ac[t]), t, cond)
-            loss = grad_to_loss(z, sds_grad(eps_hat, eps, weighting(ac[t], "sds")))
+            loss, _ = distillation_loss(prior, z, cond, t, generator=gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
