@@ -260,9 +260,10 @@ def test_atomic_path_leaves_nothing_when_the_writer_is_interrupted(tmp_path):
 
 def test_edit_writers_rename_into_place(tmp_path):
     from backends.csd_edit import common
+    from backends.imaging import save_png
 
     frames = np.stack([np.full((16, 24, 3), 80 * i, np.uint8) for i in range(3)])
-    names = [Path(common.write_png(frames[0], tmp_path / "a.png")).name,
+    names = [Path(save_png(frames[0], tmp_path / "a.png")).name,
              Path(common.write_gif(frames, 6.0, tmp_path / "a.gif")).name,
              Path(common.write_zip(frames, tmp_path / "a.zip")).name]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
