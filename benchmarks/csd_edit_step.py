@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from backends.csd_edit import common, panorama
+from backends.csd_edit import panorama, windows
+from backends.csd_edit.csd import CSDEdit, items_step
 from backends.csd_edit.panorama import PanoramaCSDSettings
 from backends.csd_edit.video import VideoCSDSettings
 from backends.settings import resolve_auto
@@ -101,10 +102,10 @@ def bench(prior, px: int, args, device) -> list[dict]:
             torch.cuda.reset_peak_memory_stats(device)
         s, _ = resolve_auto(VideoCSDSettings(prompt="make it snowy", chunk=args.chunk), "full")  # as the runner does
         sources = torch.rand(n, 3, px, px, generator=g).to(device)
-        edit = common.CSDEdit(prior, s, sources, method=method)
+        edit = CSDEdit(prior, s, sources, method=method)
         z = edit.source_latents.clone().requires_grad_(True)
         case = f"{n} frame{'s' if n > 1 else ''} {px}x{px}" + (" (a 16-frame clip)" if n == 16 else "")
-        record(case, n, method, time_steps(common.items_step(edit, z), z, args.warmup, args.repeats, device))
+        record(case, n, method, time_steps(items_step(edit, z), z, args.warmup, args.repeats, device))
         del edit, z, sources
 
     for method in ("csd", "per-item"):
@@ -115,9 +116,9 @@ def bench(prior, px: int, args, device) -> list[dict]:
         scale = prior.latent_scale
         window, stride = min(s.window, px) // scale, min(s.stride, px // 4) // scale
         sources = torch.rand(1, 3, px, 4 * px, generator=g).to(device)
-        edit = common.CSDEdit(prior, s, sources, method=method)
+        edit = CSDEdit(prior, s, sources, method=method)
         pano = edit.source_latents.clone().requires_grad_(True)
-        boxes, _ = common.window_boxes(pano.shape[2], pano.shape[3], window, stride)
+        boxes, _ = windows.window_boxes(pano.shape[2], pano.shape[3], window, stride)
         step = panorama.make_step(edit, pano, boxes, s.particles)
         used = min(s.particles, len(boxes))
         record(f"panorama {px}x{4 * px}, {used} windows", used, method,

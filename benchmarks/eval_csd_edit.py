@@ -36,7 +36,7 @@ from PIL import Image
 import backends
 from backends import media
 from backends.clip import directional_similarity, get_clip
-from backends.csd_edit import common, metrics
+from backends.csd_edit import metrics, windows
 from backends.errors import ModelUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def particles(task: str, case_inputs: list[str], result) -> tuple[torch.Tensor, 
         out = np.asarray(Image.open(result.files["png"]).convert("RGB"))
         h, w = src.shape[:2]
         side = min(h, w)
-        boxes, grid = common.window_boxes(h, w, side, max(side // 2, 1))
+        boxes, grid = windows.window_boxes(h, w, side, max(side // 2, 1))
         pick = lambda a: np.stack([a[y:y + bh, x:x + bw] for y, x, bh, bw in boxes])  # noqa: E731
         return _t(pick(src)), _t(pick(out)), metrics.grid_pairs(*grid)
     if task == "video":

@@ -422,7 +422,7 @@ def record_visitors(res: dict, settings: dict, sheet: Path | None) -> None:
             for m, u in (("recognized", "bool"), ("pale", "bool"), ("seconds", "s"), ("first_preview_s", "s"))]
     shown = sheet.relative_to(ROOT) if sheet is not None and sheet.is_relative_to(ROOT) else sheet
     append_results("eval_icons --visitors", visitor_table(res), rows, device=device_name("cpu"),
-                   notes=[f"svg/vectorfusion, prior icons, seed 0, the tab's defaults"
+                   notes=["svg/vectorfusion, prior icons, seed 0, the tab's defaults"
                           + (f" with {settings}" if settings else "")
                           + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
                           "first retrieved caption shows it. Recognized: the SVG's nearest shipped icon (L2, "

@@ -497,7 +497,7 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
     sd = None
 
     # 4. CSD-Edit: 8 and 16 frames, and the panorama (13 windows of 512 px at stride 128 over 512 x 2048)
-    from backends.csd_edit import common as edit_common
+    from backends.csd_edit import csd, windows
     from backends.csd_edit import panorama
     from backends.csd_edit.panorama import PanoramaCSDSettings
     from backends.csd_edit.video import VideoCSDSettings
@@ -518,16 +518,16 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
                 torch.cuda.reset_peak_memory_stats(device)
             if n is not None:
                 s, _ = resolve_auto(VideoCSDSettings(prompt=EDIT_PROMPT), "full")
-                edit = edit_common.CSDEdit(ip2p, s, torch.rand(n, 3, px, px, generator=g).to(device), method="csd")
+                edit = csd.CSDEdit(ip2p, s, torch.rand(n, 3, px, px, generator=g).to(device), method="csd")
                 z = edit.source_latents.clone().requires_grad_(True)
-                step = edit_common.items_step(edit, z)
+                step = csd.items_step(edit, z)
             else:
                 s, _ = resolve_auto(PanoramaCSDSettings(prompt=EDIT_PROMPT), "full")
                 scale = ip2p.latent_scale
-                edit = edit_common.CSDEdit(ip2p, s, torch.rand(1, 3, px, 4 * px, generator=g).to(device),
+                edit = csd.CSDEdit(ip2p, s, torch.rand(1, 3, px, 4 * px, generator=g).to(device),
                                            method="csd")
                 z = edit.source_latents.clone().requires_grad_(True)
-                boxes, _ = edit_common.window_boxes(z.shape[2], z.shape[3], px // scale, px // 4 // scale)
+                boxes, _ = windows.window_boxes(z.shape[2], z.shape[3], px // scale, px // 4 // scale)
                 step = panorama.make_step(edit, z, boxes, len(boxes))
                 row["note"] = f"{len(boxes)} windows"
             row[key] = 1000.0 * time_steps(step, z, warm, reps, device)

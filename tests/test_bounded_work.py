@@ -259,12 +259,12 @@ def test_atomic_path_leaves_nothing_when_the_writer_is_interrupted(tmp_path):
 
 
 def test_edit_writers_rename_into_place(tmp_path):
-    from backends.csd_edit import common
+    from backends.csd_edit import outputs
     from backends.imaging import save_png
 
     frames = np.stack([np.full((16, 24, 3), 80 * i, np.uint8) for i in range(3)])
     names = [Path(save_png(frames[0], tmp_path / "a.png")).name,
-             Path(common.write_gif(frames, 6.0, tmp_path / "a.gif")).name,
-             Path(common.write_zip(frames, tmp_path / "a.zip")).name]
+             Path(outputs.write_gif(frames, 6.0, tmp_path / "a.gif")).name,
+             Path(outputs.write_zip(frames, tmp_path / "a.zip")).name]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
     assert Image.open(tmp_path / "a.gif").n_frames == 3

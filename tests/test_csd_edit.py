@@ -19,7 +19,7 @@ from PIL import Image
 
 import backends
 from backends import engine
-from backends.csd_edit import common, metrics, samples
+from backends.csd_edit import csd, metrics, outputs, samples, windows
 from backends.priors import load_prior
 from backends.errors import InputError, ModelUnavailableError
 from backends.types import Progress, Result
@@ -50,8 +50,8 @@ def inputs(tmp_path_factory):
     """Small generated inputs: a 192x64 panorama, a 6-frame 64x48 clip at 8 fps, 4 views and their zip."""
     d = tmp_path_factory.mktemp("csd_inputs")
     Image.fromarray(samples.landscape(192, 64)).save(d / "pano.png")
-    common.write_mp4(samples.clip(6, 64, 48), 8.0, d / "clip.mp4")
-    common.write_mp4(samples.clip(12, 64, 48), 8.0, d / "clip12.mp4")
+    outputs.write_mp4(samples.clip(6, 64, 48), 8.0, d / "clip.mp4")
+    outputs.write_mp4(samples.clip(12, 64, 48), 8.0, d / "clip12.mp4")
     views = []
     for k, v in enumerate(samples.turntable(4, 64)):
         Image.fromarray(v).save(d / f"view_{k}.png")
@@ -114,11 +114,11 @@ def test_csd_edit_is_more_consistent_than_the_per_item_baseline_on_the_analytic_
     for key in keys:
         _, result = run(key, dict(every=1000, **extra), "analytic-edit", files, tmp_path / key.replace("/", "_"))
         figures[key] = result.metadata["metrics"]
-    csd, base = (figures[k] for k in keys)
-    assert csd["residual_variation"] < 0.6 * base["residual_variation"], figures
-    assert csd["residual_variation_rel"] < 0.6 * base["residual_variation_rel"], figures
-    assert 0.8 < csd["edit_strength"] / base["edit_strength"] < 1.25, figures
-    assert csd["edit_strength"] > 0.05  # the edit happened: the expected shift is 0.15 per channel in [0, 1] units
+    joint, base = (figures[k] for k in keys)
+    assert joint["residual_variation"] < 0.6 * base["residual_variation"], figures
+    assert joint["residual_variation_rel"] < 0.6 * base["residual_variation_rel"], figures
+    assert 0.8 < joint["edit_strength"] / base["edit_strength"] < 1.25, figures
+    assert joint["edit_strength"] > 0.05  # the edit happened: the expected shift is 0.15 per channel in [0, 1] units
 
 
 def test_csd_edit_with_one_particle_equals_the_per_item_baseline(inputs, tmp_path):
@@ -142,7 +142,7 @@ def _settings(**kw):
 
 def test_source_condition_uses_unscaled_mode_latents_like_the_ip2p_pipeline(ip2p):
     images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    edit = common.CSDEdit(ip2p, _settings(), images, method="csd")
+    edit = csd.CSDEdit(ip2p, _settings(), images, method="csd")
     with torch.no_grad():
         mode = ip2p.vae.encode(images * 2 - 1).latent_dist.mode()
     for cond in (edit.conditions.source, edit.conditions.target):
@@ -151,7 +151,7 @@ def test_source_condition_uses_unscaled_mode_latents_like_the_ip2p_pipeline(ip2p
     # the optimized latents are the *scaled* posterior mean, the condition stays unscaled
     torch.testing.assert_close(edit.source_latents, mode * ip2p.scaling_factor, rtol=1e-4, atol=1e-5)
     # panorama windows: the particles' image rows are windows of the same unscaled latents
-    cut = lambda x: common.take_windows(x[:1], [(0, 0, 4, 4), (4, 4, 4, 4)])  # noqa: E731
+    cut = lambda x: windows.take_windows(x[:1], [(0, 0, 4, 4), (4, 4, 4, 4)])  # noqa: E731
     tgt, src = edit.conditions.for_particles(2, cut)
     torch.testing.assert_close(src.image.float(), cut(mode), rtol=1e-4, atol=1e-5)
     assert len(tgt) == len(src) == 2 and torch.equal(tgt.text[0], tgt.text[1])
@@ -165,7 +165,7 @@ def test_target_and_source_go_through_one_unet_call_unless_chunked(ip2p):
     try:
         grads = {}
         for chunk in (0, 2):
-            edit = common.CSDEdit(ip2p, _settings(chunk=chunk), images, method="csd")
+            edit = csd.CSDEdit(ip2p, _settings(chunk=chunk), images, method="csd")
             calls.clear()
             grads[chunk], _ = edit.gradient(edit.source_latents.clone())
             if chunk == 0:
@@ -193,7 +193,7 @@ def test_a_batch_that_does_not_fit_is_split_until_it_does(inputs):
     images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     grads = {}
     for name, prior in (("fits", analytic), ("small", Small())):
-        edit = common.CSDEdit(prior, _settings(), images, method="csd")
+        edit = csd.CSDEdit(prior, _settings(), images, method="csd")
         grads[name], _ = edit.gradient(edit.source_latents + 0.1)
         assert edit.chunk == (0 if name == "fits" else 3)
     torch.testing.assert_close(grads["small"], grads["fits"])
@@ -201,7 +201,7 @@ def test_a_batch_that_does_not_fit_is_split_until_it_does(inputs):
 
 def test_two_identical_particles_give_a_finite_csd_gradient(ip2p):
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)).repeat(2, 1, 1, 1)
-    edit = common.CSDEdit(ip2p, _settings(), images, method="csd")
+    edit = csd.CSDEdit(ip2p, _settings(), images, method="csd")
     grad, _ = edit.gradient(edit.source_latents.clone())
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
@@ -213,14 +213,14 @@ def test_perceptual_kernel_machinery_with_the_latent_distance_equals_the_engine(
     z_t, eps_hat, eps_base = (torch.randn(5, 4, 6, 6, generator=g, dtype=torch.float64) for _ in range(3))
     w = torch.rand(5, generator=g, dtype=torch.float64)
     sq_l2 = lambda a, b: (a - b).pow(2).flatten(1).sum(1)  # noqa: E731
-    k, grad_k, h = common.feature_kernel(z_t, sq_l2)
+    k, grad_k, h = csd.feature_kernel(z_t, sq_l2)
     k_ref, grad_k_ref, h_ref = engine.svgd_kernel(z_t)
     torch.testing.assert_close(k.double(), k_ref)
     torch.testing.assert_close(grad_k, grad_k_ref)
     torch.testing.assert_close(engine.csd_grad(z_t, eps_hat, eps_base, w, kernel=(k, grad_k)),
                                engine.csd_grad(z_t, eps_hat, eps_base, w))
     # through a map to images (the decoder's place): the kernel of 2x, and the chain rule's factor 2 on its gradient
-    k2, grad_k2, _ = common.feature_kernel(z_t, sq_l2, to_images=lambda a: 2.0 * a)
+    k2, grad_k2, _ = csd.feature_kernel(z_t, sq_l2, to_images=lambda a: 2.0 * a)
     k_ref2, grad_k_ref2, _ = engine.svgd_kernel(2.0 * z_t)
     torch.testing.assert_close(k2.double(), k_ref2)
     torch.testing.assert_close(grad_k2, 2.0 * grad_k_ref2)
@@ -251,7 +251,7 @@ def test_lpips_kernel_is_an_option_that_errors_clearly_when_its_weights_are_miss
 @pytest.mark.parametrize("h,w,window,stride", [(8, 32, 8, 2), (64, 256, 64, 16), (10, 37, 8, 3), (37, 10, 8, 5),
                                                (8, 8, 8, 4), (6, 40, 8, 16)])
 def test_window_tiling_covers_every_latent_cell(h, w, window, stride):
-    boxes, (rows, cols) = common.window_boxes(h, w, window, stride)
+    boxes, (rows, cols) = windows.window_boxes(h, w, window, stride)
     assert len(boxes) == rows * cols
     count = torch.zeros(h, w)
     for y, x, bh, bw in boxes:
@@ -261,12 +261,12 @@ def test_window_tiling_covers_every_latent_cell(h, w, window, stride):
 
 
 def test_count_normalization_keeps_a_constant_gradient_constant():
-    boxes, _ = common.window_boxes(16, 60, 16, 4)  # windows overlap up to 4 deep
+    boxes, _ = windows.window_boxes(16, 60, 16, 4)  # windows overlap up to 4 deep
     gen = torch.Generator().manual_seed(0)
     for n in (len(boxes), 5):
-        chosen = common.random_windows(boxes, n, gen)
-        folded = common.fold_windows(torch.full((len(chosen), 4, 16, 16), 2.5), chosen, torch.Size((1, 4, 16, 60)))
-        covered = common.fold_windows(torch.ones(len(chosen), 1, 16, 16), chosen, torch.Size((1, 1, 16, 60))) > 0
+        chosen = windows.random_windows(boxes, n, gen)
+        folded = windows.fold_windows(torch.full((len(chosen), 4, 16, 16), 2.5), chosen, torch.Size((1, 4, 16, 60)))
+        covered = windows.fold_windows(torch.ones(len(chosen), 1, 16, 16), chosen, torch.Size((1, 1, 16, 60))) > 0
         assert torch.allclose(folded[covered.expand_as(folded)], torch.tensor(2.5))
         assert (folded[~covered.expand_as(folded)] == 0).all()
 
@@ -274,7 +274,7 @@ def test_count_normalization_keeps_a_constant_gradient_constant():
 def test_tiled_decoding_is_exact_for_a_pointwise_decoder():
     prior = load_prior("analytic", "cpu")  # decode is pointwise: tiles must blend back to the whole
     z = torch.rand(1, 3, 12, 50) * 2 - 1
-    torch.testing.assert_close(common.decode_tiled(prior, z, 8), prior.decode(z))
+    torch.testing.assert_close(windows.decode_tiled(prior, z, 8), prior.decode(z))
 
 
 @pytest.mark.parametrize("size", [(200, 48), (48, 200)])
@@ -333,7 +333,7 @@ def test_clip_directional_similarity_is_reported_when_a_model_loads_and_skipped_
 
 def test_bad_inputs_raise_input_error(inputs, tmp_path):
     long_clip = tmp_path / "long.mp4"
-    common.write_mp4(np.zeros((26, 32, 32, 3), np.uint8), 1.0, long_clip)  # 26 s
+    outputs.write_mp4(np.zeros((26, 32, 32, 3), np.uint8), 1.0, long_clip)  # 26 s
     with pytest.raises(InputError, match="s long"):
         run("video/csd-edit", TINY, "analytic-edit", [long_clip], tmp_path / "a")
     with pytest.raises(InputError, match="prompt is empty"):

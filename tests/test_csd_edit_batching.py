@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import backends
-from backends.csd_edit import common
+from backends.csd_edit import csd
 
 
 class CountingPrior:
@@ -33,37 +33,37 @@ def latents(n=10):
 
 def test_decode_makes_one_call_for_all_latents_by_default():
     prior = CountingPrior()
-    out = common.decode(prior, latents(10))
+    out = csd.decode(prior, latents(10))
     assert prior.calls == [10] and out.shape == (10, 3, 32, 32)
 
 
 def test_decode_halves_the_batch_on_out_of_memory_and_gives_the_same_images():
     z = latents(10)
-    reference = common.decode(CountingPrior(), z)
+    reference = csd.decode(CountingPrior(), z)
     prior = CountingPrior(fits=3)
-    out = common.decode(prior, z)
+    out = csd.decode(prior, z)
     assert prior.calls[:3] == [10, 5, 2] and set(prior.calls[3:]) == {2}
     torch.testing.assert_close(out, reference, rtol=0, atol=0)
 
 
 def test_out_of_memory_at_one_latent_a_call_is_not_swallowed():
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        common.decode(CountingPrior(fits=0), latents(3))
+        csd.decode(CountingPrior(fits=0), latents(3))
 
 
 def test_encode_is_batched_the_same_way():
     prior = CountingPrior()
     x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    out = common.encode(prior, x, batch=4)
+    out = csd.encode(prior, x, batch=4)
     assert prior.calls == [4, 2] and out.shape == (6, 3, 2, 2)
     torch.testing.assert_close(out, x[:, :, ::8, ::8] * 2)
 
 
 def test_previews_use_the_priors_preview_decoder_when_it_has_one():
     prior = CountingPrior()
-    assert common.decode_preview(prior, latents(2)).shape == (2, 3, 32, 32)  # no preview decoder: decode
+    assert csd.decode_preview(prior, latents(2)).shape == (2, 3, 32, 32)  # no preview decoder: decode
     prior.preview_decoder = lambda: (lambda z: torch.zeros(z.shape[0], 3, 5, 5))
-    assert common.decode_preview(prior, latents(2)).shape == (2, 3, 5, 5)
+    assert csd.decode_preview(prior, latents(2)).shape == (2, 3, 5, 5)
 
 
 @pytest.mark.parametrize("key, inputs", [("video/csd-edit", ["video/rolling_ball.mp4"]),
@@ -71,13 +71,13 @@ def test_previews_use_the_priors_preview_decoder_when_it_has_one():
 def test_live_previews_of_frames_and_views_go_through_the_preview_decoder(tmp_path, monkeypatch, key, inputs):
     examples = Path(__file__).resolve().parents[1] / "examples"
     calls = []
-    real = common.decode_preview
+    real = csd.decode_preview
 
     def counted(prior, z, batch=0):
         calls.append(z.shape[0])
         return real(prior, z, batch)
 
-    monkeypatch.setattr(common, "decode_preview", counted)
+    monkeypatch.setattr(csd, "decode_preview", counted)
     backends.run_to_end(key, {"prompt": "make it winter", "steps": 4, "every": 2, "short_side": 32}, prior="edits",
                         inputs=[str(examples / p) for p in inputs], out_dir=tmp_path, device="cpu")
     assert len(calls) >= 2  # a preview every 2 of 4 steps, each through the preview decoder

@@ -184,7 +184,7 @@ def test_one_prompt_is_broadcast_and_conditions_batch_on_dim_zero(prior):
 
 def _edit(prior, method: str, sources: torch.Tensor, instruction: str, seed: int, steps=100, lr=0.5, t_min=20,
           t_max=500):
-    """CSD-Edit's loop on N particles (backends/csd_edit/common.py, written out): target and source share the noise;
+    """CSD-Edit's loop on N particles (backends/csd_edit/csd.py, written out): target and source share the noise;
     per-item: grad_i = w(t) (eps_hat(z_t^i; target) - eps_hat(src_t^i; source prompt "")); csd: the same scores
     mixed through the RBF kernel on the noisy target latents. SGD, lr x0.9 every 20 steps. -> (edited, variant of
     each particle)."""

@@ -3,12 +3,12 @@ variation cannot: neighbouring windows that received different colour changes.""
 import pytest
 import torch
 
-from backends.csd_edit import common, metrics
+from backends.csd_edit import metrics, windows
 
 
 def _windows(image: torch.Tensor, side: int):
-    boxes, grid = common.window_boxes(image.shape[-2], image.shape[-1], side, side // 2)
-    return common.take_windows(image, boxes), metrics.grid_pairs(*grid)
+    boxes, grid = windows.window_boxes(image.shape[-2], image.shape[-1], side, side // 2)
+    return windows.take_windows(image, boxes), metrics.grid_pairs(*grid)
 
 
 def _panoramas():

@@ -96,7 +96,6 @@ def test_samples_are_ranked_by_the_priors_own_score_when_clip_has_random_weights
                                           ("a rocket", "rocket")])
 def test_default_text_to_svg_traces_a_prior_sample_and_lands_on_the_prompts_icon(tmp_path, monkeypatch, prompt, main):
     from backends import run_to_end
-    from backends.priors.icons import IconPrior
     from benchmarks.eval_icons import Icons, rasterize
 
     monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")

@@ -6,7 +6,9 @@ particle's update mixes the InstructPix2Pix edit scores of similar particles thr
 comes out the same across the set. Without the kernel it is per-item "SDS-edit", the baseline each task shows
 beside it.
 
-    common.py     the method, once: settings, conditions, the CSD-Edit / per-item gradient, the loop, outputs
+    csd.py        the method, once: settings, conditions, the prior calls, the CSD-Edit / per-item gradient, the loop
+    windows.py    the panorama's overlapping windows and tiled decoding
+    outputs.py    working sizes, before/after figures, mp4 / GIF / zip writers, the metrics every result carries
     panorama.py   panorama/csd-edit and panorama/per-patch (overlapping windows of one panorama latent)
     video.py      video/csd-edit and video/per-frame (frames are the particles)
     views3d.py    views3d/csd-edit and views3d/per-view (views of one object or scene are the particles)

@@ -22,11 +22,11 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from . import common, metrics
+from . import csd, metrics, outputs, windows
 
 
 @dataclass
-class PanoramaSettings(common.EditSettings):
+class PanoramaSettings(csd.EditSettings):
     image_guidance: Optional[float] = option(None, "image guidance scale: higher keeps more of the source (authors' panorama "
                                    "examples: 5; paper: 1.5-5)", lo=0.0, hi=20.0, full=5.0,
                                              quick=5.0)
@@ -41,17 +41,17 @@ class PanoramaSettings(common.EditSettings):
 
 @dataclass
 class PanoramaCSDSettings(PanoramaSettings):
-    repulsion: float = common.repulsion_option()
+    repulsion: float = csd.repulsion_option()
 
 
-def make_step(edit: common.CSDEdit, pano, boxes, particles: int):
+def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):
     """One step: a random batch of windows, their gradients, averaged back into the panorama latent."""
 
     def step(i: int) -> engine.Step:
-        chosen = common.random_windows(boxes, particles, edit.host_gen)
-        cut = partial(common.take_windows, boxes=chosen)
+        chosen = windows.random_windows(boxes, particles, edit.host_gen)
+        cut = partial(windows.take_windows, boxes=chosen)
         grad, stats = edit.gradient(cut(pano.detach()), take=cut)
-        return engine.Step(engine.grad_to_loss(pano, common.fold_windows(grad, chosen, pano.shape)), stats)
+        return engine.Step(engine.grad_to_loss(pano, windows.fold_windows(grad, chosen, pano.shape)), stats)
 
     return step
 
@@ -72,7 +72,7 @@ class _PanoramaEdit:
         return budget.edit_work([size], s.short_side or 512, facts, "image")
 
     def run(self, s: PanoramaSettings, *, prior, inputs, out_dir):
-        s = common.checked(s, prior)
+        s = csd.checked(s, prior)
         image = media.image(inputs[0])
         w0, h0 = image.size
         budget.check_aspect((w0, h0), "panorama image")
@@ -85,41 +85,41 @@ class _PanoramaEdit:
         window_px = min(s.window, max(multiple, s.short_side // multiple * multiple))
         stride_px = max(scale, round(s.stride * window_px / s.window / scale) * scale)
         size = budget.working_size((w0, h0), s.short_side, multiple, long_multiple=stride_px)
-        source_pixels = common.to_batch([image], size, prior.device)
-        edit = common.CSDEdit(prior, s, source_pixels, method=self.method)
+        source_pixels = outputs.to_batch([image], size, prior.device)
+        edit = csd.CSDEdit(prior, s, source_pixels, method=self.method)
         pano = edit.source_latents.clone().requires_grad_(True)
         _, _, h, w = pano.shape
         window = min(window_px // scale, h, w)
-        boxes, _ = common.window_boxes(h, w, window, stride_px // scale)
+        boxes, _ = windows.window_boxes(h, w, window, stride_px // scale)
 
         def preview():
-            return common.fit_width(to_uint8(common.decode_tiled(prior, pano.detach(), window)[0]))
+            return outputs.fit_width(to_uint8(windows.decode_tiled(prior, pano.detach(), window)[0]))
 
         last = None
-        for progress in common.optimize(pano, make_step(edit, pano, boxes, s.particles), s, preview):
+        for progress in csd.optimize(pano, make_step(edit, pano, boxes, s.particles), s, preview):
             last = progress
             yield progress
 
-        edited = common.decode_tiled(prior, pano.detach(), window)
-        source = common.decode_tiled(prior, edit.source_latents, window)
-        out = common.resize_uint8(to_uint8(edited), (w0, h0))[0]
+        edited = windows.decode_tiled(prior, pano.detach(), window)
+        source = windows.decode_tiled(prior, edit.source_latents, window)
+        out = outputs.resize_uint8(to_uint8(edited), (w0, h0))[0]
         # the figure shows the user's own input; the metrics compare decoded with decoded (same VAE on both sides)
-        figure = common.labelled_rows([("source", common.fit_width(to_uint8(source_pixels[0]), 2048)),
-                                       (self.key, common.fit_width(to_uint8(edited[0]), 2048))])
+        figure = outputs.labelled_rows([("source", outputs.fit_width(to_uint8(source_pixels[0]), 2048)),
+                                       (self.key, outputs.fit_width(to_uint8(edited[0]), 2048))])
         files = {"png": save_png(out, out_dir / "edited.png"),
                  "comparison": save_png(figure, out_dir / "comparison.png")}
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
-        tiles, grid = common.window_boxes(h, w, window, max(window // 2, 1))
+        tiles, grid = windows.window_boxes(h, w, window, max(window // 2, 1))
         pixel_tiles = [tuple(v * scale for v in box) for box in tiles]
-        edited_tiles, source_tiles = common.take_windows(edited, pixel_tiles), common.take_windows(source, pixel_tiles)
+        edited_tiles, source_tiles = windows.take_windows(edited, pixel_tiles), windows.take_windows(source, pixel_tiles)
         pairs = metrics.grid_pairs(*grid)
-        found, notes = common.result_metrics(s, prior, edited_tiles, source_tiles, pairs, last)
+        found, notes = outputs.result_metrics(s, prior, edited_tiles, source_tiles, pairs, last)
         # per-pixel residuals of neighbouring windows differ by the edit's texture too; their mean colours do not
         found.update(metrics.residual_colour_variation(edited_tiles, source_tiles, pairs))
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
                 "windows": len(boxes), "window_cells": window, "stride_cells": stride_px // scale,
-                "unet_chunk": edit.chunk, "notes": notes, "warnings": common.resize_warning((w0, h0), size, "panorama")}
-        yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
+                "unet_chunk": edit.chunk, "notes": notes, "warnings": outputs.resize_warning((w0, h0), size, "panorama")}
+        yield Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
 @register("panorama", "csd-edit")

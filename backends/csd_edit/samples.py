@@ -102,7 +102,7 @@ def turntable(views: int = 8, size: int = 256) -> np.ndarray:
 
 def write_examples(root: Path) -> dict[str, list[str]]:
     """Write examples/panorama/landscape.png, examples/video/rolling_ball.mp4 and examples/views3d/view_*.png."""
-    from .common import write_mp4
+    from .outputs import write_mp4
 
     root = Path(root)
     for sub in ("panorama", "video", "views3d"):

@@ -23,11 +23,11 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from . import common, metrics
+from . import csd, metrics, outputs
 
 
 @dataclass
-class VideoSettings(common.EditSettings):
+class VideoSettings(csd.EditSettings):
     steps: Optional[int] = option(None, "optimization steps (the authors' video recipe: 100)", lo=1, hi=5000,
                                   full=100, quick=30)
     particles: Optional[int] = option(None, "frames edited together: a longer clip is sampled evenly down to this many, keeping "
@@ -38,7 +38,7 @@ class VideoSettings(common.EditSettings):
 
 @dataclass
 class VideoCSDSettings(VideoSettings):
-    repulsion: float = common.repulsion_option()
+    repulsion: float = csd.repulsion_option()
 
 
 class _VideoEdit:
@@ -57,35 +57,35 @@ class _VideoEdit:
         return budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
 
     def run(self, s: VideoSettings, *, prior, inputs, out_dir):
-        s = common.checked(s, prior)
+        s = csd.checked(s, prior)
         frames, fps = media.video(inputs[0], sample=s.particles)
         count, h0, w0 = frames.shape[:3]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
-        sources = common.to_batch(frames, size, prior.device)
-        edit = common.CSDEdit(prior, s, sources, method=self.method)
+        sources = outputs.to_batch(frames, size, prior.device)
+        edit = csd.CSDEdit(prior, s, sources, method=self.method)
         z = edit.source_latents.clone().requires_grad_(True)
-        source = common.decode(prior, edit.source_latents)  # the source as the VAE returns it: residuals exclude VAE error
+        source = csd.decode(prior, edit.source_latents)  # the source as the VAE returns it: residuals exclude VAE error
         shown = np.unique(np.round(np.linspace(0, count - 1, min(8, count))).astype(int))
 
         def preview():
-            edited = common.decode_preview(prior, z.detach()[shown])
-            return common.labelled_rows([("source", common.strip(to_uint8(source[shown]))),
-                                         (f"{self.key} step", common.strip(to_uint8(edited)))])
+            edited = csd.decode_preview(prior, z.detach()[shown])
+            return outputs.labelled_rows([("source", outputs.strip(to_uint8(source[shown]))),
+                                         (f"{self.key} step", outputs.strip(to_uint8(edited)))])
 
         last = None
-        for progress in common.optimize(z, common.items_step(edit, z), s, preview):
+        for progress in csd.optimize(z, csd.items_step(edit, z), s, preview):
             last = progress
             yield progress
 
-        edited = common.decode(prior, z.detach())
-        out = common.resize_uint8(to_uint8(edited), (w0, h0))
-        figure = common.labelled_rows([("source", common.strip(frames)), (self.key, common.strip(out))])
+        edited = csd.decode(prior, z.detach())
+        out = outputs.resize_uint8(to_uint8(edited), (w0, h0))
+        figure = outputs.labelled_rows([("source", outputs.strip(frames)), (self.key, outputs.strip(out))])
         files = {
-            "mp4": common.write_mp4(out, fps, out_dir / "edited.mp4"),
-            "gif": common.write_gif(out, fps, out_dir / "edited.gif"),
+            "mp4": outputs.write_mp4(out, fps, out_dir / "edited.mp4"),
+            "gif": outputs.write_gif(out, fps, out_dir / "edited.gif"),
             "comparison": save_png(figure, out_dir / "comparison.png"),
         }
-        found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
+        found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
         in_clip = _source_frames(inputs[0], count, fps)
         if in_clip is None:
             frames_note = f"{count} frames (at most {s.particles}, spread evenly over the clip)"
@@ -108,9 +108,9 @@ class _VideoEdit:
             "unet_chunk": edit.chunk,
             "notes": notes,
             "warnings": ([f"Kept {frames_note}."] if in_clip is None or in_clip > count else [])
-            + common.resize_warning((w0, h0), size, "clip"),
+            + outputs.resize_warning((w0, h0), size, "clip"),
         }
-        yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
+        yield Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
 def _source_frames(path: str, kept: int, fps_kept: float) -> int | None:

@@ -23,20 +23,20 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from . import common, metrics
+from . import csd, metrics, outputs
 
 TURNTABLE_FPS = 6.0
 
 
 @dataclass
-class ViewsSettings(common.EditSettings):
+class ViewsSettings(csd.EditSettings):
     particles: int = option(16, "views edited together: at most this many views may be given; an orbit video is "
                             "sampled evenly down to this many frames", lo=2, hi=media.MAX_VIEWS)
 
 
 @dataclass
 class ViewsCSDSettings(ViewsSettings):
-    repulsion: float = common.repulsion_option()
+    repulsion: float = csd.repulsion_option()
     kernel_distance: str = option("latent", "distance inside the kernel: 'latent' (L2 of the noisy latents) or 'lpips' "
                                   "(perceptual, as the paper's 3D edits; needs the lpips package and its weights, and "
                                   "costs N(N-1) decoder passes a step)", choices=("latent", "lpips"), advanced=True)
@@ -93,43 +93,43 @@ class _ViewsEdit:
         return budget.edit_work(sizes, s.short_side or 512, facts, "view")
 
     def run(self, s: ViewsSettings, *, prior, inputs, out_dir):
-        s = common.checked(s, prior)
+        s = csd.checked(s, prior)
         views, origin = load_views(inputs, s.particles)
         if len(views) < 2:
             raise InputError(f"views3d needs at least 2 views of the object, got {len(views)}.")
         h0, w0 = views[0].shape[:2]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
-        sources = common.to_batch(views, size, prior.device)
-        edit = common.CSDEdit(prior, s, sources, method=self.method, kernel=getattr(s, "kernel_distance", "latent"))
+        sources = outputs.to_batch(views, size, prior.device)
+        edit = csd.CSDEdit(prior, s, sources, method=self.method, kernel=getattr(s, "kernel_distance", "latent"))
         z = edit.source_latents.clone().requires_grad_(True)
-        source = common.decode(prior, edit.source_latents)
+        source = csd.decode(prior, edit.source_latents)
 
         def preview():
-            return common.labelled_rows([("source", common.strip(to_uint8(source), max_items=16)),
-                                         (f"{self.key} step", common.strip(to_uint8(common.decode_preview(prior, z.detach())),
+            return outputs.labelled_rows([("source", outputs.strip(to_uint8(source), max_items=16)),
+                                         (f"{self.key} step", outputs.strip(to_uint8(csd.decode_preview(prior, z.detach())),
                                                                            max_items=16))])
 
         last = None
-        for progress in common.optimize(z, common.items_step(edit, z), s, preview):
+        for progress in csd.optimize(z, csd.items_step(edit, z), s, preview):
             last = progress
             yield progress
 
-        edited = common.decode(prior, z.detach())
-        out = common.resize_uint8(to_uint8(edited), (w0, h0))
-        figure = common.labelled_rows([("source", common.strip(to_uint8(sources), max_items=16)),
-                                       (self.key, common.strip(out, max_items=16))])
+        edited = csd.decode(prior, z.detach())
+        out = outputs.resize_uint8(to_uint8(edited), (w0, h0))
+        figure = outputs.labelled_rows([("source", outputs.strip(to_uint8(sources), max_items=16)),
+                                       (self.key, outputs.strip(out, max_items=16))])
         files = {
-            "zip": common.write_zip(out, out_dir / "views.zip"),
-            "gif": common.write_gif(out, TURNTABLE_FPS, out_dir / "turntable.gif"),
-            "mp4": common.write_mp4(out, TURNTABLE_FPS, out_dir / "turntable.mp4"),
+            "zip": outputs.write_zip(out, out_dir / "views.zip"),
+            "gif": outputs.write_gif(out, TURNTABLE_FPS, out_dir / "turntable.gif"),
+            "mp4": outputs.write_mp4(out, TURNTABLE_FPS, out_dir / "turntable.mp4"),
             "comparison": save_png(figure, out_dir / "comparison.png"),
         }
-        found, notes = common.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
+        found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
         meta = {"metrics": found, "method": self.method, "views": len(views), "from": origin,
                 "kernel_distance": getattr(s, "kernel_distance", None), "work_size": list(size),
                 "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes,
-                "warnings": common.resize_warning((w0, h0), size, "views")}
-        yield Result(files=files, preview=common.fit_width(figure), metadata=meta)
+                "warnings": outputs.resize_warning((w0, h0), size, "views")}
+        yield Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
 @register("views3d", "csd-edit")

@@ -1,4 +1,4 @@
-"""CSD-Edit, once for all three tasks: settings, conditions, the per-step gradient, panorama windows, the loop, files.
+"""CSD-Edit, once for all three tasks: its settings, conditions, the prior calls, the per-step gradient and the loop.
 
 The method (Kim et al. 2023, "Collaborative Score Distillation for Consistent Visual Editing", and the authors'
 public code), for N particles whose target latents z_i start at the source latents s_i and are optimized directly:
@@ -27,21 +27,15 @@ land on different variants, CSD-Edit's agree. They are priors like any other: th
 """
 from __future__ import annotations
 
-import io
-import math
-import zipfile
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from .. import engine, validate
-from ..priors.base import Cond
 from ..errors import InputError
-from ..files import atomic_path
+from ..priors.base import Cond
 from ..settings import option
 from ..types import Progress
 from . import metrics
@@ -319,189 +313,3 @@ def items_step(edit: CSDEdit, z: torch.Tensor) -> Callable[[int], engine.Step]:
         return engine.Step(engine.grad_to_loss(z, grad), stats)
 
     return step
-
-
-# ------------------------------------------------------------------------------------------------ panorama windows
-
-Box = tuple[int, int, int, int]  # (top, left, height, width) in latent cells
-
-
-def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Starts of windows of `window` cells every `stride` cells over `size` cells; a last window flush with the end
-    is added when the stride does not land there, so every cell is covered."""
-    if not 0 < window <= size or stride < 1:
-        raise ValueError(f"need 0 < window <= size and stride >= 1, got size={size}, window={window}, stride={stride}")
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] != size - window:
-        starts.append(size - window)
-    return starts
-
-
-def window_boxes(height: int, width: int, window: int, stride: int) -> tuple[list[Box], tuple[int, int]]:
-    """Row-major windows of window x window cells (clipped to the latent's sides) and the grid's (rows, cols).
-    A stride longer than the window is shortened to it, so no cell falls between two windows."""
-    wh, ww = min(window, height), min(window, width)
-    ys, xs = window_starts(height, wh, min(stride, wh)), window_starts(width, ww, min(stride, ww))
-    return [(y, x, wh, ww) for y in ys for x in xs], (len(ys), len(xs))
-
-
-def take_windows(x: torch.Tensor, boxes: Sequence[Box]) -> torch.Tensor:
-    """(1, C, H, W) -> (N, C, h, w): the windows, stacked (all boxes the same size)."""
-    return torch.stack([x[0, :, y:y + h, x0:x0 + w] for y, x0, h, w in boxes])
-
-
-def fold_windows(values: torch.Tensor, boxes: Sequence[Box], shape: torch.Size) -> torch.Tensor:
-    """(N, C, h, w) per-window values -> (1, C, H, W) field: each cell the mean over the windows covering it, 0 where
-    none does (count-normalized, so overlapping windows' gradients are averaged, not summed)."""
-    total = values.new_zeros(shape)
-    count = values.new_zeros((1, 1, *shape[-2:]))
-    for v, (y, x, h, w) in zip(values, boxes):
-        total[0, :, y:y + h, x:x + w] += v
-        count[0, :, y:y + h, x:x + w] += 1
-    return total / count.clamp_min(1)
-
-
-def random_windows(boxes: Sequence[Box], n: int, gen: torch.Generator) -> list[Box]:
-    """A random batch of n windows (all of them, in random order, when there are fewer)."""
-    order = torch.randperm(len(boxes), generator=gen, device=gen.device).tolist()  # a CPU generator: no GPU sync
-    return [boxes[k] for k in order[:n]]
-
-
-@torch.no_grad()
-def decode_tiled(prior, z: torch.Tensor, window: int) -> torch.Tensor:
-    """(1, C, h, w) latents of any width -> (1, 3, H, W) image, decoding windows of `window` cells at half-window
-    stride and blending them with tent weights (no seams where tiles meet; exact where one tile covers)."""
-    _, _, h, w = z.shape
-    if h <= window and w <= window:
-        return decode(prior, z)
-    boxes, _ = window_boxes(h, w, window, max(window // 2, 1))
-    scale = prior.latent_scale
-    out = torch.zeros(1, 3, h * scale, w * scale, device=z.device)
-    weight = torch.zeros(1, 1, h * scale, w * scale, device=z.device)
-    tiles = decode(prior, take_windows(z, boxes))
-    for tile, (y, x, bh, bw) in zip(tiles, boxes):
-        ramp = _tent(bh * scale, z.device)[:, None] * _tent(bw * scale, z.device)[None, :]
-        sl = (slice(None), slice(None), slice(y * scale, (y + bh) * scale), slice(x * scale, (x + bw) * scale))
-        out[sl] += tile * ramp
-        weight[sl] += ramp
-    return out / weight
-
-
-def _tent(n: int, device) -> torch.Tensor:
-    k = torch.arange(n, device=device, dtype=torch.float32)
-    return torch.minimum(k + 1, n - k) / math.ceil(n / 2)
-
-
-# ------------------------------------------------------------------------------------------------ sizes
-
-def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image") -> list[str]:
-    """The sentence result.json's `warnings` carries when the work ran at another size than the input's."""
-    (w0, h0), (w, h) = input_size, work_size
-    if (w0, h0) == (w, h):
-        return []
-    return [f"The {what} ({w0}x{h0}) was edited at {w}x{h} (the short_side setting) and resized back."]
-
-
-def to_batch(images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], device) -> torch.Tensor:
-    """Images (PIL or (H, W, 3) uint8) resized to size=(W, H) -> (B, 3, H, W) float32 in [0, 1] on device."""
-    out = []
-    for im in images:
-        im = im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im))
-        im = im.convert("RGB")
-        if im.size != tuple(size):
-            im = im.resize(tuple(size), Image.LANCZOS)
-        out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
-    return torch.stack(out).float().div(255.0).to(device)
-
-
-def resize_uint8(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(B, H, W, 3) uint8 -> (B, size[1], size[0], 3) uint8 (Lanczos)."""
-    return np.stack([np.asarray(Image.fromarray(im).resize(tuple(size), Image.LANCZOS)) for im in images])
-
-
-# ------------------------------------------------------------------------------------------------ figures and files
-
-def labelled_rows(rows: Sequence[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
-    """Stack (label, (H, W, 3) uint8) rows vertically with a label strip above each: a before/after figure."""
-    width = max(r.shape[1] for _, r in rows)
-    parts = []
-    for label, row in rows:
-        bar = Image.new("RGB", (width, 14), (255, 255, 255))
-        ImageDraw.Draw(bar).text((3, 1), label, fill=(0, 0, 0))
-        padded = np.full((row.shape[0], width, 3), 255, np.uint8)
-        padded[:, : row.shape[1]] = row
-        parts += [np.asarray(bar), padded, np.full((gap, width, 3), 255, np.uint8)]
-    return np.concatenate(parts[:-1])
-
-
-def strip(images: np.ndarray, max_items: int = 8, height: int = 128, gap: int = 2) -> np.ndarray:
-    """Up to max_items images of (N, H, W, 3) uint8, evenly picked, side by side at `height` pixels."""
-    pick = np.unique(np.round(np.linspace(0, len(images) - 1, min(max_items, len(images)))).astype(int))
-    tiles = [np.asarray(Image.fromarray(images[i]).resize(
-        (max(1, round(images[i].shape[1] * height / images[i].shape[0])), height), Image.LANCZOS)) for i in pick]
-    out = []
-    for tile in tiles:
-        out += [tile, np.full((height, gap, 3), 255, np.uint8)]
-    return np.concatenate(out[:-1], axis=1)
-
-
-def fit_width(image: np.ndarray, max_width: int = 1024) -> np.ndarray:
-    """Downscale an (H, W, 3) uint8 image to at most max_width pixels wide (for previews)."""
-    if image.shape[1] <= max_width:
-        return image
-    h = max(1, round(image.shape[0] * max_width / image.shape[1]))
-    return np.asarray(Image.fromarray(image).resize((max_width, h), Image.LANCZOS))
-
-
-def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:
-    """(T, H, W, 3) uint8 -> H.264 mp4 (yuv420p, so odd sides are cropped by one pixel) at `fps`."""
-    import imageio.v2 as iio
-
-    h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    with atomic_path(path) as tmp, iio.get_writer(tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
-                                                  pixelformat="yuv420p", macro_block_size=1, quality=8,
-                                                  ffmpeg_log_level="error") as writer:
-        for frame in frames:
-            writer.append_data(np.ascontiguousarray(frame[:h, :w]))
-    return str(path)
-
-
-def write_gif(frames: np.ndarray, fps: float, path: Path) -> str:
-    """(T, H, W, 3) uint8 -> looping GIF; frame delays in whole milliseconds (GIF stores 10 ms units)."""
-    images = [Image.fromarray(f) for f in frames]
-    with atomic_path(path) as tmp:
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=max(20, round(1000.0 / fps)), loop=0)
-    return str(path)
-
-
-def write_zip(images: np.ndarray, path: Path, stem: str = "view") -> str:
-    """(N, H, W, 3) uint8 -> a zip of PNGs named stem_000.png, stem_001.png, ..."""
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for k, im in enumerate(images):
-            buf = io.BytesIO()
-            Image.fromarray(im).save(buf, format="PNG")
-            zf.writestr(f"{stem}_{k:03d}.png", buf.getvalue())
-    return str(path)
-
-
-def result_metrics(s: EditSettings, prior, edited: torch.Tensor, source: torch.Tensor,
-                   pairs: Sequence[tuple[int, int]], progress: Progress | None) -> tuple[dict, list[str]]:
-    """The figures every result carries: the consistency figure (metrics.residual_consistency over the neighbour
-    pairs), the CLIP directional similarity when s.clip_model is set and loadable, and the last step's figures.
-
-    edited, source: (N, 3, H, W) in [0, 1]; `source` is the decoded *source latents*, so the VAE's own
-    reconstruction error is not counted as part of the edit. Returns (metrics, notes).
-    """
-    out = {f"final_{k}": v for k, v in (progress.metrics if progress else {}).items()}
-    out.update(metrics.residual_consistency(edited, source, pairs))
-    notes = []
-    if s.clip_model:
-        try:
-            from ..clip import directional_similarity, get_clip
-
-            scorer = get_clip(s.clip_model, prior.device)
-            out["clip_directional"] = float(directional_similarity(source, edited, s.source_prompt, s.prompt,
-                                                                   model=scorer).mean())
-        except Exception as err:  # a metric must never fail the edit it measures
-            notes.append(f"CLIP directional similarity skipped: {err}")
-    return out, notes

@@ -1,0 +1,130 @@
+"""What an edit run writes and reports: working sizes, before/after figures, mp4 / GIF / zip files, the metrics."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..files import atomic_path
+from ..types import Progress
+from . import metrics
+from .csd import EditSettings
+
+# ------------------------------------------------------------------------------------------------ sizes
+
+def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image") -> list[str]:
+    """The sentence result.json's `warnings` carries when the work ran at another size than the input's."""
+    (w0, h0), (w, h) = input_size, work_size
+    if (w0, h0) == (w, h):
+        return []
+    return [f"The {what} ({w0}x{h0}) was edited at {w}x{h} (the short_side setting) and resized back."]
+
+
+def to_batch(images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], device) -> torch.Tensor:
+    """Images (PIL or (H, W, 3) uint8) resized to size=(W, H) -> (B, 3, H, W) float32 in [0, 1] on device."""
+    out = []
+    for im in images:
+        im = im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im))
+        im = im.convert("RGB")
+        if im.size != tuple(size):
+            im = im.resize(tuple(size), Image.LANCZOS)
+        out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+    return torch.stack(out).float().div(255.0).to(device)
+
+
+def resize_uint8(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(B, H, W, 3) uint8 -> (B, size[1], size[0], 3) uint8 (Lanczos)."""
+    return np.stack([np.asarray(Image.fromarray(im).resize(tuple(size), Image.LANCZOS)) for im in images])
+
+
+# ------------------------------------------------------------------------------------------------ figures and files
+
+def labelled_rows(rows: Sequence[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
+    """Stack (label, (H, W, 3) uint8) rows vertically with a label strip above each: a before/after figure."""
+    width = max(r.shape[1] for _, r in rows)
+    parts = []
+    for label, row in rows:
+        bar = Image.new("RGB", (width, 14), (255, 255, 255))
+        ImageDraw.Draw(bar).text((3, 1), label, fill=(0, 0, 0))
+        padded = np.full((row.shape[0], width, 3), 255, np.uint8)
+        padded[:, : row.shape[1]] = row
+        parts += [np.asarray(bar), padded, np.full((gap, width, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1])
+
+
+def strip(images: np.ndarray, max_items: int = 8, height: int = 128, gap: int = 2) -> np.ndarray:
+    """Up to max_items images of (N, H, W, 3) uint8, evenly picked, side by side at `height` pixels."""
+    pick = np.unique(np.round(np.linspace(0, len(images) - 1, min(max_items, len(images)))).astype(int))
+    tiles = [np.asarray(Image.fromarray(images[i]).resize(
+        (max(1, round(images[i].shape[1] * height / images[i].shape[0])), height), Image.LANCZOS)) for i in pick]
+    out = []
+    for tile in tiles:
+        out += [tile, np.full((height, gap, 3), 255, np.uint8)]
+    return np.concatenate(out[:-1], axis=1)
+
+
+def fit_width(image: np.ndarray, max_width: int = 1024) -> np.ndarray:
+    """Downscale an (H, W, 3) uint8 image to at most max_width pixels wide (for previews)."""
+    if image.shape[1] <= max_width:
+        return image
+    h = max(1, round(image.shape[0] * max_width / image.shape[1]))
+    return np.asarray(Image.fromarray(image).resize((max_width, h), Image.LANCZOS))
+
+
+def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:
+    """(T, H, W, 3) uint8 -> H.264 mp4 (yuv420p, so odd sides are cropped by one pixel) at `fps`."""
+    import imageio.v2 as iio
+
+    h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    with atomic_path(path) as tmp, iio.get_writer(tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
+                                                  pixelformat="yuv420p", macro_block_size=1, quality=8,
+                                                  ffmpeg_log_level="error") as writer:
+        for frame in frames:
+            writer.append_data(np.ascontiguousarray(frame[:h, :w]))
+    return str(path)
+
+
+def write_gif(frames: np.ndarray, fps: float, path: Path) -> str:
+    """(T, H, W, 3) uint8 -> looping GIF; frame delays in whole milliseconds (GIF stores 10 ms units)."""
+    images = [Image.fromarray(f) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=max(20, round(1000.0 / fps)), loop=0)
+    return str(path)
+
+
+def write_zip(images: np.ndarray, path: Path, stem: str = "view") -> str:
+    """(N, H, W, 3) uint8 -> a zip of PNGs named stem_000.png, stem_001.png, ..."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for k, im in enumerate(images):
+            buf = io.BytesIO()
+            Image.fromarray(im).save(buf, format="PNG")
+            zf.writestr(f"{stem}_{k:03d}.png", buf.getvalue())
+    return str(path)
+
+
+def result_metrics(s: EditSettings, prior, edited: torch.Tensor, source: torch.Tensor,
+                   pairs: Sequence[tuple[int, int]], progress: Progress | None) -> tuple[dict, list[str]]:
+    """The figures every result carries: the consistency figure (metrics.residual_consistency over the neighbour
+    pairs), the CLIP directional similarity when s.clip_model is set and loadable, and the last step's figures.
+
+    edited, source: (N, 3, H, W) in [0, 1]; `source` is the decoded *source latents*, so the VAE's own
+    reconstruction error is not counted as part of the edit. Returns (metrics, notes).
+    """
+    out = {f"final_{k}": v for k, v in (progress.metrics if progress else {}).items()}
+    out.update(metrics.residual_consistency(edited, source, pairs))
+    notes = []
+    if s.clip_model:
+        try:
+            from ..clip import directional_similarity, get_clip
+
+            scorer = get_clip(s.clip_model, prior.device)
+            out["clip_directional"] = float(directional_similarity(source, edited, s.source_prompt, s.prompt,
+                                                                   model=scorer).mean())
+        except Exception as err:  # a metric must never fail the edit it measures
+            notes.append(f"CLIP directional similarity skipped: {err}")
+    return out, notes
