@@ -68,8 +68,7 @@ def facts(prior: Any = None) -> Facts:
     Diffusion-sized prior when there is neither."""
     if prior is None:
         return Facts()
-    return Facts(int(getattr(prior, "latent_scale", 8) or 8), int(getattr(prior, "size_multiple", 8) or 8),
-                 int(getattr(prior, "native_size", 512) or 512))
+    return Facts(int(prior.latent_scale), int(prior.size_multiple), int(prior.native_size))
 
 
 # ------------------------------------------------------------------------------------------------ the budget

@@ -19,6 +19,7 @@ from . import budget, registry, timing, validate
 from .errors import InputError, RunError
 from .files import atomic_path
 from .priors import auto_prior, catalog, load_prior, resolve_device
+from .priors.base import StartNotice, suggested_settings
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
@@ -109,13 +110,11 @@ def run(
             quiet_libraries()  # imports diffusers / transformers: only now, after every cheap check passed
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
-        suggested = {**getattr(prior_obj, "defaults", {}), **getattr(prior_obj, "task_defaults", {}).get(cls.task, {})}
-        settings, filled = resolve_auto(settings, profile, suggested)
+        settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
         work = check_work(cls, settings, inputs, prior_obj, device, getattr(settings, "steps", None))
-        if "cuda_graph" in getattr(prior_obj, "switches", []):
-            from .priors.cuda_graph import CAPTURE_STATUS
-
-            yield Progress(step=0, total=0, message=CAPTURE_STATUS)
+        notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
+        if notice:
+            yield Progress(step=0, total=0, message=notice)
         backend = cls()
         result = None
         clock.start()
@@ -132,7 +131,8 @@ def run(
     if result is None:
         raise RunError(f"{key} finished without a result")
     measured = clock.timing(work.bytes if work is not None else 0)
-    timing.record(key, prior_name, getattr(prior_obj, "device", device), measured)
+    where = prior_obj.device if prior_obj is not None else resolve_device(device)
+    timing.record(key, prior_name, where, measured)
     meta = {
         "backend": key,
         "settings": to_dict(settings),
@@ -140,10 +140,10 @@ def run(
         "profile": profile,
         "seed": getattr(settings, "seed", None),
         "prior": prior_name,
-        "prior_description": getattr(prior_obj, "description", None),
-        "prior_is_tiny": bool(prior_obj is not None and getattr(prior_obj, "tiny", False)),
-        "switches": list(getattr(prior_obj, "switches", [])),
-        "device": str(getattr(prior_obj, "device", resolve_device(device))),
+        "prior_description": prior_obj.description if prior_obj is not None else None,
+        "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
+        "switches": list(prior_obj.switches) if prior_obj is not None else [],
+        "device": str(where),
         "inputs": [Path(p).name for p in inputs],
         # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, steps, work)
         "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
@@ -193,7 +193,8 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
     steps: for the time estimate (None: the backend decides, at most the paper's 2000)."""
     work = work_of(cls, settings, inputs, prior_obj)
     if work is not None:
-        where = getattr(prior_obj, "device", None) or resolve_device(device)
+        loaded = prior_obj is not None and not isinstance(prior_obj, catalog.Entry)
+        where = prior_obj.device if loaded else resolve_device(device)
         budget.check(work, where, where=cls.key, steps=steps or 2000)
     return work
 

@@ -505,3 +505,26 @@ def test_per_row_broadcasts_one_text_and_refuses_a_count_that_fits_no_row():
     assert per_row(["a", "b"], 2) == ["a", "b"]
     with pytest.raises(ValueError, match="3 negative prompts for a batch of 2"):
         per_row(["a", "b", "c"], 2, "negative prompts")
+
+
+def test_optional_capabilities_are_declared_protocols_that_the_priors_meet(sd):
+    from backends.priors import load_prior
+    from backends.priors.base import FastEncoding, PreviewDecoding, StartNotice, TaskDefaults, suggested_settings
+    from backends.priors.cuda_graph import CAPTURE_STATUS
+
+    edits, icons = load_prior("edits", "cpu"), load_prior("icons", "cpu")
+    assert isinstance(sd, FastEncoding) and isinstance(sd, PreviewDecoding) and isinstance(sd, StartNotice)
+    assert not any(isinstance(icons, p) for p in (FastEncoding, PreviewDecoding, StartNotice, TaskDefaults))
+    # per-task suggestions refine the prior's defaults; a backend without a prior gets none
+    assert isinstance(edits, TaskDefaults)
+    pano = suggested_settings(edits, "panorama")
+    assert pano["window"] == 64 and pano["steps"] == 200 and pano["t_max"] == edits.defaults["t_max"]
+    assert suggested_settings(edits, "no-such-task") == edits.defaults
+    assert suggested_settings(icons, "svg") == icons.defaults and suggested_settings(None, "svg") == {}
+    # the capture notice shows only when the capture switch is on
+    assert sd.start_notice() is None
+    sd.switches.append("cuda_graph")
+    try:
+        assert sd.start_notice() == CAPTURE_STATUS
+    finally:
+        sd.switches.remove("cuda_graph")

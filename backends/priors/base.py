@@ -7,7 +7,7 @@ InstructPix2Pix, the tiny random-weight models and the closed-form priors are in
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -75,7 +75,8 @@ class Prior(Protocol):
     Diffusion, 1 in pixel space), latent_channels, native_size (the image side in pixels it was built for: 512 for
     Stable Diffusion 1.x), size_multiple (image sides must be multiples of this many pixels), alphas_cumprod ((T,)
     float32 on device), num_train_timesteps, defaults (suggested settings of "auto" fields for this prior; may be
-    empty; an optional `task_defaults` {task: {...}} refines them per task), switches (the memory and speed switches that are on, for result.json).
+    empty; a prior with `TaskDefaults` refines them per task), switches (the memory and speed switches that are on,
+    for result.json). The optional capabilities below are declared by having them; code tests with isinstance().
     """
 
     name: str
@@ -155,6 +156,45 @@ class PromptScorer(Protocol):
 
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
         """(B,) float32, higher is better, for (B, 3, H, W) images in [0, 1]."""
+
+
+@runtime_checkable
+class TaskDefaults(Protocol):
+    """A prior whose suggested settings differ per task: {task: {field: value}}, over its `defaults`."""
+
+    task_defaults: dict
+
+
+@runtime_checkable
+class FastEncoding(Protocol):
+    """A prior with a cheaper encoder for the per-step SDS encode (Stable Diffusion: the fast VAE)."""
+
+    def with_fast_encoder(self, source: str | None = None) -> Prior:
+        """This prior with `encode` through the fast encoder (InputError when its weights are not here)."""
+
+
+@runtime_checkable
+class PreviewDecoding(Protocol):
+    """A prior with a cheaper decoder for live previews (outputs and metrics keep `decode`)."""
+
+    def preview_decoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """(B, C, h, w) latents -> (B, 3, H, W) images in [0, 1], as `decode` but cheaper where it can be."""
+
+
+@runtime_checkable
+class StartNotice(Protocol):
+    """A prior whose first step can take a while for a reason the person should be told (a CUDA graph capture)."""
+
+    def start_notice(self) -> str | None:
+        """One line to show before the first step, or None."""
+
+
+def suggested_settings(prior: Prior | None, task: str) -> dict:
+    """The settings a prior suggests for the "auto" fields of a task's backends (none without a prior)."""
+    if prior is None:
+        return {}
+    per_task = prior.task_defaults.get(task, {}) if isinstance(prior, TaskDefaults) else {}
+    return {**prior.defaults, **per_task}
 
 
 @dataclass(frozen=True)

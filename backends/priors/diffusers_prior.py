@@ -19,6 +19,7 @@ from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
 from ..engine.sampling import ddim
 from .base import Cond, as_list, per_row, per_sample
+from .cuda_graph import CAPTURE_STATUS, GraphedUNet, disabled_reason
 
 from .catalog import entry
 from .machine import default_device, hub_offline, looks_like_path, offline_reason
@@ -360,7 +361,6 @@ class DiffusersPrior:
         "auto": `machine.auto_accelerate(device)`: "graph" on CUDA unless ZeroGPU or DISTILL_CUDA_GRAPHS=0, else
         eager. "eager": switch everything off.
         """
-        from .cuda_graph import GraphedUNet, disabled_reason
         from .machine import auto_accelerate
 
         if mode == "auto":
@@ -408,6 +408,10 @@ class DiffusersPrior:
         """This prior with `encode` through the fast VAE (the UNet, conditions and everything else shared, not
         copied). For the per-step SDS encode; InstructPix2Pix's image condition keeps the KL encoder."""
         return FastEncoderPrior(self, self.fast_vae(source))
+
+    def start_notice(self) -> str | None:
+        """The line a run shows before its first step when that step captures the UNet as a CUDA graph."""
+        return CAPTURE_STATUS if "cuda_graph" in self.switches else None
 
     def preview_decoder(self):
         """A decode for live previews: the fast VAE's when its weights are on this machine (or already loaded),

@@ -26,6 +26,7 @@ from .. import budget, engine, validate
 from ..clip import default_clip
 from ..errors import InputError
 from ..imaging import save_png, to_uint8
+from ..priors.base import FastEncoding
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -212,11 +213,10 @@ def with_encoder(prior, encoder: str):
         return prior
     if encoder != "fast":
         raise InputError(f"encoder must be 'kl' or 'fast', not {encoder!r}")
-    make = getattr(prior, "with_fast_encoder", None)
-    if make is None:
-        raise InputError(f"encoder 'fast' needs a Stable Diffusion prior; the prior "
-                         f"'{getattr(prior, 'name', type(prior).__name__)}' has no fast encoder: use encoder 'kl'")
-    return make()
+    if not isinstance(prior, FastEncoding):
+        raise InputError(f"encoder 'fast' needs a Stable Diffusion prior; the prior '{prior.name}' has no fast "
+                         "encoder: use encoder 'kl'")
+    return prior.with_fast_encoder()
 
 
 def init_painting(plan: Plan, k: int, generator: torch.Generator, device) -> Painting:
