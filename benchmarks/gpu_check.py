@@ -419,17 +419,18 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
 
     # 2. the text-to-SVG step (svg/vectorfusion's own loop), eager vs graph, KL vs fast encoder
     from backends.settings import resolve_auto
-    from backends.svg import vectorfusion as vf
+    from backends.svg import distill
+    from backends.svg.vectorfusion import VectorFusionSettings
 
     def svg_loop(prior, k: int, objective: str, encoder: str):
         def run(n_steps, every):
-            s = vf.VectorFusionSettings(prompt=TEXT_PROMPT, steps=n_steps, every=every, encoder=encoder,
-                                        size=size, paths=4 if quick else 64, reinit_every=0)
-            s, _ = resolve_auto(s, "quick" if quick else "full", getattr(prior, "defaults", {}))
-            plan = vf.make_plan(s, prior)
+            s = VectorFusionSettings(prompt=TEXT_PROMPT, steps=n_steps, every=every, encoder=encoder,
+                                     size=size, paths=4 if quick else 64, reinit_every=0)
+            s, _ = resolve_auto(s, "quick" if quick else "full", prior.defaults)
+            plan = distill.make_plan(s, prior)
             gen = torch.Generator().manual_seed(0)
-            painting = vf.init_painting(plan, k, gen, prior.device)
-            return vf.distill_painting(painting, prior, plan, objective=objective, generator=gen)
+            painting = distill.init_painting(plan, k, gen, prior.device)
+            return distill.distill_painting(painting, prior, plan, objective=objective, generator=gen)
         return run
 
     sd = None

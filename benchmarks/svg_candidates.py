@@ -32,7 +32,7 @@ def step_ops(k: int, prior: str, size: int, device: str = "cpu") -> dict:
     the reports' previews cancel. Equal counts for K = 1 and K = 4 mean nothing in the step scales with K in Python."""
     from backends.priors import load_prior
     from backends.settings import resolve_auto
-    from backends.svg import vectorfusion as vf
+    from backends.svg import distill as vf
     from backends.svg.csd import CSDSettings
 
     from .renderer import count_ops

@@ -9,7 +9,7 @@ import backends
 from backends.errors import InputError
 from backends.priors import load_prior
 from backends.priors.diffusers_prior import FastEncoderPrior
-from backends.svg.vectorfusion import with_encoder
+from backends.svg.distill import with_encoder
 
 SMALL = {"prompt": "a fox", "paths": 4, "steps": 3, "size": 64, "every": 3, "seed": 0}
 

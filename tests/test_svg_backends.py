@@ -276,7 +276,8 @@ def test_xing_loss_is_zero_for_a_convex_path_and_positive_for_a_self_intersectin
 
 
 def test_reinitialization_replaces_dead_paths_with_circles_spread_over_the_canvas():
-    from backends.svg.vectorfusion import VectorFusionSettings, init_painting, make_plan, reinitialize
+    from backends.svg.distill import init_painting, make_plan, reinitialize
+    from backends.svg.vectorfusion import VectorFusionSettings
 
     class FakePrior:
         latent_scale, native_size = 8, 512
@@ -313,7 +314,8 @@ def test_reinitialization_replaces_dead_paths_with_circles_spread_over_the_canva
 
 
 def test_pixelart_keeps_squares_fixed_and_optimizes_only_colors(tiny_prior):
-    from backends.svg.vectorfusion import VectorFusionSettings, distill_painting, init_painting, make_plan
+    from backends.svg.distill import distill_painting, init_painting, make_plan
+    from backends.svg.vectorfusion import VectorFusionSettings
 
     s = make_settings(VectorFusionSettings, {"prompt": "a fox", "style": "pixelart", "paths": 8, "steps": 3,
                                              "lr": 0.05, "lr_start": 0.05, "every": 3})

@@ -20,7 +20,7 @@ from ..types import Result
 from .init import VECTORIZERS, reading_notes, sample_rank_vectorize
 from .painting import export_rasters, resize_to
 from .svgio import save_svg
-from .vectorfusion import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
+from .distill import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
 
 
 @dataclass

@@ -33,8 +33,8 @@ from ..types import Result
 from .svgio import save_svg
 from .painting import export_rasters, grid_image
 from .init import INIT_HELP, rank_samples, reading_notes, resolve_init
-from .vectorfusion import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan,
-                           sample_init)
+from .distill import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan,
+                      sample_init)
 
 
 @dataclass
