@@ -32,7 +32,7 @@ from .requests import (cli_line, defaults_of, inputs_for, parse_request, resolve
                        setting_differences)
 from .widgets import TINY_NOTE, media_value, notices_markdown, report_markdown
 
-if TYPE_CHECKING:  # runs.py drives a Tab; tab.py imports make_runner from here
+if TYPE_CHECKING:  # runs.py drives a Tab (for the annotations only: tab.py imports this module)
     from .tab import Tab
 
 log = logging.getLogger("distill_studio.app")

@@ -24,6 +24,7 @@ from backends.timing import SOURCES, duration
 from . import environment
 from .jobs import JOBS, safe_stem
 from .requests import baseline_settings, paths_of, ui_default, without_example_files
+from .runs import make_runner
 from .widgets import field_widget, media_widget, ui_fields
 
 STOP_WAIT_S = 10.0  # how long the Stop handler waits for the run to end before answering
@@ -319,8 +320,6 @@ class Tab:
         collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],
                                      api_visibility="private", concurrency_id="ui", concurrency_limit=None,
                                      show_progress="hidden")
-        from .runs import make_runner  # runs.py drives a Tab; the import is here to keep the two files apart
-
         runner = environment.gpu_call(make_runner(self, len(self.input_widgets)))
         self.events["run"] = collect.success(
             runner, [self.request] + self.input_widgets, outputs, api_name=f"{s.name}_run",
