@@ -28,6 +28,7 @@ land on different variants, CSD-Edit's agree. They are priors like any other: th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -37,7 +38,7 @@ from .. import engine, validate
 from ..errors import InputError
 from ..priors.base import Cond, PreviewDecoding
 from ..settings import option
-from ..types import Progress
+from ..types import Progress, Result
 from . import metrics
 
 METHODS = ("csd", "per-item")
@@ -312,3 +313,63 @@ def items_step(edit: CSDEdit, z: torch.Tensor) -> Callable[[int], engine.Step]:
         return engine.Step(engine.grad_to_loss(z, grad), stats)
 
     return step
+
+
+# ------------------------------------------------------------------------------------------------ the run template
+
+@dataclass
+class Sources:
+    """What a task's `load` gives the shared run: the particles' source images, (N, 3, H, W) in [0, 1] at the
+    working size, and the task's own facts (input size, frame rate, windows...), handed back to its other hooks."""
+
+    images: torch.Tensor
+    facts: dict
+
+
+class EditBackend:
+    """The run every edit task shares: check the settings, load the sources, optimize their latents with CSD-Edit
+    (or per-item SDS-edit), decode, write the outputs.
+
+    A task gives the hooks: `load` (inputs -> Sources), `preview` and `outputs` (-> Result); it may change `step`
+    (default: every source is a particle, all updated every step), `decode` (default: the prior's decoder, in
+    one call) and `kernel` (default: the L2 distance of the noisy latents).
+    """
+
+    prior = "instruct"
+    requires_prompt = True
+    method = "csd"
+
+    def run(self, s: EditSettings, *, prior, inputs, out_dir):
+        s = checked(s, prior)
+        src = self.load(s, prior, inputs)
+        edit = CSDEdit(prior, s, src.images, method=self.method, kernel=self.kernel(s))
+        z = edit.source_latents.clone().requires_grad_(True)
+        # the source as the VAE returns it: the metrics' residuals then exclude the VAE's own error
+        source = self.decode(prior, edit.source_latents, src)
+        last = None
+        for progress in optimize(z, self.step(s, edit, z, src), s, lambda: self.preview(prior, z.detach(), source, src)):
+            last = progress
+            yield progress
+        edited = self.decode(prior, z.detach(), src)
+        yield self.outputs(s, prior, edit, edited, source, src, last, Path(out_dir))
+
+    def kernel(self, s: EditSettings) -> str:
+        return "latent"
+
+    def step(self, s: EditSettings, edit: CSDEdit, z: torch.Tensor, src: Sources) -> Callable[[int], engine.Step]:
+        return items_step(edit, z)
+
+    def decode(self, prior, latents: torch.Tensor, src: Sources) -> torch.Tensor:
+        return decode(prior, latents)
+
+    def load(self, s: EditSettings, prior, inputs: list[str]) -> Sources:
+        raise NotImplementedError
+
+    def preview(self, prior, z: torch.Tensor, source: torch.Tensor, src: Sources) -> np.ndarray:
+        """The live preview, (H, W, 3) uint8, from the current latents z and the decoded source."""
+        raise NotImplementedError
+
+    def outputs(self, s: EditSettings, prior, edit: CSDEdit, edited: torch.Tensor, source: torch.Tensor,
+                src: Sources, last: Progress | None, out_dir: Path) -> Result:
+        """Files, figures and metrics from the decoded result and source, (N, 3, H, W) in [0, 1]."""
+        raise NotImplementedError

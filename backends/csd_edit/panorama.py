@@ -56,11 +56,8 @@ def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):
     return step
 
 
-class _PanoramaEdit:
-    prior = "instruct"
-    requires_prompt = True
+class _PanoramaEdit(csd.EditBackend):
     inputs = "image"
-    method = "csd"
 
     @classmethod
     def estimate(cls, s: PanoramaSettings, inputs, facts):
@@ -71,8 +68,7 @@ class _PanoramaEdit:
         budget.check_aspect(size, "panorama image")
         return budget.edit_work([size], s.short_side or 512, facts, "image")
 
-    def run(self, s: PanoramaSettings, *, prior, inputs, out_dir):
-        s = csd.checked(s, prior)
+    def load(self, s: PanoramaSettings, prior, inputs):
         image = media.image(inputs[0])
         w0, h0 = image.size
         budget.check_aspect((w0, h0), "panorama image")
@@ -85,30 +81,33 @@ class _PanoramaEdit:
         window_px = min(s.window, max(multiple, s.short_side // multiple * multiple))
         stride_px = max(scale, round(s.stride * window_px / s.window / scale) * scale)
         size = budget.working_size((w0, h0), s.short_side, multiple, long_multiple=stride_px)
-        source_pixels = outputs.to_batch([image], size, prior.device)
-        edit = csd.CSDEdit(prior, s, source_pixels, method=self.method)
-        pano = edit.source_latents.clone().requires_grad_(True)
-        _, _, h, w = pano.shape
+        h, w = size[1] // scale, size[0] // scale  # the panorama latent's cells
         window = min(window_px // scale, h, w)
         boxes, _ = windows.window_boxes(h, w, window, stride_px // scale)
+        return csd.Sources(outputs.to_batch([image], size, prior.device),
+                           dict(input_size=(w0, h0), size=size, window=window, stride=stride_px // scale,
+                                boxes=boxes))
 
-        def preview():
-            return outputs.fit_width(to_uint8(windows.decode_tiled(prior, pano.detach(), window)[0]))
+    def step(self, s, edit, z, src):
+        return make_step(edit, z, src.facts["boxes"], s.particles)
 
-        last = None
-        for progress in csd.optimize(pano, make_step(edit, pano, boxes, s.particles), s, preview):
-            last = progress
-            yield progress
+    def decode(self, prior, latents, src):
+        return windows.decode_tiled(prior, latents, src.facts["window"])
 
-        edited = windows.decode_tiled(prior, pano.detach(), window)
-        source = windows.decode_tiled(prior, edit.source_latents, window)
+    def preview(self, prior, z, source, src):
+        return outputs.fit_width(to_uint8(self.decode(prior, z, src)[0]))
+
+    def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
+        size, (w0, h0), window = src.facts["size"], src.facts["input_size"], src.facts["window"]
+        scale = prior.latent_scale
         out = outputs.resize_uint8(to_uint8(edited), (w0, h0))[0]
         # the figure shows the user's own input; the metrics compare decoded with decoded (same VAE on both sides)
-        figure = outputs.labelled_rows([("source", outputs.fit_width(to_uint8(source_pixels[0]), 2048)),
-                                       (self.key, outputs.fit_width(to_uint8(edited[0]), 2048))])
+        figure = outputs.labelled_rows([("source", outputs.fit_width(to_uint8(src.images[0]), 2048)),
+                                        (self.key, outputs.fit_width(to_uint8(edited[0]), 2048))])
         files = {"png": save_png(out, out_dir / "edited.png"),
                  "comparison": save_png(figure, out_dir / "comparison.png")}
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
+        _, _, h, w = edit.source_latents.shape
         tiles, grid = windows.window_boxes(h, w, window, max(window // 2, 1))
         pixel_tiles = [tuple(v * scale for v in box) for box in tiles]
         edited_tiles, source_tiles = windows.take_windows(edited, pixel_tiles), windows.take_windows(source, pixel_tiles)
@@ -117,9 +116,9 @@ class _PanoramaEdit:
         # per-pixel residuals of neighbouring windows differ by the edit's texture too; their mean colours do not
         found.update(metrics.residual_colour_variation(edited_tiles, source_tiles, pairs))
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
-                "windows": len(boxes), "window_cells": window, "stride_cells": stride_px // scale,
+                "windows": len(src.facts["boxes"]), "window_cells": window, "stride_cells": src.facts["stride"],
                 "unet_chunk": edit.chunk, "notes": notes, "warnings": outputs.resize_warning((w0, h0), size, "panorama")}
-        yield Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
+        return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
 @register("panorama", "csd-edit")

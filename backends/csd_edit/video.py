@@ -41,11 +41,8 @@ class VideoCSDSettings(VideoSettings):
     repulsion: float = csd.repulsion_option()
 
 
-class _VideoEdit:
-    prior = "instruct"
-    requires_prompt = True
+class _VideoEdit(csd.EditBackend):
     inputs = "video"
-    method = "csd"
 
     @classmethod
     def estimate(cls, s: VideoSettings, inputs, facts):
@@ -56,28 +53,24 @@ class _VideoEdit:
         budget.check_aspect(size, "video frame")
         return budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
 
-    def run(self, s: VideoSettings, *, prior, inputs, out_dir):
-        s = csd.checked(s, prior)
+    def load(self, s: VideoSettings, prior, inputs):
         frames, fps = media.video(inputs[0], sample=s.particles)
         count, h0, w0 = frames.shape[:3]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
-        sources = outputs.to_batch(frames, size, prior.device)
-        edit = csd.CSDEdit(prior, s, sources, method=self.method)
-        z = edit.source_latents.clone().requires_grad_(True)
-        source = csd.decode(prior, edit.source_latents)  # the source as the VAE returns it: residuals exclude VAE error
         shown = np.unique(np.round(np.linspace(0, count - 1, min(8, count))).astype(int))
+        return csd.Sources(outputs.to_batch(frames, size, prior.device),
+                           dict(frames=frames, fps=fps, input_size=(w0, h0), size=size, shown=shown,
+                                path=inputs[0]))
 
-        def preview():
-            edited = csd.decode_preview(prior, z.detach()[shown])
-            return outputs.labelled_rows([("source", outputs.strip(to_uint8(source[shown]))),
-                                         (f"{self.key} step", outputs.strip(to_uint8(edited)))])
+    def preview(self, prior, z, source, src):
+        shown = src.facts["shown"]
+        edited = csd.decode_preview(prior, z[shown])
+        return outputs.labelled_rows([("source", outputs.strip(to_uint8(source[shown]))),
+                                      (f"{self.key} step", outputs.strip(to_uint8(edited)))])
 
-        last = None
-        for progress in csd.optimize(z, csd.items_step(edit, z), s, preview):
-            last = progress
-            yield progress
-
-        edited = csd.decode(prior, z.detach())
+    def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
+        frames, fps, size, (w0, h0) = src.facts["frames"], src.facts["fps"], src.facts["size"], src.facts["input_size"]
+        count = len(frames)
         out = outputs.resize_uint8(to_uint8(edited), (w0, h0))
         figure = outputs.labelled_rows([("source", outputs.strip(frames)), (self.key, outputs.strip(out))])
         files = {
@@ -86,7 +79,7 @@ class _VideoEdit:
             "comparison": save_png(figure, out_dir / "comparison.png"),
         }
         found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
-        in_clip = _source_frames(inputs[0], count, fps)
+        in_clip = _source_frames(src.facts["path"], count, fps)
         if in_clip is None:
             frames_note = f"{count} frames (at most {s.particles}, spread evenly over the clip)"
         elif in_clip > count:
@@ -110,7 +103,7 @@ class _VideoEdit:
             "warnings": ([f"Kept {frames_note}."] if in_clip is None or in_clip > count else [])
             + outputs.resize_warning((w0, h0), size, "clip"),
         }
-        yield Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
+        return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
 def _source_frames(path: str, kept: int, fps_kept: float) -> int | None:

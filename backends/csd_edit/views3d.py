@@ -63,11 +63,8 @@ def _is_zip(path: str) -> bool:
         return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
 
 
-class _ViewsEdit:
-    prior = "instruct"
-    requires_prompt = True
+class _ViewsEdit(csd.EditBackend):
     inputs = "images"
-    method = "csd"
 
     @classmethod
     def estimate(cls, s: ViewsSettings, inputs, facts):
@@ -92,44 +89,38 @@ class _ViewsEdit:
             return budget.Work(0, "no views", "particles")
         return budget.edit_work(sizes, s.short_side or 512, facts, "view")
 
-    def run(self, s: ViewsSettings, *, prior, inputs, out_dir):
-        s = csd.checked(s, prior)
+    def load(self, s: ViewsSettings, prior, inputs):
         views, origin = load_views(inputs, s.particles)
         if len(views) < 2:
             raise InputError(f"views3d needs at least 2 views of the object, got {len(views)}.")
         h0, w0 = views[0].shape[:2]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
-        sources = outputs.to_batch(views, size, prior.device)
-        edit = csd.CSDEdit(prior, s, sources, method=self.method, kernel=getattr(s, "kernel_distance", "latent"))
-        z = edit.source_latents.clone().requires_grad_(True)
-        source = csd.decode(prior, edit.source_latents)
+        return csd.Sources(outputs.to_batch(views, size, prior.device),
+                           dict(count=len(views), origin=origin, input_size=(w0, h0), size=size))
 
-        def preview():
-            return outputs.labelled_rows([("source", outputs.strip(to_uint8(source), max_items=16)),
-                                         (f"{self.key} step", outputs.strip(to_uint8(csd.decode_preview(prior, z.detach())),
-                                                                           max_items=16))])
+    def preview(self, prior, z, source, src):
+        return outputs.labelled_rows([("source", outputs.strip(to_uint8(source), max_items=16)),
+                                      (f"{self.key} step", outputs.strip(to_uint8(csd.decode_preview(prior, z)),
+                                                                         max_items=16))])
 
-        last = None
-        for progress in csd.optimize(z, csd.items_step(edit, z), s, preview):
-            last = progress
-            yield progress
-
-        edited = csd.decode(prior, z.detach())
+    def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
+        size, (w0, h0) = src.facts["size"], src.facts["input_size"]
         out = outputs.resize_uint8(to_uint8(edited), (w0, h0))
-        figure = outputs.labelled_rows([("source", outputs.strip(to_uint8(sources), max_items=16)),
-                                       (self.key, outputs.strip(out, max_items=16))])
+        figure = outputs.labelled_rows([("source", outputs.strip(to_uint8(src.images), max_items=16)),
+                                        (self.key, outputs.strip(out, max_items=16))])
         files = {
             "zip": outputs.write_zip(out, out_dir / "views.zip"),
             "gif": outputs.write_gif(out, TURNTABLE_FPS, out_dir / "turntable.gif"),
             "mp4": outputs.write_mp4(out, TURNTABLE_FPS, out_dir / "turntable.mp4"),
             "comparison": save_png(figure, out_dir / "comparison.png"),
         }
-        found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(views)), last)
-        meta = {"metrics": found, "method": self.method, "views": len(views), "from": origin,
-                "kernel_distance": getattr(s, "kernel_distance", None), "work_size": list(size),
+        count = src.facts["count"]
+        found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
+        meta = {"metrics": found, "method": self.method, "views": count, "from": src.facts["origin"],
+                "kernel_distance": self.kernel(s) if self.method == "csd" else None, "work_size": list(size),
                 "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes,
                 "warnings": outputs.resize_warning((w0, h0), size, "views")}
-        yield Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
+        return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
 @register("views3d", "csd-edit")
@@ -137,6 +128,9 @@ class ViewsCSDEdit(_ViewsEdit):
     Settings = ViewsCSDSettings
     description = "CSD-Edit several views of one object with InstructPix2Pix: views are SVGD particles, edits agree"
     method = "csd"
+
+    def kernel(self, s: ViewsCSDSettings) -> str:
+        return s.kernel_distance
 
 
 @register("views3d", "per-view")
