@@ -232,7 +232,7 @@ class CSDEdit:
         src = self.source_latents if take is None else take(self.source_latents)
         cond_tgt, cond_src = self.conditions.for_particles(n, take)
         t = engine.sample_timesteps(1, s.t_min, s.t_max, generator=self.gen, device=self.device).expand(n)
-        eps = torch.randn(z.shape, generator=self.gen, device=self.device)
+        eps = engine.draw_noise(z, self.gen)
 
         def predict(z_t, tt, noise):
             # the baseline is the prior's prediction for the source noised by the same eps: one UNet call for the
