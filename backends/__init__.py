@@ -7,6 +7,7 @@
     backends.expect("image/sds", {"steps": 200}, prior="analytic", inputs=["t.png"])  # its seconds, roughly
 """
 from .errors import DistillError, InputError, RunError
+from .priors import MODES as PRIOR_MODES
 from .priors import describe as describe_machine
 from .priors.machine import MEMORY_MODES, free_memory, on_space, on_zero_gpu
 from .registry import available, get, register, reload_plugins
@@ -15,4 +16,4 @@ from .types import Progress, Result
 
 __all__ = ["DistillError", "InputError", "RunError", "available", "get", "register", "reload_plugins", "run",
            "run_to_end", "expect", "preload", "Progress", "Result", "describe_machine", "free_memory", "on_space", "on_zero_gpu",
-           "MEMORY_MODES"]
+           "MEMORY_MODES", "PRIOR_MODES"]

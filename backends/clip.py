@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ModelUnavailableError
+from .priors.catalog import HELPERS
 from .priors.machine import default_device
 
-DEFAULT_MODEL = "ViT-B-16"
-DEFAULT_PRETRAINED = "openai"
-ENV = "DISTILL_CLIP_MODEL"
+# Where the scorer comes from is the catalog's fact ("clip": its environment variable, "model:pretrained" default).
+ENV = HELPERS["clip"].env
+DEFAULT_MODEL, _, DEFAULT_PRETRAINED = HELPERS["clip"].default.partition(":")
 # open_clip's default image normalization (OpenAI's), used by the tiny model too
 _MEAN = (0.48145466, 0.4578275, 0.40821073)
 _STD = (0.26862954, 0.26130258, 0.27577711)

@@ -7,12 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from backends import MEMORY_MODES as BACKEND_MEMORY_MODES
 from backends import describe_machine, on_zero_gpu
-
-PRIOR_MODES = ("auto", "tiny", "real")
-MEMORY_MODES = BACKEND_MEMORY_MODES
-KIND_TABS = {"text": "Text to SVG", "instruct": "the editing tabs"}
 
 
 @dataclass
@@ -41,12 +36,16 @@ class Environment:
         return self.facts["kinds"][kind]["prior"]
 
     def uses_real(self, kind: str) -> bool:
-        k = self.facts["kinds"][kind]
-        return k["prior"] == k["real"]
+        return self.facts["kinds"][kind]["uses_real"]
 
     def prior_names(self, kind: str) -> list[str]:
-        """Every prior of `kind` a person may pick here (the server's own catalog: no paths, no hub ids)."""
-        return [n for n, p in self.facts["priors"].items() if p["kind"] == kind]
+        """The priors of `kind` a person may pick here (the server's own catalog, no paths or hub ids; only those
+        that can run here, see `backends.priors.describe`)."""
+        return [n for n, p in self.facts["priors"].items() if p["kind"] == kind and p["offered"]]
+
+    def is_tiny(self, prior: str | None) -> bool:
+        """A random-weight prior, whose pictures mean nothing."""
+        return bool(prior) and self.facts["priors"].get(prior.split(":", 1)[0], {}).get("tiny", False)
 
     def run_device(self) -> str | None:
         """The device handed to backends.run (None lets the backend pick, as on ZeroGPU)."""
@@ -57,11 +56,8 @@ class Environment:
 
 
 def detect(prior_mode: str = "auto", device: str = "auto", memory: str = "auto") -> Environment:
-    """Look at this machine once: device, GPU memory, weights on disk; decide each tab's prior."""
-    if prior_mode not in PRIOR_MODES:
-        raise ValueError(f"prior mode must be one of {', '.join(PRIOR_MODES)}, not {prior_mode!r}")
-    if memory not in MEMORY_MODES:
-        raise ValueError(f"memory mode must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
+    """Look at this machine once: device, GPU memory, weights on disk; decide each tab's prior (an unknown prior or
+    memory mode is a ValueError from `describe_machine`)."""
     import torch
 
     zero = on_zero_gpu()
@@ -74,49 +70,48 @@ def detect(prior_mode: str = "auto", device: str = "auto", memory: str = "auto")
     return Environment(device=device, prior_mode=prior_mode, memory_mode=memory, facts=facts)
 
 
+def _where(env: Environment, memory: bool = False) -> str:
+    f = env.facts
+    if f.get("gpu"):
+        return f"GPU ({f['gpu']}, {f['gpu_mem_gb']:.0f} GB)" if memory else f"GPU ({f['gpu']})"
+    return "ZeroGPU" if env.zero_gpu else "GPU" if env.has_gpu else "CPU"
+
+
+def _offline(env: Environment) -> list[dict]:
+    return [k for k in env.facts["kinds"].values() if not k["uses_real"]]
+
+
 def headline(env: Environment) -> str:
     """One short line for the top of the page: real or try-out, and the prior each kind of tab uses."""
-    f, kinds = env.facts, env.facts["kinds"]
-    where = f"GPU ({f['gpu']})" if f.get("gpu") else "ZeroGPU" if env.zero_gpu else "GPU" if env.has_gpu else "CPU"
-    offline = [k for k in kinds if not env.uses_real(k)]
+    kinds, offline = env.facts["kinds"].values(), _offline(env)
     if not offline:
-        return f"Running on **{where}** with {' and '.join(kinds[k]['real_label'] for k in kinds)}."
-    used = "; ".join(f"{KIND_TABS[k]}: `{kinds[k]['prior']}`" for k in offline)
-    return (f"**Try-out mode** on {where}: no {' or '.join(kinds[k]['real_label'] for k in offline)} here, so the "
+        return f"Running on **{_where(env)}** with {' and '.join(k['real_label'] for k in kinds)}."
+    used = "; ".join(f"{k['for']}: `{k['prior']}`" for k in offline)
+    return (f"**Try-out mode** on {_where(env)}: no {' or '.join(k['real_label'] for k in offline)} here, so the "
             f"tabs use offline priors ({used}). Results name their prior.")
 
 
 def banner(env: Environment) -> str:
     """Markdown for the top of the page: what runs, what is missing and how to provide it."""
-    f = env.facts
-    where = (f"GPU ({f['gpu']}, {f['gpu_mem_gb']:.0f} GB)" if f.get("gpu") else
-             "ZeroGPU" if env.zero_gpu else "GPU" if env.has_gpu else "CPU")
-    kinds = f["kinds"]
-    real = [k for k in kinds if env.uses_real(k)]
-    offline = [k for k in kinds if not env.uses_real(k)]
+    f, offline = env.facts, _offline(env)
+    kinds = f["kinds"].values()
     lines = []
     if not offline:
-        lines.append(f"Running on **{where}** with {' and '.join(kinds[k]['real_label'] for k in real)}.")
+        lines.append(f"Running on **{_where(env, memory=True)}** with {' and '.join(k['real_label'] for k in kinds)}.")
     else:
-        used = "; ".join(f"{KIND_TABS[k]} use{'s' if k == 'text' else ''} `{kinds[k]['prior']}`: "
-                         f"{kinds[k]['summary']}" for k in offline)
-        lines.append(f"**Try-out mode** on {where}: no {' or '.join(kinds[k]['real_label'] for k in offline)} here, "
-                     f"so {used}. Results name their prior; they are not Stable Diffusion's.")
-        missing = []
-        if not env.has_gpu and env.prior_mode == "auto":
-            missing.append("a CUDA GPU")
-        for k in offline:
-            w = kinds[k]["weights"]
-            if env.prior_mode != "tiny" and w["state"] not in ("local", "cached", "download"):
-                missing.append(f"{kinds[k]['real_label']} weights `{w['source']}` ({w['detail']})")
-        if env.prior_mode == "tiny":
-            missing.append("nothing: tiny priors were asked for (`--prior tiny` / `DISTILL_PRIOR=tiny`)")
-        if missing:
+        used = "; ".join(f"the {k['for']} tabs use `{k['prior']}`: {k['summary']}" for k in offline)
+        lines.append(f"**Try-out mode** on {_where(env, memory=True)}: no "
+                     f"{' or '.join(k['real_label'] for k in offline)} here, so {used}. Results name their prior; "
+                     "they are not Stable Diffusion's.")
+        missing = list(dict.fromkeys(why for k in offline for why in k["missing"]))
+        if f["tiny_asked"]:
+            lines.append("Tiny random-weight priors were asked for (`--prior tiny` / `DISTILL_PRIOR=tiny`).")
+        elif missing:
             lines.append("Missing for the real models: " + "; ".join(missing) + ".")
         lines.append("For the real models, on a machine with a GPU: `hf download <hub id>` once, or set "
-                     + " / ".join(f"`{kinds[k]['env']}`" for k in kinds)
+                     + " / ".join(f"`{k['env']}`" for k in kinds)
                      + " to a local diffusers folder or another hub id; then restart.")
-    downloads = [f"`{kinds[k]['weights']['source']}`" for k in real if kinds[k]["weights"]["state"] == "download"]
+    downloads = [f"`{k['weights']['source']}`" for k in kinds if k["uses_real"] and k["weights"]["downloads"]]
     if downloads:
         lines.append(f"{', '.join(downloads)} will be downloaded on first use (a few GB, once).")
     if env.has_gpu and f["memory_switches"]:

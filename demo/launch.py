@@ -65,10 +65,10 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     p.add_argument("--share", action=argparse.BooleanOptionalAction,
                    default=truthy(_env("DISTILL_SHARE", default="")),
                    help="also serve through a public gradio.live link")
-    p.add_argument("--prior", choices=environment.PRIOR_MODES, default=_env("DISTILL_PRIOR", default="auto"),
+    p.add_argument("--prior", choices=backends.PRIOR_MODES, default=_env("DISTILL_PRIOR", default="auto"),
                    help="auto: real models when a GPU and their weights are there, else the tiny built-in ones")
     p.add_argument("--device", default=_env("DISTILL_DEVICE", default="auto"), help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--memory", choices=environment.MEMORY_MODES, default=_env("DISTILL_MEMORY", default="auto"),
+    p.add_argument("--memory", choices=backends.MEMORY_MODES, default=_env("DISTILL_MEMORY", default="auto"),
                    help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
     p.add_argument("--queue-size", type=int, default=int(_env("DISTILL_QUEUE_SIZE", default=64)),
                    help="jobs that may wait in the queue before new ones are refused")
@@ -141,25 +141,18 @@ def quiet_libraries() -> None:
 
 def startup_block(url: str, share_url: str | None, env: environment.Environment, took_s: float) -> str:
     """What start-up prints, once: where to open the app, the mode (real or try-out, and why), the priors found."""
-    kinds = env.facts["kinds"]
-    real = all(env.uses_real(k) for k in kinds)
-    if real:
-        mode = "real models (" + ", ".join(kinds[k]["real_label"] for k in kinds) + ")"
+    kinds = env.facts["kinds"].values()
+    if all(k["uses_real"] for k in kinds):
+        mode = "real models (" + ", ".join(k["real_label"] for k in kinds) + ")"
     else:
-        why = []
-        if env.prior_mode == "tiny":
-            why.append("tiny priors were asked for")
-        else:
-            if not env.has_gpu:
-                why.append("no CUDA GPU")
-            why += [f"no {kinds[k]['real_label']} weights ({kinds[k]['weights']['detail'] or kinds[k]['weights']['state']})"
-                    for k in kinds if not env.uses_real(k)
-                    and kinds[k]["weights"]["state"] not in ("local", "cached", "download")]
-        mode = "try-out (" + ("; ".join(why) or "offline priors") + ")"
-    used = ", ".join(f"{k}: {kinds[k]['prior']}" for k in kinds)
+        missing = list(dict.fromkeys(w for k in kinds for w in k["missing"]))
+        why = ("tiny priors were asked for" if env.facts["tiny_asked"] else
+               "missing " + "; ".join(missing) if missing else "offline priors")
+        mode = f"try-out ({why})"
+    used = ", ".join(f"{k['for']}: {k['prior']}" for k in kinds)
     lines = [f"Distill Studio is serving at {url}" + (f" and {share_url}" if share_url else ""),
              f"  mode:    {mode}",
-             f"  priors:  {used}; offered: {', '.join(env.facts['priors'])}",
+             f"  priors:  {used}; offered: {', '.join(n for n, p in env.facts['priors'].items() if p['offered'])}",
              f"  device:  {env.device}; started in {took_s:.1f} s"]
     return "\n".join(lines)
 

@@ -98,7 +98,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
         tells = setting_differences([p[3] for p in plan])
         for i, (label, cls, prior, settings, inputs) in enumerate(plan):
             side = "ab"[i]
-            note = _prior_note(prior)
+            note = f" ({TINY_NOTE})" if env.is_tiny(prior) else ""
             loading = prior_loading_message(prior, env)
             yield out.status(f"**{label}** `{cls.key}`: {loading or 'preparing'}{note}...")
             warm_prior(prior, env)
@@ -173,12 +173,6 @@ def prior_sentence(metas: list[dict]) -> str:
     return f" Made with {'; '.join(parts)}." if parts else ""
 
 
-def _prior_note(prior: str | None) -> str:
-    if prior and prior.startswith("tiny-"):
-        return f" ({TINY_NOTE})"
-    return ""
-
-
 _warmed: set[tuple[str, str]] = set()
 _warm_lock = threading.Lock()
 
@@ -194,7 +188,7 @@ def prior_loading_message(prior: str | None, env: environment.Environment) -> st
         return None
     k = next(k for k in env.facts["kinds"].values() if k["real"] == prior)
     what = f"{k['real_label']} weights `{k['weights']['source']}`"
-    if k["weights"]["state"] == "download":
+    if k["weights"]["downloads"]:
         return f"downloading {what} from the Hugging Face Hub (first use only, a few GB)"
     return f"loading {what} (first use only, up to a minute)"
 

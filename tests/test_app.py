@@ -43,8 +43,10 @@ def real_env(**weights) -> environment.Environment:
     env = environment.detect("tiny", "cpu")
     env.device = "cuda"
     for kind, k in env.facts["kinds"].items():
-        k["prior"] = k["real"]
-        k["weights"] = {"source": weights.get(kind, k["weights"]["source"]), "state": "download", "detail": ""}
+        k.update(prior=k["real"], uses_real=True, missing=[])
+        k["weights"] = {"source": weights.get(kind, k["weights"]["source"]), "state": "download", "detail": "",
+                        "usable": True, "downloads": True}
+        env.facts["priors"][k["real"]]["offered"] = True
     return env
 
 
@@ -474,7 +476,7 @@ def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(mon
     monkeypatch.setattr(runs, "default_clip", clips.append)
     monkeypatch.setattr(runs, "_warmed", set())
     env = real_env(text="org/sd")
-    env.facts["kinds"]["instruct"]["prior"] = "tiny-ip2p"
+    env.facts["kinds"]["instruct"].update(prior="tiny-ip2p", uses_real=False)
     assert "downloading Stable Diffusion 1.5 weights `org/sd`" in runs.prior_loading_message("sd", env)
     assert runs.prior_loading_message("tiny-sd", env) is None
     runs.warm_in_background(env).join(60)

@@ -166,7 +166,7 @@ def test_start_up_prints_one_block_with_url_mode_and_priors():
     block = startup_block("http://127.0.0.1:7860/", None, env, 2.0)
     lines = block.splitlines()
     assert lines[0] == "Distill Studio is serving at http://127.0.0.1:7860/"
-    assert "try-out" in lines[1] and "no CUDA GPU" in lines[1]
+    assert "try-out" in lines[1] and "missing a CUDA GPU" in lines[1]
     assert "icons" in lines[2] and "edits" in lines[2]
 
 

@@ -128,9 +128,9 @@ def test_encoder_fidelity_recovers_targets_through_an_invertible_encoder():
 
 
 def test_encoder_fidelity_runs_with_the_tiny_kl_and_fast_encoders(tiny):
-    from backends.priors.tiny import load_tiny
+    from backends.priors import load_prior
 
-    kl = load_tiny("sd", device="cpu")
+    kl = load_prior("tiny-sd", "cpu")
     kl_mean = lambda x: kl.encode(x, mode="mean")
     rows = encoder_fidelity({"kl": kl_mean, "fast": tiny.encode}, images(1, 64), kl_mean, steps=3)
     assert set(rows) == {"kl", "fast"}

@@ -91,3 +91,36 @@ def test_no_import_circle_even_inside_functions():
 ])
 def test_the_circle_finder_finds_circles(graph, expected):
     assert circles(graph) == expected
+
+
+def test_the_demo_decides_nothing_by_prior_vocabulary():
+    """The app words facts that `backends.describe_machine()` already decided: no comparison in demo/ against a
+    prior's name, kind or role, a weights state or a name prefix (those facts live in the catalog alone)."""
+    from backends.priors import catalog
+
+    words = set(catalog.entries()) | set(catalog.KINDS) | set(catalog.ROLES) | {"local", "cached", "download"}
+    stems = {n.split("-")[0] for n in catalog.entries()}  # "tiny-" prefixes and the like
+    found = []
+    for path in sorted((ROOT / "demo").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            probes = []
+            if isinstance(node, ast.Compare):
+                probes = [node.left, *node.comparators]
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("startswith", "endswith"):
+                probes = node.args
+            for c in (c for probe in probes for c in _values(probe)):
+                if isinstance(c.value, str) and (c.value in words or c.value.rstrip("-") in stems):
+                    found.append(f"{path.name}:{node.lineno} {c.value!r}")
+    assert not found, found
+
+
+def _values(node: ast.AST):
+    """The string constants an expression compares (a subscript's key, facts["real"], is a name, not a value)."""
+    if isinstance(node, ast.Constant):
+        yield node
+    for name, child in ast.iter_fields(node):
+        if isinstance(node, ast.Subscript) and name == "slice":
+            continue
+        for c in child if isinstance(child, list) else [child]:
+            if isinstance(c, ast.AST):
+                yield from _values(c)

@@ -11,12 +11,11 @@ import warnings
 import pytest
 import torch
 
-from backends.priors import tiny
+from backends.priors import catalog, tiny
 from backends.priors.analytic import scaled_linear_alphas_cumprod
 from backends.priors.base import Prior
 from backends.priors.diffusers_prior import (
     DiffusersPrior,
-    default_source,
     load_diffusers_prior,
 )
 from backends.errors import InputError, ModelUnavailableError
@@ -31,14 +30,20 @@ def offline_cache(tmp_path_factory):
         yield
 
 
+def own_tiny(recipe: str, device: str = "cpu") -> DiffusersPrior:
+    """A tiny prior of this test's own (load_prior would hand out the process's shared, cached one)."""
+    kind = {"sd": "text", "ip2p": "instruct"}[recipe]
+    return load_diffusers_prior(str(tiny.ensure_tiny(recipe)), kind, device=device, tiny=True, name=f"tiny-{recipe}")
+
+
 @pytest.fixture(scope="module")
 def sd(offline_cache) -> DiffusersPrior:
-    return tiny.load_tiny("sd", device="cpu")
+    return own_tiny("sd")
 
 
 @pytest.fixture(scope="module")
 def ip2p(offline_cache) -> DiffusersPrior:
-    return tiny.load_tiny("ip2p", device="cpu")
+    return own_tiny("ip2p")
 
 
 def _images(b=2, h=64, w=64, seed=0):
@@ -165,20 +170,18 @@ def test_a_text_model_is_refused_as_an_instruct_prior(sd, offline_cache):
         load_diffusers_prior(str(tiny.tiny_dir("sd")), "instruct", device="cpu")
 
 
-def test_default_source_reads_the_environment(monkeypatch):
+def test_the_real_models_sources_read_the_environment(monkeypatch):
     monkeypatch.delenv("DISTILL_SD_MODEL", raising=False)
     monkeypatch.delenv("DISTILL_IP2P_MODEL", raising=False)
-    assert default_source("text") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    assert default_source("instruct") == "timbrooks/instruct-pix2pix"
+    assert catalog.real("text").source() == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert catalog.real("instruct").source() == "timbrooks/instruct-pix2pix"
     monkeypatch.setenv("DISTILL_IP2P_MODEL", "/models/ip2p")
-    assert default_source("instruct") == default_source("ip2p") == "/models/ip2p"
+    assert catalog.real("instruct").source() == "/models/ip2p"
 
 
-def test_model_names_are_accepted_as_kinds(sd, offline_cache):
-    prior = load_diffusers_prior(str(tiny.tiny_dir("sd")), "sd", device="cpu")  # as load_prior passes it
-    assert prior.kind == "text"
+def test_only_the_catalogs_kinds_are_accepted(sd, offline_cache):
     with pytest.raises(ValueError, match="prior kind"):
-        load_diffusers_prior(str(tiny.tiny_dir("sd")), "video")
+        load_diffusers_prior(str(tiny.tiny_dir("sd")), "sd")  # a model name is not a kind
 
 
 # ---- images <-> latents, text ----
@@ -197,7 +200,7 @@ def test_encode_decode_shapes_dtypes_and_gradient(sd):
 
 
 def test_decode_with_vae_tiling_handles_wide_latents(offline_cache):
-    prior = tiny.load_tiny("sd", device="cpu")  # own copy: tiling must not leak into the shared fixture
+    prior = own_tiny("sd")  # own copy: tiling must not leak into the shared fixture
     prior.enable_vae_tiling()
     with torch.no_grad():
         img = prior.decode(_latents(1, 8, 24))  # 192 px wide, tiles of 64 px
@@ -453,7 +456,7 @@ def test_auto_picks_graphs_on_cuda_unless_zero_gpu_or_switched_off(monkeypatch):
 def test_cuda_graph_mode_gives_the_eager_noise_prediction_within_fp16(offline_cache, monkeypatch, kind, batch):
     monkeypatch.delenv("DISTILL_CUDA_GRAPHS", raising=False)
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    prior = tiny.load_tiny(kind, device="cuda")
+    prior = own_tiny(kind, device="cuda")
     g = torch.Generator().manual_seed(0)
     z = torch.randn(batch, 4, 8, 8, generator=g).cuda()
     t = torch.randint(20, 980, (batch,), generator=g).cuda()
@@ -528,3 +531,24 @@ def test_optional_capabilities_are_declared_protocols_that_the_priors_meet(sd):
         assert sd.start_notice() == CAPTURE_STATUS
     finally:
         sd.switches.remove("cuda_graph")
+
+
+def test_describe_decides_what_the_app_words(monkeypatch):
+    """Per kind: the prior "auto" means, whether it is the real one and what the real one lacks; per prior: its
+    role and whether a person may pick it here. The roles come from the catalog alone."""
+    from backends.priors import describe
+
+    monkeypatch.setenv("DISTILL_SD_MODEL", "/nowhere/sd15")
+    facts = describe("cpu", "auto")
+    text = facts["kinds"]["text"]
+    assert (text["prior"], text["uses_real"]) == (catalog.first("text", "offline"), False) == ("icons", False)
+    assert text["missing"][0] == "a CUDA GPU" and "/nowhere/sd15" in text["missing"][1]
+    assert not text["weights"]["usable"] and not facts["tiny_asked"]
+    offered = {n for n, p in facts["priors"].items() if p["offered"]}
+    assert {"icons", "edits", "analytic"} <= offered and not offered & {"sd", "tiny-sd", "tiny-ip2p"}
+    assert {n for n, p in facts["priors"].items() if p["tiny"]} == {"tiny-sd", "tiny-ip2p"}
+    tiny_facts = describe("cpu", "tiny")
+    assert tiny_facts["kinds"]["instruct"]["prior"] == "tiny-ip2p" and tiny_facts["kinds"]["instruct"]["missing"] == []
+    assert tiny_facts["priors"]["tiny-sd"]["offered"] and tiny_facts["tiny_asked"]
+    with pytest.raises(ValueError, match="prior mode"):
+        describe("cpu", "huge")

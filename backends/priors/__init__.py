@@ -21,10 +21,8 @@ from .analytic import AnalyticEditPrior, AnalyticPrior
 from .base import Cond, Prior
 from .catalog import Entry, register
 
-# What "auto" falls back to without real weights (or a GPU), per kind: the first one in the catalog wins.
-OFFLINE_DEFAULTS = {"text": ("icons", "tiny-sd"), "instruct": ("edits", "tiny-ip2p")}
-REAL = {"text": "sd", "instruct": "ip2p"}
-TINY = {"text": "tiny-sd", "instruct": "tiny-ip2p"}
+# What a person may ask of the priors: "auto" (real where a GPU and weights are there, else offline), or the
+# real / tiny role of every kind.
 MODES = ("auto", "tiny", "real")
 
 _cache: dict[tuple, Prior] = {}
@@ -74,45 +72,57 @@ def unload_all() -> None:
 
 def auto_prior(kind: str, mode: str = "auto", device: torch.device | str | None = None) -> str:
     """The prior "auto" means for a backend of `kind` ("text" / "instruct"): the real model where a GPU and its
-    weights are there (mode "auto"), else the offline default (the closed-form prior, or the tiny one)."""
+    weights are there (mode "auto"), else the catalog's first offline prior of that kind (the closed-form one), else
+    its tiny one."""
     if mode not in MODES:
         raise ValueError(f"prior mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "real":
-        return REAL[kind]
-    if mode == "auto" and resolve_device(device).type == "cuda" and real_weights(kind).usable:
-        return REAL[kind]
-    if mode == "tiny":
-        return TINY[kind]
-    known = catalog.entries()
-    return next(n for n in OFFLINE_DEFAULTS[kind] if n in known)
+    if mode == "real" or (mode == "auto" and resolve_device(device).type == "cuda" and real_weights(kind).usable):
+        return catalog.first(kind, "real")
+    return (mode == "auto" and catalog.first(kind, "offline")) or catalog.first(kind, "tiny")
 
 
 def real_weights(kind: str) -> machine.Weights:
     """Where the weights of the real model of `kind` stand (local facts only)."""
-    return machine.find_weights(catalog.entry(REAL[kind]).source())
+    return machine.find_weights(catalog.real(kind).source())
+
+
+def _offered(e: Entry, mode: str, weights: machine.Weights, on_gpu: bool) -> bool:
+    """Whether a person may pick `e` here: a real model where its weights are there (a GPU too, unless real models
+    were asked for), a tiny one only when tiny priors were asked for, every closed-form one."""
+    if e.role == "real":
+        return weights.usable and (on_gpu or mode == "real")
+    return e.role != "tiny" or mode == "tiny"
 
 
 def describe(device: torch.device | str | None = None, mode: str = "auto", memory: str = "auto") -> dict:
-    """The facts the app's banner shows: device, memory profile, the prior each kind uses and why, weights."""
+    """Everything the app words about this machine, already decided: device, memory profile; per kind the prior
+    "auto" means, whether it is the real model, and if not what the real one lacks here (`missing`), where the real weights stand; per
+    prior what it is, whether it is tiny and whether it is offered here."""
     dev = resolve_device(device)
-    facts = {"device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "",
+    on_gpu = dev.type == "cuda"
+    profile = machine.memory_profile(dev, memory)
+    facts = {"device": str(dev), "gpu": torch.cuda.get_device_name(dev) if on_gpu else "",
              "gpu_mem_gb": round(machine.gpu_memory_gb(dev), 1), "zero_gpu": machine.on_zero_gpu(),
-             "memory": machine.memory_profile(dev, memory), "mode": mode,
-             "memory_switches": list(machine.MEMORY_SWITCHES[machine.memory_profile(dev, memory)]),
+             "memory": profile, "mode": mode, "tiny_asked": mode == "tiny", "memory_switches": list(machine.MEMORY_SWITCHES[profile]),
              "hub_offline": machine.hub_offline(), "kinds": {}, "priors": {}, "plugin_errors": catalog.plugin_errors}
+    weights = {}
     for kind in catalog.KINDS:
-        name = auto_prior(kind, mode, dev)
-        e = catalog.entry(name)
-        w = real_weights(kind)
-        facts["kinds"][kind] = {"prior": name, "label": e.label, "summary": e.summary, "profile": e.profile,
-                                "real": REAL[kind], "real_label": catalog.entry(REAL[kind]).label,
-                                "env": catalog.entry(REAL[kind]).env,
-                                "weights": {"source": w.source, "state": w.state, "detail": w.detail}}
-    facts["priors"] = {n: {"kind": e.kind, "label": e.label, "summary": e.summary, "profile": e.profile,
-                           "needs_target": e.needs_target}
+        name, real = auto_prior(kind, mode, dev), catalog.real(kind)
+        w = weights[kind] = real_weights(kind)
+        missing = ([] if name == real.name or mode == "tiny" else
+                   (["a CUDA GPU"] if not on_gpu and mode == "auto" else [])
+                   + ([f"{real.label} weights `{w.source}` ({w.detail or w.state})"] if not w.usable else []))
+        facts["kinds"][kind] = {"for": catalog.KIND_LABELS[kind], "prior": name, "label": catalog.entry(name).label,
+                                "summary": catalog.entry(name).summary, "uses_real": name == real.name,
+                                "missing": missing, "real": real.name, "real_label": real.label, "env": real.env,
+                                "weights": {"source": w.source, "state": w.state, "detail": w.detail,
+                                            "usable": w.usable, "downloads": w.state == "download"}}
+    facts["priors"] = {n: {"kind": e.kind, "role": e.role, "label": e.label, "summary": e.summary,
+                           "profile": e.profile, "tiny": e.tiny, "needs_target": e.needs_target,
+                           "offered": _offered(e, mode, weights[e.kind], on_gpu)}
                        for n, e in catalog.entries().items()}
     return facts
 
 
 __all__ = ["AnalyticEditPrior", "AnalyticPrior", "Cond", "Entry", "Prior", "auto_prior", "catalog", "describe",
-           "load_prior", "machine", "real_weights", "register", "resolve_device", "unload_all"]
+           "load_prior", "machine", "MODES", "real_weights", "register", "resolve_device", "unload_all"]

@@ -1,8 +1,10 @@
-"""The one table of priors: names, kinds, what each is, where its weights come from, how to load it.
+"""The one table of model facts: every prior's name, kind, role, label, where its weights come from and how to load
+it, and the sources of the two helper models (the fast VAE, the CLIP scorer).
 
-Every other place (the runner, the CLI's `list`, the app's menus and banner) reads this table. Third-party priors
-add entries through the entry point group `distill_studio.priors`: each entry point names a module whose import
-calls `register(Entry(...))`, or an `Entry` itself.
+Every other place (the runner, the CLI's `list`, `priors.describe()` and through it the app) reads this table; no
+other module names a prior's role, label or environment variable. Third-party priors add entries through the entry
+point group `distill_studio.priors`: each entry point names a module whose import calls `register(Entry(...))`, or
+an `Entry` itself.
 """
 from __future__ import annotations
 
@@ -17,6 +19,12 @@ from ..errors import InputError
 
 ENTRY_POINT_GROUP = "distill_studio.priors"
 KINDS = ("text", "instruct")
+KIND_LABELS = {"text": "text to image", "instruct": "instruction editing"}  # what a person reads for each kind
+# real: a diffusion model with downloaded weights (the paper's settings); offline: a closed-form prior that needs
+# nothing but this package ("auto" falls back to the first of its kind); tiny: random weights built in code, for
+# exercising the diffusers code path (its pictures mean nothing); measure: a closed-form prior for measuring the
+# engine, never picked by "auto".
+ROLES = ("real", "offline", "tiny", "measure")
 
 
 @dataclass(frozen=True)
@@ -24,9 +32,8 @@ class Entry:
     """One prior.
 
     kind: "text" (prompt -> image, like Stable Diffusion) or "instruct" (image + instruction -> edited image, like
-    InstructPix2Pix). profile: "full" for real diffusion models (the paper's settings apply), "quick" for the tiny
-    and closed-form priors (CPU-sized settings). env, default_source: where real weights come from; a name may then
-    be given as "name:<hub id or folder>". needs_target: the prior is centred on target images that the backend
+    InstructPix2Pix). role: one of ROLES (see there). env, default_source: where real weights come from; a name may
+    then be given as "name:<hub id or folder>". needs_target: the prior is centred on target images that the backend
     gives to `condition(images=...)` (the analytic prior). load: "module:function" called as
     fn(source, device=..., memory=...) -> the prior object. native_size, latent_scale, size_multiple: the loaded
     prior's own (its image side in px, px per latent cell, the multiple image sides must be), so the work budget
@@ -38,39 +45,72 @@ class Entry:
     label: str
     summary: str
     load: str
-    profile: str = "quick"
+    role: str = "offline"
     env: str | None = None
     default_source: str | None = None
     needs_target: bool = False
-    offline: bool = True  # needs nothing from the network or the disk beyond the installed package
     native_size: int = 512
     latent_scale: int = 8
     size_multiple: int = 8
 
+    @property
+    def profile(self) -> str:
+        """"full" for real diffusion models (the paper's settings apply), "quick" (CPU-sized settings) otherwise."""
+        return "full" if self.role == "real" else "quick"
+
+    @property
+    def offline(self) -> bool:
+        """Needs nothing from the network or the disk beyond the installed package."""
+        return self.role != "real"
+
+    @property
+    def tiny(self) -> bool:
+        return self.role == "tiny"
+
     def source(self) -> str | None:
         """The hub id or folder the weights load from: $env if set, else the default (None: nothing to load)."""
-        if self.env is None:
-            return self.default_source
-        return os.environ.get(self.env) or self.default_source
+        return _source(self.env, self.default_source)
 
     def loader(self) -> Callable:
         module, _, fn = self.load.partition(":")
         return getattr(importlib.import_module(module), fn)
 
 
+def _source(env: str | None, default: str | None) -> str | None:
+    return (os.environ.get(env) if env else None) or default
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A model a backend uses beside its prior: where its weights come from ($env, else `default`)."""
+
+    name: str
+    label: str
+    env: str
+    default: str
+
+    def source(self) -> str:
+        return _source(self.env, self.default)
+
+
+HELPERS = {h.name: h for h in (
+    Helper("fast-vae", "TAESD fast VAE", "DISTILL_FAST_VAE", "madebyollin/taesd"),  # hub id or folder; "tiny"
+    Helper("clip", "CLIP ViT-B/16 scorer", "DISTILL_CLIP_MODEL", "ViT-B-16:openai"),  # "model:pretrained" or "tiny"
+)}
+
 _BUILTIN = (
     Entry("sd", "text", "Stable Diffusion 1.5", "Stable Diffusion 1.5 (text to image); weights from DISTILL_SD_MODEL "
-          "or the default hub id", "backends.priors.diffusers_prior:load_sd", profile="full", env="DISTILL_SD_MODEL",
-          default_source="stable-diffusion-v1-5/stable-diffusion-v1-5", offline=False),
+          "or the default hub id", "backends.priors.diffusers_prior:load_sd", role="real", env="DISTILL_SD_MODEL",
+          default_source="stable-diffusion-v1-5/stable-diffusion-v1-5"),
     Entry("ip2p", "instruct", "InstructPix2Pix", "InstructPix2Pix (image + instruction); weights from "
           "DISTILL_IP2P_MODEL or timbrooks/instruct-pix2pix", "backends.priors.diffusers_prior:load_ip2p",
-          profile="full", env="DISTILL_IP2P_MODEL", default_source="timbrooks/instruct-pix2pix", offline=False),
+          role="real", env="DISTILL_IP2P_MODEL", default_source="timbrooks/instruct-pix2pix"),
     Entry("tiny-sd", "text", "tiny random Stable Diffusion", "tiny random-weight Stable Diffusion, built in code: tests "
-          "the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_sd", native_size=128,
+          "the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_sd", role="tiny", native_size=128,
           size_multiple=16),
     Entry("tiny-ip2p", "instruct", "tiny random InstructPix2Pix", "tiny random-weight InstructPix2Pix, built in code: "
           "tests the diffusers code path, its pictures mean nothing", "backends.priors.tiny:load_tiny_ip2p",
-          native_size=128, size_multiple=16),
+          role="tiny", native_size=128, size_multiple=16),
     Entry("icons", "text", "icons (closed-form)", "closed-form prior over 3,508 real emoji icons (Fluent Emoji, "
           "Twemoji) retrieved by the prompt's words: exact denoiser, no training, not Stable Diffusion",
           "backends.priors.icons:load_icons", native_size=64, latent_scale=1, size_multiple=1),
@@ -79,11 +119,11 @@ _BUILTIN = (
           "variants, exact score; not InstructPix2Pix", "backends.priors.edits:load_edits", native_size=128, latent_scale=1,
           size_multiple=1),
     Entry("analytic", "text", "analytic Gaussian", "Gaussian (mixture) around the given target image(s) with exact "
-          "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", needs_target=True,
+          "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", role="measure", needs_target=True,
           native_size=64, latent_scale=1, size_multiple=1),
     Entry("analytic-edit", "instruct", "analytic colour-shift edit", "closed-form edit of the source by one of two "
           "random colour shifts per call: for measuring CSD-Edit's consistency", "backends.priors.analytic:load_edit",
-          native_size=64, latent_scale=1, size_multiple=1),
+          role="measure", native_size=64, latent_scale=1, size_multiple=1),
 )
 
 _entries: dict[str, Entry] = {e.name: e for e in _BUILTIN}
@@ -96,6 +136,8 @@ def register(entry: Entry) -> Entry:
     """Add a prior to the catalog (plugins call this at import)."""
     if entry.kind not in KINDS:
         raise ValueError(f"prior kind must be one of {KINDS}, not {entry.kind!r}")
+    if entry.role not in ROLES:
+        raise ValueError(f"prior role must be one of {ROLES}, not {entry.role!r}")
     existing = _entries.get(entry.name)
     if existing is not None and existing != entry:
         raise ValueError(f"prior {entry.name!r} is registered twice")
@@ -136,3 +178,13 @@ def entry(name: str) -> Entry:
 
 def names(kind: str | None = None) -> list[str]:
     return [n for n, e in entries().items() if kind is None or e.kind == kind]
+
+
+def first(kind: str, role: str) -> str | None:
+    """The first prior of `kind` with `role` in the catalog (built-ins before plugins), or None."""
+    return next((n for n, e in entries().items() if e.kind == kind and e.role == role), None)
+
+
+def real(kind: str) -> Entry:
+    """The real diffusion model of `kind` (Stable Diffusion, InstructPix2Pix)."""
+    return entry(first(kind, "real"))

@@ -21,33 +21,21 @@ from ..engine.sampling import ddim
 from .base import Cond, as_list, per_row, per_sample
 from .cuda_graph import CAPTURE_STATUS, GraphedUNet, disabled_reason
 
-from .catalog import entry
+from . import catalog
 from .machine import default_device, hub_offline, looks_like_path, offline_reason
 
-KINDS = ("text", "instruct")
-_ALIASES = {"sd": "text", "ip2p": "instruct"}  # the model names, accepted for the prior kinds they are
-_ENTRY = {"text": "sd", "instruct": "ip2p"}   # the catalog entry of each kind: env var, default hub id, label
-_LABEL = {"text": "Stable Diffusion", "instruct": "InstructPix2Pix"}
-
-
-def default_source(kind: str) -> str:
-    """The model to load for `kind` ("text"/"sd" or "instruct"/"ip2p"): $DISTILL_SD_MODEL / $DISTILL_IP2P_MODEL
-    if set, else the public default (both from the catalog)."""
-    return entry(_ENTRY[_check_kind(kind)]).source()
-
-
 def _check_kind(kind: str) -> str:
-    kind = _ALIASES.get(kind, kind)
-    if kind not in KINDS:
-        raise ValueError(f"prior kind must be one of {KINDS} (or {tuple(_ALIASES)}), not {kind!r}")
+    if kind not in catalog.KINDS:
+        raise ValueError(f"prior kind must be one of {catalog.KINDS}, not {kind!r}")
     return kind
 
 
 def _unavailable(source: str, kind: str, reason: str) -> ModelUnavailableError:
-    hint = f"set {entry(_ENTRY[kind]).env} to a local directory with the model"
+    real = catalog.real(kind)
+    hint = f"set {real.env} to a local directory with the model"
     if not looks_like_path(source):
         hint += f", or download it first with `hf download {source}`"
-    return ModelUnavailableError(f"The {_LABEL[kind]} model '{source}' could not be loaded ({reason}): {hint}.")
+    return ModelUnavailableError(f"The {real.label} model '{source}' could not be loaded ({reason}): {hint}.")
 
 
 def load_diffusers_prior(
@@ -59,7 +47,7 @@ def load_diffusers_prior(
     tiny: bool = False,
     name: str | None = None,
 ) -> "DiffusersPrior":
-    """Load a Stable Diffusion (kind "text" or "sd") or InstructPix2Pix (kind "instruct" or "ip2p") prior from a
+    """Load a Stable Diffusion (kind "text") or InstructPix2Pix (kind "instruct") prior from a
     hub id or a local pipeline directory.
 
     device: default CUDA when available, else CPU. dtype: of the UNet and text encoder, default fp16 on CUDA, fp32
@@ -108,7 +96,7 @@ def _load(kind: str, source: str | None, device, memory: str, name: str, tiny: b
 
     if not tiny:
         hub_reachable()  # an unreachable hub then fails at once, not after minutes of retries
-    prior = load_diffusers_prior(source or default_source(kind), kind, device=device, tiny=tiny, name=name)
+    prior = load_diffusers_prior(source or catalog.real(kind).source(), kind, device=device, tiny=tiny, name=name)
     prior.apply_memory_profile(memory_profile(prior.device, memory))
     prior.accelerate(accelerate_mode(prior.device))  # records its switches in prior.switches
     return prior
@@ -172,7 +160,7 @@ class DiffusersPrior:
         self._graphed_unet = None  # cuda_graph.GraphedUNet when accelerate("graph") is on
         self._channels_last = False
         self._fast_vae = None  # fast_vae.FastVAE, loaded by with_fast_encoder() on first use
-        self.description = (f"{'tiny random-weight ' if tiny else ''}{_LABEL[kind]} ({name}): "
+        self.description = (f"{'tiny random-weight ' if tiny else ''}{catalog.real(kind).label} ({name}): "
                             + ("tests the code path, its pictures mean nothing" if tiny else "diffusers weights"))
         self.native_size = _sample_size(self.unet) * self.latent_scale
         self.size_multiple = self.latent_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)

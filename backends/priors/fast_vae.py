@@ -2,7 +2,7 @@
 
 Why: score distillation backpropagates through the encoder at every step. SD's KL encoder costs 28.9 ms fwd+bwd
 at 512 px on an H200 (fp32); TAESD (2.4M parameters) costs 6.3 ms, at some cost in fidelity that
-`encoder_fidelity` below measures. Off by default: usability first, speed opt-in.
+`encoder_fidelity` below measures. Used where a backend's `encoder` setting asks for it (see `with_encoder`).
 
 The latent convention, in one place (`to_sd_latents` / `from_sd_latents`). The priors work in SD's *scaled*
 latents, z = AutoencoderKL mean * 0.18215, the latents the UNet sees. TAESD was distilled to produce those
@@ -25,8 +25,6 @@ for tests (its pictures mean nothing).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -38,10 +36,10 @@ from ..errors import ModelUnavailableError
 from ..imaging import psnr
 from .analytic import AnalyticPrior
 from .base import Cond
-from .machine import default_device, looks_like_path
+from .catalog import HELPERS
+from .machine import build_once, default_device, looks_like_path
 
-DEFAULT_SOURCE = "madebyollin/taesd"
-ENV = "DISTILL_FAST_VAE"  # a hub id or a local folder to use instead of DEFAULT_SOURCE
+ENV = HELPERS["fast-vae"].env  # a hub id or a local folder to use instead of the catalog's default
 TINY = "tiny"
 TINY_VERSION = "v1"  # bump when build_tiny_fast_vae's recipe changes
 _WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -62,8 +60,8 @@ def from_sd_latents(latents: torch.Tensor, config: Mapping) -> torch.Tensor:
 
 # ---- where the weights are ----
 def default_source() -> str:
-    """$DISTILL_FAST_VAE if set, else madebyollin/taesd."""
-    return os.environ.get(ENV) or DEFAULT_SOURCE
+    """$DISTILL_FAST_VAE if set, else the catalog's default (madebyollin/taesd)."""
+    return HELPERS["fast-vae"].source()
 
 
 def available(source: str | os.PathLike | None = None) -> tuple[bool, str]:
@@ -172,24 +170,9 @@ def build_tiny_fast_vae(path: str | os.PathLike, seed: int = 0) -> Path:
 
 
 def ensure_tiny_fast_vae() -> Path:
-    """Build the tiny fast VAE into $DISTILL_CACHE/tiny-taesd-v1 (default ~/.cache/distill_studio) once; safe when
-    processes race (each builds into its own folder and renames it into place, as tiny.ensure_tiny)."""
-    root = os.environ.get("DISTILL_CACHE") or Path.home() / ".cache" / "distill_studio"
-    final = Path(root).expanduser() / f"tiny-taesd-{TINY_VERSION}"
-    if (final / "config.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        build_tiny_fast_vae(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    """Build the tiny fast VAE into $DISTILL_CACHE/tiny-taesd-v1 (default ~/.cache/distill_studio) once (race-safe,
+    see `machine.build_once`); its folder."""
+    return build_once(f"tiny-taesd-{TINY_VERSION}", build_tiny_fast_vae, "config.json")
 
 
 # ---- what the fast encoder costs in results ----

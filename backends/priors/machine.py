@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -77,6 +80,35 @@ def looks_like_path(source: str) -> bool:
     """A hub id is "name" or "owner/name"; anything else (absolute, ~, ./, deeper nesting) is meant as a folder."""
     return (os.path.isabs(source) or source.startswith(("~", ".")) or source.count("/") > 1
             or (os.sep != "/" and os.sep in source))
+
+
+def cache_dir(name: str) -> Path:
+    """Where a model built in code is kept: $DISTILL_CACHE/<name> (default ~/.cache/distill_studio/<name>)."""
+    root = os.environ.get("DISTILL_CACHE") or Path.home() / ".cache" / "distill_studio"
+    return Path(root).expanduser() / name
+
+
+def build_once(name: str, build: Callable[[Path], object], marker: str) -> Path:
+    """The folder `cache_dir(name)`, built by `build(folder)` the first time (done when it holds `marker`).
+
+    Safe when several processes race: each builds into its own temporary folder beside the target and renames it
+    into place; the first rename wins, the others discard their copy. A folder at the target is always complete.
+    """
+    final = cache_dir(name)
+    if (final / marker).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / marker).is_file():
+                raise  # not a lost race: a real failure
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # no-op after a successful rename
+    return final
 
 
 @dataclass

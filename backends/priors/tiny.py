@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .diffusers_prior import _load
+from .machine import build_once, cache_dir
 
 TINY_VERSION = "v1"  # bump when the recipe below changes, so stale caches are not reused
 KINDS = ("sd", "ip2p")
@@ -124,56 +125,27 @@ def build_tiny(kind: str, path: str | os.PathLike, seed: int = 0) -> Path:
     return path
 
 
+def _folder(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"tiny model kind must be one of {KINDS}, not {kind!r}")
+    return f"tiny-{kind}-{TINY_VERSION}"
+
+
 def tiny_dir(kind: str) -> Path:
     """Where the tiny `kind` model is cached: $DISTILL_CACHE/tiny-<kind>-v1 (default ~/.cache/distill_studio)."""
-    root = os.environ.get("DISTILL_CACHE") or Path.home() / ".cache" / "distill_studio"
-    return Path(root).expanduser() / f"tiny-{kind}-{TINY_VERSION}"
+    return cache_dir(_folder(kind))
 
 
 def ensure_tiny(kind: str) -> Path:
-    """Build the tiny `kind` model into the cache once and return its directory.
-
-    Safe when several processes race: each builds into its own temporary folder beside the target and renames
-    it into place; the first rename wins, the others discard their copy. A directory at the target is therefore
-    always complete.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"tiny model kind must be one of {KINDS}, not {kind!r}")
-    final = tiny_dir(kind)
-    if (final / "model_index.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        build_tiny(kind, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "model_index.json").is_file():
-                raise  # not a lost race: a real failure
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # no-op after a successful rename
-    return final
-
-
-def load_tiny(kind: str, *, device=None, dtype=None):
-    """The tiny `kind` model as a prior, named "tiny-sd" / "tiny-ip2p", loaded like any local model directory."""
-    from .diffusers_prior import load_diffusers_prior
-
-    prior_kind = "text" if kind == "sd" else "instruct"
-    return load_diffusers_prior(str(ensure_tiny(kind)), prior_kind, device=device, dtype=dtype, tiny=True,
-                                name=f"tiny-{kind}")
+    """Build the tiny `kind` model into the cache once (race-safe, see `machine.build_once`); its directory."""
+    return build_once(_folder(kind), lambda folder: build_tiny(kind, folder), "model_index.json")
 
 
 def load_tiny_sd(source=None, *, device=None, memory: str = "auto"):
     """The `tiny-sd` prior (catalog loader), through the same path as a downloaded model."""
-    from .diffusers_prior import _load
-
     return _load("text", str(ensure_tiny("sd")), device, memory, name="tiny-sd", tiny=True)
 
 
 def load_tiny_ip2p(source=None, *, device=None, memory: str = "auto"):
     """The `tiny-ip2p` prior (catalog loader)."""
-    from .diffusers_prior import _load
-
     return _load("instruct", str(ensure_tiny("ip2p")), device, memory, name="tiny-ip2p", tiny=True)
