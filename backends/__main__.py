@@ -43,7 +43,7 @@ def _list(as_json: bool) -> None:
     for task, names in registry.available().items():
         for name in names:
             cls = registry.get(task, name)
-            info[cls.key] = {"description": cls.description, "prior": cls.prior, "inputs": cls.inputs,
+            info[cls.key] = {"description": cls.spec.description, "prior": cls.spec.prior, "inputs": cls.inputs,
                              "settings": describe(cls.Settings)}
     if as_json:
         priors = {n: {"kind": e.kind, "summary": e.summary} for n, e in catalog.entries().items()}

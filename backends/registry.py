@@ -8,6 +8,8 @@ A backend is one readable module: a class with a `Settings` dataclass (paper def
          images (`needs_target`, the analytic prior) are accepted by a backend that sets `analytic_ok = True`;
   inputs: "none", "image", "images", "video", "svg", or "image?" (optional image);
   requires_prompt: True when an empty `prompt` setting is an error (checked before the prior loads).
+Registering builds the backend's typed, frozen contract from these, `cls.spec` (a `types.BackendSpec`): what the
+runner, the CLI, the budget and the app read.
 Third-party packages add backends through the entry point group `distill_studio.backends`: each entry point
 names a module (importing it registers its classes) or a class (registered under its `task` and `name`).
 """
@@ -19,6 +21,7 @@ import threading
 from importlib.metadata import entry_points
 
 from .errors import InputError
+from .types import BackendSpec, Inputs
 
 ENTRY_POINT_GROUP = "distill_studio.backends"
 BUILTIN_MODULES = (
@@ -50,6 +53,9 @@ def register(task: str, name: str):
                 setattr(cls, attr, default)
         if not hasattr(cls, "Settings"):
             raise TypeError(f"backend {key} needs a Settings dataclass")
+        cls.spec = BackendSpec(key=key, description=cls.description, prior=cls.prior, inputs=Inputs.parse(cls.inputs),
+                               prompt_required=cls.requires_prompt, analytic_ok=cls.analytic_ok,
+                               estimate=getattr(cls, "estimate", None))
         _registry[key] = cls
         return cls
 

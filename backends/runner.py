@@ -30,7 +30,7 @@ OOM_MESSAGE = "out of GPU memory: try fewer particles / paths, a smaller size, o
 def check_prior(backend_cls, prior_name: str | None, device=None) -> str | None:
     """The prior name to use ("auto" or None: this machine's default for the backend's kind), or an InputError
     saying which priors fit this backend."""
-    needs = backend_cls.prior
+    needs = backend_cls.spec.prior
     if needs == "none":
         return None
     if prior_name in (None, "", "auto"):
@@ -44,7 +44,8 @@ def check_prior(backend_cls, prior_name: str | None, device=None) -> str | None:
 def prior_fits(backend_cls, entry: catalog.Entry) -> bool:
     """Whether a backend can run on a prior: the kind it needs, and a prior centred on target images (the
     analytic one) only for a backend that gives it targets (`analytic_ok`)."""
-    return entry.kind == backend_cls.prior and (not entry.needs_target or backend_cls.analytic_ok)
+    spec = backend_cls.spec
+    return entry.kind == spec.prior and (not entry.needs_target or spec.analytic_ok)
 
 
 def run_profile(prior_name: str | None, device) -> str:
@@ -75,21 +76,14 @@ def run(
     RunError when the run fails (incl. out of GPU memory).
     """
     cls = registry.get(key)
-    if not isinstance(settings, cls.Settings):
-        settings = make_settings(cls.Settings, settings, where=key)
+    spec = cls.spec
+    settings = make_settings(cls.Settings, settings, where=key)
     prior_name = check_prior(cls, prior, device)
     entry = catalog.entry(prior_name) if prior_name else None
-    if getattr(cls, "requires_prompt", False) and not (entry and entry.needs_target):
-        validate.prompt(getattr(settings, "prompt", ""))  # say so before minutes of loading weights
+    if spec.prompt_required and not (entry and entry.needs_target):
+        validate.prompt(settings.prompt)  # parsed already; only its emptiness is new: said before loading weights
     inputs = [str(p) for p in inputs]
-    if cls.inputs in ("image", "video", "svg") and len(inputs) != 1:
-        raise InputError(f"{key} takes exactly one --input ({cls.inputs}), got {len(inputs)}")
-    if cls.inputs == "image?" and len(inputs) > 1:
-        raise InputError(f"{key} takes at most one --input (an image), got {len(inputs)}")
-    if cls.inputs == "images" and not inputs:
-        raise InputError(f"{key} needs --input files (several views, or one zip / video)")
-    if cls.inputs == "none" and inputs:
-        raise InputError(f"{key} takes no --input")
+    spec.inputs.check(key, len(inputs))
     for p in inputs:
         if not Path(p).is_file():
             raise InputError(f"input file not found: {p}")
@@ -184,7 +178,7 @@ def work_of(cls, settings, inputs: list[str], prior_obj) -> budget.Work | None:
     """The backend's cheap checks and work estimate (`cls.estimate`, headers only; an InputError for what no budget
     could fix), or None for a backend without one (plugins). prior_obj: the loaded prior, or before it loads its
     catalog entry (or None)."""
-    estimate = getattr(cls, "estimate", None)
+    estimate = cls.spec.estimate
     return None if estimate is None else estimate(settings, inputs, budget.facts(prior_obj))
 
 
@@ -205,13 +199,13 @@ def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | Non
     loaded (`backends.timing`), or None when nothing is known to base it on. Raises InputError for settings or a
     prior the run would refuse; inputs that are missing or unreadable are left out (the run says what is wrong)."""
     cls = registry.get(key)
-    settings = settings if isinstance(settings, cls.Settings) else make_settings(cls.Settings, settings, where=key)
+    settings = make_settings(cls.Settings, settings, where=key)
     prior_name = check_prior(cls, prior, device)
     entry = catalog.entry(prior_name) if prior_name else None
     resolved = resolve_auto(settings, run_profile(prior_name, device))[0]
     paths = [str(p) for p in inputs if Path(p).is_file()]
     try:
-        work = work_of(cls, resolved, paths, entry) if paths or cls.inputs in ("none", "image?") else None
+        work = work_of(cls, resolved, paths, entry) if paths or cls.spec.inputs.min == 0 else None
     except InputError:
         work = None
     return timing.expect(key, prior_name, device, getattr(settings, "steps", None), work.bytes if work else None)

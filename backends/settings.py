@@ -26,14 +26,15 @@ PROFILES = ("full", "quick")
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
            choices: typing.Sequence[str] | None = None, advanced: bool = False, ui: bool = True,
-           full: Any = None, quick: Any = None):
+           full: Any = None, quick: Any = None, at_most: str | None = None):
     """A settings field with its default (from the paper) and what the UI / CLI show for it.
 
     full, quick: for an "auto" field (default None), its value in the "full" profile (real weights) and in the
     "quick" one (tiny or closed-form priors, CPU-sized); None leaves the choice to the backend.
+    at_most: the name of another field this one must not exceed (t_min <= t_max), checked by `make_settings`.
     """
     meta = {"help": help, "lo": lo, "hi": hi, "choices": tuple(choices) if choices else None,
-            "advanced": advanced, "ui": ui, "full": full, "quick": quick}
+            "advanced": advanced, "ui": ui, "full": full, "quick": quick, "at_most": at_most}
     return field(default=default, metadata=meta)
 
 
@@ -51,8 +52,12 @@ def describe(settings_cls) -> list[dict[str, Any]]:
     return out
 
 
-def make_settings(settings_cls, overrides: dict[str, Any] | None = None, *, where: str = ""):
-    """Build `settings_cls` from defaults plus overrides, parsing each value strictly (see the module docstring)."""
+def make_settings(settings_cls, overrides: dict[str, Any] | Any = None, *, where: str = ""):
+    """Build `settings_cls` from defaults plus overrides, parsing each value strictly (see the module docstring),
+    then the rules between fields (`option(at_most=...)`). A ready `settings_cls` object goes through the same
+    parser, field by field: every way in is checked once, here."""
+    if isinstance(overrides, settings_cls):
+        overrides = to_dict(overrides)
     if overrides is not None and not isinstance(overrides, dict):
         raise InputError(f"settings must be a mapping of name to value, not {type(overrides).__name__}")
     overrides = dict(overrides or {})
@@ -63,7 +68,13 @@ def make_settings(settings_cls, overrides: dict[str, Any] | None = None, *, wher
         raise InputError(f"unknown setting {unknown[0][:40]!r}{' for ' + where if where else ''}; known settings: "
                          f"{', '.join(known)}")
     values = {name: parse(name, value, hints[name], known[name].metadata) for name, value in overrides.items()}
-    return settings_cls(**values)
+    settings = settings_cls(**values)
+    for f in fields(settings_cls):
+        other = f.metadata.get("at_most")
+        low, high = getattr(settings, f.name), getattr(settings, other) if other else None
+        if low is not None and high is not None and low > high:
+            raise InputError(f"The setting {f.name!r} ({low}) must not exceed {other!r} ({high}).")
+    return settings
 
 
 def parse(name: str, value: Any, tp, meta) -> Any:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+
+from .errors import InputError
 
 
 @dataclass
@@ -45,3 +47,64 @@ class Result:
 
     def __repr__(self) -> str:
         return f"Result(files={sorted(self.files)}, metrics={self.metadata.get('metrics', {})})"
+
+
+# ---- what a backend takes: its spec, read by the runner, the CLI, the budget and the app ----
+INPUT_KINDS = ("image", "images", "video", "svg")
+INPUT_NOUNS = {"image": "an image", "images": "the views (images or a zip)", "video": "a video", "svg": "an SVG file"}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The input files a backend takes: their kind ("none" or one of INPUT_KINDS) and how many (min..max; max None:
+    any number). Declared on a backend as a word: "none", "image", "images", "video", "svg", or "image?" (optional)."""
+
+    kind: str
+    min: int
+    max: int | None
+
+    @classmethod
+    def parse(cls, word: str) -> "Inputs":
+        kind, optional = word.rstrip("?"), word.endswith("?")
+        if kind == "none":
+            return cls("none", 0, 0)
+        if kind not in INPUT_KINDS:
+            raise ValueError(f"inputs must be 'none' or one of {', '.join(INPUT_KINDS)} (optionally with '?'), "
+                             f"not {word!r}")
+        return cls(kind, 0 if optional else 1, None if kind == "images" else 1)
+
+    @property
+    def noun(self) -> str:
+        return INPUT_NOUNS.get(self.kind, "no input")
+
+    def accepts(self, kind: str) -> bool:
+        """Whether a file of `kind` can feed these inputs (one image and several images serve each other)."""
+        return kind == self.kind or {kind, self.kind} == {"image", "images"}
+
+    def check(self, key: str, count: int) -> None:
+        """An InputError (one sentence) when `count` files do not fit."""
+        if self.max == 0 and count:
+            raise InputError(f"{key} takes no --input")
+        if count < self.min:
+            raise InputError(f"{key} needs --input: {self.noun}, got none")
+        if self.max is not None and count > self.max:
+            most = "one" if self.max == 1 else str(self.max)
+            many = f"exactly {most}" if self.min == self.max else f"at most {most}"
+            raise InputError(f"{key} takes {many} --input ({self.noun}), got {count}")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend's contract, built once when it registers (`registry.register`) from its class attributes.
+
+    prior: the prior kind it runs on ("text", "instruct") or "none"; analytic_ok: it also takes a prior centred on
+    target images; prompt_required: an empty `prompt` setting is refused before any model loads; estimate:
+    `estimate(settings, input_paths, budget_facts) -> budget.Work` (None for a backend without one)."""
+
+    key: str
+    description: str
+    prior: str
+    inputs: Inputs
+    prompt_required: bool
+    analytic_ok: bool
+    estimate: Callable | None

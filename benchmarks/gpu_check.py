@@ -152,9 +152,9 @@ def settings_for(cls, quick: bool) -> dict:
     """Overrides for `cls.Settings`: the mode's short budget where the field exists, and a prompt."""
     fields = {f.name for f in dataclasses.fields(cls.Settings)}
     wanted = dict(QUICK if quick else FULL)
-    if cls.prior != "none":
-        wanted["prompt"] = TEXT_PROMPT if cls.prior == "text" else EDIT_PROMPT
-    if cls.inputs == "images" and "particles" in wanted:  # every view is a particle: all must fit
+    if cls.spec.prior != "none":
+        wanted["prompt"] = TEXT_PROMPT if cls.spec.prior == "text" else EDIT_PROMPT
+    if cls.spec.inputs.kind == "images" and "particles" in wanted:  # every view is a particle: all must fit
         wanted["particles"] = max(wanted["particles"], len(example_inputs(cls)))
     if "vectorizer" in fields:  # the baseline's LIVE fit runs on the GPU; its default trace runs in every SVG
         wanted["vectorizer"] = "live"  # backend's init (svg/vectorfusion's row checks it)
@@ -209,6 +209,7 @@ def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
     """Run backend `key` once through `backends.run`; returns its row (timings, memory, error or None).
     deadline: a time.perf_counter() value; a run still going then is stopped (closed) and its row says so."""
     import backends
+    from backends.priors import catalog
 
     row = empty_row(key)
     if device.type == "cuda":
@@ -220,7 +221,7 @@ def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
         warnings.simplefilter("always")
         try:
             cls = backends.get(key)
-            prior = {"text": "sd", "instruct": "ip2p"}.get(cls.prior)
+            prior = catalog.first(cls.spec.prior, "real") if cls.spec.prior != "none" else None
             row["prior"] = prior or "-"
             settings = settings_for(cls, quick)
             run = backends.run(key, settings, prior=prior, inputs=example_inputs(cls), out_dir=out_dir,

@@ -207,7 +207,7 @@ def _ops_table(rows: list[dict]) -> str:
 def clip_rows(methods=("reference", "batched")) -> list[dict]:
     """Far-away vertices: `<path d="M0 0 L{far} 5 L5 {far}Z"/>` on a 600x600 canvas, fwd+bwd time and the bytes
     autograd keeps (saved tensors), per method; before clipping, far = 3e6 took 3.56 GB and 1e10 asked for 80 GB."""
-    from backends.svg.render import estimate_work
+    from backends.svg.cost import estimate_work
     from backends.svg.scene import Shape
     rows = []
     for far in (3e6, 1e10):

@@ -18,7 +18,6 @@ SHARED_FIELDS = ("prompt", "seed")  # shown once per tab; method and baseline ge
 # cannot buy a RecursionError or seconds of parsing.
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_REQUEST_DEPTH = 8
-INPUT_NOUNS = {"image": "an image", "images": "the views (images or a zip)", "video": "a video", "svg": "an SVG file"}
 
 
 def ui_default(d: dict, device: str = "cpu") -> Any:
@@ -37,10 +36,10 @@ def resolve_prior(cls, asked: str | None, env) -> str | None:
     """The prior name for backend `cls`: None if it needs none; "auto" -> this machine's default. A web request
     may only pick priors of this server's catalog by name: paths and hub ids ("sd:/some/folder") are for the CLI
     and the environment, never for a visitor. `env`: a demo.environment.Environment."""
-    if cls.prior == "none":
+    if cls.spec.prior == "none":
         return None
     if asked in (None, "", "auto"):
-        return env.prior_for(cls.prior)
+        return env.prior_for(cls.spec.prior)
     if not isinstance(asked, str) or asked not in env.facts["priors"]:
         shown = repr(asked)[:40] if isinstance(asked, str) else type(asked).__name__
         raise InputError(f"The prior {shown} is not offered here; choose auto or one of "
@@ -143,24 +142,15 @@ def without_example_files(value, example_files: list[str]):
 
 
 def inputs_for(slot_kinds: list[str], cls, values: list) -> list[str]:
-    """The input files backend `cls` takes, from a tab's input values (one per slot, of kinds `slot_kinds`)."""
-    want = cls.inputs
-    if want == "none":
+    """The input files backend `cls` takes, from a tab's input values (one per slot, of kinds `slot_kinds`): the
+    first slot its spec accepts, cut to the spec's most (a second upload in a one-image slot is not an error)."""
+    want = cls.spec.inputs
+    if want.max == 0:
         return []
-    by_kind = {kind: paths_of(v) for kind, v in zip(slot_kinds, values)}
-    base = want.rstrip("?")
-    paths = by_kind.get(base)
-    if paths is None and base == "images":
-        paths = by_kind.get("image")
-    if paths is None and base == "image":
-        paths = by_kind.get("images")
-    paths = paths or []
-    if not paths and not want.endswith("?"):
-        noun = INPUT_NOUNS.get(base, "an input file")
-        raise InputError(f"{cls.key} needs {noun}: upload one (or click an example) and press Run again")
-    if base in ("image", "video", "svg") and len(paths) > 1:
-        paths = paths[:1]
-    return paths
+    paths = next((paths_of(v) for kind, v in zip(slot_kinds, values) if want.accepts(kind) and paths_of(v)), [])
+    if len(paths) < want.min:
+        raise InputError(f"{cls.key} needs {want.noun}: upload one (or click an example) and press Run again")
+    return paths[:want.max]
 
 
 def setting_differences(sides: list[dict]) -> list[str]:

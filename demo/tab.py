@@ -20,6 +20,7 @@ import backends
 from backends import settings as bsettings
 from backends.errors import InputError
 from backends.timing import SOURCES, duration
+from backends.types import INPUT_KINDS
 
 from . import environment
 from .jobs import JOBS, safe_stem
@@ -131,11 +132,11 @@ class Tab:
         return rest[0] if rest else (self.keys[0] if self.keys else None)
 
     def prior_choices(self) -> list[tuple[str, str]]:
-        kinds = {c.prior for c in self.classes.values() if c.prior != "none"}
+        kinds = {c.spec.prior for c in self.classes.values() if c.spec.prior != "none"}
         out = [(f"auto ({', '.join(self.env.prior_for(k) for k in sorted(kinds))})" if kinds else "auto", "auto")]
         for kind in sorted(kinds):
             for name in self.env.prior_names(kind):
-                if any(self._prior_fits(key, name) for key, c in self.classes.items() if c.prior == kind):
+                if any(self._prior_fits(key, name) for key, c in self.classes.items() if c.spec.prior == kind):
                     out.append((name, name))
         return out
 
@@ -148,8 +149,7 @@ class Tab:
 
     def slot_users(self, slot: InputSlot) -> set[str]:
         """The backends of this tab that read input slot `slot` (an "image" slot also serves "images" and back)."""
-        kinds = {slot.kind} | ({"images"} if slot.kind == "image" else {"image"} if slot.kind == "images" else set())
-        return {k for k, c in self.classes.items() if c.inputs.rstrip("?") in kinds}
+        return {k for k, c in self.classes.items() if c.spec.inputs.accepts(slot.kind)}
 
     def slot_visible(self, slot: InputSlot, key: str | None) -> bool:
         users = self.slot_users(slot)
@@ -397,7 +397,7 @@ class Tab:
         for side in sides:
             users = [paths_of(v) for slot, v in zip(self.spec.inputs, files) if side["backend"] in self.slot_users(slot)]
             paths = [p for group in users for p in group]
-            example_sized |= self.classes[side["backend"]].inputs not in ("none", "image?") and not paths
+            example_sized |= self.classes[side["backend"]].spec.inputs.min > 0 and not paths
             try:
                 found = backends.expect(side["backend"], side["settings"], prior=side.get("prior") or "auto",
                                         inputs=paths, device=self.env.run_device())
@@ -485,9 +485,6 @@ def _session(request: gr.Request | None) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # a tab for any registered task (a plugin's new task included)
 
-INPUT_ORDER = ("image", "images", "video", "svg")
-
-
 def input_slot(kind: str, elem_id: str) -> InputSlot:
     """The upload widget for one input kind, as backends name them ("image", "images", "video", "svg")."""
     makers = {
@@ -498,7 +495,7 @@ def input_slot(kind: str, elem_id: str) -> InputSlot:
         "svg": lambda: gr.File(label="SVG file", file_types=[".svg"], height=120, elem_id=elem_id),
     }
     if kind not in makers:
-        raise ValueError(f"unknown input kind {kind!r}; backends take one of {', '.join(INPUT_ORDER)}")
+        raise ValueError(f"unknown input kind {kind!r}; backends take one of {', '.join(INPUT_KINDS)}")
     return InputSlot(kind, kind, makers[kind])
 
 
@@ -508,15 +505,14 @@ def generic_spec(task: str) -> TabSpec:
     name = safe_stem(task) or "task"
     kinds = set()
     for backend in backends.available().get(task, []):
-        kind = backends.get(f"{task}/{backend}").inputs.rstrip("?")
+        kind = backends.get(f"{task}/{backend}").spec.inputs.kind
         if kind != "none":
             kinds.add(kind)
     if {"image", "images"} <= kinds:
         kinds.discard("image")
-    kinds &= set(INPUT_ORDER)  # a kind no widget exists for: its backend says what it needs when run
     title = task.replace("_", " ").replace("-", " ").capitalize()
     slots = [input_slot(k, f"{name}-input" if i == 0 else f"{name}-input-{i + 1}")
-             for i, k in enumerate(sorted(kinds, key=INPUT_ORDER.index))][:2]  # the run handler takes up to 2
+             for i, k in enumerate(sorted(kinds, key=INPUT_KINDS.index))][:2]  # the run handler takes up to 2
     return TabSpec(name=name, task=task, title=title, inputs=slots,
                    intro=f"**{title}.** Backends registered under the task `{task}` (installed as a plugin).")
 

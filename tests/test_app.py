@@ -25,6 +25,7 @@ from backends import registry
 from backends.settings import option
 from backends import settings as bsettings
 from backends.errors import InputError
+from backends.types import Inputs
 from demo import environment, jobs, requests, runs, widgets
 from demo import tab as tabmod
 from demo.launch import AppConfig, build_app, parse_args
@@ -332,12 +333,13 @@ def test_missing_input_asks_for_an_upload():
     class S:
         seed: int = option(0, "seed", lo=0, hi=10)
 
-    cls = types.SimpleNamespace(inputs="video", key="video/x", Settings=S)
+    cls = types.SimpleNamespace(spec=types.SimpleNamespace(inputs=Inputs.parse("video")), key="video/x", Settings=S)
     with pytest.raises(backends.InputError, match="needs a video: upload one"):
         requests.inputs_for(["video"], cls, [None])
-    assert requests.inputs_for(["video"], cls, ["/x/clip.mp4"]) == ["/x/clip.mp4"]
-    cls.inputs = "images"
+    assert requests.inputs_for(["video", "image"], cls, [["/x/a.mp4", "/x/b.mp4"], "/x/c.png"]) == ["/x/a.mp4"]
+    cls.spec.inputs = Inputs.parse("images")
     assert requests.inputs_for(["images"], cls, [[{"path": "/a.png"}, ("/b.png", "caption")]]) == ["/a.png", "/b.png"]
+    assert requests.inputs_for(["image"], cls, ["/a.png"]) == ["/a.png"]  # one image serves a views backend
 
 
 # ------------------------------------------------------------------------------------------------------- files

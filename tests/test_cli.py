@@ -155,3 +155,4 @@ def test_run_text_to_svg_says_what_the_offline_prior_understood_and_flags_a_rand
     out = proc.stdout
     assert "clip_score=" in out and "(random-weight CLIP: not meaningful)" in out
     assert "note: The icons prior read the prompt as “robot”" in out and "Not drawn: balloon" in out
+

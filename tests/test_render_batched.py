@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import importlib
-from backends.svg.render import estimate_work, render, render_batch
+from backends.svg.cost import estimate_work
+from backends.svg.render import render, render_batch
 from backends.svg.painting import circle_points, pixel_shapes, random_paths, stroke_shapes
 from backends.svg.scene import Scene, Shape
 from test_svg_render import mixed_shapes

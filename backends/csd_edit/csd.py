@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from .. import engine, validate
+from .. import engine
 from ..errors import InputError
 from ..priors.base import Cond, PreviewDecoding
 from ..settings import option
@@ -71,7 +71,7 @@ class EditSettings:
     lr_decay: float = option(0.9, "the learning rate is multiplied by this every decay_every steps", lo=0.05, hi=1.0,
                              advanced=True)
     decay_every: int = option(20, "steps between learning-rate decays", lo=1, hi=100000, advanced=True)
-    t_min: int = option(20, "smallest diffusion timestep sampled", lo=1, hi=999, advanced=True)
+    t_min: int = option(20, "smallest diffusion timestep sampled", lo=1, hi=999, advanced=True, at_most="t_max")
     t_max: int = option(500, "largest diffusion timestep sampled", lo=1, hi=999, advanced=True)
     short_side: Optional[int] = option(None, "the input is resized so its short side has this many pixels (512 for "
                                        "InstructPix2Pix); outputs are resized back", lo=16, hi=2048, advanced=True,
@@ -92,17 +92,11 @@ def repulsion_option():
 
 
 def checked(s: EditSettings, prior) -> EditSettings:
-    """The settings with prompts validated (one InputError sentence per mistake)."""
-    if s.t_min > s.t_max:
-        raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
+    """The settings, once the one rule the settings parser cannot know is checked: the CLIP spec's form (text
+    fields, ranges and t_min <= t_max were parsed by `make_settings`; an empty prompt refused by the runner)."""
     if s.clip_model and s.clip_model != "tiny" and ":" not in s.clip_model:
         raise InputError(f"clip_model must be NAME:PRETRAINED, e.g. ViT-B-32:openai, or tiny; got {s.clip_model[:60]!r}")
-    return replace(
-        s,
-        prompt=validate.prompt(s.prompt, name="prompt"),
-        source_prompt=validate.prompt(s.source_prompt, name="source prompt", required=False),
-        negative_prompt=validate.prompt(s.negative_prompt, name="negative prompt", required=False),
-    )
+    return s
 
 
 # ------------------------------------------------------------------------------------------------ conditions

@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from ..devices import to_device
 from .schedule import weighting as weight_of
 from .sds import add_noise, csd_grad, grad_to_loss, sds_grad
 
@@ -58,11 +59,14 @@ def distillation_grad(predict: Predict, z: torch.Tensor, t: torch.Tensor, eps: t
 
 def draw_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal noise shaped like `like`, drawn on the generator's own device, then moved to `like`'s."""
-    gen_device = generator.device if generator is not None else like.device
-    eps = torch.randn(like.shape, generator=generator, device=gen_device, dtype=like.dtype)
-    if eps.device != like.device:  # a CPU generator feeding a GPU run: copy without making the host wait
-        eps = eps.pin_memory().to(like.device, non_blocking=True) if like.device.type == "cuda" else eps.to(like.device)
-    return eps
+    return noise(like.shape, like.device, generator, like.dtype)
+
+
+def noise(shape, device, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal noise of `shape` on `device`, drawn on the generator's own device (so a seeded CPU generator
+    gives the same numbers on any machine) and copied over without making the host wait."""
+    gen_device = generator.device if generator is not None else device
+    return to_device(torch.randn(shape, generator=generator, device=gen_device, dtype=dtype), device)
 
 
 def distillation_loss(prior, z: torch.Tensor, cond, t: torch.Tensor, *, generator: torch.Generator | None = None,

@@ -26,7 +26,7 @@ class ImageSDSSettings:
     size: int = option(64, "image side in pixels when no target image is given", lo=8, hi=1024)
     lr: float = option(0.05, "Adam learning rate (cosine-decayed to 1% by the end)", lo=1e-6, hi=10.0, advanced=True)
     guidance: float = option(100.0, "classifier-free guidance scale", lo=0.0, hi=500.0, advanced=True)
-    t_min: int = option(20, "smallest timestep", lo=0, hi=999, advanced=True)
+    t_min: int = option(20, "smallest timestep", lo=0, hi=999, advanced=True, at_most="t_max")
     t_max: int = option(980, "largest timestep", lo=1, hi=999, advanced=True)
     weighting: str = option("sds", "w(t)", choices=engine.WEIGHTINGS, advanced=True)
     anneal: str = option("none", "timestep annealing", choices=("none", "linear", "sqrt"), advanced=True)
@@ -51,8 +51,6 @@ class ImageSDS:
         return budget.Work(int(80 * w * h), f"a {w}x{h} image", "the input image's size" if inputs else "size")
 
     def run(self, s: ImageSDSSettings, *, prior, inputs, out_dir):
-        if s.t_min > s.t_max:
-            raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
         device = prior.device
         target = load_image(inputs[0], device=device) if inputs else None
         if prior.needs_target and target is None:

@@ -25,6 +25,7 @@ from typing import Sequence
 import torch
 
 from ..engine.sampling import ddim
+from ..engine.step import noise
 from .base import Cond, as_list, per_row
 
 # Colour shifts of the analytic edit, in latent units ([-1, 1] per RGB channel).
@@ -83,8 +84,7 @@ class _PixelSpace:
                               image_guidance=image_guidance)
         if images is not None:
             height, width = images.shape[-2:]
-        gen_device = generator.device if generator is not None else self.device
-        z = torch.randn((len(cond), 3, height, width), generator=generator, device=gen_device).to(self.device)
+        z = noise((len(cond), 3, height, width), self.device, generator)
         return self.decode(ddim(lambda z_t, t: self.predict_eps(z_t, t.expand(len(cond)), cond), z,
                                 self.alphas_cumprod, steps))
 

@@ -18,6 +18,7 @@ import torch
 from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
 from ..engine.sampling import ddim
+from ..engine.step import noise
 from .base import Cond, as_list, per_row, per_sample
 from .cuda_graph import CAPTURE_STATUS, GraphedUNet, disabled_reason
 
@@ -439,8 +440,7 @@ class DiffusersPrior:
         if height % s or width % s:
             raise ValueError(f"height and width must be multiples of {s}, not {height}x{width}")
         shape = (len(cond), self.latent_channels, height // s, width // s)
-        gen_device = generator.device if generator is not None else self.device
-        z = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32).to(self.device)
+        z = noise(shape, self.device, generator)
         z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         return self.decode(z)
 

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.sampling import ddim
+from ..engine.step import noise
 from ..engine.guidance import ip2p_guidance
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, per_row, per_sample
@@ -434,8 +435,7 @@ class EditPrior:
         edited images (B, 3, H, W) in [0, 1]: at guidance 1, image guidance 1 one variant of the edit per image."""
         cond = self.condition(prompts, negative=negative, images=images, guidance=guidance,
                               image_guidance=image_guidance)
-        gen_device = generator.device if generator is not None else self.device
-        z = torch.randn(cond.image.shape, generator=generator, device=gen_device).to(self.device)
+        z = noise(cond.image.shape, self.device, generator)
         z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         return self.decode(z)
 

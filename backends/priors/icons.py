@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.sampling import ddim, ddim_timesteps
+from ..engine.step import noise
 from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, PromptReading, as_list, per_row
@@ -392,8 +393,7 @@ class IconPrior:
         "a tree" were the same icon (weight 0.085). From the exact marginal the samples follow the weights."""
         cond = self.condition(prompts, negative=negative, guidance=guidance)
         n, b = self.native_size, len(cond)
-        gen_device = generator.device if generator is not None else self.device
-        eps = torch.randn((b, 3, n, n), generator=generator, device=gen_device).to(self.device)
+        eps = noise((b, 3, n, n), self.device, generator)
         first = ddim_timesteps(steps, self.num_train_timesteps)[0]
         ab = self.alphas_cumprod[first]
         picks = torch.multinomial(torch.softmax(cond.text.float().cpu(), dim=-1), 1, generator=_cpu(generator))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import budget, engine, validate
+from .. import budget, engine
+from . import cost
 from ..clip import default_clip
 from ..imaging import save_png, to_uint8
 from ..registry import register
@@ -60,33 +61,31 @@ class RasterThenVectorize:
     @classmethod
     def estimate(cls, s: RasterThenVectorizeSettings, inputs, facts):
         """The work budget's estimate (see `backends.budget`): the vectorization of one sample at live_size with
-        all paths at full-canvas tiles (~300 B a tile pixel; a trace is bounded by the same), plus the K samples at
-        the prior's size."""
+        all paths at full-canvas tiles (`cost.fit_bytes`), plus the K samples at the prior's size."""
 
         side = s.live_size or 256
         samples = s.k * 3 * facts.native_size ** 2 * 4 * 4
-        return budget.Work(int((s.paths + 1) * 300 * side * side + samples),
+        return budget.Work(cost.fit_bytes(s.paths, side, side) + samples,
                            f"{s.paths} paths at {side}x{side} after {s.k} samples", "paths or live_size (or k)")
 
     def run(self, s: RasterThenVectorizeSettings, *, prior, inputs, out_dir):
-        prompt = validate.prompt(s.prompt)
         suffix = STYLES["iconography"].suffix if s.suffix is None else s.suffix
-        text = full_prompt(prompt, suffix)
+        text = full_prompt(s.prompt, suffix)
         engine.seed_everything(s.seed)
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
         size = s.size or max(16, round(PAPER_SIZE * prior.native_size / PAPER_CROP))
         scorer = default_clip(prior.device)
         meta: dict = {}
-        reading_notes(prior, prompt, meta)  # before any work: a refused prompt is quoted as the person typed it
+        reading_notes(prior, s.prompt, meta)  # before any work: a refused prompt is quoted as the person typed it
         found = yield from sample_rank_vectorize(
-            prior, text, rank_prompt=prompt, k=s.k, steps=s.sample_steps, guidance=s.guidance, negative=s.negative,
+            prior, text, rank_prompt=s.prompt, k=s.k, steps=s.sample_steps, guidance=s.guidance, negative=s.negative,
             generator=gen, scorer=scorer, vectorize=s.vectorizer, paths=s.paths, segments=s.segments, iters=s.iters,
             live_size=s.live_size, canvas=size, every=s.every)
         scene = found.painting.scene(0)
         raster = export_rasters([scene])[0]
         files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
                  "raster": save_png(found.best, out_dir / "sample.png")}
-        clip = scorer.score(torch.stack([raster, resize_to(found.best[None], raster.shape[-1])[0]]), prompt).tolist()
+        clip = scorer.score(torch.stack([raster, resize_to(found.best[None], raster.shape[-1])[0]]), s.prompt).tolist()
         metrics = {"clip_score": clip[0], "clip_score_raster": clip[1], "shapes": float(len(scene.shapes))}
         meta.update({"metrics": metrics, **scorer.label(), "prompt_used": text, "canvas": size,
                      "samples_score": [float(x) for x in found.scores], "samples_ranked_by": found.ranked_by,

@@ -11,7 +11,9 @@ from typing import Optional
 
 import torch
 
-from .. import budget, engine, validate
+from .. import budget, engine
+from ..devices import to_device
+from . import cost
 from ..errors import InputError
 from ..imaging import save_png, to_uint8
 from ..priors.base import FastEncoding
@@ -80,7 +82,7 @@ class SVGDistillSettings:
                                        lo=0.0, hi=500.0, full=100.0, quick=100.0)
     negative: str = option("", "negative prompt", advanced=True)
     suffix: Optional[str] = option(None, "prompt suffix; default: the style's (empty text: none)", advanced=True)
-    t_min: int = option(50, "smallest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
+    t_min: int = option(50, "smallest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True, at_most="t_max")
     t_max: int = option(950, "largest diffusion timestep (of 1000)", lo=1, hi=999, advanced=True)
     augment: str = option("auto", "random perspective (0.5, p 0.7) + 512/600 crop: auto = on from scratch, "
                                   "off after a traced or LIVE init", choices=("auto", "on", "off"), advanced=True)
@@ -153,9 +155,6 @@ class Plan:
 def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges.
     init: the resolved init ("scratch", "trace" or "live", see `init.resolve_init`)."""
-    validate.prompt(s.prompt)
-    if s.t_min > s.t_max:
-        raise InputError(f"t_min ({s.t_min}) must not exceed t_max ({s.t_max})")
     style = STYLES[s.style]
     native = prior.native_size
     size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
@@ -171,19 +170,9 @@ def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
         size = grid * max(1, round(size / grid))
     style = Style(style.kind, s.paths or style.paths, s.segments or style.segments, suffix, lr, style.optimize,
                   style.radius, style.stroke_width)
-    return Plan(style=style, prompt=full_prompt(validate.prompt(s.prompt), suffix), steps=steps, size=size,
+    return Plan(style=style, prompt=full_prompt(s.prompt, suffix), steps=steps, size=size,
                 native=native, crop=max(8, round(size * PAPER_CROP / PAPER_SIZE)), augment=aug,
                 px=size / PAPER_SIZE, lr=lr, reinit_stop=round(stop * steps), settings=s)
-
-
-def to_device(x: torch.Tensor, device) -> torch.Tensor:
-    """A host tensor on `device` without blocking the host: on CUDA a plain `.to()` from pageable memory waits for
-    the GPU to finish all queued work (a host sync every step); a pinned copy with non_blocking does not, and the
-    caching host allocator keeps the pinned block alive until the copy is done. Elsewhere: `.to(device)`."""
-    device = torch.device(device)
-    if device.type == "cuda" and x.device.type == "cpu":
-        return x.pin_memory().to(device, non_blocking=True)
-    return x.to(device)
 
 
 def with_encoder(prior, encoder: str):
@@ -390,10 +379,9 @@ def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen
 def estimate_work(s: SVGDistillSettings, k: int, facts):
     """Peak memory of one distillation step of K paintings, from the settings alone (nothing built).
 
-    Follows `render.estimate_work`'s measured costs per unit: ~300 B per fill-tile pixel (each shape's box on the
-    canvas, plus a pixel of antialiasing each side), ~120 B per pixel piece (3 per sub-line; a chord gives at
-    most 5 + its length sub-lines, ~8 chords a cubic), and ~200 B per canvas pixel for the render, its
-    augmentation and their gradients. Pixel art has paths**2 squares of size/paths pixels each.
+    `cost.painting_bytes` per painting (the renderer's measured costs per unit): each shape's box on the canvas
+    plus a pixel of antialiasing each side, its outline of PIECES_PER_CUBIC sub-lines a cubic plus its box's
+    perimeter. Pixel art has paths**2 squares of size/paths pixels each.
     """
 
     style = STYLES[s.style]
@@ -406,8 +394,8 @@ def estimate_work(s: SVGDistillSettings, k: int, facts):
         shapes, side, outline = n * n, cell + 2, 4 * (5 + cell)
     else:
         side = min(size, round(2 * style.radius * size / PAPER_SIZE) + 2) if style.kind == "path" else size
-        shapes, outline = n, segments * 8 * 5 + 4 * side
-    per_painting = shapes * (300 * side * side + 120 * 3 * outline) + 200 * size * size
+        shapes, outline = n, segments * cost.PIECES_PER_CUBIC + 4 * side
+    per_painting = cost.painting_bytes(shapes, side, outline, size)
     what = (f"{k} painting{'s' if k > 1 else ''} of {shapes} {'squares' if style.kind == 'square' else 'shapes'} on a "
             f"{size}x{size} canvas")
     return budget.Work(int(k * per_painting), what, "paths or size" + (" (or k)" if k > 1 else ""))

@@ -19,7 +19,7 @@ How it works, and why
   which leaves the coverage inside unchanged; stroke centre lines are clipped to the canvas grown by the
   stroke's reach plus a pixel. So `M0 0 L3e6 5 L5 3e6Z` (3.56 GB before clipping) or a vertex at 1e10 px
   renders in milliseconds. What a scene would still cost (66k subpaths, a 16384 px output) is
-  `estimate_work`'s to say, before rendering.
+  `cost.estimate_work`'s to say, before rendering.
 - Memory stays bounded by the *area of the shapes' bounding boxes*, not pixels x shapes x segments: each
   fill layer accumulates into its own bounding-box tile (clipped to the canvas), all tiles of all layers
   of all scenes in one flat buffer; the autograd graph holds the pieces (~3 per pixel of outline) and the
@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..devices import to_device
 from .scene import Scene, Shape
 
 FLAT_TOL = 0.02          # px: largest distance between a curve and its flattening chords
@@ -783,10 +784,8 @@ def _render_reference(scenes: list[Scene], canvas0: torch.Tensor, dtype, composi
 
 def _upload(values: list, dtype, device) -> torch.Tensor:
     """One host-to-device copy of host-built values (pinned and asynchronous on CUDA: no host sync)."""
-    t = torch.from_numpy(values) if isinstance(values, np.ndarray) else torch.tensor(values, dtype=dtype)
-    if torch.device(device).type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
+    return to_device(torch.from_numpy(values) if isinstance(values, np.ndarray) else torch.tensor(values, dtype=dtype),
+                     device)
 
 
 def _gather_cubics(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -940,71 +939,3 @@ def _render_batched(scenes: list[Scene], canvas0: torch.Tensor, dtype, syncs: li
     if C == 4:
         col = torch.cat([col[:, :3], torch.ones_like(col[:, :1]), col[:, 3:]], 1)     # premultiplied RGBA
     return _composite_entries(torch.cat(cov), torch.cat(lay), torch.cat(pix), col, canvas0)
-
-
-# ------------------------------------------------------------------------------------------ work estimate
-
-def estimate_work(scenes: list[Scene], size: int | tuple[int, int] | None = None, samples: int = 1) -> dict:
-    """What rendering `scenes` would cost, cheaply and without rendering: a dict of
-
-    pixels: K * H * W output samples (with samples**2 per pixel); layers: fill and stroke layers;
-    chords: flattened chords (exact: the renderer's own count); tile_pixels: summed area of the fill tiles
-    (each fill layer's control-point box clipped to the canvas); pieces: an upper bound of the pixel pieces
-    (3 per sub-line; a chord clipped to the canvas gives at most 5 + its L1 length sub-lines, and a cubic's
-    chords are no longer than its control polygon); stroke_pairs: an upper bound of the (stroke piece, pixel)
-    pairs searched; bytes: an estimate of the peak memory of one forward + backward (about 300 B per tile
-    pixel (the batched compositor sorts every tile pixel), 120 B per piece, 80 B per stroke pair and 16 B per
-    output sample and channel; measured peak RSS growth on a CPU: 0.3x (reference) to 0.9x (batched) of it
-    for 128 paths at 600x600).
-    A work budget can refuse a scene before anything large is allocated. Reads the points on the host
-    (one device copy per scene on a GPU).
-    """
-    H, W = output_size(scenes[0], size)
-    samples = int(samples)
-    Hs, Ws = H * samples, W * samples
-    out = {"pixels": len(scenes) * Hs * Ws, "layers": 0, "chords": 0, "tile_pixels": 0, "pieces": 0,
-           "stroke_pairs": 0}
-    for sc in scenes:
-        shapes = [s for s in sc.shapes]
-        if not shapes:
-            continue
-        scale = torch.tensor([Ws / sc.width, Hs / sc.height], dtype=torch.float64)
-        wscale = math.sqrt((Ws / sc.width) * (Hs / sc.height))
-        pts = torch.cat([s.points.detach().reshape(-1, 2) for s in shapes]).to("cpu", torch.float64)
-        flat = pts.reshape(-1)
-        idx, base, owner = [], 0, []
-        for i, s in enumerate(shapes):
-            ix = _shape_cubic_index(s, base)
-            idx.append(ix)
-            owner.append(np.full(ix.shape[1] // 8, i))
-            base += s.points.shape[0]
-        cub = _gather_cubics(flat, torch.from_numpy(np.concatenate(idx, 1))) * scale
-        owner = torch.from_numpy(np.concatenate(owner))
-        cub = torch.nan_to_num(cub, nan=0.0, posinf=1e30, neginf=-1e30)
-        n = _chord_counts(cub).double()
-        l1 = (cub[:, 1:] - cub[:, :-1]).abs().sum((1, 2))
-        sub = 5 * n + torch.minimum(l1, n * 2 * (Ws + Hs))
-        is_fill = torch.tensor([s.kind != "stroke" for s in shapes])
-        is_stroke = torch.tensor([s.kind == "stroke" or (s.kind == "path" and float(s.stroke_width) > 0)
-                                  for s in shapes])
-        out["layers"] += int(is_fill.sum()) + int(is_stroke.sum())
-        cf, cs = is_fill[owner], is_stroke[owner]
-        out["chords"] += int(n[cf].sum()) + int(n[cs].sum())
-        out["pieces"] += int(3 * sub[cf].sum())
-        o4 = owner.repeat_interleave(4)[:, None].expand(-1, 2)
-        lo = cub.new_full((len(shapes), 2), math.inf).scatter_reduce(0, o4, cub.reshape(-1, 2), "amin")
-        hi = cub.new_full((len(shapes), 2), -math.inf).scatter_reduce(0, o4, cub.reshape(-1, 2), "amax")
-        lo = torch.minimum(lo.floor().clamp(min=0), torch.tensor([Ws, Hs], dtype=lo.dtype))
-        hi = torch.minimum(hi.ceil().clamp(min=0), torch.tensor([Ws, Hs], dtype=hi.dtype))
-        area = ((hi - lo).clamp(min=0)[:, 0] + 1) * (hi - lo).clamp(min=0)[:, 1]
-        out["tile_pixels"] += int(area[is_fill].sum())
-        if bool(cs.any()):
-            width = torch.tensor([float(s.stroke_width) * wscale for s in shapes], dtype=torch.float64)[owner]
-            reach = width * 0.5 + 0.5
-            length = torch.minimum(l1, n * 2 * (Ws + Hs))
-            stroke_pieces = n + length / STROKE_PIECE
-            window = torch.minimum((STROKE_PIECE + 2 * reach + 2) ** 2, torch.tensor(float(Hs * Ws)))
-            out["stroke_pairs"] += int((stroke_pieces * window)[cs].sum())
-    out["bytes"] = (300 * out["tile_pixels"] + 120 * out["pieces"] + 80 * out["stroke_pairs"]
-                    + 16 * 4 * out["pixels"])
-    return out

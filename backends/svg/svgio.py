@@ -43,7 +43,7 @@ import torch
 
 from .. import validate
 from ..errors import InputError
-from .render import output_size
+from .cost import MAX_WORK, check_work
 from .scene import Scene, Shape
 
 # One byte and element limit for SVG, owned by the validator (2 MB is ~50x a typical exported icon or logo
@@ -61,10 +61,6 @@ MAX_COORD_CANVASES = 64      # |coordinate| <= this * max(width, height), after 
 MAX_SCALE = 1e6              # singular values of any element's full transform lie in [1 / MAX_SCALE, MAX_SCALE]
 MAX_STOPS = 256              # per gradient
 MAX_STOPS_TOTAL = 4096       # in the whole document
-# Estimated pixel operations for one image (`check_work`: the canvas plus `render_work`): a 4096 x 4096 canvas
-# with one fill over all of it is 33.6 million, and 40 million leaves room for its outline and small shapes:
-# about 3 s and 0.6 GB on an idle 2-core CPU with this project's renderer.
-MAX_WORK = 40_000_000
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -1165,109 +1161,3 @@ def _closed_points(subpaths):
         flat += pts[:-1]
         counts.append((len(pts) - 1) // 3)
     return torch.tensor(flat, dtype=torch.float32), tuple(counts)
-
-
-# ---------------------------------------------------------------------------------------------- work bound
-
-def render_work(scene: Scene, size: int | tuple[int, int] | None = None, samples: int = 1) -> torch.Tensor:
-    """Estimated pixel operations of `render(scene, size=size, samples=samples)`, per shape: (n_shapes,) float64.
-
-    A model of this project's renderer (backends/svg/render.py), an upper bound rather than a prediction:
-    - a fill costs its bounding box clipped to the canvas (one winding accumulator per pixel, plus the
-      padding column) plus three pieces per pixel-long sub-line of its flattened outline (the control
-      polygon's spans in output pixels, plus one per flatness chord, counted as the renderer does);
-    - a stroke costs, per 4 px piece of its centre line, the pixel candidates of the piece's box grown by half
-      the width (at most the canvas), weighted 16x (measured on a loaded 2-core CPU: 400-650 ns and ~90 bytes
-      per candidate, against ~37 ns and ~40 bytes per fill pixel, canvas included);
-    - every shape costs 256 for its fixed overhead.
-    The canvas itself is not included (see `check_work`). Non-finite geometry costs inf.
-    """
-    H, W = output_size(scene, size)
-    Hs, Ws = H * samples, W * samples
-    n = len(scene.shapes)
-    if n == 0:
-        return torch.zeros(0, dtype=torch.float64)
-    kx, ky = Ws / scene.width, Hs / scene.height
-    f64 = torch.float64
-    with torch.no_grad():
-        pts, idx, nxt, seg_leg, seg_shape, square = [], [], [], [], [], []
-        off = 0
-        for i, s in enumerate(scene.shapes):       # index lists only; the arithmetic is vectorized below
-            p = s.points.detach()
-            pts.append(p)
-            square.append(s.kind == "square")
-            counts = s.segment_counts()
-            if s.kind == "square":
-                idx += [off, off + 1]
-                nxt += [off + 1, off]
-                off += 2
-                continue
-            for cnt in counts:
-                k = 3 * cnt if s.closed else 3 * cnt + 1
-                seg_leg.extend(range(len(idx), len(idx) + 3 * cnt, 3))   # a segment's legs: 3j, 3j+1, 3j+2
-                seg_shape.extend([i] * cnt)
-                idx.extend(range(off, off + k))
-                nxt.extend(range(off + 1, off + k))
-                nxt.append(off if s.closed else off + k - 1)       # wrap, or a zero-length leg
-                off += k
-        sizes = torch.tensor([len(p) for p in pts])
-        P = torch.cat(pts).to("cpu", f64) * torch.tensor([kx, ky], dtype=f64)
-        sid = torch.repeat_interleave(torch.arange(n), sizes)
-        idx_t, nxt_t = torch.tensor(idx), torch.tensor(nxt)
-        leg = P[nxt_t] - P[idx_t]
-        span = torch.zeros(n, dtype=f64).index_add(0, sid[idx_t], leg.abs().amax(-1))
-        length = torch.zeros(n, dtype=f64).index_add(0, sid[idx_t], leg.norm(dim=-1))
-        sq = torch.tensor(square)
-        span = torch.where(sq, 2 * span, span)     # a square's two "legs" are its diagonal; its outline is 2(w+h)
-        chords = torch.zeros(n, dtype=f64)
-        if seg_leg:                                # the renderer's chord count: flatness bound, power of two
-            j = torch.tensor(seg_leg)
-            d2 = torch.maximum((leg[j + 1] - leg[j]).norm(dim=-1), (leg[j + 2] - leg[j + 1]).norm(dim=-1))
-            n_ch = torch.exp2(torch.log2(torch.sqrt(0.75 * d2 / 0.02).clamp(1, 1024)).ceil())
-            chords.index_add_(0, torch.tensor(seg_shape), torch.nan_to_num(n_ch, nan=1024.0))
-        chords = torch.where(sq, 4.0, chords)
-        sid2 = sid[:, None].expand(-1, 2)
-        lo = torch.full((n, 2), math.inf, dtype=f64).scatter_reduce(0, sid2, P, "amin")
-        hi = torch.full((n, 2), -math.inf, dtype=f64).scatter_reduce(0, sid2, P, "amax")
-        lim = torch.tensor([Ws, Hs], dtype=f64)
-        lo = torch.minimum(lo.clamp(min=0), lim).floor()
-        hi = torch.minimum(hi.clamp(min=0), lim).ceil()
-        ext = (hi - lo).clamp(min=0)
-        tile = (ext[:, 0] + 1) * ext[:, 1]
-        lines = 3 * (span + chords)
-        pieces = length / 4 + chords
-        width = torch.tensor([float(s.stroke_width) for s in scene.shapes], dtype=f64) * math.sqrt(kx * ky)
-        box = torch.minimum((4 + width + 3) * (width + 3), torch.tensor((Ws + 1.0) * (Hs + 1.0), dtype=f64))
-        has_fill = torch.tensor([s.kind != "stroke" and float(s.fill[3]) > 0 for s in scene.shapes])
-        has_stroke = torch.tensor([s.kind == "stroke" or (s.kind == "path" and float(s.stroke[3]) > 0
-                                                          and float(s.stroke_width) > 0) for s in scene.shapes])
-        work = 256.0 + torch.where(has_fill, tile + lines, 0.0) + torch.where(has_stroke, 16 * pieces * box, 0.0)
-        bad = torch.zeros(n, dtype=f64).index_add(0, sid, (~torch.isfinite(P)).any(1).to(f64))
-        return torch.where(bad > 0, math.inf, torch.nan_to_num(work, nan=math.inf))
-
-
-def check_work(scene: Scene, *, size: int | tuple[int, int] | None = None, samples: int = 1,
-               max_work: float = MAX_WORK, sources: list[str] | None = None,
-               reduce: str = "a smaller canvas") -> float:
-    """The estimated work of rendering `scene` (`render_work`, summed, plus one per canvas pixel); InputError
-    when over max_work.
-
-    sources: the element each shape came from, to name a shape that alone takes most of the work;
-    reduce: what else the person can change, for the message.
-    """
-    work = render_work(scene, size, samples)
-    H, W = output_size(scene, size)
-    # The canvas: background, compositing, clamping and PNG encoding cost about one fill pixel per pixel.
-    total = float(work.sum()) + (H * samples) * (W * samples)
-    if total <= max_work:
-        return total
-    worst = int(work.argmax())
-    culprit = ""
-    if sources is not None and float(work[worst]) > total / 2:
-        alone = float(work[worst])
-        culprit = (f"; its {sources[worst]} alone takes "
-                   + (f"{alone / 1e6:.0f} million" if math.isfinite(alone) else "an unbounded amount"))
-    amount = f"about {total / 1e6:.0f} million" if math.isfinite(total) else "an unbounded number of"
-    raise InputError(f"The SVG would take {amount} pixel operations to draw at {W * samples}x{H * samples} px, "
-                     f"more than the {max_work / 1e6:.0f} million allowed{culprit}; use fewer, smaller or "
-                     f"thinner-stroked shapes, or {reduce}.")

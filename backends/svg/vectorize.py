@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import budget, engine
+from . import cost
 from ..errors import InputError
 from ..imaging import load_image, psnr, save_png, to_uint8
 from ..registry import register
@@ -267,12 +268,14 @@ class Vectorize:
     @classmethod
     def estimate(cls, s: VectorizeSettings, inputs, facts):
         """The work budget's estimate from the image's header (see `backends.budget`): the working canvas (long
-        side `size`) with all paths at full-canvas tiles, ~300 B a tile pixel, as `render.estimate_work`."""
+        side `size`): `cost.fit_bytes`, plus the canvas's own ~400 B a pixel (the target, the render, their
+        gradients)."""
 
         w0, h0 = budget.image_size(inputs[0])
         side = s.size or 256
         w, h = max(8, round(w0 * side / max(w0, h0))), max(8, round(h0 * side / max(w0, h0)))
-        return budget.Work(int((s.paths + 1) * 300 * w * h + 400 * w * h), f"{s.paths} paths on a {w}x{h} canvas",
+        return budget.Work(cost.fit_bytes(s.paths, w, h) + 2 * cost.STEP_PIXEL_BYTES * w * h,
+                           f"{s.paths} paths on a {w}x{h} canvas",
                            "paths or size")
 
     def run(self, s: VectorizeSettings, *, prior, inputs, out_dir):
