@@ -11,7 +11,7 @@ from backends import engine
 from backends.csd_edit.metrics import residual_consistency, sequence_pairs
 from backends.priors.base import Cond
 from backends.errors import InputError
-from backends.priors.edits import EDITS, SIGMA, SIGMA_UNCOND, VARIANTS, VOCABULARY, EditPrior, apply_edit
+from backends.priors.edits import EDITS, SIGMA, SIGMA_UNCOND, VARIANTS, VOCABULARY, EditPrior
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,6 @@ def test_the_empty_instruction_is_no_edit(prior):
     assert not cond.text.any()
     parts = prior.predict_eps_parts(torch.randn(2, 3, 8, 8), 100, cond)
     torch.testing.assert_close(parts["full"], parts["image"])
-    torch.testing.assert_close(apply_edit(images, "", 0), images)
 
 
 # ---- matching ----

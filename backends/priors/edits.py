@@ -234,14 +234,6 @@ def match_index(instruction: str) -> int | None:
     return best[2]
 
 
-def apply_edit(images: torch.Tensor, edit: str | int, variant: int) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> the named edit's variant, (B, 3, H, W) in [0, 1]. edit: an instruction or index."""
-    k = edit if isinstance(edit, int) else match_index(edit)
-    if k is None:
-        return images
-    return equidistant(images, EDITS[k].variants(images))[:, variant]
-
-
 def equidistant(x: torch.Tensor, variants: torch.Tensor) -> torch.Tensor:
     """Give every variant, at every pixel, the same distance from the source x: the displacement T_k(x) - x keeps
     its RGB direction and takes the variants' mean length there. x: (B, 3, H, W), variants: (B, K, 3, H, W), both
