@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of a fresh machine (and exactly what .ci/run calls): build a virtual environment from
-# requirements.txt + requirements-dev.txt alone, then run the whole suite inside it.
+# requirements.txt + requirements-dev.txt alone, install the project as the README does (`pip install -e .`, no
+# dependency beyond those files), then run the whole suite inside it.
 # Usage: bash scripts/test.sh [pytest args]
 #
 # Nothing installed by hand decides a result: the environment is built with `python -m venv` (no system site
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${DISTILL_TEST_VENV:-.venv}"
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 frozen() { "$venv/bin/python" -m pip freeze --all --disable-pip-version-check 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
 if [ "${DISTILL_FRESH:-0}" != 1 ] && [ -x "$venv/bin/python" ] && [ -f "$venv/.built-from" ] \
@@ -22,6 +23,7 @@ else
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$venv/.built-from"
   frozen > "$venv/.frozen"
 fi

@@ -41,6 +41,9 @@ def assert_svg_matches_png(result, *, direct: bool = True):
     """
     own = np.asarray(Image.open(result.files["png"]).convert("RGB")).astype(np.float64) / 255.0
     h, w = own.shape[:2]
+    # opened alone, the file shows at the PNG's size (its viewBox keeps the canvas's coordinates)
+    head = open(result.files["svg"], encoding="utf-8").read(400)
+    assert f'width="{w}" height="{h}"' in head and 'viewBox="0 0 ' in head
     assert _psnr(_resvg(result.files["svg"], w, h, scale=4), own) >= 32.0
     if direct:
         assert _psnr(_resvg(result.files["svg"], w, h), own) >= 32.0

@@ -19,8 +19,7 @@ from ..registry import register
 from ..settings import option
 from ..types import Result
 from .init import VECTORIZERS, reading_notes, sample_rank_vectorize
-from .painting import export_rasters, resize_to
-from .svgio import save_svg
+from .painting import export_rasters, export_svg, resize_to
 from .distill import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
 
 
@@ -83,7 +82,7 @@ class RasterThenVectorize:
             live_size=s.live_size, canvas=size, every=s.every)
         scene = found.painting.scene(0)
         raster = export_rasters([scene])[0]
-        files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
+        files = {"svg": export_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
                  "raster": save_png(found.best, out_dir / "sample.png")}
         clip = scorer.score(torch.stack([raster, resize_to(found.best[None], raster.shape[-1])[0]]), s.prompt).tolist()
         metrics = {"clip_score": clip[0], "clip_score_raster": clip[1], "shapes": float(len(scene.shapes))}

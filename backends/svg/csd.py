@@ -30,8 +30,7 @@ from ..imaging import save_png
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from .svgio import save_svg
-from .painting import export_rasters, grid_image
+from .painting import export_rasters, export_svg, grid_image
 from .init import INIT_HELP, rank_samples, reading_notes, resolve_init
 from .distill import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan,
                       sample_init)
@@ -89,7 +88,7 @@ class CSDVectorFusion:
         # random-weight model whose order is noise; the icons prior's score is exact), else the order made
         order, rank_score, ranked_by = rank_samples(rasters, s.prompt, prior=prior, scorer=scorer)
         for rank, i in enumerate(order, start=1):
-            files[f"svg_{rank}"] = save_svg(scenes[i], out_dir / f"candidate_{rank}.svg")
+            files[f"svg_{rank}"] = export_svg(scenes[i], out_dir / f"candidate_{rank}.svg")
             files[f"png_{rank}"] = save_png(rasters[i], out_dir / f"candidate_{rank}.png")
         files = {"svg": files["svg_1"], "png": files["png_1"], **files}  # the best first (the app lists in order)
         sheet = grid_image(rasters[order])

@@ -19,9 +19,8 @@ from ..imaging import save_png, to_uint8
 from ..priors.base import FastEncoding
 from ..settings import option
 from .losses import closed_area, saturation_penalty, xing_loss
-from .svgio import save_svg
 from .init import sample_rank_vectorize
-from .painting import Painting, grid_image, pixel_squares, random_circles, random_strokes, resize_to
+from .painting import Painting, export_svg, grid_image, pixel_squares, random_circles, random_strokes, resize_to
 from .vectorize import live_steps
 
 PAPER_SIZE = 600   # VectorFusion renders at 600 x 600 ...
@@ -370,7 +369,7 @@ def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen
         cols = torch.nn.functional.adaptive_avg_pool2d(kept, st.paths).permute(0, 2, 3, 1).reshape(keep, -1, 3)
         painting.colors[:, :, :3] = cols.to(device)
         return painting, 0
-    files["init_svg"] = save_svg(found.painting.scene(0), out_dir / f"{init}_init.svg")
+    files["init_svg"] = export_svg(found.painting.scene(0), out_dir / f"{init}_init.svg")
     return found.painting, done
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..imaging import to_uint8
 from .render import render_batch
 from .scene import Scene, Shape, unit_circle
+from .svgio import save_svg
 
 SHAPE_KINDS = ("path", "stroke", "square")
 
@@ -246,14 +247,25 @@ def random_paths(n: int, segments: int = 4, width: int = 600, height: int = 600,
 EXPORT_MIN = 512  # px: the shortest side of the PNG written beside an SVG (a whole multiple of its canvas)
 
 
+def export_size(scene: Scene) -> tuple[int, int]:
+    """(width, height) in px of a result's PNG and of the size its SVG declares: the canvas at a whole multiple, at
+    least EXPORT_MIN px (a 75 px canvas, the icons prior's, would otherwise open as a thumbnail). A whole multiple
+    keeps pixel art on whole pixels; the SVG drawn by any renderer at that size matches the PNG."""
+    scale = max(1, math.ceil(EXPORT_MIN / min(scene.width, scene.height)))
+    return scene.width * scale, scene.height * scale
+
+
 def export_rasters(scenes: list[Scene]) -> torch.Tensor:
-    """(K, 3, H, W) the scenes drawn for the PNG beside the SVG: the same vector scene at a whole multiple of its
-    canvas, at least EXPORT_MIN px (a 75 px canvas, the icons prior's, would download as a thumbnail). A whole
-    multiple keeps pixel art on whole pixels; the SVG drawn by any renderer at that size matches it."""
-    sc = scenes[0]
-    scale = max(1, math.ceil(EXPORT_MIN / min(sc.width, sc.height)))
+    """(K, 3, H, W) the scenes drawn for the PNG beside the SVG, at `export_size`."""
+    w, h = export_size(scenes[0])
     with torch.no_grad():
-        return render_batch(scenes, size=(sc.height * scale, sc.width * scale)).permute(0, 3, 1, 2)
+        return render_batch(scenes, size=(h, w)).permute(0, 3, 1, 2)
+
+
+def export_svg(scene: Scene, path) -> str:
+    """The scene as an SVG file that opens at the size of the PNG beside it (`export_size`; the viewBox keeps the
+    canvas's coordinates)."""
+    return save_svg(scene, path, size=export_size(scene))
 
 
 def grid_image(images: torch.Tensor) -> np.ndarray:

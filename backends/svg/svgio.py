@@ -106,11 +106,14 @@ def _paint_attrs(prefix: str, rgba) -> list[str]:
     return out
 
 
-def scene_to_svg(scene: Scene, decimals: int = 2) -> str:
-    """Clean SVG 1.1 text for the scene: viewBox "0 0 width height", one element per shape in painter's order."""
+def scene_to_svg(scene: Scene, decimals: int = 2, size: tuple[int, int] | None = None) -> str:
+    """Clean SVG 1.1 text for the scene: viewBox "0 0 width height", one element per shape in painter's order.
+    size: the (width, height) in px the file declares, the size a browser or an editor shows it at (default the
+    canvas's own); the viewBox keeps the canvas's coordinates either way."""
     W, H = scene.width, scene.height
+    dw, dh = size or (W, H)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<svg xmlns="{SVG_NS}" version="1.1" width="{W}" height="{H}" viewBox="0 0 {W} {H}">']
+             f'<svg xmlns="{SVG_NS}" version="1.1" width="{dw}" height="{dh}" viewBox="0 0 {W} {H}">']
     bg = scene.background.detach().cpu().float().tolist()
     if bg[3] > 0:
         lines.append(f'  <rect class="background" x="0" y="0" width="{W}" height="{H}" '
@@ -143,12 +146,13 @@ def scene_to_svg(scene: Scene, decimals: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_svg(scene: Scene, path: str | Path, decimals: int = 2) -> str:
-    """Write the scene as an SVG file, whole or not at all (a temporary name renamed into place)."""
+def save_svg(scene: Scene, path: str | Path, decimals: int = 2, size: tuple[int, int] | None = None) -> str:
+    """Write the scene as an SVG file (see `scene_to_svg`), whole or not at all (a temporary name renamed into
+    place)."""
     from ..files import atomic_path
 
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(scene_to_svg(scene, decimals), encoding="utf-8")
+        Path(tmp).write_text(scene_to_svg(scene, decimals, size), encoding="utf-8")
     return str(path)
 
 

@@ -30,8 +30,7 @@ from ..types import Result
 from .distill import (STYLES, SVGDistillSettings, clip_metadata, distill_painting, estimate_work, init_painting,
                       make_plan, sample_init, with_encoder)
 from .init import INIT_HELP, reading_notes, resolve_init
-from .painting import export_rasters
-from .svgio import save_svg
+from .painting import export_rasters, export_svg
 
 
 @dataclass
@@ -76,7 +75,7 @@ class VectorFusion:
         scene = painting.scene(0)
         raster = export_rasters([scene])[0]
         # the result first (the app lists files in this order), then what the init made
-        files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
+        files = {"svg": export_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png"),
                  **files}
         scores, label = clip_metadata(scorer, raster[None], s.prompt)
         metrics = {"clip_score": scores[0], "reinitialized": float(stats.get("reinitialized", 0)),

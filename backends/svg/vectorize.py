@@ -28,8 +28,7 @@ from ..registry import register
 from ..settings import option
 from ..types import Result
 from .losses import udf_weights, xing_loss
-from .painting import Painting, circle_control_points, export_rasters
-from .svgio import save_svg
+from .painting import Painting, circle_control_points, export_rasters, export_svg
 
 
 
@@ -293,7 +292,7 @@ class Vectorize:
                                              xing_weight=s.xing_weight, threshold=s.threshold, every=s.every)
         scene = painting.scene(0)
         raster = export_rasters([scene])[0]
-        files = {"svg": save_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png")}
+        files = {"svg": export_svg(scene, out_dir / "result.svg"), "png": save_png(raster, out_dir / "result.png")}
         metrics = {"psnr": psnr(painting.render()[0].detach(), target), "paths": float(len(scene.shapes))}
         yield Result(files=files, preview=to_uint8(raster),
                      metadata={"metrics": metrics, "canvas": [w, h], "input_size": [w0, h0],
