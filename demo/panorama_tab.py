@@ -31,8 +31,9 @@ SPEC = TabSpec(
     task="panorama",
     title="Panorama edit",
     intro=("**Panorama editing.** Give a wide image and an instruction. CSD-Edit edits overlapping windows "
-           "together (as SVGD particles), so the edit is consistent across the whole width; the baseline edits "
-           "each window independently with InstructPix2Pix."),
+           "together (as SVGD particles), so they take one edit across the whole width; the baseline edits each "
+           "window on its own with the same prior. Each result measures how much the edit differs between "
+           "neighbouring windows (*edit inconsistency*)."),
     inputs=[InputSlot("image", "Panorama", lambda: gr.Image(
         type="filepath", label="Wide image", sources=["upload"], height=170, elem_id="panorama-input"))],
     method=("csd-edit",),

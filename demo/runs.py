@@ -76,6 +76,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
     job = JOBS.start(_session(request), spec.name)
     t0 = time.perf_counter()
     outcome, it = "stopped", None  # "stopped" also covers Gradio closing this generator (Stop, a closed page)
+    last_preview = None  # (side, label, backend key, Progress) of the last report with a preview
     log.info("job %d (%s) started", job.id, spec.name)
     try:
         from backends.files import JobDir, cleanup_expired
@@ -122,6 +123,8 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
                     continue
                 job_dir.touch()
                 progress((item.step, item.total), desc=f"{label}: step")
+                if item.preview is not None:
+                    last_preview = (side, label, cls.key, item)
                 yield out.progress(side, label, cls.key, item, note)
             if result is None:
                 raise RunError(f"{cls.key} finished without a result")
@@ -141,7 +144,11 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
     except Stopped:
         latency = time.monotonic() - job.stop_requested_at if job.stop_requested_at else 0.0
         where = f"at step {job.step} of {job.total}" if job.total else "before the first step"
-        yield out.final(f"**Stopped** {where} ({latency:.1f} s after Stop). The next run starts fresh.",
+        kept = ""
+        if last_preview is not None and out.folder is not None and it is not None:  # the side that was stopped
+            out.partial(*last_preview)
+            kept = " Its last preview is offered as a file, marked partial."
+        yield out.final(f"**Stopped** {where} ({latency:.1f} s after Stop).{kept} The next run starts fresh.",
                         None, None, None)
     except DistillError as err:
         outcome = "failed"
@@ -283,10 +290,9 @@ class _Outputs:
         return self._set({self.t.status: text})
 
     def progress(self, side: str, label: str, key: str, p: Progress, note: str) -> dict:
-        loss = f" · loss {p.loss:.4g}" if p.loss is not None else ""
-        metrics = "".join(f" · {k} {v:.3g}" for k, v in p.metrics.items() if k != "bad_steps"
-                          and isinstance(v, (int, float)))
-        text = (f"**{label}** `{key}`: step **{p.step}/{p.total}**{loss}{metrics} · {p.elapsed:.1f} s"
+        """Plain words on the status line ("step 54 of 200 · 12.3 s · about 30 s left"); the loss and the other
+        per-step figures belong to the run's report, not to a visitor's status."""
+        text = (f"**{label}** `{key}`: step **{p.step}** of {p.total} · {p.elapsed:.1f} s"
                 f"{eta_text(p.step, p.total, p.elapsed)}{note}")
         if p.message:
             text += f"  \n{p.message}"
@@ -313,6 +319,17 @@ class _Outputs:
         for kind, widget in zip(t.spec.media, media):
             upd[widget] = media_value(kind, files, folder)
         return self._set(upd)
+
+    def partial(self, side: str, label: str, key: str, p: Progress) -> dict:
+        """What a stopped run made so far: its last preview, saved as a file of the side marked partial."""
+        t = self.t
+        folder = self.folder / side
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{safe_stem(key.replace('/', '_'))}_partial_step{p.step}_of_{p.total}.png"
+        Image.fromarray(np.ascontiguousarray(p.preview)).save(path, format="PNG")
+        caption_w, file_w = (t.caption_a, t.files_a) if side == "a" else (t.caption_b, t.files_b)
+        return self._set({file_w: [str(path)],
+                          caption_w: f"**{label}** `{key}` · partial: stopped at step {p.step} of {p.total}"})
 
     def final(self, status: str, report: str | None, cli: str | None, details: dict | None,
               notices: str = "") -> dict:

@@ -9,6 +9,7 @@ import gradio as gr
 from .tab import Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "video"
+VIDEO_TYPES = (".mp4", ".mov", ".webm", ".mkv", ".gif")  # what backends.media reads
 
 
 # Small enough for a CPU and the tiny prior (CI runs these); with a GPU, raise steps and short_side.
@@ -17,9 +18,9 @@ QUICK = {"steps": 20, "short_side": 64, "particles": 4}
 
 def examples() -> list[Example]:
     out = []
-    for path in sorted(EXAMPLES.glob("*.mp4")) + sorted(EXAMPLES.glob("*.gif")) + sorted(EXAMPLES.glob("*.webm")):
+    for path in sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in VIDEO_TYPES):
         name = path.stem.replace("_", " ")
-        out.append(Example(f"{name}: Van Gogh", "csd-edit", prompt="make it a Van Gogh painting",
+        out.append(Example(f"{name}: watercolour", "csd-edit", prompt="make it a watercolour painting",
                            inputs={"video": str(path)}, settings=dict(QUICK)))
         out.append(Example(f"{name}: winter, vs. per-frame", "csd-edit", prompt="make it winter",
                            inputs={"video": str(path)}, settings=dict(QUICK), compare=True))
@@ -30,14 +31,17 @@ SPEC = TabSpec(
     name="video",
     task="video",
     title="Video edit",
-    intro=("**Video editing.** Give a short clip and an instruction. CSD-Edit edits all frames together, so "
-           "the edit does not flicker; the baseline edits each frame on its own."),
-    inputs=[InputSlot("video", "Clip", lambda: gr.Video(
-        label="Short clip (a few seconds)", sources=["upload"], height=170, elem_id="video-input"))],
+    intro=("**Video editing.** Give a short clip and an instruction. CSD-Edit edits all frames together as one "
+           "set of particles, so they take one edit; the baseline edits each frame on its own with the same prior. "
+           "Each result measures how much the edit differs from frame to frame (*edit inconsistency*)."),
+    # a file box, not gr.Video: the browser's video picker hides GIFs, which the CLI and the reader take
+    inputs=[InputSlot("video", "Clip", lambda: gr.File(
+        label="Short clip, a few seconds (mp4, mov, webm, mkv or gif)", file_types=list(VIDEO_TYPES),
+        height=120, elem_id="video-input"))],
     method=("csd-edit",),
     baseline=("per-frame",),
     media=("video",),
     media_labels={"video": "edited clip"},
-    prompt_label="Instruction (e.g. 'make it a Van Gogh painting')",
+    prompt_label="Instruction (e.g. 'make it a watercolour painting')",
     examples=examples,
 )

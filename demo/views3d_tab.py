@@ -41,8 +41,9 @@ SPEC = TabSpec(
     task="views3d",
     title="3D-view edit",
     intro=("**3D-view editing.** Give several views of one object or scene (images, or one zip) and an "
-           "instruction. CSD-Edit edits the views together so they stay consistent with each other; the "
-           "baseline edits each view on its own."),
+           "instruction. CSD-Edit edits the views together as one set of particles, so they take one edit; the "
+           "baseline edits each view on its own with the same prior. Each result measures how much the edit "
+           "differs from view to view (*edit inconsistency*)."),
     inputs=[InputSlot("images", "Views", lambda: gr.File(
         label="Views: several images or one .zip", file_count="multiple",
         file_types=["image", ".zip"], height=160, elem_id="views3d-input"))],

@@ -157,7 +157,7 @@ def test_run_streams_previews_then_offers_files_metrics_and_the_cli_line(app):
     assert all(im.ndim == 3 for im in images) and len(set(previews)) > 1
     assert all(Path(p).parent.name == "previews" for p in previews)
     steps = [u[tab.status] for u in updates if "step **" in str(u.get(tab.status, ""))]
-    assert steps and "40/40" in steps[-1]
+    assert steps and "step **40** of 40" in steps[-1] and "loss" not in steps[-1]  # plain words, no loss figures
     assert final["status"].startswith("**Done**")
     files = [Path(p) for p in final["files_a"]]
     assert {p.suffix for p in files} == {".png", ".json"} and all(p.is_file() for p in files)
@@ -274,6 +274,10 @@ def test_stop_ends_a_running_optimization_before_it_finishes_and_the_next_run_wo
     print(f"stop latency {out['ended'] - t0:.2f} s")  # reported, not judged: a busy machine stretches it
     assert out["final"]["status"].startswith("**Stopped** at step") and message.startswith("**Stopped**")
     assert 0 < jobs.JOBS.last("stopper", "image").step < 20000  # ended by Stop, long before its last step
+    # what it made so far is offered: the last preview, as a file marked partial
+    (partial,) = out["final"]["files_a"]
+    assert "_partial_step" in Path(partial).name and np.asarray(Image.open(partial)).ndim == 3
+    assert "partial" in out["final"]["status"]
     assert jobs.JOBS.last("stopper", "image").outcome == "stopped" and not jobs.JOBS.active("stopper", "image")
     _, final = run(tab, sds(steps=10), [SHAPES], who="stopper")
     assert final["status"].startswith("**Done**")

@@ -124,12 +124,12 @@ class _PanoramaEdit(csd.EditBackend):
 @register("panorama", "csd-edit")
 class PanoramaCSDEdit(_PanoramaEdit):
     Settings = PanoramaCSDSettings
-    description = "CSD-Edit a wide image with InstructPix2Pix: overlapping windows are SVGD particles, no seams"
+    description = "CSD-Edit a wide image: overlapping windows are SVGD particles that take one edit"
     method = "csd"
 
 
 @register("panorama", "per-patch")
 class PanoramaPerPatch(_PanoramaEdit):
     Settings = PanoramaSettings
-    description = "Baseline: InstructPix2Pix SDS-edit of each window on its own (CSD-Edit without the kernel, same budget)"
+    description = "Baseline: SDS-edit of each window on its own (CSD-Edit without the kernel, same budget)"
     method = "per-item"

@@ -130,12 +130,12 @@ def _source_frames(path: str, kept: int, fps_kept: float) -> int | None:
 @register("video", "csd-edit")
 class VideoCSDEdit(_VideoEdit):
     Settings = VideoCSDSettings
-    description = "CSD-Edit a short clip with InstructPix2Pix: frames are SVGD particles, so the edit stays consistent"
+    description = "CSD-Edit a short clip: frames are SVGD particles that take one edit"
     method = "csd"
 
 
 @register("video", "per-frame")
 class VideoPerFrame(_VideoEdit):
     Settings = VideoSettings
-    description = "Baseline: InstructPix2Pix SDS-edit of each frame on its own (CSD-Edit without the kernel, same budget)"
+    description = "Baseline: SDS-edit of each frame on its own (CSD-Edit without the kernel, same budget)"
     method = "per-item"

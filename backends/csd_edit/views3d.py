@@ -126,7 +126,7 @@ class _ViewsEdit(csd.EditBackend):
 @register("views3d", "csd-edit")
 class ViewsCSDEdit(_ViewsEdit):
     Settings = ViewsCSDSettings
-    description = "CSD-Edit several views of one object with InstructPix2Pix: views are SVGD particles, edits agree"
+    description = "CSD-Edit several views of one object: views are SVGD particles that take one edit"
     method = "csd"
 
     def kernel(self, s: ViewsCSDSettings) -> str:
@@ -136,5 +136,5 @@ class ViewsCSDEdit(_ViewsEdit):
 @register("views3d", "per-view")
 class ViewsPerView(_ViewsEdit):
     Settings = ViewsSettings
-    description = "Baseline: InstructPix2Pix SDS-edit of each view on its own (CSD-Edit without the kernel, same budget)"
+    description = "Baseline: SDS-edit of each view on its own (CSD-Edit without the kernel, same budget)"
     method = "per-item"
