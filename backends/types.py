@@ -84,13 +84,13 @@ class Inputs:
     def check(self, key: str, count: int) -> None:
         """An InputError (one sentence) when `count` files do not fit."""
         if self.max == 0 and count:
-            raise InputError(f"{key} takes no --input")
+            raise InputError(f"{key} takes no input file")
         if count < self.min:
-            raise InputError(f"{key} needs --input: {self.noun}, got none")
+            raise InputError(f"{key} needs an input: {self.noun}, got none")
         if self.max is not None and count > self.max:
             most = "one" if self.max == 1 else str(self.max)
             many = f"exactly {most}" if self.min == self.max else f"at most {most}"
-            raise InputError(f"{key} takes {many} --input ({self.noun}), got {count}")
+            raise InputError(f"{key} takes {many} input ({self.noun}), got {count}")
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ def test_every_backend_has_a_typed_contract_and_one_check_per_rule(tmp_path):
     refused("svg/vectorfusion", {"prompt": "  "}, match="prompt is empty")
     refused("svg/vectorfusion", {"prompt": "a fox", "t_min": 900, "t_max": 100},
             match=r"'t_min' \(900\) must not exceed 't_max' \(100\)")
-    refused("panorama/csd-edit", {"prompt": "make it winter"}, match="needs --input: an image")
-    refused("svg/vectorfusion", {"prompt": "a fox"}, inputs=["a.png"], match="takes no --input")
+    refused("panorama/csd-edit", {"prompt": "make it winter"}, match="needs an input: an image")
+    refused("svg/vectorfusion", {"prompt": "a fox"}, inputs=["a.png"], match="takes no input file")
     cls = get("svg/vectorfusion")
     ready = cls.Settings(prompt="a fox\x00")  # a ready object goes through the same parser as a dict
     with pytest.raises(InputError, match="control character"):

@@ -54,7 +54,7 @@ class ImageSDS:
         device = prior.device
         target = load_image(inputs[0], device=device) if inputs else None
         if prior.needs_target and target is None:
-            raise InputError(f"the {prior.name} prior needs a target image: give one (--input target.png)")
+            raise InputError(f"the {prior.name} prior needs a target image: give the image it should reconstruct")
         h, w = (target.shape[-2:] if target is not None else (s.size, s.size))
         scale = prior.latent_scale
         h, w = h // scale * scale, w // scale * scale
