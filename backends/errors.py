@@ -11,7 +11,14 @@ class DistillError(Exception):
 
 
 class InputError(DistillError, ValueError):
-    """The input (file, prompt, setting) is not acceptable; nothing was run."""
+    """The input (file, prompt, setting) is not acceptable; nothing was run.
+
+    suggestions: ready-to-use replacements for the refused prompt (the closest things a retrieval prior knows), in
+    order; the app offers them as choices a visitor can click, the CLI's sentence already names them."""
+
+    def __init__(self, message: str, *, suggestions: tuple[str, ...] | list[str] = ()):
+        super().__init__(message)
+        self.suggestions = tuple(suggestions)
 
 
 class RunError(DistillError, RuntimeError):

@@ -64,7 +64,11 @@ class InputSlot:
 
 @dataclass
 class Example:
-    """One row of gr.Examples: backend, prompt, input files by slot kind, settings for that backend."""
+    """One row of gr.Examples: backend, prompt, input files by slot kind, settings for that backend.
+
+    shows: what its label promises the result shows, checked by the browser test with the project's judges
+    (`benchmarks.judges`): the object an SVG draws ("fox"), the edit an edited input shows ("winter"), or "input"
+    for a result that must look like its input (a vectorized image, a reconstructed target)."""
 
     label: str
     backend: str
@@ -73,6 +77,7 @@ class Example:
     settings: dict[str, Any] = field(default_factory=dict)
     compare: bool = False
     compare_settings: dict[str, Any] = field(default_factory=dict)
+    shows: str = ""
 
     def available(self) -> bool:
         for value in self.inputs.values():
@@ -171,6 +176,10 @@ class Tab:
                 # 1. what to give: the words first, then the file(s); a slot only some methods read shows with them
                 self.prompt = (gr.Textbox(label=s.prompt_label, lines=2, elem_id=f"{s.name}-prompt")
                                if self.has_field("prompt") else None)
+                # a refused prompt's closest known ones, one click away (filled in by a run's InputError)
+                self.suggest = (gr.Radio(choices=[], value=None, label="Did you mean (click one to use it)",
+                                         visible=False, elem_id=f"{s.name}-suggest")
+                                if self.prompt is not None else None)
                 self.input_widgets = []
                 for slot in s.inputs:
                     widget = guard_upload(slot.make(), slot)
@@ -195,6 +204,7 @@ class Tab:
                                                elem_classes=["method-note"])
                 self.example_settings = gr.Textbox(visible=False, elem_id=f"{s.name}-example-settings")
                 self._examples()
+                self._vocabulary()
                 # 4. the settings: the everyday ones, then the advanced ones folded
                 with gr.Accordion("Settings", open=True, elem_id=f"{s.name}-settings"):
                     self.seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (shared by method and baseline)",
@@ -284,6 +294,29 @@ class Tab:
         self.examples = gr.Examples(values, comps, label="Examples (one click loads them; then press Run)",
                                     example_labels=[e.label for e in rows], examples_per_page=8)
 
+    def known_prompts(self) -> tuple[str, tuple[str, ...]] | None:
+        """(prior, the prompts it accepts) when the prior "auto" runs here for this tab has a closed vocabulary."""
+        if self.prompt is None:
+            return None
+        for kind in sorted({c.spec.prior for c in self.classes.values() if c.spec.prior != "none"}):
+            name = self.env.prior_for(kind)
+            if self.env.facts["priors"][name]["vocabulary"]:
+                return name, backends.vocabulary(name)
+        return None
+
+    def _vocabulary(self) -> None:
+        """A folded, searchable list of what the offline prior knows; picking one puts it in the prompt."""
+        self.vocabulary = None
+        known = self.known_prompts()
+        if known is None:
+            return
+        name, words = known
+        with gr.Accordion(f"What `{name}` knows: {len(words):,} prompts it accepts", open=False,
+                          elem_id=f"{self.spec.name}-vocabulary-box"):
+            self.vocabulary = gr.Dropdown(choices=list(words), value=None, filterable=True,
+                                          label="Type to search; pick one to use it as the prompt",
+                                          elem_id=f"{self.spec.name}-vocabulary")
+
     # -- events
     def _wire(self) -> None:
         s = self.spec
@@ -308,6 +341,12 @@ class Tab:
                                              queue=False)
                 widget.upload(without_example_files, [widget, from_example], [widget, from_example],
                               api_visibility="private", queue=False)
+        if self.suggest is not None:
+            self.suggest.input(lambda v: (v, gr.update(visible=False, choices=[], value=None)), self.suggest,
+                               [self.prompt, self.suggest], api_visibility="private", queue=False)
+        if self.vocabulary is not None:
+            self.vocabulary.input(lambda v: v or gr.update(), self.vocabulary, self.prompt, api_visibility="private",
+                                  queue=False)
         collect_inputs = [self.backend, self.prior, self.seed, self.compare, self.compare_backend, self.compare_json]
         collect_inputs += [self.prompt] if self.prompt is not None else []
         collect_inputs += widgets
@@ -315,6 +354,7 @@ class Tab:
         outputs += self.media_a + self.media_b
         # notices last: API clients that read the outputs by position keep their indices
         outputs += [self.files_a, self.files_b, self.report, self.cli, self.details, self.notices]
+        outputs += [self.suggest] if self.suggest is not None else []
         self.outputs = outputs
         # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
         collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],

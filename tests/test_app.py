@@ -4,6 +4,7 @@ detection decides the priors and the banner without the network."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import threading
@@ -316,6 +317,7 @@ def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds
 def test_bad_requests_are_one_sentence_not_a_traceback(app, request_text, inputs, expected):
     _, final = run(app.tabs_by_name["image"], request_text, inputs)
     assert expected in final["status"] and "Traceback" not in final["status"]
+    assert not re.search(r"(?<![\w-])--[a-z]", final["status"]), final["status"]  # a web visitor has no flags
 
 
 def test_an_unexpected_error_is_one_line_and_logged(app, monkeypatch, caplog):
@@ -531,3 +533,69 @@ def test_the_status_line_says_how_long_is_left_at_the_runs_own_pace():
     assert eta_text(50, 200, 10.0) == " · about 30 s left"      # 0.2 s a step, 150 steps to go
     assert eta_text(10, 1000, 20.0) == " · about 33 min left"
     assert eta_text(0, 200, 1.0) == "" and eta_text(200, 200, 40.0) == ""  # no pace yet / nothing left
+
+
+# ------------------------------------------------------------------------------------------- what the prior knows
+
+
+@pytest.fixture(scope="module")
+def offline_app(tmp_path_factory):
+    """The app as a visitor without a GPU meets it: the offline priors (icons, edits)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_app(AppConfig(job_root=str(tmp_path_factory.mktemp("jobs"))), env=cpu_env("auto"))
+
+
+def test_a_refused_prompt_offers_its_closest_known_prompts_as_choices_that_fill_the_prompt(offline_app):
+    app = offline_app
+    tab = app.tabs_by_name["svg"]
+    req = {"backend": "svg/vectorfusion", "prior": "auto", "settings": {"prompt": "an elephnat", "steps": 2}}
+    updates, final = run(tab, req)
+    assert final["status"].startswith("**Input problem:** no icon matches the prompt 'an elephnat'"), final["status"]
+    offer = updates[-1][tab.suggest]
+    assert offer["visible"] and offer["choices"][0] == "elephant", offer
+    # a click on one puts it in the prompt and folds the choices away; with it the run is accepted
+    fill = next(d for d in app.fns.values() if d.inputs == [tab.suggest] and d.outputs == [tab.prompt, tab.suggest])
+    prompt, hidden = fill.fn("elephant")
+    assert prompt == "elephant" and hidden["visible"] is False
+    _, final = run(tab, {**req, "settings": {"prompt": prompt, "steps": 2}})
+    assert final["status"].startswith("**Done**"), final["status"]
+    # the next run starts with the choices folded away
+    assert updates[0].get(tab.suggest, {}).get("visible", False) is False
+
+
+def test_an_unknown_instruction_offers_the_closest_known_edit():
+    from backends.priors.edits import match_index
+
+    with pytest.raises(InputError) as caught:
+        match_index("make it wintr")
+    assert caught.value.suggestions == ("make it winter",)
+    with pytest.raises(InputError) as caught:
+        match_index("make it look like a dream")  # nothing close: every edit it knows is offered
+    assert caught.value.suggestions == backends.vocabulary("edits")
+
+
+@pytest.mark.parametrize("name", ["icons", "edits"])
+def test_every_prompt_a_closed_vocabulary_lists_is_accepted_by_its_prior(name):
+    from backends.priors import load_prior
+    from backends.priors.edits import match_index
+
+    words = backends.vocabulary(name)
+    assert len(words) == len(set(words)) > 4
+    prior = load_prior(name, "cpu")
+    for w in words:
+        prior.read(w) if name == "icons" else match_index(w)  # raises InputError for a prompt it does not know
+
+
+def test_each_prompt_tab_lists_what_its_offline_prior_knows_and_a_pick_fills_the_prompt(app, offline_app):
+    assert all(t.vocabulary is None for t in app.tabs_by_name.values() if t.keys)  # tiny priors take any text
+    app, shown = offline_app, {}
+    for name, tab in app.tabs_by_name.items():
+        if getattr(tab, "vocabulary", None) is not None:
+            shown[name] = len(tab.vocabulary.choices)
+            pick = next(d for d in app.fns.values() if d.inputs == [tab.vocabulary])
+            first = tab.vocabulary.choices[0][1]
+            assert pick.fn(first) == first
+    assert shown["svg"] == len(backends.vocabulary("icons"))
+    assert shown["panorama"] == shown["video"] == shown["views3d"] == len(backends.vocabulary("edits"))
+    assert backends.vocabulary("sd") is None  # a real model takes any text: no list

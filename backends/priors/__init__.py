@@ -81,6 +81,11 @@ def auto_prior(kind: str, mode: str = "auto", device: torch.device | str | None 
     return (mode == "auto" and catalog.first(kind, "offline")) or catalog.first(kind, "tiny")
 
 
+def vocabulary(name: str) -> tuple[str, ...] | None:
+    """The prompts prior `name` knows when its vocabulary is closed (icon names, edit instructions), else None."""
+    return catalog.entry(name).words()
+
+
 def real_weights(kind: str) -> machine.Weights:
     """Where the weights of the real model of `kind` stand (local facts only)."""
     return machine.find_weights(catalog.real(kind).source())
@@ -119,10 +124,12 @@ def describe(device: torch.device | str | None = None, mode: str = "auto", memor
                                             "usable": w.usable, "downloads": w.state == "download"}}
     facts["priors"] = {n: {"kind": e.kind, "role": e.role, "label": e.label, "summary": e.summary,
                            "profile": e.profile, "tiny": e.tiny, "needs_target": e.needs_target,
-                           "offered": _offered(e, mode, weights[e.kind], on_gpu)}
+                           "offered": _offered(e, mode, weights[e.kind], on_gpu),
+                           "vocabulary": e.vocabulary is not None}
                        for n, e in catalog.entries().items()}
     return facts
 
 
 __all__ = ["AnalyticEditPrior", "AnalyticPrior", "Cond", "Entry", "Prior", "auto_prior", "catalog", "describe",
-           "load_prior", "machine", "MODES", "real_weights", "register", "resolve_device", "unload_all"]
+           "load_prior", "machine", "MODES", "real_weights", "register", "resolve_device", "unload_all",
+           "vocabulary"]

@@ -38,6 +38,7 @@ class Entry:
     fn(source, device=..., memory=...) -> the prior object. native_size, latent_scale, size_multiple: the loaded
     prior's own (its image side in px, px per latent cell, the multiple image sides must be), so the work budget
     can size a run before the prior loads (`backends.budget.facts`); a test checks they agree with the prior.
+    vocabulary: "module:function" listing the prompts a closed-vocabulary prior knows (see `words`).
     """
 
     name: str
@@ -52,6 +53,15 @@ class Entry:
     native_size: int = 512
     latent_scale: int = 8
     size_multiple: int = 8
+    vocabulary: str | None = None
+
+    def words(self) -> tuple[str, ...] | None:
+        """What a retrieval prior knows, as prompts it accepts (icon names, edit instructions), read without loading
+        the prior; None for a prior that takes any text. `vocabulary`: "module:function" returning them."""
+        if self.vocabulary is None:
+            return None
+        module, _, fn = self.vocabulary.partition(":")
+        return tuple(getattr(importlib.import_module(module), fn)())
 
     @property
     def profile(self) -> str:
@@ -113,11 +123,12 @@ _BUILTIN = (
           role="tiny", native_size=128, size_multiple=16),
     Entry("icons", "text", "icons (closed-form)", "closed-form prior over 3,508 real emoji icons (Fluent Emoji, "
           "Twemoji) retrieved by the prompt's words: exact denoiser, no training, not Stable Diffusion",
-          "backends.priors.icons:load_icons", native_size=64, latent_scale=1, size_multiple=1),
+          "backends.priors.icons:load_icons", native_size=64, latent_scale=1, size_multiple=1,
+          vocabulary="backends.priors.icons:vocabulary"),
     Entry("edits", "instruct", "edits (closed-form)", "closed-form editing prior: a closed vocabulary of procedural "
           "edits (winter, sunset, night, black and white, sepia, watercolour, pop art, invert), each a mixture of "
           "variants, exact score; not InstructPix2Pix", "backends.priors.edits:load_edits", native_size=128, latent_scale=1,
-          size_multiple=1),
+          size_multiple=1, vocabulary="backends.priors.edits:vocabulary"),
     Entry("analytic", "text", "analytic Gaussian", "Gaussian (mixture) around the given target image(s) with exact "
           "noise prediction: for measuring the engine", "backends.priors.analytic:load_analytic", role="measure", needs_target=True,
           native_size=64, latent_scale=1, size_multiple=1),

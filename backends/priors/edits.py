@@ -42,6 +42,7 @@ one thread of the shared 2-core test CPU (the engine's csd_grad on the same tens
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -230,8 +231,19 @@ def match_index(instruction: str) -> int | None:
                 break
     if best is None:
         raise InputError(f"The edits prior does not know the instruction {instruction.strip()[:80]!r}: it knows "
-                         f"only {', '.join(VOCABULARY)} (for example 'make it look like {VOCABULARY[0]}').")
+                         f"only {', '.join(VOCABULARY)} (for example 'make it look like {VOCABULARY[0]}').",
+                         suggestions=closest_instructions(words))
     return best[2]
+
+
+def closest_instructions(words: list[str], k: int = 3) -> list[str]:
+    """The known instructions (`vocabulary`) whose words are spelt most like the given ones ("make it wintr" ->
+    "make it winter"), best first; every instruction when none is close."""
+    score = [max((difflib.SequenceMatcher(None, w, key).ratio() for w in words for phrase in e.words
+                  for key in phrase.split()), default=0.0) for e in EDITS]
+    close = sorted((i for i, r in enumerate(score) if r >= 0.75), key=lambda i: -score[i])[:k]
+    known = vocabulary()
+    return [known[i] for i in close] or known
 
 
 def equidistant(x: torch.Tensor, variants: torch.Tensor) -> torch.Tensor:
@@ -440,6 +452,11 @@ def _mixture_mean(z: torch.Tensor, a: torch.Tensor, var: torch.Tensor, means: to
     d2 = (z.unsqueeze(1) - a.unsqueeze(1) * means).pow(2).reshape(b, k, -1).sum(-1)  # (B, K)
     r = torch.softmax(-0.5 * d2 / var.reshape(b, 1), dim=1)
     return torch.einsum("bk,bkn->bn", r, means.reshape(b, k, -1)).reshape(z.shape)
+
+
+def vocabulary() -> list[str]:
+    """One instruction per known edit ("make it winter", ...): the catalog's `vocabulary` of `edits`."""
+    return [f"make it {name}" if name != "invert" else "invert the colours" for name in VOCABULARY]
 
 
 def load_edits(source=None, *, device="cpu", memory: str = "none") -> EditPrior:

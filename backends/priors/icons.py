@@ -240,9 +240,9 @@ class IconPrior:
         return cand[keep], scores[keep], reading
 
     def _no_match(self, prompt: str) -> InputError:
-        close = ", ".join(f"'{c}'" for c, _ in self.index.suggest(prompt, 3))
+        close = [c for c, _ in self.index.suggest(prompt, 3)]
         return InputError(f"no icon matches the prompt {prompt!r}; the icons prior knows emoji names, the closest "
-                          f"are {close}")
+                          f"are {', '.join(repr(c) for c in close)}", suggestions=close)
 
     @property
     def negation(self) -> np.ndarray:
@@ -412,6 +412,11 @@ def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
     if generator is None or generator.device.type == "cpu":
         return generator
     return torch.Generator().manual_seed(int(torch.randint(2**62, (), generator=generator, device=generator.device)))
+
+
+def vocabulary() -> list[str]:
+    """The icon names, each a prompt the prior accepts (distinct, sorted): the catalog's `vocabulary` of `icons`."""
+    return sorted({str(c) for c in load_icon_data()["caption"]}, key=str.lower)
 
 
 def load_icons(source=None, *, device="cpu", memory: str = "none") -> IconPrior:
