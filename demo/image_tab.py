@@ -14,9 +14,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "image"
 def examples() -> list[Example]:
     return [
         Example("Reconstruct shapes (analytic prior, 150 steps)", "sds", inputs={"image": str(EXAMPLES / "shapes.png")},
-                settings={"steps": 150, "lr": 0.05}),
+                settings={"steps": 150, "lr": 0.05}, shows="input"),
         Example("Gradient, compare two learning rates", "sds", inputs={"image": str(EXAMPLES / "gradient.png")},
-                settings={"steps": 150, "lr": 0.05}, compare=True, compare_settings={"lr": 0.01}),
+                settings={"steps": 150, "lr": 0.05}, compare=True, compare_settings={"lr": 0.01},
+                shows="input"),
     ]
 
 

@@ -11,18 +11,15 @@ from .tab import Example, InputSlot, TabSpec
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "panorama"
 
 
-# Small enough for a CPU and the tiny prior (CI runs these); with a GPU, raise steps and short_side.
-QUICK = {"steps": 20, "short_side": 64, "particles": 4}
-
-
 def examples() -> list[Example]:
     out = []
     for path in sorted(EXAMPLES.glob("*.png")) + sorted(EXAMPLES.glob("*.jpg")):
         name = path.stem.replace("_", " ")
         out.append(Example(f"{name}: make it winter", "csd-edit", prompt="make it winter, snow on the ground",
-                           inputs={"image": str(path)}, settings=dict(QUICK)))
+                           inputs={"image": str(path)}, shows="winter"))
         out.append(Example(f"{name}: sunset, vs. per-patch", "csd-edit", prompt="make it a sunset",
-                           inputs={"image": str(path)}, settings=dict(QUICK), compare=True))
+                           inputs={"image": str(path)}, compare=True,
+                           shows="sunset"))
     return out
 
 

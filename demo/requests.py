@@ -160,5 +160,11 @@ def setting_differences(sides: list[dict]) -> list[str]:
         return [""] * len(sides)
     keys = [k for k in sides[0] if k not in SHARED_FIELDS and k in sides[1] and sides[0][k] != sides[1][k]]
     keys += [k for k in sides[1] if k not in SHARED_FIELDS and k not in sides[0]]
-    return [", ".join(f"{k.replace('_', ' ')} {s[k]:g}" if isinstance(s.get(k), float) else
-                      f"{k.replace('_', ' ')} {s[k]}" for k in keys if k in s)[:80] for s in sides]
+    return [", ".join(f"{k.replace('_', ' ')} {_shown(s[k])}" for k in keys if k in s)[:80] for s in sides]
+
+
+def _shown(value) -> str:
+    """A setting's value as a caption shows it: "auto" for a field left to the prior's suggestion (None)."""
+    if value is None:
+        return "auto"
+    return f"{value:g}" if isinstance(value, float) else str(value)

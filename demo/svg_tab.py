@@ -12,20 +12,21 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "svg"
 
 
 def examples() -> list[Example]:
-    # Small enough for a CPU and the tiny prior (CI runs these); with a GPU, leave steps empty (paper defaults).
+    # Sized for a CPU and the offline icons prior (the browser test runs each one); with a GPU and real weights,
+    # leave steps empty for the paper's defaults.
     quick_baseline = {"k": 2, "sample_steps": 10}
     out = [
         Example("Icon: a red fox (30 steps)", "vectorfusion", prompt="a red fox",
-                settings={"steps": 30, "style": "iconography"}),
-        Example("Pixel art: a mushroom", "vectorfusion", prompt="a red mushroom", settings={"steps": 40,
-                                                                                           "style": "pixelart"}),
+                settings={"steps": 30, "style": "iconography"}, shows="fox"),
+        Example("Pixel art: a mushroom", "vectorfusion", prompt="a red mushroom",
+                settings={"steps": 40, "style": "pixelart"}, shows="mushroom"),
         Example("Fox: VectorFusion vs. raster then vectorize", "vectorfusion", prompt="a red fox",
-                settings={"steps": 30}, compare=True, compare_settings=quick_baseline),
-        Example("Two diverse candidates (CSD)", "csd", prompt="a heart", settings={"steps": 10, "k": 2}),
+                settings={"steps": 30}, compare=True, compare_settings=quick_baseline, shows="fox"),
+        Example("Two diverse candidates (CSD)", "csd", prompt="a cat", settings={"steps": 10, "k": 2}, shows="cat"),
     ]
     for path in sorted(EXAMPLES.glob("*.png"))[:2]:
         out.append(Example(f"Vectorize {path.name}", "vectorize", inputs={"image": str(path)},
-                           settings={"iters": 20, "paths": 8, "size": 128}))
+                           settings={"iters": 20, "paths": 8, "size": 128}, shows="input"))
     return out
 
 

@@ -12,18 +12,15 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "video"
 VIDEO_TYPES = (".mp4", ".mov", ".webm", ".mkv", ".gif")  # what backends.media reads
 
 
-# Small enough for a CPU and the tiny prior (CI runs these); with a GPU, raise steps and short_side.
-QUICK = {"steps": 20, "short_side": 64, "particles": 4}
-
-
 def examples() -> list[Example]:
     out = []
     for path in sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in VIDEO_TYPES):
         name = path.stem.replace("_", " ")
         out.append(Example(f"{name}: watercolour", "csd-edit", prompt="make it a watercolour painting",
-                           inputs={"video": str(path)}, settings=dict(QUICK)))
+                           inputs={"video": str(path)}, shows="watercolour"))
         out.append(Example(f"{name}: winter, vs. per-frame", "csd-edit", prompt="make it winter",
-                           inputs={"video": str(path)}, settings=dict(QUICK), compare=True))
+                           inputs={"video": str(path)}, compare=True,
+                           shows="winter"))
     return out
 
 

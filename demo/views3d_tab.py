@@ -11,15 +11,6 @@ from .tab import Example, InputSlot, TabSpec
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "views3d"
 
 
-# Small enough for a CPU and the offline priors (CI runs these); with a GPU, raise steps and short_side.
-# The instructions are ones the offline `edits` prior knows, so every example runs on a machine without weights.
-QUICK = {"steps": 20, "short_side": 64, "particles": 4}
-
-
-def quick(views: int) -> dict:
-    return {**QUICK, "particles": views}  # every view is a particle
-
-
 def examples() -> list[Example]:
     views = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg")) if EXAMPLES.is_dir() else []
     zips = sorted(EXAMPLES.glob("*.zip")) if EXAMPLES.is_dir() else []
@@ -27,12 +18,13 @@ def examples() -> list[Example]:
     if len(views) >= 2:
         views = views[:8]
         out.append(Example(f"{len(views)} views: old sepia photo", "csd-edit", prompt="make it an old sepia photo",
-                           inputs={"images": [str(p) for p in views]}, settings=quick(len(views))))
+                           inputs={"images": [str(p) for p in views]}, shows="sepia"))
         out.append(Example(f"{len(views)} views: night, vs. per-view", "csd-edit", prompt="make it night",
-                           inputs={"images": [str(p) for p in views]}, settings=quick(len(views)), compare=True))
+                           inputs={"images": [str(p) for p in views]}, compare=True,
+                           shows="night"))
     for z in zips:
         out.append(Example(f"{z.stem}: watercolour", "csd-edit", prompt="turn it into a watercolour painting",
-                           inputs={"images": [str(z)]}, settings=quick(8)))
+                           inputs={"images": [str(z)]}, shows="watercolour"))
     return out
 
 

@@ -53,11 +53,6 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Tab")
 
 
-def choose(page, elem_id: str, option: str) -> None:
-    page.locator(f"#{elem_id} input").first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
 # Gradio draws its own timer ("processing | 0.9s", "queue: 1/1 | 0.5s") over a component it updates; it can still
 # be there when the status sentence arrives.
 GRADIO_TIMER = re.compile(r"\s*(processing|pending|queue[^|]*)\s*\|[^\n]*\n?", re.I)
@@ -81,5 +76,55 @@ def wait_status(page, tab: str, words: tuple[str, ...], timeout_s: float) -> str
 
 
 def screenshot(page, path: Path) -> None:
+    """The whole page. Gradio's images load lazily: the ones outside the window are brought into view first, so
+    the picture shows what a person scrolling down sees."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    images = page.locator("img")
+    for i in range(images.count()):
+        with contextlib.suppress(Exception):
+            images.nth(i).scroll_into_view_if_needed(timeout=2000)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
     page.screenshot(path=str(path), full_page=True)
+
+
+def downloads(page, tab: str, side: str = "a") -> dict[str, bytes]:
+    """The files a run offers on one side ("a" method, "b" baseline), fetched as the browser would: name -> bytes."""
+    links = page.locator(f"#{tab}-files-{side} a[download]")
+    out = {}
+    for i in range(links.count()):
+        link = links.nth(i)
+        out[link.get_attribute("download")] = page.request.get(link.get_attribute("href")).body()
+    return out
+
+
+# How a narrow page goes wrong: a word broken across lines anywhere but after a hyphen (a table column squeezed
+# to a few letters), content wider than the window, the results drawn over the settings. Returns the problems found, in words.
+LAYOUT_PROBLEMS = r"""(sel) => {
+  const problems = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth + 1) problems.push(`the page is ${doc.scrollWidth} px wide in a ${window.innerWidth} px window`);
+  for (const cell of document.querySelectorAll(sel)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.textContent.matchAll(/[^\s-]+-?/g)) {  // a line may break after a hyphen
+        const range = document.createRange();
+        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (lines.size > 1) problems.push(`"${m[0]}" is broken across ${lines.size} lines`);
+      }
+    }
+  }
+  const cols = [...document.querySelectorAll('.tab-body')].filter(b => b.offsetParent !== null)
+    .map(b => [...b.children].filter(c => c.classList.contains('column')).map(c => c.getBoundingClientRect()));
+  for (const [left, right] of cols) {
+    if (left && right && right.left < left.right - 1 && right.top < left.bottom - 1)
+      problems.push('the results column overlaps the settings column');
+  }
+  return problems;
+}"""
+
+
+def layout_problems(page, tab: str) -> list[str]:
+    """What reads badly on the page as it is now (see LAYOUT_PROBLEMS), for the tab's report and notices."""
+    return page.evaluate(LAYOUT_PROBLEMS, f"#{tab}-report td, #{tab}-report th, #{tab}-notices li")

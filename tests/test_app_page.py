@@ -198,6 +198,9 @@ def test_two_runs_of_one_backend_are_told_apart_by_their_settings():
     b = {"prompt": "x", "seed": 1, "steps": 30, "lr": 0.01}
     assert requests.setting_differences([a, b]) == ["lr 0.05", "lr 0.01"]
     assert requests.setting_differences([a]) == [""]
+    # a field left to the prior's suggestion reads "auto", never "None"
+    c = {**b, "sample_steps": None}
+    assert requests.setting_differences([a, c]) == ["lr 0.05", "lr 0.01, sample steps auto"]
 
 
 def test_the_request_plumbing_imports_without_gradio():

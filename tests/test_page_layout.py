@@ -1,6 +1,8 @@
 """How the page reads, in headless Chromium (Debian's): at 1400 and at 800 px wide, each tab's first input and its
-Run button are above the fold; after a default run on the offline priors every metric shown has a caption, and the
-page is screenshotted (tests/artifacts/page-<tab>.png; docs/screenshots/ holds copies that were looked at).
+Run button are above the fold; after a default run of a person's own input on the offline priors, at 800 px (the
+stacked layout), every metric shown has a caption and the page reads (`browser_util.layout_problems`: no word broken
+across lines, nothing wider than the window, no column over another). Screenshots: tests/artifacts/page-<tab>.png
+(docs/screenshots/ holds copies that were looked at).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, open_page, open_tab, screenshot, wait_status
+from browser_util import CHROMIUM, layout_problems, open_page, open_tab, screenshot, wait_status
 from demo.launch import tab_specs
 from test_first_contact import own_clip, own_views_zip, own_wide_image
 
@@ -61,10 +63,10 @@ def test_each_tabs_first_input_and_run_button_are_above_the_fold(browser, server
     print(f"browser console errors at {width} px: {errors}")
 
 
-def test_after_a_default_run_every_metric_shown_has_a_caption(browser, server, tmp_path):
+def test_after_a_default_run_at_800_px_every_metric_has_a_caption_and_the_page_reads(browser, server, tmp_path):
     own = {"panorama": own_wide_image(tmp_path / "wide.png"), "video": own_clip(tmp_path / "clip.mp4"),
            "views3d": own_views_zip(tmp_path / "views.zip"), "image": own_wide_image(tmp_path / "t.png", (96, 64))}
-    page, errors = new_page(browser, server, 1400)
+    page, errors = new_page(browser, server, 800)
     try:
         for spec in SPECS:
             open_tab(page, spec.title)
@@ -84,6 +86,8 @@ def test_after_a_default_run_every_metric_shown_has_a_caption(browser, server, t
                 if cells[0] in ("backend", "seed"):
                     continue  # facts, not metrics
                 assert cells[-1], f"{spec.name}: {cells[0]!r} is shown without a caption"
+            problems = layout_problems(page, spec.name)
+            assert not problems, (spec.name, problems)
             screenshot(page, ARTIFACTS / f"page-{spec.name}.png")
     finally:
         page.close()
