@@ -219,6 +219,14 @@ def test_perceptual_kernel_machinery_with_the_latent_distance_equals_the_engine(
     torch.testing.assert_close(grad_k, grad_k_ref)
     torch.testing.assert_close(engine.csd_grad(z_t, eps_hat, eps_base, w, kernel=(k, grad_k)),
                                engine.csd_grad(z_t, eps_hat, eps_base, w))
+    # a wider kernel (4 x the median heuristic) is the same in both, and is wider
+    k4, grad_k4, h4 = csd.feature_kernel(z_t, sq_l2, scale=4.0)
+    k4_ref, _, h4_ref = engine.svgd_kernel(z_t, bandwidth_scale=4.0)
+    torch.testing.assert_close(k4.double(), k4_ref)
+    torch.testing.assert_close(float(h4), 4.0 * float(h_ref))
+    torch.testing.assert_close(engine.csd_grad(z_t, eps_hat, eps_base, w, kernel=(k4, grad_k4)),
+                               engine.csd_grad(z_t, eps_hat, eps_base, w, bandwidth_scale=4.0))
+    assert bool((k4_ref > k_ref - 1e-12).all()) and float(k4_ref.sum()) > float(k_ref.sum())
     # through a map to images (the decoder's place): the kernel of 2x, and the chain rule's factor 2 on its gradient
     k2, grad_k2, _ = csd.feature_kernel(z_t, sq_l2, to_images=lambda a: 2.0 * a)
     k_ref2, grad_k_ref2, _ = engine.svgd_kernel(2.0 * z_t)
@@ -376,3 +384,34 @@ def test_what_a_run_changed_is_said_in_the_results_warnings(inputs, tmp_path):
     _, pano = run("panorama/per-patch", dict(TINY, steps=1, short_side=32), "analytic-edit", inputs["panorama"],
                   tmp_path / "p")
     assert any("resized back" in w for w in pano.metadata["warnings"])
+
+
+def _looks(views_zip: str, sources: list[Path], edit_name: str) -> list[int]:
+    """Per view, which of the edit's looks (its variants) the edited view is nearest to (half size, RMS)."""
+    from backends.priors.edits import EDITS
+
+    edit = next(e for e in EDITS if e.name == edit_name)
+    looks = []
+    with zipfile.ZipFile(views_zip) as z:
+        for name, src in zip(sorted(n for n in z.namelist() if n.endswith(".png")), sources):
+            with z.open(name) as fh:
+                edited = Image.open(fh).convert("RGB")
+            size = (edited.width // 2, edited.height // 2)
+            y, x = (torch.from_numpy(np.asarray(im.resize(size, Image.BOX), dtype=np.float32) / 255).permute(2, 0, 1)
+                    for im in (edited, Image.open(src).convert("RGB")))
+            looks.append(int((edit.variants(x[None])[0] - y).pow(2).mean((1, 2, 3)).argmin()))
+    return looks
+
+
+def test_every_example_view_takes_one_look_of_the_night_edit_with_csd_and_not_view_by_view(tmp_path):
+    # The edits prior's night has three looks (blue, violet, teal darks). The kernel's width (views3d: 4 times the
+    # median heuristic) lets the far side's views share scores with the rest, so all 8 views take one look; edited
+    # one by one they do not (at the heuristic's own width the two far-side views took a third tint).
+    views = sorted((Path(__file__).resolve().parent.parent / "examples" / "views3d").glob("view_*.png"))
+    looks = {}
+    for key in ("views3d/csd-edit", "views3d/per-view"):
+        result = backends.run_to_end(key, {"prompt": "make it night"}, prior="edits", inputs=[str(p) for p in views],
+                                     out_dir=tmp_path / key.replace("/", "_"), device="cpu")
+        looks[key] = _looks(result.files["zip"], views, "night")
+    assert len(set(looks["views3d/csd-edit"])) == 1, looks
+    assert len(set(looks["views3d/per-view"])) > 1, looks

@@ -86,9 +86,21 @@ class EditSettings:
 
 
 def repulsion_option():
-    """The one CSD-only setting every csd-edit backend adds."""
+    """A CSD-only setting every csd-edit backend adds: the weight of the repulsive term."""
     return option(1.0, "weight of SVGD's repulsive kernel-gradient term (0: score mixing only)", lo=0.0, hi=10.0,
                   advanced=True)
+
+
+def kernel_width_option(default: float = 1.0):
+    """A CSD-only setting every csd-edit backend adds: the kernel's width, as a scale on the median heuristic.
+
+    Why views need more than 1: with the heuristic (h = med^2 / log N) a pair of particles at the median distance
+    weighs 1/N, and views of an object's far side, which differ from the rest more than most pairs, barely share
+    scores with it. With an edit that has several looks (night: a blue, a violet or a teal dark), such a group
+    settles on a look of its own: one background took three tints across the 8 example views. At 4 every view
+    takes one look (edit inconsistency 0.041 against 0.096 at 1, on the night example; benchmarks/RESULTS.md)."""
+    return option(default, "width of the SVGD kernel, a scale on the median bandwidth (1: the paper's heuristic; "
+                  "larger lets particles that look less alike share one edit)", lo=0.1, hi=100.0, advanced=True)
 
 
 def checked(s: EditSettings, prior) -> EditSettings:
@@ -241,20 +253,22 @@ class CSDEdit:
         else:
             kernel = None
             if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
-                kernel = lambda _z_t: feature_kernel(z, self.lpips, to_images=prior.decode)[:2]  # noqa: E731
+                kernel = lambda _z_t: feature_kernel(z, self.lpips, to_images=prior.decode,  # noqa: E731
+                                                     scale=s.kernel_width)[:2]
             step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="csd",
-                                            repulsion=s.repulsion, kernel=kernel)
+                                            repulsion=s.repulsion, bandwidth_scale=s.kernel_width, kernel=kernel)
         stats = {"t": t[0].float(), "score": (step.eps_hat - step.eps_base).abs().mean()}
         return step.grad, stats
 
 
 def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                   to_images: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                   to_images: Callable[[torch.Tensor], torch.Tensor] | None = None, scale: float = 1.0):
     """RBF kernel over any differentiable squared distance, and SVGD's kernel-gradient term through it.
 
     x: (N, ...) particles; to_images: an optional differentiable map applied to each particle first (the VAE
     decoder, for LPIPS); sq_distance(a, b) -> (P,) squared distances between rows of a and b, differentiable in a.
-    Returns (K, grad_K, h) as engine.svgd_kernel: K[j, i] = exp(-d(x_j, x_i) / h) with the median bandwidth,
+    Returns (K, grad_K, h) as engine.svgd_kernel: K[j, i] = exp(-d(x_j, x_i) / h) with the median bandwidth (times
+    `scale`),
     grad_K[i] = sum_j d k(x_j, x_i) / d x_j. Each ordered pair gets its own copy of image j, so one backward pass
     through the distance gives every pair's gradient; through `to_images` it is one vector-Jacobian product per pair
     on one particle's graph at a time (N(N-1) decoder backward passes a step: slow, but memory stays one image's).
@@ -270,7 +284,7 @@ def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.T
         d = sq_distance(first, images.detach()[i]).reshape(-1).float()
         d2 = torch.zeros(n, n, device=x.device)
         d2[j, i] = d.detach()
-        h = engine.median_bandwidth(0.5 * (d2 + d2.T))
+        h = engine.median_bandwidth(0.5 * (d2 + d2.T), scale=scale)
         k = torch.exp(-d / h)
         (g,) = torch.autograd.grad(k.sum(), first)  # g[p] = d k(image_j, image_i) / d image_j for pair p = (j, i)
     kernel = torch.eye(n, device=x.device)

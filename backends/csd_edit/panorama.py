@@ -42,6 +42,7 @@ class PanoramaSettings(csd.EditSettings):
 @dataclass
 class PanoramaCSDSettings(PanoramaSettings):
     repulsion: float = csd.repulsion_option()
+    kernel_width: float = csd.kernel_width_option()
 
 
 def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):

@@ -46,8 +46,12 @@ def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
     return d.fill_diagonal_(0.0)
 
 
-def median_bandwidth(sq_dists: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Median heuristic h = med^2 / log N, med the median pairwise distance between *distinct* particles.
+def median_bandwidth(sq_dists: torch.Tensor, eps: float = 1e-8, scale: float = 1.0) -> torch.Tensor:
+    """Median heuristic h = scale * med^2 / log N, med the median pairwise distance between *distinct* particles.
+
+    scale 1 is the heuristic itself: a pair at the median distance weighs 1/N against a particle's own score, so
+    particles that look less alike than most barely share scores. A larger scale widens the kernel (CSD-Edit on
+    views of different sides of one object: see `csd_edit.csd.kernel_width_option`).
 
     The zero diagonal is left out of the median: with two particles it would make the median 0 and the kernel
     exp(-d / 0) = NaN. N = 1 has no pairs; then h = 1 (the kernel is the constant 1 on the diagonal anyway).
@@ -58,18 +62,18 @@ def median_bandwidth(sq_dists: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     off = sq_dists[~torch.eye(n, dtype=torch.bool, device=sq_dists.device)]
     med_sq = off.sqrt().median().pow(2)
     # log N is 0.69 for N = 2, so h stays finite; a floor keeps coincident particles from dividing by zero.
-    return (med_sq / math.log(n)).clamp_min(eps)
+    return (scale * med_sq / math.log(n)).clamp_min(eps)
 
 
-def svgd_kernel(x: torch.Tensor, bandwidth: torch.Tensor | float | None = None):
+def svgd_kernel(x: torch.Tensor, bandwidth: torch.Tensor | float | None = None, bandwidth_scale: float = 1.0):
     """RBF kernel k(x_j, x_i) = exp(-||x_j - x_i||^2 / h) and its gradient with respect to x_j.
 
-    x: (N, ...). Returns (K, grad_K, h): K (N, N) symmetric; grad_K[i] = sum_j d k(x_j, x_i) / d x_j, shape of x,
+    x: (N, ...); bandwidth: h, or None for the median heuristic times bandwidth_scale. Returns (K, grad_K, h): K (N, N) symmetric; grad_K[i] = sum_j d k(x_j, x_i) / d x_j, shape of x,
     which points from the other particles towards x_i (d/dx_j exp(-|x_j - x_i|^2/h) = 2 (x_i - x_j) k / h).
     """
     n = x.shape[0]
     d2 = pairwise_sq_dists(x)
-    h = median_bandwidth(d2) if bandwidth is None else torch.as_tensor(bandwidth, dtype=d2.dtype, device=d2.device)
+    h = median_bandwidth(d2, scale=bandwidth_scale) if bandwidth is None else torch.as_tensor(bandwidth, dtype=d2.dtype, device=d2.device)
     k = torch.exp(-d2 / h)
     flat = _at_least_fp32(x.reshape(n, -1))
     # sum_j 2 k_ji (x_i - x_j) / h = 2/h * (x_i * sum_j k_ji - sum_j k_ji x_j)
@@ -84,6 +88,7 @@ def csd_grad(
     weight: torch.Tensor | float,
     *,
     bandwidth: torch.Tensor | float | None = None,
+    bandwidth_scale: float = 1.0,
     repulsion: float = 1.0,
     kernel_features: torch.Tensor | None = None,
     kernel: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -112,7 +117,7 @@ def csd_grad(
         k, grad_k = kernel
     else:
         feats = z_t if kernel_features is None else kernel_features
-        k, grad_k, _ = svgd_kernel(feats.detach(), bandwidth)
+        k, grad_k, _ = svgd_kernel(feats.detach(), bandwidth, bandwidth_scale)
     if grad_k.shape != z_t.shape:
         raise ValueError("kernel_features must have the latents' shape to give a repulsive direction")
     w = _per_sample(weight, scores)
