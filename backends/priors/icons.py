@@ -288,14 +288,17 @@ class IconPrior:
 
     # ----- the denoiser
 
-    def bank(self, h: int, w: int) -> torch.Tensor:
-        """(N, 3*h*w) icons in latent units at h x w (resized once, antialiased, then cached)."""
-        key = (h, w)
-        if key not in self._bank:
-            src = self._bank[(self.native_size, self.native_size)].view(-1, 3, self.native_size, self.native_size)
-            self._bank[key] = F.interpolate(src, size=(h, w), mode="bilinear", antialias=True,
-                                            align_corners=False).flatten(1).contiguous()
-        return self._bank[key]
+    def bank(self, h: int, w: int, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3*h*w) icons in latent units at h x w (antialiased), or only the rows `ids` (M,).
+
+        Only the native bank is kept. Another size is resized for the rows asked, when asked: a run at 512 px
+        needs the few hundred icons its prompt and the unconditional branch weigh, not all 3508 (11 GB there)."""
+        n = self.native_size
+        rows = self._bank[(n, n)] if ids is None else self._bank[(n, n)][ids.to(self.device)]
+        if (h, w) == (n, n):
+            return rows
+        return F.interpolate(rows.view(-1, 3, n, n), size=(h, w), mode="bilinear", antialias=True,
+                             align_corners=False).flatten(1).contiguous()
 
     def _draws(self, dim: int) -> torch.Tensor:
         """(K, dim) fixed standard normal draws for the smoothing (seeded: the prior stays deterministic)."""
@@ -310,7 +313,7 @@ class IconPrior:
         call's result is reused (consecutive steps of one run ask for the same icons)."""
         key = (h, w, cols.cpu().numpy().tobytes())
         if self._gather_cache is None or self._gather_cache[0] != key:
-            mu = self.bank(h, w)[cols]
+            mu = self.bank(h, w, cols)
             proj = self._draws(mu.shape[1]) @ mu.T if self.smoothing > 0 else None  # (K, M)
             self._gather_cache = (key, mu, mu.pow(2).sum(1), proj)
         return self._gather_cache[1:]
@@ -377,7 +380,7 @@ class IconPrior:
         x = (x * 2 - 1).flatten(1)
         logw = torch.log_softmax(self.log_weights(prompt), dim=0)
         cols = torch.isfinite(logw).nonzero().squeeze(1)
-        d = torch.cdist(x, self.bank(n, n)[cols.to(self.device)]) / (2 * math.sqrt(x.shape[1]))  # (B, M) RMS
+        d = torch.cdist(x, self.bank(n, n, cols)) / (2 * math.sqrt(x.shape[1]))  # (B, M) RMS
         return torch.logsumexp(logw[cols].to(self.device) - 0.5 * (d / tau) ** 2, dim=1)
 
     def sample(self, prompts, *, steps: int = 50, guidance=7.5, height: int = 64, width: int = 64,
@@ -397,7 +400,7 @@ class IconPrior:
         first = ddim_timesteps(steps, self.num_train_timesteps)[0]
         ab = self.alphas_cumprod[first]
         picks = torch.multinomial(torch.softmax(cond.text.float().cpu(), dim=-1), 1, generator=_cpu(generator))
-        mu = self.bank(n, n)[picks.squeeze(1).to(self.device)].view(b, 3, n, n)
+        mu = self.bank(n, n, picks.squeeze(1)).view(b, 3, n, n)
         z = ab.sqrt() * mu + (1.0 - ab).sqrt() * eps
         z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         out = self.decode(z)
