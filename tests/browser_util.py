@@ -88,6 +88,16 @@ def screenshot(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
+@contextlib.contextmanager
+def shot(page, path: Path):
+    """Screenshot the page to `path` on the way out, whether the block passed (to look at) or failed (to see why)."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            screenshot(page, path)
+
+
 def downloads(page, tab: str, side: str = "a") -> dict[str, bytes]:
     """The files a run offers on one side ("a" method, "b" baseline), fetched as the browser would: name -> bytes."""
     links = page.locator(f"#{tab}-files-{side} a[download]")

@@ -9,7 +9,6 @@ test_first_contact.py and at 800 px in test_page_layout.py.)
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import zipfile
@@ -22,7 +21,7 @@ from PIL import Image
 import backends
 from app_server import ARTIFACTS, AppServer
 from benchmarks.judges import LIKENESS, drawn_icon, likeness, shown_edit
-from browser_util import CHROMIUM, click_example, downloads, layout_problems, open_page, open_tab, screenshot, wait_status
+from browser_util import CHROMIUM, click_example, downloads, layout_problems, open_page, open_tab, shot, wait_status
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -104,7 +103,7 @@ def test_each_example_keeps_its_promise_on_a_fresh_page_at_800_px(browser, serve
     tab = spec.name
     page = open_page(browser, server.url, width=WIDTH)
     try:
-        with _shot(page, ARTIFACTS / f"example-{request.node.callspec.id}.png"):
+        with shot(page, ARTIFACTS / f"example-{request.node.callspec.id}.png"):
             open_tab(page, spec.title)
             click_example(page, tab, example.label)
             page.wait_for_timeout(800)  # the example's settings land in the panel
@@ -121,14 +120,6 @@ def test_each_example_keeps_its_promise_on_a_fresh_page_at_800_px(browser, serve
     finally:
         page.close()
 
-
-@contextlib.contextmanager
-def _shot(page, path: Path):
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            screenshot(page, path)
 
 
 def test_every_example_declares_what_it_shows():

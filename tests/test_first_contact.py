@@ -6,7 +6,6 @@ result go to tests/artifacts/first-contact-<tab>.png, to look at.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -20,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, click_example, open_tab, screenshot, wait_status
+from browser_util import CHROMIUM, click_example, open_tab, shot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 # The wait ends on the run's outcome; this bound only ends a run that never finishes (a default run is 10-25 s on
@@ -82,16 +81,6 @@ def server():
         yield app
 
 
-@contextlib.contextmanager
-def shot(page, name: str):
-    """Screenshot on failure, and of the result on success (to look at)."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            screenshot(page, ARTIFACTS / f"{name}.png")
-
-
 def upload(page, tab: str, path: Path) -> None:
     page.locator(f"#{tab}-input input[type=file]").first.set_input_files(str(path))
     page.wait_for_timeout(1500)  # the upload lands in the widget
@@ -127,7 +116,7 @@ CASES = {  # tab title, the person's words, their own file
 @pytest.mark.parametrize("tab", list(CASES))
 def test_a_fresh_page_runs_the_persons_own_input_with_every_default(page, tab, own_files):
     title, words, file_kind = CASES[tab]
-    with shot(page, f"first-contact-{tab}"):
+    with shot(page, ARTIFACTS / f"first-contact-{tab}.png"):
         open_tab(page, title)
         if words:
             page.locator(f"#{tab}-prompt textarea").fill(words)
@@ -170,7 +159,7 @@ def test_an_upload_after_an_example_replaces_the_examples_input(page, tab, own_f
 
     spec = next(s for s in tab_specs() if s.name == tab)
     example = next(e for e in spec.examples() if e.available() and not e.compare)
-    with shot(page, f"first-contact-{tab}-after-example"):
+    with shot(page, ARTIFACTS / f"first-contact-{tab}-after-example.png"):
         open_tab(page, title)
         click_example(page, tab, example.label)
         page.wait_for_timeout(1000)
@@ -185,7 +174,7 @@ def test_an_upload_after_an_example_replaces_the_examples_input(page, tab, own_f
 
 
 def test_stop_ends_a_default_panorama_run_before_it_finishes(page, own_files):
-    with shot(page, "first-contact-panorama-stop"):
+    with shot(page, ARTIFACTS / "first-contact-panorama-stop.png"):
         open_tab(page, "Panorama edit")
         page.locator("#panorama-prompt textarea").fill("make it winter")
         upload(page, "panorama", own_files["panorama"])
