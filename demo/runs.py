@@ -74,6 +74,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
     spec, env, cfg = tab.spec, tab.env, tab.config
     out = _Outputs(tab)
     job = JOBS.start(_session(request), spec.name)
+    tab.offered.pop(_session(request), None)
     t0 = time.perf_counter()
     outcome, it = "stopped", None  # "stopped" also covers Gradio closing this generator (Stop, a closed page)
     last_preview = None  # (side, label, backend key, Progress) of the last report with a preview
@@ -154,7 +155,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
         outcome = "failed"
         kind = "Input problem" if isinstance(err, InputError) else "Run failed"
         gr.Warning(str(err))
-        out.suggest(getattr(err, "suggestions", ()))
+        tab.offered[_session(request)] = tuple(getattr(err, "suggestions", ()))
         yield out.final(f"**{kind}:** {err}", None, None, None)
     except Exception as err:  # a bug: log it, show one line, never a traceback
         outcome = "failed"
@@ -285,15 +286,7 @@ class _Outputs:
                t.files_a: None, t.files_b: None, t.notices: "", t.report: "", t.cli: "", t.details: None}
         for m in t.media_a + t.media_b:
             upd[m] = "" if isinstance(m, gr.HTML) else None
-        if t.suggest is not None:
-            upd[t.suggest] = gr.update(visible=False, choices=[], value=None)
         return self._set(upd)
-
-    def suggest(self, prompts: tuple[str, ...]) -> dict:
-        """Offer a refused prompt's closest known ones as choices under the prompt (nothing to offer: hidden)."""
-        if self.t.suggest is None:
-            return {}
-        return self._set({self.t.suggest: gr.update(visible=bool(prompts), choices=list(prompts), value=None)})
 
     def status(self, text: str) -> dict:
         return self._set({self.t.status: text})

@@ -126,6 +126,8 @@ class Tab:
         self.classes = {k: backends.get(k) for k in self.keys}
         self.events: dict[str, Any] = {}
         self.panel_fields: list[tuple[str, str, Any]] = []  # (backend key, field name, widget)
+        # per session, a refused prompt's closest known ones (InputError.suggestions), until the next run
+        self.offered: dict[str, tuple[str, ...]] = {}
 
     # -- defaults
     def _pick(self, prefs: tuple[str, ...], avoid: str | None = None) -> str | None:
@@ -354,7 +356,6 @@ class Tab:
         outputs += self.media_a + self.media_b
         # notices last: API clients that read the outputs by position keep their indices
         outputs += [self.files_a, self.files_b, self.report, self.cli, self.details, self.notices]
-        outputs += [self.suggest] if self.suggest is not None else []
         self.outputs = outputs
         # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
         collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],
@@ -382,6 +383,10 @@ class Tab:
         for event in ("run", "run_json"):
             self.events[event].then(self.expect_text, expect_inputs, self.expect, api_visibility="private",
                                     queue=False, show_progress="hidden")
+            # the choices are not an output of `<tab>_run`: API clients read its outputs by position
+            if self.suggest is not None:
+                self.events[event].then(self.offer, None, self.suggest, api_visibility="private", queue=False,
+                                        show_progress="hidden")
         self.events["stop"] = self.stop_btn.click(self.stop, None, self.status, api_name=f"{s.name}_stop",
                                                   concurrency_id="ui", concurrency_limit=None,
                                                   cancels=[self.events["run"], self.events["run_json"]],
@@ -499,6 +504,11 @@ class Tab:
             return True
         except InputError:
             return False
+
+    def offer(self, request: gr.Request):
+        """The "Did you mean" choices after a run: the refused prompt's closest known ones, or hidden."""
+        prompts = self.offered.get(_session(request), ())
+        return gr.update(visible=bool(prompts), choices=list(prompts), value=None)
 
     def stop(self, request: gr.Request):
         """Stop this session's run in this tab (Gradio also cancels the queued or streaming event) and report when

@@ -550,18 +550,18 @@ def test_a_refused_prompt_offers_its_closest_known_prompts_as_choices_that_fill_
     app = offline_app
     tab = app.tabs_by_name["svg"]
     req = {"backend": "svg/vectorfusion", "prior": "auto", "settings": {"prompt": "an elephnat", "steps": 2}}
-    updates, final = run(tab, req)
+    _, final = run(tab, req)
     assert final["status"].startswith("**Input problem:** no icon matches the prompt 'an elephnat'"), final["status"]
-    offer = updates[-1][tab.suggest]
+    offer = tab.offer(session("s1"))  # what the page shows under the prompt once the run has ended
     assert offer["visible"] and offer["choices"][0] == "elephant", offer
+    assert tab.suggest not in tab.outputs  # not an output of svg_run: API clients read those by position
     # a click on one puts it in the prompt and folds the choices away; with it the run is accepted
     fill = next(d for d in app.fns.values() if d.inputs == [tab.suggest] and d.outputs == [tab.prompt, tab.suggest])
     prompt, hidden = fill.fn("elephant")
     assert prompt == "elephant" and hidden["visible"] is False
     _, final = run(tab, {**req, "settings": {"prompt": prompt, "steps": 2}})
     assert final["status"].startswith("**Done**"), final["status"]
-    # the next run starts with the choices folded away
-    assert updates[0].get(tab.suggest, {}).get("visible", False) is False
+    assert tab.offer(session("s1"))["visible"] is False  # a run that is not refused offers nothing
 
 
 def test_an_unknown_instruction_offers_the_closest_known_edit():

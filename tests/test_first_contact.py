@@ -131,6 +131,24 @@ def test_a_fresh_page_runs_the_persons_own_input_with_every_default(page, tab, o
         assert ".json" in files
 
 
+def test_a_misspelt_prompt_offers_choices_and_one_click_makes_it_run(page):
+    open_tab(page, "Text to SVG")
+    page.locator("#svg-prompt textarea").fill("an elephnat")
+    text, _ = run_and_wait(page, "svg", RUN_BOUND_S)
+    assert text.startswith("Input problem") and "--" not in text, text
+    page.locator("#svg-suggest").get_by_text("elephant", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#svg-prompt textarea').value === 'elephant'")
+    assert not page.locator("#svg-suggest").is_visible()  # folded away once used
+    page.locator("#svg-run").click()
+    with shot(page, ARTIFACTS / "first-contact-suggestion.png"):
+        assert wait_status(page, "svg", ("Done", "failed"), RUN_BOUND_S).startswith("Done")  # not the old refusal
+    # the searchable list of what the prior knows: typing filters it, a pick becomes the prompt
+    page.locator("#svg-vocabulary-box").get_by_text("What").first.click()
+    page.locator("#svg-vocabulary input").press_sequentially("owl", delay=50)
+    page.get_by_role("option", name="owl", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#svg-prompt textarea').value === 'owl'")
+
+
 def test_auto_fields_read_auto_on_a_fresh_page(page):
     open_tab(page, "Text to SVG")
     for name in ("paths", "segments", "steps", "size"):
