@@ -70,3 +70,35 @@ def test_random_bytes_are_rejected_cleanly(data):
 @given(st.text(max_size=300))
 def test_random_text_inside_an_svg_root_is_handled(body):
     parse_or_reject(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">{body}</svg>')
+
+
+# 100 KB runs of each character class, where a pattern could backtrack: after a number's digits, inside rgb( ),
+# between a length and its unit; and a chain of url() fallbacks. Each must be read (or refused) in linear time.
+RUN = 100_000
+HOSTILE_VALUES = {
+    "digits": "1" * RUN + "x",
+    "digits, dot, digits": "1" * (RUN // 2) + "." + "1" * (RUN // 2) + "!",
+    "spaces after a number": "5" + " " * RUN + "!",
+    "spaces after a unit": "5px" + " " * RUN + "!",
+    "rgb( and spaces": "rgb(" + " " * RUN,
+    "rgb( spaces )x": "rgb(" + " " * RUN + ")x",
+    "letters": "a" * RUN,
+}
+
+
+def test_hostile_attribute_values_are_read_in_linear_time():
+    from backends.svg.svgio import _length, parse_color
+
+    for name, value in HOSTILE_VALUES.items():
+        start = time.process_time()
+        assert _length(value) is None and parse_color(value) is None, name
+        for attr in ("width", "fill", "stroke-width"):
+            parse_or_reject(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect {attr}="{value}"/></svg>')
+        assert time.process_time() - start < 2.0, name  # quadratic backtracking took 99 s on 30,000 digits
+
+
+def test_a_long_chain_of_url_fallbacks_is_followed_without_recursion():
+    chain = " ".join(f"url(#m{i})" for i in range(5000)) + " red"
+    scene = parse_or_reject(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
+                            f'<rect width="5" height="5" fill="{chain}"/></svg>')
+    assert scene is not None and len(scene.shapes) == 1  # the last fallback, red, fills it
