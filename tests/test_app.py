@@ -573,6 +573,11 @@ def test_an_unknown_instruction_offers_the_closest_known_edit():
     with pytest.raises(InputError) as caught:
         match_index("make it look like a dream")  # nothing close: every edit it knows is offered
     assert caught.value.suggestions == backends.vocabulary("edits")
+    for foreign in ("把它变成冬天", "اجعلها شتاء", "❄️🌙"):  # no English word: refused, not "no edit"
+        with pytest.raises(InputError, match="reads English words"):
+            match_index(foreign)
+    assert match_index("  ") is None  # the empty instruction is still no edit
+    assert match_index("ｍａｋｅ ｉｔ ｗｉｎｔｅｒ") == match_index("make it winter")  # fullwidth letters read as ASCII
 
 
 @pytest.mark.parametrize("name", ["icons", "edits"])

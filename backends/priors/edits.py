@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -205,7 +206,8 @@ def _stem(word: str) -> str:
 
 
 def _normalise(text: str) -> list[str]:
-    text = text.lower().replace("&", " and ").replace("/", " and ").replace("-", " ")
+    text = unicodedata.normalize("NFKC", text).lower()  # fullwidth "ｗｉｎｔｅｒ" reads as winter
+    text = text.replace("&", " and ").replace("/", " and ").replace("-", " ")
     return [_stem(w) for w in re.findall(r"[a-z0-9]+", text)]
 
 
@@ -213,14 +215,19 @@ _KEYS = [(k, [_stem(w) for w in phrase.split()]) for k, e in enumerate(EDITS) fo
 
 
 def match_index(instruction: str) -> int | None:
-    """The vocabulary index an instruction names (None for the empty instruction: no edit).
+    """The vocabulary index an instruction names (None for the empty instruction: no edit; an instruction with no
+    English word is refused).
 
     Lowercased, split into words, lightly stemmed, then every known word and phrase of every edit is looked for;
     the edit with the most matched words wins, ties going to the edit named first in the instruction ("a winter
     night" is winter). Raises InputError when nothing matches."""
     words = _normalise(instruction)
-    if not words:
+    if not instruction.strip():
         return None
+    if not words:  # Chinese, Arabic, emoji only: once read as "no edit", silently
+        raise InputError(f"The edits prior reads English words and found none in {instruction.strip()[:80]!r}: it "
+                         f"knows {', '.join(VOCABULARY)} (for example 'make it look like {VOCABULARY[0]}').",
+                         suggestions=vocabulary())
     best: tuple[int, int, int] | None = None  # (-matched words, first position, index)
     for k, key in _KEYS:
         n = len(key)
