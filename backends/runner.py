@@ -237,7 +237,13 @@ class _StepClock:
 
 def _writable_folder(out_dir) -> Path:
     """The output folder, created, after checking files can be written there (before any work is done)."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        # an empty name would write into the current folder; None or a number is not a folder at all
+        raise InputError(f"The output folder must be named (a path), not {str(out_dir)[:40]!r}.")
     out = Path(out_dir)
+    if (out / "result.json").is_dir():
+        raise InputError(f"The output folder {str(out)[:80]!r} holds a folder named result.json, where the run "
+                         f"writes its result: choose another folder.")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):

@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
+
+import backends
 
 from throwaway import install_package
 
@@ -66,6 +69,20 @@ def test_bad_runs_exit_2_with_one_clear_line(tmp_path):
     _assert_one_line_error(cli("run", "image/nope", "--prior", "analytic", "--out", str(tmp_path)))
     _assert_one_line_error(cli("run", "image/sds", "--prior", "martian", "--out", str(tmp_path)))
     _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--out", str(tmp_path)))  # no target
+
+
+def test_an_output_folder_that_cannot_take_the_result_is_refused_before_the_run(tmp_path):
+    target = make_target(tmp_path / "target.png")
+    run = ("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=2")
+    empty = cli(*run, "--out", "")  # once wrote into the current folder
+    _assert_one_line_error(empty)
+    assert "output folder must be named" in empty.stderr
+    (tmp_path / "taken" / "result.json").mkdir(parents=True)  # once an IsADirectoryError after the whole run
+    taken = cli(*run, "--out", str(tmp_path / "taken"))
+    _assert_one_line_error(taken)
+    assert "folder named result.json" in taken.stderr and "step" not in taken.stderr
+    with pytest.raises(backends.InputError, match="must be named"):
+        backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=None)
 
 
 def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
