@@ -70,6 +70,16 @@ def json_depth(text: str) -> int:
     return deepest
 
 
+MAX_INT_DIGITS = 20  # no setting needs a longer whole number; 5000 digits once ended in Python's int limit
+
+
+def _json_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise InputError(f"the settings JSON has a whole number of {len(digits.lstrip('-'))} digits; settings take "
+                         f"at most {MAX_INT_DIGITS}")
+    return int(digits)
+
+
 def parse_request(text: str) -> dict:
     """Validate the request JSON's size, depth and shape (not the settings: backends.run does that)."""
     if not isinstance(text, str):
@@ -81,7 +91,7 @@ def parse_request(text: str) -> dict:
         raise InputError(f"the settings JSON nests deeper than {MAX_REQUEST_DEPTH} levels; a request is "
                          '{"backend", "prior", "settings": {name: value}, "compare": {...}}')
     try:
-        req = json.loads(text or "")
+        req = json.loads(text or "", parse_int=_json_int)
     except json.JSONDecodeError as err:
         raise InputError(f"the settings JSON is not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(req, dict) or not isinstance(req.get("backend"), str):

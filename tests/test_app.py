@@ -309,6 +309,8 @@ def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds
 @pytest.mark.parametrize("request_text, inputs, expected", [
     (json.dumps(sds()), [], "Input problem:** the analytic prior needs a target image"),
     ("{not json", [SHAPES], "Input problem:** the settings JSON is not valid JSON"),
+    ('{"backend": "image/sds", "settings": {"steps": ' + "9" * 5000 + "}}", [SHAPES],
+     "Input problem:** the settings JSON has a whole number of 5000 digits"),
     (json.dumps({"settings": {}}), [SHAPES], 'Input problem:** the settings JSON must be an object with a "backend"'),
     (json.dumps({**sds(), "settings": {"steps": -3}}), [SHAPES], "Input problem:** The setting 'steps' must be a whole number from 1 to 20000"),
     (json.dumps({"backend": "video/per-frame", "settings": {}}), [SHAPES], "is not a SDS check backend"),
