@@ -8,7 +8,8 @@ before the prior loads, with the prior's facts guessed from the profile ("auto" 
 and once the prior is loaded and every "auto" setting is resolved, still before any work.
 
 The budget: $DISTILL_MEMORY_BUDGET ("8gb", "512mb", "2.5GiB", a byte count), else what the device has free (a GPU's
-free memory, on a CPU the RAM the kernel reports as available). Time: a run of `steps` steps over a working set of
+free memory; on a CPU the tightest of the RAM the kernel reports as available, the container's limit and the
+process's address-space limit: `memory_limit`). Time: a run of `steps` steps over a working set of
 `bytes` takes about steps x bytes / THROUGHPUT (what one step of these backends moves through memory, measured
 loosely: ~1 GB/s on a CPU, ~100 GB/s on a GPU); $DISTILL_TIME_BUDGET (seconds, default an hour) refuses what
 would run far longer than anyone waits, e.g. pixel art of 1024 x 1024 squares at 2048 px.
@@ -79,37 +80,78 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.I)
 def parse_size(text: str) -> int:
     """Bytes from "8gb", "512MB", "2.5GiB", "1000000" (binary units: 1 gb = 2**30 bytes)."""
     m = _SIZE.fullmatch(str(text))
-    if not m or float(m.group(1)) <= 0:
+    value = float(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower()) if m else 0.0
+    if not 0 < value < 2**62:  # a 400-digit size once ended in a 22-line OverflowError
         raise InputError(f"DISTILL_MEMORY_BUDGET must be a size like 8gb or 512mb, got {str(text)[:40]!r}.")
-    return int(float(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower()))
+    return int(value)
 
 
-def available_bytes(device: Any = None) -> int:
-    """Memory the run may use: $DISTILL_MEMORY_BUDGET, else the GPU's free memory on CUDA, else available RAM."""
+NO_LIMIT = 1 << 62
+
+
+def memory_limit(device: Any = None) -> tuple[int, str]:
+    """(bytes the run may use, what sets that): $DISTILL_MEMORY_BUDGET, else the GPU's free memory on CUDA, else
+    the tightest of the machine's available memory, the container's limit (cgroup memory.max) and the process's
+    address-space limit (ulimit -v): a process capped at 8 GB on a 24 GB machine must be refused at 8."""
     env = os.environ.get("DISTILL_MEMORY_BUDGET")
     if env:
-        return parse_size(env)
+        return parse_size(env), "DISTILL_MEMORY_BUDGET"
     if device is not None and str(device).startswith("cuda"):
         import torch
 
         if torch.cuda.is_available():
             free, _total = torch.cuda.mem_get_info(torch.device(device))
-            return int(free)
-    return _available_ram()
+            return int(free), "the GPU's free memory"
+    return min(_ram_limits(), key=lambda pair: pair[0])
 
 
-def _available_ram() -> int:
+def _read_int(path: str) -> int | None:
     try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+        with open(path) as fh:
+            text = fh.read().strip()
     except OSError:
-        pass
+        return None
+    return int(text) if text.isdigit() else None  # "max": no limit
+
+
+def _proc_kb(path: str, field: str) -> int | None:
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62  # no way to know: no limit but $DISTILL_MEMORY_BUDGET
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _ram_limits() -> list[tuple[int, str]]:
+    """Each limit on this process's memory that can be read here, as (bytes left under it, its name)."""
+    found = []
+    avail = _proc_kb("/proc/meminfo", "MemAvailable")
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = NO_LIMIT  # no way to know: no limit but $DISTILL_MEMORY_BUDGET
+    found.append((avail, "the memory available"))
+    for limit_path, used_path in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+                                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
+                                   "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit = _read_int(limit_path)
+        if limit is not None and limit < NO_LIMIT:
+            found.append((max(0, limit - (_read_int(used_path) or 0)), "the container's memory limit"))
+            break
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            used = _proc_kb("/proc/self/status", "VmSize") or 0
+            found.append((max(0, soft - used), "the process's address-space limit (ulimit -v)"))
+    except (ImportError, ValueError, OSError):
+        pass
+    return found
 
 
 THROUGHPUT = {"cpu": 1e9, "cuda": 1e11}  # bytes of working set a second, per device type
@@ -132,10 +174,9 @@ def time_budget_s() -> float:
 def check(work: Work, device: Any = None, *, where: str = "", steps: int | None = None) -> None:
     """Refuse (InputError, one sentence naming the setting to lower) a run whose estimate exceeds the budget:
     its peak memory, or (with `steps`) its time."""
-    limit = available_bytes(device)
+    limit, source = memory_limit(device)
     head = where + ": " if where else ""
     if work.bytes > limit:
-        source = "DISTILL_MEMORY_BUDGET" if os.environ.get("DISTILL_MEMORY_BUDGET") else "the memory available"
         raise InputError(f"{head}{work.what} would need about {_gb(work.bytes)} of memory, "
                          f"more than {source} ({_gb(limit)}); lower {work.lower}.")
     kind = "cuda" if str(device or "cpu").startswith("cuda") else "cpu"

@@ -240,9 +240,31 @@ def test_parse_size_reads_units_and_refuses_nonsense():
     assert budget.parse_size("8gb") == 8 * 2 ** 30
     assert budget.parse_size("512MB") == 512 * 2 ** 20
     assert budget.parse_size("1.5GiB") == int(1.5 * 2 ** 30)
-    for bad in ("", "-1gb", "0", "lots", "8 pb"):
+    for bad in ("", "-1gb", "0", "lots", "8 pb", "9" * 400, "99999999999tb"):  # the last two: once OverflowError
         with pytest.raises(InputError):
             budget.parse_size(bad)
+
+
+def test_the_memory_budget_is_the_tightest_limit_on_the_process(monkeypatch):
+    # a process capped at 8 GB on a 24 GB machine was told of "the memory available (20.5 GB)" and then crashed
+    gb = 2 ** 30
+    monkeypatch.delenv("DISTILL_MEMORY_BUDGET", raising=False)
+    status = {"MemAvailable": 20 * gb, "VmSize": 1 * gb}
+    cgroup = {"/sys/fs/cgroup/memory.max": 12 * gb, "/sys/fs/cgroup/memory.current": 2 * gb}
+    monkeypatch.setattr(budget, "_proc_kb", lambda path, field: status.get(field))
+    monkeypatch.setattr(budget, "_read_int", lambda path: cgroup.get(path))
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert budget.memory_limit("cpu") == (10 * gb, "the container's memory limit")
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (8 * gb, resource.RLIM_INFINITY))
+    assert budget.memory_limit("cpu") == (7 * gb, "the process's address-space limit (ulimit -v)")
+    with pytest.raises(InputError, match=r"more than the process's address-space limit \(ulimit -v\) \(7.0 GB\)"):
+        budget.check(budget.Work(int(7.5 * gb), "a big canvas", "size"), "cpu")
+    budget.check(budget.Work(6 * gb, "a canvas", "size"), "cpu")  # under every limit: accepted
+    cgroup.clear()
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert budget.memory_limit("cpu") == (20 * gb, "the memory available")
+    monkeypatch.setenv("DISTILL_MEMORY_BUDGET", "2gb")  # asked for: it decides
+    assert budget.memory_limit("cpu") == (2 * gb, "DISTILL_MEMORY_BUDGET")
 
 
 def test_atomic_path_leaves_nothing_when_the_writer_is_interrupted(tmp_path):
