@@ -7,7 +7,9 @@ A backend is one readable module: a class with a `Settings` dataclass (paper def
   prior: "text" (Stable Diffusion-like), "instruct" (InstructPix2Pix-like) or "none"; priors centred on target
          images (`needs_target`, the analytic prior) are accepted by a backend that sets `analytic_ok = True`;
   inputs: "none", "image", "images", "video", "svg", or "image?" (optional image);
-  requires_prompt: True when an empty `prompt` setting is an error (checked before the prior loads).
+  requires_prompt: True when an empty `prompt` setting is an error (checked before the prior loads);
+  total_steps(settings): optional, the steps a run takes when that is not its `steps` setting (svg/vectorize:
+         stages x iterations).
 Registering builds the backend's typed, frozen contract from these, `cls.spec` (a `types.BackendSpec`): what the
 runner, the CLI, the budget and the app read.
 Third-party packages add backends through the entry point group `distill_studio.backends`: each entry point
@@ -55,7 +57,8 @@ def register(task: str, name: str):
             raise TypeError(f"backend {key} needs a Settings dataclass")
         cls.spec = BackendSpec(key=key, description=cls.description, prior=cls.prior, inputs=Inputs.parse(cls.inputs),
                                prompt_required=cls.requires_prompt, analytic_ok=cls.analytic_ok,
-                               estimate=getattr(cls, "estimate", None))
+                               estimate=getattr(cls, "estimate", None),
+                               **({"steps": cls.total_steps} if hasattr(cls, "total_steps") else {}))
         _registry[key] = cls
         return cls
 

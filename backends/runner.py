@@ -93,7 +93,7 @@ def run(
     # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own suggestions are known.
     # Time is checked with the steps the person set, or the paper's at most: the prior may suggest more than the
     # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, getattr(settings, "steps", None))
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, cls.spec.steps(settings))
     t0 = time.perf_counter()
     clock = _StepClock()
     try:
@@ -105,7 +105,7 @@ def run(
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
         settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
-        work = check_work(cls, settings, inputs, prior_obj, device, getattr(settings, "steps", None))
+        work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings))
         notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
         if notice:
             yield Progress(step=0, total=0, message=notice)
@@ -208,7 +208,7 @@ def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | Non
         work = work_of(cls, resolved, paths, entry) if paths or cls.spec.inputs.min == 0 else None
     except InputError:
         work = None
-    return timing.expect(key, prior_name, device, getattr(settings, "steps", None), work.bytes if work else None)
+    return timing.expect(key, prior_name, device, cls.spec.steps(settings), work.bytes if work else None)
 
 
 class _StepClock:

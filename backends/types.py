@@ -99,7 +99,9 @@ class BackendSpec:
 
     prior: the prior kind it runs on ("text", "instruct") or "none"; analytic_ok: it also takes a prior centred on
     target images; prompt_required: an empty `prompt` setting is refused before any model loads; estimate:
-    `estimate(settings, input_paths, budget_facts) -> budget.Work` (None for a backend without one)."""
+    `estimate(settings, input_paths, budget_facts) -> budget.Work` (None for a backend without one); steps:
+    `steps(settings) -> int | None`, the optimization steps a run of these settings takes, for the time budget and
+    the expected time (the backend's `total_steps`, else its `steps` setting; None: not known before the run)."""
 
     key: str
     description: str
@@ -108,3 +110,4 @@ class BackendSpec:
     prompt_required: bool
     analytic_ok: bool
     estimate: Callable | None
+    steps: Callable[[Any], int | None] = lambda settings: getattr(settings, "steps", None)

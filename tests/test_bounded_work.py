@@ -290,3 +290,19 @@ def test_edit_writers_rename_into_place(tmp_path):
              Path(outputs.write_zip(frames, tmp_path / "a.zip")).name]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
     assert Image.open(tmp_path / "a.gif").n_frames == 3
+
+
+def test_vectorize_counts_every_stage_for_the_time_budget(tmp_path):
+    # svg/vectorize has no `steps`: the budget counted 2000 for a run of (64 stages + 1) x 5000 = 325,000 steps
+    from backends import get, run_to_end
+    from backends.settings import make_settings
+
+    cls = get("svg/vectorize")
+    s = make_settings(cls.Settings, {"schedule": "1", "iters": 5000, "paths": 64})
+    assert cls.spec.steps(s) == 65 * 5000
+    target = tmp_path / "t.png"
+    Image.new("RGB", (256, 256), "orange").save(target)
+    with pytest.raises(InputError, match="325000 steps .* would take about"):
+        run_to_end("svg/vectorize", {"schedule": "1", "iters": 5000, "paths": 64}, inputs=[str(target)],
+                   out_dir=tmp_path / "o", device="cpu")
+    assert cls.spec.steps(make_settings(cls.Settings, {})) is None  # iters left to the profile: resolved later

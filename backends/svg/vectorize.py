@@ -277,6 +277,12 @@ class Vectorize:
                            f"{s.paths} paths on a {w}x{h} canvas",
                            "paths or size")
 
+    @classmethod
+    def total_steps(cls, s: VectorizeSettings) -> int | None:
+        """Every stage's iterations and the last pass (`live_steps`): the budget once counted 2000 for a run of
+        325,000 (schedule=1, iters=5000); None while iters is left to the profile (the runner resolves it)."""
+        return live_steps(s.paths, s.iters, s.schedule) if s.iters else None
+
     def run(self, s: VectorizeSettings, *, prior, inputs, out_dir):
         engine.seed_everything(s.seed)
         stage_schedule(s.paths, s.schedule)  # refuse a bad schedule before any work
