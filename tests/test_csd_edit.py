@@ -352,6 +352,12 @@ def test_bad_inputs_raise_input_error(inputs, tmp_path):
         run("views3d/csd-edit", TINY, "analytic-edit", inputs["views3d"] * 9, tmp_path / "d")
     with pytest.raises(InputError, match="needs several views"):
         run("views3d/csd-edit", TINY, "analytic-edit", inputs["views3d"][:1], tmp_path / "e")
+    many = tmp_path / "many.zip"  # read only up to the limit: its count is not claimed
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(60):
+            z.write(inputs["views3d"][i % len(inputs["views3d"])], f"v{i:03d}.png")
+    with pytest.raises(InputError, match="more than 32 views were given"):
+        run("views3d/csd-edit", TINY, "analytic-edit", [many], tmp_path / "e2")
     with pytest.raises(InputError, match="t_min"):
         run("panorama/csd-edit", dict(TINY, t_min=600), "analytic-edit", inputs["panorama"], tmp_path / "f")
     Image.fromarray(samples.landscape(640, 20)).save(tmp_path / "thin.png")

@@ -54,9 +54,16 @@ def load_views(inputs: list[str], particles: int):
         return list(frames), "orbit video"
     views = media.images(inputs, max_count=media.MAX_VIEWS)
     if len(views) > particles:
-        raise InputError(f"{len(views)} views were given; at most {particles} are edited together (the particles "
-                         f"setting, up to {media.MAX_VIEWS}).")
+        raise too_many_views(len(views), particles)
     return [np.asarray(v) for v in views], "zip" if len(inputs) == 1 else "images"
+
+
+def too_many_views(count: int, particles: int, counted_all: bool = True) -> InputError:
+    """The refusal of more views than particles. counted_all False: a zip's views were read only up to
+    MAX_VIEWS + 1, so the count is a lower bound (a zip of 200 views was once said to hold 33)."""
+    given = str(count) if counted_all or count <= media.MAX_VIEWS else f"more than {media.MAX_VIEWS}"
+    return InputError(f"{given} views were given; at most {particles} are edited together (the particles setting, "
+                      f"up to {media.MAX_VIEWS}).")
 
 
 def _is_zip(path: str) -> bool:
@@ -73,8 +80,7 @@ class _ViewsEdit(csd.EditBackend):
         count, then the views at the first view's working size."""
 
         if len(inputs) > media.MAX_VIEWS:
-            raise InputError(f"{len(inputs)} views were given; at most {s.particles} are edited together (the "
-                             f"particles setting, up to {media.MAX_VIEWS}).")
+            raise too_many_views(len(inputs), s.particles)
         if len(inputs) == 1 and _is_zip(inputs[0]):
             sizes = budget.zip_sizes(inputs[0], limit=media.MAX_VIEWS + 1)
         elif len(inputs) == 1:
@@ -82,8 +88,7 @@ class _ViewsEdit(csd.EditBackend):
         else:
             sizes = [budget.image_size(p) for p in inputs]
         if len(sizes) > s.particles:
-            raise InputError(f"{len(sizes)} views were given; at most {s.particles} are edited together (the "
-                             f"particles setting, up to {media.MAX_VIEWS}).")
+            raise too_many_views(len(sizes), s.particles, counted_all=not (len(inputs) == 1 and _is_zip(inputs[0])))
         for size in sizes:
             budget.check_aspect(size, "view")
         if not sizes:  # an unreadable zip: the full validation in run() says what is wrong with it
