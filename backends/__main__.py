@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 
 from . import registry
@@ -75,8 +77,18 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, like Ctrl-C: writes in progress are abandoned without partial files."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # once: an exit -15 with .partial files left and no word
     try:
         if args.cmd == "run":
             runner.QUIET_LIBRARIES = True  # applied once the checks pass, just before a prior loads
@@ -106,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except DistillError as err:
         return report_cli_error(err)
+    except Terminated:
+        print("error: terminated (SIGTERM); files being written were removed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -173,3 +173,21 @@ def test_run_text_to_svg_says_what_the_offline_prior_understood_and_flags_a_rand
     assert "clip_score=" in out and "(random-weight CLIP: not meaningful)" in out
     assert "note: The icons prior read the prompt as “robot”" in out and "Not drawn: balloon" in out
 
+
+
+def test_sigterm_ends_a_run_with_one_line_and_no_partial_files(tmp_path):
+    import signal
+
+    target = make_target(tmp_path / "target.png")
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "backends", "run", "image/sds", "--prior", "analytic", "--input",
+                             str(target), "--set", "steps=20000", "--set", "every=1", "--out", str(out)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # the first progress line: the run is under way
+    assert first.startswith("step"), first
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    lines = [ln for ln in (first + err).splitlines() if not ln.startswith("step")]
+    assert proc.returncode == 143 and lines == ["error: terminated (SIGTERM); files being written were removed"], err
+    assert not [p.name for p in out.rglob("*") if ".part" in p.name]
