@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 import backends
+from backends import media, validate
 from backends.priors.machine import truthy
 
 from . import environment
@@ -157,6 +158,11 @@ def startup_block(url: str, share_url: str | None, env: environment.Environment,
     return "\n".join(lines)
 
 
+# Gradio's own cap on an upload: the largest file any validator accepts (a 300 MB upload was once stored whole
+# before a validator refused it).
+UPLOAD_LIMIT_BYTES = max(media.MAX_IMAGE_BYTES, media.MAX_ZIP_BYTES, media.MAX_VIDEO_BYTES, validate.MAX_SVG_BYTES)
+
+
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     """Build and serve. Returns (demo, local_url); with block=False the server runs in a thread."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -173,7 +179,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     _, url, share_url = demo.launch(server_name=config.host, server_port=config.port, share=config.share,
                                     prevent_thread_lock=True, quiet=True, css=CSS,
                                     allowed_paths=[root], footer_links=["api", "gradio"],
-                                    theme=theme(), show_error=False)
+                                    theme=theme(), show_error=False, max_file_size=UPLOAD_LIMIT_BYTES)
     if not quiet:
         print(startup_block(url, share_url, demo.environment, time.perf_counter() - t0), flush=True)
     if block:

@@ -198,3 +198,15 @@ def test_out_of_gpu_memory_shows_in_the_ui_and_the_next_run_succeeds(tmp_path, m
         assert out["status"].startswith("**Done**"), out["status"]
     finally:
         demo.close()
+
+
+def test_an_upload_larger_than_any_validator_takes_is_refused_at_the_door(server):
+    import httpx
+
+    from demo.launch import UPLOAD_LIMIT_BYTES
+
+    ok = httpx.post(server.url + "gradio_api/upload", files={"files": ("small.png", b"\0" * 1024)}, timeout=120)
+    assert ok.status_code == 200, ok.text
+    big = httpx.post(server.url + "gradio_api/upload", files={"files": ("big.mp4", b"\0" * (UPLOAD_LIMIT_BYTES + 1))},
+                     timeout=300)
+    assert big.status_code == 413, (big.status_code, big.text[:200])
