@@ -14,6 +14,7 @@ import time
 
 from . import registry
 from .priors import catalog
+from .priors.machine import MEMORY_MODES
 from .errors import DistillError, InputError, report_cli_error
 from . import runner
 from .runner import run
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH", help="input file (repeatable)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    r.add_argument("--memory", default="auto", choices=("auto", "none", "24gb", "16gb"),
+    r.add_argument("--memory", default="auto", choices=MEMORY_MODES,
                    help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     return p

@@ -19,6 +19,7 @@ from . import budget, registry, timing, validate
 from .errors import InputError, RunError
 from .files import atomic_path
 from .priors import auto_prior, catalog, load_prior, resolve_device
+from .priors.machine import MEMORY_MODES
 from .priors.base import StartNotice, suggested_settings
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
@@ -82,6 +83,11 @@ def run(
     entry = catalog.entry(prior_name) if prior_name else None
     if spec.prompt_required and not (entry and entry.needs_target):
         validate.prompt(settings.prompt)  # parsed already; only its emptiness is new: said before loading weights
+    if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple)) \
+            or not all(isinstance(p, (str, os.PathLike)) for p in inputs):
+        raise InputError(f"inputs must be a list of file paths, not {type(inputs).__name__} {str(inputs)[:40]!r}.")
+    if memory not in MEMORY_MODES:
+        raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {str(memory)[:40]!r}.")
     inputs = [str(p) for p in inputs]
     spec.inputs.check(key, len(inputs))
     for p in inputs:

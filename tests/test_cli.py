@@ -85,6 +85,18 @@ def test_an_output_folder_that_cannot_take_the_result_is_refused_before_the_run(
         backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=None)
 
 
+@pytest.mark.parametrize("kwargs, words", [
+    ({"inputs": 5}, "inputs must be a list of file paths"),  # was a TypeError
+    ({"inputs": "target.png"}, "inputs must be a list of file paths"),  # a string is not a list of its letters
+    ({"memory": "bogus"}, "memory must be one of auto, none, 24gb, 16gb"),  # was accepted
+])
+def test_api_arguments_get_the_same_one_sentence_errors(tmp_path, kwargs, words):
+    target = make_target(tmp_path / "target.png")
+    call = {"prior": "analytic", "inputs": [str(target)], "out_dir": tmp_path / "o", **kwargs}
+    with pytest.raises(backends.InputError, match=words):
+        backends.run_to_end("image/sds", {"steps": 2}, **call)
+
+
 def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
     site = install_package(tmp_path / "site", "throwaway_backend", '''
         from dataclasses import dataclass
