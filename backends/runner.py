@@ -102,6 +102,7 @@ def run(
     check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, cls.spec.steps(settings))
     t0 = time.perf_counter()
     clock = _StepClock()
+    work = None
     try:
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
@@ -128,6 +129,12 @@ def run(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise RunError(OOM_MESSAGE) from None
+    except (MemoryError, RuntimeError) as err:  # the CPU's out-of-memory: torch's allocator raises RuntimeError
+        if isinstance(err, RuntimeError) and "can't allocate memory" not in str(err):
+            raise
+        lower = work.lower if work is not None else "its size settings"
+        raise InputError(f"{key} ran out of memory on the CPU (more than this process may use); lower {lower}.") \
+            from None
     if result is None:
         raise RunError(f"{key} finished without a result")
     measured = clock.timing(work.bytes if work is not None else 0)

@@ -66,3 +66,20 @@ def test_cancel_divergence_and_oom_in_a_row_leave_memory_at_idle_and_the_next_ru
     assert after <= idle * 1.05, f"memory {after:.0f} MB after the faults vs {idle:.0f} MB idle"
     result = run(target, tmp_path / "next", steps=200)
     assert result.metadata["metrics"]["psnr"] >= 30.0
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. "
+                                   "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9000000000 bytes")])
+def test_running_out_of_cpu_memory_is_one_sentence_naming_what_to_lower(tmp_path, monkeypatch, error):
+    # was a 29-40 line traceback
+    cls = backends.get("image/sds")
+
+    def exhausted(self, *args, **kwargs):
+        yield from []
+        raise error
+
+    monkeypatch.setattr(cls, "run", exhausted)
+    target = tmp_path / "t.png"
+    Image.new("RGB", (64, 64), "red").save(target)
+    with pytest.raises(backends.InputError, match=r"image/sds ran out of memory on the CPU .*; lower the input image.s size"):
+        backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=tmp_path / "o")
