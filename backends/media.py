@@ -178,9 +178,7 @@ def _decode_bytes(data: bytes, limits: _Limits, shown: str, ext: str | None, res
         try:
             fmt = "JPEG" if im.format == "MPO" else (im.format or "?")
             limits.check_size(im.width, im.height, shown, reserve)
-            # 0xFFDA (start of scan) cannot occur inside entropy-coded data, so this counts scans (plus any in
-            # embedded thumbnails): an upper bound, cheap to take before decoding.
-            if fmt == "JPEG" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+            if fmt == "JPEG" and jpeg_scans(data) > MAX_JPEG_SCANS:
                 raise _fail(
                     f"The image {shown} is a JPEG with more than {MAX_JPEG_SCANS} scans, far more than cameras or "
                     "editors write; re-save it as a normal JPEG or PNG."
@@ -277,6 +275,25 @@ def _image(source: Any, limits: _Limits, shown: str | None = None, reserve=None)
         raise _fail("No image was given; upload a " + limits.listing + " file.")
     data, ext, label = _read_bounded(source, limits.max_bytes, "image")
     return _decode_bytes(data, limits, shown or label, ext, reserve)
+
+
+def jpeg_scans(data: bytes) -> int:
+    """An upper bound on a JPEG's scans, cheap to take before decoding: the start-of-scan markers (0xFFDA) from the
+    first scan on. 0xFFDA cannot occur inside entropy-coded data; before the first scan the segments are walked by
+    their lengths, so the bytes of an ICC profile or an APP13 block are not counted (they once refused good
+    photos as having "more than 100 scans")."""
+    i = 2  # after SOI
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:
+            return data.count(b"\xff\xda", i)
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return 0
 
 
 def image(

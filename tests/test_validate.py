@@ -488,3 +488,19 @@ def test_svg_precheck_never_raises_anything_but_input_error(data):
         assert_one_sentence(str(err))
         return
     assert isinstance(out, bytes)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_a_photo_with_a_large_icc_profile_is_read_and_sized(tmp_path, fmt):
+    # an ICC profile (or APP13 block) past the 256 KB header read, full of FF DA pairs: once refused as "no
+    # readable header" and, for a JPEG, as "more than 100 scans"
+    from backends import budget
+
+    path = tmp_path / f"photo.{fmt.lower()}"
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt, icc_profile=b"\xff\xda" * 200_000)
+    assert path.stat().st_size > budget.HEADER_BYTES
+    assert media.image(str(path)).size == (64, 48)
+    assert budget.image_size(str(path)) == (64, 48)
+    if fmt == "JPEG":
+        assert media.jpeg_scans(path.read_bytes()) == 1  # the one real scan; the profile's FF DA pairs are skipped
