@@ -241,28 +241,11 @@ def video_size(path: str) -> tuple[int, int]:
     fh, _ = _open_regular(path, "video", media.MAX_VIDEO_BYTES)
     with fh:
         head = fh.read(HEADER_BYTES)
-    size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else _ffmpeg_size(path)
+    size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else media.video_frame_size(path)
     if size is None:
         media.video(path, sample=1)  # raises the validator's sentence
         raise InputError(f"The video {os.path.basename(path)[:60]!r} has an unreadable header.")
     return size
-
-
-_PROBE_SIZE = re.compile(r"Video: .*?, (\d{1,6})x(\d{1,6})[ ,\[]")
-
-
-def _ffmpeg_size(path: str) -> tuple[int, int] | None:
-    import subprocess
-
-    try:
-        import imageio_ffmpeg
-
-        done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-protocol_whitelist", "file",
-                               "-i", os.path.abspath(path)], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
-    except Exception:
-        return None
-    m = _PROBE_SIZE.search(done.stderr.decode("utf-8", "replace"))
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:

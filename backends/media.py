@@ -810,6 +810,21 @@ _PROBE_TBR = re.compile(r", (\d+(?:\.\d+)?) tbr")
 _PROBE_ROTATION = re.compile(r"^\s*Display Matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.M)
 
 
+def video_frame_size(path: str) -> tuple[int, int] | None:
+    """(width, height) of a clip's frames from its header, by the decoder's own probe: the demuxer chosen by magic
+    number (never guessed: a playlist naming another server-local file is never opened) and the Video stream line
+    anchored as ffmpeg writes it (a metadata title cannot pose as one). None when the header does not say."""
+    fh, real, _ = _open_regular(path, "video")
+    with fh:
+        head = fh.read(64)
+    demuxer = _video_demuxer(head)
+    if demuxer is None or demuxer == "gif":  # not a video we read; GIFs are sized by Pillow (`budget.video_size`)
+        return None
+    stream = _PROBE_VIDEO.search(_ffmpeg_probe(real, demuxer, timeout=10.0))
+    size = _PROBE_SIZE.search(stream.group(1)) if stream else None
+    return (int(size.group(1)), int(size.group(2))) if size else None
+
+
 def _ffmpeg_exe() -> str:
     import imageio_ffmpeg  # the ffmpeg binary imageio uses; loaded only when a video arrives
 

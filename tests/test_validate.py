@@ -423,6 +423,21 @@ def test_metadata_that_imitates_ffmpeg_lines_does_not_change_the_probe(good, tmp
     assert frames.shape == (12, 32, 48, 3) and fps == pytest.approx(12.0)
 
 
+def test_the_budget_sizes_a_clip_with_the_decoders_probe_and_never_guesses_a_format(good, tmp_path):
+    from backends import budget
+
+    spoofed = tmp_path / "spoofed.mp4"
+    hostile.with_spoofed_metadata(good["clip.mp4"], spoofed)
+    assert budget.video_size(str(spoofed)) == (48, 32)  # the tags' fake "Video: ..., 8x8" line is not read
+    secret = tmp_path / "secret.mp4"  # a playlist naming another local file: that file is never opened
+    secret.write_bytes(good["clip.mp4"].read_bytes())
+    playlist = tmp_path / "list.mp4"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{secret}\n#EXT-X-ENDLIST\n")
+    assert media.video_frame_size(str(playlist)) is None
+    with pytest.raises(InputError, match="not a video in an allowed format"):
+        budget.video_size(str(playlist))
+
+
 def _stream_webm(tmp_path, frames: int) -> Path:
     """A WEBM written to a pipe, so it has no duration in its header (as browser recordings often do)."""
     import imageio_ffmpeg
