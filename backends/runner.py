@@ -116,6 +116,7 @@ def run(
         notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
         if notice:
             yield Progress(step=0, total=0, message=notice)
+        clear_previous_result(out)  # every check passed: the folder's last result set goes as a whole
         backend = cls()
         result = None
         clock.start()
@@ -158,6 +159,8 @@ def run(
         **result.metadata,
     }
     meta.setdefault("warnings", [])
+    # the result set, by name in the folder: what the next run into this folder removes first
+    meta["files"] = {role: Path(p).name for role, p in result.files.items() if Path(p).parent == out}
     if meta["prior_is_tiny"]:
         meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
     result.metadata = meta
@@ -246,6 +249,24 @@ class _StepClock:
         if self.first is None:
             return timing.Timing(setup_s=time.perf_counter() - self.started, step_s=0.0, steps=0, work=work)
         return timing.from_reports(self.started, self.first, self.last, work)
+
+
+def clear_previous_result(out: Path) -> None:
+    """Remove the result set a previous run left in `out` (its result.json first, then the files it lists), so a
+    run into the same folder never leaves one run's files beside another's result.json, even when interrupted.
+    Only names directly in `out` are removed; a result.json that cannot be read is removed alone."""
+    previous = out / "result.json"
+    if not previous.is_file():
+        return
+    try:
+        listed = json.loads(previous.read_text()).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        listed = {}
+    previous.unlink(missing_ok=True)
+    for name in listed.values() if isinstance(listed, dict) else ():
+        path = out / str(name)
+        if path.parent == out and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _writable_folder(out_dir) -> Path:

@@ -203,3 +203,20 @@ def test_sigterm_ends_a_run_with_one_line_and_no_partial_files(tmp_path):
     lines = [ln for ln in (first + err).splitlines() if not ln.startswith("step")]
     assert proc.returncode == 143 and lines == ["error: terminated (SIGTERM); files being written were removed"], err
     assert not [p.name for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_a_run_into_a_used_folder_replaces_the_last_result_set_as_a_whole(tmp_path):
+    from backends.runner import clear_previous_result
+
+    target = make_target(tmp_path / "target.png")
+    out = tmp_path / "o"
+    first = backends.run_to_end("svg/vectorize", {"iters": 2, "paths": 2, "size": 32}, inputs=[str(target)],
+                                out_dir=out)
+    listed = json.loads((out / "result.json").read_text())["files"]
+    assert set(listed.values()) | {"result.json"} == {p.name for p in out.iterdir()}
+    (out / "mine.txt").write_text("not the run's")  # a file the run did not write stays
+    clear_previous_result(out)  # what an interrupted next run has done before its first file
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"], first.files
+    backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=out)
+    names = {p.name for p in out.iterdir()}
+    assert set(json.loads((out / "result.json").read_text())["files"].values()) | {"mine.txt", "result.json"} == names
