@@ -160,6 +160,7 @@ def corpus() -> list[dict]:
         _refuse("output_missing_folder", _svg(rect), "does not exist", out="MISSING"),
         _refuse("output_read_only_folder", _svg(rect), "not writable", out="RO"),
         _refuse("output_name_too_long", _svg(rect), "longer than", out="LONG"),
+        _refuse("output_not_png", _svg(rect), "would hold a PNG; name it .png (not .jpg)", out="JPG"),
         _ok("output_replaces_an_existing_png", _svg(rect), (300, 150), pixel=((30, 30), (255, 0, 0)), out="EXISTS"),
     ]
     return c
@@ -202,6 +203,8 @@ def _paths(case: dict, work: Path) -> tuple[str, str]:
             out = str(ro / "x.png")
     elif out == "LONG":
         out = str(work / ("x" * 300 + ".png"))
+    elif out == "JPG":
+        out = str(work / "x.jpg")
     return inp, out
 
 

@@ -119,6 +119,10 @@ def prepare_output(path: str) -> str:
     if len(os.fsencode(os.path.basename(path))) > name_max:
         raise InputError(f"The output file name {shown} is longer than the file system's {name_max} bytes; "
                          "use a shorter name.")
+    suffix = os.path.splitext(path)[1]
+    if suffix.lower() != ".png":  # PNG bytes under another extension once went to x.jpg
+        raise InputError(f"The output {shown} would hold a PNG; name it .png"
+                         f"{f' (not {suffix[:10]})' if suffix else ''}.")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".svgrender-", suffix=".png.part", dir=folder)
     except OSError as err:
