@@ -872,6 +872,8 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     info = _ffmpeg_probe(real, demuxer, timeout=2.0)
     stream = _PROBE_VIDEO.search(info)
     size = _PROBE_SIZE.search(stream.group(1)) if stream else None
+    if info and "Input #0" in info and stream is None and re.search(r"^  Stream #0:\d+\S*: Audio: ", info, re.M):
+        raise _fail(f"The file {shown} holds only sound, no pictures; give a video clip.")  # not "damaged"
     if not info or "Input #0" not in info or size is None:
         raise _fail(damaged)
     width, height = int(size.group(1)), int(size.group(2))

@@ -519,3 +519,13 @@ def test_a_photo_with_a_large_icc_profile_is_read_and_sized(tmp_path, fmt):
     assert budget.image_size(str(path)) == (64, 48)
     if fmt == "JPEG":
         assert media.jpeg_scans(path.read_bytes()) == 1  # the one real scan; the profile's FF DA pairs are skipped
+
+
+def test_a_sound_only_file_is_said_to_have_no_pictures_not_to_be_damaged(tmp_path):
+    import imageio_ffmpeg
+
+    path = tmp_path / "voice.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1", "-c:a", "aac", str(path)], check=True, capture_output=True,
+                   timeout=60)
+    assert "holds only sound, no pictures" in refused(media.video, path)
