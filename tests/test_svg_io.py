@@ -178,6 +178,11 @@ def test_colors_in_hex_rgb_and_names():
     assert parse_color("rgba(0,0,255,0.25)") == (0.0, 0.0, 1.0, 0.25)
     assert parse_color("CornflowerBlue") == (100 / 255, 149 / 255, 237 / 255, 1.0)
     assert parse_color("rebeccapurple") is not None and parse_color("notacolor") is None
+    # hsl(), once dropped without a word: CSS Color 4 forms, commas or spaces, a "deg" hue, alpha
+    assert parse_color("hsl(0, 100%, 50%)") == (1.0, 0.0, 0.0, 1.0)
+    assert parse_color("hsl(120deg 100% 25%)") == (0.0, 0.5, 0.0, 1.0)
+    assert parse_color("hsla(240, 100%, 50%, 0.5)") == (0.0, 0.0, 1.0, 0.5)
+    assert parse_color("hsl(1, 2, 3)") is None and parse_color("hsl(nan, 1%, 2%)") is None
     scene = svg_to_scene(_svg('<rect width="5" height="5" fill="url(#g)"/><linearGradient id="g">'
                               '<stop offset="0" stop-color="#000"/><stop offset="1" stop-color="#fff"/>'
                               '</linearGradient>'))

@@ -325,6 +325,8 @@ def parse_color(text: str, current=None):
             vals = [int(h[i:i + 2], 16) / 255.0 for i in range(0, len(h), 2)]
             return tuple(vals) if len(vals) == 4 else (*vals, 1.0)
         return None
+    if s.startswith(("hsl(", "hsla(")) and s.endswith(")"):  # was dropped without a word
+        return _hsl(s[s.index("(") + 1:-1].replace(",", " ").replace("/", " ").split())
     if s.startswith(("rgb(", "rgba(")) and s.endswith(")"):  # sliced, not matched: "rgb(" + 8 KB of spaces hung
         parts = s[s.index("(") + 1:-1].replace(",", " ").replace("/", " ").split()
         if len(parts) not in (3, 4):
@@ -341,6 +343,24 @@ def parse_color(text: str, current=None):
             return None
         return tuple(vals)
     return None
+
+
+def _hsl(parts: list[str]):
+    """CSS hsl(h s% l% [/ a]) -> (r, g, b, a), or None. The hue in degrees (a "deg" suffix allowed)."""
+    import colorsys
+
+    if len(parts) not in (3, 4) or not parts[1].endswith("%") or not parts[2].endswith("%"):
+        return None
+    try:
+        h = float(parts[0].removesuffix("deg")) / 360.0
+        sat, light = float(parts[1][:-1]) / 100.0, float(parts[2][:-1]) / 100.0
+        a = 1.0 if len(parts) == 3 else (float(parts[3][:-1]) / 100.0 if parts[3].endswith("%") else float(parts[3]))
+    except ValueError:
+        return None
+    if not all(math.isfinite(v) for v in (h, sat, light, a)):
+        return None
+    r, g, b = colorsys.hls_to_rgb(h % 1.0, min(max(light, 0.0), 1.0), min(max(sat, 0.0), 1.0))
+    return (r, g, b, min(max(a, 0.0), 1.0))
 
 
 # ----------------------------------------------------------------------------------------- transforms
