@@ -49,13 +49,18 @@ def load_views(inputs: list[str], particles: int):
         try:
             frames, _ = media.video(inputs[0], sample=particles)
         except InputError as err:
-            raise InputError(f"views3d needs several views: two or more images, one zip of images, or one orbit "
-                             f"video; the single input was not a video ({err})") from None
+            raise not_an_orbit(err) from None
         return list(frames), "orbit video"
     views = media.images(inputs, max_count=media.MAX_VIEWS)
     if len(views) > particles:
         raise too_many_views(len(views), particles)
     return [np.asarray(v) for v in views], "zip" if len(inputs) == 1 else "images"
+
+
+def not_an_orbit(err: InputError) -> InputError:
+    """The refusal of one input that is neither a zip nor a video."""
+    return InputError(f"views3d needs several views: two or more images, one zip of images, or one orbit video; "
+                      f"the single input was not a video ({err})")
 
 
 def too_many_views(count: int, particles: int, counted_all: bool = True) -> InputError:
@@ -84,7 +89,10 @@ class _ViewsEdit(csd.EditBackend):
         if len(inputs) == 1 and _is_zip(inputs[0]):
             sizes = budget.zip_sizes(inputs[0], limit=media.MAX_VIEWS + 1)
         elif len(inputs) == 1:
-            sizes = [budget.video_size(inputs[0])] * s.particles
+            try:
+                sizes = [budget.video_size(inputs[0])] * s.particles
+            except InputError as err:
+                raise not_an_orbit(err) from None
         else:
             sizes = [budget.image_size(p) for p in inputs]
         if len(sizes) > s.particles:
