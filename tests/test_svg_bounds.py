@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.forked import run_forked, vm_size
+
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 5.0
 MEM_CAP = int(2.5 * 2 ** 30)             # bytes of address space a case may add to the driver's after imports
@@ -208,28 +210,11 @@ def _paths(case: dict, work: Path) -> tuple[str, str]:
     return inp, out
 
 
-def _vm_size() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _rss() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def run_cases(cases: list[dict], work: Path, deadline_s: float = DEADLINE_S, mem_cap: int = MEM_CAP) -> list[dict]:
-    """Run each case through the CLI's main() in a forked child (address space capped, wall time limited).
-
-    Returns per case: rc (-9 when killed at the deadline), seconds, extra_rss (bytes beyond the driver's),
-    stderr lines, and the output path.
+    """Run each case through the CLI's main() in a forked child (`tests.forked`: address space capped, wall time
+    limited). Returns per case: rc (-9 when killed at the deadline), seconds, extra_rss (bytes beyond the
+    driver's), stderr lines, and the output path.
     """
-    import resource
-
     import torch
 
     torch.set_num_threads(1)
@@ -239,46 +224,9 @@ def run_cases(cases: list[dict], work: Path, deadline_s: float = DEADLINE_S, mem
     results = []
     for case in cases:
         inp, out = _paths(case, work)
-        argv = ["render", inp, out, *case["args"]]
-        err_path = work / f"{case['name']}.stderr"
-        base_vm, base_rss = _vm_size(), _rss()
-        t0 = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:                                          # the child: one CLI run, then _exit
-            code = 1
-            try:
-                resource.setrlimit(resource.RLIMIT_AS, (base_vm + mem_cap, base_vm + mem_cap))
-                fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                os.dup2(fd, 2)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 1)
-                code = main(argv)
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except BaseException:                             # a traceback is a failure the test reports
-                import traceback
-
-                traceback.print_exc()
-                sys.stderr.flush()
-                code = 99
-            os._exit(code)
-        rc, usage = None, None
-        while True:
-            wpid, status, usage = os.wait4(pid, os.WNOHANG)
-            if wpid == pid:
-                rc = os.waitstatus_to_exitcode(status)
-                break
-            if time.perf_counter() - t0 > deadline_s:
-                os.kill(pid, signal.SIGKILL)
-                _, status, usage = os.wait4(pid, 0)
-                rc = -9
-                break
-            time.sleep(0.01)
-        seconds = time.perf_counter() - t0
-        text = err_path.read_text(errors="replace") if err_path.exists() else ""
-        results.append({"name": case["name"], "rc": rc, "seconds": seconds,
-                        "extra_rss": max(0, usage.ru_maxrss * 1024 - base_rss), "stderr": text.splitlines(),
-                        "output": out})
+        res = run_forked(main, ["render", inp, out, *case["args"]], work / f"{case['name']}.stderr",
+                         deadline_s=deadline_s, mem_cap=mem_cap)
+        results.append({"name": case["name"], **res, "output": out})
     return results
 
 
@@ -358,7 +306,7 @@ def test_cli_refuses_a_fifo_at_once_instead_of_blocking(tmp_path):
 def test_cli_under_an_address_space_cap_refuses_the_3_5_gb_path_of_the_trial(tmp_path):
     src = tmp_path / "in.svg"
     src.write_text(_svg('<path d="M0 0 L3e6 5 L5 3e6Z"/>'))
-    cap = _vm_size() + MEM_CAP               # this process has imported torch too (conftest), as the CLI will
+    cap = vm_size() + MEM_CAP               # this process has imported torch too (conftest), as the CLI will
     proc = subprocess.run(["prlimit", f"--as={cap}", sys.executable, "-m", "backends.svg", "render", str(src),
                            str(tmp_path / "out.png")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
