@@ -80,7 +80,7 @@ def test_samples_are_ranked_by_the_priors_own_score_when_clip_has_random_weights
 
     prior = IconPrior.load()
     ids = {c: prior.captions.index(c) for c in ("red apple", "green apple", "rocket")}
-    images = torch.stack([(prior.bank(64, 64)[ids[c]].view(3, 64, 64) + 1) / 2
+    images = torch.stack([(prior.bank()[ids[c]].view(3, 64, 64) + 1) / 2
                           for c in ("rocket", "green apple", "red apple")])
     order, _, by = rank_samples(images, "a red apple", prior=prior, scorer=tiny_clip())
     assert by == "the icons prior's score" and order[0] == 2 and order[-1] == 0

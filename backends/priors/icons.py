@@ -289,17 +289,12 @@ class IconPrior:
 
     # ----- the denoiser
 
-    def bank(self, h: int, w: int, ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, 3*h*w) icons in latent units at h x w (antialiased), or only the rows `ids` (M,).
-
-        Only the native bank is kept. Another size is resized for the rows asked, when asked: a run at 512 px
-        needs the few hundred icons its prompt and the unconditional branch weigh, not all 3508 (11 GB there)."""
+    def bank(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3*n*n) icons in latent units at their native n x n, or only the rows `ids` (M,). The bank is never
+        resized: runs at other sizes are scored at this one (`predict_eps`), so a step's memory is that of the
+        icons it weighs at 64 px whatever the canvas (all 3508 resized to 512 px once took 11 GB)."""
         n = self.native_size
-        rows = self._bank[(n, n)] if ids is None else self._bank[(n, n)][ids.to(self.device)]
-        if (h, w) == (n, n):
-            return rows
-        return F.interpolate(rows.view(-1, 3, n, n), size=(h, w), mode="bilinear", antialias=True,
-                             align_corners=False).flatten(1).contiguous()
+        return self._bank[(n, n)] if ids is None else self._bank[(n, n)][ids.to(self.device)]
 
     def _draws(self, dim: int) -> torch.Tensor:
         """(K, dim) fixed standard normal draws for the smoothing (seeded: the prior stays deterministic)."""
@@ -309,40 +304,45 @@ class IconPrior:
             self._bank[key] = torch.randn(self.draws, dim, generator=g).to(self.device)
         return self._bank[key]
 
-    def _gather(self, cols: torch.Tensor, h: int, w: int):
+    def _gather(self, cols: torch.Tensor):
         """Rows of the bank for icon ids `cols` (M,), their squared norms and smoothing projections; the last
         call's result is reused (consecutive steps of one run ask for the same icons)."""
-        key = (h, w, cols.cpu().numpy().tobytes())
+        key = cols.cpu().numpy().tobytes()
         if self._gather_cache is None or self._gather_cache[0] != key:
-            mu = self.bank(h, w, cols)
+            mu = self.bank(cols)
             proj = self._draws(mu.shape[1]) @ mu.T if self.smoothing > 0 else None  # (K, M)
             self._gather_cache = (key, mu, mu.pow(2).sum(1), proj)
         return self._gather_cache[1:]
 
     def posterior_mean(self, z_t: torch.Tensor, a: torch.Tensor, logw: torch.Tensor, mu: torch.Tensor,
-                       mu_sq: torch.Tensor, proj: torch.Tensor | None) -> torch.Tensor:
+                       mu_sq: torch.Tensor, proj: torch.Tensor | None, sharpness: float = 1.0) -> torch.Tensor:
         """E[x0 | z_t] of the (smoothed) mixture, for one or several weightings of the same icons at once.
 
         z_t: (B, D); a: (B, 1) sqrt(alphabar); logw: (..., B, M) log-weights (-inf allowed; leading dims are
         branches, e.g. cond and uncond); mu: (M, D) means; mu_sq: (M,) their squared norms; proj: (K, M)
-        u_k . mu_m, or None for no smoothing. Returns (..., B, D).
+        u_k . mu_m, or None for no smoothing; sharpness: how many of the run's pixels each of z_t's stands for
+        (z_t their block means: the log-likelihoods, and the smoothing's shifts, scale by it). Returns (..., B, D).
         """
         s2 = 1.0 - a * a
         v = a * a * self.sigma**2 + s2  # (B, 1)
         # ||z - a mu||^2 without the ||z||^2 term, which is the same for every m and cancels in the softmax;
         # one (B, D) x (D, M) product serves every branch
         dist = -2.0 * a * (z_t @ mu.T) + a * a * mu_sq  # (B, M)
-        logits = logw - dist / (2.0 * v)
+        logits = logw - sharpness * dist / (2.0 * v)
         if proj is not None and self.smoothing > 0:
             # draw k moves z by delta_k = a * smoothing * sqrt(D) * u_k: the m-dependent part of
             # -||z + delta_k - a mu_m||^2 / 2v is + a * delta_k . mu_m / v
             lam = self.smoothing * math.sqrt(z_t.shape[-1])
-            shift = (a * a * lam / v).unsqueeze(-2) * proj  # (B, K, M)
+            shift = (sharpness * a * a * lam / v).unsqueeze(-2) * proj  # (B, K, M)
             r = torch.softmax(logits.unsqueeze(-2) + shift, dim=-1).mean(-2)
         else:
             r = torch.softmax(logits, dim=-1)
-        shrink = a * self.sigma**2 / v  # (B, 1): how far the posterior of one Gaussian moves toward z_t
+        shrink = self._shrink(a)
         return (1.0 - a * shrink) * (r @ mu) + shrink * z_t
+
+    def _shrink(self, a: torch.Tensor) -> torch.Tensor:
+        """(B, 1): how far the posterior of one Gaussian (sqrt(alphabar) = a) moves toward z_t."""
+        return a * self.sigma**2 / (a * a * self.sigma**2 + 1.0 - a * a)
 
     @torch.no_grad()
     def predict_eps(self, z_t: torch.Tensor, t: torch.Tensor, cond: Cond) -> torch.Tensor:
@@ -351,16 +351,28 @@ class IconPrior:
         b, c, h, w = z_t.shape
         if c != 3:
             raise ValueError(f"the icons prior works on 3-channel pixels, not {c} channels")
-        z = z_t.float().reshape(b, -1)
+        n = self.native_size
         t = t.reshape(-1).long().to(self.device)
         ab = self.alphas_cumprod[t.expand(b) if t.numel() == 1 else t].reshape(b, 1)
         a, s = ab.sqrt(), (1.0 - ab).sqrt()
         # only icons with a finite weight in some row matter: a few hundred of the few thousand
         live = torch.isfinite(cond.text).any(0) | torch.isfinite(cond.uncond).any(0)
         cols = live.nonzero().squeeze(1)
-        mu, mu_sq, proj = self._gather(cols, h, w)
+        mu, mu_sq, proj = self._gather(cols)
         logw = torch.stack([cond.text[:, cols], cond.uncond[:, cols]])  # (2, B, M)
-        x0_c, x0_u = self.posterior_mean(z, a, logw, mu, mu_sq, proj)
+        # Scored at the icons' own n x n, whatever the run's size: with the icon upsampled by block replication,
+        # ||z - a U mu||^2 is `pixels` times the distance of z's block means to a mu (up to a term the same for
+        # every icon), so the mixture's posterior over icons is exact at n x n with the likelihood sharpened by
+        # the block size. Its mean is then brought back to h x w (bilinear), and eps computed there.
+        z = z_t.float()
+        small = z if (h, w) == (n, n) else F.adaptive_avg_pool2d(z, n)
+        x0_c, x0_u = self.posterior_mean(small.reshape(b, -1), a, logw, mu, mu_sq, proj, sharpness=h * w / n**2)
+        if (h, w) != (n, n):
+            shrink = self._shrink(a).view(b, 1, 1, 1)
+            x0_c, x0_u = (F.interpolate((x0 - shrink * small.reshape(b, -1)).view(b, c, n, n), size=(h, w),
+                                        mode="bilinear", antialias=True, align_corners=False) + shrink * z
+                          for x0 in (x0_c, x0_u))
+        z, x0_c, x0_u = z.reshape(b, -1), x0_c.reshape(b, -1), x0_u.reshape(b, -1)
         eps_c, eps_u = (z - a * x0_c) / s, (z - a * x0_u) / s
         g = cond.guidance.reshape(b, 1) if cond.guidance is not None else 1.0
         return cfg(eps_u, eps_c, g).reshape(b, c, h, w)
@@ -381,7 +393,7 @@ class IconPrior:
         x = (x * 2 - 1).flatten(1)
         logw = torch.log_softmax(self.log_weights(prompt), dim=0)
         cols = torch.isfinite(logw).nonzero().squeeze(1)
-        d = torch.cdist(x, self.bank(n, n, cols)) / (2 * math.sqrt(x.shape[1]))  # (B, M) RMS
+        d = torch.cdist(x, self.bank(cols)) / (2 * math.sqrt(x.shape[1]))  # (B, M) RMS
         return torch.logsumexp(logw[cols].to(self.device) - 0.5 * (d / tau) ** 2, dim=1)
 
     def sample(self, prompts, *, steps: int = 50, guidance=7.5, height: int = 64, width: int = 64,
@@ -401,7 +413,7 @@ class IconPrior:
         first = ddim_timesteps(steps, self.num_train_timesteps)[0]
         ab = self.alphas_cumprod[first]
         picks = torch.multinomial(torch.softmax(cond.text.float().cpu(), dim=-1), 1, generator=_cpu(generator))
-        mu = self.bank(n, n, picks.squeeze(1)).view(b, 3, n, n)
+        mu = self.bank(picks.squeeze(1)).view(b, 3, n, n)
         z = ab.sqrt() * mu + (1.0 - ab).sqrt() * eps
         z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
         out = self.decode(z)
