@@ -107,5 +107,5 @@ def get(key: str, name: str | None = None) -> type:
     if name is not None:
         key = f"{key}/{name}"
     if key not in _registry:
-        raise InputError(f"unknown backend {key!r}; installed: {', '.join(sorted(_registry)) or 'none'}")
+        raise InputError(f"There is no backend {str(key)[:60]!r}; installed: {', '.join(sorted(_registry)) or 'none'}.")
     return _registry[key]

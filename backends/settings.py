@@ -14,6 +14,7 @@ left after that is resolved by the backend itself (e.g. VectorFusion's steps dep
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from dataclasses import MISSING, field, fields
 from typing import Any
@@ -59,14 +60,15 @@ def make_settings(settings_cls, overrides: dict[str, Any] | Any = None, *, where
     if isinstance(overrides, settings_cls):
         overrides = to_dict(overrides)
     if overrides is not None and not isinstance(overrides, dict):
-        raise InputError(f"settings must be a mapping of name to value, not {type(overrides).__name__}")
+        raise InputError(f"The settings must be a mapping of name to value, not {type(overrides).__name__}.")
     overrides = dict(overrides or {})
     hints = typing.get_type_hints(settings_cls)
     known = {f.name: f for f in fields(settings_cls)}
     unknown = sorted(str(k) for k in set(overrides) - set(known))
     if unknown:
-        raise InputError(f"unknown setting {unknown[0][:40]!r}{' for ' + where if where else ''}; known settings: "
-                         f"{', '.join(known)}")
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        raise InputError(f"There is no setting {unknown[0][:40]!r}{' in ' + where if where else ''}"
+                         f"{f' (did you mean {close[0]!r}?)' if close else ''}; its settings are {', '.join(known)}.")
     values = {name: parse(name, value, hints[name], known[name].metadata) for name, value in overrides.items()}
     settings = settings_cls(**values)
     for f in fields(settings_cls):

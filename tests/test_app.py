@@ -314,7 +314,7 @@ def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds
     (json.dumps({"settings": {}}), [SHAPES], 'Input problem:** the settings JSON must be an object with a "backend"'),
     (json.dumps({**sds(), "settings": {"steps": -3}}), [SHAPES], "Input problem:** The setting 'steps' must be a whole number from 1 to 20000"),
     (json.dumps({"backend": "video/per-frame", "settings": {}}), [SHAPES], "is not a SDS check backend"),
-    (json.dumps({"backend": "no/such"}), [SHAPES], "Input problem:** unknown backend 'no/such'"),
+    (json.dumps({"backend": "no/such"}), [SHAPES], "Input problem:** There is no backend 'no/such'"),
 ])
 def test_bad_requests_are_one_sentence_not_a_traceback(app, request_text, inputs, expected):
     _, final = run(app.tabs_by_name["image"], request_text, inputs)

@@ -13,9 +13,11 @@ import os
 import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError
+from .machine import looks_like_path
 
 ENTRY_POINT_GROUP = "distill_studio.priors"
 KINDS = ("text", "instruct")
@@ -183,7 +185,11 @@ def entry(name: str) -> Entry:
     found = entries().get(base)
     if found is None or (":" in name and found.env is None):
         kinds = ", ".join(n + (":<hub id or folder>" if e.env else "") for n, e in entries().items())
-        raise InputError(f"unknown prior {str(name)[:60]!r}: choose one of {kinds}")
+        raise InputError(f"There is no prior {str(name)[:60]!r}; choose one of {kinds}.")
+    source = name.split(":", 1)[1] if ":" in name else ""
+    if source and looks_like_path(source) and not Path(source).expanduser().is_dir():
+        raise InputError(f"The prior's folder {source[:80]!r} does not exist; give the folder of a downloaded "
+                         f"{found.label} model, or its hub id.")  # before loading anything: not a failed run
     return found
 
 
