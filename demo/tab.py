@@ -17,7 +17,7 @@ from typing import Any, Callable
 import gradio as gr
 
 import backends
-from backends import settings as bsettings
+from backends import media, settings as bsettings
 from backends.errors import InputError
 from backends.timing import SOURCES, duration
 from backends.types import INPUT_KINDS
@@ -29,7 +29,7 @@ from .runs import make_runner
 from .widgets import field_widget, media_widget, ui_fields
 
 STOP_WAIT_S = 10.0  # how long the Stop handler waits for the run to end before answering
-UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP)", "images": "images or one .zip of images",
+UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP, BMP or GIF)", "images": "images or one .zip of images",
                 "video": "a video (MP4, WebM)", "svg": "an SVG file"}
 
 
@@ -43,14 +43,26 @@ def guard_upload(widget, slot: "InputSlot"):
             return inner(payload)
         except gr.Error:
             raise
-        except Exception as err:  # noqa: BLE001 - any decoder failure: the file is not what the slot takes
-            name = getattr(payload, "orig_name", None) or "the uploaded file"
-            raise gr.Error(f"{slot.label}: {name!s:.80} could not be read ({type(err).__name__}); upload "
-                           f"{UPLOAD_NOUNS.get(slot.kind, 'a file of the kind asked for')}.",
-                           print_exception=False) from None
+        except Exception:  # noqa: BLE001 - any decoder failure: the file is not what the slot takes
+            raise gr.Error(f"{slot.label}: {_why_unreadable(payload, slot)}", print_exception=False) from None
 
     widget.preprocess = preprocess
     return widget
+
+
+def _why_unreadable(payload, slot: "InputSlot") -> str:
+    """The sentence for an upload Gradio could not decode: the image validator's, which says what is wrong (a
+    declared 100,000 x 100,000 pixels, not an image, empty), else one that says what the slot takes."""
+    path = getattr(payload, "path", None)
+    if slot.kind == "image" and path:
+        try:
+            media.image(path)
+        except InputError as err:
+            return str(err)
+        except Exception:  # noqa: BLE001 - the validator's own failure: fall back to the plain sentence
+            pass
+    name = getattr(payload, "orig_name", None) or "the uploaded file"
+    return f"{name!s:.80} could not be read; upload {UPLOAD_NOUNS.get(slot.kind, 'a file of the kind asked for')}."
 
 
 @dataclass

@@ -16,6 +16,7 @@ import io
 import struct
 import zipfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,128 @@ def make_good(directory) -> dict[str, Path]:
     _zip(out["views.zip"], [(f"views/view{i}.png", _encoded(_small_rgb(32, 32, seed=10 + i), "PNG"))
                             for i in (1, 2, 10)] + [("__MACOSX/._view1.png", b"junk")])
     return out
+
+
+# ------------------------------------------------------------------------------------------------ whole runs
+
+@dataclass(frozen=True)
+class RunCase:
+    """A hostile but plausible run: a backend, its settings and inputs (names of files `make_run_inputs` writes,
+    or of CORPUS / make_good), and what must come back.
+
+    expect: words the one-line refusal must hold (exit 2, `error: ...`), or "" for a correct result (exit 0,
+    nothing on stderr with --quiet, a result.json). env: variables set for the run (CLI only). out: "" for a
+    fresh folder, or "EMPTY" / "RESULT_JSON_DIR" for output folders that cannot take the result (CLI only).
+    capped: the expectation holds under the trial's 8 GB address-space cap (CLI only: an app has its machine's).
+    """
+
+    name: str
+    backend: str
+    settings: dict = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    expect: str = ""
+    prior: str | None = None
+    env: dict = field(default_factory=dict)
+    out: str = ""
+    capped: bool = False
+
+    @property
+    def cli_only(self) -> bool:
+        return bool(self.env or self.out or self.capped)
+
+
+_WINTER = {"prompt": "make it look like winter"}
+
+RUN_CASES: list[RunCase] = [
+    # memory: the icon prior at the run's size, and runs estimated far below what they take
+    RunCase("icons_prior_at_512", "image/sds", {"prompt": "a fox", "size": 512, "steps": 3}, prior="icons"),
+    RunCase("icons_prior_on_a_1024_input", "image/sds", {"prompt": "a fox", "steps": 3}, ("big_1024.png",),
+            prior="icons"),
+    RunCase("video_64_particles_at_512", "video/csd-edit", {**_WINTER, "particles": 64, "short_side": 512},
+            ("clip_64_frames.mp4",), "would need about", capped=True),
+    RunCase("views_32_at_2048", "views3d/csd-edit", {**_WINTER, "particles": 32, "short_side": 2048},
+            ("views_32.zip",), "would need about", capped=True),
+    RunCase("small_budget_small_icons_run", "svg/vectorfusion", {"prompt": "a fox", "steps": 3}, prior="icons",
+            env={"DISTILL_MEMORY_BUDGET": "1gb"}),
+    # time: every stage counted
+    RunCase("vectorize_schedule_1_iters_5000", "svg/vectorize", {"schedule": 1, "iters": 5000}, ("photo.png",),
+            "would take about"),
+    RunCase("sample_then_vectorize_64_by_1000", "svg/raster-then-vectorize",
+            {"prompt": "a fox", "k": 64, "sample_steps": 1000}, expect="would take about", prior="icons",
+            env={"DISTILL_TIME_BUDGET": "120"}),
+    RunCase("csd_64_candidates_64_paths", "svg/csd", {"prompt": "a cat", "k": 64, "paths": 64},
+            expect="would take about", prior="icons", env={"DISTILL_TIME_BUDGET": "120"}),
+    # the budget's own variables
+    RunCase("memory_budget_of_400_digits", "image/sds", {"steps": 3}, ("photo.png",), "DISTILL_MEMORY_BUDGET",
+            prior="analytic", env={"DISTILL_MEMORY_BUDGET": "9" * 400}),
+    RunCase("memory_budget_not_a_size", "image/sds", {"steps": 3}, ("photo.png",), "DISTILL_MEMORY_BUDGET",
+            prior="analytic", env={"DISTILL_MEMORY_BUDGET": "lots"}),
+    RunCase("time_budget_negative", "image/sds", {"steps": 3}, ("photo.png",), "DISTILL_TIME_BUDGET",
+            prior="analytic", env={"DISTILL_TIME_BUDGET": "-5"}),
+    # video headers that lie or point elsewhere
+    RunCase("playlist_naming_a_local_file", "video/per-frame", _WINTER, ("playlist.m3u8",), "playlist.m3u8"),
+    RunCase("sound_only_clip", "video/per-frame", _WINTER, ("voice.mp4",), "only sound"),
+    # valid files that once were refused
+    RunCase("jpeg_with_a_large_icc_profile", "image/sds", {"steps": 3}, ("icc.jpg",), prior="analytic"),
+    RunCase("gif_as_a_clip", "video/per-frame", {**_WINTER, "steps": 3}, ("anim.gif",)),
+    # outputs that cannot take the result
+    RunCase("out_is_empty", "image/sds", {"steps": 3}, ("photo.png",), "output folder", prior="analytic",
+            out="EMPTY"),
+    RunCase("out_holds_a_folder_named_result_json", "image/sds", {"steps": 3}, ("photo.png",), "result.json",
+            prior="analytic", out="RESULT_JSON_DIR"),
+    # instructions and prompts the offline priors cannot read
+    RunCase("instruction_in_chinese", "video/per-frame", {"prompt": "让它看起来像冬天"}, ("clip.mp4",), "English"),
+    RunCase("instruction_in_emoji", "views3d/per-view", {"prompt": "❄️⛄"}, ("views.zip",), "English"),
+    RunCase("prompt_of_one_kilobyte", "svg/vectorfusion", {"prompt": "zq " * 330}, expect="icon", prior="icons"),
+    # counts, shapes and settings
+    RunCase("zip_of_200_views", "views3d/per-view", _WINTER, ("views_200.zip",), "more than 32"),
+    RunCase("one_view", "views3d/per-view", _WINTER, ("photo.png",), "several views"),
+    RunCase("panorama_of_40_to_1", "panorama/per-patch", _WINTER, ("wide_40_to_1.png",), "16:1"),
+    RunCase("steps_of_20_digits", "image/sds", {"steps": "9" * 20}, ("photo.png",), "steps", prior="analytic"),
+    RunCase("steps_not_a_number", "image/sds", {"steps": "1e999"}, ("photo.png",), "steps", prior="analytic"),
+    RunCase("unknown_setting", "image/sds", {"stpes": 3}, ("photo.png",), "stpes", prior="analytic"),
+    RunCase("t_min_above_t_max", "video/per-frame", {**_WINTER, "t_min": 600, "t_max": 500}, ("clip.mp4",),
+            "t_min"),
+    RunCase("unknown_prior", "image/sds", {"steps": 3}, ("photo.png",), "prior", prior="nosuch"),
+    RunCase("prior_path_outside", "image/sds", {"steps": 3}, ("photo.png",), "prior", prior="sd:../../etc/passwd"),
+]
+
+# The upload corpus run whole: each rejected file through a backend of its kind.
+_BY_KIND = {"image": ("image/sds", {"steps": 3}, "analytic"), "video": ("video/per-frame", _WINTER, None),
+            "images": ("views3d/per-view", _WINTER, None)}
+RUN_CASES += [RunCase(f"upload_{name}", _BY_KIND[kind][0], _BY_KIND[kind][1], (name,), name,
+                      prior=_BY_KIND[kind][2])
+              for name, (kind, expect) in CORPUS.items() if kind in _BY_KIND and expect == "reject"]
+
+
+def make_run_inputs(directory) -> dict[str, Path]:
+    """Every file RUN_CASES names: the upload corpus, the good uploads and the run cases' own, {name: path}."""
+    root = Path(directory)
+    files = {**make_corpus(root / "corpus"), **make_good(root / "good")}
+    files["big_1024.png"] = root / "big_1024.png"
+    _small_rgb(1024, 1024, seed=6).save(files["big_1024.png"])
+    files["wide_40_to_1.png"] = root / "wide_40_to_1.png"
+    _small_rgb(1600, 40, seed=7).save(files["wide_40_to_1.png"])
+    files["icc.jpg"] = root / "icc.jpg"
+    _small_rgb(64, 48, seed=8).save(files["icc.jpg"], "JPEG", icc_profile=b"\xff\xda" * 200_000)
+    files["clip_64_frames.mp4"] = root / "clip_64_frames.mp4"
+    _write_video(files["clip_64_frames.mp4"],
+                 np.random.default_rng(9).integers(0, 256, (64, 48, 64, 3), dtype=np.uint8), fps=16)
+    files["playlist.m3u8"] = root / "playlist.m3u8"
+    files["playlist.m3u8"].write_text(f"#EXTM3U\n#EXTINF:1.0,\n{files['clip.mp4']}\n#EXT-X-ENDLIST\n")
+    files["voice.mp4"] = root / "voice.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(files["voice.mp4"]))
+    view = _encoded(_small_rgb(32, 32, seed=11), "PNG")
+    for count in (32, 200):
+        files[f"views_{count}.zip"] = root / f"views_{count}.zip"
+        _zip(files[f"views_{count}.zip"], [(f"view{i:03d}.png", view) for i in range(count)])
+    return files
+
+
+def _ffmpeg(*args: str) -> None:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)

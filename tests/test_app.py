@@ -553,7 +553,7 @@ def test_a_refused_prompt_offers_its_closest_known_prompts_as_choices_that_fill_
     tab = app.tabs_by_name["svg"]
     req = {"backend": "svg/vectorfusion", "prior": "auto", "settings": {"prompt": "an elephnat", "steps": 2}}
     _, final = run(tab, req)
-    assert final["status"].startswith("**Input problem:** no icon matches the prompt 'an elephnat'"), final["status"]
+    assert final["status"].startswith("**Input problem:** No icon matches the prompt 'an elephnat'"), final["status"]
     offer = tab.offer(session("s1"))  # what the page shows under the prompt once the run has ended
     assert offer["visible"] and offer["choices"][0] == "elephant", offer
     assert tab.suggest not in tab.outputs  # not an output of svg_run: API clients read those by position

@@ -188,9 +188,16 @@ def test_an_upload_gradio_cannot_decode_says_which_input_and_what_it_takes(tmp_p
         warnings.simplefilter("ignore")
         demo = build_app(AppConfig(), env=environment.detect("tiny", "cpu"))
     widget = demo.tabs_by_name["panorama"].input_widgets[0]
-    with pytest.raises(gr.Error, match=r"Panorama: holiday.png could not be read \(UnidentifiedImageError\); "
-                                       r"upload an image"):
+    with pytest.raises(gr.Error, match=r"Panorama: The file 'holiday.png' is not an image in an allowed format; "
+                                       r"use PNG, JPEG"):
         widget.preprocess(FileData(path=str(bad), orig_name="holiday.png"))
+    # a decompression bomb: Pillow refuses it by name; the validator says what is wrong with it
+    from tests.hostile import png_with_declared_size
+
+    bomb = tmp_path / "huge.png"
+    bomb.write_bytes(png_with_declared_size(100_000, 100_000))
+    with pytest.raises(gr.Error, match=r"Panorama: The image 'huge.png' has 10,000,000,000 pixels; at most"):
+        widget.preprocess(FileData(path=str(bomb), orig_name="huge.png"))
 
 
 def test_two_runs_of_one_backend_are_told_apart_by_their_settings():

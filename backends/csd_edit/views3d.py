@@ -59,8 +59,8 @@ def load_views(inputs: list[str], particles: int):
 
 def not_an_orbit(err: InputError) -> InputError:
     """The refusal of one input that is neither a zip nor a video."""
-    return InputError(f"views3d needs several views: two or more images, one zip of images, or one orbit video; "
-                      f"the single input was not a video ({err})")
+    return InputError(f"views3d needs several views (two or more images, one zip of images, or one orbit video), "
+                      f"and the single input is not a video: {err}")
 
 
 def too_many_views(count: int, particles: int, counted_all: bool = True) -> InputError:

@@ -242,8 +242,8 @@ class IconPrior:
     def _no_match(self, prompt: str) -> InputError:
         close = [c for c, _ in self.index.suggest(prompt, 3)]
         shown = prompt if len(prompt) <= 80 else prompt[:77] + "..."  # a 1 KB prompt is not repeated whole
-        return InputError(f"no icon matches the prompt {shown!r}; the icons prior knows emoji names, the closest "
-                          f"are {', '.join(repr(c) for c in close)}", suggestions=close)
+        return InputError(f"No icon matches the prompt {shown!r}; the icons prior knows emoji names, the closest "
+                          f"are {', '.join(repr(c) for c in close)}.", suggestions=close)
 
     @property
     def negation(self) -> np.ndarray:
