@@ -107,8 +107,8 @@ def run(
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
                                                      "a few GB from disk and can take a minute")
-        if QUIET_LIBRARIES and prior_name:
-            quiet_libraries()  # imports diffusers / transformers: only now, after every cheap check passed
+        if QUIET_LIBRARIES and entry is not None and not entry.offline:
+            quiet_libraries()  # imports diffusers / transformers (2 s): only for a prior that loads with them
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
         settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
