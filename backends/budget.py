@@ -74,12 +74,12 @@ def facts(prior: Any = None) -> Facts:
 
 # ------------------------------------------------------------------------------------------------ the budget
 
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.I)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.I)  # on the stripped text: no run of spaces to split
 
 
 def parse_size(text: str) -> int:
     """Bytes from "8gb", "512MB", "2.5GiB", "1000000" (binary units: 1 gb = 2**30 bytes)."""
-    m = _SIZE.fullmatch(str(text))
+    m = _SIZE.fullmatch(str(text).strip())
     value = float(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower()) if m else 0.0
     if not 0 < value < 2**62:  # a 400-digit size once ended in a 22-line OverflowError
         raise InputError(f"DISTILL_MEMORY_BUDGET must be a size like 8gb or 512mb, got {str(text)[:40]!r}.")

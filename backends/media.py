@@ -807,7 +807,7 @@ _PROBE_VIDEO = re.compile(r"^  Stream #0:\d+\S*: Video: (.*)$", re.M)
 _PROBE_SIZE = re.compile(r", (\d{1,6})x(\d{1,6})(?=[ ,\[]|$)")
 _PROBE_FPS = re.compile(r", (\d+(?:\.\d+)?) fps")
 _PROBE_TBR = re.compile(r", (\d+(?:\.\d+)?) tbr")
-_PROBE_ROTATION = re.compile(r"^\s*Display Matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.M)
+_PROBE_ROTATION = re.compile(r"^[ \t]*Display Matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.M)
 
 
 def video_frame_size(path: str) -> tuple[int, int] | None:

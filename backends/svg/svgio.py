@@ -376,17 +376,20 @@ def _mul(m, n):
 _IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
+# one transform of a list: "\s*,?\s*" split a run of spaces two ways at every length (quadratic on 100 KB)
+_TRANSFORM = re.compile(r"\s*(?:,\s*)?(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)\s*,?")
+
+
 def parse_transform(text: str):
     """SVG transform list -> affine (a, b, c, d, e, f); InputError when malformed."""
     m = _IDENTITY
     if not text or not text.strip():
         return m
     pos = 0
-    pattern = re.compile(r"\s*,?\s*(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)\s*,?")
     while pos < len(text):
         if not text[pos:].strip():
             break
-        mt = pattern.match(text, pos)
+        mt = _TRANSFORM.match(text, pos)
         if not mt:
             raise InputError(f"The SVG has a malformed transform {text.strip()[:60]!r}.")
         pos = mt.end()
