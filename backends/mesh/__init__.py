@@ -1,0 +1,16 @@
+"""Textured meshes for 3D edits: load one (bounded), place cameras around it, rasterize once, render a texture
+through the raster differentiably, fit a texture to edited views, and save the result as a GLB.
+
+    mesh = load_mesh("chair.glb")
+    raster = rasterize(mesh, orbit(mesh, 8), 256)
+    views = render(mesh.texture, raster)              # (8, 3, 256, 256), edit these ...
+    texture, rms = fit_texture(edited, raster, mesh.texture)
+    save_glb(mesh, texture, "chair-edited.glb")
+"""
+from .io import MAX_MESH_BYTES, MAX_TEXTURE_SIDE, MAX_TRIANGLES, Mesh, bake_atlas, load_mesh, save_glb
+from .raster import Camera, Raster, fit_texture, orbit, rasterize, render, seen_texels
+
+__all__ = [
+    "MAX_MESH_BYTES", "MAX_TEXTURE_SIDE", "MAX_TRIANGLES", "Camera", "Mesh", "Raster", "bake_atlas",
+    "fit_texture", "load_mesh", "orbit", "rasterize", "render", "save_glb", "seen_texels",
+]

@@ -1,0 +1,371 @@
+"""Textured meshes in and out, bounded: `load_mesh` (.glb, .gltf with embedded data, or a .zip of .obj + .mtl +
+texture) and `save_glb`.
+
+Every bound is checked from headers before trimesh parses anything heavy: the file's bytes, the triangle count
+(a GLB's JSON chunk gives each primitive's accessor counts; an OBJ's face lines are counted), each texture's
+size (from the image header, never decoded first) and, for a zip, its member names (no '..', no absolute paths,
+no links) and sizes. A refusal is an InputError of one sentence naming the file.
+
+A mesh without UVs gets an atlas from xatlas, and its vertex or face colours (or its material's base colour)
+are baked into a texture, so every mesh leaves here in one form: per-vertex UVs and one RGB texture.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import stat
+import struct
+import tempfile
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..media import _central_directory, _pillow_pixel_limit
+from ..validate import MB, _fail, _label, _quote, _size
+
+MAX_MESH_BYTES = 50 * MB
+MAX_TRIANGLES = 200_000
+MAX_TEXTURE_SIDE = 4096
+MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE * MAX_TEXTURE_SIDE
+MAX_ZIP_ENTRIES = 64
+MAX_ZIP_UNCOMPRESSED = 200 * MB
+BAKE_SIZE = 512  # texture side for meshes that came without one
+TEXTURE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with one texture.
+
+    vertices: (V, 3) float32, model units; faces: (F, 3) int64 into vertices; uv: (V, 2) float32 in [0, 1], v up
+    (OpenGL/glTF-as-trimesh convention: v=0 is the texture's bottom row); texture: (H, W, 3) float32 in [0, 1],
+    row 0 at the top. name: the file it came from, for messages."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    texture: torch.Tensor
+    name: str = "mesh"
+
+
+def load_mesh(path: str | os.PathLike) -> Mesh:
+    """Read a textured mesh from `path` (see the module docstring), bounded."""
+    path = os.fspath(path)
+    shown = _label(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise _fail(f"The mesh file {shown} cannot be read.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(f"The mesh file {shown} is not a regular file.")
+    if st.st_size > MAX_MESH_BYTES:
+        raise _fail(f"The mesh file {shown} is {_size(st.st_size)}; at most {_size(MAX_MESH_BYTES)} is allowed.")
+    if st.st_size == 0:
+        raise _fail(f"The mesh file {shown} is empty (0 bytes).")
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if ext == ".zip" or head == b"PK\x03\x04":
+        return _load_zip(path, shown)
+    if ext not in (".glb", ".gltf"):
+        raise _fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if head == b"glTF" or ext == ".glb":
+        gltf, binary = _glb_chunks(data, shown)
+    else:
+        try:
+            gltf, binary = json.loads(data.decode("utf-8")), b""
+        except (UnicodeDecodeError, ValueError):
+            raise _fail(f"The file {shown} is not a glTF mesh; upload {FORMATS}.") from None
+        if not isinstance(gltf, dict):
+            raise _fail(f"The file {shown} is not a glTF mesh; upload {FORMATS}.")
+        for buf in gltf.get("buffers", []) + gltf.get("images", []):
+            uri = buf.get("uri") if isinstance(buf, dict) else None
+            if uri is not None and not str(uri).startswith("data:"):
+                raise _fail(f"The glTF {shown} refers to the outside file {_quote(uri)}; upload it as one .glb.")
+    _check_gltf(gltf, binary, shown)
+    return _finish(_trimesh_load(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown), shown)
+
+
+def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tuple[str, str]:
+    """Write `mesh`'s geometry with `texture` ((H, W, 3) float in [0, 1]) as a GLB at `path`, and the texture
+    as a PNG beside it (same name, .png). Returns (glb path, png path)."""
+    import trimesh
+
+    path = os.fspath(path)
+    image = Image.fromarray(_to_uint8(texture))
+    # white base factor: trimesh's default material would multiply the texture by its grey diffuse colour
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=image, baseColorFactor=[255, 255, 255, 255],
+                                                   metallicFactor=0.0, roughnessFactor=1.0)
+    visual = trimesh.visual.TextureVisuals(uv=mesh.uv, material=material)
+    tm = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, visual=visual, process=False)
+    tm.export(path, file_type="glb")
+    png = os.path.splitext(path)[0] + ".png"
+    image.save(png)
+    return path, png
+
+
+def _to_uint8(texture: torch.Tensor) -> np.ndarray:
+    arr = texture.detach().float().clamp(0, 1).cpu().numpy()
+    return (arr * 255.0 + 0.5).astype(np.uint8)
+
+
+# --- bounds, from headers -----------------------------------------------------------------------------------
+
+
+def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
+    """(JSON, BIN chunk bytes) of a GLB, checked for shape only."""
+    bad = _fail(f"The file {shown} is not a valid glTF binary; upload {FORMATS}.")
+    if len(data) < 20 or data[:4] != b"glTF":
+        raise bad
+    _magic, version, length = struct.unpack("<4sLL", data[:12])
+    if version != 2 or length > len(data):
+        raise bad
+    json_len, json_type = struct.unpack("<LL", data[12:20])
+    if json_type != 0x4E4F534A or 20 + json_len > len(data):
+        raise bad
+    try:
+        gltf = json.loads(data[20 : 20 + json_len].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise bad from None
+    if not isinstance(gltf, dict):
+        raise bad
+    at = 20 + json_len
+    binary = b""
+    if at + 8 <= len(data):
+        bin_len, _bin_type = struct.unpack("<LL", data[at : at + 8])
+        binary = data[at + 8 : at + 8 + bin_len]
+    return gltf, binary
+
+
+def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
+    """Triangle count from the accessors and each texture's size from its header, before trimesh runs."""
+    try:
+        accessors = gltf.get("accessors", [])
+        triangles = 0
+        meshes = gltf.get("meshes", [])
+        for mesh in meshes:
+            for prim in mesh.get("primitives", []):
+                if prim.get("mode", 4) != 4:
+                    continue  # points and lines are not drawn
+                index = prim["indices"] if "indices" in prim else prim["attributes"]["POSITION"]
+                triangles += int(accessors[index]["count"]) // 3
+        if not meshes:
+            raise _fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
+        _check_triangles(triangles, shown)
+        views = gltf.get("bufferViews", [])
+        for k, img in enumerate(gltf.get("images", [])):
+            if "bufferView" in img:
+                view = views[img["bufferView"]]
+                start = int(view.get("byteOffset", 0))
+                head = binary[start : start + int(view["byteLength"])]
+            elif str(img.get("uri", "")).startswith("data:"):
+                head = base64.b64decode(img["uri"].split(",", 1)[1])
+            else:
+                continue
+            _check_texture(head, _quote(img.get("name") or f"image {k}"), shown)
+    except InputError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise _fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing).") from None
+
+
+def _check_triangles(triangles: int, shown: str) -> None:
+    if triangles > MAX_TRIANGLES:
+        raise _fail(f"The mesh {shown} has {triangles:,} triangles; at most {MAX_TRIANGLES:,} are allowed.")
+
+
+def _check_texture(data: bytes, name: str, shown: str) -> None:
+    """Refuse a texture whose header declares more than MAX_TEXTURE_SIDE on a side; nothing is decoded."""
+    too_big = f"The texture {name} in {shown} is larger than {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}; scale it down."
+    try:
+        with _pillow_pixel_limit(MAX_TEXTURE_PIXELS):
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise _fail(too_big) from None
+    except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
+        raise _fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
+    if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
+        raise _fail(f"The texture {name} in {shown} is {width}x{height}; at most "
+                    f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
+
+
+def _load_zip(path: str, shown: str) -> Mesh:
+    """A zip holding one .obj (+ .mtl + textures): names and sizes checked, then unpacked to a private folder."""
+    with open(path, "rb") as fh:
+        count, cd_size = _central_directory(fh, shown)
+        if count > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_ENTRIES * 1024:
+            raise _fail(f"The zip {shown} has {count:,} entries; at most {MAX_ZIP_ENTRIES} are allowed.")
+        try:
+            zf = zipfile.ZipFile(fh)
+        except Exception:
+            raise _fail(f"The file {shown} is not a valid zip archive; upload {FORMATS}.") from None
+        with zf, tempfile.TemporaryDirectory(prefix="distill-mesh-") as tmp:
+            members, total = [], 0
+            for info in zf.infolist():
+                name = info.filename.replace("\\", "/")
+                parts = [p for p in name.split("/") if p]
+                if (name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in parts
+                        or any(ord(c) < 32 for c in name)):
+                    raise _fail(f"The zip {shown} contains the unsafe path {_quote(info.filename)}; "
+                                "only plain relative file names are allowed.")
+                if info.is_dir() or not parts or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
+                    continue
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise _fail(f"The zip {shown} contains the link {_quote(info.filename)}; only files are allowed.")
+                if info.flag_bits & 0x1:
+                    raise _fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
+                total += info.file_size
+                if total > MAX_ZIP_UNCOMPRESSED:
+                    raise _fail(f"The zip {shown} unpacks to more than {_size(MAX_ZIP_UNCOMPRESSED)}; "
+                                "at most that is allowed.")
+                members.append((info, "/".join(parts)))
+            objs = [rel for _i, rel in members if rel.lower().endswith(".obj")]
+            if len(objs) != 1:
+                raise _fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
+                            ".mtl and texture.")
+            for info, rel in members:
+                try:
+                    data = zf.read(info)
+                except Exception:
+                    raise _fail(f"The file {_quote(rel)} in {shown} is damaged in the archive.") from None
+                if rel.lower().endswith(".obj"):
+                    _check_triangles(_obj_triangles(data), shown)
+                elif rel.lower().endswith(TEXTURE_EXT):
+                    _check_texture(data, _quote(os.path.basename(rel)), shown)
+                out = os.path.join(tmp, *rel.split("/"))
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                with open(out, "wb") as dst:
+                    dst.write(data)
+            return _finish(_trimesh_load(os.path.join(tmp, *objs[0].split("/")), "obj", shown), shown)
+
+
+def _obj_triangles(data: bytes) -> int:
+    """Triangles an OBJ's face lines make (a face of n corners is n-2 triangles)."""
+    triangles = 0
+    for line in data.splitlines():
+        if line.startswith(b"f ") or line.startswith(b"f\t"):
+            triangles += max(len(line.split()) - 3, 0)
+    return triangles
+
+
+# --- into one form ------------------------------------------------------------------------------------------
+
+
+def _trimesh_load(source, file_type: str, shown: str):
+    import trimesh
+
+    try:
+        with _pillow_pixel_limit(MAX_TEXTURE_PIXELS):
+            loaded = trimesh.load(source, file_type=file_type, force="mesh", process=False)
+    except InputError:
+        raise
+    except Exception:
+        raise _fail(f"The file {shown} could not be read as a mesh; upload {FORMATS}.") from None
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise _fail(f"The file {shown} holds no triangles; upload {FORMATS}.")
+    return loaded
+
+
+def _finish(tm, shown: str) -> Mesh:
+    """trimesh's mesh as a `Mesh`: its UVs and texture when it has both, else an atlas with its colours baked."""
+    vertices = np.asarray(tm.vertices, np.float32)
+    faces = np.asarray(tm.faces, np.int64)
+    if not np.isfinite(vertices).all():
+        raise _fail(f"The mesh {shown} has vertices that are not finite numbers.")
+    visual = tm.visual
+    uv = getattr(visual, "uv", None)
+    image = _base_image(visual)
+    if uv is not None and len(uv) == len(vertices) and image is not None:
+        texture = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255.0)
+        factor = _base_factor(visual)
+        if factor is not None:
+            texture = texture * torch.from_numpy(factor)
+        uv = np.asarray(uv, np.float32)
+        uv = uv - np.floor(uv.min(axis=0)) if (uv.min() < 0 or uv.max() > 1) and (uv.max() - uv.min() <= 1) else uv
+        return Mesh(vertices, faces, np.clip(uv, 0.0, 1.0).astype(np.float32), texture, name=shown)
+    return bake_atlas(vertices, faces, _corner_colors(tm, faces), name=shown)
+
+
+def _base_image(visual):
+    material = getattr(visual, "material", None)
+    if material is None:
+        return None
+    image = getattr(material, "baseColorTexture", None)
+    if image is None:
+        image = getattr(material, "image", None)
+    return image
+
+
+def _base_factor(visual):
+    factor = getattr(getattr(visual, "material", None), "baseColorFactor", None)
+    if factor is None:
+        return None
+    factor = np.asarray(factor, np.float32)[:3]
+    return factor / 255.0 if factor.max() > 1.0 else factor
+
+
+def _corner_colors(tm, faces: np.ndarray) -> np.ndarray:
+    """(F, 3, 3) RGB in [0, 1] at each triangle corner: vertex colours, face colours, or the base colour."""
+    visual = tm.visual
+    kind = getattr(visual, "kind", None)
+    if kind == "vertex":
+        rgb = np.asarray(visual.vertex_colors, np.float32)[:, :3] / 255.0
+        return rgb[faces]
+    if kind == "face":
+        rgb = np.asarray(visual.face_colors, np.float32)[:, :3] / 255.0
+        return np.repeat(rgb[:, None, :], 3, axis=1)
+    base = np.full(3, 0.8, np.float32)
+    material = getattr(visual, "material", None)
+    factor = _base_factor(visual)
+    if factor is not None:
+        base = factor
+    elif material is not None and getattr(material, "diffuse", None) is not None:
+        base = np.asarray(material.diffuse, np.float32)[:3] / 255.0
+    return np.broadcast_to(base, (len(faces), 3, 3)).copy()
+
+
+def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarray, *, size: int = BAKE_SIZE,
+               name: str = "mesh") -> Mesh:
+    """A UV atlas (xatlas) for a mesh without one, and `corner_colors` ((F, 3, 3) RGB in [0, 1]) baked into a
+    (size, size) texture by rasterizing each triangle in UV space; texels between charts take the nearest chart
+    colour (two dilation passes), so bilinear sampling at chart edges does not pull in black."""
+    import xatlas
+
+    from .raster import rasterize_triangles
+
+    vmapping, new_faces, uv = xatlas.parametrize(vertices, faces.astype(np.uint32))
+    new_faces = new_faces.astype(np.int64)
+    new_vertices = vertices[vmapping].astype(np.float32)
+    uv = uv.astype(np.float32)
+    # xatlas keeps the input's face order, so corner colours carry over face by face.
+    pix = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], axis=1)[new_faces]  # (F, 3, 2) pixels, y down
+    face, bary = rasterize_triangles(pix, np.ones((len(new_faces), 3), np.float32), size, size)
+    texture = np.zeros((size, size, 3), np.float32)
+    hit = face >= 0
+    texture[hit] = np.einsum("pk,pkc->pc", bary[hit], corner_colors[face[hit]])
+    texture = _dilate(texture, hit, passes=2)
+    return Mesh(new_vertices, new_faces, uv, torch.from_numpy(texture), name=name)
+
+
+def _dilate(texture: np.ndarray, filled: np.ndarray, passes: int) -> np.ndarray:
+    for _ in range(passes):
+        grown = texture.copy()
+        done = filled.copy()
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            src = np.roll(np.roll(texture, dy, 0), dx, 1)
+            src_ok = np.roll(np.roll(filled, dy, 0), dx, 1)
+            take = src_ok & ~done
+            grown[take] = src[take]
+            done |= take
+        texture, filled = grown, done
+    return texture

@@ -1,0 +1,168 @@
+"""backends.mesh: loading bounded, rasterizing once, rendering and fitting a texture, saving a GLB."""
+import io
+import json
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backends.errors import InputError
+from backends.mesh import Camera, Mesh, fit_texture, load_mesh, orbit, rasterize, render, save_glb, seen_texels
+from backends.mesh.raster import project
+
+# +x, -x, +y, -y, +z, -z: each face its own colour, in a 3x2 atlas of 32-px tiles
+COLORS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], np.float32)
+NORMALS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float64)
+
+
+def painted_cube() -> Mesh:
+    """A unit cube centred at the origin, 24 vertices, 12 triangles; face k's UVs sit inside atlas tile k."""
+    vertices, faces, uv = [], [], []
+    for k, n in enumerate(NORMALS):
+        a = np.roll(n, 1)
+        b = np.cross(n, a)
+        corners = [0.5 * n + sa * 0.5 * a + sb * 0.5 * b for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        col, row = k % 3, k // 3
+        for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            u = (col + 0.5 + 0.3 * sa) / 3.0
+            v = 1.0 - (row + 0.5 + 0.3 * sb) / 2.0
+            uv.append((u, v))
+        base = 4 * k
+        faces += [(base, base + 1, base + 2), (base, base + 2, base + 3)]
+        vertices += corners
+    texture = torch.zeros(64, 96, 3)
+    for k in range(6):
+        col, row = k % 3, k // 3
+        texture[row * 32:(row + 1) * 32, col * 32:(col + 1) * 32] = torch.from_numpy(COLORS[k])
+    return Mesh(np.array(vertices, np.float32), np.array(faces, np.int64), np.array(uv, np.float32), texture)
+
+
+def test_cube_faces_render_their_colours_where_the_camera_sees_them():
+    mesh = painted_cube()
+    cameras = [Camera(np.array([2.0, 1.6, 2.4]), np.zeros(3), np.array([0.0, 1.0, 0.0]), 40.0)]
+    raster = rasterize(mesh, cameras, 64)
+    views = render(mesh.texture, raster, 1.0)
+    assert views.shape == (1, 3, 64, 64)
+    assert views[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]  # a corner pixel shows the background
+    for k in (0, 2, 4):  # +x, +y, +z face the camera
+        pix, _ = project(cameras[0], NORMALS[k][None] * 0.5, 64, 64)
+        x, y = (int(v) for v in pix[0])
+        shade = float(raster.shade[0, y, x])
+        assert raster.mask[0, y, x] and 0.3 < shade <= 1.0
+        assert torch.allclose(views[0, :, y, x] / shade, torch.from_numpy(COLORS[k]), atol=1e-4)
+    seen = {int(f) // 2 for f in raster.face[0][raster.mask[0]]}
+    assert seen == {0, 2, 4}
+
+
+def test_texture_gradient_only_on_texels_some_view_sees():
+    mesh = painted_cube()
+    raster = rasterize(mesh, orbit(mesh, 4, elevation=30.0, start=45.0), 48)  # sees the sides and the top
+    texture = mesh.texture.clone().requires_grad_(True)
+    render(texture, raster, 0.5).sum().backward()
+    grad = texture.grad.abs().sum(-1) > 0
+    assert torch.equal(grad, seen_texels(raster, (64, 96)))
+    assert grad[32:, 0:32].sum() == 0  # tile 3 (-y, the bottom) is never seen from above
+    for k in (0, 1, 2, 4, 5):
+        col, row = k % 3, k // 3
+        assert grad[row * 32:(row + 1) * 32, col * 32:(col + 1) * 32].any()
+    assert not grad[0, 0] and not grad[31, 31]  # the tile margins outside every UV stay without gradient
+
+
+def test_fit_texture_recovers_a_known_texture_and_keeps_unseen_texels():
+    mesh = painted_cube()
+    raster = rasterize(mesh, orbit(mesh, 4, elevation=30.0, start=45.0), 48)
+    targets = render(mesh.texture, raster, 0.0)
+    init = torch.full_like(mesh.texture, 0.5)
+    texture, residual = fit_texture(targets, raster, init, steps=150, lr=0.1)
+    assert residual < 0.02
+    assert torch.equal(texture[32:, 0:32], init[32:, 0:32])  # the bottom tile, never seen
+
+
+def test_glb_round_trip_keeps_geometry_and_texture(tmp_path):
+    mesh = painted_cube()
+    new = torch.rand(64, 96, 3)
+    glb, png = save_glb(mesh, new, tmp_path / "cube.glb")
+    assert Image.open(png).size == (96, 64)
+    back = load_mesh(glb)
+    assert len(back.vertices) == len(mesh.vertices) and len(back.faces) == len(mesh.faces)
+    assert back.texture.shape == (64, 96, 3)
+    assert torch.allclose(back.texture, new, atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(back.uv, mesh.uv, atol=1e-6)
+
+
+def _glb(gltf: dict, binary: bytes = b"") -> bytes:
+    js = json.dumps(gltf).encode()
+    js += b" " * (-len(js) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    body = struct.pack("<LL", len(js), 0x4E4F534A) + js
+    if binary:
+        body += struct.pack("<LL", len(binary), 0x004E4942) + binary
+    return b"glTF" + struct.pack("<LL", 2, 12 + len(body)) + body
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">LLBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">L", len(data)) + kind + data
+                                + struct.pack(">L", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def _zip(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _refusal(tmp_path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputError) as err:
+        load_mesh(path)
+    message = str(err.value)
+    assert "\n" not in message and message.endswith(".") and name in message
+    return message
+
+
+def test_hostile_meshes_are_refused_in_one_sentence(tmp_path):
+    too_many = {"asset": {"version": "2.0"}, "accessors": [{"count": 900_000, "componentType": 5125, "type": "SCALAR"},
+                {"count": 3, "componentType": 5126, "type": "VEC3"}],
+                "meshes": [{"primitives": [{"indices": 0, "attributes": {"POSITION": 1}}]}]}
+    assert "300,000 triangles" in _refusal(tmp_path, "many.glb", _glb(too_many))
+    huge = _png_declaring(100_000, 100_000)
+    texture = dict(too_many, accessors=[{"count": 3}, {"count": 3}], bufferViews=[{"buffer": 0, "byteLength": len(huge)}],
+                   images=[{"bufferView": 0, "mimeType": "image/png"}])
+    assert "4096x4096" in _refusal(tmp_path, "huge.glb", _glb(texture, huge))
+    obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nmtllib m.mtl\nusemtl a\nf 1/1 2/2 3/3\n"
+    zipped_huge = _zip({"m.obj": obj, "m.mtl": b"newmtl a\nmap_Kd t.png\n", "t.png": _png_declaring(5000, 10)})
+    assert "5000x10" in _refusal(tmp_path, "tex.zip", zipped_huge)
+    assert "not a valid glTF" in _refusal(tmp_path, "notes.glb", b"these are not the triangles you want" * 3)
+    assert "is not a mesh" in _refusal(tmp_path, "photo.png", _png_declaring(8, 8))
+    assert "0 .obj" in _refusal(tmp_path, "readme.zip", _zip({"readme.txt": b"hello"}))
+    assert "unsafe path" in _refusal(tmp_path, "evil.zip", _zip({"../evil.obj": obj}))
+    assert "unsafe path" in _refusal(tmp_path, "abs.zip", _zip({"/etc/evil.obj": obj}))
+    many_faces = b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f 1 2 3\n" * 200_001
+    assert "200,001 triangles" in _refusal(tmp_path, "faces.zip", _zip({"m.obj": many_faces}))
+
+
+def test_a_mesh_without_uvs_gets_an_atlas_with_its_colours_baked(tmp_path):
+    import trimesh
+
+    box = trimesh.creation.box()
+    box.unmerge_vertices()  # glTF holds vertex colours only; unshared corners keep each face one colour
+    side = np.argmax(box.face_normals @ NORMALS.T, axis=1)  # which of the six sides each triangle is on
+    box.visual.face_colors = (COLORS[side] * 255).astype(np.uint8)
+    path = tmp_path / "plain.glb"
+    box.export(path)
+    mesh = load_mesh(path)
+    assert mesh.uv.shape == (len(mesh.vertices), 2) and 0.0 <= mesh.uv.min() and mesh.uv.max() <= 1.0
+    assert len(mesh.faces) == 12
+    raster = rasterize(mesh, [Camera(np.array([0.0, 0.0, 3.0]), np.zeros(3), np.array([0.0, 1.0, 0.0]))], 32)
+    views = render(mesh.texture, raster, 0.0)
+    centre = views[0, :, 16, 16] / raster.shade[0, 16, 16]
+    assert torch.allclose(centre, torch.from_numpy(COLORS[4]), atol=0.02)  # +z faces the camera
