@@ -6,6 +6,11 @@
         ...                                   # Progress reports, then one Result
     backends.expect("image/sds", {"steps": 200}, prior="analytic", inputs=["t.png"])  # its seconds, roughly
 """
+from . import interrupts as _interrupts
+
+if _interrupts.started_as_cli():  # `python -m backends[.svg]`: Ctrl-C while torch imports is one line, not 13
+    _interrupts.guard()
+
 from .errors import DistillError, InputError, RunError
 from .priors import MODES as PRIOR_MODES
 from .priors import describe as describe_machine

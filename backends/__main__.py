@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 
-from . import registry
+from . import interrupts, registry
 from .priors import catalog
 from .priors.machine import MEMORY_MODES
 from .errors import DistillError, InputError, report_cli_error
@@ -78,18 +76,9 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the run is, like Ctrl-C: writes in progress are abandoned without partial files."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)  # once: an exit -15 with .partial files left and no word
+    interrupts.raise_on_signals()  # till now (imports, parsing) a signal ended the process at once
     try:
         if args.cmd == "run":
             runner.QUIET_LIBRARIES = True  # applied once the checks pass, just before a prior loads
@@ -119,17 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except DistillError as err:
         return report_cli_error(err)
-    except Terminated:
-        print("error: terminated (SIGTERM); files being written were removed", file=sys.stderr)
+    except interrupts.Terminated:
+        print(f"{interrupts.TERMINATED}; files being written were removed", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(interrupts.INTERRUPTED, file=sys.stderr)
         return 130
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # outside main's own handler: while an output is closed, or at exit
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    interrupts.exit_with(main)

@@ -2,7 +2,8 @@
 
 Rasterizes an SVG with Distill Studio's own renderer (the one the optimizers differentiate through).
 Every failure is one line on stderr: exit 2 for bad input (the SVG, an option, the output path), 1 for a run
-that failed on good input, 130 for Ctrl-C ("interrupted"); DISTILL_DEBUG=1 re-raises for a traceback.
+that failed on good input, 130 for Ctrl-C ("interrupted"), 143 for SIGTERM ("terminated (SIGTERM)"), also
+while the package imports torch (`backends.interrupts`); DISTILL_DEBUG=1 re-raises for a traceback.
 
 What a small input can cost is bounded before any work: the input is read only if it is a regular file
 (a FIFO or device is refused without blocking), at most 2 MB, within a deadline; the import bounds the scene
@@ -178,8 +179,11 @@ def _render(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .. import interrupts
+
     try:
         args = _parser().parse_args(argv)
+        interrupts.raise_on_signals()  # till now (imports, parsing) a signal ended the process at once
         from ..errors import DistillError, RunError, report_cli_error
 
         try:
@@ -193,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             first = (str(err).splitlines() or [""])[0][:200]
             return report_cli_error(RunError(f"Rendering failed: {type(err).__name__}: {first}"))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # the temporary PNG is removed on the way out
         if os.environ.get("DISTILL_DEBUG"):
             raise
-        print("interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(err, interrupts.Terminated)
+        print(interrupts.SVG_LINES[terminated], file=sys.stderr)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..interrupts import exit_with
+
+    exit_with(main)
