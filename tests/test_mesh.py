@@ -146,8 +146,31 @@ def test_hostile_meshes_are_refused_in_one_sentence(tmp_path):
     assert "0 .obj" in _refusal(tmp_path, "readme.zip", _zip({"readme.txt": b"hello"}))
     assert "unsafe path" in _refusal(tmp_path, "evil.zip", _zip({"../evil.obj": obj}))
     assert "unsafe path" in _refusal(tmp_path, "abs.zip", _zip({"/etc/evil.obj": obj}))
+    outside = _zip({"m.obj": obj, "m.mtl": b"newmtl a\nmap_Kd ../../../etc/passwd\n"})
+    assert "not in the zip" in _refusal(tmp_path, "outside.zip", outside)
     many_faces = b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f 1 2 3\n" * 200_001
     assert "200,001 triangles" in _refusal(tmp_path, "faces.zip", _zip({"m.obj": many_faces}))
+
+
+def test_a_zipped_obj_with_its_mtl_and_texture_loads(tmp_path):
+    quad = (b"mtllib house.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
+            b"usemtl paint\nf 1/1 2/2 3/3 4/4\n")
+    png = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 40, 10)).save(png, format="PNG")
+    path = tmp_path / "quad.zip"
+    path.write_bytes(_zip({"model/quad.obj": quad, "model/house.mtl": b"newmtl paint\nmap_Kd tex/paint.png\n",
+                           "model/tex/paint.png": png.getvalue()}))
+    mesh = load_mesh(path)
+    assert len(mesh.faces) == 2 and mesh.texture.shape == (8, 16, 3)
+    assert torch.allclose(mesh.texture[0, 0], torch.tensor([200, 40, 10]) / 255.0)
+
+
+def test_the_example_house_loads_and_renders_from_every_side():
+    from pathlib import Path
+
+    mesh = load_mesh(Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb")
+    raster = rasterize(mesh, orbit(mesh, 4), 32)
+    assert all(0.1 < float(m.float().mean()) < 0.9 for m in raster.mask)
 
 
 def test_a_mesh_without_uvs_gets_an_atlas_with_its_colours_baked(tmp_path):

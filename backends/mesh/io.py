@@ -233,11 +233,14 @@ def _load_zip(path: str, shown: str) -> Mesh:
             if len(objs) != 1:
                 raise _fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
                             ".mtl and texture.")
+            names = {rel for _i, rel in members}
             for info, rel in members:
                 try:
                     data = zf.read(info)
                 except Exception:
                     raise _fail(f"The file {_quote(rel)} in {shown} is damaged in the archive.") from None
+                if rel.lower().endswith((".obj", ".mtl")):
+                    _check_references(data, rel, names, shown)
                 if rel.lower().endswith(".obj"):
                     _check_triangles(_obj_triangles(data), shown)
                 elif rel.lower().endswith(TEXTURE_EXT):
@@ -247,6 +250,25 @@ def _load_zip(path: str, shown: str) -> Mesh:
                 with open(out, "wb") as dst:
                     dst.write(data)
             return _finish(_trimesh_load(os.path.join(tmp, *objs[0].split("/")), "obj", shown), shown)
+
+
+def _check_references(data: bytes, rel: str, names: set[str], shown: str) -> None:
+    """Every file an .obj or .mtl names (mtllib, map_Kd, bump, ...) must be a member of the zip: trimesh would
+    otherwise follow '../' or an absolute path out of the folder it was unpacked to."""
+    folder = os.path.dirname(rel)
+    for line in data.splitlines():
+        words = line.split()
+        if not words or not (words[0] in (b"mtllib", b"bump", b"disp", b"decal", b"refl", b"norm")
+                             or words[0].startswith(b"map_")):
+            continue
+        if len(words) < 2:
+            continue
+        for word in (words[1:] if words[0] == b"mtllib" else words[-1:]):
+            name = word.decode("utf-8", "replace").replace("\\", "/")
+            joined = os.path.normpath(os.path.join(folder, name)).replace(os.sep, "/")
+            if name.startswith("/") or joined.startswith("..") or joined not in names:
+                raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} refers to {_quote(name)}, "
+                            "which is not in the zip; put every file it names beside it.")
 
 
 def _obj_triangles(data: bytes) -> int:
@@ -310,8 +332,10 @@ def _base_factor(visual):
     factor = getattr(getattr(visual, "material", None), "baseColorFactor", None)
     if factor is None:
         return None
-    factor = np.asarray(factor, np.float32)[:3]
-    return factor / 255.0 if factor.max() > 1.0 else factor
+    factor = np.asarray(factor)[:3]
+    if factor.dtype.kind in "ui":  # trimesh keeps colours as uint8
+        return factor.astype(np.float32) / 255.0
+    return factor.astype(np.float32)
 
 
 def _corner_colors(tm, faces: np.ndarray) -> np.ndarray:

@@ -210,19 +210,21 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
     over covered pixels: Adam from `init` ((Ht, Wt, 3)), clamped to [0, 1] each step. Texels no view sees keep
     their `init` values. Returns (texture, residual), the residual the RMS over covered pixels and channels."""
     targets = targets.to(init.device, init.dtype)
-    mask = raster.mask.to(init.device).unsqueeze(1).expand_as(targets)
+    # a 0/1 weight, not boolean indexing: indexing costs a nonzero() and a scatter every step
+    weight = raster.mask.to(init.device, init.dtype).unsqueeze(1)
+    count = max(float(weight.sum()) * targets.shape[1], 1.0)
     texture = init.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([texture], lr=lr)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        diff = (render(texture, raster, 0.0) - targets)[mask]
-        (diff * diff).mean().backward()
+        diff = (render(texture, raster, 0.0) - targets) * weight
+        (diff.pow(2).sum() / count).backward()
         opt.step()
         with torch.no_grad():
             texture.clamp_(0.0, 1.0)
     seen = seen_texels(raster, init.shape[:2]).to(init.device).unsqueeze(-1)
     with torch.no_grad():
         result = torch.where(seen, texture, init)
-        diff = (render(result, raster, 0.0) - targets)[mask]
-        residual = float(diff.pow(2).mean().sqrt()) if diff.numel() else 0.0
+        diff = (render(result, raster, 0.0) - targets) * weight
+        residual = float((diff.pow(2).sum() / count).sqrt())
     return result.detach(), residual
