@@ -10,6 +10,7 @@ returns). The CLI and the API write to the folder they are given (`--out`, `out_
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Union
 
-from backends.errors import RunError
+from backends.errors import DistillError, InputError, RunError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -117,6 +118,45 @@ def cleanup_expired(max_age_s: float, *, root: PathLike | None = None, now: floa
     return removed
 
 
+# Why a write failed, in words. The machine's lack of room fails the run (exit 1: good input, free space and run
+# again); a folder that refuses writes is the output folder chosen (exit 2, as the check before the run says).
+_FREE = "free some space there or choose another output folder, and run again"
+_NO_ROOM = {errno.ENOSPC: ("no space left on device", _FREE), errno.EDQUOT: ("the disk quota is exceeded", _FREE),
+            errno.EFBIG: ("the file is larger than this process may write (its file size limit)",
+                          "raise the limit (ulimit -f) or lower the output's size"),
+            errno.EIO: ("the disk reported an I/O error", "check the disk or choose another output folder")}
+_REFUSED = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "the operation is not permitted"}
+_LOW_SPACE = 1 << 20
+
+
+def _no_room_left(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < _LOW_SPACE
+
+
+def write_error(path: PathLike, err: OSError) -> DistillError | None:
+    """The one-sentence error for an OSError met while writing `path`, or None when it is not a write failure.
+
+    ENOSPC, EDQUOT, EFBIG, EIO: RunError (exit 1). EROFS, EACCES, EPERM: InputError (exit 2: choose another
+    output folder). A writer that reports no errno (ffmpeg behind a pipe) into a folder with under 1 MB free is
+    taken as out of space.
+    """
+    shown = str(path) if len(str(path)) <= 120 else "..." + str(path)[-117:]
+    code = err.errno
+    if code is None and _no_room_left(Path(path).parent):
+        code = errno.ENOSPC
+    if code in _NO_ROOM:
+        reason, remedy = _NO_ROOM[code]
+        return RunError(f"Could not write {shown}: {reason}; {remedy}.")
+    if code in _REFUSED:
+        return InputError(f"Could not write {shown}: {_REFUSED[code]}; choose another output folder.")
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike):
     """Write a file under a temporary name beside `path` and rename it into place only when the block completes.
@@ -126,14 +166,19 @@ def atomic_path(path: PathLike):
 
     The temporary name is hidden (".edited.partial-<hex>.mp4") and keeps the extension, since writers such as
     Pillow and ffmpeg pick the format from it. An exception or Ctrl-C inside the block removes it, so an
-    interrupted run never leaves a file that looks finished; the rename is atomic on one file system.
+    interrupted run never leaves a file that looks finished; the rename is atomic on one file system. A full
+    disk, a quota, a read-only or forbidden folder (`write_error`) is one sentence naming `path`, not the
+    writer's traceback.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        failure = write_error(path, err) if isinstance(err, OSError) else None
+        if failure is not None:
+            raise failure from None
         raise

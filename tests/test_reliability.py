@@ -1,6 +1,13 @@
 """Faults mid-run through the API: a cancel, a divergence and an out-of-memory in a row leave the process as
 it was (memory back to its idle level, no stray files) and the next run works."""
+import errno
 import gc
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -12,6 +19,8 @@ import backends
 from backends.priors import AnalyticPrior
 from backends.errors import RunError
 from backends.runner import OOM_MESSAGE
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -83,3 +92,48 @@ def test_running_out_of_cpu_memory_is_one_sentence_naming_what_to_lower(tmp_path
     Image.new("RGB", (64, 64), "red").save(target)
     with pytest.raises(backends.InputError, match=r"image/sds ran out of memory on the CPU .*; lower the input image.s size"):
         backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=tmp_path / "o")
+
+
+@pytest.mark.parametrize("code, error, words", [
+    (errno.ENOSPC, RunError, "no space left on device; free some space there"),
+    (errno.EDQUOT, RunError, "the disk quota is exceeded"),
+    (errno.EROFS, backends.InputError, "the file system is read-only; choose another output folder"),
+    (errno.EACCES, backends.InputError, "permission denied; choose another output folder"),
+])
+def test_a_failed_write_of_an_output_is_one_sentence_naming_the_file_and_leaves_no_partial_file(
+        target, tmp_path, monkeypatch, code, error, words):
+    # was the writer's OSError: a 37-line traceback from the CLI
+    real_save = Image.Image.save
+
+    def save_then_fail(self, fp, *args, **kwargs):
+        if str(fp).endswith(".png") and ".partial-" in str(fp):
+            Path(fp).write_bytes(b"\x89PNG half")          # what a writer leaves when the disk fills mid-file
+            raise OSError(code, os.strerror(code), str(fp))
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_then_fail)
+    out = tmp_path / "out"
+    with pytest.raises(error) as err:
+        run(target, out, steps=2)
+    assert str(err.value).startswith(f"Could not write {out / 'result.png'}: {words}")
+    assert len(str(err.value).splitlines()) == 1 and str(err.value).endswith(".")
+    assert sorted(p.name for p in out.iterdir()) == []   # neither result.png nor its .partial
+
+
+def _limit_file_size(limit):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # a write past the limit fails (EFBIG), not the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def test_the_cli_says_in_one_line_which_file_could_not_be_written_under_a_file_size_limit(target, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "backends", "run", "image/sds", "--prior", "analytic", "--input",
+                           target, "--set", "steps=2", "--out", str(out), "--quiet"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          preexec_fn=_limit_file_size(4000), timeout=300)
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        f"error: Could not write {out / 'result.png'}: the file is larger than this process may write (its file "
+        "size limit); raise the limit (ulimit -f) or lower the output's size."], proc.stderr[-3000:]
+    assert list(out.iterdir()) == []

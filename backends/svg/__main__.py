@@ -167,8 +167,11 @@ def _render(args) -> int:
         try:
             Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
             os.replace(tmp, args.output)
-        except OSError as err:
-            raise InputError(f"Cannot write the output {_shown(args.output)}: {err.strerror or err}.") from None
+        except OSError as err:  # a full disk is a failed run (exit 1), a refusing folder the user's choice (2)
+            from ..files import write_error
+
+            raise write_error(args.output, err) or InputError(
+                f"Cannot write the output {_shown(args.output)}: {err.strerror or err}.") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
