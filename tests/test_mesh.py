@@ -92,6 +92,12 @@ def test_glb_round_trip_keeps_geometry_and_texture(tmp_path):
     assert back.texture.shape == (64, 96, 3)
     assert torch.allclose(back.texture, new, atol=1 / 255 + 1e-6)
     np.testing.assert_allclose(back.uv, mesh.uv, atol=1e-6)
+    import trimesh
+
+    gltf = trimesh.exchange.gltf.export_gltf(trimesh.load(glb, force="mesh"), embed_buffers=True)
+    (tmp_path / "cube.gltf").write_bytes(gltf["model.gltf"])
+    embedded = load_mesh(tmp_path / "cube.gltf")
+    assert len(embedded.faces) == 12 and torch.allclose(embedded.texture, back.texture)
 
 
 def _glb(gltf: dict, binary: bytes = b"") -> bytes:
@@ -135,7 +141,8 @@ def test_hostile_meshes_are_refused_in_one_sentence(tmp_path):
                 "meshes": [{"primitives": [{"indices": 0, "attributes": {"POSITION": 1}}]}]}
     assert "300,000 triangles" in _refusal(tmp_path, "many.glb", _glb(too_many))
     huge = _png_declaring(100_000, 100_000)
-    texture = dict(too_many, accessors=[{"count": 3}, {"count": 3}], bufferViews=[{"buffer": 0, "byteLength": len(huge)}],
+    texture = dict(too_many, accessors=[{"count": 3}, {"count": 3}], buffers=[{"byteLength": len(huge)}],
+                   bufferViews=[{"buffer": 0, "byteLength": len(huge)}],
                    images=[{"bufferView": 0, "mimeType": "image/png"}])
     assert "4096x4096" in _refusal(tmp_path, "huge.glb", _glb(texture, huge))
     obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nmtllib m.mtl\nusemtl a\nf 1/1 2/2 3/3\n"

@@ -12,6 +12,7 @@ are baked into a texture, so every mesh leaves here in one form: per-vertex UVs 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 import os
@@ -162,11 +163,16 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
             raise _fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
         _check_triangles(triangles, shown)
         views = gltf.get("bufferViews", [])
+        buffers: dict[int, bytes] = {}
         for k, img in enumerate(gltf.get("images", [])):
             if "bufferView" in img:
                 view = views[img["bufferView"]]
+                index = int(view.get("buffer", 0))
+                if index not in buffers:
+                    uri = gltf["buffers"][index].get("uri")
+                    buffers[index] = base64.b64decode(uri.split(",", 1)[1]) if uri else binary
                 start = int(view.get("byteOffset", 0))
-                head = binary[start : start + int(view["byteLength"])]
+                head = buffers[index][start : start + int(view["byteLength"])]
             elif str(img.get("uri", "")).startswith("data:"):
                 head = base64.b64decode(img["uri"].split(",", 1)[1])
             else:
@@ -174,7 +180,7 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
             _check_texture(head, _quote(img.get("name") or f"image {k}"), shown)
     except InputError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
         raise _fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing).") from None
 
 

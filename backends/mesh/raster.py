@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import Mesh
+if TYPE_CHECKING:  # io bakes atlases with this module's rasterizer, so the import runs one way only
+    from .io import Mesh
 
 MAX_PAIRS = 4_000_000
 AMBIENT = 0.35
