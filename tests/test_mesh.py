@@ -159,6 +159,15 @@ def test_hostile_meshes_are_refused_in_one_sentence(tmp_path):
     assert "200,001 triangles" in _refusal(tmp_path, "faces.zip", _zip({"m.obj": many_faces}))
 
 
+def test_a_mesh_too_heavy_to_draw_is_refused_before_rasterizing():
+    rng = np.random.default_rng(0)
+    big = rng.uniform(-1, 1, (3000, 3, 3)).astype(np.float32)  # 3000 triangles each across most of the view
+    mesh = Mesh(big.reshape(-1, 3), np.arange(9000).reshape(-1, 3), np.zeros((9000, 2), np.float32),
+                torch.zeros(4, 4, 3), name="'scribble.glb'")
+    with pytest.raises(InputError, match=r"^The mesh 'scribble.glb' is too heavy to draw: .*\.$"):
+        rasterize(mesh, orbit(mesh, 8), 256)
+
+
 def test_a_zipped_obj_with_its_mtl_and_texture_loads(tmp_path):
     quad = (b"mtllib house.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
             b"usemtl paint\nf 1/1 2/2 3/3 4/4\n")

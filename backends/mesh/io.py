@@ -53,7 +53,7 @@ class Mesh:
     faces: np.ndarray
     uv: np.ndarray
     texture: torch.Tensor
-    name: str = "mesh"
+    name: str = ""
 
 
 def load_mesh(path: str | os.PathLike) -> Mesh:
@@ -365,7 +365,7 @@ def _corner_colors(tm, faces: np.ndarray) -> np.ndarray:
 
 
 def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarray, *, size: int = BAKE_SIZE,
-               name: str = "mesh") -> Mesh:
+               name: str = "") -> Mesh:
     """A UV atlas (xatlas) for a mesh without one, and `corner_colors` ((F, 3, 3) RGB in [0, 1]) baked into a
     (size, size) texture by rasterizing each triangle in UV space; texels between charts take the nearest chart
     colour (two dilation passes), so bilinear sampling at chart edges does not pull in black."""

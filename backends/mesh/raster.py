@@ -9,7 +9,7 @@ pair is laid out in one flat array, tested by edge functions, and the nearest hi
 on (pixel, depth). No compiler is needed (no nvdiffrast, no CUDA, no C extension to build), it runs on any CPU,
 and the work is the sum of the triangles' box areas: a 20k-triangle mesh at 256 px is a few hundred thousand
 pairs a view. Triangles are processed in chunks of at most MAX_PAIRS pairs so a mesh of huge triangles costs
-time, not memory. UVs are interpolated perspective-correctly (barycentrics divided by depth).
+time, not memory, and a call that would test more than MAX_TOTAL_PAIRS pairs is refused before any. UVs are interpolated perspective-correctly (barycentrics divided by depth).
 
 The shade is Lambert from the face normal (flat, so shape reads) under a light fixed to the camera, above and
 to the left of the viewer: every view lights what it sees, so no face is dark in every view.
@@ -24,10 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 if TYPE_CHECKING:  # io bakes atlases with this module's rasterizer, so the import runs one way only
     from .io import Mesh
 
-MAX_PAIRS = 4_000_000
+MAX_PAIRS = 4_000_000  # (triangle, pixel) pairs held at once
+MAX_TOTAL_PAIRS = 32_000_000  # pairs tested in one `rasterize` call: about 25 s on 2 CPU cores, the worst accepted
 AMBIENT = 0.35
 LIGHT = np.array([-0.4, 0.5, -1.0])  # camera space (x right, y up, z forward): from above-left of the viewer
 
@@ -94,6 +97,19 @@ def project(camera: Camera, points: np.ndarray, height: int, width: int) -> tupl
     return pix, z
 
 
+def _boxes(pix: np.ndarray, height: int, width: int):
+    """Each triangle's pixel box clipped to the image: x0, y0, box width, box height, signed area (pixels^2),
+    and the pairs it costs (box pixels; 0 for a degenerate triangle)."""
+    x0 = np.clip(np.floor(pix[..., 0].min(1) - 0.5), 0, width).astype(np.int64)
+    x1 = np.clip(np.ceil(pix[..., 0].max(1) - 0.5), -1, width - 1).astype(np.int64)
+    y0 = np.clip(np.floor(pix[..., 1].min(1) - 0.5), 0, height).astype(np.int64)
+    y1 = np.clip(np.ceil(pix[..., 1].max(1) - 0.5), -1, height - 1).astype(np.int64)
+    bw, bh = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
+    area = ((pix[:, 1, 0] - pix[:, 0, 0]) * (pix[:, 2, 1] - pix[:, 0, 1])
+            - (pix[:, 2, 0] - pix[:, 0, 0]) * (pix[:, 1, 1] - pix[:, 0, 1]))
+    return x0, y0, bw, bh, area, np.where(np.abs(area) > 1e-12, bw * bh, 0)
+
+
 def rasterize_triangles(pix: np.ndarray, depth: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The nearest triangle per pixel. pix: (F, 3, 2) corner pixels; depth: (F, 3) > 0.
 
@@ -103,14 +119,7 @@ def rasterize_triangles(pix: np.ndarray, depth: np.ndarray, height: int, width: 
     best = np.full(height * width, np.inf)
     if len(pix) == 0:
         return face_out.reshape(height, width), bary_out.reshape(height, width, 3)
-    x0 = np.clip(np.floor(pix[..., 0].min(1) - 0.5), 0, width).astype(np.int64)
-    x1 = np.clip(np.ceil(pix[..., 0].max(1) - 0.5), -1, width - 1).astype(np.int64)
-    y0 = np.clip(np.floor(pix[..., 1].min(1) - 0.5), 0, height).astype(np.int64)
-    y1 = np.clip(np.ceil(pix[..., 1].max(1) - 0.5), -1, height - 1).astype(np.int64)
-    bw, bh = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
-    area = ((pix[:, 1, 0] - pix[:, 0, 0]) * (pix[:, 2, 1] - pix[:, 0, 1])
-            - (pix[:, 2, 0] - pix[:, 0, 0]) * (pix[:, 1, 1] - pix[:, 0, 1]))
-    counts = np.where(np.abs(area) > 1e-12, bw * bh, 0)
+    x0, y0, bw, bh, area, counts = _boxes(pix, height, width)
     order = np.nonzero(counts)[0]
     ends = np.cumsum(counts[order])
     start = 0
@@ -155,13 +164,23 @@ def rasterize(mesh: Mesh, cameras: list[Camera], size: int | tuple[int, int] = 2
     """Rasterize `mesh` once per camera at `size` (pixels, or (H, W)). Triangles with a corner closer than
     `near` (or behind the camera) are dropped, not clipped: orbit cameras never come that close."""
     height, width = (size, size) if isinstance(size, int) else size
+    projected = []
+    for cam in cameras:
+        pix, z = project(cam, mesh.vertices.astype(np.float64), height, width)
+        projected.append((pix[mesh.faces], z[mesh.faces]))
+    # the work is the triangles' box areas; measured first so a mesh of many screen-filling triangles is refused
+    # in a sentence instead of rasterizing for an hour
+    pairs = sum(int(_boxes(p[(z > near).all(1)], height, width)[-1].sum()) for p, z in projected)
+    if pairs > MAX_TOTAL_PAIRS:
+        named = f" {mesh.name}" if mesh.name else ""
+        raise InputError(f"The mesh{named} is too heavy to draw: its triangles cover {pairs:,} pixel tests over "
+                         f"{len(cameras)} views at {width}x{height}; at most {MAX_TOTAL_PAIRS:,} are allowed "
+                         "(use fewer views, a smaller size, or a mesh with fewer large overlapping triangles).")
     tri_world = mesh.vertices[mesh.faces].astype(np.float64)  # (F, 3, 3)
     normals = np.cross(tri_world[:, 1] - tri_world[:, 0], tri_world[:, 2] - tri_world[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-20)
     uvs, masks, shades, faces = [], [], [], []
-    for cam in cameras:
-        pix, z = project(cam, mesh.vertices.astype(np.float64), height, width)
-        tri_pix, tri_z = pix[mesh.faces], z[mesh.faces]
+    for cam, (tri_pix, tri_z) in zip(cameras, projected):
         front = (tri_z > near).all(1)
         idx = np.nonzero(front)[0]
         face, bary = rasterize_triangles(tri_pix[idx], tri_z[idx], height, width)
