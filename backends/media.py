@@ -27,6 +27,7 @@ import struct
 import subprocess
 import threading
 import time
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO, Union
@@ -38,6 +39,13 @@ from .errors import InputError
 from .validate import MB, PathLike, _fail, number, _given_name, _label, _num, _open_regular, _or_list, _quote, _read_bounded, _size
 
 log = logging.getLogger(__name__)
+
+# Pillow warns on stderr about a damaged EXIF block ("Corrupt EXIF data", "Possibly corrupt EXIF data", "Truncated
+# File Read" from its TIFF reader of the block), which phones and editors often write; the pixels are read all the
+# same and the orientation falls back to none, so a successful run stays quiet. A filter for the process rather
+# than catch_warnings around the decode: that swaps the process's filter list and is not safe with the app's threads.
+warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning, module=r"PIL\.")
+warnings.filterwarnings("ignore", message="Truncated File Read", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 ImageSource = Union[PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, BinaryIO]
 

@@ -2,18 +2,21 @@
 it was (memory back to its idle level, no stray files) and the next run works."""
 import errno
 import gc
+import io
 import os
 import resource
 import signal
+import struct
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 import backends
 from backends.priors import AnalyticPrior
@@ -137,3 +140,50 @@ def test_the_cli_says_in_one_line_which_file_could_not_be_written_under_a_file_s
         f"error: Could not write {out / 'result.png'}: the file is larger than this process may write (its file "
         "size limit); raise the limit (ulimit -f) or lower the output's size."], proc.stderr[-3000:]
     assert list(out.iterdir()) == []
+
+
+def _jpeg_with_exif(path, tiff: bytes) -> str:
+    """A plain JPEG with an EXIF block of the given TIFF bytes (APP1 right after SOI)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    exif = b"Exif\x00\x00" + tiff
+    data = buf.getvalue()
+    path.write_bytes(data[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + data[2:])
+    return str(path)
+
+
+DAMAGED_EXIF = {  # as phones and editors write them; each makes Pillow warn
+    "Corrupt EXIF data": b"II*\x00\x08\x00\x00\x00\xff\xff" + bytes(20),          # 65535 entries in 22 bytes
+    "Truncated File Read": b"II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHII", 0x010E, 2, 100, 0x1000) + bytes(4),
+}
+
+
+@pytest.mark.parametrize("warning", DAMAGED_EXIF)
+def test_a_successful_run_on_a_jpeg_with_damaged_exif_prints_nothing_on_stderr(tmp_path, warning):
+    src = _jpeg_with_exif(tmp_path / "photo.jpg", DAMAGED_EXIF[warning])
+    with warnings.catch_warnings(record=True) as seen:   # the file does make Pillow warn
+        warnings.simplefilter("always")
+        ImageOps.exif_transpose(Image.open(src))
+    assert any(warning in str(w.message) for w in seen)
+    proc = subprocess.run([sys.executable, "-m", "backends", "run", "image/sds", "--prior", "analytic", "--input",
+                           src, "--set", "steps=2", "--out", str(tmp_path / "out"), "--quiet"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
+
+
+def test_a_successful_edit_of_an_odd_sized_video_prints_nothing_on_stderr(tmp_path):
+    # imageio's writer warned "input image is not divisible by macro_block_size=16, resizing" for such sizes
+    import imageio.v2 as iio
+
+    src = tmp_path / "odd.mp4"
+    frames = np.random.default_rng(0).integers(0, 255, (6, 37, 45, 3), dtype=np.uint8)
+    with iio.get_writer(src, format="FFMPEG", fps=8, codec="libx264", pixelformat="yuv444p", macro_block_size=1,
+                        ffmpeg_log_level="error") as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    proc = subprocess.run([sys.executable, "-m", "backends", "run", "video/csd-edit", "--prior", "edits", "--set",
+                           "prompt=make it winter", "--set", "steps=2", "--input", str(src), "--out",
+                           str(tmp_path / "out"), "--quiet"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
+    assert iio.get_reader(tmp_path / "out" / "edited.mp4").get_meta_data()["size"] == (44, 36)  # even: yuv420p
