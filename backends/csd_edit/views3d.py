@@ -1,7 +1,10 @@
 """`views3d/csd-edit` and `views3d/per-view`: edit several views of one object or scene so they stay consistent.
 
 Views come as image files, one zip of images, or one orbit video (sampled evenly down to `particles` frames).
-They are resized to the first view's aspect ratio with the short side `short_side` pixels. Each view is a
+They are worked on at the first view's shape with the short side `short_side` pixels. A view of another shape is
+never squashed: one whose aspect ratio is within 4:3 of the first view's (a phone photo beside a square crop, or
+two cameras) is cropped at its centre to the first view's shape, and result.json's warnings name every view so
+cropped; one further off (a portrait beside a landscape) is refused, naming every such view (`fit_views`). Each view is a
 particle; every step updates all of them in one UNet call. The CSD kernel compares views by the L2 distance of
 their noisy latents (default) or, as the paper's 3D edits do, by LPIPS between their decoded images
 (`kernel_distance=lpips`, when the lpips package and its weights are installed; an error otherwise, never a
@@ -26,6 +29,8 @@ from ..types import Result
 from . import csd, metrics, outputs
 
 TURNTABLE_FPS = 6.0
+SAME_SHAPE = 1.01      # aspect ratios this close, or a pixel apart, are one shape (a resize rounds a side)
+MAX_CROP = 4 / 3       # a view whose aspect differs more than this from the first view's is refused, not cropped
 
 
 @dataclass
@@ -55,6 +60,43 @@ def load_views(inputs: list[str], particles: int):
     if len(views) > particles:
         raise too_many_views(len(views), particles)
     return [np.asarray(v) for v in views], "zip" if len(inputs) == 1 else "images"
+
+
+def _listed(views: list[tuple[int, int, int]]) -> str:
+    """[(number, W, H), ...] -> "view 3 (640x480)" or "views 3 (640x480), 4 (...) and 5 (800x600)"."""
+    items = [f"{k} ({w}x{h})" for k, w, h in views]
+    return ("view " if len(items) == 1 else "views ") + (items[0] if len(items) == 1 else
+                                                         ", ".join(items[:-1]) + " and " + items[-1])
+
+
+def fit_views(views: list[np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
+    """Views (H, W, 3) uint8 of one shape, the first view's, and the warnings naming every view that was changed.
+
+    A view whose aspect ratio differs from the first view's by at most MAX_CROP (a factor, either way) is cropped
+    at its centre to that aspect; the object of an orbit is near the centre, and a crop keeps its proportions where
+    a resize would squash it. Further off, InputError naming every such view, numbered from 1 in input order.
+    """
+    h0, w0 = views[0].shape[:2]
+    a0 = w0 / h0
+    out, cropped, refused = [views[0]], [], []
+    for k, view in enumerate(views[1:], 2):
+        h, w = view.shape[:2]
+        change = max(w / h, a0) / min(w / h, a0)
+        if change > MAX_CROP:
+            refused.append((k, w, h))
+        else:
+            cw, ch = (max(1, round(h * a0)), h) if w / h > a0 else (w, max(1, round(w / a0)))
+            if change > SAME_SHAPE and (w - cw) + (h - ch) > 1:  # not a pixel of rounding
+                cropped.append((k, w, h))
+                view = view[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        out.append(view)
+    if refused:
+        raise InputError(f"The {_listed(refused)} {'has' if len(refused) == 1 else 'have'} another shape than view 1 "
+                         f"({w0}x{h0}), more than a 4:3 crop would make up; give views of one shape.")
+    if not cropped:
+        return out, []
+    return out, [f"The {_listed(cropped)} {'was' if len(cropped) == 1 else 'were'} cropped at the centre to the "
+                 f"shape of view 1 ({w0}x{h0}), as views of one object are edited at one shape."]
 
 
 def not_an_orbit(err: InputError) -> InputError:
@@ -107,10 +149,11 @@ class _ViewsEdit(csd.EditBackend):
         views, origin = load_views(inputs, s.particles)
         if len(views) < 2:
             raise InputError(f"views3d needs at least 2 views of the object, got {len(views)}.")
+        views, cropped = fit_views(views)
         h0, w0 = views[0].shape[:2]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
         return csd.Sources(outputs.to_batch(views, size, prior.device),
-                           dict(count=len(views), origin=origin, input_size=(w0, h0), size=size))
+                           dict(count=len(views), origin=origin, input_size=(w0, h0), size=size, cropped=cropped))
 
     def preview(self, prior, z, source, src):
         return outputs.labelled_rows([("source", outputs.strip(to_uint8(source), max_items=16)),
@@ -133,7 +176,7 @@ class _ViewsEdit(csd.EditBackend):
         meta = {"metrics": found, "method": self.method, "views": count, "from": src.facts["origin"],
                 "kernel_distance": self.kernel(s) if self.method == "csd" else None, "work_size": list(size),
                 "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes,
-                "warnings": outputs.resize_warning((w0, h0), size, "views")}
+                "warnings": src.facts["cropped"] + outputs.resize_warning((w0, h0), size, "views")}
         return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
