@@ -310,3 +310,26 @@ def test_the_fidelity_corpus_imports_without_warnings():
     from tests.svg_corpus import CORPUS
 
     assert {name: svg_to_scene(text).warnings for name, text in CORPUS} == {name: [] for name, _ in CORPUS}
+
+
+def test_malformed_path_data_is_drawn_up_to_the_error_and_warned_about():
+    scene = svg_to_scene(_svg('<path d="M10 10 L90 10 L90 90 Z"/><path d="M10 10 L50 50 L 60 oops 70 L 1 1"/>'))
+    assert len(scene.shapes) == 2                                        # the part before the error is kept
+    assert scene.warnings == ["1 path has malformed data (d) and was drawn up to the first error, as the SVG "
+                              "spec says."]
+
+
+def test_lengths_in_an_unknown_unit_are_warned_about_by_their_text():
+    scene = svg_to_scene(_svg('<rect x="2vw" y="1" width="20rem" height="30"/><circle cx="50" cy="50" r="10"/>'))
+    assert scene.warnings == ["2 lengths could not be read ('2vw', '20rem': a unit other than px, pt, pc, mm, cm, "
+                              "in, em, ex or %) and the default was used."]
+    assert svg_to_scene(_svg('<rect x="2mm" width="2in" height="3pt"/>')).warnings == []
+
+
+def test_percentages_inside_a_nested_svg_refer_to_its_own_viewbox():
+    # the inner svg maps its 10x10 viewBox onto 50x50 px at (50, 0); 50% of it is 5 units, 25 px
+    scene = svg_to_scene(_svg('<svg x="50%" width="50" height="50" viewBox="0 0 10 10">'
+                              '<rect width="50%" height="100%" fill="red"/></svg>'))
+    pts = scene.shapes[0].points
+    assert pts[:, 0].min().item() == pytest.approx(50) and pts[:, 0].max().item() == pytest.approx(75)
+    assert pts[:, 1].max().item() == pytest.approx(50)

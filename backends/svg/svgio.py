@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from pathlib import Path
 
 import torch
@@ -246,21 +247,28 @@ def _finite(v: float, what: str) -> float:
     return v
 
 
+# Lengths `_length` could not read (an unknown unit such as vw or rem, or no number), for the import's warnings:
+# gathered per import by `_Builder.build` (one thread's import at a time).
+_unread = threading.local()
+
+
 def _length(text, ref: float = 0.0, default=None):
-    """A length in px; percentages relative to ref; None or default when missing or unparsable."""
+    """A length in px; percentages relative to ref; None or default when missing or unparsable (then noted in
+    `_unread.lengths`, when an import gathers them)."""
     if text is None:
         return default
     m = _LENGTH.fullmatch(str(text).strip())
-    if not m:
+    unit = m.group(2).lower() if m else None
+    if unit is None or (unit != "%" and unit not in _UNITS):
+        seen = getattr(_unread, "lengths", None)
+        if seen is not None and str(text).strip():
+            seen.append(str(text).strip()[:20])
         return default
     v = float(m.group(1))
-    unit = m.group(2).lower()
     if unit == "%":
         v = v * ref / 100.0
-    elif unit in _UNITS:
-        v *= _UNITS[unit]
     else:
-        return default
+        v *= _UNITS[unit]
     return _finite(v, "a length")
 
 
@@ -478,10 +486,11 @@ class _Budget:
 _CMD_ARGS = {"m": 2, "l": 2, "h": 1, "v": 1, "c": 6, "s": 4, "q": 4, "t": 2, "a": 7, "z": 0}
 
 
-def parse_path_data(d: str, budget: _Budget | None = None):
+def parse_path_data(d: str, budget: _Budget | None = None, errors: list | None = None):
     """SVG path data -> list of (points [(x, y), ...] as p0 c1 c2 p1 ..., closed). Errors: InputError.
 
-    Per the SVG error-handling rules, data up to the first error is kept.
+    Per the SVG error-handling rules, data up to the first error is kept; the error's offset in `d` is appended
+    to `errors` when given (the import warns of it).
     """
     pb = _PathBuilder(budget or _Budget(MAX_SEGMENTS))
     i, n = 0, len(d)
@@ -507,6 +516,7 @@ def parse_path_data(d: str, budget: _Budget | None = None):
             return float(d[i]), i + 1
         return None, i
 
+    stopped = None
     while True:
         i = skip(i)
         if i >= n:
@@ -514,7 +524,8 @@ def parse_path_data(d: str, budget: _Budget | None = None):
         ch = d[i]
         if ch.isalpha():
             if ch.lower() not in _CMD_ARGS:
-                break                                            # error: keep what we have
+                stopped = i                                      # error: keep what we have
+                break
             cmd = ch
             i += 1
             if cmd in "zZ":
@@ -523,6 +534,7 @@ def parse_path_data(d: str, budget: _Budget | None = None):
                 last_cmd, last_ctrl = "z", None
                 continue
         elif cmd is None or cmd in "zZ":
+            stopped = i
             break
         lo = cmd.lower()
         args = []
@@ -538,6 +550,7 @@ def parse_path_data(d: str, budget: _Budget | None = None):
                 break
             args.append(v)
         if not ok:
+            stopped = i
             break
         rel = cmd.islower()
         ox, oy = cur if rel else (0.0, 0.0)
@@ -584,6 +597,8 @@ def parse_path_data(d: str, budget: _Budget | None = None):
                 pb.cubic(c1, c2, e)
             cur, last_ctrl = p, None
         last_cmd = lo
+    if stopped is not None and errors is not None:
+        errors.append(stopped)
     return pb.finish()
 
 
@@ -810,6 +825,8 @@ _NOTES = {
     "style": lambda n: f"{_plural(n, '<style> sheet was', '<style> sheets were')} ignored (only attributes and "
                        'style="..." are read).',
     "script": lambda n: f"{_plural(n, '<script> element was', '<script> elements were')} ignored (never run).",
+    "path-data": lambda n: f"{_plural(n, 'path has', 'paths have')} malformed data (d) and "
+                           f"{'was' if n == 1 else 'were'} drawn up to the first error, as the SVG spec says.",
     "animation": lambda n: f"{_plural(n, 'animation element was', 'animation elements were')} ignored; the static "
                            "picture is drawn.",
 }
@@ -826,6 +843,7 @@ class _Builder:
         self.view = (300.0, 150.0)
         self.canvas = (300, 150)
         self.notes: dict[str, int] = {}            # warning kind -> count, insertion-ordered
+        self.lengths: list[str] = []               # lengths that could not be read
         self._means: dict[str, tuple | None] = {}
         self._gradients_used: set[str] = set()
         total = 0
@@ -856,6 +874,11 @@ class _Builder:
                 out.append(f"{_plural(n, f'<{tag}> element was', f'<{tag}> elements were')} skipped.")
             elif key in _NOTES:
                 out.append(_NOTES[key](n))
+        if self.lengths:
+            shown = ", ".join(repr(t) for t in dict.fromkeys(self.lengths[:5]))
+            out.append(f"{_plural(len(self.lengths), 'length', 'lengths')} could not be read ({shown}"
+                       f"{', ...' if len(set(self.lengths)) > 5 else ''}: a unit other than px, pt, pc, mm, cm, "
+                       "in, em, ex or %) and the default was used.")
         return out
 
     def _check_transform(self, m, elem) -> bool:
@@ -902,6 +925,13 @@ class _Builder:
         return (sx, 0.0, 0.0, sy, tx - mx * sx, ty - my * sy)
 
     def build(self) -> Scene:
+        _unread.lengths = self.lengths
+        try:
+            return self._build()
+        finally:
+            _unread.lengths = None
+
+    def _build(self) -> Scene:
         root = self.root
         nums = _numbers(root.get("viewBox") or "")
         vbw, vbh = (nums[2], nums[3]) if len(nums) == 4 else (None, None)
@@ -942,20 +972,21 @@ class _Builder:
                 state[k] = props[k]
         opacity *= _float(props.get("opacity"), 1.0)
         tag = _local(elem.tag)
+        inner = None                                             # a nested <svg>'s viewport, for percentages
         if not is_root:
             if _ns(elem.tag) not in ("", SVG_NS):
                 return
             m = _mul(m, parse_transform(elem.get("transform", "")))
             if tag == "svg":
-                x, y = _length(elem.get("x"), 0.0, 0.0), _length(elem.get("y"), 0.0, 0.0)
-                w, h = _length(elem.get("width"), 0.0, None), _length(elem.get("height"), 0.0, None)
+                # its x, y, width, height: percentages of the viewport around it (100% when not given); inside it,
+                # percentages refer to its own viewBox, or to its size without one (SVG 1.1, 7.10)
+                pw, ph = self.view
+                x, y = _length(elem.get("x"), pw, 0.0), _length(elem.get("y"), ph, 0.0)
+                w, h = _length(elem.get("width"), pw, pw), _length(elem.get("height"), ph, ph)
                 nums = _numbers(elem.get("viewBox") or "")
-                if w is None:
-                    w = nums[2] if len(nums) == 4 else 0.0
-                if h is None:
-                    h = nums[3] if len(nums) == 4 else 0.0
                 m = _mul(_mul(m, (1.0, 0.0, 0.0, 1.0, x, y)), self._viewport(elem, w, h))
                 self._note("nested-svg")
+                inner = (nums[2], nums[3]) if len(nums) == 4 and min(nums[2:]) > 0 else (w, h)
             if tag in _CONTAINERS or tag in _SHAPES:
                 if not self._check_transform(m, elem):
                     return
@@ -964,18 +995,11 @@ class _Builder:
                 if props.get(key, "none") not in ("none", ""):
                     self._note(key)
         if tag in _CONTAINERS:
-            first = True
-            children = list(elem)
-            if tag == "switch":                                  # the first child wins; no conditions tested
-                children = [c for c in children if _ns(c.tag) in ("", SVG_NS)][:1]
-            for child in children:
-                classes = (child.get("class") or "").split()
-                if is_root and first and _local(child.tag) == "rect" and "background" in classes:
-                    first = False
-                    self._background(child, state)
-                    continue
-                first = False
-                self._walk(child, m, state, opacity, depth + 1)
+            outer, self.view = self.view, inner or self.view
+            try:
+                self._walk_children(elem, tag, m, state, opacity, depth, is_root)
+            finally:
+                self.view = outer
             return
         if tag in _SHAPES:
             if state.get("visibility") not in ("hidden", "collapse"):
@@ -986,6 +1010,20 @@ class _Builder:
             self._note(tag)
         elif tag not in _SILENT and tag:
             self._note("skip:" + "".join(ch if ch.isprintable() and ch not in "<>" else "?" for ch in tag[:30]))
+
+    def _walk_children(self, elem, tag, m, state, opacity, depth, is_root):
+        first = True
+        children = list(elem)
+        if tag == "switch":                                  # the first child wins; no conditions tested
+            children = [c for c in children if _ns(c.tag) in ("", SVG_NS)][:1]
+        for child in children:
+            classes = (child.get("class") or "").split()
+            if is_root and first and _local(child.tag) == "rect" and "background" in classes:
+                first = False
+                self._background(child, state)
+                continue
+            first = False
+            self._walk(child, m, state, opacity, depth + 1)
 
     def _background(self, elem, state):
         props = _style(elem)
@@ -1051,7 +1089,11 @@ class _Builder:
         vw, vh = self.view                          # percentages refer to the viewBox (SVG 1.1, 7.10)
         diag = math.sqrt((vw * vw + vh * vh) / 2)
         if tag == "path":
-            return parse_path_data(g("d") or "", self.budget)
+            errors = []
+            subpaths = parse_path_data(g("d") or "", self.budget, errors)
+            if errors:
+                self._note("path-data")
+            return subpaths
         if tag == "rect":
             x, y = _length(g("x"), vw, 0.0), _length(g("y"), vh, 0.0)
             w, h = _length(g("width"), vw, 0.0), _length(g("height"), vh, 0.0)
