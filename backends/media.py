@@ -41,11 +41,14 @@ from .validate import MB, PathLike, _fail, number, _given_name, _label, _num, _o
 log = logging.getLogger(__name__)
 
 # Pillow warns on stderr about a damaged EXIF block ("Corrupt EXIF data", "Possibly corrupt EXIF data", "Truncated
-# File Read" from its TIFF reader of the block), which phones and editors often write; the pixels are read all the
-# same and the orientation falls back to none, so a successful run stays quiet. A filter for the process rather
-# than catch_warnings around the decode: that swaps the process's filter list and is not safe with the app's threads.
+# File Read", "Metadata Warning, tag 274 had too many entries" from its TIFF reader of the block), which phones and
+# editors often write; the pixels are read all the same (the orientation is none, or the tag's first value), so a
+# successful run stays quiet. A filter for the process rather than catch_warnings around the decode: that swaps the
+# process's filter list and is not safe with the app's threads.
 warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning, module=r"PIL\.")
 warnings.filterwarnings("ignore", message="Truncated File Read", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+warnings.filterwarnings("ignore", message=r"Metadata Warning, tag \d+ had too many entries", category=UserWarning,
+                        module=r"PIL\.TiffImagePlugin")  # an EXIF tag such as Orientation given twice
 
 ImageSource = Union[PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, BinaryIO]
 

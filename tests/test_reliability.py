@@ -155,6 +155,8 @@ def _jpeg_with_exif(path, tiff: bytes) -> str:
 DAMAGED_EXIF = {  # as phones and editors write them; each makes Pillow warn
     "Corrupt EXIF data": b"II*\x00\x08\x00\x00\x00\xff\xff" + bytes(20),          # 65535 entries in 22 bytes
     "Truncated File Read": b"II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHII", 0x010E, 2, 100, 0x1000) + bytes(4),
+    # an Orientation tag holding two values ("tag 274 had too many entries")
+    "Metadata Warning": b"II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHIHH", 0x0112, 3, 2, 6, 6) + bytes(4),
 }
 
 
