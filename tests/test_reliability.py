@@ -189,3 +189,32 @@ def test_a_successful_edit_of_an_odd_sized_video_prints_nothing_on_stderr(tmp_pa
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
     assert iio.get_reader(tmp_path / "out" / "edited.mp4").get_meta_data()["size"] == (44, 36)  # even: yuv420p
+
+
+def test_an_mp4_cut_short_by_ffmpeg_is_refused_not_renamed_into_place(tmp_path):
+    # imageio does not read ffmpeg's exit code: an mp4 cut short by a full disk was renamed into place as finished
+    from backends.csd_edit.outputs import _mp4_boxes_add_up, write_mp4
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 32, 48, 3), dtype=np.uint8)
+    whole = Path(write_mp4(frames, 8, tmp_path / "whole.mp4")).read_bytes()
+    assert _mp4_boxes_add_up(whole)
+    assert not any(_mp4_boxes_add_up(whole[:n]) for n in (0, 100, len(whole) // 2, len(whole) - 1))
+
+
+def test_the_cli_refuses_an_mp4_that_ffmpeg_could_not_finish_under_a_file_size_limit(tmp_path):
+    import imageio.v2 as iio
+
+    src = tmp_path / "clip.mp4"
+    with iio.get_writer(src, format="FFMPEG", fps=8, codec="libx264", macro_block_size=1,
+                        ffmpeg_log_level="error") as writer:
+        for frame in np.random.default_rng(0).integers(0, 255, (6, 32, 48, 3), dtype=np.uint8):
+            writer.append_data(frame)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "backends", "run", "video/per-frame", "--set", "prompt=make it winter",
+                           "--set", "steps=2", "--input", str(src), "--out", str(out), "--quiet"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          preexec_fn=_limit_file_size(300), timeout=300)
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        f"error: Could not write {out / 'edited.mp4'}: the file is larger than this process may write (its file "
+        "size limit); raise the limit (ulimit -f) or lower the output's size."], proc.stderr[-3000:]
+    assert list(out.iterdir()) == []   # before: a 300-byte edited.mp4 that no player opens

@@ -1,7 +1,9 @@
 """What an edit run writes and reports: working sizes, before/after figures, mp4 / GIF / zip files, the metrics."""
 from __future__ import annotations
 
+import errno
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -10,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..files import atomic_path
+from ..errors import RunError
+from ..files import atomic_path, write_error
 from ..types import Progress
 from . import metrics
 from .csd import EditSettings
@@ -86,7 +89,43 @@ def write_mp4(frames: np.ndarray, fps: float, path: Path) -> str:
                                                   ffmpeg_log_level="error") as writer:
         for frame in frames:
             writer.append_data(np.ascontiguousarray(frame[:h, :w]))
+        writer.close()
+        _check_whole_mp4(tmp, path)
     return str(path)
+
+
+def _mp4_boxes_add_up(data: bytes) -> bool:
+    """True when the file's top-level boxes fill it exactly and include the index ('moov')."""
+    at, seen = 0, set()
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        if size == 1 and at + 16 <= len(data):
+            size = int.from_bytes(data[at + 8:at + 16], "big")
+        elif size == 0:
+            size = len(data) - at
+        if size < 8:
+            return False
+        seen.add(kind)
+        at += size
+    return at == len(data) and b"moov" in seen
+
+
+def _check_whole_mp4(tmp: Path, path: Path) -> None:
+    """ffmpeg writes the mp4's index last, and imageio does not read its exit code: a file cut short by a full
+    disk or a file size limit (ulimit -f) would be renamed into place as finished. Refuse it in one sentence."""
+    data = Path(tmp).read_bytes()
+    if _mp4_boxes_add_up(data):
+        return
+    try:
+        import resource  # POSIX only
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        over = limit != resource.RLIM_INFINITY and len(data) >= limit
+    except (ImportError, OSError):
+        over = False
+    code = errno.EFBIG if over else None
+    err = OSError(code, os.strerror(code) if code else "ffmpeg stopped before the end of the file")
+    raise write_error(path, err) or RunError(
+        f"Could not write {path}: ffmpeg stopped before the end of the file; check the disk and run again.")
 
 
 def write_gif(frames: np.ndarray, fps: float, path: Path) -> str:
