@@ -33,11 +33,16 @@ from .errors import InputError
 MAX_ASPECT = 16  # frames, views and panoramas alike: 16:1 (512 x 8192 at InstructPix2Pix's size)
 HEADER_BYTES = 256 * 1024  # enough for any image header (JPEG SOF after a large EXIF block included)
 
-# Per working pixel of the CSD-Edit backends: the source as float32 (12 B), its decode and the edited decode
-# (24 B), their uint8 copies and Lanczos resizes (~12 B), the metric windows (~24 B), gradients of the latents
-# and slack: ~80 B. Calibrated: panorama short_side=2048 on a 16:1 image (67 M working pixels) was measured at
-# 5.4 GB before it failed.
-EDIT_BYTES_PER_PIXEL = 80
+# Per working pixel of the CSD-Edit backends' particles (frames, views): the source as float32 (12 B), its decode
+# and the edited decode (24 B), their uint8 copies and Lanczos resizes (~12 B), the metric windows (~24 B), and the
+# prior's activations, forward and backward, for target and source in one call, which dominate. Measured (peak RSS
+# of video/csd-edit with the edits prior on a 2-core CPU, 2 steps, benchmarks/estimates.py): 517 B a working pixel
+# from 8 to 16 frames of 344x256, 541 B from 8 frames of 344x256 to 8 of 688x512; 600 keeps it an upper bound.
+# A 64-frame clip at short_side=512 is then ~10 GB (it ran out under an 8 GB cap after 31 s at the old 80 B).
+EDIT_BYTES_PER_PIXEL = 600
+# The panorama's working image: its particles are windows of it, so its pixels cost the arrays alone (~80 B,
+# calibrated: short_side=2048 on a 16:1 image, 67 M working pixels, was measured at 5.4 GB before it failed).
+PANORAMA_BYTES_PER_PIXEL = 80
 # Per output pixel at the input's size (uint8 frames, their resizes, the GIF's palette images, the figure).
 OUTPUT_BYTES_PER_PIXEL = 16
 
@@ -47,12 +52,20 @@ class Work:
     """What a run would take: peak bytes, and the setting to lower (and how it is called) when it is too much.
 
     bytes: estimated peak memory in bytes; what: a short phrase for the message ("a 2048x32768 working image");
-    lower: the setting or input to lower, as the message names it ("short_side").
+    lower: the setting or input to lower, as the message names it ("short_side"); effort: the run's compute in
+    units its time is proportional to (`backends.timing` scales a recorded run by it), 0 where that is `bytes`:
+    raster-then-vectorize's samples cost k x sample_steps prior calls whatever their memory.
     """
 
     bytes: int
     what: str
     lower: str
+    effort: int = 0
+
+    @property
+    def units(self) -> int:
+        """What the time scales with: `effort`, else `bytes`."""
+        return int(self.effort or self.bytes)
 
 
 @dataclass(frozen=True)
@@ -171,18 +184,21 @@ def time_budget_s() -> float:
     return value
 
 
-def check(work: Work, device: Any = None, *, where: str = "", steps: int | None = None) -> None:
+def check(work: Work, device: Any = None, *, where: str = "", steps: int | None = None,
+          seconds: float | None = None) -> None:
     """Refuse (InputError, one sentence naming the setting to lower) a run whose estimate exceeds the budget:
-    its peak memory, or (with `steps`) its time."""
+    its peak memory, or (with `steps`) its time: `seconds` when given (the runner passes `backends.timing`'s
+    expectation, the figure shown beside Run), else the rough rule steps x bytes / THROUGHPUT."""
     limit, source = memory_limit(device)
     head = where + ": " if where else ""
     if work.bytes > limit:
         raise InputError(f"{head}{work.what} would need about {_gb(work.bytes)} of memory, "
                          f"more than {source} ({_gb(limit)}); lower {work.lower}.")
     kind = "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
-    seconds = (steps or 0) * work.bytes / THROUGHPUT[kind]
+    if seconds is None:
+        seconds = (steps or 0) * work.bytes / THROUGHPUT[kind]
     if seconds > time_budget_s():
-        raise InputError(f"{head}{steps} steps over {work.what} would take about {seconds / 3600:.1f} hours on this "
+        raise InputError(f"{head}{steps or 'its'} steps over {work.what} would take about {seconds / 3600:.1f} hours on this "
                          f"{'GPU' if kind == 'cuda' else 'CPU'}, more than DISTILL_TIME_BUDGET "
                          f"({time_budget_s():.0f} s); lower {work.lower} or steps.")
 
@@ -291,12 +307,14 @@ def working_size(size: tuple[int, int], short_side: int, multiple: int, long_mul
     return (long_px, short_px) if w >= h else (short_px, long_px)
 
 
-def edit_work(sizes: Sequence[tuple[int, int]], short_side: int, facts_: Facts, noun: str) -> Work:
+def edit_work(sizes: Sequence[tuple[int, int]], short_side: int, facts_: Facts, noun: str,
+              bytes_per_pixel: int = EDIT_BYTES_PER_PIXEL) -> Work:
     """The CSD-Edit backends' pixel-space peak: items at their working size, plus their outputs at input size.
 
-    sizes: (width, height) of each item (frames / views / the one panorama) as given."""
+    sizes: (width, height) of each item (frames / views / the one panorama) as given; bytes_per_pixel: per
+    working pixel (EDIT_BYTES_PER_PIXEL for particles, PANORAMA_BYTES_PER_PIXEL for the panorama's image)."""
     ws, hs = working_size(sizes[0], short_side, facts_.size_multiple)
     n = len(sizes)
-    work = n * ws * hs * EDIT_BYTES_PER_PIXEL + sum(w * h for w, h in sizes) * OUTPUT_BYTES_PER_PIXEL
+    work = n * ws * hs * bytes_per_pixel + sum(w * h for w, h in sizes) * OUTPUT_BYTES_PER_PIXEL
     what = f"{n} {noun}{'s' if n != 1 else ''} of {ws}x{hs} working pixels" if n > 1 else f"a {ws}x{hs} working {noun}"
     return Work(int(work), what, "short_side (or particles)" if n > 1 else "short_side")

@@ -99,7 +99,7 @@ def run(
     # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own suggestions are known.
     # Time is checked with the steps the person set, or the paper's at most: the prior may suggest more than the
     # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, cls.spec.steps(settings))
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, cls.spec.steps(settings), prior_name)
     t0 = time.perf_counter()
     clock = _StepClock()
     work = None
@@ -112,7 +112,7 @@ def run(
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
         t_load = time.perf_counter() - t0
         settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
-        work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings))
+        work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings), prior_name)
         notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
         if notice:
             yield Progress(step=0, total=0, message=notice)
@@ -138,7 +138,7 @@ def run(
             from None
     if result is None:
         raise RunError(f"{key} finished without a result")
-    measured = clock.timing(work.bytes if work is not None else 0)
+    measured = clock.timing(work.units if work is not None else 0)
     where = prior_obj.device if prior_obj is not None else resolve_device(device)
     timing.record(key, prior_name, where, measured)
     meta = {
@@ -198,14 +198,18 @@ def work_of(cls, settings, inputs: list[str], prior_obj) -> budget.Work | None:
     return None if estimate is None else estimate(settings, inputs, budget.facts(prior_obj))
 
 
-def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None) -> budget.Work | None:
+def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None,
+               prior_name: str | None = None) -> budget.Work | None:
     """`work_of` against the budget: an InputError naming the setting to lower; the work, for the run's timing.
-    steps: for the time estimate (None: the backend decides, at most the paper's 2000)."""
+    steps: for the time estimate (None: the backend decides, at most the paper's 2000). Time is the expectation
+    shown beside Run (`timing.expect`, from the recorded runs) where there is a record, else the budget's rule."""
     work = work_of(cls, settings, inputs, prior_obj)
     if work is not None:
         loaded = prior_obj is not None and not isinstance(prior_obj, catalog.Entry)
         where = prior_obj.device if loaded else resolve_device(device)
-        budget.check(work, where, where=cls.key, steps=steps or 2000)
+        expected = timing.expect(cls.key, prior_name, where, steps or 2000, work.units)
+        seconds = expected.seconds if expected is not None and expected.source != "rough" else None
+        budget.check(work, where, where=cls.key, steps=steps or 2000, seconds=seconds)
     return work
 
 
@@ -224,7 +228,8 @@ def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | Non
         work = work_of(cls, resolved, paths, entry) if paths or cls.spec.inputs.min == 0 else None
     except InputError:
         work = None
-    return timing.expect(key, prior_name, device, cls.spec.steps(settings), work.bytes if work else None)
+    # the steps of the resolved settings: the profile's (svg/csd: 60 with icons), not the record's
+    return timing.expect(key, prior_name, device, cls.spec.steps(resolved), work.units if work else None)
 
 
 class _StepClock:

@@ -6,8 +6,10 @@ here (`record`); `expect` then predicts a run from the latest record of the same
 
     seconds = setup_s + steps * step_s * work / work_ref
 
-where `work` is the budget's estimate of the run's working set (`cls.estimate`, bytes: it grows with paths, canvas
-size, particles and input size) and `work_ref` the recorded run's. Before any run on this machine, the records are
+where `work` is the budget's estimate of the run's working set (`cls.estimate`'s `Work.units`: bytes, which grow
+with paths, canvas size, particles and input size, or the backend's own `effort` where memory is not what its time
+follows) and `work_ref` the recorded run's. A run recorded without steps (all setup) is scaled whole by the work.
+The runner's time budget check uses this same expectation. Before any run on this machine, the records are
 those `python -m benchmarks.calibrate_time` measured on the reference machine (a 2-core CPU; `REFERENCE`), and the
 expectation says so. Without any record, the budget's own rule (steps x work / throughput) gives a rough figure.
 The model is linear in steps and in work: it is a guide for a person deciding whether to wait, not a promise (the
@@ -137,8 +139,10 @@ def expect(key: str, prior: str | None, device: Any, steps: int | None, work: in
             return None
         return Expectation(steps * work / budget.THROUGHPUT[kind], steps, "rough")
     timing, source = found
-    steps = int(steps or timing.steps) if timing.steps else 0  # a run without steps is all setup
     scale = work / timing.work if work and timing.work else 1.0
+    if not timing.steps:  # a run without steps (raster-then-vectorize's samples and trace) is all setup: it scales
+        return Expectation(timing.setup_s * scale, 0, source)  # with the work (its `effort`: k x sample_steps)
+    steps = int(steps or timing.steps)
     return Expectation(timing.setup_s + steps * timing.step_s * scale, steps, source)
 
 

@@ -67,7 +67,7 @@ class _PanoramaEdit(csd.EditBackend):
 
         size = budget.image_size(inputs[0])
         budget.check_aspect(size, "panorama image")
-        return budget.edit_work([size], s.short_side or 512, facts, "image")
+        return budget.edit_work([size], s.short_side or 512, facts, "image", budget.PANORAMA_BYTES_PER_PIXEL)
 
     def load(self, s: PanoramaSettings, prior, inputs):
         image = media.image(inputs[0])

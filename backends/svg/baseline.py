@@ -21,6 +21,9 @@ from ..types import Result
 from .init import VECTORIZERS, reading_notes, sample_rank_vectorize
 from .painting import export_rasters, export_svg, resize_to
 from .distill import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
+from .vectorize import live_steps
+
+SAMPLE_STEPS = 50  # DDIM steps of a sample when the setting is left to the prior (Stable Diffusion's)
 
 
 @dataclass
@@ -60,12 +63,19 @@ class RasterThenVectorize:
     @classmethod
     def estimate(cls, s: RasterThenVectorizeSettings, inputs, facts):
         """The work budget's estimate (see `backends.budget`): the vectorization of one sample at live_size with
-        all paths at full-canvas tiles (`cost.fit_bytes`), plus the K samples at the prior's size."""
+        all paths at full-canvas tiles (`cost.fit_bytes`), plus the K samples at the prior's size. Its effort (what
+        the time follows, `backends.timing`): k x sample_steps prior calls on a sample, plus the vectorize stage
+        (LIVE: its steps over the fit's bytes; trace: about one sample's worth)."""
 
         side = s.live_size or 256
-        samples = s.k * 3 * facts.native_size ** 2 * 4 * 4
-        return budget.Work(cost.fit_bytes(s.paths, side, side) + samples,
-                           f"{s.paths} paths at {side}x{side} after {s.k} samples", "paths or live_size (or k)")
+        sample = 3 * facts.native_size ** 2 * 4
+        samples = s.k * sample * 4
+        fit = cost.fit_bytes(s.paths, side, side)
+        vectorize = live_steps(s.paths, s.iters or 100) * fit if s.vectorizer == "live" else SAMPLE_STEPS * sample
+        effort = s.k * (s.sample_steps or SAMPLE_STEPS) * sample + vectorize
+        return budget.Work(fit + samples, f"{s.paths} paths at {side}x{side} after {s.k} samples of "
+                           f"{s.sample_steps or SAMPLE_STEPS} steps", "paths or live_size (or k, sample_steps)",
+                           effort=int(effort))
 
     def run(self, s: RasterThenVectorizeSettings, *, prior, inputs, out_dir):
         suffix = STYLES["iconography"].suffix if s.suffix is None else s.suffix
