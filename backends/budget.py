@@ -198,7 +198,8 @@ def check(work: Work, device: Any = None, *, where: str = "", steps: int | None 
     if seconds is None:
         seconds = (steps or 0) * work.bytes / THROUGHPUT[kind]
     if seconds > time_budget_s():
-        raise InputError(f"{head}{steps or 'its'} steps over {work.what} would take about {seconds / 3600:.1f} hours on this "
+        raise InputError(f"{head}{f'{steps} steps over ' if steps else ''}{work.what} would take about "
+                         f"{seconds / 3600:.1f} hours on this "
                          f"{'GPU' if kind == 'cuda' else 'CPU'}, more than DISTILL_TIME_BUDGET "
                          f"({time_budget_s():.0f} s); lower {work.lower} or steps.")
 

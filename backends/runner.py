@@ -209,7 +209,8 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
         where = prior_obj.device if loaded else resolve_device(device)
         expected = timing.expect(cls.key, prior_name, where, steps or 2000, work.units)
         seconds = expected.seconds if expected is not None and expected.source != "rough" else None
-        budget.check(work, where, where=cls.key, steps=steps or 2000, seconds=seconds)
+        budget.check(work, where, where=cls.key, steps=expected.steps if seconds is not None else steps or 2000,
+                     seconds=seconds)  # a record without steps (all setup) names no steps
     return work
 
 
