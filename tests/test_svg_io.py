@@ -315,8 +315,8 @@ def test_the_fidelity_corpus_imports_without_warnings():
 def test_malformed_path_data_is_drawn_up_to_the_error_and_warned_about():
     scene = svg_to_scene(_svg('<path d="M10 10 L90 10 L90 90 Z"/><path d="M10 10 L50 50 L 60 oops 70 L 1 1"/>'))
     assert len(scene.shapes) == 2                                        # the part before the error is kept
-    assert scene.warnings == ["1 path has malformed data (d) and was drawn up to the first error, as the SVG "
-                              "spec says."]
+    assert scene.warnings == ["1 path has malformed data (d) and was drawn up to the first error (the first "
+                              "after 'M10 10 L50 50 L 60'), as the SVG spec says."]
 
 
 def test_lengths_in_an_unknown_unit_are_warned_about_by_their_text():

@@ -825,8 +825,6 @@ _NOTES = {
     "style": lambda n: f"{_plural(n, '<style> sheet was', '<style> sheets were')} ignored (only attributes and "
                        'style="..." are read).',
     "script": lambda n: f"{_plural(n, '<script> element was', '<script> elements were')} ignored (never run).",
-    "path-data": lambda n: f"{_plural(n, 'path has', 'paths have')} malformed data (d) and "
-                           f"{'was' if n == 1 else 'were'} drawn up to the first error, as the SVG spec says.",
     "animation": lambda n: f"{_plural(n, 'animation element was', 'animation elements were')} ignored; the static "
                            "picture is drawn.",
 }
@@ -872,6 +870,10 @@ class _Builder:
             elif key.startswith("skip:"):
                 tag = key[5:]
                 out.append(f"{_plural(n, f'<{tag}> element was', f'<{tag}> elements were')} skipped.")
+            elif key == "path-data":
+                out.append(f"{_plural(n, 'path has', 'paths have')} malformed data (d) and "
+                           f"{'was' if n == 1 else 'were'} drawn up to the first error (the first after "
+                           f"{self.path_error_at!r}), as the SVG spec says.")
             elif key in _NOTES:
                 out.append(_NOTES[key](n))
         if self.lengths:
@@ -1092,6 +1094,9 @@ class _Builder:
             errors = []
             subpaths = parse_path_data(g("d") or "", self.budget, errors)
             if errors:
+                if "path-data" not in self.notes:           # where the first one broke, so it can be found
+                    head = " ".join((g("d") or "")[:errors[0]].split())
+                    self.path_error_at = head if len(head) <= 40 else "..." + head[-37:]
                 self._note("path-data")
             return subpaths
         if tag == "rect":
