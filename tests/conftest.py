@@ -17,7 +17,8 @@ torch.set_num_threads(1)
 # `bash scripts/test.sh -m "not slow"` runs the core suite quickly while developing. CI runs everything.
 SLOW_MODULES = {"test_browser", "test_first_contact", "test_page_layout", "test_text_to_svg_browser", "test_client",
                 "test_fresh_install", "test_gpu_check", "test_gpu_speed", "test_eval_icons", "test_eval_text_to_svg",
-                "test_eval_csd_edit", "test_cli", "test_svg_bounds", "test_trace"}
+                "test_eval_csd_edit", "test_cli", "test_svg_bounds", "test_trace", "test_run_bounds", "test_cli_signals",
+                "test_examples_browser"}
 
 
 def pytest_collection_modifyitems(config, items):

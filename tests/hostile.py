@@ -336,7 +336,7 @@ RUN_CASES: list[RunCase] = [
             env={"DISTILL_MEMORY_BUDGET": "1gb"}),
     # time: every stage counted
     RunCase("vectorize_schedule_1_iters_5000", "svg/vectorize", {"schedule": 1, "iters": 5000}, ("photo.png",),
-            "would take about"),
+            "would take about", env={"DISTILL_TIME_BUDGET": "120"}),  # 165,000 steps: about 43 min, counted
     RunCase("sample_then_vectorize_64_by_1000", "svg/raster-then-vectorize",
             {"prompt": "a fox", "k": 64, "sample_steps": 1000}, expect="would take about", prior="icons",
             env={"DISTILL_TIME_BUDGET": "120"}),
