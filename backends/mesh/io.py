@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
+from ..files import atomic_path
 from ..media import _central_directory, _pillow_pixel_limit
 from ..validate import MB, _fail, _label, _quote, _size
 
@@ -108,9 +109,11 @@ def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tupl
                                                    metallicFactor=0.0, roughnessFactor=1.0)
     visual = trimesh.visual.TextureVisuals(uv=mesh.uv, material=material)
     tm = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, visual=visual, process=False)
-    tm.export(path, file_type="glb")
     png = os.path.splitext(path)[0] + ".png"
-    image.save(png)
+    with atomic_path(path) as tmp:  # an interrupted run leaves no file that looks finished
+        tm.export(tmp, file_type="glb")
+    with atomic_path(png) as tmp:
+        image.save(tmp)
     return path, png
 
 

@@ -11,9 +11,11 @@ and the work is the sum of the triangles' box areas: a 20k-triangle mesh at 256 
 pairs a view. Triangles are processed in chunks of at most MAX_PAIRS pairs so a mesh of huge triangles costs
 time, not memory, and a call that would test more than MAX_TOTAL_PAIRS pairs is refused before any. UVs are interpolated perspective-correctly (barycentrics divided by depth).
 
-`fit_texture` fits a change to the source texture as a pyramid (`fit_levels`): views of 256 px look up only
-some texels of a large texture, and a change fitted at the texture's own size alone leaves the texels between
-as they were (a speckled edit); the pyramid's coarse layers carry the change across them.
+`fit_texture` fits a change to the source texture as a pyramid (`fit_levels`) whose finest layer has about the
+views' own resolution (the mipmap rule): views of 128 px look up only some texels of a 512 px texture, each view
+its own, and a change fitted texel by texel left the texels between as they were (a speckled edit) and met views
+that disagree each on texels of its own (a patchwork); the pyramid's coarse layers carry the change across
+texels no pixel looks up.
 
 The shade is Lambert from the face normal (flat, so shape reads) under a light fixed to the camera, above and
 to the left of the viewer: every view lights what it sees, so no face is dark in every view.
@@ -75,18 +77,30 @@ class Raster:
     def size(self) -> tuple[int, int]:
         return tuple(self.mask.shape[1:])
 
+    def views(self, index) -> "Raster":
+        """The raster of some of its views (an index, a slice or a list of view numbers)."""
+        return Raster(self.uv[index], self.mask[index], self.shade[index], self.face[index], self.atlas)
 
-def orbit(mesh: Mesh, n: int, elevation: float = 20.0, fov: float = 40.0, start: float = 0.0) -> list[Camera]:
+    def to(self, device) -> "Raster":
+        """This raster on `device` (render moves it per call otherwise: a copy every step of a fit)."""
+        return Raster(*(None if t is None else t.to(device) for t in (self.uv, self.mask, self.shade, self.face,
+                                                                        self.atlas)))
+
+
+def orbit(mesh: Mesh, n: int, elevation: float = 20.0, fov: float = 40.0, start: float = 0.0, swing: float = 0.0
+          ) -> list[Camera]:
     """`n` cameras evenly around the mesh's bounding box, `elevation` degrees above its centre, the first at
-    azimuth `start` degrees (on +z, looking toward -z, at 0), far enough that the box's bounding sphere fits."""
+    azimuth `start` degrees (on +z, looking toward -z, at 0), far enough that the box's bounding sphere fits.
+    swing: the cameras alternate `swing` degrees below and above `elevation` (the first below), so a few views
+    see both the tops and the lower sides; elevations are kept within 85 degrees of the horizon."""
     lo, hi = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
     centre = (lo + hi) / 2.0
     radius = max(float(np.linalg.norm(hi - lo)) / 2.0, 1e-6)
     distance = 1.1 * radius / math.sin(math.radians(fov) / 2.0)
     up = np.array([0.0, 1.0, 0.0])
-    el = math.radians(elevation)
     cameras = []
     for k in range(n):
+        el = math.radians(min(85.0, max(-85.0, elevation + (swing if k % 2 else -swing))))
         az = math.radians(start + 360.0 * k / n)
         direction = np.array([math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)])
         cameras.append(Camera(centre + distance * direction, centre.astype(np.float64), up, fov))
@@ -166,22 +180,38 @@ def rasterize_triangles(pix: np.ndarray, depth: np.ndarray, height: int, width: 
     return face_out.reshape(height, width), bary_out.reshape(height, width, 3)
 
 
-def rasterize(mesh: Mesh, cameras: list[Camera], size: int | tuple[int, int] = 256, near: float = 1e-3) -> Raster:
-    """Rasterize `mesh` once per camera at `size` (pixels, or (H, W)). Triangles with a corner closer than
-    `near` (or behind the camera) are dropped, not clipped: orbit cameras never come that close."""
-    height, width = (size, size) if isinstance(size, int) else size
-    projected = []
+def _projected(mesh: Mesh, cameras: list[Camera], height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per camera: the triangles' corner pixels (F, 3, 2) and depths (F, 3)."""
+    out = []
     for cam in cameras:
         pix, z = project(cam, mesh.vertices.astype(np.float64), height, width)
-        projected.append((pix[mesh.faces], z[mesh.faces]))
-    # the work is the triangles' box areas; measured first so a mesh of many screen-filling triangles is refused
-    # in a sentence instead of rasterizing for an hour
+        out.append((pix[mesh.faces], z[mesh.faces]))
+    return out
+
+
+def check_drawable(mesh: Mesh, cameras: list[Camera], size: int | tuple[int, int], near: float = 1e-3,
+                   projected=None) -> int:
+    """The pixel tests `rasterize` would make (the triangles' pixel boxes over all views), or an InputError of one
+    sentence when they are over MAX_TOTAL_PAIRS: measured first, so a mesh of many screen-filling triangles is
+    refused at once instead of rasterizing for an hour. Cheap (no pixel is tested): backends call it before any
+    model loads, for every camera set they will draw."""
+    height, width = (size, size) if isinstance(size, int) else size
+    projected = projected if projected is not None else _projected(mesh, cameras, height, width)
     pairs = sum(int(_boxes(p[(z > near).all(1)], height, width)[-1].sum()) for p, z in projected)
     if pairs > MAX_TOTAL_PAIRS:
         named = f" {mesh.name}" if mesh.name else ""
         raise InputError(f"The mesh{named} is too heavy to draw: its triangles cover {pairs:,} pixel tests over "
                          f"{len(cameras)} views at {width}x{height}; at most {MAX_TOTAL_PAIRS:,} are allowed "
                          "(use fewer views, a smaller size, or a mesh with fewer large overlapping triangles).")
+    return pairs
+
+
+def rasterize(mesh: Mesh, cameras: list[Camera], size: int | tuple[int, int] = 256, near: float = 1e-3) -> Raster:
+    """Rasterize `mesh` once per camera at `size` (pixels, or (H, W)). Triangles with a corner closer than
+    `near` (or behind the camera) are dropped, not clipped: orbit cameras never come that close."""
+    height, width = (size, size) if isinstance(size, int) else size
+    projected = _projected(mesh, cameras, height, width)
+    check_drawable(mesh, cameras, (height, width), near, projected)
     tri_world = mesh.vertices[mesh.faces].astype(np.float64)  # (F, 3, 3)
     normals = np.cross(tri_world[:, 1] - tri_world[:, 0], tri_world[:, 2] - tri_world[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-20)
@@ -230,8 +260,9 @@ def render(texture: torch.Tensor, raster: Raster, background: float | torch.Tens
 
 def seen_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
     """(Ht, Wt) bool: texels some covered pixel's bilinear lookup touches, i.e. where `render` has a gradient."""
-    probe = torch.zeros(*shape, 3, requires_grad=True)
-    render(probe + 1.0, raster, 0.0).sum().backward()
+    with torch.enable_grad():
+        probe = torch.zeros(*shape, 3, device=raster.uv.device, requires_grad=True)
+        render(probe + 1.0, raster, 0.0).sum().backward()
     return probe.grad.abs().sum(-1) > 0
 
 
@@ -243,46 +274,62 @@ def visible_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
     if raster.atlas is None:
         return seen
     height, width = shape
-    shown = torch.unique(raster.face[raster.face >= 0]).numpy()
-    tri = raster.atlas.numpy()[shown].astype(np.float64)
+    shown = torch.unique(raster.face[raster.face >= 0]).cpu().numpy()
+    tri = raster.atlas.cpu().numpy()[shown].astype(np.float64)
     pix = np.stack([tri[..., 0] * width, (1.0 - tri[..., 1]) * height], axis=-1)  # v up, row 0 at the top
     face, _ = rasterize_triangles(pix, np.ones(tri.shape[:2]), height, width)
-    inside = torch.from_numpy(face >= 0) | seen  # a sliver thinner than a texel covers no texel centre
+    inside = torch.from_numpy(face >= 0).to(seen.device) | seen  # a sliver thinner than a texel covers no texel centre
     return F.max_pool2d(inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
 
 
-def fit_levels(raster: Raster, shape: tuple[int, int], coverage: float = 0.75, smallest: int = 4
-               ) -> list[tuple[int, int]]:
-    """The texture sizes `fit_texture` fits a change at, finest first: halvings of `shape` from the finest at
-    which the views' lookups touch at least `coverage` of the visible texels, down to `smallest` texels a side.
+def texels_per_pixel(raster: Raster, shape: tuple[int, int]) -> float:
+    """How many texels of a (Ht, Wt) texture one pixel step crosses, the median over covered pixels: the mipmap
+    rule's rho, max(|d(uv)/dx|, |d(uv)/dy|) in texels, from neighbouring pixels on one triangle (any neighbours
+    when no triangle spans two pixels)."""
+    uv = raster.uv * torch.tensor([shape[1], shape[0]], dtype=raster.uv.dtype, device=raster.uv.device)
+    face = torch.where(raster.mask, raster.face, -1)
+    dx = (uv[:, :-1, 1:] - uv[:, :-1, :-1]).norm(dim=-1)
+    dy = (uv[:, 1:, :-1] - uv[:, :-1, :-1]).norm(dim=-1)
+    here = face[:, :-1, :-1]
+    same = (here >= 0) & (face[:, :-1, 1:] == here) & (face[:, 1:, :-1] == here)
+    if not bool(same.any()):
+        same = (here >= 0) & (face[:, :-1, 1:] >= 0) & (face[:, 1:, :-1] >= 0)
+    if not bool(same.any()):
+        return 1.0
+    return float(torch.maximum(dx, dy)[same].median())
 
-    Why not the texture's own size: views of 256 px rarely sample every texel of a 512 or 2048 px texture, and a
-    fit there changes only the texels some pixel looked up; the texels between keep the source, and the edited
-    texture is speckled (on the example house at 8 x 128 px, 71% of the visible texels are looked up at 512, all
-    but a few at 128)."""
-    levels, finest = [], None
+
+def fit_levels(raster: Raster, shape: tuple[int, int], smallest: int = 4) -> list[tuple[int, int]]:
+    """The texture sizes `fit_texture` fits a change at, finest first: halvings of `shape` from the one at which
+    a pixel step of the views crosses about one texel (`texels_per_pixel`, the mipmap rule), down to `smallest`
+    texels a side.
+
+    Why not the texture's own size: views of 128 px cross 4 texels of a 512 px texture a pixel, so each view looks
+    up only some of its texels, and different views different ones. A fit there met each view on texels of its own:
+    the texels between kept the source (a speckled edit), and views that disagree (one tinted violet, one teal)
+    were all met, each on its own texels, a patchwork that looked right only from the cameras fitted. At the views'
+    own resolution every texel a view shows is seen by its pixels, and views that see one texel must agree on it."""
+    rho = texels_per_pixel(raster, shape)
+    skip = max(0, round(math.log2(rho))) if rho > 1.0 else 0
+    levels = []
     height, width = shape
-    while True:
-        if finest is None:
-            visible = visible_texels(raster, (height, width)).sum()
-            seen = seen_texels(raster, (height, width)).sum()
-            if seen >= coverage * visible or min(height, width) <= smallest:
-                finest = (height, width)
-        if finest is not None:
+    for k in range(64):
+        if k >= skip or min(height, width) <= smallest:
             levels.append((height, width))
         if min(height, width) <= smallest:
             return levels
         height, width = max(1, (height + 1) // 2), max(1, (width + 1) // 2)
+    return levels
 
 
 def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps: int = 200, lr: float = 0.02,
-                coverage: float = 0.75) -> tuple[torch.Tensor, float]:
+                ) -> tuple[torch.Tensor, float]:
     """The texture whose renders through `raster` best match `targets` ((N, 3, H, W) in [0, 1]) in least squares
     over covered pixels, and the residual: the RMS over covered pixels and channels of its renders against
     `targets`.
 
     What is fitted is a change to `init` ((Ht, Wt, 3) in [0, 1]), as a pyramid: one zero-started layer per size
-    of `fit_levels(raster, init's size, coverage)`, each upsampled bilinearly to the next and summed, by Adam.
+    of `fit_levels(raster, init's size)`, each upsampled bilinearly to the next and summed, by Adam.
     The coarse layers carry a change across the texels no pixel looks up, the finest carries the detail the views
     resolve, and the source's finer detail stays. The result is clamped to [0, 1], and only `visible_texels`
     change: the texels of triangles no view shows keep their `init` values."""
@@ -292,7 +339,7 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
     count = max(float(weight.sum()) * targets.shape[1], 1.0)
     shape = tuple(init.shape[:2])
     layers = [torch.zeros(1, 3, h, w, device=init.device, dtype=init.dtype, requires_grad=True)
-              for h, w in fit_levels(raster, shape, coverage)]
+              for h, w in fit_levels(raster, shape)]
     base = init.detach().permute(2, 0, 1).unsqueeze(0)
 
     def texture() -> torch.Tensor:
@@ -304,14 +351,42 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
         return (base + change)[0].permute(1, 2, 0)
 
     opt = torch.optim.Adam(layers, lr=lr)
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        diff = (render(texture(), raster, 0.0) - targets) * weight
-        (diff.pow(2).sum() / count).backward()
-        opt.step()
+    with torch.enable_grad():  # also when called from a loop that runs under no_grad
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            diff = (render(texture(), raster, 0.0) - targets) * weight
+            (diff.pow(2).sum() / count).backward()
+            opt.step()
     visible = visible_texels(raster, shape).to(init.device).unsqueeze(-1)
     with torch.no_grad():
         result = torch.where(visible, texture().clamp(0.0, 1.0), init)
-        diff = (render(result, raster, 0.0) - targets) * weight
-        residual = float((diff.pow(2).sum() / count).sqrt())
-    return result.detach(), residual
+    return result.detach(), residual(result, raster, targets)
+
+
+def residual(texture: torch.Tensor, raster: Raster, targets: torch.Tensor) -> float:
+    """The RMS, over covered pixels and channels, of `texture`'s renders through `raster` against `targets`."""
+    with torch.no_grad():
+        weight = raster.mask.to(texture.device, texture.dtype).unsqueeze(1)
+        diff = (render(texture, raster, 0.0) - targets.to(texture.device, texture.dtype)) * weight
+        return float((diff.pow(2).sum() / max(float(weight.sum()) * targets.shape[1], 1.0)).sqrt())
+
+
+def held_out_residual(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps: int = 200) -> float:
+    """How well one texture fitted to half the views predicts the other half: two fits (on the even views, on the
+    odd ones), each measured on the views it did not see; the RMS over those views' covered pixels and channels.
+
+    Why not the fit's own residual: a texture has more texels than views have pixels, and views that disagree
+    (one tinted blue, its neighbour violet) are each met on the texels only they look up; the fit's residual stays
+    low while the texture is a patchwork. Texels the other half never shows keep `init`, so a view's own side
+    (a face only it sees) counts as unedited: compare methods on the same cameras."""
+    n = targets.shape[0]
+    if n < 2:
+        raise ValueError("held_out_residual needs at least 2 views")
+    total, pixels = 0.0, 0.0
+    for fit_on, test_on in ((slice(0, n, 2), slice(1, n, 2)), (slice(1, n, 2), slice(0, n, 2))):
+        texture, _ = fit_texture(targets[fit_on], raster.views(fit_on), init, steps=steps)
+        test = raster.views(test_on)
+        covered = float(test.mask.sum()) * targets.shape[1]
+        total += residual(texture, test, targets[test_on]) ** 2 * covered
+        pixels += covered
+    return (total / max(pixels, 1.0)) ** 0.5
