@@ -50,14 +50,16 @@ class Result:
 
 
 # ---- what a backend takes: its spec, read by the runner, the CLI, the budget and the app ----
-INPUT_KINDS = ("image", "images", "video", "svg")
-INPUT_NOUNS = {"image": "an image", "images": "the views (images or a zip)", "video": "a video", "svg": "an SVG file"}
+INPUT_KINDS = ("image", "images", "video", "svg", "mesh")
+INPUT_NOUNS = {"image": "an image", "images": "the views (images or a zip)", "video": "a video", "svg": "an SVG file",
+               "mesh": "a textured mesh (.glb, or a zipped .obj)"}
 
 
 @dataclass(frozen=True)
 class Inputs:
     """The input files a backend takes: their kind ("none" or one of INPUT_KINDS) and how many (min..max; max None:
-    any number). Declared on a backend as a word: "none", "image", "images", "video", "svg", or "image?" (optional)."""
+    any number). Declared on a backend as a word: "none", "image", "images", "video", "svg", "mesh", or "image?"
+    (optional)."""
 
     kind: str
     min: int

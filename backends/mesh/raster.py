@@ -9,7 +9,10 @@ pair is laid out in one flat array, tested by edge functions, and the nearest hi
 on (pixel, depth). No compiler is needed (no nvdiffrast, no CUDA, no C extension to build), it runs on any CPU,
 and the work is the sum of the triangles' box areas: a 20k-triangle mesh at 256 px is a few hundred thousand
 pairs a view. Triangles are processed in chunks of at most MAX_PAIRS pairs so a mesh of huge triangles costs
-time, not memory, and a call that would test more than MAX_TOTAL_PAIRS pairs is refused before any. UVs are interpolated perspective-correctly (barycentrics divided by depth).
+time, not memory, and a call that would test more than MAX_TOTAL_PAIRS pairs is refused before any. UVs are
+interpolated perspective-correctly (barycentrics divided by depth). Measured on 2 CPU cores (benchmarks/mesh_raster):
+20,480 triangles, 8 views at 256 px in about 0.5 s. trimesh's ray casting was the other candidate without a
+compiler; without embree it needs the rtree package (not a dependency here) and casts ray by ray.
 
 `fit_texture` fits a change to the source texture as a pyramid (`fit_levels`) whose finest layer has about the
 views' own resolution (the mipmap rule): views of 128 px look up only some texels of a 512 px texture, each view

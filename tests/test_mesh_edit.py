@@ -1,0 +1,70 @@
+"""views3d/csd-edit-mesh and views3d/per-view-mesh: a textured mesh in, the edited mesh out, on the offline
+`edits` prior. The backends are registered for these tests only: the app's views3d tab has no mesh upload yet."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import backends
+from backends.errors import InputError
+from backends.mesh import load_mesh
+
+EXAMPLE_HOUSE = Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb"
+SMALL = {"steps": 4, "every": 2, "sync_every": 2, "short_side": 32, "particles": 4, "fit_steps": 10,
+         "turntable_frames": 4, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def mesh_backends():
+    from backends import registry
+    from backends.csd_edit import mesh
+
+    classes = (mesh.MeshCSDEdit, mesh.MeshPerView)
+    for cls in classes:  # imported once per process: registered by the import the first time only
+        registry._registry[cls.key] = cls
+    yield mesh
+    for cls in classes:
+        registry._registry.pop(cls.key, None)
+
+
+@pytest.mark.parametrize("key", ["views3d/csd-edit-mesh", "views3d/per-view-mesh"])
+def test_a_mesh_run_writes_the_edited_mesh_its_texture_a_turntable_and_its_fit_residuals(mesh_backends, key,
+                                                                                         tmp_path):
+    result = backends.run_to_end(key, {**SMALL, "prompt": "make it night"}, prior="edits",
+                                 inputs=[str(EXAMPLE_HOUSE)], out_dir=tmp_path)
+    assert set(result.files) == {"glb", "texture", "gif", "mp4", "zip", "comparison", "json"}
+    source, edited = load_mesh(EXAMPLE_HOUSE), load_mesh(result.files["glb"])
+    assert len(edited.faces) == len(source.faces) and np.allclose(edited.vertices, source.vertices, atol=1e-6)
+    assert edited.texture.shape == source.texture.shape
+    # night darkens the texels the views show (about 40% of the atlas); the floor, which no view shows, keeps its
+    # colours
+    changed = (edited.texture - source.texture).abs().sum(-1) > 0.02
+    assert 0.2 < float(changed.float().mean()) < 0.6
+    assert float(edited.texture[changed].mean()) < float(source.texture[changed].mean()) - 0.05
+    assert torch.allclose(edited.texture[256:384, 0:128], source.texture[256:384, 0:128], atol=1 / 255 + 1e-6)
+    meta = json.loads((tmp_path / "result.json").read_text())
+    found = meta["metrics"]
+    assert 0 < found["fit_residual"] < 0.2 and 0 < found["held_out_residual"] < 0.3
+    assert len(meta["sync_residuals"]) == 1  # steps 4, a carry every 2: at step 2 (the last fit makes the texture)
+    assert meta["triangles"] == len(source.faces) and meta["texture_size"] == [512, 512]
+
+
+def test_a_mesh_the_run_cannot_read_is_refused_before_the_prior_loads(mesh_backends, tmp_path, monkeypatch):
+    from backends import runner
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the prior was loaded")
+
+    monkeypatch.setattr(runner, "load_prior", no_load)
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(photo)
+    with pytest.raises(InputError, match=r"^The file 'photo.png' is not a mesh this app reads; upload .*\.$"):
+        backends.run_to_end("views3d/csd-edit-mesh", {**SMALL, "prompt": "make it night"}, prior="edits",
+                            inputs=[str(photo)], out_dir=tmp_path / "out")
+    with pytest.raises(InputError, match="takes exactly one input"):
+        backends.run_to_end("views3d/csd-edit-mesh", {**SMALL, "prompt": "make it night"}, prior="edits",
+                            inputs=[str(EXAMPLE_HOUSE)] * 2, out_dir=tmp_path / "out")
