@@ -60,6 +60,10 @@ def test_cube_faces_render_their_colours_where_the_camera_sees_them():
         assert torch.allclose(views[0, :, y, x] / shade, torch.from_numpy(COLORS[k]), atol=1e-4)
     seen = {int(f) // 2 for f in raster.face[0][raster.mask[0]]}
     assert seen == {0, 2, 4}
+    # the light is on the viewer's side: a face looking at the camera is lit, not left at the ambient level
+    # (a sign slip once lit every visible face from behind: all at 0.35-0.58, the views a dim grey)
+    ahead = rasterize(mesh, [Camera(np.array([0.0, 0.0, 3.0]), np.zeros(3), np.array([0.0, 1.0, 0.0]))], 32)
+    assert float(ahead.shade[0, 16, 16]) > 0.85
 
 
 def test_texture_gradient_only_on_texels_some_view_sees():
@@ -88,7 +92,7 @@ def test_fit_texture_recovers_a_known_texture_and_keeps_unseen_texels():
 
 def test_a_fit_from_views_coarser_than_the_texture_changes_whole_surfaces_not_speckles():
     # 8 views of 64 px look up a fraction of the house's 512x512 texels; fitted at that size alone, the texels
-    # between kept the source's colours (held-out RMS 0.077 against 0.108 for the unedited texture)
+    # between kept the source's colours (held-out RMS 71% of the unedited texture's; now 17%)
     mesh = load_mesh(EXAMPLE_HOUSE)
     truth = mesh.texture[..., [2, 1, 0]]  # an edit known everywhere: red and blue swapped
     raster = rasterize(mesh, orbit(mesh, 8), 64)
@@ -97,7 +101,7 @@ def test_a_fit_from_views_coarser_than_the_texture_changes_whole_surfaces_not_sp
     covered = held_out.mask.unsqueeze(1).float()
     rms = lambda tex: float((((render(tex, held_out) - render(truth, held_out)) * covered).pow(2).sum()
                              / (3 * covered.sum())).sqrt())
-    assert residual < 0.02 and rms(texture) < 0.035 and rms(mesh.texture) > 0.1
+    assert residual < 0.045 and rms(texture) < 0.06 and rms(mesh.texture) > 0.2  # measured: 0.036, 0.044, 0.258
     assert torch.equal(texture[256:384, 0:128], mesh.texture[256:384, 0:128])  # the floor: no view shows it
 
 
@@ -113,8 +117,8 @@ def test_the_held_out_residual_tells_views_that_disagree_from_views_that_agree()
            (("agree", agree), ("disagree", disagree))}
     held = {name: held_out_residual(views, raster, mesh.texture, steps=60) for name, views in
             (("agree", agree), ("disagree", disagree))}
-    assert fit["agree"] < 0.02 and fit["disagree"] > 0.03  # measured: 0.017 and 0.035
-    assert held["agree"] < 0.03 and held["disagree"] > 0.05  # measured: 0.022 and 0.069
+    assert fit["agree"] < 0.045 and fit["disagree"] > 0.06  # measured: 0.037 and 0.069
+    assert held["agree"] < 0.065 and held["disagree"] > 0.12  # measured: 0.050 and 0.153
 
 
 def test_glb_round_trip_keeps_geometry_and_texture(tmp_path):
@@ -201,6 +205,27 @@ def test_a_mesh_too_heavy_to_draw_is_refused_before_rasterizing():
                 torch.zeros(4, 4, 3), name="'scribble.glb'")
     with pytest.raises(InputError, match=r"^The mesh 'scribble.glb' is too heavy to draw: .*\.$"):
         rasterize(mesh, orbit(mesh, 8), 256)
+
+
+def test_a_glb_of_several_textured_parts_keeps_each_part_s_colours(tmp_path):
+    import trimesh
+
+    parts = []
+    for k, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        box = trimesh.creation.box()
+        box.apply_translation([1.5 * k, 0.0, 0.0])
+        uv = np.random.default_rng(k).uniform(0.1, 0.9, (len(box.vertices), 2))
+        material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.new("RGB", (64, 32), colour),
+                                                       baseColorFactor=[255, 255, 255, 255])
+        box.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        parts.append(box)
+    trimesh.Scene(parts).export(tmp_path / "two.glb")
+    mesh = load_mesh(tmp_path / "two.glb")  # one atlas; trimesh's own packing turned both textures black
+    assert len(mesh.faces) == 24
+    raster = rasterize(mesh, orbit(mesh, 1, elevation=0.0), 64)
+    left, right = (render(mesh.texture, raster, 1.0)[0, :, 32, x] / raster.shade[0, 32, x] for x in (16, 48))
+    assert torch.allclose(left, torch.tensor([1.0, 0.0, 0.0]), atol=0.02)
+    assert torch.allclose(right, torch.tensor([0.0, 0.0, 1.0]), atol=0.02)
 
 
 def test_a_zipped_obj_with_its_mtl_and_texture_loads(tmp_path):

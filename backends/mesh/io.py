@@ -297,7 +297,11 @@ def _trimesh_load(source, file_type: str, shown: str):
 
     try:
         with _pillow_pixel_limit(MAX_TEXTURE_PIXELS):
-            loaded = trimesh.load(source, file_type=file_type, force="mesh", process=False)
+            loaded = trimesh.load(source, file_type=file_type, force="scene", process=False)
+            parts = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+            for part in parts:
+                _factor_into_texture(part.visual)
+            loaded = parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts) if parts else None
     except InputError:
         raise
     except Exception:
@@ -305,6 +309,20 @@ def _trimesh_load(source, file_type: str, shown: str):
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise _fail(f"The file {shown} holds no triangles; upload {FORMATS}.")
     return loaded
+
+
+def _factor_into_texture(visual) -> None:
+    """A PBR material's base colour factor multiplied into its texture, and the factor dropped: trimesh's packing
+    of several textured parts into one atlas (trimesh 5.2, `material.pack`) multiplies by the factor as stored,
+    uint8 [255, 255, 255, 255], and wraps around (255 * 255 % 256 = 1: every texture near black)."""
+    material = getattr(visual, "material", None)
+    image = getattr(material, "baseColorTexture", None)
+    factor = _base_factor(visual)
+    if image is None or factor is None:
+        return
+    rgb = np.asarray(image.convert("RGB"), np.float32) * factor
+    material.baseColorTexture = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+    material.baseColorFactor = None
 
 
 def _finish(tm, shown: str) -> Mesh:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # io bakes atlases with this module's rasterizer, so the impo
 MAX_PAIRS = 4_000_000  # (triangle, pixel) pairs held at once
 MAX_TOTAL_PAIRS = 32_000_000  # pairs tested in one `rasterize` call: about 25 s on 2 CPU cores, the worst accepted
 AMBIENT = 0.35
-LIGHT = np.array([-0.4, 0.5, -1.0])  # camera space (x right, y up, z forward): from above-left of the viewer
+LIGHT = np.array([-0.4, 0.5, -1.0])  # toward the light, camera space (x right, y up, z forward): behind, above-left
 
 
 @dataclass
@@ -229,7 +229,7 @@ def rasterize(mesh: Mesh, cameras: list[Camera], size: int | tuple[int, int] = 2
         basis = cam.basis()
         n_cam = normals @ basis.T  # face normals in camera space; flip to face the viewer (both windings drawn)
         n_cam *= np.where(n_cam[:, 2:3] > 0, -1.0, 1.0)
-        light = -LIGHT / np.linalg.norm(LIGHT)
+        light = LIGHT / np.linalg.norm(LIGHT)  # toward the light
         lambert = np.clip(n_cam @ light, 0.0, 1.0)
         shade = AMBIENT + (1.0 - AMBIENT) * lambert[np.maximum(face, 0)]
         uvs.append(np.where(hit[..., None], uv, 0.0).astype(np.float32))
