@@ -228,6 +228,26 @@ def test_a_glb_of_several_textured_parts_keeps_each_part_s_colours(tmp_path):
     assert torch.allclose(right, torch.tensor([0.0, 0.0, 1.0]), atol=0.02)
 
 
+def test_a_texture_repeated_across_the_surface_is_drawn_once_into_a_new_atlas(tmp_path):
+    # a quad whose UVs run 0..3 along x: a two-colour texture (left half red, right half blue) repeats 3 times
+    quad = (b"mtllib m.mtl\nv 0 0 0\nv 3 0 0\nv 3 1 0\nv 0 1 0\nvt 0 0\nvt 3 0\nvt 3 1\nvt 0 1\n"
+            b"usemtl paint\nf 1/1 2/2 3/3 4/4\n")
+    stripes = np.zeros((8, 16, 3), np.uint8)
+    stripes[:, :8] = (255, 0, 0)
+    stripes[:, 8:] = (0, 0, 255)
+    png = io.BytesIO()
+    Image.fromarray(stripes).save(png, format="PNG")
+    path = tmp_path / "tiles.zip"
+    path.write_bytes(_zip({"m.obj": quad, "m.mtl": b"newmtl paint\nmap_Kd t.png\n", "t.png": png.getvalue()}))
+    mesh = load_mesh(path)
+    assert 0.0 <= mesh.uv.min() and mesh.uv.max() <= 1.0
+    raster = rasterize(mesh, [Camera(np.array([1.5, 0.5, 4.0]), np.array([1.5, 0.5, 0.0]),
+                                     np.array([0.0, 1.0, 0.0]), 30.0)], 96)
+    row = (render(mesh.texture, raster, 1.0)[0, :, 48] / raster.shade[0, 48].clamp(min=1e-6))[:, raster.mask[0, 48]]
+    red = (row[0] > 0.8) & (row[2] < 0.2)
+    assert int((red[1:] != red[:-1]).sum()) == 5  # red, blue, red, blue, red, blue: three repeats across the quad
+
+
 def test_a_zipped_obj_with_its_mtl_and_texture_loads(tmp_path):
     quad = (b"mtllib house.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
             b"usemtl paint\nf 1/1 2/2 3/3 4/4\n")

@@ -38,6 +38,7 @@ MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE * MAX_TEXTURE_SIDE
 MAX_ZIP_ENTRIES = 64
 MAX_ZIP_UNCOMPRESSED = 200 * MB
 BAKE_SIZE = 512  # texture side for meshes that came without one
+MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
 TEXTURE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
 
@@ -340,8 +341,13 @@ def _finish(tm, shown: str) -> Mesh:
         if factor is not None:
             texture = texture * torch.from_numpy(factor)
         uv = np.asarray(uv, np.float32)
-        uv = uv - np.floor(uv.min(axis=0)) if (uv.min() < 0 or uv.max() > 1) and (uv.max() - uv.min() <= 1) else uv
-        return Mesh(vertices, faces, np.clip(uv, 0.0, 1.0).astype(np.float32), texture, name=shown)
+        tile = np.floor(uv.min(axis=0))
+        if (np.floor(uv.max(axis=0) - 1e-6) == tile).all():  # all in one tile (not always [0, 1]): moved there
+            return Mesh(vertices, faces, np.clip(uv - tile, 0.0, 1.0).astype(np.float32), texture, name=shown)
+        # a texture repeated across the surface (glTF's default wrap) or a chart across a tile's edge: drawn once
+        # into a new atlas, as one lookup per texel cannot repeat a texture
+        side = min(MAX_BAKE_SIZE, max(BAKE_SIZE, *texture.shape[:2]))
+        return bake_atlas(vertices, faces, corner_uv=uv[faces], texture=texture.numpy(), size=side, name=shown)
     return bake_atlas(vertices, faces, _corner_colors(tm, faces), name=shown)
 
 
@@ -385,11 +391,14 @@ def _corner_colors(tm, faces: np.ndarray) -> np.ndarray:
     return np.broadcast_to(base, (len(faces), 3, 3)).copy()
 
 
-def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarray, *, size: int = BAKE_SIZE,
+def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarray | None = None, *,
+               corner_uv: np.ndarray | None = None, texture: np.ndarray | None = None, size: int = BAKE_SIZE,
                name: str = "") -> Mesh:
-    """A UV atlas (xatlas) for a mesh without one, and `corner_colors` ((F, 3, 3) RGB in [0, 1]) baked into a
-    (size, size) texture by rasterizing each triangle in UV space; texels between charts take the nearest chart
-    colour (two dilation passes), so bilinear sampling at chart edges does not pull in black."""
+    """A UV atlas (xatlas) for a mesh without a usable one, and its colours baked into a (size, size) texture by
+    rasterizing each triangle in UV space: `corner_colors` ((F, 3, 3) RGB in [0, 1]), or `texture` ((H, W, 3) in
+    [0, 1]) looked up, repeating, at the old UVs `corner_uv` ((F, 3, 2), v up, any range). Texels between charts
+    take the nearest chart colour (two dilation passes), so bilinear sampling at chart edges does not pull in
+    black."""
     import xatlas
 
     from .raster import rasterize_triangles
@@ -401,11 +410,26 @@ def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarra
     # xatlas keeps the input's face order, so corner colours carry over face by face.
     pix = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], axis=1)[new_faces]  # (F, 3, 2) pixels, y down
     face, bary = rasterize_triangles(pix, np.ones((len(new_faces), 3), np.float32), size, size)
-    texture = np.zeros((size, size, 3), np.float32)
+    baked = np.zeros((size, size, 3), np.float32)
     hit = face >= 0
-    texture[hit] = np.einsum("pk,pkc->pc", bary[hit], corner_colors[face[hit]])
-    texture = _dilate(texture, hit, passes=2)
-    return Mesh(new_vertices, new_faces, uv, torch.from_numpy(texture), name=name)
+    if corner_colors is not None:
+        baked[hit] = np.einsum("pk,pkc->pc", bary[hit], corner_colors[face[hit]])
+    else:
+        baked[hit] = _sample_repeating(texture, np.einsum("pk,pkc->pc", bary[hit], corner_uv[face[hit]]))
+    baked = _dilate(baked, hit, passes=2)
+    return Mesh(new_vertices, new_faces, uv, torch.from_numpy(baked), name=name)
+
+
+def _sample_repeating(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear lookups of (H, W, 3) `texture` at (P, 2) UVs (v up), the texture repeating beyond [0, 1]."""
+    height, width = texture.shape[:2]
+    x = (uv[:, 0] % 1.0) * width - 0.5
+    y = (1.0 - uv[:, 1] % 1.0) * height - 0.5
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    at = lambda yy, xx: texture[yy % height, xx % width]  # noqa: E731
+    return ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))).astype(np.float32)
 
 
 def _dilate(texture: np.ndarray, filled: np.ndarray, passes: int) -> np.ndarray:
