@@ -194,6 +194,10 @@ def test_hostile_meshes_are_refused_in_one_sentence(tmp_path):
     assert "unsafe path" in _refusal(tmp_path, "abs.zip", _zip({"/etc/evil.obj": obj}))
     outside = _zip({"m.obj": obj, "m.mtl": b"newmtl a\nmap_Kd ../../../etc/passwd\n"})
     assert "not in the zip" in _refusal(tmp_path, "outside.zip", outside)
+    four_k = _png_declaring(4096, 4096)
+    textures = {f"t{k}.png": four_k for k in range(5)}
+    many = _zip({"m.obj": obj, "m.mtl": b"newmtl a\nmap_Kd t0.png\n", **textures})
+    assert "83,886,080 pixels together" in _refusal(tmp_path, "five.zip", many)
     many_faces = b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f 1 2 3\n" * 200_001
     assert "200,001 triangles" in _refusal(tmp_path, "faces.zip", _zip({"m.obj": many_faces}))
 

@@ -35,6 +35,9 @@ MAX_MESH_BYTES = 50 * MB
 MAX_TRIANGLES = 200_000
 MAX_TEXTURE_SIDE = 4096
 MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE * MAX_TEXTURE_SIDE
+# all of a mesh's textures together: trimesh decodes every one and packs them into one atlas (which is then
+# scaled to MAX_TEXTURE_SIDE); 4 textures of 4096x4096, about 270 MB decoded
+MAX_TEXTURES_PIXELS = 4 * MAX_TEXTURE_PIXELS
 MAX_ZIP_ENTRIES = 64
 MAX_ZIP_UNCOMPRESSED = 200 * MB
 BAKE_SIZE = 512  # texture side for meshes that came without one
@@ -168,6 +171,7 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
         _check_triangles(triangles, shown)
         views = gltf.get("bufferViews", [])
         buffers: dict[int, bytes] = {}
+        pixels = 0
         for k, img in enumerate(gltf.get("images", [])):
             if "bufferView" in img:
                 view = views[img["bufferView"]]
@@ -181,7 +185,8 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
                 head = base64.b64decode(img["uri"].split(",", 1)[1])
             else:
                 continue
-            _check_texture(head, _quote(img.get("name") or f"image {k}"), shown)
+            pixels += _check_texture(head, _quote(img.get("name") or f"image {k}"), shown)
+        _check_texture_total(pixels, shown)
     except InputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
@@ -193,8 +198,15 @@ def _check_triangles(triangles: int, shown: str) -> None:
         raise _fail(f"The mesh {shown} has {triangles:,} triangles; at most {MAX_TRIANGLES:,} are allowed.")
 
 
-def _check_texture(data: bytes, name: str, shown: str) -> None:
-    """Refuse a texture whose header declares more than MAX_TEXTURE_SIDE on a side; nothing is decoded."""
+def _check_texture_total(pixels: int, shown: str) -> None:
+    if pixels > MAX_TEXTURES_PIXELS:
+        raise _fail(f"The textures of {shown} hold {pixels:,} pixels together; at most {MAX_TEXTURES_PIXELS:,} "
+                    f"(four of {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}) are allowed.")
+
+
+def _check_texture(data: bytes, name: str, shown: str) -> int:
+    """The pixels of a texture, from its header (nothing is decoded), or InputError for one declaring more than
+    MAX_TEXTURE_SIDE on a side."""
     too_big = f"The texture {name} in {shown} is larger than {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}; scale it down."
     try:
         with _pillow_pixel_limit(MAX_TEXTURE_PIXELS):
@@ -207,6 +219,7 @@ def _check_texture(data: bytes, name: str, shown: str) -> None:
     if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
         raise _fail(f"The texture {name} in {shown} is {width}x{height}; at most "
                     f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
+    return width * height
 
 
 def _load_zip(path: str, shown: str) -> Mesh:
@@ -244,6 +257,7 @@ def _load_zip(path: str, shown: str) -> Mesh:
                 raise _fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
                             ".mtl and texture.")
             names = {rel for _i, rel in members}
+            pixels = 0
             for info, rel in members:
                 try:
                     data = zf.read(info)
@@ -254,7 +268,8 @@ def _load_zip(path: str, shown: str) -> Mesh:
                 if rel.lower().endswith(".obj"):
                     _check_triangles(_obj_triangles(data), shown)
                 elif rel.lower().endswith(TEXTURE_EXT):
-                    _check_texture(data, _quote(os.path.basename(rel)), shown)
+                    pixels += _check_texture(data, _quote(os.path.basename(rel)), shown)
+                    _check_texture_total(pixels, shown)
                 out = os.path.join(tmp, *rel.split("/"))
                 os.makedirs(os.path.dirname(out), exist_ok=True)
                 with open(out, "wb") as dst:
@@ -340,6 +355,11 @@ def _finish(tm, shown: str) -> Mesh:
         factor = _base_factor(visual)
         if factor is not None:
             texture = texture * torch.from_numpy(factor)
+        if max(texture.shape[:2]) > MAX_TEXTURE_SIDE:  # several textures packed into one atlas
+            scale = MAX_TEXTURE_SIDE / max(texture.shape[:2])
+            size = [max(1, round(n * scale)) for n in texture.shape[:2]]
+            texture = torch.nn.functional.interpolate(texture.permute(2, 0, 1)[None], size=size, mode="area")
+            texture = texture[0].permute(1, 2, 0).contiguous()
         uv = np.asarray(uv, np.float32)
         tile = np.floor(uv.min(axis=0))
         if (np.floor(uv.max(axis=0) - 1e-6) == tile).all():  # all in one tile (not always [0, 1]): moved there
