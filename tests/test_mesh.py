@@ -287,3 +287,20 @@ def test_a_mesh_without_uvs_gets_an_atlas_with_its_colours_baked(tmp_path):
     views = render(mesh.texture, raster, 0.0)
     centre = views[0, :, 16, 16] / raster.shade[0, 16, 16]
     assert torch.allclose(centre, torch.from_numpy(COLORS[4]), atol=0.02)  # +z faces the camera
+
+
+def test_an_atlas_maker_that_crashes_or_hangs_is_one_sentence_and_this_process_lives_on(tmp_path, monkeypatch):
+    # xatlas 0.0.11 dies of a segmentation fault on an 81,920-triangle icosphere; it runs in a child process
+    import trimesh
+
+    from backends.mesh import io as mesh_io
+
+    trimesh.creation.box().export(tmp_path / "plain.glb")  # no UVs: needs an atlas
+    monkeypatch.setattr(mesh_io, "_ATLAS_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(InputError, match=r"^The mesh 'plain.glb' has no UV map, and making one failed \(xatlas "
+                                         r"ended with signal 11\); upload it with a UV map\.$"):
+        load_mesh(tmp_path / "plain.glb")
+    monkeypatch.setattr(mesh_io, "_ATLAS_CHILD", "import time; time.sleep(30)")
+    monkeypatch.setattr(mesh_io, "ATLAS_TIMEOUT_S", 0.5)
+    with pytest.raises(InputError, match=r"took over 0.5 s; upload it with a UV map\.$"):
+        load_mesh(tmp_path / "plain.glb")

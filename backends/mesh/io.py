@@ -419,11 +419,9 @@ def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarra
     [0, 1]) looked up, repeating, at the old UVs `corner_uv` ((F, 3, 2), v up, any range). Texels between charts
     take the nearest chart colour (two dilation passes), so bilinear sampling at chart edges does not pull in
     black."""
-    import xatlas
-
     from .raster import rasterize_triangles
 
-    vmapping, new_faces, uv = xatlas.parametrize(vertices, faces.astype(np.uint32))
+    vmapping, new_faces, uv = parametrize(vertices, faces, name)
     new_faces = new_faces.astype(np.int64)
     new_vertices = vertices[vmapping].astype(np.float32)
     uv = uv.astype(np.float32)
@@ -438,6 +436,44 @@ def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarra
         baked[hit] = _sample_repeating(texture, np.einsum("pk,pkc->pc", bary[hit], corner_uv[face[hit]]))
     baked = _dilate(baked, hit, passes=2)
     return Mesh(new_vertices, new_faces, uv, torch.from_numpy(baked), name=name)
+
+
+# xatlas runs in a child process: it crashed this one (a segmentation fault) on an 81,920-triangle icosphere,
+# which would take the app and every run in it down; a child that dies is one sentence instead
+_ATLAS_CHILD = """
+import sys
+import numpy as np
+import xatlas
+data = np.load(sys.argv[1])
+vmapping, faces, uv = xatlas.parametrize(data["vertices"], data["faces"])
+np.savez(sys.argv[2], vmapping=vmapping, faces=faces, uv=uv)
+"""
+ATLAS_TIMEOUT_S = 300.0  # xatlas on 2 CPU cores: 20,480 triangles 4 s, 81,920 in 16 separate spheres 14 s
+
+
+def parametrize(vertices: np.ndarray, faces: np.ndarray, name: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xatlas.parametrize(vertices, faces) in a child process: (vmapping (V',) int, faces (F, 3) int64 into the
+    new vertices, uv (V', 2) float32), or an InputError of one sentence when xatlas dies or takes too long."""
+    import subprocess
+    import sys
+
+    named = name or "the mesh"
+    with tempfile.TemporaryDirectory(prefix="distill-atlas-") as tmp:
+        src, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(src, vertices=np.ascontiguousarray(vertices, np.float32),
+                 faces=np.ascontiguousarray(faces, np.uint32))
+        try:
+            proc = subprocess.run([sys.executable, "-I", "-c", _ATLAS_CHILD, src, out], capture_output=True,
+                                  timeout=ATLAS_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise _fail(f"The mesh {named} has no UV map, and making one (xatlas) took over "
+                        f"{ATLAS_TIMEOUT_S:g} s; upload it with a UV map.") from None
+        if proc.returncode != 0 or not os.path.exists(out):
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            raise _fail(f"The mesh {named} has no UV map, and making one failed (xatlas ended with {how}); "
+                        "upload it with a UV map.")
+        with np.load(out) as data:
+            return data["vmapping"].astype(np.int64), data["faces"].astype(np.int64), data["uv"].astype(np.float32)
 
 
 def _sample_repeating(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
