@@ -78,13 +78,14 @@ def corpus() -> list[dict]:
             (300, 150), pixel=((30, 10), (0, 0, 255))),
         _ok("deep_moderate_transforms", _svg('<g transform="scale(1.1)">' * 100 + rect + "</g>" * 100,
                                              'width="300" height="150" viewBox="0 0 4e6 2e6"'), (300, 150)),
-        # NaN and friends in attributes: ignored like any unparsable value, or refused where they matter
+        # NaN and friends in attributes: ignored like any unparsable value (and said so), or refused where they matter
         _ok("nan_attributes_are_ignored", _svg('<rect x="NaN" y="nan" width="nan" height="5"/>' + rect,
-                                               'width="NaN" height="inf"'), (300, 150), pixel=((30, 30), (255, 0, 0))),
+                                               'width="NaN" height="inf"'), (300, 150), pixel=((30, 30), (255, 0, 0)),
+            warns=("lengths could not be read",)),
         _refuse("nan_transform", _svg('<g transform="scale(nan)">' + rect + "</g>"), "malformed transform"),
         _ok("nan_in_path_data_keeps_the_part_before",
             _svg('<path d="M10 10 L60 10 L60 60 L10 60 Z M nan nan L 1 1" fill="red"/>'), (300, 150),
-            pixel=((30, 30), (255, 0, 0))),
+            pixel=((30, 30), (255, 0, 0)), warns=("malformed data",)),
         # canvas: size, aspect, zero viewBox with percentages
         _refuse("canvas_16384", _svg(rect, 'width="16384" height="16384"'), "1 to 4096 px"),
         _refuse("canvas_1e308", _svg(rect, 'width="1e308" height="1e308"'), "canvas"),
