@@ -31,9 +31,12 @@ def mesh_backends():
 
 @pytest.mark.parametrize("key", ["views3d/csd-edit-mesh", "views3d/per-view-mesh"])
 def test_a_mesh_run_writes_the_edited_mesh_its_texture_a_turntable_and_its_fit_residuals(mesh_backends, key,
-                                                                                         tmp_path):
+                                                                                         tmp_path, monkeypatch):
+    reads = []
+    monkeypatch.setattr(mesh_backends, "load_mesh", lambda path: reads.append(path) or load_mesh(path))
     result = backends.run_to_end(key, {**SMALL, "prompt": "make it night"}, prior="edits",
                                  inputs=[str(EXAMPLE_HOUSE)], out_dir=tmp_path)
+    assert len(reads) == 1 and mesh_backends._last is None  # the checks before the prior and the run share one read
     assert set(result.files) == {"glb", "texture", "gif", "mp4", "zip", "comparison", "json"}
     source, edited = load_mesh(EXAMPLE_HOUSE), load_mesh(result.files["glb"])
     assert len(edited.faces) == len(source.faces) and np.allclose(edited.vertices, source.vertices, atol=1e-6)

@@ -72,14 +72,15 @@ class MeshCSDSettings(MeshSettings):
 _last: tuple[tuple, object] | None = None  # (file identity, Mesh): the estimate and the run read a file once
 
 
-def read_mesh(path: str):
-    """`backends.mesh.load_mesh(path)`, kept for the next call on the same unchanged file."""
+def read_mesh(path: str, keep: bool = True):
+    """`backends.mesh.load_mesh(path)`, kept for the next call on the same unchanged file (keep=False: the run's
+    own read, after which nothing holds the mesh, whose texture can be 200 MB)."""
     global _last
     st = os.stat(path)
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if _last is None or _last[0] != key:
-        _last = (key, load_mesh(path))
-    return _last[1]
+    found = _last[1] if _last is not None and _last[0] == key else load_mesh(path)
+    _last = (key, found) if keep else None
+    return found
 
 
 def work_side(s: MeshSettings, multiple: int) -> int:
@@ -112,7 +113,7 @@ class _MeshEdit(csd.EditBackend):
         return budget.Work(work.bytes + extra, work.what, work.lower)
 
     def load(self, s: MeshSettings, prior, inputs):
-        mesh = read_mesh(inputs[0])
+        mesh = read_mesh(inputs[0], keep=False)
         side = work_side(s, prior.size_multiple)
         views, turntable = cameras(s, mesh)
         check_drawable(mesh, turntable, side)  # refused now, not after the edit
