@@ -3,11 +3,15 @@ texture) and `save_glb`.
 
 Every bound is checked from headers before trimesh parses anything heavy: the file's bytes, the triangle count
 (a GLB's JSON chunk gives each primitive's accessor counts; an OBJ's face lines are counted), each texture's
-size (from the image header, never decoded first) and, for a zip, its member names (no '..', no absolute paths,
-no links) and sizes. A refusal is an InputError of one sentence naming the file.
+size and all textures' pixels together (from the image headers, never decoded first) and, for a zip, its member
+names (no '..', no absolute paths, no links), the files its .obj and .mtl name, and sizes. A refusal is an
+InputError of one sentence naming the file.
 
-A mesh without UVs gets an atlas from xatlas, and its vertex or face colours (or its material's base colour)
-are baked into a texture, so every mesh leaves here in one form: per-vertex UVs and one RGB texture.
+Every mesh leaves here in one form: per-vertex UVs in [0, 1] and one RGB texture (at most 4096 px a side).
+Several parts are joined, their textures packed into one atlas (by trimesh, each base colour factor multiplied
+in first). A mesh without UVs gets an atlas from xatlas (run in a child process: it can crash) with its vertex
+or face colours (or its material's base colour) baked in; a texture that repeats across the surface (UVs beyond
+one tile) is drawn once into a new atlas the same way.
 """
 from __future__ import annotations
 
