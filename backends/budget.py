@@ -4,15 +4,18 @@ what the machine has before any work starts (and before any model loads).
 Each backend class has a classmethod `estimate(settings, inputs, facts) -> Work`: it reads only headers (image
 size, video frame size, zip member headers), refuses what no budget could fix (aspect, counts) with an
 InputError, and returns the peak memory it expects, naming the setting that lowers it. The runner calls it twice:
-before the prior loads, with the prior's facts guessed from the profile ("auto" settings at the profile's value),
-and once the prior is loaded and every "auto" setting is resolved, still before any work.
+before the prior loads, with the prior's facts from its catalog entry (its native size: the icons prior's 64 px,
+not a 512 px guess; "auto" settings at the profile's value) plus the memory the prior will hold (`Entry.memory`:
+the icons bank at 64 px, 172 MB), and once the prior is loaded and every "auto" setting is resolved, still before
+any work.
 
 The budget: $DISTILL_MEMORY_BUDGET ("8gb", "512mb", "2.5GiB", a byte count), else what the device has free (a GPU's
 free memory; on a CPU the tightest of the RAM the kernel reports as available, the container's limit and the
-process's address-space limit: `memory_limit`). Time: a run of `steps` steps over a working set of
-`bytes` takes about steps x bytes / THROUGHPUT (what one step of these backends moves through memory, measured
-loosely: ~1 GB/s on a CPU, ~100 GB/s on a GPU); $DISTILL_TIME_BUDGET (seconds, default an hour) refuses what
-would run far longer than anyone waits, e.g. pixel art of 1024 x 1024 squares at 2048 px.
+process's address-space limit: `memory_limit`). Time: the expectation shown beside Run (`backends.timing`: the
+recorded setup, steps and finish of the backend, each scaled by the work's `units`) where there is a record, else
+a rough rule, steps x bytes / THROUGHPUT (what one step of these backends moves through memory, measured loosely:
+~1 GB/s on a CPU, ~100 GB/s on a GPU); $DISTILL_TIME_BUDGET (seconds, default an hour) refuses what would run far
+longer than anyone waits, e.g. pixel art of 1024 x 1024 squares at 2048 px.
 
 The estimates are deliberately plain: bytes per working pixel times pixels, from what the code allocates (float32
 images are 12 bytes a pixel and the edit backends hold about six of them at the working size). They are upper
@@ -40,9 +43,11 @@ HEADER_BYTES = 256 * 1024  # enough for any image header (JPEG SOF after a large
 # from 8 to 16 frames of 344x256, 541 B from 8 frames of 344x256 to 8 of 688x512; 600 keeps it an upper bound.
 # A 64-frame clip at short_side=512 is then ~10 GB (it ran out under an 8 GB cap after 31 s at the old 80 B).
 EDIT_BYTES_PER_PIXEL = 600
-# The panorama's working image: its particles are windows of it, so its pixels cost the arrays alone (~80 B,
-# calibrated: short_side=2048 on a 16:1 image, 67 M working pixels, was measured at 5.4 GB before it failed).
-PANORAMA_BYTES_PER_PIXEL = 80
+# The panorama's working image, beside its particles (windows of it, each costing EDIT_BYTES_PER_PIXEL: the
+# panorama's estimate adds them): peak RSS of panorama/csd-edit with the edits prior rose 195 B a working pixel from
+# short_side=128 to 256 on the example (benchmarks/estimates.py); 80, from a run that failed at 5.4 GB with 67 M
+# working pixels, was a lower bound.
+PANORAMA_BYTES_PER_PIXEL = 240
 # Per output pixel at the input's size (uint8 frames, their resizes, the GIF's palette images, the figure).
 OUTPUT_BYTES_PER_PIXEL = 16
 

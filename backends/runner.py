@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -18,7 +18,7 @@ import torch
 from . import budget, registry, timing, validate
 from .errors import InputError, RunError
 from .files import atomic_path
-from .priors import auto_prior, catalog, load_prior, resolve_device
+from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
 from .priors.machine import MEMORY_MODES
 from .priors.base import StartNotice, suggested_settings
 from .settings import make_settings, resolve_auto, to_dict
@@ -110,6 +110,7 @@ def run(
         if QUIET_LIBRARIES and entry is not None and not entry.offline:
             quiet_libraries()  # imports diffusers / transformers (2 s): only for a prior that loads with them
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
+        warm_up(cls, prior_obj.device if prior_obj is not None else resolve_device(device))
         t_load = time.perf_counter() - t0
         settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
         work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings), prior_name)
@@ -190,6 +191,20 @@ def quiet_libraries() -> None:
         pass
 
 
+def warm_up(cls, device) -> None:
+    """Load what a run would otherwise load on its first call in this process, as part of loading (the app's start
+    does the same, `demo.runs`): torch.optim's first optimizer imports torch._dynamo (2-5 s on a 2-core CPU), and a
+    backend that ranks its results with CLIP (class attribute `scorer = "clip"`) loads the scorer (importing
+    open_clip: 3-8 s more). The expected time (`backends.timing`) is of the run after loading; counted in the run,
+    these made a fresh process's first run take 3-25x the expectation. Later runs find both loaded."""
+    import torch._dynamo  # noqa: F401  (what torch.optim imports lazily)
+
+    if getattr(cls, "scorer", None) == "clip":
+        from .clip import default_clip
+
+        default_clip(device)
+
+
 def work_of(cls, settings, inputs: list[str], prior_obj) -> budget.Work | None:
     """The backend's cheap checks and work estimate (`cls.estimate`, headers only; an InputError for what no budget
     could fix), or None for a backend without one (plugins). prior_obj: the loaded prior, or before it loads its
@@ -201,6 +216,7 @@ def work_of(cls, settings, inputs: list[str], prior_obj) -> budget.Work | None:
 def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None,
                prior_name: str | None = None) -> budget.Work | None:
     """`work_of` against the budget: an InputError naming the setting to lower; the work, for the run's timing.
+    Before the prior loads (prior_obj its catalog entry) the memory the prior will hold (`Entry.memory`) is added.
     steps: for the time estimate (None: the backend decides, at most the paper's 2000). Time is the expectation
     shown beside Run (`timing.expect`, from the recorded runs) where there is a record, else the budget's rule."""
     work = work_of(cls, settings, inputs, prior_obj)
@@ -209,7 +225,10 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
         where = prior_obj.device if loaded else resolve_device(device)
         expected = timing.expect(cls.key, prior_name, where, steps or 2000, work.units)
         seconds = expected.seconds if expected is not None and expected.source != "rough" else None
-        budget.check(work, where, where=cls.key, steps=expected.steps if seconds is not None else steps or 2000,
+        held = 0 if loaded else getattr(prior_obj, "memory", 0)  # what the prior will hold once loaded
+        budget.check(replace(work, bytes=work.bytes + held, what=f"{work.what} with the {prior_obj.name} prior")
+                     if held else work, where, where=cls.key,
+                     steps=expected.steps if seconds is not None else steps or 2000,
                      seconds=seconds)  # a record without steps (all setup) names no steps
     return work
 
@@ -223,13 +242,18 @@ def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | Non
     settings = make_settings(cls.Settings, settings, where=key)
     prior_name = check_prior(cls, prior, device)
     entry = catalog.entry(prior_name) if prior_name else None
-    resolved = resolve_auto(settings, run_profile(prior_name, device))[0]
+    # what "auto" becomes in the run: the profile's values under the prior's own suggestions (icons: 200 steps, not
+    # the profile's 60), known from the prior in this process's cache, or loaded for an offline one (about a second)
+    loaded = None
+    if entry is not None and not entry.needs_target:
+        loaded = loaded_prior(prior_name, device) or (load_prior(prior_name, device) if entry.offline else None)
+    resolved = resolve_auto(settings, run_profile(prior_name, device), suggested_settings(loaded, cls.task))[0]
     paths = [str(p) for p in inputs if Path(p).is_file()]
     try:
         work = work_of(cls, resolved, paths, entry) if paths or cls.spec.inputs.min == 0 else None
     except InputError:
         work = None
-    # the steps of the resolved settings: the profile's (svg/csd: 60 with icons), not the record's
+    # the steps of the resolved settings, not the record's
     return timing.expect(key, prior_name, device, cls.spec.steps(resolved), work.units if work else None)
 
 
@@ -254,7 +278,7 @@ class _StepClock:
             return None
         if self.first is None:
             return timing.Timing(setup_s=time.perf_counter() - self.started, step_s=0.0, steps=0, work=work)
-        return timing.from_reports(self.started, self.first, self.last, work)
+        return timing.from_reports(self.started, self.first, self.last, work, ended=time.perf_counter())
 
 
 def clear_previous_result(out: Path) -> None:

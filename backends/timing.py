@@ -1,14 +1,20 @@
 """How long a run will take on this machine, said before it starts (each tab shows it beside Run).
 
-A run, once its prior is loaded, is a setup (sampling and tracing an init, building particles, encoding inputs)
-followed by `steps` steps. `backends.run` measures both for every run that reaches its last step and records them
-here (`record`); `expect` then predicts a run from the latest record of the same backend, prior and device type:
+A run, once its prior is loaded (`backends.runner.warm_up` included: the libraries a first run would import),
+is a setup (sampling and tracing an init, building particles, encoding inputs), `steps` steps, and a finish (the
+outputs: files, videos, scores). `backends.run` measures all three for every run that reaches its end and records
+them here (`record`); `expect` then predicts a run from the latest record of the same backend, prior and device:
 
-    seconds = setup_s + steps * step_s * work / work_ref
+    seconds = (setup_s + steps * step_s + finish_s) * (fixed + (1 - fixed) * work / work_ref)
 
-where `work` is the budget's estimate of the run's working set (`cls.estimate`'s `Work.units`: bytes, which grow
-with paths, canvas size, particles and input size, or the backend's own `effort` where memory is not what its time
-follows) and `work_ref` the recorded run's. A run recorded without steps (all setup) is scaled whole by the work.
+where `work` is the budget's estimate of the run's work (`cls.estimate`'s `Work.units`: bytes, which grow with
+paths, canvas size, particles and input size, or the backend's own `effort` where memory is not what its time
+follows, e.g. raster-then-vectorize's k x sample_steps) and `work_ref` the recorded run's. Every stage scales with
+the work: the setup encodes or samples every particle, the finish writes every frame or candidate. `fixed` is the
+share of the recorded run's time that does not grow with the work (a step's Python and kernel-launch overhead,
+tracing, ranking, writing files: on a CPU at the offline priors' small sizes often most of it), fitted by
+`benchmarks.calibrate_time` from a second run at a larger size; a run measured here keeps the reference's share.
+A run recorded without steps (all setup) is scaled whole.
 The runner's time budget check uses this same expectation. Before any run on this machine, the records are
 those `python -m benchmarks.calibrate_time` measured on the reference machine (a 2-core CPU; `REFERENCE`), and the
 expectation says so. Without any record, the budget's own rule (steps x work / throughput) gives a rough figure.
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +41,21 @@ SOURCES = {"here": "measured on this machine", "reference": "measured on a 2-cor
 class Timing:
     """One measured run. setup_s: seconds from the start (prior loaded) to the first step's report, less that
     step's share; step_s: seconds per step after it; steps: the steps the run took; work: the budget's estimate of
-    its working set in bytes (0: the backend has none)."""
+    its work (`Work.units`; 0: the backend has none); finish_s: seconds from the last step's report to the result
+    (writing the outputs; 0 in records older than it); fixed: the share of the time that does not grow with
+    the work (0..1; 0 where not fitted)."""
 
     setup_s: float
     step_s: float
     steps: int
     work: int = 0
+    finish_s: float = 0.0
+    fixed: float = 0.0
 
     @classmethod
     def of(cls, timings: dict[str, Any]) -> "Timing":
         """The Timing in a result.json's "timings" (which also holds load_s and total_s)."""
-        return cls(**{f: timings[f] for f in cls.__dataclass_fields__})
+        return cls(**{f: timings[f] for f in cls.__dataclass_fields__ if f in timings})
 
 
 @dataclass(frozen=True)
@@ -68,14 +78,16 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def from_reports(started: float, first: tuple[float, int], last: tuple[float, int], work: int = 0) -> Timing | None:
-    """A Timing from a run's clock: its start, and the (time, step) of its first and last progress reports with
-    step >= 1. None when the run never reported a step."""
+def from_reports(started: float, first: tuple[float, int], last: tuple[float, int], work: int = 0,
+                 ended: float | None = None) -> Timing | None:
+    """A Timing from a run's clock: its start, the (time, step) of its first and last progress reports with
+    step >= 1, and its end (the result; None: at the last report). None when the run never reported a step."""
     (t1, s1), (tn, sn) = first, last
     if s1 < 1 or sn < s1:
         return None
     step_s = (tn - t1) / (sn - s1) if sn > s1 else (t1 - started) / s1
-    return Timing(setup_s=max(0.0, t1 - started - s1 * step_s), step_s=max(0.0, step_s), steps=sn, work=int(work))
+    return Timing(setup_s=max(0.0, t1 - started - s1 * step_s), step_s=max(0.0, step_s), steps=sn, work=int(work),
+                  finish_s=max(0.0, (ended if ended is not None else tn) - tn))
 
 
 class Records:
@@ -108,8 +120,10 @@ class Records:
     def get(self, key: str, prior: str | None, device_type: str) -> tuple[Timing, str] | None:
         name = self.name(key, prior, device_type)
         with self._lock:
-            if name in self._here:
-                return self._here[name], "here"
+            here = self._here.get(name)
+        if here is not None:  # one run tells no fixed share: the reference's, unless the record has its own
+            ref = self.reference().get(name)
+            return (replace(here, fixed=ref.fixed) if ref is not None and not here.fixed else here), "here"
         if name in self.reference():
             return self.reference()[name], "reference"
         return None
@@ -139,11 +153,11 @@ def expect(key: str, prior: str | None, device: Any, steps: int | None, work: in
             return None
         return Expectation(steps * work / budget.THROUGHPUT[kind], steps, "rough")
     timing, source = found
-    scale = work / timing.work if work and timing.work else 1.0
-    if not timing.steps:  # a run without steps (raster-then-vectorize's samples and trace) is all setup: it scales
-        return Expectation(timing.setup_s * scale, 0, source)  # with the work (its `effort`: k x sample_steps)
-    steps = int(steps or timing.steps)
-    return Expectation(timing.setup_s + steps * timing.step_s * scale, steps, source)
+    ratio = work / timing.work if work and timing.work else 1.0
+    scale = timing.fixed + (1 - timing.fixed) * ratio
+    # a run recorded without steps (raster-then-vectorize's samples and trace) is all setup, scaled by its effort
+    steps = int(steps or timing.steps) if timing.steps else 0
+    return Expectation((timing.setup_s + steps * timing.step_s + timing.finish_s) * scale, steps, source)
 
 
 def write_reference(rows: dict[str, Timing], machine: str, path: Path = REFERENCE) -> None:

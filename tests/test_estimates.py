@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backends import budget, registry, runner
-from backends.priors import catalog
+from backends.priors import catalog, load_prior
 from backends.settings import make_settings, resolve_auto
 
 
@@ -16,10 +16,13 @@ def seconds(key, **settings):
 
 def test_raster_then_vectorize_time_grows_with_samples_and_their_steps():
     base = seconds("svg/raster-then-vectorize", k=4, sample_steps=20)
-    assert seconds("svg/raster-then-vectorize", k=16, sample_steps=20) > 2.5 * base
-    assert seconds("svg/raster-then-vectorize", k=4, sample_steps=200) > 5 * base
-    # the hostile case of issue 23: estimated at 45 s, still sampling at 120 s
-    assert seconds("svg/raster-then-vectorize", k=64, sample_steps=1000) > 120
+    assert base < seconds("svg/raster-then-vectorize", k=16, sample_steps=20) \
+        < seconds("svg/raster-then-vectorize", k=64, sample_steps=20)
+    assert base < seconds("svg/raster-then-vectorize", k=4, sample_steps=200) \
+        < seconds("svg/raster-then-vectorize", k=4, sample_steps=1000)
+    # the case of issue 23 (estimated at 0.4 s from a record that never scaled): with the icons prior on 2 cores it
+    # took 18.7 s after loading (benchmarks/RESULTS.md); the sampling is most of it, so it is no longer flat
+    assert seconds("svg/raster-then-vectorize", k=64, sample_steps=1000) > 20 * base
 
 
 def test_svg_csd_time_grows_with_candidates_and_paths():
@@ -29,9 +32,11 @@ def test_svg_csd_time_grows_with_candidates_and_paths():
     assert seconds("svg/csd", k=4, paths=32, steps=400) > 3 * base
 
 
-def test_svg_csd_expectation_uses_the_resolved_steps():
-    """The profile's steps (60 with icons), not the recorded run's: the default run was said to take 200 steps."""
-    assert runner.expect("svg/csd", {"prompt": "a fox"}, prior="icons", device="cpu").steps == 60
+def test_svg_csd_expectation_takes_the_steps_the_run_will_take():
+    """The run resolves "auto" with the prior's suggestions over the profile (icons: 200 steps, the profile 60); the
+    expectation once said 60 steps for a run of 200."""
+    assert runner.expect("svg/csd", {"prompt": "a fox"}, prior="icons", device="cpu").steps == 200
+    assert runner.expect("svg/csd", {"prompt": "a fox", "steps": 20}, prior="icons", device="cpu").steps == 20
 
 
 def _edit_work(key, size, particles, short_side):
@@ -72,3 +77,36 @@ def test_a_default_icons_run_is_not_refused_under_1_gb(monkeypatch):
         s = resolve_auto(make_settings(cls.Settings, {"prompt": "a fox"}, where=key),
                          runner.run_profile("icons", "cpu"))[0]
         runner.check_work(cls, s, [], catalog.entry("icons"), "cpu", cls.spec.steps(s), "icons")
+
+
+def test_edit_memory_grows_with_particles_times_working_pixels():
+    small = _edit_work("video/csd-edit", (640, 480), 8, 128).bytes
+    assert _edit_work("video/csd-edit", (640, 480), 16, 128).bytes == pytest.approx(2 * small, rel=0.05)
+    # four times the working pixels; the outputs, at the input's size, stay
+    assert _edit_work("video/csd-edit", (640, 480), 8, 256).bytes > 3 * small
+
+
+def test_the_icons_prior_declares_its_bank_at_its_native_size():
+    """Pre-load, the budget knows the icons prior's real size (64 px, not a 512 px guess) and what it will hold."""
+    entry = catalog.entry("icons")
+    assert budget.facts(entry).native_size == 64
+    prior = load_prior("icons", "cpu")
+    held = prior.bank().numel() * prior.bank().element_size()
+    assert held <= entry.memory < 1.1 * held
+
+
+def test_the_pre_load_check_counts_what_the_prior_will_hold(monkeypatch):
+    cls = registry.get("svg/vectorfusion")
+    s = resolve_auto(make_settings(cls.Settings, {"prompt": "a fox"}, where=cls.key),
+                     runner.run_profile("icons", "cpu"))[0]
+    work = runner.work_of(cls, s, [], catalog.entry("icons"))
+    assert work.bytes < 200 * 2**20 < work.bytes + catalog.entry("icons").memory  # the arrays alone fit in 200 MB
+    monkeypatch.setenv("DISTILL_MEMORY_BUDGET", "200mb")
+    with pytest.raises(Exception, match="with the icons prior would need about"):
+        runner.check_work(cls, s, [], catalog.entry("icons"), "cpu", cls.spec.steps(s), "icons")
+
+
+def test_the_svg_backends_that_rank_with_clip_say_so_and_the_runner_loads_it_with_the_prior():
+    """The runner's warm_up loads the scorer as part of loading, so the expected time (recorded warm) is the run's."""
+    for key in ("svg/vectorfusion", "svg/csd", "svg/raster-then-vectorize"):
+        assert registry.get(key).scorer == "clip", key

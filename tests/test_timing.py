@@ -31,16 +31,31 @@ def test_a_timing_from_the_reports_splits_setup_from_steps():
     assert timing.from_reports(0.0, (1.0, 0), (1.0, 0)) is None
 
 
-def test_expectation_is_setup_plus_steps_at_the_recorded_pace_scaled_by_the_work(records):
-    records.add("svg/vectorfusion", "icons", "cpu", timing.Timing(setup_s=2.0, step_s=0.05, steps=200, work=1000))
+def test_expectation_is_setup_steps_and_finish_at_the_recorded_pace_scaled_by_the_work(records):
+    records.add("svg/vectorfusion", "icons", "cpu",
+                timing.Timing(setup_s=2.0, step_s=0.05, steps=200, work=1000, finish_s=1.0))
     at = lambda steps, work: timing.expect("svg/vectorfusion", "icons", "cpu", steps, work)  # noqa: E731
-    assert at(None, None) == timing.Expectation(pytest.approx(12.0), 200, "here")  # the recorded run again
-    assert at(400, None).seconds == pytest.approx(22.0)
-    assert at(400, 2000).seconds == pytest.approx(42.0)  # twice the work: twice the time a step
+    assert at(None, None) == timing.Expectation(pytest.approx(13.0), 200, "here")  # the recorded run again
+    assert at(400, None).seconds == pytest.approx(23.0)
+    assert at(400, 2000).seconds == pytest.approx(46.0)  # twice the work: every stage takes twice as long
     assert timing.expect("svg/csd", "icons", "cpu", None, None).source == "reference"
     rough = timing.expect("plugin/x", None, "cpu", 100, int(1e9))
     assert rough.source == "rough" and rough.seconds == pytest.approx(100.0)
     assert timing.expect("plugin/x", None, "cpu", None, int(1e9)) is None
+
+
+def test_the_fixed_share_of_a_record_does_not_grow_with_the_work(records, tmp_path):
+    """A step's overhead, tracing and writing files stay when the work doubles: half fixed, 13 s becomes 19.5 s; a
+    run measured here (one run tells no share) keeps the reference's."""
+    records.add("svg/vectorfusion", "icons", "cpu",
+                timing.Timing(setup_s=2.0, step_s=0.05, steps=200, work=1000, finish_s=1.0, fixed=0.5))
+    assert timing.expect("svg/vectorfusion", "icons", "cpu", None, 2000).seconds == pytest.approx(19.5)
+    assert timing.expect("svg/vectorfusion", "icons", "cpu", None, 500).seconds == pytest.approx(9.75)
+    ref = tmp_path / "ref.json"
+    timing.write_reference({"svg/csd|icons|cpu": timing.Timing(1.0, 0.1, 10, 100, 0.0, fixed=0.8)}, "a CPU", ref)
+    own = timing.Records(ref)
+    own.add("svg/csd", "icons", "cpu", timing.Timing(setup_s=0.0, step_s=0.2, steps=10, work=100))
+    assert own.get("svg/csd", "icons", "cpu") == (timing.Timing(0.0, 0.2, 10, 100, 0.0, fixed=0.8), "here")
 
 
 def test_a_finished_run_is_measured_and_its_next_run_expected_from_it(records, tmp_path):
@@ -51,9 +66,10 @@ def test_a_finished_run_is_measured_and_its_next_run_expected_from_it(records, t
     assert model.steps == 40 and model.step_s > 0 and model.work > 0
     again = backends.expect("image/sds", settings, prior="icons", device="cpu")
     assert again.source == "here" and again.steps == 40
-    assert again.seconds == pytest.approx(model.setup_s + 40 * model.step_s)
+    assert model.finish_s > 0  # the outputs after the last step are timed too
+    assert again.seconds == pytest.approx(model.setup_s + 40 * model.step_s + model.finish_s)
     longer = backends.expect("image/sds", {**settings, "steps": 400}, prior="icons", device="cpu")
-    assert longer.seconds == pytest.approx(model.setup_s + 400 * model.step_s)
+    assert longer.seconds == pytest.approx(model.setup_s + 400 * model.step_s + model.finish_s)
     bigger = backends.expect("image/sds", {**settings, "size": 64}, prior="icons", device="cpu")
     assert bigger.seconds > again.seconds  # four times the pixels
 
@@ -107,14 +123,14 @@ def test_the_tab_line_follows_the_settings_and_the_baseline(app_tabs, records):
                              for key, name, widget in tab.panel_fields]
     records.add(tab.method_key, "icons", "cpu", timing.Timing(setup_s=1.0, step_s=0.05, steps=200, work=0))
     line = tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *fields)
-    # the profile's steps (150 with icons), not the recorded run's 200: 1 + 150 x 0.05 s
-    assert line == "Expected time: **about 8 s** (measured on this machine).", line
+    # the steps the run will take: the icons prior's 200 over the profile's 150: 1 + 200 x 0.05 s
+    assert line == "Expected time: **about 11 s** (measured on this machine).", line
     steps = [i for i, (key, name, _) in enumerate(tab.panel_fields) if key == tab.method_key and name == "steps"][0]
     longer = list(fields)
     longer[1 + steps] = 2000
     assert "about 101 s" not in tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *longer)
     assert "about 2 min" in tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *longer)
     both = tab.expect_text(tab.method_key, "auto", 0, True, tab.baseline_key, "{}", *fields)
-    assert "(method 8 s, baseline " in both, both
+    assert "(method 11 s, baseline " in both, both
     assert tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}",
                            *(["a rocket"] + ["many" if i == steps else f for i, f in enumerate(fields[1:])])) == ""

@@ -63,6 +63,13 @@ def load_prior(name: str, device: torch.device | str | None = None, memory: str 
         return _cache[key]
 
 
+def loaded_prior(name: str, device: torch.device | str | None = None, memory: str = "auto") -> Prior | None:
+    """The prior `load_prior` would return if this process has loaded it already, else None (nothing loads)."""
+    key = (name, str(resolve_device(device)), machine.memory_profile(resolve_device(device), memory))
+    with _lock:
+        return _cache.get(key)
+
+
 def unload_all() -> None:
     """Drop every cached prior (frees GPU memory; the next load reads the weights again)."""
     with _lock:

@@ -40,6 +40,8 @@ class Entry:
     fn(source, device=..., memory=...) -> the prior object. native_size, latent_scale, size_multiple: the loaded
     prior's own (its image side in px, px per latent cell, the multiple image sides must be), so the work budget
     can size a run before the prior loads (`backends.budget.facts`); a test checks they agree with the prior.
+    memory: bytes the loaded prior holds on its device (a bank of images, weights), which the work budget adds to a
+    run's estimate before the prior loads (once loaded, its memory is in use and no longer available); 0: small.
     vocabulary: "module:function" listing the prompts a closed-vocabulary prior knows (see `words`).
     """
 
@@ -55,6 +57,7 @@ class Entry:
     native_size: int = 512
     latent_scale: int = 8
     size_multiple: int = 8
+    memory: int = 0
     vocabulary: str | None = None
 
     def words(self) -> tuple[str, ...] | None:
@@ -126,6 +129,7 @@ _BUILTIN = (
     Entry("icons", "text", "icons (closed-form)", "closed-form prior over 3,508 real emoji icons (Fluent Emoji, "
           "Twemoji) retrieved by the prompt's words: exact denoiser, no training, not Stable Diffusion",
           "backends.priors.icons:load_icons", native_size=64, latent_scale=1, size_multiple=1,
+          memory=3508 * 3 * 64 * 64 * 4,  # its bank at the native 64 px, float32 (172 MB), never at the run's size
           vocabulary="backends.priors.icons:vocabulary"),
     Entry("edits", "instruct", "edits (closed-form)", "closed-form editing prior: a closed vocabulary of procedural "
           "edits (winter, sunset, night, black and white, sepia, watercolour, pop art, invert), each a mixture of "

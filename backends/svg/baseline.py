@@ -57,6 +57,7 @@ class RasterThenVectorize:
     description = ("Baseline: K raster samples from the prior, the best traced (or fitted LIVE-style) into paths "
                    "(no SDS)")
     prior = "text"
+    scorer = "clip"  # ranks its results with CLIP: the runner loads the scorer with the prior
     inputs = "none"
     requires_prompt = True
 

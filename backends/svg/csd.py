@@ -55,6 +55,7 @@ class CSDVectorFusion:
     description = ("Text to K diverse SVGs: K samples of the prior, vectorized, then optimized together as CSD "
                    "(SVGD) particles in one batch, ranked by CLIP (or by the prior's own score)")
     prior = "text"
+    scorer = "clip"  # ranks its results with CLIP: the runner loads the scorer with the prior
     inputs = "none"
     requires_prompt = True
 

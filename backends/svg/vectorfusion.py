@@ -45,6 +45,7 @@ class VectorFusion:
     description = ("Text to SVG (VectorFusion): score distillation through a differentiable vector renderer; "
                    "iconography, pixel art or sketch; optional sample -> vectorize -> fine-tune init")
     prior = "text"
+    scorer = "clip"  # ranks its results with CLIP: the runner loads the scorer with the prior
     inputs = "none"
     requires_prompt = True
 
