@@ -20,7 +20,7 @@ from .errors import InputError, RunError
 from .files import atomic_path
 from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
 from .priors.machine import MEMORY_MODES
-from .priors.base import StartNotice, suggested_settings
+from .priors.base import PromptReader, StartNotice, suggested_settings
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
@@ -96,10 +96,14 @@ def run(
     out = _writable_folder(out_dir)
     profile = run_profile(prior_name, device)
     # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values and
-    # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own suggestions are known.
-    # Time is checked with the steps the person set, or the paper's at most: the prior may suggest more than the
-    # profile's value, and a refusal after a minute of loading is the waste this check exists to avoid.
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, cls.spec.steps(settings), prior_name)
+    # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own
+    # suggestions are known. Time is checked with the steps the person set, or the paper's at most: the prior may
+    # suggest more than the profile's value, and a refusal after a minute of loading is the waste this check exists
+    # to avoid. An offline prior loads in about a second, so with steps left to it its time waits for its own
+    # suggestion (icons: svg/csd takes 200 steps, and 2000 would refuse a run that fits).
+    steps = cls.spec.steps(settings)
+    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, steps, prior_name,
+               timed=steps is not None or entry is None or not entry.offline)
     t0 = time.perf_counter()
     clock = _StepClock()
     work = None
@@ -110,6 +114,8 @@ def run(
         if QUIET_LIBRARIES and entry is not None and not entry.offline:
             quiet_libraries()  # imports diffusers / transformers (2 s): only for a prior that loads with them
         prior_obj = load_prior(prior_name, device, memory) if prior_name else None
+        if spec.prompt_required and isinstance(prior_obj, PromptReader):
+            prior_obj.read(settings.prompt)  # a prompt a retrieval prior cannot draw is refused now, not after warm-up
         warm_up(cls, prior_obj.device if prior_obj is not None else resolve_device(device))
         t_load = time.perf_counter() - t0
         settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
@@ -214,21 +220,25 @@ def work_of(cls, settings, inputs: list[str], prior_obj) -> budget.Work | None:
 
 
 def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int | None,
-               prior_name: str | None = None) -> budget.Work | None:
+               prior_name: str | None = None, *, timed: bool = True) -> budget.Work | None:
     """`work_of` against the budget: an InputError naming the setting to lower; the work, for the run's timing.
     Before the prior loads (prior_obj its catalog entry) the memory the prior will hold (`Entry.memory`) is added.
     steps: for the time estimate (None: the backend decides, at most the paper's 2000). Time is the expectation
-    shown beside Run (`timing.expect`, from the recorded runs) where there is a record, else the budget's rule."""
+    shown beside Run (`timing.expect`, from the recorded runs) where there is a record, else the budget's rule;
+    timed=False checks memory only."""
     work = work_of(cls, settings, inputs, prior_obj)
     if work is not None:
         loaded = prior_obj is not None and not isinstance(prior_obj, catalog.Entry)
         where = prior_obj.device if loaded else resolve_device(device)
+        held = 0 if loaded else getattr(prior_obj, "memory", 0)  # what the prior will hold once loaded
+        if held:
+            work = replace(work, bytes=work.bytes + held, what=f"{work.what} with the {prior_obj.name} prior")
+        if not timed:
+            budget.check(work, where, where=cls.key)
+            return work
         expected = timing.expect(cls.key, prior_name, where, steps or 2000, work.units)
         seconds = expected.seconds if expected is not None and expected.source != "rough" else None
-        held = 0 if loaded else getattr(prior_obj, "memory", 0)  # what the prior will hold once loaded
-        budget.check(replace(work, bytes=work.bytes + held, what=f"{work.what} with the {prior_obj.name} prior")
-                     if held else work, where, where=cls.key,
-                     steps=expected.steps if seconds is not None else steps or 2000,
+        budget.check(work, where, where=cls.key, steps=expected.steps if seconds is not None else steps or 2000,
                      seconds=seconds)  # a record without steps (all setup) names no steps
     return work
 

@@ -144,3 +144,19 @@ def test_a_refused_prompt_is_quoted_as_typed_without_the_style_suffix(tmp_path, 
         run_to_end(key, {"prompt": "a pizzza"}, prior="icons", out_dir=tmp_path, device="cpu")
     message = str(err.value)
     assert "'a pizzza'" in message and "'pizza'" in message and "artstation" not in message, message
+
+
+def test_an_offline_prior_is_timed_at_its_own_suggested_steps_after_its_words_are_read(tmp_path, monkeypatch):
+    """Under a tight time budget, an unknown prompt is still refused for its words (read as soon as the icons
+    prior loads, before the time check), and a known one for time at the prior's suggested 200 steps, not the
+    paper's 2000 that the check before loading would assume."""
+    from backends import run_to_end
+    from backends.errors import InputError
+
+    monkeypatch.setenv("DISTILL_TIME_BUDGET", "1")
+    with pytest.raises(InputError, match="No icon matches the prompt 'a pizzza'"):
+        run_to_end("svg/csd", {"prompt": "a pizzza"}, prior="icons", out_dir=tmp_path, device="cpu")
+    with pytest.raises(InputError, match=r"^svg/csd: (200 steps over )?.* would take about .*DISTILL_TIME_BUDGET") \
+            as err:
+        run_to_end("svg/csd", {"prompt": "a pizza"}, prior="icons", out_dir=tmp_path, device="cpu")
+    assert "2000 steps" not in str(err.value)
