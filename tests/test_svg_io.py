@@ -17,6 +17,7 @@ from backends.svg.render import render
 from backends.svg.painting import pixel_shapes, random_paths, stroke_shapes
 from backends.svg.scene import Scene, Shape
 from backends.svg.svgio import load_svg, parse_color, parse_path_data, save_svg, scene_to_svg, svg_to_scene
+from tests import hostile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,7 +281,6 @@ def test_cli_reports_a_bad_file_on_one_line_with_exit_code_2(tmp_path):
 
 
 def test_every_svg_of_the_shared_hostile_corpus_is_refused_without_leaking(tmp_path):
-    hostile = pytest.importorskip("tests.hostile")
     corpus = hostile.make_corpus(tmp_path)
     for name, path in corpus.items():
         if hostile.CORPUS[name][0] != "svg":
@@ -319,10 +319,14 @@ def test_malformed_path_data_is_drawn_up_to_the_error_and_warned_about():
                               "after 'M10 10 L50 50 L 60'), as the SVG spec says."]
 
 
-def test_lengths_in_an_unknown_unit_are_warned_about_by_their_text():
-    scene = svg_to_scene(_svg('<rect x="2vw" y="1" width="20rem" height="30"/><circle cx="50" cy="50" r="10"/>'))
-    assert scene.warnings == ["2 lengths could not be read ('2vw', '20rem': a unit other than px, pt, pc, mm, cm, "
-                              "in, em, ex or %) and the default was used."]
+def test_lengths_in_an_unknown_unit_are_warned_about_with_their_attribute_and_element():
+    # the text alone ('2vw', '20rem') gave no way to find the element in a large file
+    scene = svg_to_scene(_svg('<rect x="2vw" y="1" width="20rem" height="30"/><circle cx="50" cy="50" r="10"/>'
+                              '<rect id="field" width="3furlongs" height="auto"/>'))
+    assert scene.warnings == ["4 lengths could not be read (x '2vw' on <rect>: unknown unit 'vw'; width '20rem' on "
+                              "<rect>: unknown unit 'rem'; width '3furlongs' on <rect id=\"field\">: unknown unit "
+                              "'furlongs'; height 'auto' on <rect id=\"field\">: not a number) and the default was "
+                              "used (the units read are px, pt, pc, mm, cm, in, em, ex and %)."]
     assert svg_to_scene(_svg('<rect x="2mm" width="2in" height="3pt"/>')).warnings == []
 
 

@@ -252,9 +252,10 @@ def _finite(v: float, what: str) -> float:
 _unread = threading.local()
 
 
-def _length(text, ref: float = 0.0, default=None):
+def _length(text, ref: float = 0.0, default=None, attr: str | None = None, elem=None):
     """A length in px; percentages relative to ref; None or default when missing or unparsable (then noted in
-    `_unread.lengths`, when an import gathers them)."""
+    `_unread.lengths`, when an import gathers them, as "width '3furlongs' on <rect>: unknown unit 'furlongs'":
+    attr and elem say where it was, so it can be found in a large file)."""
     if text is None:
         return default
     m = _LENGTH.fullmatch(str(text).strip())
@@ -262,7 +263,10 @@ def _length(text, ref: float = 0.0, default=None):
     if unit is None or (unit != "%" and unit not in _UNITS):
         seen = getattr(_unread, "lengths", None)
         if seen is not None and str(text).strip():
-            seen.append(str(text).strip()[:20])
+            where = f"{attr} " if attr else ""
+            where += f"{_short(str(text).strip(), 20)!r}" + (f" on {_what(elem)}" if elem is not None else "")
+            why = "not a number" if m is None else f"unknown unit {_short(m.group(2), 12)!r}"
+            seen.append(f"{where}: {why}")
         return default
     v = float(m.group(1))
     if unit == "%":
@@ -270,6 +274,12 @@ def _length(text, ref: float = 0.0, default=None):
     else:
         v *= _UNITS[unit]
     return _finite(v, "a length")
+
+
+def _short(text: str, n: int) -> str:
+    """text, printable, cut to n characters with "..." when longer."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= n else text[:n - 3] + "..."
 
 
 def _numbers(text: str) -> list[float]:
@@ -841,7 +851,7 @@ class _Builder:
         self.view = (300.0, 150.0)
         self.canvas = (300, 150)
         self.notes: dict[str, int] = {}            # warning kind -> count, insertion-ordered
-        self.lengths: list[str] = []               # lengths that could not be read
+        self.lengths: list[str] = []               # lengths that could not be read, where and why
         self._means: dict[str, tuple | None] = {}
         self._gradients_used: set[str] = set()
         total = 0
@@ -877,10 +887,10 @@ class _Builder:
             elif key in _NOTES:
                 out.append(_NOTES[key](n))
         if self.lengths:
-            shown = ", ".join(repr(t) for t in dict.fromkeys(self.lengths[:5]))
-            out.append(f"{_plural(len(self.lengths), 'length', 'lengths')} could not be read ({shown}"
-                       f"{', ...' if len(set(self.lengths)) > 5 else ''}: a unit other than px, pt, pc, mm, cm, "
-                       "in, em, ex or %) and the default was used.")
+            distinct = list(dict.fromkeys(self.lengths))
+            out.append(f"{_plural(len(self.lengths), 'length', 'lengths')} could not be read ("
+                       f"{'; '.join(distinct[:5])}{'; ...' if len(distinct) > 5 else ''}) and the default was used "
+                       "(the units read are px, pt, pc, mm, cm, in, em, ex and %).")
         return out
 
     def _check_transform(self, m, elem) -> bool:
@@ -937,8 +947,8 @@ class _Builder:
         root = self.root
         nums = _numbers(root.get("viewBox") or "")
         vbw, vbh = (nums[2], nums[3]) if len(nums) == 4 else (None, None)
-        W = _length(root.get("width"), vbw or 300.0, None)
-        H = _length(root.get("height"), vbh or 150.0, None)
+        W = _length(root.get("width"), vbw or 300.0, None, "width", root)
+        H = _length(root.get("height"), vbh or 150.0, None, "height", root)
         if W is None and H is None:
             W, H = vbw or 300.0, vbh or 150.0
         elif W is None:
@@ -983,8 +993,9 @@ class _Builder:
                 # its x, y, width, height: percentages of the viewport around it (100% when not given); inside it,
                 # percentages refer to its own viewBox, or to its size without one (SVG 1.1, 7.10)
                 pw, ph = self.view
-                x, y = _length(elem.get("x"), pw, 0.0), _length(elem.get("y"), ph, 0.0)
-                w, h = _length(elem.get("width"), pw, pw), _length(elem.get("height"), ph, ph)
+                x, y = _length(elem.get("x"), pw, 0.0, "x", elem), _length(elem.get("y"), ph, 0.0, "y", elem)
+                w = _length(elem.get("width"), pw, pw, "width", elem)
+                h = _length(elem.get("height"), ph, ph, "height", elem)
                 nums = _numbers(elem.get("viewBox") or "")
                 m = _mul(_mul(m, (1.0, 0.0, 0.0, 1.0, x, y)), self._viewport(elem, w, h))
                 self._note("nested-svg")
@@ -1089,6 +1100,10 @@ class _Builder:
     def _geometry(self, elem, tag):
         g = elem.get
         vw, vh = self.view                          # percentages refer to the viewBox (SVG 1.1, 7.10)
+
+        def length(attr, ref, default):
+            return _length(g(attr), ref, default, attr, elem)
+
         diag = math.sqrt((vw * vw + vh * vh) / 2)
         if tag == "path":
             errors = []
@@ -1100,11 +1115,11 @@ class _Builder:
                 self._note("path-data")
             return subpaths
         if tag == "rect":
-            x, y = _length(g("x"), vw, 0.0), _length(g("y"), vh, 0.0)
-            w, h = _length(g("width"), vw, 0.0), _length(g("height"), vh, 0.0)
+            x, y = length("x", vw, 0.0), length("y", vh, 0.0)
+            w, h = length("width", vw, 0.0), length("height", vh, 0.0)
             if w <= 0 or h <= 0:
                 return []
-            rx, ry = _length(g("rx"), vw, None), _length(g("ry"), vh, None)
+            rx, ry = length("rx", vw, None), length("ry", vh, None)
             if rx is None and ry is None:
                 rx = ry = 0.0
             elif rx is None:
@@ -1114,11 +1129,11 @@ class _Builder:
             rx, ry = min(max(rx, 0.0), w / 2), min(max(ry, 0.0), h / 2)
             return _rect(x, y, w, h, rx, ry)
         if tag in ("circle", "ellipse"):
-            cx, cy = _length(g("cx"), vw, 0.0), _length(g("cy"), vh, 0.0)
+            cx, cy = length("cx", vw, 0.0), length("cy", vh, 0.0)
             if tag == "circle":
-                rx = ry = _length(g("r"), diag, 0.0)
+                rx = ry = length("r", diag, 0.0)
             else:
-                rx, ry = _length(g("rx"), vw, None), _length(g("ry"), vh, None)
+                rx, ry = length("rx", vw, None), length("ry", vh, None)
                 rx = ry if rx is None else rx
                 ry = rx if ry is None else ry
                 rx, ry = rx or 0.0, ry or 0.0
@@ -1126,7 +1141,7 @@ class _Builder:
                 return []
             return _ellipse(cx, cy, rx, ry)
         if tag == "line":
-            return _polyline([_length(g(k), ref, 0.0) for k, ref in (("x1", vw), ("y1", vh), ("x2", vw), ("y2", vh))],
+            return _polyline([length(k, ref, 0.0) for k, ref in (("x1", vw), ("y1", vh), ("x2", vw), ("y2", vh))],
                              False)
         coords = _numbers(g("points") or "")
         if len(coords) % 2:
@@ -1144,7 +1159,8 @@ class _Builder:
                              "allowed, so split it into several shapes or simplify it.")
         fill = None if tag == "line" else self._paint(state.get("fill"), state)
         stroke = self._paint(state.get("stroke"), state)
-        width = _length(state.get("stroke-width"), math.sqrt(sum(v * v for v in self.view) / 2), 1.0) or 0.0
+        width = _length(state.get("stroke-width"), math.sqrt(sum(v * v for v in self.view) / 2), 1.0,
+                        "stroke-width", elem) or 0.0
         scale = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
         width *= scale
         if fill is not None:
