@@ -21,7 +21,6 @@ import threading
 INTERRUPTED = "error: interrupted"
 TERMINATED = "error: terminated (SIGTERM)"
 CLI_MODULES = ("backends", "backends.__main__", "backends.svg", "backends.svg.__main__")
-SVG_LINES = ("interrupted", "terminated (SIGTERM)")  # the SVG renderer's CLI has always said "interrupted"
 
 
 class Terminated(KeyboardInterrupt):
@@ -32,19 +31,13 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _lines() -> tuple[str, str]:
-    """This CLI's lines for (Ctrl-C, SIGTERM)."""
-    svg = (_main_module(list(getattr(sys, "orig_argv", []))) or "").startswith("backends.svg")
-    return SVG_LINES if svg else (INTERRUPTED, TERMINATED)
-
-
 def _end_now(signum, frame):
     """Nothing is being written (imports, shutdown): say so in one line and end without unwinding."""
     try:
         sys.stdout.flush()  # what the CLI printed before, e.g. its result lines, still reaches a pipe
     except Exception:  # a signal inside a print: the buffer is busy
         pass
-    line = _lines()[signum != signal.SIGINT]
+    line = TERMINATED if signum != signal.SIGINT else INTERRUPTED
     try:
         os.write(2, (line + "\n").encode())
     except OSError:
@@ -108,10 +101,10 @@ def exit_with(main) -> None:
     try:
         code = main()
     except Terminated:
-        print(_lines()[1], file=sys.stderr)
+        print(TERMINATED, file=sys.stderr)
         code = 143
     except KeyboardInterrupt:
-        print(_lines()[0], file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         code = 130
     finally:  # also after argparse's own exit (--help, a usage error)
         guard()

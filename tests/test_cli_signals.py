@@ -81,7 +81,8 @@ def test_list_ends_with_one_line_on_a_signal_at_any_moment(sig, line):
     assert 128 + sig in seen  # the early moments (during the imports) did interrupt
 
 
-@pytest.mark.parametrize("sig, line", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")])
+@pytest.mark.parametrize("sig, line", [(signal.SIGINT, "error: interrupted"),
+                                       (signal.SIGTERM, "error: terminated (SIGTERM)")])
 def test_svg_render_ends_with_one_line_on_a_signal_at_any_moment_and_leaves_no_file(tmp_path, sig, line):
     (tmp_path / "in.svg").write_text(SVG)
     seen = set()

@@ -329,7 +329,7 @@ def test_ctrl_c_during_rendering_exits_130_with_one_line_and_leaves_no_file(tmp_
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 130 and err.strip().splitlines() == ["interrupted"]
+    assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"]
     assert list(tmp_path.iterdir()) == [src]                                      # neither out.png nor a .part
 
 

@@ -1,9 +1,10 @@
 """Command line: `python -m backends.svg render IN.svg OUT.png [--size N] [--samples S] [--transparent]`.
 
 Rasterizes an SVG with Distill Studio's own renderer (the one the optimizers differentiate through).
-Every failure is one line on stderr: exit 2 for bad input (the SVG, an option, the output path), 1 for a run
-that failed on good input, 130 for Ctrl-C ("interrupted"), 143 for SIGTERM ("terminated (SIGTERM)"), also
-while the package imports torch (`backends.interrupts`); DISTILL_DEBUG=1 re-raises for a traceback.
+Every failure is one line on stderr starting "error: ", as in `python -m backends`: exit 2 for bad input (the
+SVG, an option, the output path), 1 for a run that failed on good input, 130 for Ctrl-C ("error: interrupted"),
+143 for SIGTERM ("error: terminated (SIGTERM)"), also while the package imports torch (`backends.interrupts`);
+DISTILL_DEBUG=1 re-raises for a traceback.
 
 What a small input can cost is bounded before any work: the input is read only if it is a regular file
 (a FIFO or device is refused without blocking), at most 2 MB, within a deadline; the import bounds the scene
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("DISTILL_DEBUG"):
             raise
         terminated = isinstance(err, interrupts.Terminated)
-        print(interrupts.SVG_LINES[terminated], file=sys.stderr)
+        print(interrupts.TERMINATED if terminated else interrupts.INTERRUPTED, file=sys.stderr)
         return 143 if terminated else 130
 
 
