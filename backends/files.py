@@ -10,6 +10,7 @@ returns). The CLI and the API write to the folder they are given (`--out`, `out_
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -168,13 +170,16 @@ def atomic_path(path: PathLike):
     Pillow and ffmpeg pick the format from it. An exception or Ctrl-C inside the block removes it, so an
     interrupted run never leaves a file that looks finished; the rename is atomic on one file system. A full
     disk, a quota, a read-only or forbidden folder (`write_error`) is one sentence naming `path`, not the
-    writer's traceback.
+    writer's traceback. Inside `recording_writes`, the finished path is added to its list.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
+        written = _WRITTEN.get()
+        if written is not None:
+            written.append(path)
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -182,3 +187,30 @@ def atomic_path(path: PathLike):
         if failure is not None:
             raise failure from None
         raise
+
+
+# the list `atomic_path` adds its finished files to, set only while one step of `recording_writes` runs
+_WRITTEN: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("distill_written", default=None)
+
+
+def recording_writes(steps: Iterator, written: list[Path]) -> Iterator:
+    """Yield what `steps` (a backend's run) yields, adding to `written` each file `atomic_path` puts in place
+    while it runs: the runner's list of what a run wrote, to take away when the run fails before it completes.
+
+    The list is set around each step only, not across a yield: the app steps a run from worker threads (each
+    with a copy of the context), and the caller's own writes between steps are not the run's.
+    """
+    try:
+        while True:
+            token = _WRITTEN.set(written)
+            try:
+                item = next(steps)
+            except StopIteration:
+                return
+            finally:
+                _WRITTEN.reset(token)
+            yield item
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:  # a cancelled run's generator ends now, removing what it was writing
+            close()

@@ -5,6 +5,7 @@ generator, times it, and writes `result.json` next to the result files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ import torch
 
 from . import budget, registry, timing, validate
 from .errors import InputError, RunError
-from .files import atomic_path
+from .files import atomic_path, recording_writes
 from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
 from .priors.machine import MEMORY_MODES
 from .priors.base import PromptReader, StartNotice, suggested_settings
@@ -74,7 +75,8 @@ def run(
     prior: a catalog name, "name:<hub id or folder>", or None / "auto" for this machine's default.
     memory: the prior's memory profile ("auto", "none", "24gb", "16gb"), the same whoever calls.
     Every check that needs no model runs before any model loads. Raises InputError for bad settings / inputs,
-    RunError when the run fails (incl. out of GPU memory).
+    RunError when the run fails (incl. out of GPU memory). A run that fails, is interrupted or is closed before
+    its result.json is written removes the files it wrote: `out_dir` holds a whole result set or none.
     """
     cls = registry.get(key)
     spec = cls.spec
@@ -106,7 +108,9 @@ def run(
                timed=steps is not None or entry is None or not entry.offline)
     t0 = time.perf_counter()
     clock = _StepClock()
-    work = None
+    work = result = None
+    written: list[Path] = []  # the files this run put in `out`, in the order written
+    complete = False
     try:
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
@@ -125,14 +129,45 @@ def run(
             yield Progress(step=0, total=0, message=notice)
         clear_previous_result(out)  # every check passed: the folder's last result set goes as a whole
         backend = cls()
-        result = None
         clock.start()
-        for item in backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out):
+        for item in recording_writes(backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out),
+                                     written):
             if isinstance(item, Result):
                 result = item
             else:
                 clock.report(item.step)
                 yield item
+        if result is None:
+            raise RunError(f"{key} finished without a result")
+        measured = clock.timing(work.units if work is not None else 0)
+        where = prior_obj.device if prior_obj is not None else resolve_device(device)
+        timing.record(key, prior_name, where, measured)
+        meta = {
+            "backend": key,
+            "settings": to_dict(settings),
+            "auto": filled,
+            "profile": profile,
+            "seed": getattr(settings, "seed", None),
+            "prior": prior_name,
+            "prior_description": prior_obj.description if prior_obj is not None else None,
+            "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
+            "switches": list(prior_obj.switches) if prior_obj is not None else [],
+            "device": str(where),
+            "inputs": [Path(p).name for p in inputs],
+            # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, ...)
+            "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
+                        **(asdict(measured) if measured else {})},
+            **result.metadata,
+        }
+        meta.setdefault("warnings", [])
+        # the result set, by name in the folder: what the next run into this folder removes first
+        meta["files"] = {role: Path(p).name for role, p in result.files.items() if Path(p).parent == out}
+        if meta["prior_is_tiny"]:
+            meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
+        result.metadata = meta
+        with atomic_path(out / "result.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
+        complete = True
     except torch.cuda.OutOfMemoryError:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -143,36 +178,9 @@ def run(
         lower = work.lower if work is not None else "its size settings"
         raise InputError(f"{key} ran out of memory on the CPU (more than this process may use); lower {lower}.") \
             from None
-    if result is None:
-        raise RunError(f"{key} finished without a result")
-    measured = clock.timing(work.units if work is not None else 0)
-    where = prior_obj.device if prior_obj is not None else resolve_device(device)
-    timing.record(key, prior_name, where, measured)
-    meta = {
-        "backend": key,
-        "settings": to_dict(settings),
-        "auto": filled,
-        "profile": profile,
-        "seed": getattr(settings, "seed", None),
-        "prior": prior_name,
-        "prior_description": prior_obj.description if prior_obj is not None else None,
-        "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
-        "switches": list(prior_obj.switches) if prior_obj is not None else [],
-        "device": str(where),
-        "inputs": [Path(p).name for p in inputs],
-        # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, steps, work)
-        "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
-                    **(asdict(measured) if measured else {})},
-        **result.metadata,
-    }
-    meta.setdefault("warnings", [])
-    # the result set, by name in the folder: what the next run into this folder removes first
-    meta["files"] = {role: Path(p).name for role, p in result.files.items() if Path(p).parent == out}
-    if meta["prior_is_tiny"]:
-        meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
-    result.metadata = meta
-    with atomic_path(out / "result.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
+    finally:
+        if not complete:  # failed, interrupted or cancelled: its result set is not left half written
+            _remove_run_files(out, written, result)
     result.files.setdefault("json", str(out / "result.json"))
     yield result
 
@@ -307,6 +315,17 @@ def clear_previous_result(out: Path) -> None:
         path = out / str(name)
         if path.parent == out and path.is_file():
             path.unlink(missing_ok=True)
+
+
+def _remove_run_files(out: Path, written: list[Path], result: Result | None) -> None:
+    """Remove what a run that did not complete put directly in `out`: the files it wrote (`recording_writes`) and
+    those its Result names (a plugin's own writers), so no part of its result set outlives it; the previous set
+    went before it started (`clear_previous_result`). A file that cannot be removed (the disk failing) stays."""
+    named = [Path(p) for p in result.files.values()] if result is not None else []
+    for path in {*written, *named}:
+        if path.parent == out and path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _writable_folder(out_dir) -> Path:

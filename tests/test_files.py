@@ -71,3 +71,37 @@ def test_default_root_refuses_a_symlinked_root(tmp_path, monkeypatch):
     monkeypatch.setenv("DISTILL_TMP", str(link))
     with pytest.raises(RunError):
         files.default_root()
+
+
+def test_recording_writes_lists_what_the_steps_wrote_not_what_the_caller_wrote_between_them(tmp_path):
+    def steps():
+        with files.atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("a")
+        yield 1
+        with files.atomic_path(tmp_path / "b.txt") as tmp:
+            tmp.write_text("b")
+        yield 2
+
+    written = []
+    run = files.recording_writes(steps(), written)
+    assert next(run) == 1
+    with files.atomic_path(tmp_path / "mine.txt") as tmp:  # the caller's own write, between two steps
+        tmp.write_text("mine")
+    assert list(run) == [2]
+    assert written == [tmp_path / "a.txt", tmp_path / "b.txt"]
+
+
+def test_closing_a_recorded_run_closes_its_steps(tmp_path):
+    closed = []
+
+    def steps():
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)
+
+    run = files.recording_writes(steps(), [])
+    assert next(run) == 1
+    run.close()
+    assert closed == [True]

@@ -123,6 +123,53 @@ def test_a_failed_write_of_an_output_is_one_sentence_naming_the_file_and_leaves_
     assert sorted(p.name for p in out.iterdir()) == []   # neither result.png nor its .partial
 
 
+def _fail_writing(monkeypatch, cls, method, name, code):
+    """Make `cls.method` raise OSError(code) when it writes the temporary file of `name` (atomic_path's
+    ".<stem>.partial-<hex><suffix>"), as a disk that fills there would."""
+    real = getattr(cls, method)
+    stem, suffix = name.split(".")
+
+    def failing(self, *args, **kwargs):
+        fp = str(args[0]) if method == "save" else str(self)
+        if Path(fp).name.startswith(f".{stem}.partial-") and fp.endswith(f".{suffix}"):
+            raise OSError(code, os.strerror(code), fp)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, failing)
+
+
+@pytest.mark.parametrize("code, exit_code", [(errno.ENOSPC, 1), (errno.EACCES, 2)])
+def test_a_run_whose_result_json_cannot_be_written_leaves_none_of_its_files(target, tmp_path, monkeypatch, capsys,
+                                                                             code, exit_code):
+    # its result.png stayed without a result.json: a half result set that no later run would clear
+    from backends.__main__ import main
+
+    out = tmp_path / "out"
+    run(target, out, steps=2)  # the folder's previous result set, which the failed run replaces as a whole
+    (out / "mine.txt").write_text("not a run's")
+    _fail_writing(monkeypatch, Path, "write_text", "result.json", code)
+    rc = main(["run", "image/sds", "--prior", "analytic", "--input", target, "--set", "steps=2", "--out", str(out),
+               "--quiet"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == exit_code and len(err) == 1 and err[0].startswith(f"error: Could not write {out / 'result.json'}: ")
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+
+
+def test_a_run_whose_second_output_cannot_be_written_removes_its_first(tmp_path, monkeypatch):
+    # svg/vectorize writes result.svg, then result.png; the svg stayed when the png failed
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(src)
+    written = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (written.append(Path(b).name), real_replace(a, b))[1])
+    _fail_writing(monkeypatch, Image.Image, "save", "result.png", errno.ENOSPC)
+    out = tmp_path / "out"
+    with pytest.raises(RunError, match="result.png: no space left on device"):
+        backends.run_to_end("svg/vectorize", {"iters": 2, "paths": 2, "size": 32}, inputs=[str(src)], out_dir=out)
+    assert "result.svg" in written  # the first file was written, and is gone
+    assert list(out.iterdir()) == []
+
+
 def _limit_file_size(limit):
     def preexec():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # a write past the limit fails (EFBIG), not the process
