@@ -54,7 +54,7 @@ class MeshSettings(csd.EditSettings):
                                     "tops and lower sides are both seen", lo=0.0, hi=60.0, advanced=True)
     sync_every: int = option(20, "steps between carrying the edited views into the one texture and rendering them "
                              "back (0: once, after the last step)", lo=0, hi=5000, advanced=True)
-    fit_steps: int = option(100, "Adam steps of each texture fit", lo=1, hi=5000, advanced=True)
+    fit_steps: int = option(30, "conjugate-gradient iterations of each texture fit", lo=1, hi=1000, advanced=True)
     turntable_frames: int = option(24, "frames of the turntable (one turn)", lo=4, hi=120, advanced=True)
 
 
@@ -93,6 +93,12 @@ def cameras(s: MeshSettings, mesh):
     """(the edited views' cameras, the turntable's)."""
     return (orbit(mesh, s.particles, s.elevation, swing=s.elevation_swing),
             orbit(mesh, s.turntable_frames, s.elevation))
+
+
+def camera_record(camera) -> dict:
+    """One camera for result.json: eye, target and up in the mesh's world units, vertical field of view."""
+    return {"eye": [round(float(v), 6) for v in camera.eye], "target": [round(float(v), 6) for v in camera.target],
+            "up": [round(float(v), 6) for v in camera.up], "fov": float(camera.fov)}
 
 
 class _MeshEdit(csd.EditBackend):
@@ -173,7 +179,9 @@ class _MeshEdit(csd.EditBackend):
         found["fit_residual"] = residual
         found["held_out_residual"] = held_out_residual(edited, raster, src.facts["texture"], steps=s.fit_steps)
         th, tw = texture.shape[:2]
+        views, _ = cameras(s, mesh)
         meta = {"metrics": found, "method": self.method, "views": count, "triangles": int(len(mesh.faces)),
+                "cameras": [camera_record(c) for c in views],
                 "texture_size": [int(tw), int(th)], "work_size": [side, side],
                 "sync_residuals": [round(r, 5) for r in src.facts["syncs"]],
                 "kernel_distance": "latent" if self.method == "csd" else None, "unet_chunk": edit.chunk,
