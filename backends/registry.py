@@ -32,6 +32,7 @@ BUILTIN_MODULES = (
     "backends.csd_edit.panorama",
     "backends.csd_edit.video",
     "backends.csd_edit.views3d",
+    "backends.csd_edit.mesh",
 )
 
 _registry: dict[str, type] = {}

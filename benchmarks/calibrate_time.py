@@ -3,6 +3,7 @@ start from (`backends.timing`).
 
     python -m benchmarks.calibrate_time              # every backend at its defaults, this machine's default priors
     python -m benchmarks.calibrate_time --write      # ... and write them as backends/data/timings_cpu.json
+    python -m benchmarks.calibrate_time --only KEY,KEY --write   # re-measure some; the others keep their rows
 
 Each run goes through `backends.run` in a fresh process, as the CLI runs it, with the tab's default settings, a
 visitor's prompt and the shipped example input; "total" is the run after its prior loaded (`runner.warm_up`
@@ -49,7 +50,9 @@ def cases() -> list[tuple[str, str, dict, list[str]]]:
             key = f"{task}/{name}"
             cls = backends.get(key)
             settings = {"prompt": prompt} if "prompt" in cls.Settings.__dataclass_fields__ else {}
-            inputs = inputs_for(globs) if cls.inputs not in ("none", "image?") else []
+            # a mesh backend of the task edits the example mesh, not its views
+            wanted = [f"{task}/*.glb"] if cls.inputs == "mesh" else globs
+            inputs = inputs_for(wanted) if cls.inputs not in ("none", "image?") else []
             out.append((tab, key, settings, inputs))
     return out
 
@@ -154,6 +157,9 @@ def main(argv=None) -> None:
 
     machine = device_name(args.device)
     if args.write and rows:
+        if args.only:  # the other backends keep their rows
+            kept = json.loads(timing.REFERENCE.read_text())["runs"] if timing.REFERENCE.is_file() else {}
+            reference = {**{k: timing.Timing(**v) for k, v in kept.items()}, **reference}
         timing.write_reference(reference, machine)
         print(f"wrote {timing.REFERENCE}")
     if not args.no_record and rows:

@@ -138,6 +138,8 @@ def example_inputs(cls) -> list[str]:
         found = sorted(EXAMPLES.glob("video/*.mp4"))
     elif kind == "images":
         found = sorted(EXAMPLES.glob("views3d/*.png"))
+    elif kind == "mesh":
+        found = sorted(EXAMPLES.glob("views3d/*.glb"))[:1]
     elif kind in ("image", "image?"):
         folder = {"svg": "svg", "panorama": "panorama"}.get(cls.task, "image")
         found = sorted(EXAMPLES.glob(f"{folder}/*.png"))[:1]

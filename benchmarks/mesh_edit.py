@@ -28,7 +28,6 @@ def main() -> None:
     parser.add_argument("--prompt", default="make it night")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    from backends.csd_edit import mesh  # noqa: F401  (registers the two backends; not built in until the tab is)
 
     rows = []
     for key in ("views3d/csd-edit-mesh", "views3d/per-view-mesh"):

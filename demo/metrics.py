@@ -41,6 +41,10 @@ GLOSSARY: dict[str, Metric] = {
                                         "between neighbouring windows (their centres' mean change)", "lower"),
     "residual_colour_variation_rel": Metric("relative edit colour inconsistency", "edit colour inconsistency "
                                             "divided by the colour change itself", "lower"),
+    "fit_residual": Metric("texture fit residual", "how far the edited mesh's renders are from the edited views "
+                           "(RMS over covered pixels)", "lower"),
+    "held_out_residual": Metric("view disagreement", "how far a texture fitted to half the edited views is from "
+                                "the other half (RMS): views that agree on one edit fit one texture", "lower"),
     "edit_strength": Metric("edit strength", "how much the picture changed from the input (mean absolute change)", ""),
     "grad_norm": Metric("gradient norm", "size of the last step's update direction", ""),
     "xing": Metric("self-crossing penalty", "how much the paths cross themselves (the penalty's value)", "lower"),

@@ -284,8 +284,8 @@ class _Outputs:
         t = self.t
         upd = {t.caption_a: "**Method**", t.preview_a: None, t.caption_b: "**Baseline**", t.preview_b: None,
                t.files_a: None, t.files_b: None, t.notices: "", t.report: "", t.cli: "", t.details: None}
-        for m in t.media_a + t.media_b:
-            upd[m] = "" if isinstance(m, gr.HTML) else None
+        for kind, a, b in zip(t.spec.media, t.media_a, t.media_b):
+            upd[a] = upd[b] = media_value(kind, {}, self.folder)  # each kind's empty value
         return self._set(upd)
 
     def status(self, text: str) -> dict:

@@ -31,4 +31,7 @@ CSS = """
 .preview img {width: 100%; height: 100%; object-fit: contain;}
 .files .file-name, .files td {overflow-wrap: anywhere; white-space: normal !important;}
 #image-preview-a img, #image-preview-b img {image-rendering: pixelated;}
+/* a 3D viewer with no model to show: out of the layout but mounted (Gradio's Model3D first mounted hidden never
+   draws its canvas once shown) */
+.no-model {display: none !important;}
 """.replace("{wide}", str(NARROW_PX + 1)).replace("{narrow}", str(NARROW_PX))

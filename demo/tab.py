@@ -26,11 +26,13 @@ from . import environment
 from .jobs import JOBS, safe_stem
 from .requests import baseline_settings, paths_of, ui_default, without_example_files
 from .runs import make_runner
-from .widgets import field_widget, media_widget, ui_fields
+from .widgets import NO_MODEL, field_widget, media_widget, ui_fields, viewer, viewer_update
 
 STOP_WAIT_S = 10.0  # how long the Stop handler waits for the run to end before answering
 UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP, BMP or GIF)", "images": "images or one .zip of images",
-                "video": "a video (MP4, WebM)", "svg": "an SVG file"}
+                "video": "a video (MP4, WebM)", "svg": "an SVG file",
+                "mesh": "a textured mesh (.glb, .gltf, or a .zip of .obj, .mtl and texture)"}
+MESH_TYPES = [".glb", ".gltf", ".zip"]
 
 
 def guard_upload(widget, slot: "InputSlot"):
@@ -67,11 +69,14 @@ def _why_unreadable(payload, slot: "InputSlot") -> str:
 
 @dataclass
 class InputSlot:
-    """One input widget of a tab. kind: what backends call it ("image", "images", "video", "svg")."""
+    """One input widget of a tab. kind: what backends call it ("image", "images", "video", "svg", "mesh").
+    viewer: for a 3D upload, the file Gradio's 3D viewer shows of it, fn(uploaded path, job root) -> path (an
+    InputError leaves the viewer hidden: Run says what is wrong)."""
 
     kind: str
     label: str
     make: Callable[[], gr.components.Component]
+    viewer: Callable[[str, str | None], str] | None = None
 
 
 @dataclass
@@ -174,6 +179,39 @@ class Tab:
         users = self.slot_users(slot)
         return not users or key in users
 
+    def baseline_for(self, key: str | None, current: str | None = None) -> str | None:
+        """The baseline beside method `key`: `current` if it takes the same kind of input, else the tab's first
+        preferred baseline that does (views3d/csd-edit-mesh: per-view-mesh), else any other backend that does."""
+        if key not in self.classes:
+            return current or self._pick(self.spec.baseline, avoid=key)
+        kind = self.classes[key].spec.inputs.kind
+        fits = [k for k in self.keys if k != key and self.classes[k].spec.inputs.kind == kind]
+        if current in fits:
+            return current
+        preferred = [f"{self.spec.task}/{name}" for name in self.spec.baseline]
+        return next((k for k in preferred if k in fits), fits[0] if fits else self._pick(self.spec.baseline,
+                                                                                           avoid=key))
+
+    def method_changed(self, key: str, current_baseline: str | None, *uploads) -> list:
+        """The page after the Method menu changes: that method's settings panel and note, the inputs it reads
+        (a 3D viewer shows with its input, once something is uploaded), the baseline that takes the same input."""
+        shown = [self.slot_visible(slot, key) for slot in self.spec.inputs]
+        return ([gr.update(visible=k == key) for k in self.keys] + [self._method_note(key)]
+                + [gr.update(visible=v) for v in shown]
+                + [gr.update(elem_classes=[] if v and paths_of(up) else [NO_MODEL])
+                   for v, up, view in zip(shown, uploads, self.input_viewers) if view is not None]
+                + [gr.update(value=self.baseline_for(key, current_baseline))])
+
+    def show_upload(self, slot: InputSlot, value) -> dict:
+        """The 3D viewer of an upload: the file `slot.viewer` makes of it, or hidden (no file, or one Run refuses)."""
+        paths = paths_of(value)
+        if not paths:
+            return viewer_update(None)
+        try:
+            return viewer_update(slot.viewer(paths[0], self.config.job_root))
+        except InputError:
+            return viewer_update(None)
+
     # -- layout
     def build(self) -> None:
         s = self.spec
@@ -184,7 +222,7 @@ class Tab:
                         elem_id=f"{s.name}-empty")
             return
         self.method_key = self._pick(s.method)
-        self.baseline_key = self._pick(s.baseline, avoid=self.method_key)
+        self.baseline_key = self.baseline_for(self.method_key)
         with gr.Row(equal_height=False, elem_classes=["tab-body"]):
             with gr.Column(scale=2, min_width=320):
                 # 1. what to give: the words first, then the file(s); a slot only some methods read shows with them
@@ -194,11 +232,13 @@ class Tab:
                 self.suggest = (gr.Radio(choices=[], value=None, label="Did you mean (click one to use it)",
                                          visible=False, elem_id=f"{s.name}-suggest")
                                 if self.prompt is not None else None)
-                self.input_widgets = []
+                self.input_widgets, self.input_viewers = [], []
                 for slot in s.inputs:
                     widget = guard_upload(slot.make(), slot)
                     widget.visible = self.slot_visible(slot, self.method_key)
                     self.input_widgets.append(widget)
+                    self.input_viewers.append(None if slot.viewer is None else viewer(
+                        f"{slot.label}: your upload", f"{s.name}-{slot.kind}-view", height=220))
                 # 2. method and prior
                 with gr.Row():
                     self.backend = gr.Dropdown(
@@ -335,11 +375,14 @@ class Tab:
     def _wire(self) -> None:
         s = self.spec
         panel_list = [self.panels[k] for k in self.keys]
-        self.backend.change(lambda b: [gr.update(visible=k == b) for k in self.keys]
-                            + [self._method_note(b)]
-                            + [gr.update(visible=self.slot_visible(slot, b)) for slot in s.inputs],
-                            self.backend, panel_list + [self.method_note] + self.input_widgets,
+        viewers = [v for v in self.input_viewers if v is not None]
+        self.backend.change(self.method_changed, [self.backend, self.compare_backend] + self.input_widgets,
+                            panel_list + [self.method_note] + self.input_widgets + viewers + [self.compare_backend],
                             api_visibility="private", queue=False)
+        for slot, widget, shows in zip(s.inputs, self.input_widgets, self.input_viewers):
+            if shows is not None:
+                widget.change(lambda v, slot=slot: self.show_upload(slot, v), widget, shows,
+                              api_visibility="private", show_progress="hidden")
         self.compare.change(lambda on: gr.update(visible=on), self.compare, self.col_b, api_visibility="private",
                             queue=False)
         widgets = [w for _, _, w in self.panel_fields]
@@ -548,13 +591,15 @@ def _session(request: gr.Request | None) -> str:
 # a tab for any registered task (a plugin's new task included)
 
 def input_slot(kind: str, elem_id: str) -> InputSlot:
-    """The upload widget for one input kind, as backends name them ("image", "images", "video", "svg")."""
+    """The upload widget for one input kind, as backends name them ("image", "images", "video", "svg", "mesh")."""
     makers = {
         "image": lambda: gr.Image(type="filepath", label="Image", sources=["upload"], height=200, elem_id=elem_id),
         "images": lambda: gr.File(label="Images (several, or one .zip)", file_count="multiple",
                                   file_types=["image", ".zip"], height=160, elem_id=elem_id),
         "video": lambda: gr.Video(label="Video", sources=["upload"], height=200, elem_id=elem_id),
         "svg": lambda: gr.File(label="SVG file", file_types=[".svg"], height=120, elem_id=elem_id),
+        "mesh": lambda: gr.File(label="Textured mesh (.glb, .gltf, or a zipped .obj)", file_types=MESH_TYPES,
+                                height=120, elem_id=elem_id),
     }
     if kind not in makers:
         raise ValueError(f"unknown input kind {kind!r}; backends take one of {', '.join(INPUT_KINDS)}")

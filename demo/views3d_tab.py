@@ -1,12 +1,17 @@
 """3D-view editing: CSD-Edit treats several views of one object as particles (a perceptual distance in the
-kernel), so the edited views stay consistent; the baseline edits view by view. Gallery + zip + turntable."""
+kernel), so the edited views stay consistent; the baseline edits view by view. A textured mesh is edited the same
+way through views rendered around it, and the edit is carried into its one texture: the edited mesh comes back.
+Gallery + zip + turntable, and the 3D viewer for a mesh."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
 
-from .tab import Example, InputSlot, TabSpec
+from backends.files import JobDir
+from backends.mesh import load_mesh, save_glb
+
+from .tab import MESH_TYPES, Example, InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "views3d"
 
@@ -14,6 +19,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "views3d"
 def examples() -> list[Example]:
     views = sorted(p for p in EXAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg")) if EXAMPLES.is_dir() else []
     zips = sorted(EXAMPLES.glob("*.zip")) if EXAMPLES.is_dir() else []
+    meshes = sorted(EXAMPLES.glob("*.glb")) if EXAMPLES.is_dir() else []
     out = []
     if len(views) >= 2:
         views = views[:8]
@@ -25,24 +31,42 @@ def examples() -> list[Example]:
     for z in zips:
         out.append(Example(f"{z.stem}: watercolour", "csd-edit", prompt="turn it into a watercolour painting",
                            inputs={"images": [str(z)]}, shows="watercolour"))
+    for m in meshes:
+        out.append(Example(f"Mesh ({m.stem}): night, vs. per-view", "csd-edit-mesh", prompt="make it night",
+                           inputs={"mesh": str(m)}, compare=True, shows="night"))
     return out
+
+
+def mesh_view(path: str, job_root: str | None) -> str:
+    """What the 3D viewer shows of an uploaded mesh: a .glb or .gltf as uploaded (the browser reads it), a zipped
+    .obj read as a run reads it (bounded, given an atlas if it has no UVs) and written as a .glb in a job folder."""
+    if Path(path).suffix.lower() in (".glb", ".gltf"):
+        return path
+    mesh = load_mesh(path)
+    glb, _ = save_glb(mesh, mesh.texture, JobDir(job_root, prefix="view").path / "upload.glb")
+    return glb
 
 
 SPEC = TabSpec(
     name="views3d",
     task="views3d",
     title="3D-view edit",
-    intro=("**3D-view editing.** Give several views of one object or scene (images, or one zip) and an "
-           "instruction. CSD-Edit edits the views together as one set of particles, so they take one edit; the "
-           "baseline edits each view on its own with the same prior. Each result measures how much the edit "
-           "differs from view to view (*edit inconsistency*)."),
+    intro=("**3D-view editing.** Give several views of one object or scene (images, or one zip), or a textured "
+           "mesh (choose a *-mesh* method), and an instruction. CSD-Edit edits the views together as one set of "
+           "particles, so they take one edit; the baseline edits each view on its own with the same prior. A mesh is "
+           "edited through views rendered around it, and the edit is carried into its one texture: you get the "
+           "edited mesh back. Each result measures how much the edit differs from view to view "
+           "(*edit inconsistency*; for a mesh, how far the edited views are from one texture)."),
     inputs=[InputSlot("images", "Views", lambda: gr.File(
-        label="Views: several images or one .zip", file_count="multiple",
-        file_types=["image", ".zip"], height=160, elem_id="views3d-input"))],
+                label="Views: several images or one .zip", file_count="multiple",
+                file_types=["image", ".zip"], height=160, elem_id="views3d-input")),
+            InputSlot("mesh", "Mesh", lambda: gr.File(
+                label="Textured mesh: .glb, .gltf, or a .zip of one .obj with its .mtl and texture",
+                file_types=MESH_TYPES, height=120, elem_id="views3d-mesh"), viewer=mesh_view)],
     method=("csd-edit",),
-    baseline=("per-view",),
-    media=("gallery", "video"),
-    media_labels={"gallery": "edited views", "video": "turntable"},
+    baseline=("per-view", "per-view-mesh"),
+    media=("gallery", "video", "model3d"),
+    media_labels={"gallery": "edited views", "video": "turntable", "model3d": "edited mesh"},
     prompt_label="Instruction (e.g. 'turn it into a bronze statue')",
     examples=examples,
 )

@@ -96,18 +96,34 @@ def unpack_views(zip_path: str, folder: Path, limit: int = 64) -> list[str]:
 
 
 def media_value(kind: str, files: dict[str, str], folder: Path):
-    """What a result widget of `kind` shows, from the run's published files."""
+    """What a result widget of `kind` shows, from the run's published files (none: the kind's empty value)."""
     paths = list(files.values())
     if kind == "svg":
         return svg_html(files.get("svg") or next((p for p in paths if p.lower().endswith(".svg")), None))
     if kind == "video":
         return files.get("mp4") or next((p for p in paths if Path(p).suffix.lower() in VIDEO_EXT), None)
+    if kind == "model3d":  # shown only with a mesh to show (the views3d tab's image views make none)
+        return viewer_update(files.get("glb") or next((p for p in paths if p.lower().endswith(".glb")), None))
     if kind == "gallery":
         zips = [p for p in paths if p.lower().endswith(".zip")]
         if zips:
             return unpack_views(zips[0], folder / (Path(zips[0]).stem + "-views"))
         return [p for r, p in files.items() if Path(p).suffix.lower() in IMAGE_EXT - {".gif"} and r != "comparison"]
     raise ValueError(f"unknown media kind {kind!r}")
+
+
+NO_MODEL = "no-model"  # the CSS class that takes a 3D viewer out of the layout while it has nothing to show
+
+
+def viewer(label: str, elem_id: str, height: int) -> gr.Model3D:
+    """Gradio's 3D viewer, out of the layout until `viewer_update` gives it a model. Hidden by CSS, not by
+    `visible=False`: a Model3D that first mounts hidden never draws its canvas once shown (Gradio 6.31)."""
+    return gr.Model3D(label=label, elem_id=elem_id, interactive=False, height=height, elem_classes=[NO_MODEL])
+
+
+def viewer_update(path: str | None, shown: bool = True) -> dict:
+    """The update that shows `path` in a `viewer` (shown=False, or no path: out of the layout)."""
+    return gr.update(value=path, elem_classes=[] if path and shown else [NO_MODEL])
 
 
 def media_widget(kind: str, label: str, elem_id: str):
@@ -117,6 +133,8 @@ def media_widget(kind: str, label: str, elem_id: str):
         return gr.Video(label=label, elem_id=elem_id, interactive=False, height=260)
     if kind == "gallery":
         return gr.Gallery(label=label, elem_id=elem_id, columns=4, height=220, interactive=False, object_fit="contain")
+    if kind == "model3d":
+        return viewer(label, elem_id, height=300)
     raise ValueError(f"unknown media kind {kind!r}")
 
 

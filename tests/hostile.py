@@ -13,6 +13,7 @@ reader waits for, which stalled it for 10 s).
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zipfile
 import zlib
@@ -71,6 +72,32 @@ def png_with_declared_size(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     idat = zlib.compress(b"\x00" * 64)
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def glb_bytes(gltf: dict, binary: bytes = b"") -> bytes:
+    """A .glb of the glTF JSON `gltf` and its binary chunk (what the JSON declares need not be true)."""
+    js = json.dumps(gltf).encode()
+    js += b" " * (-len(js) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    body = struct.pack("<LL", len(js), 0x4E4F534A) + js
+    if binary:
+        body += struct.pack("<LL", len(binary), 0x004E4942) + binary
+    return b"glTF" + struct.pack("<LL", 2, 12 + len(body)) + body
+
+
+def glb_declaring(triangles: int = 1, texture: bytes = b"") -> bytes:
+    """A .glb whose accessors declare `triangles` triangles, with `texture` (image bytes) as its one image."""
+    gltf = {"asset": {"version": "2.0"},
+            "accessors": [{"count": 3 * triangles, "componentType": 5125, "type": "SCALAR"},
+                          {"count": 3, "componentType": 5126, "type": "VEC3"}],
+            "meshes": [{"primitives": [{"indices": 0, "attributes": {"POSITION": 1}}]}]}
+    if texture:
+        gltf.update(buffers=[{"byteLength": len(texture)}], bufferViews=[{"buffer": 0, "byteLength": len(texture)}],
+                    images=[{"bufferView": 0, "mimeType": "image/png"}])
+    return glb_bytes(gltf, texture)
+
+
+OBJ_TRIANGLE = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nmtllib m.mtl\nusemtl a\nf 1/1 2/2 3/3\n"
 
 
 def _encoded(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -375,6 +402,19 @@ RUN_CASES: list[RunCase] = [
     RunCase("t_min_above_t_max", "video/per-frame", {**_WINTER, "t_min": 600, "t_max": 500}, ("clip.mp4",),
             "t_min"),
     RunCase("unknown_prior", "image/sds", {"steps": 3}, ("photo.png",), "prior", prior="nosuch"),
+    # meshes: bounds from the headers, unsafe zips, the wrong kind of file, views beyond the limit
+    RunCase("mesh_declaring_300000_triangles", "views3d/csd-edit-mesh", _WINTER, ("many.glb",), "300,000 triangles"),
+    RunCase("mesh_texture_of_100000_px", "views3d/per-view-mesh", _WINTER, ("huge_texture.glb",), "4096x4096"),
+    RunCase("mesh_zip_escaping_its_folder", "views3d/csd-edit-mesh", _WINTER, ("escape.zip",), "unsafe path"),
+    RunCase("mesh_mtl_naming_a_system_file", "views3d/csd-edit-mesh", _WINTER, ("outside.zip",), "not in the zip"),
+    RunCase("photo_as_a_mesh", "views3d/csd-edit-mesh", _WINTER, ("photo.png",), "not a mesh"),
+    RunCase("mesh_as_views", "views3d/per-view", _WINTER, ("house.glb",), "house.glb"),
+    RunCase("mesh_with_33_views", "views3d/csd-edit-mesh", {**_WINTER, "particles": 33}, ("house.glb",),
+            "particles"),
+    RunCase("mesh_32_views_at_2048", "views3d/csd-edit-mesh", {**_WINTER, "particles": 32, "short_side": 2048},
+            ("house.glb",), "too heavy to draw", capped=True),  # 194 million pixel tests, counted before drawing
+    RunCase("mesh_small_edit", "views3d/csd-edit-mesh",
+            {**_WINTER, "steps": 4, "particles": 4, "short_side": 32, "turntable_frames": 4}, ("house.glb",)),
     RunCase("prior_path_outside", "image/sds", {"steps": 3}, ("photo.png",), "prior", prior="sd:../../etc/passwd"),
 ]
 
@@ -403,6 +443,17 @@ def make_run_inputs(directory) -> dict[str, Path]:
     files["playlist.m3u8"].write_text(f"#EXTM3U\n#EXTINF:1.0,\n{files['clip.mp4']}\n#EXT-X-ENDLIST\n")
     files["voice.mp4"] = root / "voice.mp4"
     _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(files["voice.mp4"]))
+    meshes = {"many.glb": glb_declaring(300_000),
+              "huge_texture.glb": glb_declaring(1, png_with_declared_size(100_000, 100_000)),
+              "escape.zip": [("../evil.obj", OBJ_TRIANGLE)],
+              "outside.zip": [("m.obj", OBJ_TRIANGLE), ("m.mtl", b"newmtl a\nmap_Kd ../../../etc/passwd\n")]}
+    for name, data in meshes.items():
+        files[name] = root / name
+        if isinstance(data, bytes):
+            files[name].write_bytes(data)
+        else:
+            _zip(files[name], data)
+    files["house.glb"] = Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb"
     view = _encoded(_small_rgb(32, 32, seed=11), "PNG")
     for count in (32, 200):
         files[f"views_{count}.zip"] = root / f"views_{count}.zip"

@@ -606,3 +606,68 @@ def test_each_prompt_tab_lists_what_its_offline_prior_knows_and_a_pick_fills_the
     assert shown["svg"] == len(backends.vocabulary("icons"))
     assert shown["panorama"] == shown["video"] == shown["views3d"] == len(backends.vocabulary("edits"))
     assert backends.vocabulary("sd") is None  # a real model takes any text: no list
+
+
+HOUSE = Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb"
+
+
+def test_a_mesh_method_shows_the_mesh_upload_its_viewer_and_pairs_with_the_per_view_mesh_baseline(offline_app):
+    tab = offline_app.tabs_by_name["views3d"]
+    kinds = [slot.kind for slot in tab.spec.inputs]
+    assert kinds == ["images", "mesh"] and tab.baseline_key == "views3d/per-view"
+    views = tab.input_widgets[kinds.index("images")]
+    mesh_slot, mesh_upload = tab.spec.inputs[1], tab.input_widgets[1]
+    assert views.visible and not mesh_upload.visible and tab.input_viewers[1].elem_classes == [widgets.NO_MODEL]
+
+    changed = tab.method_changed("views3d/csd-edit-mesh", "views3d/per-view", None, str(HOUSE))
+    n = len(tab.keys)
+    panels, note, shown, viewer, baseline = changed[:n], changed[n], changed[n + 1:n + 3], changed[n + 3], changed[-1]
+    assert [p["visible"] for p in panels] == [k == "views3d/csd-edit-mesh" for k in tab.keys] and "texture" in note
+    assert [s["visible"] for s in shown] == [False, True] and viewer["elem_classes"] == []  # its viewer shows again
+    assert baseline["value"] == "views3d/per-view-mesh"  # the baseline takes the same input
+    back = tab.method_changed("views3d/csd-edit", "views3d/per-view-mesh", None, str(HOUSE))
+    assert back[-1]["value"] == "views3d/per-view" and back[n + 3]["elem_classes"] == [widgets.NO_MODEL]
+    assert tab.method_changed("views3d/csd-edit-mesh", "views3d/per-view-mesh", None, None)[-1]["value"] \
+        == "views3d/per-view-mesh"  # a baseline that fits is kept
+
+    assert tab.show_upload(mesh_slot, str(HOUSE)) == {"__type__": "update", "value": str(HOUSE), "elem_classes": []}
+    assert tab.show_upload(mesh_slot, None)["elem_classes"] == [widgets.NO_MODEL]
+
+
+def test_a_zipped_obj_mesh_upload_is_shown_as_the_glb_the_run_reads_and_a_bad_one_is_not(offline_app, tmp_path):
+    import trimesh
+
+    tab = offline_app.tabs_by_name["views3d"]
+    slot = tab.spec.inputs[1]
+    box = trimesh.creation.box()
+    box.visual = trimesh.visual.TextureVisuals(uv=np.random.default_rng(0).random((len(box.vertices), 2)),
+                                               image=Image.new("RGB", (16, 16), (200, 40, 40)))
+    folder = tmp_path / "obj"
+    folder.mkdir()
+    box.export(folder / "box.obj")
+    archive = tmp_path / "box.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f.name)
+    shown = tab.show_upload(slot, str(archive))
+    assert shown["elem_classes"] == [] and shown["value"].endswith(".glb")
+    assert Path(shown["value"]).is_relative_to(tab.config.job_root)  # a folder the app serves files from
+    read = trimesh.load(shown["value"], force="mesh")
+    assert len(read.faces) == len(box.faces)
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    assert tab.show_upload(slot, str(bad))["elem_classes"] == [widgets.NO_MODEL]
+
+
+def test_a_mesh_run_in_the_app_shows_the_edited_mesh_in_the_3d_viewer(offline_app):
+    tab = offline_app.tabs_by_name["views3d"]
+    req = {"backend": "views3d/csd-edit-mesh", "prior": "auto",
+           "settings": {"prompt": "make it night", "steps": 4, "every": 2, "sync_every": 2, "short_side": 32,
+                        "particles": 4, "fit_steps": 10, "turntable_frames": 4, "seed": 0}}
+    updates, final = run(tab, req, [None, str(HOUSE)])
+    assert final["status"].startswith("**Done**"), final["status"]
+    kinds = dict(zip(tab.spec.media, tab.media_a))
+    viewer = updates[-1][kinds["model3d"]]
+    assert viewer["elem_classes"] == [] and viewer["value"].endswith(".glb") and Path(viewer["value"]).is_file()
+    assert updates[-1][kinds["video"]].endswith(".mp4") and len(updates[-1][kinds["gallery"]]) == 4
+    assert updates[0][kinds["model3d"]]["elem_classes"] == [widgets.NO_MODEL]  # a new run hides the last mesh

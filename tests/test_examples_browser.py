@@ -10,6 +10,7 @@ test_first_contact.py and at 800 px in test_page_layout.py.)
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -64,7 +65,18 @@ def _first_frame(data: bytes, name: str) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
-def _source_frame(path: Path) -> Image.Image:
+def _source_frame(path: Path, meta: dict) -> Image.Image:
+    """The input's first picture; of a mesh, its render from the run's first camera (result.json's `cameras`)."""
+    if path.suffix.lower() in (".glb", ".gltf"):
+        import numpy as np
+
+        from backends.csd_edit.mesh import BACKGROUND
+        from backends.mesh import Camera, load_mesh, rasterize, render
+
+        mesh = load_mesh(path)
+        camera = Camera(**{k: v if k == "fov" else np.asarray(v) for k, v in meta["cameras"][0].items()})
+        drawn = render(mesh.texture, rasterize(mesh, [camera], meta["work_size"][0]), BACKGROUND)[0]
+        return Image.fromarray((drawn.permute(1, 2, 0).numpy() * 255).round().astype("uint8"))
     if path.suffix.lower() in (".mp4", ".gif", ".webm", ".mov", ".mkv"):
         return Image.fromarray(iio.imread(path, index=0)[..., :3])
     if path.suffix.lower() == ".zip":
@@ -80,8 +92,9 @@ def judge(example, files: dict[str, bytes]) -> str:
     picture = next((n for n in pictures if n in files), None)
     assert picture is not None, f"no result picture among {sorted(files)}"
     result = _first_frame(files[picture], picture)
+    meta = json.loads(files[f"{stems[0]}.json"])
     if example.shows == "input":
-        rms = likeness(_source_frame(_input_paths(example)[0]), result)
+        rms = likeness(_source_frame(_input_paths(example)[0], meta), result)
         assert rms <= LIKENESS, f"{picture} does not look like its input (RMS {rms:.3f} > {LIKENESS})"
         return f"RMS {rms:.3f} from its input"
     if example.backend in ("vectorfusion", "csd", "raster-then-vectorize"):
@@ -93,7 +106,7 @@ def judge(example, files: dict[str, bytes]) -> str:
         second = drawn_icon(_first_frame(files[f"{stems[0]}-png-2.png"], "png-2.png"), example.shows)
         assert second.shows and second.nearest != drawn.nearest, f"candidates: {drawn.nearest!r}, {second.nearest!r}"
         return f"nearest icons {drawn.nearest!r} and {second.nearest!r}"
-    edit = shown_edit(_source_frame(_input_paths(example)[0]), result)
+    edit = shown_edit(_source_frame(_input_paths(example)[0], meta), result)
     assert edit.shows(example.shows), f"{picture} shows {edit} (wanted {example.shows!r})"
     return f"{edit.edit} (direction {edit.direction:.2f}, reach {edit.reach:.2f})"
 
@@ -111,7 +124,13 @@ def test_each_example_keeps_its_promise_on_a_fresh_page_at_800_px(browser, serve
             text = wait_status(page, tab, ("Done", "failed", "problem", "Stopped"), RUN_BOUND_S)
             assert text.startswith("Done"), f"{example.label!r}: {text}"
             page.wait_for_timeout(500)  # the files and the report land with the final update
-            found = judge(example, downloads(page, tab, "a"))
+            offered = downloads(page, tab, "a")
+            found = judge(example, offered)
+            if any(name.endswith(".glb") for name in offered):  # an edited mesh: drawn in the 3D viewer
+                canvas = page.locator(f"#{tab}-model3d-a canvas")
+                canvas.wait_for(state="visible")
+                canvas.scroll_into_view_if_needed()
+                page.wait_for_timeout(1500)  # the viewer loads and draws the model
             if example.compare:  # the baseline ran too and offers its files
                 assert any(n.endswith(".json") for n in downloads(page, tab, "b")), "the baseline offers no files"
             problems = layout_problems(page, tab)

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, click_example, open_tab, shot, wait_status
+from browser_util import CHROMIUM, click_example, downloads, open_tab, shot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 # The wait ends on the run's outcome; this bound only ends a run that never finishes (a default run is 10-25 s on
@@ -68,11 +68,31 @@ def own_views_zip(path: Path, n: int = 4) -> Path:
     return path
 
 
+def own_mesh(path: Path) -> Path:
+    """A textured box of the person's own: each face its own vertices, UVs projected along its normal, a texture of
+    coloured stripes."""
+    import trimesh
+
+    box = trimesh.creation.box(extents=(1.0, 0.7, 0.8))
+    box.unmerge_vertices()
+    axis = np.abs(box.face_normals).argmax(1).repeat(3)  # each corner's face normal axis
+    keep = np.array([[1, 2], [0, 2], [0, 1]])[axis]
+    v = (box.vertices - box.vertices.min(0)) / np.ptp(box.vertices, 0)
+    uv = np.take_along_axis(v, keep, axis=1)
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    for k, colour in enumerate([(200, 60, 40), (240, 200, 60), (60, 120, 200), (80, 170, 90)]):
+        stripes[:, 16 * k:16 * (k + 1)] = colour
+    box.visual = trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(stripes))
+    box.export(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def own_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("own")
     return {"panorama": own_wide_image(d / "my_panorama.png"), "video": own_clip(d / "my_clip.mp4"),
-            "views3d": own_views_zip(d / "my_views.zip"), "image": own_wide_image(d / "my_target.png", (96, 64))}
+            "views3d": own_views_zip(d / "my_views.zip"), "image": own_wide_image(d / "my_target.png", (96, 64)),
+            "mesh": own_mesh(d / "my_box.glb")}
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +149,30 @@ def test_a_fresh_page_runs_the_persons_own_input_with_every_default(page, tab, o
         preview.wait_for(timeout=60_000)
         files = page.locator(f"#{tab}-files-a").inner_text()
         assert ".json" in files
+
+
+def test_a_persons_own_mesh_comes_back_edited_in_the_3d_viewer_with_the_same_geometry(page, own_files):
+    import trimesh
+
+    with shot(page, ARTIFACTS / "first-contact-views3d-mesh.png"):
+        open_tab(page, "3D-view edit")
+        page.locator("#views3d-backend input").click()
+        page.get_by_role("option", name="csd-edit-mesh", exact=True).click()
+        page.locator("#views3d-mesh input[type=file]").first.set_input_files(str(own_files["mesh"]))
+        page.locator("#views3d-mesh-view canvas").wait_for(state="visible", timeout=60_000)  # the upload, in 3D
+        page.locator("#views3d-prompt textarea").fill("make it night")
+        text, took = run_and_wait(page, "views3d", RUN_BOUND_S)
+        print(f"views3d mesh: fresh page, own mesh, defaults: {took:.1f} s: {text[:120]!r}")
+        assert text.startswith("Done"), text
+        page.locator("#views3d-model3d-a canvas").wait_for(state="visible", timeout=60_000)  # the edited mesh
+        page.locator("#views3d-model3d-a").scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)  # the viewer draws the model
+    files = downloads(page, "views3d", "a")
+    glb = next(data for name, data in files.items() if name.endswith(".glb"))
+    edited = trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh")
+    mine = trimesh.load(own_files["mesh"], force="mesh")
+    assert len(edited.faces) == len(mine.faces) and len(edited.vertices) == len(mine.vertices)
+    assert np.allclose(np.sort(edited.vertices, 0), np.sort(mine.vertices, 0), atol=1e-5)
 
 
 def test_a_misspelt_prompt_offers_choices_and_one_click_makes_it_run(page):

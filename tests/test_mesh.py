@@ -1,6 +1,5 @@
 """backends.mesh: loading bounded, rasterizing once, rendering and fitting a texture, saving a GLB."""
 import io
-import json
 import struct
 import zipfile
 import zlib
@@ -15,6 +14,7 @@ from backends.errors import InputError
 from backends.mesh import (Camera, Mesh, fit_texture, held_out_residual, load_mesh, orbit, rasterize, render, save_glb,
                            seen_texels)
 from backends.mesh.raster import project
+from tests.hostile import OBJ_TRIANGLE, glb_declaring
 
 EXAMPLE_HOUSE = Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb"
 
@@ -139,16 +139,6 @@ def test_glb_round_trip_keeps_geometry_and_texture(tmp_path):
     assert len(embedded.faces) == 12 and torch.allclose(embedded.texture, back.texture)
 
 
-def _glb(gltf: dict, binary: bytes = b"") -> bytes:
-    js = json.dumps(gltf).encode()
-    js += b" " * (-len(js) % 4)
-    binary += b"\0" * (-len(binary) % 4)
-    body = struct.pack("<LL", len(js), 0x4E4F534A) + js
-    if binary:
-        body += struct.pack("<LL", len(binary), 0x004E4942) + binary
-    return b"glTF" + struct.pack("<LL", 2, 12 + len(body)) + body
-
-
 def _png_declaring(width: int, height: int) -> bytes:
     ihdr = struct.pack(">LLBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = lambda kind, data: (struct.pack(">L", len(data)) + kind + data
@@ -175,16 +165,9 @@ def _refusal(tmp_path, name: str, data: bytes) -> str:
 
 
 def test_hostile_meshes_are_refused_in_one_sentence(tmp_path):
-    too_many = {"asset": {"version": "2.0"}, "accessors": [{"count": 900_000, "componentType": 5125, "type": "SCALAR"},
-                {"count": 3, "componentType": 5126, "type": "VEC3"}],
-                "meshes": [{"primitives": [{"indices": 0, "attributes": {"POSITION": 1}}]}]}
-    assert "300,000 triangles" in _refusal(tmp_path, "many.glb", _glb(too_many))
-    huge = _png_declaring(100_000, 100_000)
-    texture = dict(too_many, accessors=[{"count": 3}, {"count": 3}], buffers=[{"byteLength": len(huge)}],
-                   bufferViews=[{"buffer": 0, "byteLength": len(huge)}],
-                   images=[{"bufferView": 0, "mimeType": "image/png"}])
-    assert "4096x4096" in _refusal(tmp_path, "huge.glb", _glb(texture, huge))
-    obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nmtllib m.mtl\nusemtl a\nf 1/1 2/2 3/3\n"
+    assert "300,000 triangles" in _refusal(tmp_path, "many.glb", glb_declaring(300_000))
+    assert "4096x4096" in _refusal(tmp_path, "huge.glb", glb_declaring(1, _png_declaring(100_000, 100_000)))
+    obj = OBJ_TRIANGLE
     zipped_huge = _zip({"m.obj": obj, "m.mtl": b"newmtl a\nmap_Kd t.png\n", "t.png": _png_declaring(5000, 10)})
     assert "5000x10" in _refusal(tmp_path, "tex.zip", zipped_huge)
     assert "not a valid glTF" in _refusal(tmp_path, "notes.glb", b"these are not the triangles you want" * 3)

@@ -1,6 +1,8 @@
 """views3d/csd-edit-mesh and views3d/per-view-mesh: a textured mesh in, the edited mesh out, on the offline
-`edits` prior. The backends are registered for these tests only: the app's views3d tab has no mesh upload yet."""
+`edits` prior."""
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,24 +11,19 @@ import torch
 
 import backends
 from backends.errors import InputError
-from backends.mesh import load_mesh
+from backends.mesh import Camera, load_mesh, rasterize, render
+from PIL import Image
 
 EXAMPLE_HOUSE = Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb"
 SMALL = {"steps": 4, "every": 2, "sync_every": 2, "short_side": 32, "particles": 4, "fit_steps": 10,
          "turntable_frames": 4, "seed": 0}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def mesh_backends():
-    from backends import registry
     from backends.csd_edit import mesh
 
-    classes = (mesh.MeshCSDEdit, mesh.MeshPerView)
-    for cls in classes:  # imported once per process: registered by the import the first time only
-        registry._registry[cls.key] = cls
-    yield mesh
-    for cls in classes:
-        registry._registry.pop(cls.key, None)
+    return mesh
 
 
 @pytest.mark.parametrize("key", ["views3d/csd-edit-mesh", "views3d/per-view-mesh"])
@@ -52,6 +49,21 @@ def test_a_mesh_run_writes_the_edited_mesh_its_texture_a_turntable_and_its_fit_r
     assert 0 < found["fit_residual"] < 0.2 and 0 < found["held_out_residual"] < 0.3
     assert len(meta["sync_residuals"]) == 1  # steps 4, a carry every 2: at step 2 (the last fit makes the texture)
     assert meta["triangles"] == len(source.faces) and meta["texture_size"] == [512, 512]
+    # the recorded cameras are the views': the edited mesh seen from camera k looks like edited view k
+    assert len(meta["cameras"]) == meta["views"] == SMALL["particles"]
+    with zipfile.ZipFile(result.files["zip"]) as z:
+        names = sorted(z.namelist())
+        view = torch.from_numpy(np.array(Image.open(io.BytesIO(z.read(names[0]))).convert("RGB"))).float() / 255
+    side = meta["work_size"][0]
+
+    def distance(k: int) -> float:
+        raster = rasterize(edited, [Camera(**{n: np.asarray(v) if n != "fov" else v
+                                              for n, v in meta["cameras"][k].items()})], side)
+        seen = raster.mask[0]
+        drawn = render(edited.texture, raster)[0].permute(1, 2, 0)
+        return float((drawn - view).abs()[seen | (view.sum(-1) < 2.9)].mean())
+
+    assert distance(0) < 0.1 < distance(1)
 
 
 def test_a_mesh_the_run_cannot_read_is_refused_before_the_prior_loads(mesh_backends, tmp_path, monkeypatch):

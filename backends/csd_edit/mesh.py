@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import budget, media
