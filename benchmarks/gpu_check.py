@@ -158,6 +158,8 @@ def settings_for(cls, quick: bool) -> dict:
         wanted["prompt"] = TEXT_PROMPT if cls.spec.prior == "text" else EDIT_PROMPT
     if cls.spec.inputs.kind == "images" and "particles" in wanted:  # every view is a particle: all must fit
         wanted["particles"] = max(wanted["particles"], len(example_inputs(cls)))
+    if cls.spec.inputs.kind == "mesh" and not quick:  # issue 22's case: 16 views of the mesh at 512 px
+        wanted.update(particles=16, short_side=512)
     if "vectorizer" in fields:  # the baseline's LIVE fit runs on the GPU; its default trace runs in every SVG
         wanted["vectorizer"] = "live"  # backend's init (svg/vectorfusion's row checks it)
     return {k: v for k, v in wanted.items() if k in fields}

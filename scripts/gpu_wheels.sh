@@ -20,6 +20,8 @@
 #                     (validate.video and csd_edit.common.write_mp4 call it; without it both video backends fail).
 #                     0.6.0, not the 0.8.1 tested here: 0.8.1's wheel is 68 MB, over what a device call carries
 #                     (64 MiB); 0.6.0's is 29 MB and has the same get_ffmpeg_exe().
+#   trimesh           reading and writing the mesh backends' GLB / OBJ (needs numpy only)
+#   xatlas            UV atlases for a mesh without them (no dependencies)
 #
 # Usage: bash scripts/gpu_wheels.sh        (run from anywhere; prints the total size and the install line)
 set -euo pipefail
@@ -37,6 +39,8 @@ WHEELS=(
   resvg_py==0.5.0
   vtracer==0.6.15
   imageio-ffmpeg==0.6.0
+  trimesh==5.2.0
+  xatlas==0.0.11
 )
 mkdir -p .whl
 # one version of each: an older copy left in .whl/ would make the install on the device refuse both
