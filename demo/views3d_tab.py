@@ -51,12 +51,10 @@ SPEC = TabSpec(
     name="views3d",
     task="views3d",
     title="3D-view edit",
-    intro=("**3D-view editing.** Give several views of one object or scene (images, or one zip), or a textured "
-           "mesh (choose a *-mesh* method), and an instruction. CSD-Edit edits the views together as one set of "
-           "particles, so they take one edit; the baseline edits each view on its own with the same prior. A mesh is "
-           "edited through views rendered around it, and the edit is carried into its one texture: you get the "
-           "edited mesh back. Each result measures how much the edit differs from view to view "
-           "(*edit inconsistency*; for a mesh, how far the edited views are from one texture)."),
+    intro=("**3D-view editing.** Give views of one object (images or a zip), or a textured mesh with a *-mesh* "
+           "method, and an instruction. CSD-Edit edits the views together as one set of particles, so they take one "
+           "edit; the baseline edits each view alone. A mesh comes back edited, its texture fitted to the views. "
+           "Each result measures how much the edit differs between views."),
     inputs=[InputSlot("images", "Views", lambda: gr.File(
                 label="Views: several images or one .zip", file_count="multiple",
                 file_types=["image", ".zip"], height=160, elem_id="views3d-input")),

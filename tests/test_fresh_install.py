@@ -126,8 +126,9 @@ def _commands() -> list[str]:
 
 @pytest.fixture
 def readme_dir(tmp_path):
-    """A folder holding the files the README's commands name: target.png, clip.mp4, icon.svg."""
+    """A folder holding the files the README's commands name: target.png, clip.mp4, icon.svg, house.glb."""
     shutil.copy(ROOT / "examples" / "image" / "shapes.png", tmp_path / "target.png")
+    shutil.copy(ROOT / "examples" / "views3d" / "house.glb", tmp_path / "house.glb")
     shutil.copy(next((ROOT / "examples" / "video").glob("*.mp4")), tmp_path / "clip.mp4")
     (tmp_path / "icon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">'
                                        '<circle cx="12" cy="12" r="9" fill="#e33"/></svg>')
