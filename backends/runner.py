@@ -238,7 +238,7 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
     if work is not None:
         loaded = prior_obj is not None and not isinstance(prior_obj, catalog.Entry)
         where = prior_obj.device if loaded else resolve_device(device)
-        held = 0 if loaded else getattr(prior_obj, "memory", 0)  # what the prior will hold once loaded
+        held = prior_obj.memory if isinstance(prior_obj, catalog.Entry) else 0  # what it will hold once loaded
         if held:
             work = replace(work, bytes=work.bytes + held, what=f"{work.what} with the {prior_obj.name} prior")
         if not timed:
