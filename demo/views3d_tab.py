@@ -4,6 +4,7 @@ way through views rendered around it, and the edit is carried into its one textu
 Gallery + zip + turntable, and the 3D viewer for a mesh."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -11,7 +12,7 @@ import gradio as gr
 from backends.files import JobDir
 from backends.mesh import load_mesh, save_glb
 
-from .tab import MESH_TYPES, Example, InputSlot, TabSpec
+from .tab import Example, InputSlot, TabSpec, input_slot
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "views3d"
 
@@ -58,9 +59,7 @@ SPEC = TabSpec(
     inputs=[InputSlot("images", "Views", lambda: gr.File(
                 label="Views: several images or one .zip", file_count="multiple",
                 file_types=["image", ".zip"], height=160, elem_id="views3d-input")),
-            InputSlot("mesh", "Mesh", lambda: gr.File(
-                label="Textured mesh: .glb, .gltf, or a .zip of one .obj with its .mtl and texture",
-                file_types=MESH_TYPES, height=120, elem_id="views3d-mesh"), viewer=mesh_view)],
+            replace(input_slot("mesh", "views3d-mesh"), label="Mesh", viewer=mesh_view)],
     method=("csd-edit",),
     baseline=("per-view", "per-view-mesh"),
     media=("gallery", "video", "model3d"),

@@ -121,9 +121,9 @@ def viewer(label: str, elem_id: str, height: int) -> gr.Model3D:
     return gr.Model3D(label=label, elem_id=elem_id, interactive=False, height=height, elem_classes=[NO_MODEL])
 
 
-def viewer_update(path: str | None, shown: bool = True) -> dict:
-    """The update that shows `path` in a `viewer` (shown=False, or no path: out of the layout)."""
-    return gr.update(value=path, elem_classes=[] if path and shown else [NO_MODEL])
+def viewer_update(path: str | None) -> dict:
+    """The update that shows `path` in a `viewer` (no path: out of the layout)."""
+    return gr.update(value=path, elem_classes=[] if path else [NO_MODEL])
 
 
 def media_widget(kind: str, label: str, elem_id: str):

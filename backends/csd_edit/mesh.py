@@ -40,7 +40,7 @@ from . import csd, metrics, outputs
 TURNTABLE_FPS = 12.0
 BACKGROUND = 1.0  # white, the usual backdrop of a product shot; uncovered pixels are the prior's to edit
 RASTER_BYTES_PER_PIXEL = 21  # uv 8, shade 4, face 8, mask 1
-FIT_BYTES_PER_TEXEL = 3 * 4 * 8  # RGB float32: the texture, its change, Adam's two moments, gradients, copies
+FIT_BYTES_PER_TEXEL = 3 * 4 * 8  # RGB float32: the texture, its change, CGLS's two search vectors, gradients, copies
 
 
 @dataclass
@@ -123,8 +123,8 @@ class _MeshEdit(csd.EditBackend):
         check_drawable(mesh, turntable, side)  # refused now, not after the edit
         raster = rasterize(mesh, views, side).to(prior.device)
         texture = mesh.texture.to(prior.device)
-        return csd.Sources(render(texture, raster, BACKGROUND),
-                           dict(mesh=mesh, raster=raster, texture=texture, size=side, syncs=[]))
+        return csd.Sources(render(texture, raster, BACKGROUND), dict(mesh=mesh, raster=raster, texture=texture,
+                                                                     size=side, cameras=(views, turntable), syncs=[]))
 
     def step(self, s: MeshSettings, edit: csd.CSDEdit, z: torch.Tensor, src: csd.Sources):
         inner = csd.items_step(edit, z)
@@ -155,10 +155,10 @@ class _MeshEdit(csd.EditBackend):
 
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
         mesh, raster, side = src.facts["mesh"], src.facts["raster"], src.facts["size"]
+        views, turntable_cameras = src.facts["cameras"]
         texture, residual = fit_texture(edited, raster, src.facts["texture"], steps=s.fit_steps)
         glb, png = save_glb(mesh, texture, out_dir / "edited.glb")
         fitted = render(texture, raster, BACKGROUND)
-        _, turntable_cameras = cameras(s, mesh)
         turntable = to_uint8(render(texture, rasterize(mesh, turntable_cameras, side).to(texture.device), BACKGROUND))
         figure = outputs.labelled_rows([("source", outputs.strip(to_uint8(src.images))),
                                         (f"{self.key}: edited views", outputs.strip(to_uint8(edited))),
@@ -177,7 +177,6 @@ class _MeshEdit(csd.EditBackend):
         found["fit_residual"] = residual
         found["held_out_residual"] = held_out_residual(edited, raster, src.facts["texture"], steps=s.fit_steps)
         th, tw = texture.shape[:2]
-        views, _ = cameras(s, mesh)
         meta = {"metrics": found, "method": self.method, "views": count, "triangles": int(len(mesh.faces)),
                 "cameras": [camera_record(c) for c in views],
                 "texture_size": [int(tw), int(th)], "work_size": [side, side],

@@ -337,9 +337,9 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
     iterations of conjugate gradients on the normal equations (CGLS: one render and one backward each). Started
     from zero, CGLS moves toward the least-norm solution in the layers, which puts a change shared by neighbouring
     texels on the coarse layers: they carry it across the texels no pixel looks up, the finest carries the detail
-    the views resolve, and the source's finer detail stays. 20-40 iterations reach the residual 100-200 Adam steps
-    did (benchmarks/mesh_raster.py), 5-30x faster. The result is clamped to [0, 1], and only `visible_texels`
-    change: the texels of triangles no view shows keep their `init` values."""
+    the views resolve, and the source's finer detail stays. 30 iterations reach the residuals 60-100 Adam steps
+    did on the example house (tests/test_mesh.py's cases), 5-30x faster. The result is clamped to [0, 1], and only
+    `visible_texels` change: the texels of triangles no view shows keep their `init` values."""
     targets = targets.to(init.device, init.dtype)
     # a 0/1 weight, not boolean indexing: indexing costs a nonzero() and a scatter every step
     weight = raster.mask.to(init.device, init.dtype).unsqueeze(1)
