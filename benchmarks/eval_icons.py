@@ -45,8 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from backends.icon_judge import SIZE, Icons, wanted  # noqa: E402  (after the path above; re-exported)
+
 BACKENDS = ("svg/vectorfusion", "svg/raster-then-vectorize", "svg/csd")
-SIZE = 64
 # --quick: few steps so that a test exercises every path in seconds (numbers then mean little)
 QUICK = {"svg/vectorfusion": {"steps": 5}, "svg/csd": {"steps": 5, "live_iters": 2, "sample_steps": 2},
          "svg/raster-then-vectorize": {"iters": 2, "sample_steps": 2}}
@@ -71,17 +72,6 @@ VISITOR_PROMPTS = {
               ("a watercolor painting of a sunflower", "sunflower"), ("a minimal icon of a bicycle", "bicycle"),
               ("a ghost emoji", "ghost")],
 }
-
-
-def wanted(caption: str, want: str) -> bool:
-    """Does an icon caption show the wanted main object ("red apple": both words; "=balloon": exactly; "a|b":
-    either)?"""
-    if "|" in want:
-        return any(wanted(caption, w) for w in want.split("|"))
-    if want.startswith("="):
-        return caption == want[1:]
-    words = set(caption.lower().replace("-", " ").split())
-    return set(want.split()) <= words
 
 
 def canvas_stats(x: np.ndarray) -> tuple[float, float]:
@@ -207,22 +197,6 @@ def rasterize(svg_path: str | Path, size: int = SIZE) -> np.ndarray:
     rgba = np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGBA")).astype(np.float32) / 255.0
     rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
     return rgb.transpose(2, 0, 1).reshape(-1)
-
-
-class Icons:
-    """The shipped icons as (N, 3*64*64) float32 in [0, 1] (channel-first, like `rasterize`), for nearest-icon look-ups."""
-
-    def __init__(self):
-        from backends.priors.icons import load_icon_data
-
-        data = load_icon_data()
-        self.images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).reshape(len(data["images"]), -1).float() / 255
-        self.captions = [str(c) for c in data["caption"]]
-
-    def nearest(self, x: np.ndarray) -> int:
-        """Index of the icon closest (L2) to one drawing x (3*64*64,)."""
-        d = torch.cdist(torch.from_numpy(x)[None], self.images)[0]
-        return int(torch.argmin(d))
 
 
 def retrieved(prior, prompt: str) -> set[int]:

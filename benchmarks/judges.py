@@ -2,8 +2,9 @@
 does an edited image show the edit its instruction names? Used by the browser test that runs every example
 (tests/test_examples_browser.py) and open to the evaluations.
 
-drawn_icon     the nearest shipped icon (L2 at 64 px over white, `eval_icons.Icons`) to a result picture, and
-               whether its caption carries the wanted object (`eval_icons.wanted`: "fox", "red apple").
+drawn_icon     the nearest shipped icon (L2 at 64 px over white) to a result picture, and whether its caption
+               carries the wanted object ("fox", "red apple"): `backends.icon_judge`, where the grid report
+               (`backends.compare`) finds it too.
 likeness       the RMS difference of a result from its input (both over white, 64 px on the short side, [0, 1]
                units): a vectorized image or a reconstructed target must look like what it was made from.
 shown_edit     which of the `edits` prior's known edits a result moved its source towards: the displacement
@@ -21,36 +22,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .eval_icons import SIZE, Icons, wanted
+from backends.icon_judge import DrawnIcon, drawn_icon, on_white as _on_white
 
 LIKENESS = 0.08  # a result looks like its input within this RMS
 EDIT_DIRECTION = 0.8  # an edit is shown when the result moved this closely along one of its variants...
 EDIT_REACH = 0.4  # ...and at least this far towards it (a visible edit, not a faint tint)
 
-_icons: Icons | None = None
-
-
-def _on_white(picture: str | Path | Image.Image) -> Image.Image:
-    im = (picture if isinstance(picture, Image.Image) else Image.open(picture)).convert("RGBA")
-    page = Image.new("RGBA", im.size, "white")
-    page.alpha_composite(im)
-    return page.convert("RGB")
-
-
-@dataclass(frozen=True)
-class DrawnIcon:
-    nearest: str  # the caption of the nearest shipped icon
-    shows: bool  # whether it carries the wanted object
-
-
-def drawn_icon(picture: str | Path | Image.Image, want: str) -> DrawnIcon:
-    """Whether a result picture (a PNG path or image) is nearest to an icon of `want` (see `eval_icons.wanted`)."""
-    global _icons
-    if _icons is None:
-        _icons = Icons()
-    x = np.asarray(_on_white(picture).resize((SIZE, SIZE), Image.BOX), dtype=np.float32) / 255
-    nearest = _icons.captions[_icons.nearest(x.transpose(2, 0, 1).reshape(-1))]
-    return DrawnIcon(nearest, wanted(nearest, want))
+__all__ = ["DrawnIcon", "drawn_icon", "likeness", "shown_edit", "ShownEdit", "LIKENESS"]
 
 
 @dataclass(frozen=True)
