@@ -45,6 +45,31 @@ def test_csd_with_one_particle_equals_sds():
     assert torch.equal(engine.csd_grad(z_t, eps_hat, eps, w), engine.sds_grad(eps_hat, eps, w))
 
 
+def test_csd_with_every_cell_corresponding_to_itself_is_the_plain_csd_sum():
+    g = torch.Generator().manual_seed(5)
+    z_t, eps_hat, eps = (torch.randn(4, 3, 6, 5, generator=g) for _ in range(3))
+    w = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    itself = engine.Correspondence(torch.arange(30).repeat(4, 4, 1), torch.ones(4, 4, 30, dtype=torch.bool))
+    assert torch.allclose(engine.csd_grad(z_t, eps_hat, eps, w, correspondence=itself),
+                          engine.csd_grad(z_t, eps_hat, eps, w), atol=1e-6)
+
+
+def test_csd_shares_each_score_at_the_cell_that_shows_the_same_thing():
+    # two particles of 1x4 cells; particle 1 shows particle 0's cells shifted right by one (its cell 0 shows
+    # nothing particle 0 has). With a kernel of ones and no repulsion, particle 0's cell p takes the mean of its own
+    # score and particle 1's at p + 1; particle 1's cell 0 has only its own score, at the full weight of two
+    index = torch.tensor([[[0, 1, 2, 3], [0, 0, 1, 2]], [[1, 2, 3, 0], [0, 1, 2, 3]]])
+    valid = torch.tensor([[[True] * 4, [False, True, True, True]], [[True, True, True, False], [True] * 4]])
+    shift = engine.Correspondence(index, valid)  # index[j, i, p]: particle j's cell showing particle i's cell p
+    scores = torch.tensor([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]]).view(2, 1, 1, 4)
+    mixed = shift.mix(torch.ones(2, 2), scores)
+    assert mixed.view(2, 4).tolist() == [[1 + 20, 2 + 30, 3 + 40, 2 * 4], [2 * 10, 20 + 1, 30 + 2, 40 + 3]]
+    mixed_at_the_same_place = torch.einsum("ji,j...->i...", torch.ones(2, 2), scores)
+    assert mixed_at_the_same_place.view(2, 4)[0].tolist() == [11, 22, 33, 44]  # what the plain sum mixes instead
+    with pytest.raises(ValueError, match="itself"):
+        engine.Correspondence(index, ~valid)
+
+
 def test_the_one_step_noises_once_and_compares_the_prediction_with_its_baseline():
     # what the denoiser sees is z noised by the given eps at t; SDS is w(t) (eps_hat - baseline) whatever the
     # baseline (the noise itself for text SDS, the source's prediction for CSD-Edit); the step never needs grad

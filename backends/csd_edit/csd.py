@@ -211,11 +211,15 @@ class CSDEdit:
     sources: (B, 3, H, W) in [0, 1] on the prior's device (the frames, the views, or the one panorama).
     kernel: "latent" (RBF on the noisy target latents, as the paper) or "lpips" (RBF on the LPIPS distance between
     the particles' decoded images; needs the lpips package and its weights, else ModelUnavailableError).
+    correspondence: where each particle's latent cells are in the others, for particles that show one thing from
+    different places (views of a mesh): `engine.csd_grad` then shares scores between cells that show the same
+    thing. None: cell by cell, as the paper (frames, windows, views assumed aligned).
     All randomness (timesteps, noise, panorama windows) comes from `self.gen`, seeded with
     s.seed, in the same order for both methods: same seed, same draws.
     """
 
-    def __init__(self, prior, s: EditSettings, sources: torch.Tensor, *, method: str, kernel: str = "latent"):
+    def __init__(self, prior, s: EditSettings, sources: torch.Tensor, *, method: str, kernel: str = "latent",
+                 correspondence: engine.Correspondence | None = None):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {method!r}")
         self.prior, self.s, self.method = prior, s, method
@@ -227,6 +231,7 @@ class CSDEdit:
         self.source_latents = encode(prior, sources)
         self.conditions = EditConditions(prior, s, sources)
         self.chunk = s.chunk  # latents per UNet call (0: all); halved for good if the GPU runs out of memory
+        self.correspondence = correspondence
 
     def gradient(self, z: torch.Tensor, take: Callable | None = None) -> tuple[torch.Tensor, dict]:
         """grad (N, C, h, w) of the loss with respect to the particles' latents z (N, C, h, w), and step metrics.
@@ -256,7 +261,8 @@ class CSDEdit:
                 kernel = lambda _z_t: feature_kernel(z, self.lpips, to_images=prior.decode,  # noqa: E731
                                                      scale=s.kernel_width)[:2]
             step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="csd",
-                                            repulsion=s.repulsion, bandwidth_scale=s.kernel_width, kernel=kernel)
+                                            repulsion=s.repulsion, bandwidth_scale=s.kernel_width, kernel=kernel,
+                                            correspondence=self.correspondence)
         stats = {"t": t[0].float(), "score": (step.eps_hat - step.eps_base).abs().mean()}
         return step.grad, stats
 
@@ -340,7 +346,8 @@ class EditBackend:
 
     A task gives the hooks: `load` (inputs -> Sources), `preview` and `outputs` (-> Result); it may change `step`
     (default: every source is a particle, all updated every step), `decode` (default: the prior's decoder, in
-    one call) and `kernel` (default: the L2 distance of the noisy latents).
+    one call), `kernel` (default: the L2 distance of the noisy latents) and `correspondence` (default: particles'
+    cells correspond place by place).
     """
 
     prior = "instruct"
@@ -350,7 +357,8 @@ class EditBackend:
     def run(self, s: EditSettings, *, prior, inputs, out_dir):
         s = checked(s, prior)
         src = self.load(s, prior, inputs)
-        edit = CSDEdit(prior, s, src.images, method=self.method, kernel=self.kernel(s))
+        edit = CSDEdit(prior, s, src.images, method=self.method, kernel=self.kernel(s),
+                       correspondence=self.correspondence(s, prior, src) if self.method == "csd" else None)
         z = edit.source_latents.clone().requires_grad_(True)
         # the source as the VAE returns it: the metrics' residuals then exclude the VAE's own error
         source = self.decode(prior, edit.source_latents, src)
@@ -363,6 +371,10 @@ class EditBackend:
 
     def kernel(self, s: EditSettings) -> str:
         return "latent"
+
+    def correspondence(self, s: EditSettings, prior, src: Sources) -> engine.Correspondence | None:
+        """Where each particle's latent cells are in the others (see CSDEdit); None: the same cells."""
+        return None
 
     def step(self, s: EditSettings, edit: CSDEdit, z: torch.Tensor, src: Sources) -> Callable[[int], engine.Step]:
         return items_step(edit, z)

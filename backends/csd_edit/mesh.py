@@ -5,7 +5,9 @@ The mesh (.glb, a .gltf with embedded data, or a zip of one .obj with its .mtl a
 reads it, bounded, and gives a mesh without UVs an atlas) is rendered from `particles` cameras on an orbit around
 its bounding box (alternating `elevation_swing` degrees below and above `elevation`), square, at the working size
 (`short_side`), over white. Each view is a particle of CSD-Edit; views3d/per-view-mesh SDS-edits each view on its
-own (the baseline, same budget).
+own (the baseline, same budget). CSD-Edit shares scores between the views' cells that show the same surface point
+(`backends.mesh.correspondence`), not between cells at the same place: views of a mesh are not aligned as frames
+are, and shared by place a neighbour's backdrop edit left ghosts of its outline on a view's walls.
 
 The edit is carried into the texture as the paper carries its edit into its NeRF (Instruct-NeRF2NeRF's iterative
 dataset update): every `sync_every` steps the particles are decoded, one texture is fitted to all of them
@@ -29,9 +31,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import budget, media
+from .. import budget, engine, media
 from ..imaging import save_png, to_uint8
-from ..mesh import check_drawable, fit_texture, held_out_residual, load_mesh, orbit, rasterize, render, save_glb
+from ..mesh import (check_drawable, correspondence, fit_texture, held_out_residual, load_mesh, orbit, rasterize,
+                    render, save_glb)
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -41,6 +44,9 @@ TURNTABLE_FPS = 12.0
 BACKGROUND = 1.0  # white, the usual backdrop of a product shot; uncovered pixels are the prior's to edit
 RASTER_BYTES_PER_PIXEL = 21  # uv 8, shade 4, face 8, mask 1
 FIT_BYTES_PER_TEXEL = 3 * 4 * 8  # RGB float32: the texture, its change, CGLS's two search vectors, gradients, copies
+# CSD's correspondence, per (view, view, latent cell): its index and valid while built (8 + 1), then at most one
+# stored entry each: a column and a kernel entry (8 + 8)
+CORRESPONDENCE_BYTES = 25
 
 
 @dataclass
@@ -59,11 +65,10 @@ class MeshSettings(csd.EditSettings):
 @dataclass
 class MeshCSDSettings(MeshSettings):
     repulsion: float = csd.repulsion_option()
-    # views3d's 4, measured on the example house at 128 px, 40 steps, 'make it night': views 45 degrees apart differ
-    # in outline and CSD shares scores pixel by pixel, so at 4 each view takes some of its neighbours' background
-    # edit onto its walls (light ghosts of their outlines; held-out residual 0.022); at 1 (the paper's heuristic)
-    # a view weighs mostly its own score, divided by N, and the edit is half as strong in the same steps
-    # (edit strength 0.16 against 0.31; held-out residual 0.009)
+    # views3d's 4. Measured on the example house at 128 px, 40 steps, 'make it night', when scores were still shared
+    # place by place: at 1 (the paper's heuristic) a view weighs mostly its own score, divided by N, and the edit
+    # was half as strong in the same steps (edit strength 0.16 against 0.31); the ghosts 4 gave then are gone with
+    # the scores shared at the same surface points
     kernel_width: float = csd.kernel_width_option(4.0)
 
 
@@ -114,6 +119,9 @@ class _MeshEdit(csd.EditBackend):
         work = budget.edit_work([(side, side)] * s.particles, side, facts, "view")
         texels = int(mesh.texture.shape[0] * mesh.texture.shape[1])
         extra = (s.particles + s.turntable_frames) * side * side * RASTER_BYTES_PER_PIXEL + texels * FIT_BYTES_PER_TEXEL
+        if cls.method == "csd":
+            cells = (side // facts.latent_scale) ** 2
+            extra += s.particles ** 2 * cells * CORRESPONDENCE_BYTES
         return budget.Work(work.bytes + extra, work.what, work.lower)
 
     def load(self, s: MeshSettings, prior, inputs):
@@ -125,6 +133,14 @@ class _MeshEdit(csd.EditBackend):
         texture = mesh.texture.to(prior.device)
         return csd.Sources(render(texture, raster, BACKGROUND), dict(mesh=mesh, raster=raster, texture=texture,
                                                                      size=side, cameras=(views, turntable), syncs=[]))
+
+    def correspondence(self, s: MeshSettings, prior, src: csd.Sources):
+        """The views' latent cells that show the same surface point (and the backdrop cell by cell): CSD shares
+        scores between those, not between cells at the same place in views that show different things there."""
+        side = src.facts["size"] // prior.latent_scale
+        views, _ = src.facts["cameras"]
+        raster = src.facts["raster"] if side == src.facts["size"] else rasterize(src.facts["mesh"], views, side)
+        return engine.Correspondence(*correspondence(src.facts["mesh"], views, raster)).to(prior.device)
 
     def step(self, s: MeshSettings, edit: csd.CSDEdit, z: torch.Tensor, src: csd.Sources):
         inner = csd.items_step(edit, z)

@@ -15,7 +15,7 @@ import torch
 
 from ..devices import to_device
 from .schedule import weighting as weight_of
-from .sds import add_noise, csd_grad, grad_to_loss, sds_grad
+from .sds import Correspondence, add_noise, csd_grad, grad_to_loss, sds_grad
 
 # (z_t, t, eps) -> (eps_hat, eps_base): the guided prediction and the baseline subtracted from it, both (B, C, h, w)
 Predict = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -34,13 +34,15 @@ class Distilled(NamedTuple):
 def distillation_grad(predict: Predict, z: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
                       alphas_cumprod: torch.Tensor, *, weighting: str = "sds", objective: str = "sds",
                       repulsion: float = 1.0, bandwidth: float | None = None, bandwidth_scale: float = 1.0,
-                      kernel: Kernel | None = None) -> Distilled:
+                      kernel: Kernel | None = None, correspondence: Correspondence | None = None
+                      ) -> Distilled:
     """The gradient of one SDS (objective "sds") or CSD ("csd": the batch's rows are the particles) step.
 
     z: (B, C, h, w) clean latents; t: (B,) integer timesteps; eps: (B, C, h, w) the sampled noise; alphas_cumprod:
     the prior's schedule. predict(z_t, t, eps) -> (eps_hat, eps_base) runs the denoiser. SDS: w(t) (eps_hat -
     eps_base); CSD: SVGD over those scores with the RBF kernel on z_t (bandwidth: the median heuristic times
-    bandwidth_scale when None), or with kernel(z_t) when given.
+    bandwidth_scale when None), or with kernel(z_t) when given; correspondence: where each particle's cells are
+    in the others (see `csd_grad`).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be 'sds' or 'csd', not {objective!r}")
@@ -53,8 +55,8 @@ def distillation_grad(predict: Predict, z: torch.Tensor, t: torch.Tensor, eps: t
         grad = sds_grad(eps_hat, eps_base, w)
     else:
         grad = csd_grad(z_t, eps_hat, eps_base, w, bandwidth=bandwidth, bandwidth_scale=bandwidth_scale,
-                        repulsion=repulsion,
-                        kernel=None if kernel is None else kernel(z_t))
+                        repulsion=repulsion, kernel=None if kernel is None else kernel(z_t),
+                        correspondence=correspondence)
     return Distilled(grad.detach(), eps_hat, eps_base)
 
 
