@@ -6,6 +6,7 @@ generator, times it, and writes `result.json` next to the result files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -154,6 +155,8 @@ def run(
             "switches": list(prior_obj.switches) if prior_obj is not None else [],
             "device": str(where),
             "inputs": [Path(p).name for p in inputs],
+            # what the inputs held, so a rerun (`python -m backends compare`) can tell this result is of these files
+            "input_sha256": [file_sha256(p) for p in inputs],
             # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, ...)
             "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
                         **(asdict(measured) if measured else {})},
@@ -238,9 +241,7 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
     if work is not None:
         loaded = prior_obj is not None and not isinstance(prior_obj, catalog.Entry)
         where = prior_obj.device if loaded else resolve_device(device)
-        held = prior_obj.memory if isinstance(prior_obj, catalog.Entry) else 0  # what it will hold once loaded
-        if held:
-            work = replace(work, bytes=work.bytes + held, what=f"{work.what} with the {prior_obj.name} prior")
+        work = _with_prior_memory(work, prior_obj)
         if not timed:
             budget.check(work, where, where=cls.key)
             return work
@@ -251,11 +252,28 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
     return work
 
 
+def _with_prior_memory(work: budget.Work, prior_obj) -> budget.Work:
+    """`work` plus the memory a prior not yet loaded will hold (its catalog entry's `memory`; 0 once loaded: the
+    process holds it already)."""
+    held = prior_obj.memory if isinstance(prior_obj, catalog.Entry) else 0
+    return replace(work, bytes=work.bytes + held, what=f"{work.what} with the {prior_obj.name} prior") if held else work
+
+
 def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | None = "auto",
            inputs: Sequence[str | os.PathLike] = (), device=None) -> timing.Expectation | None:
     """How long `run(key, settings, prior=prior, inputs=inputs, device=device)` should take once its prior is
     loaded (`backends.timing`), or None when nothing is known to base it on. Raises InputError for settings or a
     prior the run would refuse; inputs that are missing or unreadable are left out (the run says what is wrong)."""
+    return estimate(key, settings, prior=prior, inputs=inputs, device=device)[1]
+
+
+def estimate(key: str, settings: dict[str, Any] | None = None, *, prior: str | None = "auto",
+             inputs: Sequence[str | os.PathLike] = (), device=None
+             ) -> tuple[budget.Work | None, timing.Expectation | None]:
+    """What `run` with these arguments is checked against before it starts: its work (`budget.Work`: peak bytes,
+    counting what the prior will hold once loaded) and its expected seconds once the prior is loaded (`expect`);
+    either is None where not known. A grid of runs (`backends.compare`) sums these and puts the total to the same
+    `budget.check` a single run meets."""
     cls = registry.get(key)
     settings = make_settings(cls.Settings, settings, where=key)
     prior_name = check_prior(cls, prior, device)
@@ -272,7 +290,10 @@ def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | Non
     except InputError:
         work = None
     # the steps of the resolved settings, not the record's
-    return timing.expect(key, prior_name, device, cls.spec.steps(resolved), work.units if work else None)
+    expected = timing.expect(key, prior_name, device, cls.spec.steps(resolved), work.units if work else None)
+    if work is not None and entry is not None and loaded is None:
+        work = _with_prior_memory(work, entry)
+    return work, expected
 
 
 class _StepClock:
@@ -359,6 +380,15 @@ def run_to_end(key: str, settings=None, **kwargs) -> Result:
         if isinstance(item, Result):
             result = item
     return result
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MB blocks: inputs run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _json_default(obj):
