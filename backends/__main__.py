@@ -1,4 +1,5 @@
-"""Command line: `python -m backends list` and `python -m backends run TASK/NAME ...`.
+"""Command line: `python -m backends list`, `python -m backends run TASK/NAME ...` and `python -m backends compare
+SPEC` (a grid of runs, `backends.compare`).
 
 The CLI is a thin shell over `backends.run` (the same code the UI calls). Bad input exits with code 2 and
 one line on stderr; a failed run exits 1 with one line; no traceback either way (set DISTILL_DEBUG=1 for one).
@@ -36,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--memory", default="auto", choices=MEMORY_MODES,
                    help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    c = sub.add_parser("compare", help="run a grid of backends x prompts x inputs x seeds from a spec file, with a "
+                       "table, a summary and a gallery (docs/compare.md)")
+    c.add_argument("spec", help="the spec file (.toml, or .yaml)")
+    c.add_argument("--out", default=None, help="output folder (default: the spec's out)")
+    c.add_argument("--ray", action="store_true", help="run the cells on Ray: RAY_ADDRESS's cluster (set, it implies "
+                   "--ray), else a local Ray (pip install -r requirements-ray.txt)")
+    c.add_argument("--workers", type=int, default=None, help="workers on a CPU (default: the spec's, else 1); GPUs "
+                   "get one each")
+    c.add_argument("--quiet", action="store_true", help="no progress lines but each cell's end")
     return p
 
 
@@ -80,11 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     interrupts.raise_on_signals()  # till now (imports, parsing) a signal ended the process at once
     try:
-        if args.cmd == "run":
+        if args.cmd in ("run", "compare"):
             runner.QUIET_LIBRARIES = True  # applied once the checks pass, just before a prior loads
         if args.cmd == "list":
             _list(args.json)
             return 0
+        if args.cmd == "compare":
+            from .compare import cli
+
+            return cli.main(args)
         t0 = time.perf_counter()
         for item in run(args.backend, _parse_sets(args.sets), prior=args.prior, inputs=args.inputs,
                         out_dir=args.out, device=args.device, memory=args.memory):

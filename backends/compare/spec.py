@@ -1,0 +1,435 @@
+"""The compare spec: a small TOML file (or YAML) naming a grid of runs, checked and expanded into cells.
+
+    out = "out/compare"                   # the cells' folders and the report (relative to the spec's folder)
+    prompts = ["a fox", "a red apple"]    # or prompts_file = "prompts.txt": one a line, '#' starts a comment
+    seeds = [0, 1]                        # default [0]
+    priors = ["auto"]                     # catalog names; "auto": this machine's default for each backend's kind
+    inputs = ["clip.mp4", "pictures/"]    # files, or folders (each file in one is an input of its own; for a
+                                          # backend that takes several images the folder is one input)
+    workers = 1                           # local workers on a CPU (one per GPU on a GPU machine)
+    # device = "cuda:0", memory = "auto": as `python -m backends run` takes them
+
+    [[backends]]                          # one table per method, in the report's column order
+    name = "svg/vectorfusion"
+    settings = { steps = 100 }            # any of `python -m backends list`'s settings but prompt and seed
+    # label = "VF 100 steps"              # the method's name in the report (default: the backend's), unique
+    # prompts, prompts_file, inputs, seeds, priors: this backend's own, in place of the top-level ones
+
+The grid: every backend x its priors x its items (prompt x input) x its seeds. A backend without a `prompt`
+setting takes no prompts; one that takes no input file ignores the top-level inputs; one without a `seed` setting
+runs once. Each cell is a plain `backends.run` into out/<cell id>/: the id is readable (method, prompt or input,
+prior, seed) and ends in 8 hex digits of a hash of what decides the result (backend, every setting, prior, the
+inputs' SHA-256), so a changed setting is a new cell and an unchanged one finds its folder again.
+
+A mistake is an InputError of one line that names the key: "grid.toml: backends[2].settings: There is no setting
+'stpes' ... (did you mean 'steps'?)". Tables and list items are counted from 1, as an editor shows them.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .. import registry, validate
+from ..errors import InputError
+from ..priors.machine import MEMORY_MODES
+from ..runner import check_prior, file_sha256
+from ..settings import make_settings, to_dict
+
+SPEC_KEYS = ("out", "backends", "prompts", "prompts_file", "inputs", "seeds", "priors", "device", "memory", "workers")
+BACKEND_KEYS = ("name", "label", "settings", "prompts", "prompts_file", "inputs", "seeds", "priors")
+AXIS_KEYS = ("prompts", "prompts_file", "inputs", "seeds", "priors")  # a backend's own replace the top level's
+MAX_CELLS = 100_000  # a typo (seeds = range of a million) is refused as a mistake, before any hashing
+MAX_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid.
+
+    id: its folder's name under the spec's `out`; backend: "task/name"; label: its method's name in the report;
+    prior: the catalog name it runs on ("auto" resolved on this machine; None for a backend without a prior);
+    prompt: None for a backend without one; inputs: absolute paths; input_sha256: their contents' hashes; seed: None
+    for a backend without one; settings: every setting as `backends.run` takes them (prompt and seed included);
+    item: the report's row: the prompt, the inputs' names, or both; folder: out / id.
+    """
+
+    id: str
+    backend: str
+    label: str
+    prior: str | None
+    prompt: str | None
+    inputs: tuple[str, ...]
+    input_sha256: tuple[str, ...]
+    seed: int | None
+    settings: dict = field(hash=False)
+    item: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A checked grid: its cells in run order (item by item, so a partial grid holds whole comparisons), the
+    methods (labels) in the spec's order, and where and how it runs."""
+
+    out: Path
+    cells: tuple[Cell, ...]
+    labels: tuple[str, ...]
+    device: str | None = None
+    memory: str = "auto"
+    workers: int | None = None
+    name: str = "spec"
+
+
+def load_spec(path: str | Path, *, out: str | Path | None = None) -> Spec:
+    """Read, check and expand a spec file (.toml; .yaml / .yml too). out: overrides the spec's `out`."""
+    path = Path(path)
+    name = path.name[:60]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"There is no spec file {str(path)[:80]!r}.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"The spec file {str(path)[:80]!r} cannot be read: {getattr(err, 'strerror', None) or err}.") \
+            from None
+    return parse_spec(_decode(text, path.suffix.lower(), name), base=path.resolve().parent, name=name, out=out)
+
+
+def _decode(text: str, suffix: str, name: str) -> Any:
+    """The spec's data. TOML is the format (tomllib: the standard library, typed values, no surprises); YAML is read
+    too, since PyYAML comes with huggingface_hub, but its `no` is false and `010` is 8."""
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise InputError(f"{name}: not valid YAML{where}: {getattr(err, 'problem', None) or err}.") from None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise InputError("Reading a TOML spec needs Python 3.11 or the tomli package (pip install tomli), or "
+                             "write the spec as YAML (.yaml).") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{name}: not valid TOML: {str(err).splitlines()[0]}.") from None
+
+
+class _Keys:
+    """Builds the one-line errors: the spec's name, then the key path."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def error(self, key: str, message: str) -> InputError:
+        return InputError(f"{self.name}: {key}: {message}")
+
+    def table(self, key: str, value: Any, allowed: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a table of keys, not {_kind(value)}.")
+        for k in value:
+            if k not in allowed:
+                close = difflib.get_close_matches(str(k), allowed, n=1)
+                raise self.error(f"{key}.{k}" if key else str(k)[:40], "is not a key of "
+                                 f"{'a compare spec' if not key else 'a [[backends]] table'}"
+                                 f"{f' (did you mean {close[0]!r}?)' if close else ''}; the keys are "
+                                 f"{', '.join(allowed)}.")
+        return value
+
+    def texts(self, key: str, value: Any) -> list[str]:
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, f"must be a list of text, not {_kind(value)}.")
+        return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list of " + ", ".join(sorted({type(v).__name__ for v in value})) if value else "an empty list"
+    return f"{type(value).__name__} {str(value)[:30]!r}"
+
+
+def parse_spec(data: Any, *, base: str | Path = ".", name: str = "spec", out: str | Path | None = None) -> Spec:
+    """Check and expand a spec given as data (what the file holds; the app builds it from its controls). Relative
+    paths are taken from `base`; out overrides the spec's `out`."""
+    keys, base = _Keys(name), Path(base)
+    data = keys.table("", data, SPEC_KEYS)
+    out_value = out if out is not None else data.get("out")
+    if out_value is None or not str(out_value).strip() or not isinstance(out_value, (str, Path)):
+        raise keys.error("out", "the output folder must be named (out = \"folder\", or --out).")
+    out_dir = (base / Path(out_value).expanduser()).resolve()
+    device = data.get("device")
+    if device is not None and not isinstance(device, str):
+        raise keys.error("device", f"must be text (cpu, cuda, cuda:1), not {_kind(device)}.")
+    memory = data.get("memory", "auto")
+    if memory not in MEMORY_MODES:
+        raise keys.error("memory", f"must be one of {', '.join(MEMORY_MODES)}, not {_kind(memory)}.")
+    workers = data.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= MAX_WORKERS):
+        raise keys.error("workers", f"must be a whole number from 1 to {MAX_WORKERS}, not {_kind(workers)}.")
+    tables = data.get("backends")
+    if not isinstance(tables, list) or not tables:
+        raise keys.error("backends", "name at least one method: a [[backends]] table with name = \"task/name\".")
+    inputs_cache: dict[Path, str] = {}  # path -> SHA-256: a file hashed once for every backend that takes it
+    cells: list[tuple[tuple, Cell]] = []
+    labels: list[str] = []
+    seen: dict[str, str] = {}  # cell hash -> where it came from
+    items_order: dict[str, int] = {}
+    for b, table in enumerate(tables, 1):
+        where = f"backends[{b}]"
+        table = keys.table(where, table, BACKEND_KEYS)
+        label, found = _backend_cells(keys, where, table, data, base, out_dir, device, inputs_cache)
+        if label in labels:
+            raise keys.error(f"{where}.label", f"{label!r} names two methods; give each [[backends]] its own label.")
+        labels.append(label)
+        for order, cell, digest in found:
+            if digest in seen:
+                raise keys.error(where, f"repeats a run of {seen[digest]} (same backend, settings, prior, input and "
+                                        "seed); remove it or change a setting.")
+            seen[digest] = where
+            cells.append(((items_order.setdefault(cell.item, len(items_order)), *order, b), cell))
+    if len(cells) > MAX_CELLS:
+        raise keys.error("backends", f"the grid has {len(cells):,} cells; at most {MAX_CELLS:,}.")
+    cells.sort(key=lambda pair: pair[0])
+    return Spec(out=out_dir, cells=tuple(c for _, c in cells), labels=tuple(labels), device=device, memory=memory,
+                workers=workers, name=name)
+
+
+def _backend_cells(keys: _Keys, where: str, table: dict, top: dict, base: Path, out_dir: Path, device,
+                   inputs_cache: dict) -> tuple[str, list]:
+    """(label, [((seed index, prior index), Cell, hash)]) of one [[backends]] table."""
+    if not isinstance(table.get("name"), str):
+        raise keys.error(f"{where}.name", "name the backend, e.g. name = \"svg/vectorfusion\" (see "
+                                          "`python -m backends list`).")
+    try:
+        cls = registry.get(table["name"])
+    except InputError as err:
+        raise keys.error(f"{where}.name", str(err)) from None
+    key = cls.key
+    label = table.get("label", key)
+    if not isinstance(label, str) or not label.strip() or len(label) > 80:
+        raise keys.error(f"{where}.label", f"must be a short text (at most 80 characters), not {_kind(label)}.")
+    settings = table.get("settings", {})
+    if not isinstance(settings, dict):
+        raise keys.error(f"{where}.settings", f"must be a table of settings, not {_kind(settings)}.")
+    names = {f.name for f in fields(cls.Settings)}
+    for axis, setting in (("prompts", "prompt"), ("seeds", "seed")):
+        if setting in settings:
+            raise keys.error(f"{where}.settings.{setting}", f"the grid sets each cell's {setting}: give it in "
+                                                             f"`{axis}` instead.")
+    try:
+        make_settings(cls.Settings, settings, where=key)
+    except InputError as err:
+        raise keys.error(f"{where}.settings", str(err)) from None
+
+    def axis(name: str):  # this backend's own value, else the top level's (None when neither)
+        if name in table:
+            return f"{where}.{name}", table[name]
+        return name, top.get(name)
+
+    # priors
+    pkey, priors = axis("priors")
+    priors = keys.texts(pkey, priors if priors is not None else ["auto"])
+    resolved_priors = []
+    for i, p in enumerate(priors, 1):
+        try:
+            resolved_priors.append(check_prior(cls, p, device))
+        except InputError as err:
+            raise keys.error(f"{pkey}[{i}]", str(err)) from None
+    if len(set(resolved_priors)) != len(resolved_priors):
+        raise keys.error(pkey, f"names a prior twice ({', '.join(map(str, resolved_priors))}, after auto).")
+    # prompts
+    prompts: list[str | None] = [None]
+    if "prompt" in names:
+        prompts = _prompts(keys, where, table, top, base) or [None]
+        if cls.spec.prompt_required and prompts == [None]:
+            raise keys.error("prompts", f"{key} ({where}) needs a prompt: give prompts or prompts_file.")
+    # inputs
+    ikey, entries = axis("inputs")
+    input_sets: list[tuple[Path, ...]] = [()]
+    if cls.spec.inputs.max != 0:
+        input_sets = _inputs(keys, ikey, entries, base, several=cls.spec.inputs.kind == "images") if entries else [()]
+        if input_sets == [()] and cls.spec.inputs.min:
+            raise keys.error("inputs", f"{key} ({where}) needs an input ({cls.spec.inputs.noun}): give inputs.")
+        for i, files in enumerate(input_sets, 1):
+            try:
+                cls.spec.inputs.check(key, len(files))
+            except InputError as err:
+                raise keys.error(f"{ikey}[{i}]", str(err)) from None
+    elif where + ".inputs" == ikey and entries:
+        raise keys.error(ikey, f"{key} takes no input file.")
+    # seeds
+    skey, seeds = axis("seeds")
+    seeds = [0] if seeds is None else seeds
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds):
+        raise keys.error(skey, f"must be a list of whole numbers, not {_kind(seeds)}.")
+    if len(set(seeds)) != len(seeds):
+        raise keys.error(skey, "names a seed twice.")
+    if "seed" not in names:
+        seeds = [None]
+    for i, seed in enumerate(seeds, 1):
+        try:
+            make_settings(cls.Settings, {"seed": seed} if seed is not None else {}, where=key)
+        except InputError as err:  # out of the setting's range
+            raise keys.error(f"{skey}[{i}]", str(err)) from None
+    total = len(resolved_priors) * len(prompts) * len(input_sets) * len(seeds)
+    if total > MAX_CELLS:
+        raise keys.error(where, f"expands to {total:,} cells; at most {MAX_CELLS:,}.")
+
+    found = []
+    for files in input_sets:
+        hashes = tuple(_hash_input(inputs_cache, f) for f in files)
+        for prompt in prompts:
+            item = _item(prompt, files)
+            for s_i, seed in enumerate(seeds):
+                values = dict(settings)
+                if prompt is not None:
+                    values["prompt"] = prompt
+                if seed is not None:
+                    values["seed"] = seed
+                try:
+                    full = to_dict(make_settings(cls.Settings, values, where=key))
+                except InputError as err:  # a rule between the settings and the prompt (each passed alone)
+                    raise keys.error(where, str(err)) from None
+                full = json.loads(json.dumps(full, default=str))  # what result.json will hold
+                for p_i, prior in enumerate(resolved_priors):
+                    digest = _digest(key, full, prior, hashes)
+                    cell_id = "_".join(
+                        [_slug(label, 28), _slug(item, 28), _slug(prior or "no-prior", 16),
+                         f"s{seed}" if seed is not None else "s-", digest[:8]])
+                    found.append(((s_i, p_i), Cell(
+                        id=cell_id, backend=key, label=label, prior=prior, prompt=full.get("prompt", prompt),
+                        inputs=tuple(str(f) for f in files), input_sha256=hashes, seed=seed, settings=full,
+                        item=item, folder=out_dir / cell_id), digest))
+    return label, found
+
+
+def _prompts(keys: _Keys, where: str, table: dict, top: dict, base: Path) -> list[str]:
+    """The prompts of one backend: its own prompts / prompts_file, else the top level's; [] when none."""
+    source = table if ("prompts" in table or "prompts_file" in table) else top
+    prefix = f"{where}." if source is table else ""
+    if "prompts" in source and "prompts_file" in source:
+        raise keys.error(f"{prefix}prompts", "give prompts or prompts_file, not both.")
+    if "prompts_file" in source:
+        value = source["prompts_file"]
+        if not isinstance(value, str) or not value.strip():
+            raise keys.error(f"{prefix}prompts_file", f"must name a text file, not {_kind(value)}.")
+        path = base / Path(value).expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise keys.error(f"{prefix}prompts_file", f"cannot read {value[:80]!r}: "
+                                                      f"{getattr(err, 'strerror', None) or err}.") from None
+        raw = [(f"{prefix}prompts_file line {n}", line) for n, line in enumerate(lines, 1)
+               if line.strip() and not line.lstrip().startswith("#")]
+        if not raw:
+            raise keys.error(f"{prefix}prompts_file", f"{value[:80]!r} holds no prompt (one a line; '#' comments).")
+    elif "prompts" in source:
+        raw = [(f"{prefix}prompts[{n}]", p) for n, p in enumerate(keys.texts(f"{prefix}prompts", source["prompts"]), 1)]
+        if not raw:
+            raise keys.error(f"{prefix}prompts", "is empty; give at least one prompt, or leave the key out.")
+    else:
+        return []
+    prompts: list[str] = []
+    for where_p, text in raw:
+        try:
+            prompt = validate.prompt(text, name="prompt")
+        except InputError as err:
+            raise keys.error(where_p, str(err)) from None
+        if prompt in prompts:
+            raise keys.error(where_p, f"{prompt[:60]!r} is given twice.")
+        prompts.append(prompt)
+    return prompts
+
+
+def _inputs(keys: _Keys, key: str, entries: Any, base: Path, several: bool) -> list[tuple[Path, ...]]:
+    """The input sets of one backend: each file one set; a folder's files each one (several=True: the folder is
+    one set, for a backend that takes several images); a list of files one set."""
+    entries = [entries] if isinstance(entries, str) else entries
+    if not isinstance(entries, list):
+        raise keys.error(key, f"must be a list of files or folders, not {_kind(entries)}.")
+    sets: list[tuple[Path, ...]] = []
+    for i, entry in enumerate(entries, 1):
+        names = entry if isinstance(entry, list) else [entry]
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise keys.error(f"{key}[{i}]", f"must be a file, a folder or a list of files, not {_kind(entry)}.")
+        paths = [(base / Path(n).expanduser()).resolve() for n in names]
+        for n, p in zip(names, paths):
+            if not p.exists():
+                raise keys.error(f"{key}[{i}]", f"there is no file or folder {n[:80]!r}.")
+        if len(paths) == 1 and paths[0].is_dir():
+            files = sorted(f for f in paths[0].iterdir() if f.is_file() and not f.name.startswith("."))
+            if not files:
+                raise keys.error(f"{key}[{i}]", f"the folder {names[0][:80]!r} holds no file.")
+            sets += [tuple(files)] if several else [(f,) for f in files]
+        elif any(p.is_dir() for p in paths):
+            raise keys.error(f"{key}[{i}]", "a list of inputs names files, not folders.")
+        else:
+            sets.append(tuple(paths))
+    if len(set(sets)) != len(sets):
+        raise keys.error(key, "names an input twice.")
+    return sets
+
+
+def _hash_input(cache: dict, path: Path) -> str:
+    if path not in cache:
+        cache[path] = file_sha256(path)
+    return cache[path]
+
+
+def _digest(backend: str, settings: dict, prior: str | None, hashes: tuple[str, ...]) -> str:
+    """The hash of what decides a cell's result (the method's label and the machine do not)."""
+    blob = json.dumps({"backend": backend, "settings": settings, "prior": prior, "inputs": list(hashes)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _item(prompt: str | None, files: tuple[Path, ...]) -> str:
+    """The report's row name of a cell: its inputs' names and its prompt ("clip.mp4 · make it night")."""
+    names = files[0].name + (f" +{len(files) - 1}" if len(files) > 1 else "") if files else ""
+    return " · ".join(x for x in (names, prompt) if x) or "(no prompt)"
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = "-".join(re.findall(r"[a-z0-9]+", text.lower().replace("'", "")))
+    return slug[:limit].rstrip("-") or "x"
+
+
+def finished(cell: Cell) -> dict | None:
+    """The cell's result.json when it holds this cell's result (same backend, prior, inputs' contents and settings,
+    "auto" ones as the run resolved them), else None: the cell is still to run."""
+    try:
+        meta = json.loads((cell.folder / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if matches(cell, meta) else None
+
+
+def matches(cell: Cell, meta: Any) -> bool:
+    """Whether a result.json (`meta`) is of this cell's run. A setting the cell left to "auto" (None) matches what
+    the run filled in for it (`meta["auto"]`); every other must be equal."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("settings"), dict):
+        return False
+    if (meta.get("backend"), meta.get("prior"), meta.get("input_sha256")) != (cell.backend, cell.prior,
+                                                                               list(cell.input_sha256)):
+        return False
+    got, filled = meta["settings"], meta.get("auto") or {}
+    for name, want in cell.settings.items():
+        if name in filled:
+            if want not in (None, "auto"):
+                return False
+        elif name not in got or got[name] != want:
+            return False
+    return True
