@@ -42,11 +42,18 @@ class Icons:
         data = load_icon_data()
         self.images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).reshape(len(data["images"]), -1).float() / 255
         self.captions = [str(c) for c in data["caption"]]
+        self.sq = self.images.pow(2).sum(1)  # |icon|^2, for the distances' one matrix-vector product
 
     def nearest(self, x: np.ndarray) -> int:
-        """Index of the icon closest (L2) to one drawing x (3*64*64,)."""
-        d = torch.cdist(torch.from_numpy(x)[None], self.images)[0]
-        return int(torch.argmin(d))
+        """Index of the icon closest (L2) to one drawing x (3*64*64,); of equally close ones, the first.
+
+        |icon - x|^2 = |icon|^2 - 2 icon.x + |x|^2: one matrix-vector product ranks all icons (9 ms; torch.cdist
+        took 170-200 ms a drawing, which made judging a 40-cell grid's report take 8 s); the 8 best by it are then
+        measured exactly, since float32 rounding of the expanded form can swap two nearly equal icons."""
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        rough = self.sq - 2 * (self.images @ xt)
+        near = torch.topk(rough, min(8, len(rough)), largest=False).indices.sort().values
+        return int(near[torch.argmin((self.images[near] - xt).pow(2).sum(1))])
 
 
 _icons: Icons | None = None
