@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${DISTILL_TEST_VENV:-.venv}"
-want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 frozen() { "$venv/bin/python" -m pip freeze --all --disable-pip-version-check 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
 if [ "${DISTILL_FRESH:-0}" != 1 ] && [ -x "$venv/bin/python" ] && [ -f "$venv/.built-from" ] \

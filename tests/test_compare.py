@@ -228,6 +228,22 @@ def test_a_rerun_does_no_work_and_a_deleted_cell_is_the_only_one_run_again(local
     assert all(r["status"] == "done" for r in table(copy))
 
 
+def test_a_failing_cell_is_a_line_and_a_table_row_while_the_others_run(tmp_path):
+    spec = write_spec(tmp_path, f'out = "out"\nprompts = ["an elephnat", "a fox"]\npriors = ["icons"]\n[[backends]]\n'
+                                f'name = "svg/vectorfusion"\nsettings = {{ {FAST["svg/vectorfusion"]} }}\n')
+    rc, err, out = cli("compare", str(spec), "--quiet")
+    assert rc == 1 and err[-1].startswith("error: 1 of 2 cells failed"), err
+    failed = [line for line in err if ": failed: " in line]
+    assert len(failed) == 1 and failed[0].startswith("[1/2] svg/vectorfusion · an elephnat · seed 0: failed: No icon matches") \
+        and "elephant" in failed[0]  # the icons prior's own sentence, with the names it knows
+    rows = table(tmp_path / "out")
+    assert [r["status"] for r in rows] == ["failed", "done"] and "elephant" in rows[0]["error"]
+    assert not (tmp_path / "out" / rows[0]["cell"]).exists() and "index.html" in out
+    rc, err, _ = cli("compare", str(spec), "--quiet")  # a rerun tries the failed cell again, and only it
+    assert rc == 1 and err[0] == "grid.toml: 2 cells, 1 done already, 1 to run on 1 local worker (cpu)" + \
+        err[0].split("(cpu)")[1]
+
+
 @pytest.mark.slow
 def test_ray_runs_the_grid_to_the_same_numbers_as_the_local_workers(local_grid, tmp_path):
     spec_path, out, _ = local_grid

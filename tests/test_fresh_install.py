@@ -69,9 +69,14 @@ def test_every_third_party_import_is_named_in_a_requirements_file():
     """What a fresh `pip install -r requirements.txt -r requirements-dev.txt` brings: the named packages and
     their own dependencies. An import inside try/except (an optional adapter) is allowed to be missing."""
     named = set()
-    for req in ("requirements.txt", "requirements-dev.txt"):
+    files = ["requirements.txt", "requirements-dev.txt"]
+    for req in files:
         for line in (ROOT / req).read_text().splitlines():
-            m = re.match(r"\s*([A-Za-z0-9_.\-]+)", line.split("#")[0])
+            line = line.split("#")[0].strip()
+            if line.startswith("-r"):  # an included file (requirements-dev.txt names requirements-ray.txt)
+                files.append(line[2:].strip())
+                continue
+            m = re.match(r"([A-Za-z0-9_.\-]+)", line)
             if m:
                 named.add(_norm(m.group(1)))
     todo = list(named)
@@ -126,10 +131,13 @@ def _commands() -> list[str]:
 
 @pytest.fixture
 def readme_dir(tmp_path):
-    """A folder holding the files the README's commands name: target.png, clip.mp4, icon.svg, house.glb."""
+    """A folder holding the files the README's commands name: target.png, clip.mp4, icon.svg, house.glb, grid.toml."""
     shutil.copy(ROOT / "examples" / "image" / "shapes.png", tmp_path / "target.png")
     shutil.copy(ROOT / "examples" / "views3d" / "house.glb", tmp_path / "house.glb")
     shutil.copy(next((ROOT / "examples" / "video").glob("*.mp4")), tmp_path / "clip.mp4")
+    for block in _readme_blocks("toml"):  # the compare section's spec, as written there
+        if block.startswith("# grid.toml\n"):
+            (tmp_path / "grid.toml").write_text(block)
     (tmp_path / "icon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">'
                                        '<circle cx="12" cy="12" r="9" fill="#e33"/></svg>')
     return tmp_path

@@ -107,6 +107,7 @@ def run_grid(spec: Spec, *, executor: str = "local", workers: int | None = None)
                 else:
                     report.failed(cell, payload)
                     counts["failed"] += 1
+                    _remove_unfinished(cell)
                 files = report.write()
                 seconds = ((payload.get("timings") or {}).get("total_s") if kind == "done" else None)
                 yield event(kind, cell=cell, index=index[cell.id], message=payload if kind == "failed" else
@@ -120,10 +121,16 @@ def run_grid(spec: Spec, *, executor: str = "local", workers: int | None = None)
             ex.close()
         if not complete and stream is not None:
             for cell in started.values():  # a run stopped between its reports leaves no half-written folder
-                if not (cell.folder / "result.json").is_file():
-                    shutil.rmtree(cell.folder, ignore_errors=True)
+                _remove_unfinished(cell)
             with contextlib.suppress(Exception):  # the report of what finished, whatever stopped the grid
                 report.write()
+
+
+def _remove_unfinished(cell: Cell) -> None:
+    """A cell folder holds a whole result or is gone: the run took its own files away when it failed or was
+    stopped; what is left (the folder, files a run stopped between two reports had written) goes too."""
+    if not (cell.folder / "result.json").is_file():
+        shutil.rmtree(cell.folder, ignore_errors=True)
 
 
 class _Pace:
