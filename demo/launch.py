@@ -22,7 +22,7 @@ import backends
 from backends import media, validate
 from backends.priors.machine import truthy
 
-from . import environment
+from . import compare_tab, environment
 from .runs import warm_in_background
 from .style import CSS
 from .tab import RunConfig, Tab, TabSpec
@@ -121,6 +121,9 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
                     tab = Tab(spec, run_config)
                     tab.build()
                     tabs[spec.name] = tab
+            with gr.Tab("Compare", id=compare_tab.NAME, elem_id=f"tab-{compare_tab.NAME}"):
+                compare = compare_tab.CompareTab(run_config)
+                compare.build()
         def environment_info() -> dict:
             """What this machine runs: device, the prior each kind uses, where each model's weights stand."""
             return env.summary()
@@ -130,6 +133,7 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
     if config.preload:
         warm_in_background(env)
     demo.tabs_by_name = tabs
+    demo.compare_tab = compare
     demo.environment = env
     return demo
 

@@ -247,3 +247,30 @@ def test_stop_ends_a_default_panorama_run_before_it_finishes(page, own_files):
         text = wait_status(page, "panorama", ("Stopped", "Done"), RUN_BOUND_S)
         print(f"panorama stop: {time.monotonic() - t0:.2f} s ({text[:80]!r})")  # reported, not judged
         assert re.match(r"Stopped (at step \d+ of|before)", text), text  # ended by Stop, before its last step
+
+
+def test_a_grid_of_the_persons_own_prompts_runs_in_the_compare_tab_and_its_report_downloads(page):
+    open_tab(page, "Compare")
+    page.locator("#compare-run").click()  # nothing typed: one sentence naming the field
+    assert wait_status(page, "compare", ("problem",), RUN_BOUND_S).startswith("Input problem: Prompts:")
+    page.locator("#compare-prompts textarea").fill("a slice of pizza\na red apple")
+    page.locator("#compare-run").click()
+    with shot(page, ARTIFACTS / "first-contact-compare.png"):
+        wait_status(page, "compare", ("Grid", "Run ", "runs done", "Done"), RUN_BOUND_S)  # the refusal is gone
+        text = wait_status(page, "compare", ("Done", "problem", "failed", "Stopped"), RUN_BOUND_S)
+        assert text.startswith("Done: 4 of 4 runs"), text  # 2 prompts x the 2 default methods x 1 seed
+        pictures = page.locator("#compare-gallery img")
+        page.wait_for_function("() => { const im = [...document.querySelectorAll('#compare-gallery img')];"
+                               " return im.length === 4 && im.every(i => i.complete && i.naturalWidth > 0); }")
+        assert pictures.count() == 4
+        summary = page.locator("#compare-summary").inner_text()
+        assert "svg/vectorfusion" in summary and "svg/raster-then-vectorize" in summary, summary
+        links = page.locator("#compare-files a[download]")
+        files = {links.nth(i).get_attribute("download"): page.request.get(links.nth(i).get_attribute("href")).body()
+                 for i in range(links.count())}
+    zipped = next(body for name, body in files.items() if name.endswith(".zip"))
+    with zipfile.ZipFile(io.BytesIO(zipped)) as z:
+        names = set(z.namelist())
+        rows = z.read("report/table.csv").decode().strip().splitlines()
+    assert "report/index.html" in names and len(rows) == 1 + 4
+    assert sum(n.endswith("/result.json") for n in names) == 4

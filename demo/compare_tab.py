@@ -1,0 +1,237 @@
+"""The Compare tab: a few prompts x the Text to SVG methods x seeds, run as one small grid (`backends.compare`, the
+same code as `python -m backends compare`), seen as a gallery (a row per prompt; methods, then seeds, across) with
+each method's summary, and the whole report to download: table.csv and the static index.html gallery with every
+cell's files, which opens from disk once unzipped.
+
+Kept to Text to SVG, the one task whose methods all start from a prompt alone: a grid of typed prompts needs no
+upload per cell. Larger grids, other tasks, several priors and Ray run from a spec file (docs/compare.md).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+
+import backends
+from backends import compare, free_memory
+from backends.compare.report import preview
+from backends.errors import DistillError, InputError
+
+from .jobs import JOBS, Stopped, acquire, device_lock
+from .requests import resolve_prior
+from .runs import _session
+from .tab import RunConfig
+
+log = logging.getLogger(__name__)
+
+NAME = "compare"
+TASK = "svg"
+MAX_PROMPTS = 4
+MAX_SEEDS = 3
+DEFAULT_METHODS = ("svg/vectorfusion", "svg/raster-then-vectorize")
+INTRO = ("**Compare.** Type a few prompts, choose the Text to SVG methods, and run them all, seed by seed, as one "
+         "grid: the gallery shows a row per prompt, and the summary each method's mean figures. The report (a "
+         "table and a gallery page with every result's files) downloads as a zip. For larger grids, other tabs' "
+         "methods or a Ray cluster, run `python -m backends compare SPEC` (see the README).")
+
+
+def parse_prompts(text: str | None) -> list[str]:
+    """The prompts typed one a line (blank lines skipped); InputError naming the field when there are none or too
+    many."""
+    prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not prompts:
+        raise InputError("Prompts: type at least one prompt, one a line.")
+    if len(prompts) > MAX_PROMPTS:
+        raise InputError(f"Prompts: at most {MAX_PROMPTS} here, one a line (you gave {len(prompts)}); larger grids "
+                         "run with `python -m backends compare`.")
+    return prompts
+
+
+def parse_seeds(value) -> list[int]:
+    """Seeds 0..n-1 for n seeds per cell (1 to MAX_SEEDS)."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"Seeds: give a whole number from 1 to {MAX_SEEDS}.") from None
+    if not 1 <= n <= MAX_SEEDS or n != value:
+        raise InputError(f"Seeds: give a whole number from 1 to {MAX_SEEDS}, not {value}.")
+    return list(range(n))
+
+
+def grid_data(prompts: list[str], methods: list[str], seeds: list[int], run_config: RunConfig) -> dict:
+    """The spec (as `backends.compare.parse_spec` reads it) of the grid the tab runs: each method on this server's
+    prior for it, at its defaults."""
+    known = backends.available().get(TASK, [])
+    if not methods:
+        raise InputError("Methods: choose at least one method.")
+    tables = []
+    for key in methods:
+        if not isinstance(key, str) or key.split("/", 1)[-1] not in known:
+            raise InputError(f"Methods: {str(key)[:40]!r} is not a Text to SVG method here.")
+        prior = resolve_prior(backends.get(key), "auto", run_config.env)
+        tables.append({"name": key, **({"priors": [prior]} if prior else {})})
+    env = run_config.env
+    return {"out": "grid", "prompts": prompts, "seeds": seeds, "backends": tables,
+            "device": env.run_device(), "memory": env.memory_mode}
+
+
+def gallery_items(spec: compare.Spec) -> list[tuple[str, str]]:
+    """(picture, caption) of every finished cell in the spec's order: item by item, so with as many columns as
+    methods x seeds each prompt is a row."""
+    items = []
+    for cell in spec.cells:
+        meta = compare.finished(cell)
+        picture = preview(cell, meta) if meta else ""
+        if picture:
+            items.append((str(cell.folder / picture), f"{cell.label} · {cell.prompt} · seed {cell.seed}"))
+    return items
+
+
+def summary_markdown(summary: dict) -> str:
+    """A line per method: runs done, mean seconds, and its paper-style figure (offline: the icons judge's share of
+    results nearest an icon of their prompt; with real CLIP weights, CLIP R-precision). Every number's mean and
+    spread are in the report's summary.md."""
+    lines = ["| method | prior | done | seconds a run | figure |", "|---|---|---|---|---|"]
+    for m in summary.get("methods", []):
+        seconds = m.get("metrics", {}).get("seconds")
+        took = f"{seconds['mean']:.1f} ± {seconds['std']:.1f}" if seconds else "-"
+        figures = "; ".join(f"{f['figure']}: " + (f"{100 * f['value']:.0f} %" if f.get("unit") == "share"
+                                                  else f"{f['value']:.3g}") + f" of {f['n']}"
+                            for f in m.get("figures", []) if f.get("value") is not None) or "-"
+        lines.append(f"| {m['method']} | {m.get('prior') or '-'} | {m['done']}/{m['cells']} | {took} | {figures} |")
+    return "\n".join(lines)
+
+
+def zip_report(out: Path, target: Path) -> Path:
+    """The report folder (its table, summary, index.html and every cell's files) as one zip."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(out.rglob("*")):
+            if path.is_file():
+                z.write(path, Path("report") / path.relative_to(out))
+    return target
+
+
+class CompareTab:
+    """The tab's widgets and events, inside the current gr.Blocks."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.keys = [f"{TASK}/{n}" for n in backends.available().get(TASK, [])]
+
+    def build(self) -> None:
+        gr.Markdown(INTRO, elem_classes=["tab-intro"])
+        with gr.Row(equal_height=False, elem_classes=["tab-body"]):
+            with gr.Column(scale=2, min_width=320):
+                self.prompts = gr.Textbox(label=f"Prompts (one a line, at most {MAX_PROMPTS})", lines=3,
+                                          placeholder="a red fox\na cup of coffee", elem_id="compare-prompts")
+                self.methods = gr.CheckboxGroup(
+                    choices=[(k.split("/", 1)[1], k) for k in self.keys],
+                    value=[k for k in DEFAULT_METHODS if k in self.keys], label="Methods",
+                    elem_id="compare-methods")
+                self.seeds = gr.Slider(1, MAX_SEEDS, value=1, step=1, label="Seeds per prompt and method",
+                                       elem_id="compare-seeds")
+                with gr.Row(elem_classes=["run-row"]):
+                    self.run_btn = gr.Button("Run", variant="primary", elem_id="compare-run", min_width=120)
+                    self.stop_btn = gr.Button("Stop", variant="stop", elem_id="compare-stop", min_width=120)
+                self.status = gr.Markdown("", elem_id="compare-status")
+            with gr.Column(scale=3, min_width=320):
+                self.gallery = gr.Gallery(label="Results: a row per prompt", columns=2, height="auto",
+                                          object_fit="contain", elem_id="compare-gallery")
+                self.summary = gr.Markdown("", elem_id="compare-summary")
+                self.files = gr.File(label="The report (zip: index.html, table.csv, every result)",
+                                     file_count="multiple", elem_id="compare-files")
+        outputs = [self.status, self.gallery, self.summary, self.files]
+        self.run_event = self.run_btn.click(self.run, [self.prompts, self.methods, self.seeds], outputs,
+                                            api_name="compare_run", concurrency_id=self.config.queue_id,
+                                            concurrency_limit=self.config.concurrency)
+        self.stop_btn.click(self.stop, None, self.status, api_name="compare_stop", concurrency_id="ui",
+                            concurrency_limit=None, cancels=[self.run_event], show_progress="hidden")
+
+    def run(self, prompts_text: str, methods: list[str], seeds, request: gr.Request):
+        """Run the grid and stream its progress, gallery, summary and report to the tab."""
+        job = JOBS.start(_session(request), NAME)
+        t0 = time.perf_counter()
+        outcome, grid = "stopped", None
+        try:
+            from backends.files import JobDir, cleanup_expired
+
+            cleanup_expired(self.config.job_ttl_s, root=self.config.job_root)
+            data = grid_data(parse_prompts(prompts_text), list(methods or []), parse_seeds(seeds), self.config)
+            job_dir = JobDir(self.config.job_root, prefix=NAME)
+            spec = compare.parse_spec(data, base=job_dir.path, name="compare")
+            columns = len(spec.labels) * len(data["seeds"])
+            yield (f"**Grid**: {len(spec.cells)} runs ({len(data['prompts'])} prompts x {len(spec.labels)} methods "
+                   f"x {len(data['seeds'])} seeds); waiting for the device...", gr.Gallery(value=[], columns=columns),
+                   "", None)
+            lock = device_lock(self.config.env.device)
+            acquire(lock, job)
+            try:
+                grid = compare.run_grid(spec)
+                for event in grid:
+                    if job.stopping:
+                        raise Stopped()
+                    job_dir.touch()
+                    if event.kind == "progress" and event.progress is not None:
+                        job.step, job.total = event.progress.step, event.progress.total
+                    if event.kind in ("plan", "progress", "done", "failed"):
+                        pictures = gallery_items(spec) if event.kind in ("done", "failed") else gr.skip()
+                        yield self._status(event, t0), pictures, gr.skip(), gr.skip()
+                    elif event.kind == "end":
+                        summary = summary_markdown(json.loads((spec.out / "summary.json").read_text("utf-8")))
+                        zipped = zip_report(spec.out, job_dir.path / "compare-report.zip")
+                        failed = f", {event.failed} failed" if event.failed else ""
+                        outcome = "done"
+                        yield (f"**Done**: {event.done} of {event.total} runs{failed} in "
+                               f"{time.perf_counter() - t0:.1f} s.", gallery_items(spec), summary,
+                               [str(zipped), str(spec.out / "table.csv")])
+            finally:
+                if grid is not None:
+                    grid.close()  # stops a cell in flight; the report keeps the finished ones
+                lock.release()
+        except Stopped:
+            yield "**Stopped.** The finished runs are kept in this grid's folder until it expires.", gr.skip(), \
+                gr.skip(), gr.skip()
+        except DistillError as err:
+            outcome = "failed"
+            gr.Warning(str(err))
+            kind = "Input problem" if isinstance(err, InputError) else "Run failed"
+            yield f"**{kind}:** {err}", gr.skip(), gr.skip(), gr.skip()
+        except Exception as err:  # a bug: log it, show one line, never a traceback
+            outcome = "failed"
+            log.exception("compare grid failed")
+            msg = f"internal error ({type(err).__name__}: {str(err)[:200]}); the server log has the details"
+            gr.Warning(msg)
+            yield f"**Run failed:** {msg}", gr.skip(), gr.skip(), gr.skip()
+        finally:
+            free_memory()
+            JOBS.finish(job, outcome)
+
+    @staticmethod
+    def _status(event: compare.GridEvent, t0: float) -> str:
+        """One line: where the grid is, the cell running (and its step), the time left."""
+        if event.kind == "plan":
+            line = f"**{event.done} of {event.total} runs done**" + (f": {event.message}" if event.message else "")
+        elif event.kind in ("done", "failed"):
+            line = f"**{event.done} of {event.total} runs done**"
+            if event.cell is not None:
+                what = "failed" if event.kind == "failed" else "finished"
+                line += f"; {what}: {event.cell.label} · {event.cell.prompt} · seed {event.cell.seed}"
+        else:
+            line = f"**Run {min(event.done + 1, event.total)} of {event.total}**"
+            if event.cell is not None:
+                line += f": {event.cell.label} · {event.cell.prompt} · seed {event.cell.seed}"
+            if event.progress is not None and event.progress.total:
+                line += f" · step {event.progress.step}/{event.progress.total}"
+        if event.eta_s is not None and event.done < event.total:
+            line += f" · about {event.eta_s:.0f} s left"
+        return line + f" ({time.perf_counter() - t0:.0f} s so far)"
+
+    def stop(self, request: gr.Request) -> str:
+        """Stop this session's grid: the cell in flight ends at its next step; finished ones are kept."""
+        JOBS.stop(_session(request), NAME)
+        JOBS.wait_stopped(_session(request), NAME, timeout_s=10.0)
+        return "**Stopped.** The finished runs are kept in this grid's folder until it expires."
