@@ -264,6 +264,18 @@ def test_ray_runs_the_grid_to_the_same_numbers_as_the_local_workers(local_grid, 
         assert (tmp_path / "ray" / r["cell"] / "result.svg").read_bytes() == (out / r["cell"] / "result.svg").read_bytes()
 
 
+@pytest.mark.slow
+def test_two_local_worker_processes_run_the_grid_to_the_same_numbers_as_one(local_grid, tmp_path):
+    spec_path, out, _ = local_grid
+    events = list(run_grid(load_spec(spec_path, out=tmp_path / "two"), workers=2))
+    assert events[0].message.startswith("grid.toml: 8 cells, 0 done already, 8 to run on 2 local workers (cpu)")
+    assert events[-1].kind == "end" and events[-1].ran == 8 and events[-1].failed == 0
+    assert {e.cell.id for e in events if e.kind == "progress"} == {r["cell"] for r in table(out)}
+    timed = {"seconds", "load_s"}
+    assert [{k: v for k, v in r.items() if k not in timed} for r in table(tmp_path / "two")] == \
+        [{k: v for k, v in r.items() if k not in timed} for r in table(out)]
+
+
 def test_a_grid_over_the_time_budget_is_refused_whole_before_any_cell_runs(local_grid, tmp_path, monkeypatch):
     spec_path, _, _ = local_grid
     spec = load_spec(spec_path, out=tmp_path / "o")

@@ -225,6 +225,23 @@ class CellWorker:
 _remote_worker = None
 
 
+@contextlib.contextmanager
+def _own_signal_handlers():
+    """Keep this process's SIGINT / SIGTERM handlers across ray.init, which installs its own: its SIGTERM handler
+    aborts the driver (exit 134, a stack dump), where ours raises Terminated so that the grid stops its cells and
+    writes its report."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # None: a handler not set from Python, which Python cannot put back
+                signal.signal(sig, handler)
+
+
 class RayExecutor:
     """Cells as Ray actor tasks (see the module docstring). Connects to RAY_ADDRESS's cluster, to a Ray already
     initialized in this process (a test's local one), or starts a local Ray, which it shuts down on close."""
@@ -236,10 +253,11 @@ class RayExecutor:
         ray = self.ray = import_ray()
         self.started = False
         if not ray.is_initialized():
-            if os.environ.get("RAY_ADDRESS"):
-                ray.init()  # the cluster's own settings; it has its dashboard or not
-            else:
-                ray.init(include_dashboard=False)
+            with _own_signal_handlers():
+                if os.environ.get("RAY_ADDRESS"):
+                    ray.init()  # the cluster's own settings; it has its dashboard or not
+                else:
+                    ray.init(include_dashboard=False)
             self.started = True
         if _remote_worker is None:
             _remote_worker = ray.remote(CellWorker)
