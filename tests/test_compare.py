@@ -374,3 +374,34 @@ def test_the_report_rates_each_csd_edit_against_its_per_item_baseline_of_the_sam
                                              "value": pytest.approx(0.55), "std": pytest.approx(0.0707, abs=1e-4),
                                              "n": 2}]
     assert figures["panorama/per-patch"] == []
+
+
+def test_with_real_clip_weights_the_report_gives_r_precision_over_the_prompt_set_per_seed(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import backends.clip
+
+    spec = parse_spec({"out": "out", "prompts": ["a fox", "a cat"], "seeds": [0, 1], "priors": ["icons"],
+                       "backends": [{"name": "svg/vectorfusion"}]}, base=tmp_path)
+    report = Report(spec)
+    for cell in spec.cells:
+        shown = 0 if cell.seed == 1 else ["a fox", "a cat"].index(cell.prompt)  # seed 1 draws a fox for both
+        cell.folder.mkdir(parents=True)
+        Image.new("RGB", (32, 32), (shown * 200, 0, 0)).save(cell.folder / "result.png")
+        report.done(cell, {"files": {"png": "result.png"}, "clip_random_weights": False, "metrics": {},
+                           "timings": {"total_s": 1.0, "load_s": 0.0}})
+
+    class Scorer:  # a CLIP that sees the drawn prompt in the red channel
+        random_weights = False
+
+        def similarity(self, images, texts):
+            import torch
+
+            drawn = [int(np.asarray(im)[0, 0, 0] > 100) for im in images]
+            return torch.tensor([[1.0 if t == texts[d] else 0.0 for t in texts] for d in drawn])
+
+    monkeypatch.setattr(backends.clip, "default_clip", lambda device=None: Scorer())
+    (summary,) = report.summary(report.rows())
+    precision = next(f for f in summary["figures"] if f["figure"] == "CLIP R-precision")
+    assert precision == {"figure": "CLIP R-precision", "value": 0.75, "std": pytest.approx(0.3536, abs=1e-4), "n": 2}
