@@ -52,6 +52,8 @@ def test_csd_with_every_cell_corresponding_to_itself_is_the_plain_csd_sum():
     itself = engine.Correspondence(torch.arange(30).repeat(4, 4, 1), torch.ones(4, 4, 30, dtype=torch.bool))
     assert torch.allclose(engine.csd_grad(z_t, eps_hat, eps, w, correspondence=itself),
                           engine.csd_grad(z_t, eps_hat, eps, w), atol=1e-6)
+    half = itself.mix(torch.ones(4, 4), eps_hat.half())  # the product runs in float32, the scores keep their dtype
+    assert half.dtype == torch.float16 and torch.allclose(half.float(), eps_hat.sum(0).expand_as(eps_hat), atol=1e-2)
 
 
 def test_csd_shares_each_score_at_the_cell_that_shows_the_same_thing():

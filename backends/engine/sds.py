@@ -176,7 +176,8 @@ class Correspondence:
         if (n, scores[0, 0].numel()) != (self.n, self.cells):
             raise ValueError(f"the correspondence is for {self.n} particles of {self.cells} cells, not "
                              f"{n} of {scores[0, 0].numel()}")
-        k = k.to(scores.dtype)
+        # in float32 whatever the scores' dtype: a half-precision sparse product is not on every device
+        k, dtype, scores = k.float(), scores.dtype, scores.float()
         with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is long stable
             warnings.simplefilter("ignore", UserWarning)
             matrix = torch.sparse_csr_tensor(self.crow, self.col, k.reshape(-1)[self.pair], (n * self.cells,) * 2,
@@ -186,7 +187,7 @@ class Correspondence:
         out = (matrix @ flat.reshape(n * self.cells, c + 1)).reshape(n, self.cells, c + 1)
         total = k.sum(0).view(n, 1, 1)
         mixed = out[..., :c] * (total / out[..., c:])
-        return mixed.transpose(1, 2).reshape(scores.shape)
+        return mixed.transpose(1, 2).reshape(scores.shape).to(dtype)
 
 
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
