@@ -65,12 +65,12 @@ def parse_seeds(value) -> list[int]:
 def grid_data(prompts: list[str], methods: list[str], seeds: list[int], run_config: RunConfig) -> dict:
     """The spec (as `backends.compare.parse_spec` reads it) of the grid the tab runs: each method on this server's
     prior for it, at its defaults."""
-    known = backends.available().get(TASK, [])
+    known = {f"{TASK}/{name}" for name in backends.available().get(TASK, [])}
     if not methods:
         raise InputError("Methods: choose at least one method.")
     tables = []
     for key in methods:
-        if not isinstance(key, str) or key.split("/", 1)[-1] not in known:
+        if key not in known:  # the task too, not only the name: 'panorama/vectorfusion' is no method here
             raise InputError(f"Methods: {str(key)[:40]!r} is not a Text to SVG method here.")
         prior = resolve_prior(backends.get(key), "auto", run_config.env)
         tables.append({"name": key, **({"priors": [prior]} if prior else {})})
