@@ -5,6 +5,7 @@ import contextlib
 import re
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -73,6 +74,23 @@ def wait_status(page, tab: str, words: tuple[str, ...], timeout_s: float) -> str
             return text
         time.sleep(0.1)
     raise TimeoutError(f"status of {tab} never showed {words}; last: {text!r}")
+
+
+# The figure of a tab's "Expected time: about 68 s (...)" line, as backends.timing.duration words it.
+EXPECTED_TIME = re.compile(r"about (\d+(?:\.\d+)?) (s|min|hours)\b")
+UNIT_SECONDS = {"s": 1, "min": 60, "hours": 3600}
+
+
+class Expected(NamedTuple):
+    words: str  # "about 68 s"
+    seconds: float
+
+
+def expected_time(text: str) -> Expected:
+    """The total a tab's expected-time line states (its first figure: the method and baseline split follows)."""
+    m = EXPECTED_TIME.search(text)
+    assert m, f"no expected time in {text!r}"
+    return Expected(m.group(0), float(m.group(1)) * UNIT_SECONDS[m.group(2)])
 
 
 def screenshot(page, path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, click_example, downloads, open_tab, shot, wait_status
+from browser_util import CHROMIUM, click_example, downloads, open_tab, set_number, shot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 # The wait ends on the run's outcome; this bound only ends a run that never finishes (a default run is 10-25 s on
@@ -235,11 +235,13 @@ def test_an_upload_after_an_example_replaces_the_examples_input(page, tab, own_f
             assert '"input_size"' in result and "1024" in result and "my_panorama.png" in result, result[:400]
 
 
-def test_stop_ends_a_default_panorama_run_before_it_finishes(page, own_files):
+def test_stop_ends_a_long_panorama_run_before_it_finishes(page, own_files):
     with shot(page, ARTIFACTS / "first-contact-panorama-stop.png"):
         open_tab(page, "Panorama edit")
         page.locator("#panorama-prompt textarea").fill("make it winter")
         upload(page, "panorama", own_files["panorama"])
+        # steps that no machine ends before Stop lands (the default 200 can finish first on a fast one)
+        set_number(page, "panorama-csd-edit-steps", 5000)  # the most it takes
         page.locator("#panorama-run").click()
         wait_status(page, "panorama", ("step",), RUN_BOUND_S)
         t0 = time.monotonic()
