@@ -33,6 +33,13 @@ UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP, BMP or GIF)", "images": "im
                 "video": "a video (MP4, WebM)", "svg": "an SVG file",
                 "mesh": "a textured mesh (.glb, .gltf, or a .zip of .obj, .mtl and texture)"}
 MESH_TYPES = [".glb", ".gltf", ".zip"]
+# Scrolls the tab's status line to the top of the window when it is out of view (argument: its element id).
+SHOW_STATUS_JS = """() => {
+  const el = document.getElementById('%s');
+  if (!el) return;
+  const box = el.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({block: 'start'});
+}"""
 
 
 def guard_upload(widget, slot: "InputSlot"):
@@ -413,9 +420,14 @@ class Tab:
         outputs += [self.files_a, self.files_b, self.report, self.cli, self.details, self.notices]
         self.outputs = outputs
         # Widgets -> request JSON is UI plumbing (private); the API's way in is `<tab>_defaults` then `<tab>_run`.
-        collect = self.run_btn.click(self.collect, collect_inputs, [self.request, self.status],
+        # Run stays disabled while its run goes: a second click would otherwise be dropped without a word (a
+        # click's trigger is ignored while its event is pending). Stop, or the run's end, enables it again.
+        collect = self.run_btn.click(self.start, collect_inputs, [self.request, self.status, self.run_btn],
                                      api_visibility="private", concurrency_id="ui", concurrency_limit=None,
                                      show_progress="hidden")
+        # In the stacked layout of a narrow window the status sits a screen or more below Run: bring it (and the
+        # preview under it) into view, so the press is seen to start something.
+        self.run_btn.click(None, None, None, js=SHOW_STATUS_JS % f"{s.name}-status")
         runner = environment.gpu_call(make_runner(self, len(self.input_widgets)))
         self.events["run"] = collect.success(
             runner, [self.request] + self.input_widgets, outputs, api_name=f"{s.name}_run",
@@ -446,6 +458,9 @@ class Tab:
                                                   concurrency_id="ui", concurrency_limit=None,
                                                   cancels=[self.events["run"], self.events["run_json"]],
                                                   show_progress="hidden")
+        for event in ("run", "stop"):  # a cancelled run's own .then does not fire: Stop enables Run too
+            self.events[event].then(lambda: gr.update(interactive=True), None, self.run_btn,
+                                    api_visibility="private", queue=False, show_progress="hidden")
 
     def defaults(self, backend: str = "") -> str:
         """A request JSON with every setting of `backend` at its default; compare with the baseline left out."""
@@ -513,6 +528,11 @@ class Tab:
         basis = " and ".join(SOURCES[k] for k in sorted(sources))
         sized = " for an input the size of the example's" if example_sized else ""
         return f"Expected time: **{total}**{sized} ({basis})."
+
+    def start(self, *fields):
+        """Run's first step: the request JSON and the waiting line (`collect`), with Run disabled until the run
+        ends. A field that is wrong raises before Run is touched, so it stays enabled."""
+        return *self.collect(*fields), gr.update(interactive=False)
 
     def collect(self, backend_key, prior, seed, compare, compare_key, compare_json, *rest):
         """Widgets -> the request JSON that `<tab>_run` takes (also what the person can copy)."""

@@ -6,13 +6,16 @@ across lines, nothing wider than the window, no column over another). Screenshot
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import CHROMIUM, layout_problems, open_page, open_tab, screenshot, wait_status
+from browser_util import (CHROMIUM, downloads, layout_problems, open_page, open_tab, screenshot, set_number, status_text,
+                          wait_status)
 from demo.launch import tab_specs
 from test_first_contact import own_clip, own_views_zip, own_wide_image
 
@@ -93,3 +96,53 @@ def test_after_a_default_run_at_800_px_every_metric_has_a_caption_and_the_page_r
         page.close()
     print(f"browser console errors: {errors}")
     assert not [e for e in errors if "distill" in e.lower() or "/gradio_api/" in e], errors
+
+
+IN_VIEW = """(id) => { const box = document.getElementById(id).getBoundingClientRect();
+                       return box.top >= 0 && box.top < window.innerHeight; }"""
+
+
+def test_at_800_px_pressing_run_brings_the_status_into_view(browser, server):
+    page, _ = new_page(browser, server, 800)
+    try:
+        open_tab(page, "Text to SVG")
+        page.locator("#svg-prompt textarea").fill("a rocket")
+        set_number(page, "svg-vectorfusion-steps", 5)
+        page.evaluate("window.scrollTo(0, 0)")
+        assert not page.evaluate(IN_VIEW, "svg-status"), "the status is in view before Run: nothing to prove here"
+        t0 = time.monotonic()
+        page.locator("#svg-run").click()
+        # the wait is for the outcome, not a clock (a busy browser draws late); the delay is reported
+        page.wait_for_function(IN_VIEW, arg="svg-status", timeout=30_000)
+        print(f"status in view {time.monotonic() - t0:.2f} s after the press")
+        assert wait_status(page, "svg", ("Done", "failed", "problem"), 600).startswith("Done")
+        assert page.evaluate(IN_VIEW, "svg-status")  # the finished run's status is still where the person looks
+        screenshot(page, ARTIFACTS / "page-run-800.png")
+    finally:
+        page.close()
+
+
+def test_a_second_run_press_during_a_run_is_refused_by_a_disabled_button_then_runs_the_new_prompt(browser, server):
+    page, _ = new_page(browser, server, 800)
+    try:
+        open_tab(page, "Text to SVG")
+        page.locator("#svg-prompt textarea").fill("a rocket")
+        set_number(page, "svg-vectorfusion-steps", 2000)
+        run = page.locator("#svg-run")
+        run.click()
+        wait_status(page, "svg", ("step",), 600)
+        assert run.is_disabled(), "Run is still enabled while its run goes"
+        page.locator("#svg-prompt textarea").fill("a fish")
+        run.click(force=True)  # the second press: a disabled button takes no click
+        assert "step" in status_text(page, "svg") and run.is_disabled()
+        page.locator("#svg-stop").click()
+        assert wait_status(page, "svg", ("Stopped", "Done"), 600).startswith("Stopped")
+        page.wait_for_function("(id) => !document.getElementById(id).disabled", arg="svg-run", timeout=30_000)
+        set_number(page, "svg-vectorfusion-steps", 5)
+        run.click()  # enabled again: this press runs the prompt the field now holds
+        assert wait_status(page, "svg", ("Done", "failed", "problem"), 600).startswith("Done")
+        page.locator("#svg-files-a a[download$='.json']").first.wait_for()  # the files land with the final update
+        (meta,) = [json.loads(data) for name, data in downloads(page, "svg").items() if name.endswith(".json")]
+        assert meta["settings"]["prompt"] == "a fish", meta["settings"]
+    finally:
+        page.close()
