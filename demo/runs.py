@@ -43,10 +43,11 @@ def _session(request) -> str:
 
 
 def download_stem(task: str, backend: str, seed, taken: set[str]) -> str:
-    """`<task>-<method>-<seed>`, the name a download starts with; "-baseline" when the method already took it
-    (two settings of one backend, same seed)."""
-    stem = safe_stem(f"{task}-{backend}-{seed}")
-    return f"{stem}-baseline" if stem in taken else stem
+    """`<method>-<task>-seed<N>`, the name a download starts with; `baseline-<...>` when the method already took it
+    (two settings of one backend, same seed). The files box shortens a long name from its end, so what tells the
+    method's files from the baseline's comes first."""
+    stem = safe_stem(f"{backend}-{task}-seed{seed}")
+    return f"baseline-{stem}" if stem in taken else stem
 
 
 def make_runner(tab: Tab, n_inputs: int):

@@ -310,7 +310,7 @@ class Tab:
                         self.media_a = [media_widget(k, f"Method: {s.media_labels.get(k, k)}", f"{s.name}-{k}-a")
                                         for k in s.media]
                         self.files_a = gr.File(label="Method files", file_count="multiple", interactive=False,
-                                               elem_id=f"{s.name}-files-a", height=150, elem_classes=["files"])
+                                               elem_id=f"{s.name}-files-a", elem_classes=["files"])
                     with gr.Column(visible=self.compare.value, min_width=240) as self.col_b:
                         self.caption_b = gr.Markdown("**Baseline**", elem_id=f"{s.name}-caption-b")
                         self.preview_b = gr.Image(label="Baseline preview", show_label=False, interactive=False,
@@ -319,7 +319,7 @@ class Tab:
                         self.media_b = [media_widget(k, f"Baseline: {s.media_labels.get(k, k)}",
                                                      f"{s.name}-{k}-b") for k in s.media]
                         self.files_b = gr.File(label="Baseline files", file_count="multiple", interactive=False,
-                                               elem_id=f"{s.name}-files-b", height=150, elem_classes=["files"])
+                                               elem_id=f"{s.name}-files-b", elem_classes=["files"])
                 self.notices = gr.Markdown(elem_id=f"{s.name}-notices", elem_classes=["run-notices"])
                 self.report = gr.Markdown(elem_id=f"{s.name}-report")
                 with gr.Accordion("Copy settings: JSON for the API, command line for the CLI", open=False):

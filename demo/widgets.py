@@ -151,7 +151,8 @@ def _cell(text: str) -> str:
 def report_markdown(rows: list[tuple[str, dict]]) -> str:
     """The runs side by side, one column each: backend, prior, seed, time, then every metric either reports, each
     row named for people with a one-line caption (what it measures, which way is better). A CLIP figure from random
-    CLIP weights reads "not meaningful" instead of a number."""
+    CLIP weights reads "not meaningful" instead of a number; a row in which every figure is such says nothing and
+    is left out."""
     if not rows:
         return ""
     keys: list[str] = []
@@ -163,11 +164,16 @@ def report_markdown(rows: list[tuple[str, dict]]) -> str:
     def prior(meta):
         return (meta.get("prior") or "none") + (" (tiny)" if meta.get("prior_is_tiny") else "")
 
+    def meaningless(meta: dict, key: str) -> bool:
+        return metrics.describe(key).needs_clip and metrics.clip_is_random(meta)
+
     def metric_cell(meta: dict, key: str) -> str:
         value = (meta.get("metrics") or {}).get(key, "")
-        if value != "" and metrics.describe(key).needs_clip and metrics.clip_is_random(meta):
+        if value != "" and meaningless(meta, key):
             return "not meaningful (random CLIP)"
         return _fmt(value)
+
+    keys = [k for k in keys if not all(meaningless(meta, k) for _, meta in rows)]
 
     lines = ["| | " + " | ".join(side for side, _ in rows) + " | what it means |",
              "|---|" + "---|" * len(rows) + "---|"]

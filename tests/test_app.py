@@ -193,8 +193,9 @@ def test_compare_runs_method_and_baseline_on_the_same_input_and_seed(app):
     assert a["settings"]["steps"] == b["settings"]["steps"] == 30 and b["settings"]["lr"] == 0.01
     assert a["metrics"]["psnr"] > b["metrics"]["psnr"]  # the smaller learning rate has not converged yet
     names = {Path(p).name for p in final["files_a"] + final["files_b"]}
-    # downloads are named <task>-<method>-<seed>; the baseline's, of the same backend and seed, say so
-    assert names == {"image-sds-1.png", "image-sds-1.json", "image-sds-1-baseline.png", "image-sds-1-baseline.json"}
+    # downloads are named <method>-<task>-seed<N>; the baseline's, of the same backend and seed, say so first
+    assert names == {"sds-image-seed1.png", "sds-image-seed1.json", "baseline-sds-image-seed1.png",
+                     "baseline-sds-image-seed1.json"}
     assert "| | Method | Baseline |" in final["report"]
 
 

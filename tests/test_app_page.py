@@ -17,7 +17,7 @@ from backends import registry
 from backends.errors import InputError
 from demo import environment, metrics, requests, runs, widgets
 from demo import tab as tabmod
-from demo.launch import AppConfig, build_app, startup_block
+from demo.launch import AppConfig, build_app, startup_block, tab_specs
 from throwaway import install_package
 
 PLUGIN = textwrap.dedent('''
@@ -82,7 +82,7 @@ def test_a_plugins_new_task_gets_its_own_tab_that_runs(plugin, tmp_path):
     assert final[tab.details]["method"]["metrics"]["steps_done"] == 4
     assert "this is a test" in final[tab.notices]
     names = [p.rsplit("/", 1)[-1] for p in final[tab.files_a]]
-    assert names == ["throwaway-task-flat-0.json"]
+    assert names == ["flat-throwaway-task-seed0.json"]
 
 
 def test_generic_spec_gives_a_slot_per_input_kind():
@@ -116,10 +116,16 @@ def test_every_metric_row_has_a_name_and_a_caption():
     table = widgets.report_markdown([("Method", meta)])
     rows = [line for line in table.splitlines()[2:]]
     assert all(line.rstrip().endswith("|") and line.split("|")[-2].strip() for line in rows[3:]), table
-    assert "CLIP score" in table and "not meaningful (random CLIP)" in table and "-0.3" not in table
+    assert "CLIP score" not in table and "-0.3" not in table  # random CLIP weights: a row that says nothing
     assert "relative edit inconsistency" in table and "lower is better" in table
     assert "noise level t, last step" in table
     assert "no description registered" in table  # an unknown figure still gets a caption, an honest one
+
+
+def test_a_random_clip_score_beside_a_real_one_is_marked_not_meaningful():
+    table = widgets.report_markdown([("Method", {"metrics": {"clip_score": 0.31}, "clip_random_weights": False}),
+                                     ("Baseline", {"metrics": {"clip_score": -0.3}, "clip_random_weights": True})])
+    assert "0.31" in table and "not meaningful (random CLIP)" in table and "-0.3" not in table
 
 
 def test_a_real_clip_score_is_shown_as_a_number():
@@ -170,13 +176,21 @@ def test_start_up_prints_one_block_with_url_mode_and_priors():
     assert "icons" in lines[2] and "edits" in lines[2]
 
 
-def test_download_names_are_task_method_seed():
+def test_download_names_begin_with_what_tells_them_apart():
     taken: set[str] = set()
     first = runs.download_stem("svg", "vectorfusion", 7, taken)
     taken.add(first)
-    assert first == "svg-vectorfusion-7"
-    assert runs.download_stem("svg", "vectorfusion", 7, taken) == "svg-vectorfusion-7-baseline"
-    assert runs.download_stem("svg", "raster-then-vectorize", 7, taken) == "svg-raster-then-vectorize-7"
+    assert first == "vectorfusion-svg-seed7"
+    assert runs.download_stem("svg", "vectorfusion", 7, taken) == "baseline-vectorfusion-svg-seed7"
+    assert runs.download_stem("svg", "raster-then-vectorize", 7, taken) == "raster-then-vectorize-svg-seed7"
+    # the files box shows a name's beginning: any two of a tab's methods differ within their first 12 letters
+    for spec in tab_specs():
+        keys = list(backends.available().get(spec.task, []))
+        for a in keys:
+            for b in keys:
+                taken = {runs.download_stem(spec.task, a, 0, set())}
+                stem_b = runs.download_stem(spec.task, b, 0, taken)
+                assert stem_b[:12] != next(iter(taken))[:12], (a, b)
 
 
 def test_an_upload_gradio_cannot_decode_says_which_input_and_what_it_takes(tmp_path):
