@@ -17,9 +17,9 @@ from .priors import describe as describe_machine
 from .priors import vocabulary
 from .priors.machine import MEMORY_MODES, free_memory, on_space, on_zero_gpu
 from .registry import available, get, register, reload_plugins
-from .runner import expect, preload, run, run_to_end
+from .runner import expect, preload, resolved_settings, run, run_to_end
 from .types import Progress, Result
 
 __all__ = ["DistillError", "InputError", "RunError", "available", "get", "register", "reload_plugins", "run",
-           "run_to_end", "expect", "preload", "Progress", "Result", "describe_machine", "free_memory", "on_space", "on_zero_gpu",
+           "run_to_end", "expect", "preload", "resolved_settings", "Progress", "Result", "describe_machine", "free_memory", "on_space", "on_zero_gpu",
            "MEMORY_MODES", "PRIOR_MODES", "vocabulary"]

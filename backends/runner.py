@@ -123,7 +123,7 @@ def run(
             prior_obj.read(settings.prompt)  # a prompt a retrieval prior cannot draw is refused now, not after warm-up
         warm_up(cls, prior_obj.device if prior_obj is not None else resolve_device(device))
         t_load = time.perf_counter() - t0
-        settings, filled = resolve_auto(settings, profile, suggested_settings(prior_obj, cls.task))
+        settings, filled = fill_auto(cls, settings, prior_name, prior_obj, device)
         work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings), prior_name)
         notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
         if notice:
@@ -275,15 +275,8 @@ def estimate(key: str, settings: dict[str, Any] | None = None, *, prior: str | N
     either is None where not known. A grid of runs (`backends.compare`) sums these and puts the total to the same
     `budget.check` a single run meets."""
     cls = registry.get(key)
-    settings = make_settings(cls.Settings, settings, where=key)
-    prior_name = check_prior(cls, prior, device)
+    resolved, prior_name, loaded = _resolve(cls, settings, prior, device)
     entry = catalog.entry(prior_name) if prior_name else None
-    # what "auto" becomes in the run: the profile's values under the prior's own suggestions (icons: 200 steps, not
-    # the profile's 60), known from the prior in this process's cache, or loaded for an offline one (about a second)
-    loaded = None
-    if entry is not None and not entry.needs_target:
-        loaded = loaded_prior(prior_name, device) or (load_prior(prior_name, device) if entry.offline else None)
-    resolved = resolve_auto(settings, run_profile(prior_name, device), suggested_settings(loaded, cls.task))[0]
     paths = [str(p) for p in inputs if Path(p).is_file()]
     try:
         work = work_of(cls, resolved, paths, entry) if paths or cls.spec.inputs.min == 0 else None
@@ -294,6 +287,33 @@ def estimate(key: str, settings: dict[str, Any] | None = None, *, prior: str | N
     if work is not None and entry is not None and loaded is None:
         work = _with_prior_memory(work, entry)
     return work, expected
+
+
+def resolved_settings(key: str, settings: dict[str, Any] | None = None, *, prior: str | None = "auto",
+                      device=None) -> dict[str, Any]:
+    """The settings `run(key, settings, prior=prior, device=device)` takes, with "auto" filled in as the run fills
+    it (what its result.json records): the page's help texts say what "auto" becomes from here."""
+    return to_dict(_resolve(registry.get(key), settings, prior, device)[0])
+
+
+def _resolve(cls, settings, prior, device):
+    """(resolved Settings, prior name, the prior if loaded): what "auto" becomes in the run is the profile's values
+    under the prior's own suggestions (icons: 200 steps, not the profile's 60), known from the prior in this
+    process's cache, or loaded for an offline one (about a second)."""
+    settings = make_settings(cls.Settings, settings, where=cls.key)
+    prior_name = check_prior(cls, prior, device)
+    entry = catalog.entry(prior_name) if prior_name else None
+    loaded = None
+    if entry is not None and not entry.needs_target:
+        loaded = loaded_prior(prior_name, device) or (load_prior(prior_name, device) if entry.offline else None)
+    return fill_auto(cls, settings, prior_name, loaded, device)[0], prior_name, loaded
+
+
+def fill_auto(cls, settings, prior_name: str | None, prior, device):
+    """(settings with "auto" filled in, {name: value} filled): the run profile's values under the prior's own
+    suggestions (`prior`: the loaded prior, or None when it is not loaded). A run and `resolved_settings` both
+    resolve here."""
+    return resolve_auto(settings, run_profile(prior_name, device), suggested_settings(prior, cls.task))
 
 
 class _StepClock:

@@ -24,9 +24,9 @@ from backends.types import INPUT_KINDS
 
 from . import environment
 from .jobs import JOBS, safe_stem
-from .requests import baseline_settings, paths_of, ui_default, without_example_files
+from .requests import baseline_settings, paths_of, resolve_prior, ui_default, without_example_files
 from .runs import make_runner
-from .widgets import NO_MODEL, field_widget, media_widget, ui_fields, viewer, viewer_update
+from .widgets import NO_MODEL, field_info, field_widget, media_widget, ui_fields, viewer, viewer_update
 
 STOP_WAIT_S = 10.0  # how long the Stop handler waits for the run to end before answering
 UPLOAD_NOUNS = {"image": "an image (PNG, JPEG, WebP, BMP or GIF)", "images": "images or one .zip of images",
@@ -276,14 +276,16 @@ class Tab:
                             basic = [d for d in ui_fields(cls) if not d["advanced"]]
                             adv = [d for d in ui_fields(cls) if d["advanced"]]
                             stem = f"{s.name}-{safe_stem(key.split('/', 1)[1])}"
+                            infos = self.field_infos(key, s.default_prior)
                             for d in basic:
                                 self.panel_fields.append((key, d["name"], field_widget(
-                                    d, f"{stem}-{d['name']}", ui_default(d, self.env.device))))
+                                    d, f"{stem}-{d['name']}", ui_default(d, self.env.device), infos[d["name"]])))
                             if adv:
                                 with gr.Accordion(f"Advanced settings: {key.split('/', 1)[1]}", open=False):
                                     for d in adv:
                                         self.panel_fields.append((key, d["name"], field_widget(
-                                            d, f"{stem}-{d['name']}", ui_default(d, self.env.device))))
+                                            d, f"{stem}-{d['name']}", ui_default(d, self.env.device),
+                                            infos[d["name"]])))
                         self.panels[key] = panel
                 with gr.Accordion("Compare with a baseline", open=False):
                     self.compare = gr.Checkbox(value=s.compare_default and len(self.keys) > 1,
@@ -411,6 +413,8 @@ class Tab:
         if self.vocabulary is not None:
             self.vocabulary.input(lambda v: v or gr.update(), self.vocabulary, self.prompt, api_visibility="private",
                                   queue=False)
+        self.prior.change(self.field_info_updates, self.prior, [w for _, _, w in self.panel_fields],
+                          api_visibility="private", queue=False, show_progress="hidden")
         collect_inputs = [self.backend, self.prior, self.seed, self.compare, self.compare_backend, self.compare_json]
         collect_inputs += [self.prompt] if self.prompt is not None else []
         collect_inputs += widgets
@@ -528,6 +532,24 @@ class Tab:
         basis = " and ".join(SOURCES[k] for k in sorted(sources))
         sized = " for an input the size of the example's" if example_sized else ""
         return f"Expected time: **{total}**{sized} ({basis})."
+
+    def field_infos(self, key: str, prior: str = "auto") -> dict[str, str]:
+        """{field name: its help line} for backend `key` with `prior` picked: an "auto" field's line says what it
+        becomes in a run here (`backends.resolved_settings`), or only what it is when the run would refuse."""
+        cls = self.classes[key]
+        auto, prior_name = {}, None
+        try:
+            prior_name = resolve_prior(cls, prior, self.env)
+            auto = backends.resolved_settings(key, prior=prior_name, device=self.env.run_device())
+        except InputError:
+            pass
+        return {d["name"]: field_info(d, auto.get(d["name"]), prior_name) if auto else d["help"]
+                for d in ui_fields(cls)}
+
+    def field_info_updates(self, prior: str) -> list:
+        """The help lines of every panel's fields, once the person picks another prior."""
+        infos = {key: self.field_infos(key, prior) for key in self.classes}
+        return [gr.update(info=infos[key][name]) for key, name, _ in self.panel_fields]
 
     def start(self, *fields):
         """Run's first step: the request JSON and the waiting line (`collect`), with Run disabled until the run

@@ -26,26 +26,35 @@ def _label(name: str) -> str:
     return name.replace("_", " ")
 
 
-def auto_help(d: dict) -> str:
-    """What an "auto" field becomes: '(auto: the prior's suggestion, else 200 with real weights, 40 in try-out
-    mode)'. The run's details (result.json "auto") say what it became."""
-    full, quick = d.get("full"), d.get("quick")
-    if full is None and quick is None:
-        return "(auto: the prior's suggestion, else chosen by the method)"
-    parts = ([f"{full} with real weights"] if full is not None else []) + (
-        [f"{quick} in try-out mode"] if quick is not None else [])
-    return f"(auto: the prior's suggestion, else {', '.join(parts)})"
+def is_auto(d: dict) -> bool:
+    """Whether field `d` (from `describe()`) is an "auto" field: a text box that reads "auto" until a person types."""
+    return bool(d.get("optional")) and d["default"] is None and not d["choices"]
 
 
-def field_widget(d: dict, elem_id: str, value: Any = None):
+def field_info(d: dict, auto: Any = None, prior: str | None = None) -> str:
+    """The help line under a field; for an "auto" one, what "auto" becomes in a run here (`auto`: the value from
+    `backends.resolved_settings`, the place that decides the run, so the line cannot drift from what runs) and the
+    values it takes: 'optimization steps (auto: 200 with the edits prior here); or a value 1-5000'."""
+    if not is_auto(d):
+        return d["help"]
+    if auto is None:
+        said = "(auto: chosen by the method as it runs)"
+    else:
+        said = f"(auto: {auto:g}" if isinstance(auto, float) else f"(auto: {auto}"
+        said += f" with the {prior} prior here)" if prior else " here)"
+    lo, hi = d["lo"], d["hi"]
+    rng = f"; or a value {lo:g}-{hi:g}" if d["type"] in ("int", "float") and lo is not None and hi is not None else ""
+    return f"{d['help']} {said}{rng}"
+
+
+def field_widget(d: dict, elem_id: str, value: Any = None, info: str | None = None):
     """A widget for one settings field from `describe()`: dropdown, checkbox, slider, number or text. An "auto" field
-    (default None) is a text box that reads "auto" until a person types a value."""
+    (default None) is a text box that reads "auto" until a person types a value. info: its help line
+    (`field_info`; default: the field's own help)."""
     value = d["default"] if value is None else value
-    kw = dict(label=_label(d["name"]), info=d["help"] or None, elem_id=elem_id)
+    kw = dict(label=_label(d["name"]), info=(info or field_info(d)) or None, elem_id=elem_id)
     t, lo, hi = d["type"], d["lo"], d["hi"]
-    if d.get("optional") and d["default"] is None and not d["choices"]:
-        rng = f" {lo:g}-{hi:g}" if t in ("int", "float") and lo is not None and hi is not None else ""
-        kw["info"] = f"{d['help']} {auto_help(d)}{'; or a value' + rng if rng else ''}"
+    if is_auto(d):
         return gr.Textbox(value="" if value is None else str(value), placeholder="auto", lines=1, max_lines=1, **kw)
     if d["choices"]:
         return gr.Dropdown(choices=list(d["choices"]), value=value, **kw)

@@ -672,3 +672,43 @@ def test_a_mesh_run_in_the_app_shows_the_edited_mesh_in_the_3d_viewer(offline_ap
     assert viewer["elem_classes"] == [] and viewer["value"].endswith(".glb") and Path(viewer["value"]).is_file()
     assert updates[-1][kinds["video"]].endswith(".mp4") and len(updates[-1][kinds["gallery"]]) == 4
     assert updates[0][kinds["model3d"]]["elem_classes"] == [widgets.NO_MODEL]  # a new run hides the last mesh
+
+
+AUTO_SAID = re.compile(r"\(auto: (.+?)(?: with the (\S+) prior)? here\)")
+
+
+def test_each_tabs_help_lines_say_what_auto_becomes_in_a_default_run(offline_app):
+    """The "auto" figure under every field of a tab's method is what a default run of it records in result.json
+    (its settings with "auto" filled in), on the prior it names."""
+    for name, tab in offline_app.tabs_by_name.items():
+        cls = tab.classes[tab.method_key]
+        fields = widgets.ui_fields(cls)
+        lines = tab.field_infos(tab.method_key, tab.spec.default_prior)  # as the page first draws them
+        said = {}
+        for d in fields:
+            if widgets.is_auto(d):
+                m = AUTO_SAID.search(lines[d["name"]])
+                assert m or "chosen by the method" in lines[d["name"]], (name, d["name"], lines[d["name"]])
+                if m:
+                    said[d["name"]] = m.groups()
+        assert "steps" in said or not any(d["name"] == "steps" and widgets.is_auto(d) for d in fields), lines
+        example = next(e for e in tab.spec.examples() if e.available() and tab.method_key.endswith("/" + e.backend))
+        inputs = [example.inputs.get(slot.kind) for slot in tab.spec.inputs]  # one value per upload widget
+        settings = {"prompt": example.prompt} if tab.prompt is not None else {}
+        _, final = run(tab, {"backend": tab.method_key, "prior": tab.spec.default_prior, "settings": settings}, inputs)
+        assert final["status"].startswith("**Done**"), (name, final["status"])
+        meta = final["details"]["method"]
+        for field, (value, prior) in said.items():
+            ran = meta["settings"][field]
+            assert value == (f"{ran:g}" if isinstance(ran, float) else str(ran)), (name, field, value, ran)
+            assert prior == meta["prior"], (name, field, prior, meta["prior"])
+
+
+def test_picking_another_prior_redraws_what_auto_becomes_under_each_field(offline_app):
+    tab = offline_app.tabs_by_name["svg"]
+    steps = next(i for i, (key, name, _) in enumerate(tab.panel_fields) if key == tab.method_key and name == "steps")
+    assert "with the icons prior here" in tab.panel_fields[steps][2].info
+    updates = tab.field_info_updates("tiny-sd")
+    assert len(updates) == len(tab.panel_fields)
+    expected = backends.resolved_settings(tab.method_key, prior="tiny-sd", device="cpu")["steps"]
+    assert f"(auto: {expected} with the tiny-sd prior here)" in updates[steps]["info"]
