@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import time
+import urllib.request
 from dataclasses import dataclass
 
 import gradio as gr
@@ -167,6 +168,22 @@ def startup_block(url: str, share_url: str | None, env: environment.Environment,
 UPLOAD_LIMIT_BYTES = max(media.MAX_IMAGE_BYTES, media.MAX_ZIP_BYTES, media.MAX_VIDEO_BYTES, validate.MAX_SVG_BYTES)
 
 
+SERVED_WAIT_S = 120.0  # how long start-up waits for its own page before it says so
+
+
+def served(url: str, wait_s: float = SERVED_WAIT_S) -> bool:
+    """Whether the page at `url` answers within `wait_s` seconds (each try may take its time on a busy machine)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())) as r:
+                return r.status == 200
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     """Build and serve. Returns (demo, local_url); with block=False the server runs in a thread."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -179,11 +196,17 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
     from backends.files import default_root
 
     root = config.job_root or str(default_root())
-    # quiet=True: Gradio's own lines (and its "set share=True" hint: the app has --share) give way to one block
+    # quiet=True: Gradio's own lines (and its "set share=True" hint: the app has --share) give way to one block.
+    # _frontend=False skips Gradio's check that the page answers within 3 s of starting, which raises (and ends the
+    # app) on a CPU that other processes keep busy; `served` waits for the page as long as a busy machine needs.
     _, url, share_url = demo.launch(server_name=config.host, server_port=config.port, share=config.share,
                                     prevent_thread_lock=True, quiet=True, css=CSS,
                                     allowed_paths=[root], footer_links=["api", "gradio"],
-                                    theme=theme(), show_error=False, max_file_size=UPLOAD_LIMIT_BYTES)
+                                    theme=theme(), show_error=False, max_file_size=UPLOAD_LIMIT_BYTES,
+                                    _frontend=False)
+    if not served(url):
+        print(f"warning: {url} did not answer within {SERVED_WAIT_S:.0f} s; if localhost cannot be reached here "
+              "(a notebook, a proxy), start with --share", flush=True)
     if not quiet:
         print(startup_block(url, share_url, demo.environment, time.perf_counter() - t0), flush=True)
     if block:

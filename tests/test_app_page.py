@@ -4,8 +4,10 @@ is said; inputs only one method reads are shown with that method alone; start-up
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import textwrap
+import time
 import types
 import warnings
 
@@ -231,3 +233,31 @@ def test_the_request_plumbing_imports_without_gradio():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-500:]
+
+
+def test_start_up_waits_for_a_page_that_answers_late_as_on_a_busy_machine():
+    """Gradio's own check gives the page 3 s and then ends the app; a page slower than that is still served."""
+    import http.server
+    import threading
+
+    from demo.launch import served
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(3.5)  # longer than Gradio's 3 s
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert served(f"http://127.0.0.1:{server.server_port}/", wait_s=60)
+    finally:
+        server.shutdown()
+    with socket.socket() as s:  # a port nobody serves: said, not waited for forever
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert not served(f"http://127.0.0.1:{port}/", wait_s=1)
