@@ -21,7 +21,7 @@ from . import budget, registry, timing, validate
 from .errors import InputError, RunError
 from .files import atomic_path, recording_writes
 from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
-from .priors.machine import MEMORY_MODES
+from .priors.machine import MEMORY_MODES, find_weights
 from .priors.base import PromptReader, StartNotice, suggested_settings
 from .settings import make_settings, resolve_auto, to_dict
 from .types import Progress, Result
@@ -86,6 +86,8 @@ def run(
     entry = catalog.entry(prior_name) if prior_name else None
     if spec.prompt_required and not (entry and entry.needs_target):
         validate.prompt(settings.prompt)  # parsed already; only its emptiness is new: said before loading weights
+    if entry is not None and entry.role == "real":
+        check_real_weights(prior_name, entry, device)
     if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple)) \
             or not all(isinstance(p, (str, os.PathLike)) for p in inputs):
         raise InputError(f"inputs must be a list of file paths, not {type(inputs).__name__} {str(inputs)[:40]!r}.")
@@ -97,6 +99,7 @@ def run(
         if not Path(p).is_file():
             raise InputError(f"input file not found: {p}")
     out = _writable_folder(out_dir)
+    created = not out.exists()  # made by this run: taken away again if the run leaves nothing in it
     profile = run_profile(prior_name, device)
     # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values and
     # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own
@@ -128,7 +131,8 @@ def run(
         notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
         if notice:
             yield Progress(step=0, total=0, message=notice)
-        clear_previous_result(out)  # every check passed: the folder's last result set goes as a whole
+        out.mkdir(parents=True, exist_ok=True)  # every check passed: a refused run leaves no folder behind
+        clear_previous_result(out)  # and the folder's last result set goes as a whole
         backend = cls()
         clock.start()
         for item in recording_writes(backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out),
@@ -184,6 +188,9 @@ def run(
     finally:
         if not complete:  # failed, interrupted or cancelled: its result set is not left half written
             _remove_run_files(out, written, result)
+            if created:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # only when empty
     result.files.setdefault("json", str(out / "result.json"))
     yield result
 
@@ -369,8 +376,25 @@ def _remove_run_files(out: Path, written: list[Path], result: Result | None) -> 
                 path.unlink()
 
 
+def check_real_weights(prior_name: str, entry: catalog.Entry, device) -> None:
+    """Refuse a real model whose weights are not on this machine before any work, naming what is missing (the
+    weights, and a CUDA GPU where there is none); without this a CPU machine heard only how long the run would
+    take there."""
+    source = prior_name.split(":", 1)[1] if ":" in prior_name else entry.source()
+    weights = find_weights(source)
+    if weights.usable:
+        return
+    gpu = ("" if resolve_device(device).type == "cuda" else "; it also needs a CUDA GPU, which this machine lacks"
+           if not torch.cuda.is_available() else "; it also needs a CUDA GPU, and this run is on the CPU")
+    where = f"set {entry.env} to the folder of a downloaded model, or" if entry.env else ""
+    raise InputError(f"The prior {prior_name.split(':', 1)[0]} needs the {entry.label} weights {source!r}, which are "
+                     f"not on this machine ({weights.detail or weights.state}): {where} allow downloads from the "
+                     f"Hugging Face Hub{gpu}.")
+
+
 def _writable_folder(out_dir) -> Path:
-    """The output folder, created, after checking files can be written there (before any work is done)."""
+    """The output folder, after checking files can be written there (before any work is done). It is made only
+    once every check has passed (`run`), so a refused run leaves none behind."""
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
         # an empty name would write into the current folder; None or a number is not a folder at all
         raise InputError(f"The output folder must be named (a path), not {str(out_dir)[:40]!r}.")
@@ -378,9 +402,12 @@ def _writable_folder(out_dir) -> Path:
     if (out / "result.json").is_dir():
         raise InputError(f"The output folder {str(out)[:80]!r} holds a folder named result.json, where the run "
                          f"writes its result: choose another folder.")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())  # where the first file would go
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a file is in the way") if existing != out else FileExistsError(
+                17, "it is a file")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as err:
         raise InputError(f"The output folder {str(out)[:80]!r} cannot be written: {err.strerror or err}.") from None

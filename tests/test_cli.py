@@ -83,6 +83,32 @@ def test_an_output_folder_that_cannot_take_the_result_is_refused_before_the_run(
     assert "folder named result.json" in taken.stderr and "step" not in taken.stderr
     with pytest.raises(backends.InputError, match="must be named"):
         backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=None)
+    (tmp_path / "a_file").write_text("x")
+    for out, words in ((tmp_path / "a_file", "it is a file"), (tmp_path / "a_file" / "x", "a file is in the way")):
+        refused = cli(*run, "--out", str(out))
+        _assert_one_line_error(refused)
+        assert words in refused.stderr
+
+
+def test_a_real_prior_without_its_weights_is_refused_naming_them_and_the_gpu_and_leaves_no_folder(tmp_path):
+    """The README's Stable Diffusion line on a CPU machine without the weights (HF_HUB_OFFLINE: nothing is
+    downloaded): it once heard 'about 3.9 hours on this CPU' and kept an empty out/fox."""
+    out = tmp_path / "out" / "fox"
+    r = cli("run", "svg/vectorfusion", "--prior", "sd", "--set", "prompt=a red fox", "--out", str(out),
+            env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    _assert_one_line_error(r)
+    assert "Stable Diffusion 1.5 weights" in r.stderr and "DISTILL_SD_MODEL" in r.stderr, r.stderr
+    assert "needs a CUDA GPU" in r.stderr, r.stderr  # CI has none
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_refused_run_into_a_new_folder_leaves_no_folder_and_a_finished_one_keeps_it(tmp_path):
+    target = make_target(tmp_path / "target.png")
+    run = ("run", "image/sds", "--prior", "analytic", "--input", str(target))
+    _assert_one_line_error(cli(*run, "--set", "steps=-3", "--out", str(tmp_path / "new" / "refused")))
+    assert not (tmp_path / "new").exists()
+    assert cli(*run, "--set", "steps=2", "--out", str(tmp_path / "new" / "done")).returncode == 0
+    assert (tmp_path / "new" / "done" / "result.json").is_file()
 
 
 @pytest.mark.parametrize("kwargs, words", [
