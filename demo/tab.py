@@ -19,6 +19,7 @@ import gradio as gr
 import backends
 from backends import media, settings as bsettings
 from backends.errors import InputError
+from backends.files import JobDir
 from backends.timing import SOURCES, duration
 from backends.types import INPUT_KINDS
 
@@ -215,7 +216,8 @@ class Tab:
         if not paths:
             return viewer_update(None)
         try:
-            return viewer_update(slot.viewer(paths[0], self.config.job_root))
+            return viewer_update(slot.viewer(paths[0], self.config.job_root),
+                                 JobDir(self.config.job_root, prefix="view").path)
         except InputError:
             return viewer_update(None)
 

@@ -112,7 +112,8 @@ def media_value(kind: str, files: dict[str, str], folder: Path):
     if kind == "video":
         return files.get("mp4") or next((p for p in paths if Path(p).suffix.lower() in VIDEO_EXT), None)
     if kind == "model3d":  # shown only with a mesh to show (the views3d tab's image views make none)
-        return viewer_update(files.get("glb") or next((p for p in paths if p.lower().endswith(".glb")), None))
+        return viewer_update(files.get("glb") or next((p for p in paths if p.lower().endswith(".glb")), None),
+                             folder)
     if kind == "gallery":
         zips = [p for p in paths if p.lower().endswith(".zip")]
         if zips:
@@ -127,12 +128,47 @@ NO_MODEL = "no-model"  # the CSS class that takes a 3D viewer out of the layout 
 def viewer(label: str, elem_id: str, height: int) -> gr.Model3D:
     """Gradio's 3D viewer, out of the layout until `viewer_update` gives it a model. Hidden by CSS, not by
     `visible=False`: a Model3D that first mounts hidden never draws its canvas once shown (Gradio 6.31)."""
-    return gr.Model3D(label=label, elem_id=elem_id, interactive=False, height=height, elem_classes=[NO_MODEL])
+    return gr.Model3D(label=label, elem_id=elem_id, interactive=False, height=height, elem_classes=[NO_MODEL],
+                      camera_position=VIEW_CAMERA)
 
 
-def viewer_update(path: str | None) -> dict:
-    """The update that shows `path` in a `viewer` (no path: out of the layout)."""
-    return gr.update(value=path, elem_classes=[] if path else [NO_MODEL])
+def viewer_update(path: str | None, folder: Path | None = None) -> dict:
+    """The update that shows `path` in a `viewer` (no path: out of the layout), framed (`framed`) by a copy in
+    `folder` (a job's folder; None: shown as it is)."""
+    shown = framed(path, folder) if path and folder is not None else path
+    return gr.update(value=shown, elem_classes=[] if path else [NO_MODEL])
+
+
+VIEW_SIZE = 2.0  # the longest side of a mesh as the viewer shows it (`framed`)
+# The viewer's camera: 60 degrees round from the side, 65 down from the top, 4.5 units from the centre, so a mesh of
+# VIEW_SIZE shows its front (glTF's +Z) and one side whole with a margin. Gradio's own camera looked straight at one
+# face from as close as fits it, which turned a box into a cropped trapezoid.
+VIEW_CAMERA = (60.0, 65.0, 4.5)
+
+
+def framed(path: str, folder: Path) -> str:
+    """A copy of the mesh at `path` (.glb or .gltf) centred on the origin and scaled to VIEW_SIZE, written to
+    `folder` as "<stem>-view.glb", for the 3D viewer, whose camera (VIEW_CAMERA) sits at a fixed distance that
+    frames a mesh of that size. The file itself, which the person downloads, keeps its own units. A mesh that
+    cannot be read is shown as it is."""
+    import numpy as np
+    import trimesh
+
+    src = Path(path)
+    out = Path(folder) / f"{src.stem}-view.glb"
+    try:
+        scene = trimesh.load(src, force="scene")
+        low, high = scene.bounds
+        size = float(np.max(high - low))
+        if not np.isfinite(size) or size <= 0:
+            return path
+        scene.apply_translation(-(low + high) / 2)
+        scene.apply_scale(VIEW_SIZE / size)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(scene.export(file_type="glb"))
+    except Exception:  # noqa: BLE001 - the viewer is a courtesy: the run's own checks say what is wrong with a mesh
+        return path
+    return str(out)
 
 
 def media_widget(kind: str, label: str, elem_id: str):

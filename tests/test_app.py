@@ -631,7 +631,9 @@ def test_a_mesh_method_shows_the_mesh_upload_its_viewer_and_pairs_with_the_per_v
     assert tab.method_changed("views3d/csd-edit-mesh", "views3d/per-view-mesh", None, None)[-1]["value"] \
         == "views3d/per-view-mesh"  # a baseline that fits is kept
 
-    assert tab.show_upload(mesh_slot, str(HOUSE)) == {"__type__": "update", "value": str(HOUSE), "elem_classes": []}
+    shown = tab.show_upload(mesh_slot, str(HOUSE))
+    assert shown["elem_classes"] == [] and Path(shown["value"]).name == "house-view.glb"  # framed, in a job folder
+    assert Path(tab.config.job_root) in Path(shown["value"]).parents and HOUSE.is_file()
     assert tab.show_upload(mesh_slot, None)["elem_classes"] == [widgets.NO_MODEL]
 
 

@@ -10,6 +10,7 @@ import textwrap
 import time
 import types
 import warnings
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -261,3 +262,24 @@ def test_start_up_waits_for_a_page_that_answers_late_as_on_a_busy_machine():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert not served(f"http://127.0.0.1:{port}/", wait_s=1)
+
+
+@pytest.mark.parametrize("scale, offset", [(0.1, (5.0, -3.0, 0.0)), (200.0, (0.0, 0.0, 0.0))])
+def test_the_3d_viewer_shows_any_mesh_centred_at_one_size_with_its_texture(tmp_path, scale, offset):
+    import numpy as np
+    import trimesh
+    from test_first_contact import own_mesh
+
+    src = own_mesh(tmp_path / "box.glb")
+    scene = trimesh.load(src, force="scene")
+    scene.apply_scale(scale)
+    scene.apply_translation(offset)
+    src.write_bytes(scene.export(file_type="glb"))
+    copy = widgets.framed(str(src), tmp_path / "job")
+    assert Path(copy).parent == tmp_path / "job"  # the upload's own folder is left as it was
+    shown = trimesh.load(copy, force="scene")
+    low, high = shown.bounds
+    assert np.allclose((low + high) / 2, 0, atol=1e-5) and np.isclose(float(np.max(high - low)), widgets.VIEW_SIZE)
+    (mesh,) = shown.geometry.values()
+    assert mesh.visual.material.baseColorTexture is not None  # the texture came along
+    assert np.isclose(float(np.max(np.ptp(trimesh.load(src, force="scene").bounds, 0))), 1.0 * scale)  # untouched
