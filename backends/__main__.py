@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from pathlib import Path
 
 from . import interrupts, registry
 from .priors import catalog
@@ -37,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--memory", default="auto", choices=MEMORY_MODES,
                    help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    e = sub.add_parser("examples", help="copy the example inputs that ship with the project into a folder, for the "
+                       "README's commands")
+    e.add_argument("folder", nargs="?", default=".", help="where to put them (default: the current folder)")
     c = sub.add_parser("compare", help="run a grid of backends x prompts x inputs x seeds from a spec file, with a "
                        "table, a summary and a gallery (docs/compare.md)")
     c.add_argument("spec", help="the spec file (.toml, or .yaml)")
@@ -74,6 +79,32 @@ def _list(as_json: bool) -> None:
         print(f"plugin {name} failed to load: {err}", file=sys.stderr)
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# The example inputs the README's commands name, by the name they get in the folder (all CC0: examples/LICENSE*).
+EXAMPLE_FILES = {"shapes.png": "image/shapes.png", "landscape.png": "panorama/landscape.png",
+                 "rolling_ball.mp4": "video/rolling_ball.mp4", "house.glb": "views3d/house.glb",
+                 "icon.svg": "svg/icon.svg"}
+
+
+def copy_examples(folder: str) -> list[Path]:
+    """Copy EXAMPLE_FILES into `folder` (made if missing); returns the paths written. InputError when the
+    project's examples folder is not there (an install without the checkout) or `folder` cannot take them."""
+    missing = [name for name, rel in EXAMPLE_FILES.items() if not (EXAMPLES / rel).is_file()]
+    if missing:
+        raise InputError(f"The example files are not installed here ({EXAMPLES} lacks {', '.join(missing)}); they "
+                         f"come with a checkout of the project (pip install -e .).")
+    out = Path(folder)
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rel in EXAMPLE_FILES.items():
+            written.append(out / name)
+            shutil.copyfile(EXAMPLES / rel, written[-1])
+    except OSError as err:
+        raise InputError(f"The folder {str(out)[:80]!r} cannot take the examples: {err.strerror or err}.") from None
+    return written
+
+
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -94,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             runner.QUIET_LIBRARIES = True  # applied once the checks pass, just before a prior loads
         if args.cmd == "list":
             _list(args.json)
+            return 0
+        if args.cmd == "examples":
+            for path in copy_examples(args.folder):
+                print(path)
             return 0
         if args.cmd == "compare":
             from .compare import cli

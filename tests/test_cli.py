@@ -260,3 +260,13 @@ def test_a_refusal_with_an_offline_prior_never_imports_diffusers(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.split() == ["2", "False"], (out.stdout, out.stderr)
     assert "at least 8 pixels" in out.stderr
+
+
+def test_examples_copies_the_inputs_the_readme_names_and_refuses_a_folder_it_cannot_fill(tmp_path):
+    done = cli("examples", str(tmp_path / "here"))
+    assert done.returncode == 0, done.stderr
+    names = sorted(Path(line).name for line in done.stdout.splitlines())
+    assert names == sorted(["shapes.png", "landscape.png", "rolling_ball.mp4", "house.glb", "icon.svg"])
+    assert (tmp_path / "here" / "house.glb").read_bytes() == (ROOT / "examples" / "views3d" / "house.glb").read_bytes()
+    (tmp_path / "a_file").write_text("x")
+    _assert_one_line_error(cli("examples", str(tmp_path / "a_file")))

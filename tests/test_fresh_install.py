@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from backends.__main__ import copy_examples
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["app.py", "backends", "demo", "benchmarks", "scripts", "tests"]
 WEIGHTS = re.compile(r"--prior\s+(sd|ip2p)\b")  # commands that need downloaded weights
@@ -131,15 +133,13 @@ def _commands() -> list[str]:
 
 @pytest.fixture
 def readme_dir(tmp_path):
-    """A folder holding the files the README's commands name: target.png, clip.mp4, icon.svg, house.glb, grid.toml."""
-    shutil.copy(ROOT / "examples" / "image" / "shapes.png", tmp_path / "target.png")
-    shutil.copy(ROOT / "examples" / "views3d" / "house.glb", tmp_path / "house.glb")
-    shutil.copy(next((ROOT / "examples" / "video").glob("*.mp4")), tmp_path / "clip.mp4")
+    """A folder as the README's commands find it once its `examples .` line ran there (the shipped inputs:
+    shapes.png, landscape.png, rolling_ball.mp4, house.glb, icon.svg), with its compare section's grid.toml."""
+    assert any(c.split()[:4] == ["python", "-m", "backends", "examples"] for c in _commands())
+    copy_examples(str(tmp_path))
     for block in _readme_blocks("toml"):  # the compare section's spec, as written there
         if block.startswith("# grid.toml\n"):
             (tmp_path / "grid.toml").write_text(block)
-    (tmp_path / "icon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">'
-                                       '<circle cx="12" cy="12" r="9" fill="#e33"/></svg>')
     return tmp_path
 
 
