@@ -20,12 +20,19 @@ from .csd import EditSettings
 
 # ------------------------------------------------------------------------------------------------ sizes
 
-def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image") -> list[str]:
-    """The sentence result.json's `warnings` carries when the work ran at another size than the input's."""
+def resize_warning(input_size: Sequence[int], work_size: Sequence[int], what: str = "image",
+                   upsample_method: str = "resize") -> list[str]:
+    """The sentence result.json's `warnings` carries when the work ran at another size than the input's: how the
+    edit came back to the input's size (upsample_method "guided": a colour model applied to every pixel; "resize":
+    the named fallback)."""
     (w0, h0), (w, h) = input_size, work_size
     if (w0, h0) == (w, h):
         return []
-    return [f"The {what} ({w0}x{h0}) was edited at {w}x{h} (the short_side setting) and resized back."]
+    if upsample_method == "guided":
+        return [f"The {what} was edited at {w}x{h} (the short_side setting); the edit was applied to all its "
+                f"{w0}x{h0} pixels by a local colour model (upsample=guided)."]
+    return [f"The {what} ({w0}x{h0}) was edited at {w}x{h} (the short_side setting) and resized back "
+            "(upsample=resize)."]
 
 
 def to_batch(images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], device) -> torch.Tensor:

@@ -39,7 +39,7 @@ class VideoSettings(csd.EditSettings):
 @dataclass
 class VideoCSDSettings(VideoSettings):
     repulsion: float = csd.repulsion_option()
-    kernel_width: float = csd.kernel_width_option()
+    kernel_width: float = csd.kernel_width_option(4.0)
 
 
 class _VideoEdit(csd.EditBackend):
