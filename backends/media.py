@@ -918,9 +918,11 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     frame_bytes = width * height * 3
     keep = want if want is not None else expected
     if keep and keep * frame_bytes > budget:
+        fits = max(1, budget // frame_bytes)
+        seconds = f" ({fits / fps:.1f} s at its {fps:g} fps)" if fps else ""
         raise _fail(
             f"Keeping {keep} frames of {width}x{height} needs {_size(keep * frame_bytes)}; at most "
-            f"{_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a smaller video."
+            f"{_size(budget)} is allowed, so use a clip of at most {fits} frames{seconds} or a smaller video."
         )
 
     cap = min(max_frames, work // (width * height))

@@ -117,7 +117,9 @@ class _PanoramaEdit(csd.EditBackend):
         out = to_uint8(full)[0]
         # the figure shows the user's own input beside what they receive
         figure = outputs.labelled_rows([("source", outputs.fit_width(to_uint8(full_in)[0], 2048)),
-                                        (self.key, outputs.fit_width(out, 2048))])
+                                        (self.key, outputs.fit_width(out, 2048)),
+                                        ("source | edited, centre at full resolution",
+                                         outputs.detail_crops(to_uint8(full_in)[0], out))])
         files = {"png": save_png(out, out_dir / "edited.png"),
                  "comparison": save_png(figure, out_dir / "comparison.png")}
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
