@@ -119,3 +119,28 @@ def test_a_clip_too_long_to_hold_is_refused_saying_how_long_a_clip_fits(tmp_path
     outputs.write_mp4(samples.clip(20, 64, 48), 10.0, path)
     with pytest.raises(InputError, match=r"at most 8 frames \(0\.8 s at its 10 fps\)"):
         media.video(str(path), max_kept_bytes=8 * 64 * 48 * 3 + 10)
+
+
+def test_the_clips_sound_comes_back_with_the_edited_frames(tmp_path):
+    """A clip with a sound track: the edited mp4 has every frame and the sound, about as long as the pictures."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    silent, clip = tmp_path / "silent.mp4", tmp_path / "clip.mp4"
+    outputs.write_mp4(samples.panned_clip(12, 64, 48), 12.0, silent)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(silent), "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1", "-c:v", "copy", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    result = backends.run_to_end("video/per-frame", {"prompt": "make it sepia", "particles": 3, "short_side": 16,
+                                                     "steps": 2}, prior="edits", inputs=[str(clip)],
+                                 out_dir=str(tmp_path / "out"), device="cpu")
+    assert result.metadata["audio"] is True
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", result.files["mp4"]],
+                           capture_output=True, text=True).stderr
+    assert "Audio: aac" in probe and "Video: h264" in probe
+    assert len(iio.mimread(result.files["mp4"], format="FFMPEG")) == 12
+    # a clip without sound comes back silent, saying so
+    silent_run = backends.run_to_end("video/per-frame", {"prompt": "make it sepia", "particles": 3, "short_side": 16,
+                                                         "steps": 2}, prior="edits", inputs=[str(silent)],
+                                     out_dir=str(tmp_path / "out2"), device="cpu")
+    assert silent_run.metadata["audio"] is False

@@ -16,6 +16,7 @@ Outputs: edited.mp4 (H.264) with the clip's frame count, frame rate and size, ed
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,6 +25,7 @@ import torch
 from PIL import Image
 
 from .. import budget, media
+from ..files import atomic_path
 from ..imaging import save_png, to_tensor, to_uint8
 from ..registry import register
 from ..settings import option
@@ -67,7 +69,8 @@ class _VideoEdit(csd.EditBackend):
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
         shown = np.unique(np.round(np.linspace(0, len(keys) - 1, min(8, len(keys)))).astype(int))
         return csd.Sources(outputs.to_batch(frames[keys], size, prior.device),
-                           dict(frames=frames, keys=keys, fps=fps, input_size=(w0, h0), size=size, shown=shown))
+                           dict(frames=frames, keys=keys, fps=fps, input_size=(w0, h0), size=size, shown=shown,
+                                path=inputs[0]))
 
     def preview(self, prior, z, source, src):
         shown = src.facts["shown"]
@@ -93,6 +96,7 @@ class _VideoEdit(csd.EditBackend):
                 yield out
 
         files = {"mp4": outputs.write_mp4(delivered(), fps, out_dir / "edited.mp4")}
+        sound = with_sound(files["mp4"], src.facts["path"])
         files["gif"] = outputs.write_gif(np.stack(gif_frames), fps, out_dir / "edited.gif")
         order = sorted(shown_out)
         middle = order[len(order) // 2]
@@ -114,6 +118,7 @@ class _VideoEdit(csd.EditBackend):
             "frames": count,
             "fps": fps,
             "duration_s": count / fps,
+            "audio": sound,  # the clip's sound track, copied into edited.mp4 (the GIF has none)
             "source_frames": count,
             "keyframes": [int(k) for k in keys],
             "carry": carry if s.upsample == "guided" else "resize and cross-fade",
@@ -129,6 +134,16 @@ class _VideoEdit(csd.EditBackend):
             "warnings": [note] if (len(keys) < count or (w0, h0) != tuple(size)) else [],
         }
         return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
+
+
+def with_sound(mp4: str, source: str) -> bool:
+    """Give the written mp4 the source clip's sound track, when it has one (`media.add_audio`); the silent file
+    stays when it has none or it cannot be copied. True when the sound is in."""
+    with atomic_path(mp4) as tmp:
+        if not media.add_audio(mp4, source, tmp):
+            os.replace(mp4, tmp)  # the silent file goes back into place as it was
+            return False
+    return True
 
 
 GIF_MAX_WIDTH = 320  # the GIF is the page's quick look; the mp4 carries the full size
