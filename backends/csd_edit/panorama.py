@@ -76,7 +76,9 @@ class _PanoramaEdit(csd.EditBackend):
         work = budget.edit_work([size], short, facts, "image", budget.PANORAMA_BYTES_PER_PIXEL)
         side = min(s.window or 512, max(facts.size_multiple, short // facts.size_multiple * facts.size_multiple))
         windows_ = (s.particles or 8) * side * side * budget.EDIT_BYTES_PER_PIXEL
-        return replace(work, bytes=work.bytes + windows_, lower="short_side (or particles, window)")
+        full = size[0] * size[1] * upsample.BYTES_PER_PIXEL  # the edit brought back to every input pixel
+        return replace(work, bytes=work.bytes + windows_ + full, effort=work.bytes + windows_,
+                       lower="short_side (or particles, window)")
 
     def load(self, s: PanoramaSettings, prior, inputs):
         image = media.image(inputs[0])

@@ -25,6 +25,10 @@ import torch
 import torch.nn.functional as F
 
 METHODS = ("guided", "resize")
+# Bytes per full-size pixel while an image is brought back (the work budget's term, `backends.budget`): the input
+# and the result in float32 (24), the band's upsampled model (bounded), the detail figure's high-pass maps (24) and
+# the delivered metrics' tiles (12), rounded up.
+BYTES_PER_PIXEL = 64
 RIDGE = 1e-3  # (pixel units in [0, 1])^2: a window whose colours vary less than ~0.03 takes a flat colour shift
 
 

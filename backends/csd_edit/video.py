@@ -17,7 +17,7 @@ Outputs: edited.mp4 (H.264) with the clip's frame count, frame rate and size, ed
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -59,7 +59,12 @@ class _VideoEdit(csd.EditBackend):
 
         size = budget.video_size(inputs[0])
         budget.check_aspect(size, "video frame")
-        return budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
+        work = budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
+        # every frame is held as uint8 (at most what media keeps: its frame and byte limits) and brought back one
+        # at a time in float
+        pixels = size[0] * size[1]
+        held = min(media.MAX_VIDEO_KEPT_BYTES, media.MAX_VIDEO_FRAMES * pixels * 3)
+        return replace(work, bytes=work.bytes + held + pixels * upsample.BYTES_PER_PIXEL, effort=work.units)
 
     def load(self, s: VideoSettings, prior, inputs):
         # every frame, as uint8 (media's limits bound them: 240 frames, 256 MB); only the keyframes become tensors

@@ -16,7 +16,7 @@ comparison.png (source views above edited views).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -145,7 +145,9 @@ class _ViewsEdit(csd.EditBackend):
             budget.check_aspect(size, "view")
         if not sizes:  # an unreadable zip: the full validation in run() says what is wrong with it
             return budget.Work(0, "no views", "particles")
-        return budget.edit_work(sizes, s.short_side or 512, facts, "view")
+        work = budget.edit_work(sizes, s.short_side or 512, facts, "view")
+        full = sum(w * h for w, h in sizes) * upsample.BYTES_PER_PIXEL  # every view brought back to its pixels
+        return replace(work, bytes=work.bytes + full, effort=work.units)
 
     def load(self, s: ViewsSettings, prior, inputs):
         views, origin = load_views(inputs, s.particles)
