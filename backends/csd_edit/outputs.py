@@ -49,11 +49,6 @@ def to_batch(images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], 
     return torch.stack(out).float().div(255.0).to(device)
 
 
-def resize_uint8(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(B, H, W, 3) uint8 -> (B, size[1], size[0], 3) uint8 (Lanczos)."""
-    return np.stack([np.asarray(Image.fromarray(im).resize(tuple(size), Image.LANCZOS)) for im in images])
-
-
 # ------------------------------------------------------------------------------------------------ figures and files
 
 def labelled_rows(rows: Sequence[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
