@@ -144,3 +144,24 @@ def test_the_clips_sound_comes_back_with_the_edited_frames(tmp_path):
                                                          "steps": 2}, prior="edits", inputs=[str(silent)],
                                      out_dir=str(tmp_path / "out2"), device="cpu")
     assert silent_run.metadata["audio"] is False
+
+
+@pytest.mark.parametrize("key", ["panorama/per-patch", "views3d/per-view"])
+def test_a_panorama_and_views_come_back_at_their_size_with_their_detail(key, tmp_path):
+    """The real photo, edited at a third of its size: the files hold the input's size, the delivered figures are in
+    result.json, and the detail is the input's (the same run with upsample=resize keeps far less of it)."""
+    from PIL import Image
+
+    Image.fromarray(samples.photo_strip(288, 96)).save(tmp_path / "a.png")
+    Image.fromarray(samples.photo_strip(288, 96)[:, ::-1]).save(tmp_path / "b.png")
+    inputs = [str(tmp_path / "a.png")] + ([str(tmp_path / "b.png")] if key.startswith("views") else [])
+    found = {}
+    for up in ("guided", "resize"):
+        result = backends.run_to_end(key, {"prompt": "make it sepia", "short_side": 32, "steps": 30, "upsample": up},
+                                     prior="edits", inputs=inputs, out_dir=str(tmp_path / up), device="cpu")
+        found[up] = result.metadata["metrics"]
+        if key.startswith("panorama"):
+            assert Image.open(result.files["png"]).size == (288, 96)
+        assert result.metadata["upsample"] == up and result.metadata["work_size"][1] == 32
+    assert found["guided"]["detail_correlation"] >= 0.9 > found["resize"]["detail_correlation"] + 0.2
+    assert found["guided"]["delivered_edit_strength"] > 0.5 * found["guided"]["edit_strength"]
