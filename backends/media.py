@@ -836,6 +836,34 @@ def video_frame_size(path: str) -> tuple[int, int] | None:
     return (int(size.group(1)), int(size.group(2))) if size else None
 
 
+_PROBE_AUDIO = re.compile(r"^  Stream #0:\d+\S*: Audio: ", re.M)
+
+
+def add_audio(video: PathLike, source: PathLike, out: PathLike, timeout: float = 60.0) -> bool:
+    """Write `out`: the pictures of `video` (an mp4 this program wrote, copied as they are) with the first sound
+    track of `source` (the visitor's clip, opened as `video()` opens it: its demuxer chosen by magic number, the
+    file protocol only), re-encoded as AAC and cut to the pictures' length. False, and nothing written, when the
+    source has no sound, is a GIF, or ffmpeg fails or takes longer than `timeout` seconds: the edit stays silent."""
+    fh, real, _ = _open_regular(source, "video")
+    with fh:
+        demuxer = _video_demuxer(fh.read(64))
+    if demuxer in (None, "gif") or not _PROBE_AUDIO.search(_ffmpeg_probe(real, demuxer, timeout=10.0)):
+        return False
+    cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-protocol_whitelist", "file",
+           "-f", "mp4", "-i", str(video), "-f", demuxer, "-i", real, "-map", "0:v:0", "-map", "1:a:0",
+           "-c:v", "copy", "-c:a", "aac", "-shortest", "-f", "mp4", str(out)]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        done = None
+    if done is None or done.returncode != 0:
+        with contextlib.suppress(OSError):
+            os.unlink(out)
+        return False
+    return True
+
+
 def _ffmpeg_exe() -> str:
     import imageio_ffmpeg  # the ffmpeg binary imageio uses; loaded only when a video arrives
 
@@ -918,9 +946,11 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     frame_bytes = width * height * 3
     keep = want if want is not None else expected
     if keep and keep * frame_bytes > budget:
+        fits = max(1, budget // frame_bytes)
+        seconds = f" ({fits / fps:.1f} s at its {fps:g} fps)" if fps else ""
         raise _fail(
             f"Keeping {keep} frames of {width}x{height} needs {_size(keep * frame_bytes)}; at most "
-            f"{_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a smaller video."
+            f"{_size(budget)} is allowed, so use a clip of at most {fits} frames{seconds} or a smaller video."
         )
 
     cap = min(max_frames, work // (width * height))

@@ -46,6 +46,18 @@ GLOSSARY: dict[str, Metric] = {
     "held_out_residual": Metric("view disagreement", "how far a texture fitted to half the edited views is from "
                                 "the other half (RMS): views that agree on one edit fit one texture", "lower"),
     "edit_strength": Metric("edit strength", "how much the picture changed from the input (mean absolute change)", ""),
+    "detail_correlation": Metric("detail kept", "how much of the input's fine detail the delivered result keeps "
+                                 "(correlation of their high-pass brightness; 1 = all of it)", "higher"),
+    "delivered_edit_strength": Metric("edit strength, delivered", "edit strength of what you download: full size, "
+                                      "every frame", ""),
+    "delivered_residual_variation": Metric("edit inconsistency, delivered", "edit inconsistency of what you "
+                                           "download: full size, every frame", "lower"),
+    "delivered_residual_variation_rel": Metric("relative edit inconsistency, delivered", "the same divided by the "
+                                               "delivered edit strength", "lower"),
+    "delivered_residual_colour_variation": Metric("edit colour inconsistency, delivered", "edit colour "
+                                                  "inconsistency of the full-size result", "lower"),
+    "frame_change_ratio": Metric("flicker", "the clip's mean change from frame to frame over the source's "
+                                 "(1: the edit adds no flicker)", "lower"),
     "grad_norm": Metric("gradient norm", "size of the last step's update direction", ""),
     "xing": Metric("self-crossing penalty", "how much the paths cross themselves (the penalty's value)", "lower"),
     "saturation": Metric("saturation penalty", "how far colours are pushed past their range", "lower"),
@@ -92,7 +104,7 @@ def notices(meta: dict) -> list[str]:
         if isinstance(note, str) and note not in out:
             out.append(note)
     size_in, size_work = meta.get("input_size"), meta.get("work_size")
-    if (isinstance(size_in, list) and isinstance(size_work, list) and len(size_in) == 2 and len(size_work) == 2
+    if meta.get("upsample") != "guided" and (isinstance(size_in, list) and isinstance(size_work, list) and len(size_in) == 2 and len(size_work) == 2
             and list(size_in) != list(size_work)):
         line = f"Resized from {size_in[0]}x{size_in[1]} to {size_work[0]}x{size_work[1]} px for the run."
         if not any("esiz" in s for s in out):

@@ -28,8 +28,9 @@ SPEC = TabSpec(
     name="video",
     task="video",
     title="Video edit",
-    intro=("**Video editing.** Give a short clip and an instruction. CSD-Edit edits all frames together as one "
-           "set of particles, so they take one edit; the baseline edits each frame on its own with the same prior. "
+    intro=("**Video editing.** Give a short clip and an instruction. CSD-Edit edits keyframes together as one "
+           "set of particles, so they take one edit; the baseline edits each keyframe on its own with the same prior. "
+           "Both carry the keyframes' edit to every frame, at the clip's size and frame rate. "
            "Each result measures how much the edit differs from frame to frame (*edit inconsistency*)."),
     # a file box, not gr.Video: the browser's video picker hides GIFs, which the CLI and the reader take
     inputs=[InputSlot("video", "Clip", lambda: gr.File(

@@ -297,7 +297,7 @@ def test_wide_and_tall_panoramas_come_back_at_their_input_size(size, ip2p, tmp_p
 
 # ---- media ----
 
-def test_video_keeps_frame_count_and_fps_or_says_it_sampled(inputs, tmp_path):
+def test_video_keeps_every_frame_and_the_fps_and_edits_keyframes(inputs, tmp_path):
     _, result = run("video/per-frame", dict(steps=1, every=1, short_side=32), "analytic-edit", inputs["video"], tmp_path / "a")
     frames, fps = _frames(result.files["mp4"])
     assert len(frames) == 6 and fps == pytest.approx(8.0) and frames[0].shape == (48, 64, 3)
@@ -307,8 +307,9 @@ def test_video_keeps_frame_count_and_fps_or_says_it_sampled(inputs, tmp_path):
                     tmp_path / "b")
     frames, fps = _frames(result.files["mp4"])
     meta = result.metadata
-    assert len(frames) == 3 and meta["frames"] == 3 and meta["source_frames"] == 6 and meta["sampled"] is True
-    assert fps == pytest.approx(4.0) and meta["fps"] == pytest.approx(4.0)  # same 0.75 s duration
+    # 3 keyframes are the particles; all 6 frames come back at the clip's rate
+    assert len(frames) == 6 and meta["frames"] == 6 and meta["keyframes"] == [0, 2, 5] and meta["sampled"] is False
+    assert fps == pytest.approx(8.0) and meta["fps"] == pytest.approx(8.0) and meta["duration_s"] == pytest.approx(0.75)
 
 
 def test_views_from_a_zip_come_back_as_a_zip_of_the_same_views(inputs, tmp_path):
@@ -386,10 +387,13 @@ def test_what_a_run_changed_is_said_in_the_results_warnings(inputs, tmp_path):
     _, video = run("video/per-frame", dict(steps=1, every=1, short_side=32, particles=4), "analytic-edit",
                    inputs["clip12"], tmp_path / "v")
     said = " ".join(video.metadata["warnings"])
-    assert "4 of the clip's 12 frames" in said and "edited at" in said
+    assert "Edited at 43x32 on 4 keyframes; carried to all 12 frames at 64x48" in said
     _, pano = run("panorama/per-patch", dict(TINY, steps=1, short_side=32), "analytic-edit", inputs["panorama"],
                   tmp_path / "p")
-    assert any("resized back" in w for w in pano.metadata["warnings"])
+    assert any("applied at 192x64, to every pixel" in w for w in pano.metadata["warnings"])
+    _, pano = run("panorama/per-patch", dict(TINY, steps=1, short_side=32, upsample="resize"), "analytic-edit",
+                  inputs["panorama"], tmp_path / "r")
+    assert any("resized back (upsample=resize)" in w for w in pano.metadata["warnings"])
 
 
 def _looks(views_zip: str, sources: list[Path], edit_name: str) -> list[int]:

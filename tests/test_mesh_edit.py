@@ -38,6 +38,8 @@ def test_a_mesh_run_writes_the_edited_mesh_its_texture_a_turntable_and_its_fit_r
     source, edited = load_mesh(EXAMPLE_HOUSE), load_mesh(result.files["glb"])
     assert len(edited.faces) == len(source.faces) and np.allclose(edited.vertices, source.vertices, atol=1e-6)
     assert edited.texture.shape == source.texture.shape
+    # the turntable at its own size (512 px by default), drawn from the full texture and scaled down
+    assert Image.open(result.files["gif"]).size == (512, 512) and result.metadata["turntable_size"] == [512, 512]
     # night darkens the texels the views show (about 40% of the atlas); the floor, which no view shows, keeps its
     # colours
     changed = (edited.texture - source.texture).abs().sum(-1) > 0.02

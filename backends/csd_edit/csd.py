@@ -76,6 +76,10 @@ class EditSettings:
     short_side: Optional[int] = option(None, "the input is resized so its short side has this many pixels (512 for "
                                        "InstructPix2Pix); outputs are resized back", lo=16, hi=2048, advanced=True,
                                        full=512, quick=128)
+    upsample: str = option("guided", "how the working-size edit reaches the input's own size: 'guided' (a local colour "
+                           "model fitted at the working size, applied to every input pixel, plus the residual it "
+                           "cannot express) or 'resize' (the edit resized back: soft)", choices=("guided", "resize"),
+                           advanced=True)
     chunk: int = option(0, "at most this many latents per UNet call (each runs 3 times for the guidance); 0 puts all "
                         "particles and both prompts in one call. Halved by itself whenever the GPU runs out of memory",
                         lo=0, hi=4096, advanced=True)
@@ -98,7 +102,13 @@ def kernel_width_option(default: float = 1.0):
     weighs 1/N, and views of an object's far side, which differ from the rest more than most pairs, barely share
     scores with it. With an edit that has several looks (night: a blue, a violet or a teal dark), such a group
     settles on a look of its own: one background took three tints across the 8 example views. At 4 every view
-    takes one look (edit inconsistency 0.041 against 0.096 at 1, on the night example; benchmarks/RESULTS.md)."""
+    takes one look (edit inconsistency 0.041 against 0.096 at 1, on the night example; benchmarks/RESULTS.md).
+
+    Why frames and windows take 4 too: since the kernel-weighted scores are a mean (`weighted_mean`), a particle's
+    own score weighs 1 / sum_j K[j, i], about half at width 1 (16 frames of the example clip): each frame then
+    moved at full pace towards its own variant, and the clip flickered between three winters (inconsistency 0.037,
+    the per-frame baseline's 0.036). At 4 its own weight is about a fifth and the frames agree (0.0018 at strength
+    0.070 against the baseline's 0.073)."""
     return option(default, "width of the SVGD kernel, a scale on the median bandwidth (1: the paper's heuristic; "
                   "larger lets particles that look less alike share one edit)", lo=0.1, hi=100.0, advanced=True)
 
@@ -256,15 +266,31 @@ class CSDEdit:
         if self.method == "per-item":
             step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="sds")
         else:
-            kernel = None
             if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
-                kernel = lambda _z_t: feature_kernel(z, self.lpips, to_images=prior.decode,  # noqa: E731
-                                                     scale=s.kernel_width)[:2]
+                kernel = lambda _z_t: weighted_mean(*feature_kernel(z, self.lpips, to_images=prior.decode,  # noqa: E731
+                                                                    scale=s.kernel_width)[:2])
+            else:
+                kernel = lambda z_t: weighted_mean(*engine.svgd_kernel(z_t, None, s.kernel_width)[:2])  # noqa: E731
             step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="csd",
                                             repulsion=s.repulsion, bandwidth_scale=s.kernel_width, kernel=kernel,
                                             correspondence=self.correspondence)
         stats = {"t": t[0].float(), "score": (step.eps_hat - step.eps_base).abs().mean()}
         return step.grad, stats
+
+
+def weighted_mean(k: torch.Tensor, grad_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel (K (N, N), grad_K (N, ...)) rescaled so `engine.csd_grad`'s 1/N sum becomes a kernel-weighted
+    mean: column i times N / sum_j K[j, i], and grad_K[i] with it. Each particle then moves at the per-item
+    baseline's pace, towards its neighbours' mean score.
+
+    Why: with the median bandwidth, sum_j K[j, i] / N was 0.12 on the example clip (16 frames, 128x96): SVGD's
+    1/N shrank every CSD-Edit step about 8 times against the per-frame baseline's at the same learning rate, so
+    in the same steps the particles travelled half as far (edit strength 0.037 against 0.073; with 4x the
+    learning rate it reached 0.067). The edit was weak because the particles had not arrived, not because the
+    prior's variants cancelled. Normalized, the kernel still decides *which* scores a particle takes, so the set
+    agrees on one look, at the baseline's strength (benchmarks/edit_fidelity.py)."""
+    scale = k.shape[0] / k.sum(0).clamp_min(1e-12)  # (N,): sum_j K[j, i] >= K[i, i] = 1
+    return k * scale[None, :], grad_k * scale.reshape(-1, *([1] * (grad_k.dim() - 1))).to(grad_k.dtype)
 
 
 def feature_kernel(x: torch.Tensor, sq_distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

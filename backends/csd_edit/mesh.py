@@ -16,7 +16,8 @@ renders, over each view's own edited background, are encoded back as the particl
 fit makes the final texture. Both methods run the same fits, so their textures differ only by their edits.
 
 Outputs: edited.glb (the input's geometry with the new texture) and edited.png (that texture), turntable.gif /
-turntable.mp4 (the edited mesh on a denser orbit), views.zip (the edited views the texture was fitted to) and
+turntable.mp4 (the edited mesh on a denser orbit, `turntable_side` px, drawn from the full texture at 1.5x and scaled
+down), views.zip (the edited views the texture was fitted to) and
 comparison.png (the source's renders, the edited views, the edited mesh's renders). result.json's metrics add
 `fit_residual`: the RMS, over covered pixels and channels, between the final texture's renders and the edited
 views; `held_out_residual`: the same for a texture fitted to half the views, measured on the other half
@@ -29,7 +30,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import budget, engine, media
 from ..imaging import save_png, to_uint8
@@ -60,6 +63,8 @@ class MeshSettings(csd.EditSettings):
                              "back (0: once, after the last step)", lo=0, hi=5000, advanced=True)
     fit_steps: int = option(30, "conjugate-gradient iterations of each texture fit", lo=1, hi=1000, advanced=True)
     turntable_frames: int = option(24, "frames of the turntable (one turn)", lo=4, hi=120, advanced=True)
+    turntable_side: int = option(512, "side of the turntable's frames in pixels, drawn from the full texture at 1.5x "
+                                 "and scaled down (anti-aliased edges)", lo=32, hi=2048, advanced=True)
 
 
 @dataclass
@@ -98,6 +103,27 @@ def cameras(s: MeshSettings, mesh):
             orbit(mesh, s.turntable_frames, s.elevation))
 
 
+SUPERSAMPLE = 1.5  # the turntable is drawn this much larger and scaled down: edges without stair steps
+
+
+def turntable_raster_side(s: MeshSettings) -> int:
+    """The side the turntable is rasterized at: turntable_side x SUPERSAMPLE."""
+    return round(s.turntable_side * SUPERSAMPLE)
+
+
+def draw_turntable(mesh, texture: torch.Tensor, cameras, s: MeshSettings, batch: int = 4) -> np.ndarray:
+    """The textured mesh from each camera, (T, side, side, 3) uint8 at s.turntable_side: rasterized at
+    `turntable_raster_side` from the full texture, `batch` cameras at a time (so the rasters held stay a few
+    frames'), then scaled down with an antialiasing filter."""
+    side, big = s.turntable_side, turntable_raster_side(s)
+    frames = []
+    for i in range(0, len(cameras), batch):
+        drawn = render(texture, rasterize(mesh, cameras[i:i + batch], big).to(texture.device), BACKGROUND)
+        frames.append(to_uint8(F.interpolate(drawn.float(), size=(side, side), mode="bilinear", antialias=True,
+                                             align_corners=False)))
+    return np.concatenate(frames)
+
+
 def camera_record(camera) -> dict:
     """One camera for result.json: eye, target and up in the mesh's world units, vertical field of view."""
     return {"eye": [round(float(v), 6) for v in camera.eye], "target": [round(float(v), 6) for v in camera.target],
@@ -115,10 +141,11 @@ class _MeshEdit(csd.EditBackend):
         side = work_side(s, facts.size_multiple)
         views, turntable = cameras(s, mesh)
         check_drawable(mesh, views, side)
-        check_drawable(mesh, turntable, side)
+        check_drawable(mesh, turntable, turntable_raster_side(s))
         work = budget.edit_work([(side, side)] * s.particles, side, facts, "view")
         texels = int(mesh.texture.shape[0] * mesh.texture.shape[1])
-        extra = (s.particles + s.turntable_frames) * side * side * RASTER_BYTES_PER_PIXEL + texels * FIT_BYTES_PER_TEXEL
+        extra = (s.particles * side * side + min(4, s.turntable_frames) * turntable_raster_side(s) ** 2) \
+            * RASTER_BYTES_PER_PIXEL + texels * FIT_BYTES_PER_TEXEL
         if cls.method == "csd":
             cells = (side // facts.latent_scale) ** 2
             extra += s.particles ** 2 * cells * CORRESPONDENCE_BYTES
@@ -128,7 +155,7 @@ class _MeshEdit(csd.EditBackend):
         mesh = read_mesh(inputs[0], keep=False)
         side = work_side(s, prior.size_multiple)
         views, turntable = cameras(s, mesh)
-        check_drawable(mesh, turntable, side)  # refused now, not after the edit
+        check_drawable(mesh, turntable, turntable_raster_side(s))  # refused now, not after the edit
         raster = rasterize(mesh, views, side).to(prior.device)
         texture = mesh.texture.to(prior.device)
         return csd.Sources(render(texture, raster, BACKGROUND), dict(mesh=mesh, raster=raster, texture=texture,
@@ -175,7 +202,7 @@ class _MeshEdit(csd.EditBackend):
         texture, residual = fit_texture(edited, raster, src.facts["texture"], steps=s.fit_steps)
         glb, png = save_glb(mesh, texture, out_dir / "edited.glb")
         fitted = render(texture, raster, BACKGROUND)
-        turntable = to_uint8(render(texture, rasterize(mesh, turntable_cameras, side).to(texture.device), BACKGROUND))
+        turntable = draw_turntable(mesh, texture, turntable_cameras, s)
         figure = outputs.labelled_rows([("source", outputs.strip(to_uint8(src.images))),
                                         (f"{self.key}: edited views", outputs.strip(to_uint8(edited))),
                                         ("edited mesh (the fitted texture)", outputs.strip(to_uint8(fitted)))])
@@ -196,6 +223,7 @@ class _MeshEdit(csd.EditBackend):
         meta = {"metrics": found, "method": self.method, "views": count, "triangles": int(len(mesh.faces)),
                 "cameras": [camera_record(c) for c in views],
                 "texture_size": [int(tw), int(th)], "work_size": [side, side],
+                "turntable_size": [s.turntable_side, s.turntable_side],
                 "sync_residuals": [round(r, 5) for r in src.facts["syncs"]],
                 "kernel_distance": "latent" if self.method == "csd" else None, "unet_chunk": edit.chunk,
                 "notes": notes, "warnings": []}

@@ -115,3 +115,43 @@ def load_lpips(device="cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
         ) from None
     net = net.to(device).eval().requires_grad_(False)
     return lambda a, b: net(a * 2.0 - 1.0, b * 2.0 - 1.0).reshape(-1)
+
+
+def high_pass_luma(images: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W): Rec. 601 luma minus its Gaussian blur (sigma in pixels), the detail a
+    resize loses and a colour transform keeps."""
+    import kornia
+
+    w = images.new_tensor((0.299, 0.587, 0.114)).reshape(1, 3, 1, 1)
+    luma = (images.float() * w).sum(1, keepdim=True)
+    k = 2 * round(3 * sigma) + 1
+    return (luma - kornia.filters.gaussian_blur2d(luma, (k, k), (sigma, sigma), border_type="reflect"))[:, 0]
+
+
+class DetailCorrelation:
+    """Pearson correlation of the high-pass luma (`high_pass_luma`) of a result with its input's, accumulated over
+    images or frames of any size, one at a time (a clip's frames stream through it). 1: the input's detail is all
+    there (a pure colour transform scores 0.999); a resize down to the working size and back scored 0.53 on a
+    1482x500 photo."""
+
+    def __init__(self):
+        self.n = 0
+        self.sums = torch.zeros(5, dtype=torch.float64)  # x, y, xx, yy, xy
+
+    def add(self, result: torch.Tensor, source: torch.Tensor) -> None:
+        """result, source: (B, 3, H, W) in [0, 1], the same size."""
+        x, y = high_pass_luma(result).double().flatten(), high_pass_luma(source).double().flatten()
+        self.n += x.numel()
+        self.sums += torch.stack([x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()]).cpu()
+
+    def value(self) -> float:
+        sx, sy, sxx, syy, sxy = (float(v) / max(self.n, 1) for v in self.sums)
+        var = (sxx - sx * sx) * (syy - sy * sy)
+        return (sxy - sx * sy) / var ** 0.5 if var > 0 else 0.0
+
+
+def detail_correlation(result: torch.Tensor, source: torch.Tensor) -> float:
+    """`DetailCorrelation` of one batch: result, source (B, 3, H, W) in [0, 1]."""
+    acc = DetailCorrelation()
+    acc.add(result, source)
+    return acc.value()

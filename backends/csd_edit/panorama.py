@@ -16,13 +16,16 @@ from dataclasses import dataclass, replace
 from typing import Optional
 from functools import partial
 
+import torch
+import torch.nn.functional as F
+
 from .. import budget, engine, media
 from ..errors import InputError
-from ..imaging import save_png, to_uint8
+from ..imaging import save_png, to_tensor, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from . import csd, metrics, outputs, windows
+from . import csd, metrics, outputs, upsample, windows
 
 
 @dataclass
@@ -42,7 +45,7 @@ class PanoramaSettings(csd.EditSettings):
 @dataclass
 class PanoramaCSDSettings(PanoramaSettings):
     repulsion: float = csd.repulsion_option()
-    kernel_width: float = csd.kernel_width_option()
+    kernel_width: float = csd.kernel_width_option(4.0)
 
 
 def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):
@@ -73,7 +76,9 @@ class _PanoramaEdit(csd.EditBackend):
         work = budget.edit_work([size], short, facts, "image", budget.PANORAMA_BYTES_PER_PIXEL)
         side = min(s.window or 512, max(facts.size_multiple, short // facts.size_multiple * facts.size_multiple))
         windows_ = (s.particles or 8) * side * side * budget.EDIT_BYTES_PER_PIXEL
-        return replace(work, bytes=work.bytes + windows_, lower="short_side (or particles, window)")
+        full = size[0] * size[1] * upsample.BYTES_PER_PIXEL  # the edit brought back to every input pixel
+        return replace(work, bytes=work.bytes + windows_ + full, effort=work.bytes + windows_,
+                       lower="short_side (or particles, window)")
 
     def load(self, s: PanoramaSettings, prior, inputs):
         image = media.image(inputs[0])
@@ -93,7 +98,7 @@ class _PanoramaEdit(csd.EditBackend):
         boxes, _ = windows.window_boxes(h, w, window, stride_px // scale)
         return csd.Sources(outputs.to_batch([image], size, prior.device),
                            dict(input_size=(w0, h0), size=size, window=window, stride=stride_px // scale,
-                                boxes=boxes))
+                                boxes=boxes, image=image))
 
     def step(self, s, edit, z, src):
         return make_step(edit, z, src.facts["boxes"], s.particles)
@@ -107,10 +112,16 @@ class _PanoramaEdit(csd.EditBackend):
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
         size, (w0, h0), window = src.facts["size"], src.facts["input_size"], src.facts["window"]
         scale = prior.latent_scale
-        out = outputs.resize_uint8(to_uint8(edited), (w0, h0))[0]
-        # the figure shows the user's own input; the metrics compare decoded with decoded (same VAE on both sides)
-        figure = outputs.labelled_rows([("source", outputs.fit_width(to_uint8(src.images[0]), 2048)),
-                                        (self.key, outputs.fit_width(to_uint8(edited[0]), 2048))])
+        # the visitor's own pixels, edited: the colour model fitted between the decoded source and the edit at the
+        # working size, applied to the full-size input (upsample.py)
+        full_in = to_tensor(src.facts["image"])[None]
+        full = upsample.upsample(source[:1].cpu(), edited[:1].cpu(), full_in, s.upsample)
+        out = to_uint8(full)[0]
+        # the figure shows the user's own input beside what they receive
+        figure = outputs.labelled_rows([("source", outputs.fit_width(to_uint8(full_in)[0], 2048)),
+                                        (self.key, outputs.fit_width(out, 2048)),
+                                        ("source | edited, centre at full resolution",
+                                         outputs.detail_crops(to_uint8(full_in)[0], out))])
         files = {"png": save_png(out, out_dir / "edited.png"),
                  "comparison": save_png(figure, out_dir / "comparison.png")}
         # consistency over half-overlapping windows of the result (the windows that share most with their neighbours)
@@ -122,10 +133,32 @@ class _PanoramaEdit(csd.EditBackend):
         found, notes = outputs.result_metrics(s, prior, edited_tiles, source_tiles, pairs, last)
         # per-pixel residuals of neighbouring windows differ by the edit's texture too; their mean colours do not
         found.update(metrics.residual_colour_variation(edited_tiles, source_tiles, pairs))
+        found.update(delivered_metrics(full, full_in, tiles, grid, (size[0] // scale, size[1] // scale)))
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
                 "windows": len(src.facts["boxes"]), "window_cells": window, "stride_cells": src.facts["stride"],
-                "unet_chunk": edit.chunk, "notes": notes, "warnings": outputs.resize_warning((w0, h0), size, "panorama")}
+                "unet_chunk": edit.chunk, "notes": notes, "upsample": s.upsample,
+                "warnings": outputs.resize_warning((w0, h0), size, "panorama", s.upsample)}
         return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
+
+
+def delivered_metrics(full: torch.Tensor, full_in: torch.Tensor, tiles, grid, cells: tuple[int, int]) -> dict:
+    """The figures on what the visitor receives: full (1, 3, H, W) the delivered panorama, full_in the input, both in
+    [0, 1]; tiles (y, x, h, w) in latent cells of the working panorama `cells` = (w, h), grid their (rows, cols).
+    The tiles are scaled to the full size and resampled to one shape, then compared as at the working size
+    (`metrics.residual_colour_variation`, edit strength), with the detail kept (`metrics.detail_correlation`)."""
+    _, _, height, width = full.shape
+    sy, sx = height / cells[1], width / cells[0]
+    boxes = [(round(y * sy), round(x * sx), max(1, round(h * sy)), max(1, round(w * sx))) for y, x, h, w in tiles]
+    shape = (boxes[0][2], boxes[0][3])
+
+    def cut(img):
+        return torch.cat([F.interpolate(img[..., y:y + h, x:x + w], size=shape, mode="area") for y, x, h, w in boxes])
+
+    pairs = metrics.grid_pairs(*grid)
+    colour = metrics.residual_colour_variation(cut(full), cut(full_in), pairs)
+    return {"delivered_edit_strength": float((full - full_in).abs().mean()),
+            "delivered_residual_colour_variation": colour["residual_colour_variation"],
+            "detail_correlation": metrics.detail_correlation(full, full_in)}
 
 
 @register("panorama", "csd-edit")

@@ -3,6 +3,10 @@
 They are the repository's examples (examples/panorama, examples/video, examples/views3d, made by
 `python -m backends.csd_edit.samples examples`) and, at tiny sizes, the tests' inputs. Everything is drawn from
 formulas and a seed with NumPy: no photographs, no third-party material (CC0, see examples/LICENSE-examples.md).
+
+`photo_strip` and `panned_clip` are the exception, for the fidelity checks (benchmarks/edit_fidelity.py, the
+browser tests): real photographs, from scikit-image's bundled data (a requirement), CC0 or public domain by their
+docstrings: "coffee" (CC0, Rachel Michetti) and "rocket" (SpaceX, public domain). Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -97,6 +101,34 @@ def turntable(views: int = 8, size: int = 256) -> np.ndarray:
         light = np.clip(0.25 + 0.75 * (-0.4 * sx - 0.5 * sy + 0.77 * sz), 0.15, 1.0)
         img = np.where(inside[..., None], albedo * light[..., None], img)
         out[k] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+def photo_strip(width: int = 1482, height: int = 500) -> np.ndarray:
+    """A real photo as a wide strip, (H, W, 3) uint8: the middle band of scikit-image's "coffee" (600x400, CC0),
+    cropped to the aspect W:H and resized to W x H (Lanczos; a crop of 600x200 enlarged 2.5x at the default)."""
+    from skimage import data
+
+    photo = Image.fromarray(data.coffee())
+    band = min(photo.height, round(photo.width * height / width))
+    top = (photo.height - band) // 2
+    return np.asarray(photo.resize((width, height), Image.LANCZOS, box=(0, top, photo.width, top + band)))
+
+
+def panned_clip(frames: int = 120, width: int = 640, height: int = 360) -> np.ndarray:
+    """A real clip, (T, H, W, 3) uint8: a camera panning across scikit-image's "rocket" photo (640x427, SpaceX,
+    public domain), right and up, through a window of 7/8 the photo's width with the clip's aspect, resized to
+    W x H per frame (Lanczos, sub-pixel positions: the motion is smooth)."""
+    from skimage import data
+
+    photo = Image.fromarray(data.rocket())
+    cw = photo.width * 7 / 8
+    ch = min(photo.height, cw * height / width)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for f in range(frames):
+        t = f / max(frames - 1, 1)
+        x, y = t * (photo.width - cw), (1 - t) * (photo.height - ch)
+        out[f] = np.asarray(photo.resize((width, height), Image.LANCZOS, box=(x, y, x + cw, y + ch)))
     return out
 
 

@@ -1,37 +1,44 @@
-"""`video/csd-edit` and `video/per-frame`: edit a short clip, its frames being the particles.
+"""`video/csd-edit` and `video/per-frame`: edit a clip, every frame of it, at its own size and frame rate.
 
-The clip is sampled evenly down to `particles` frames (all of them when it has fewer), each resized so its short
-side is `short_side` pixels. Every step updates every frame: one UNet call over all frames and both prompts
-(`chunk` splits it). CSD-Edit mixes the frames' edit scores through the kernel, so the edit is the same from frame
-to frame; video/per-frame is the same loop without the kernel (InstructPix2Pix SDS-edit on each frame alone),
-same budget, same seed. Defaults follow the authors' video recipe (100 steps, lr 0.5, image guidance 1.5).
+`particles` keyframes, spread evenly over the clip (all frames when it has fewer), are the particles: each resized
+so its short side is `short_side` pixels, every step updates all of them in one UNet call over both prompts
+(`chunk` splits it). CSD-Edit mixes the keyframes' edit scores through the kernel, so the edit is the same from
+keyframe to keyframe; video/per-frame is the same loop without the kernel (InstructPix2Pix SDS-edit on each keyframe
+alone), same budget, same seed. Defaults follow the authors' video recipe (100 steps, lr 0.5, image guidance 1.5).
 
-Outputs: edited.mp4 (H.264) and edited.gif at the input's frame size, with the frame count and frame rate of the
-frames used (the clip's own when it was not sampled; metadata says which), and comparison.png (source row over
-edited row).
+Then every frame of the clip receives the edit (`CarriedClip`): each keyframe's edit is a local colour model fitted
+at the working size (`upsample.fit`), a frame between two keyframes takes their models interpolated in time, applied
+to its own full-size pixels. Both methods share that step. Frames stream: the clip is held as uint8 (media's limits
+bound it), two float frames at a time.
+
+Outputs: edited.mp4 (H.264) with the clip's frame count, frame rate and size, edited.gif (the same frames, at most
+320 px wide), comparison.png (source row over edited row).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .. import budget, media
-from ..imaging import save_png, to_uint8
+from ..files import atomic_path
+from ..imaging import save_png, to_tensor, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from . import csd, metrics, outputs
+from . import csd, metrics, outputs, upsample
 
 
 @dataclass
 class VideoSettings(csd.EditSettings):
     steps: Optional[int] = option(None, "optimization steps (the authors' video recipe: 100)", lo=1, hi=5000,
                                   full=100, quick=30)
-    particles: Optional[int] = option(None, "frames edited together: a longer clip is sampled evenly down to this many, keeping "
-                            "its duration", lo=1, hi=64, full=24, quick=8)
+    particles: Optional[int] = option(None, "keyframes edited together, spread evenly over the clip; every other frame takes "
+                            "the edit of its two nearest keyframes", lo=1, hi=64, full=24, quick=8)
     lr: Optional[float] = option(None, "SGD learning rate on the latents (the authors' video recipe: 0.5)", lo=1e-4,
                                  hi=100.0, advanced=True, full=0.5, quick=0.5)
 
@@ -39,7 +46,7 @@ class VideoSettings(csd.EditSettings):
 @dataclass
 class VideoCSDSettings(VideoSettings):
     repulsion: float = csd.repulsion_option()
-    kernel_width: float = csd.kernel_width_option()
+    kernel_width: float = csd.kernel_width_option(4.0)
 
 
 class _VideoEdit(csd.EditBackend):
@@ -52,15 +59,22 @@ class _VideoEdit(csd.EditBackend):
 
         size = budget.video_size(inputs[0])
         budget.check_aspect(size, "video frame")
-        return budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
+        work = budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
+        # every frame is held as uint8 (at most what media keeps: its frame and byte limits) and brought back one
+        # at a time in float
+        pixels = size[0] * size[1]
+        held = min(media.MAX_VIDEO_KEPT_BYTES, media.MAX_VIDEO_FRAMES * pixels * 3)
+        return replace(work, bytes=work.bytes + held + pixels * upsample.BYTES_PER_PIXEL, effort=work.units)
 
     def load(self, s: VideoSettings, prior, inputs):
-        frames, fps = media.video(inputs[0], sample=s.particles)
+        # every frame, as uint8 (media's limits bound them: 240 frames, 256 MB); only the keyframes become tensors
+        frames, fps = media.video(inputs[0])
         count, h0, w0 = frames.shape[:3]
+        keys = keyframes(count, s.particles)
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
-        shown = np.unique(np.round(np.linspace(0, count - 1, min(8, count))).astype(int))
-        return csd.Sources(outputs.to_batch(frames, size, prior.device),
-                           dict(frames=frames, fps=fps, input_size=(w0, h0), size=size, shown=shown,
+        shown = np.unique(np.round(np.linspace(0, len(keys) - 1, min(8, len(keys)))).astype(int))
+        return csd.Sources(outputs.to_batch(frames[keys], size, prior.device),
+                           dict(frames=frames, keys=keys, fps=fps, input_size=(w0, h0), size=size, shown=shown,
                                 path=inputs[0]))
 
     def preview(self, prior, z, source, src):
@@ -70,62 +84,147 @@ class _VideoEdit(csd.EditBackend):
                                       (f"{self.key} step", outputs.strip(to_uint8(edited)))])
 
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
-        frames, fps, size, (w0, h0) = src.facts["frames"], src.facts["fps"], src.facts["size"], src.facts["input_size"]
+        frames, keys, fps = src.facts["frames"], src.facts["keys"], src.facts["fps"]
+        size, (w0, h0) = src.facts["size"], src.facts["input_size"]
         count = len(frames)
-        out = outputs.resize_uint8(to_uint8(edited), (w0, h0))
-        figure = outputs.labelled_rows([("source", outputs.strip(frames)), (self.key, outputs.strip(out))])
-        files = {
-            "mp4": outputs.write_mp4(out, fps, out_dir / "edited.mp4"),
-            "gif": outputs.write_gif(out, fps, out_dir / "edited.gif"),
-            "comparison": save_png(figure, out_dir / "comparison.png"),
-        }
-        found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
-        in_clip = _source_frames(src.facts["path"], count, fps)
-        if in_clip is None:
-            frames_note = f"{count} frames (at most {s.particles}, spread evenly over the clip)"
-        elif in_clip > count:
-            frames_note = (f"{count} of the clip's {in_clip} frames, spread evenly; the frame rate is scaled so the "
-                           "duration is kept")
-        else:
-            frames_note = "every frame of the clip, at its frame rate"
+        models = keyframe_models(source.cpu(), edited.cpu(), s.upsample)
+        carried = CarriedClip(frames, keys, models)
+        picked = set(np.round(np.linspace(0, count - 1, min(8, count))).astype(int).tolist())
+        shown_out, gif_frames = {}, []
+        gif_size = gif_frame_size((w0, h0))
+
+        def delivered():
+            for f, out in enumerate(carried):
+                if f in picked:
+                    shown_out[f] = out
+                gif_frames.append(np.asarray(Image.fromarray(out).resize(gif_size, Image.LANCZOS)))
+                yield out
+
+        files = {"mp4": outputs.write_mp4(delivered(), fps, out_dir / "edited.mp4")}
+        sound = with_sound(files["mp4"], src.facts["path"])
+        files["gif"] = outputs.write_gif(np.stack(gif_frames), fps, out_dir / "edited.gif")
+        order = sorted(shown_out)
+        middle = order[len(order) // 2]
+        figure = outputs.labelled_rows([("source", outputs.strip(frames[order])),
+                                        (self.key, outputs.strip(np.stack([shown_out[f] for f in order]))),
+                                        (f"frame {middle + 1}: source | edited, centre at full resolution",
+                                         outputs.detail_crops(frames[middle], shown_out[middle]))])
+        files["comparison"] = save_png(figure, out_dir / "comparison.png")
+        found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(keys)), last)
+        found.update(carried.metrics())
+        carry = "colour models of the two nearest keyframes, interpolated in time"
+        note = (f"Edited at {size[0]}x{size[1]} on {len(keys)} keyframes; carried to all {count} frames at "
+                f"{w0}x{h0} ({carry}).") if s.upsample == "guided" else (
+                f"Edited at {size[0]}x{size[1]} on {len(keys)} keyframes; the edited keyframes were resized back and "
+                f"cross-faded to all {count} frames at {w0}x{h0} (upsample=resize).")
         meta = {
             "metrics": found,
             "method": self.method,
             "frames": count,
             "fps": fps,
-            "source_frames": in_clip,
-            "sampled": bool(in_clip is not None and in_clip > count),
-            "frames_note": frames_note,
+            "duration_s": count / fps,
+            "audio": sound,  # the clip's sound track, copied into edited.mp4 (the GIF has none)
+            "source_frames": count,
+            "keyframes": [int(k) for k in keys],
+            "carry": carry if s.upsample == "guided" else "resize and cross-fade",
+            "upsample": s.upsample,
+            "sampled": False,
+            "frames_note": "every frame of the clip, at its frame rate",
             "work_size": list(size),
-            "gif_size": [w0, h0],
+            "input_size": [w0, h0],
+            "gif_size": list(gif_size),
             "mp4_size": [w0 // 2 * 2, h0 // 2 * 2],  # H.264 in yuv420p needs even sides
             "unet_chunk": edit.chunk,
             "notes": notes,
-            "warnings": ([f"Kept {frames_note}."] if in_clip is None or in_clip > count else [])
-            + outputs.resize_warning((w0, h0), size, "clip"),
+            "warnings": [note] if (len(keys) < count or (w0, h0) != tuple(size)) else [],
         }
         return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
-def _source_frames(path: str, kept: int, fps_kept: float) -> int | None:
-    """How many frames the clip had (validate keeps `kept` of them and scales the fps by kept / decoded), from the
-    container's own frame rate; None when it cannot be read."""
-    try:
-        with open(path, "rb") as fh:
-            gif = fh.read(6) in (b"GIF87a", b"GIF89a")
-        if gif:
-            with Image.open(path) as im:
-                return int(im.n_frames)
-        import imageio.v2 as iio
+def with_sound(mp4: str, source: str) -> bool:
+    """Give the written mp4 the source clip's sound track, when it has one (`media.add_audio`); the silent file
+    stays when it has none or it cannot be copied. True when the sound is in."""
+    with atomic_path(mp4) as tmp:
+        if not media.add_audio(mp4, source, tmp):
+            os.replace(mp4, tmp)  # the silent file goes back into place as it was
+            return False
+    return True
 
-        reader = iio.get_reader(path, format="FFMPEG", input_params=["-protocol_whitelist", "file"])
-        try:
-            fps = float(reader.get_meta_data().get("fps") or 0.0)
-        finally:
-            reader.close()
-        return int(round(fps * kept / fps_kept)) if fps > 0 else None
-    except Exception:
-        return None
+
+GIF_MAX_WIDTH = 320  # the GIF is the page's quick look; the mp4 carries the full size
+
+
+def gif_frame_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(W, H) of the GIF's frames: the clip's, or at most GIF_MAX_WIDTH wide (aspect kept)."""
+    w, h = size
+    if w <= GIF_MAX_WIDTH:
+        return w, h
+    return GIF_MAX_WIDTH, max(1, round(h * GIF_MAX_WIDTH / w))
+
+
+def keyframes(count: int, particles: int) -> np.ndarray:
+    """The frames CSD-Edit edits as particles: `particles` of `count`, spread evenly, first and last included."""
+    return np.unique(np.round(np.linspace(0, count - 1, min(particles, count))).astype(int))
+
+
+def keyframe_models(source: torch.Tensor, edited: torch.Tensor, method: str) -> upsample.ColourModel:
+    """One colour model per keyframe, source and edited (K, 3, h, w) at the working size. method "resize": a
+    model with no colour terms whose residual is the edit itself, so carrying it is a resize and cross-fade."""
+    if method == "resize":
+        k, _, h, w = edited.shape
+        return upsample.ColourModel(edited.new_zeros(k, 3, 3, h, w), edited.new_zeros(k, 3, h, w), edited.float())
+    return upsample.fit(source, edited, upsample.radius_for((source.shape[-1], source.shape[-2])))
+
+
+class CarriedClip:
+    """Every frame of the clip with the keyframes' edit, one (H, W, 3) uint8 frame at a time, and the figures on
+    what it delivers. A frame between keyframes k0 < f < k1 takes their colour models blended with t = (f - k0) /
+    (k1 - k0), applied to its own pixels: the edit's colours move smoothly in time and the frame keeps its own
+    detail and motion. Only two float frames are held at a time (this one and the last)."""
+
+    def __init__(self, frames: np.ndarray, keys: np.ndarray, models: upsample.ColourModel):
+        self.frames, self.keys, self.models = frames, [int(k) for k in keys], models
+        self.detail = metrics.DetailCorrelation()
+        # the detail figure on 16 frames spread over the clip: its high-pass filter costs as much as the edit itself
+        self.detail_frames = set(keyframes(len(frames), 16).tolist())
+        self.sums = dict(strength=0.0, variation=0.0, change=0.0, source_change=0.0)
+
+    def model(self, f: int) -> upsample.ColourModel:
+        j = int(np.searchsorted(self.keys, f, side="right")) - 1
+        if j >= len(self.keys) - 1 or self.keys[j] == f:
+            return self.models.take(min(max(j, 0), len(self.keys) - 1))
+        k0, k1 = self.keys[j], self.keys[j + 1]
+        return upsample.ColourModel.blend(self.models.take(j), self.models.take(j + 1), (f - k0) / (k1 - k0))
+
+    def __iter__(self):
+        last_in = last_out = None
+        for f, frame in enumerate(self.frames):
+            src = to_tensor(frame)[None]
+            out = upsample.apply(self.model(f), src)
+            out = out.mul(255).round().div(255)  # what the file holds: the metrics measure the uint8 frames
+            if f in self.detail_frames:
+                self.detail.add(out, src)
+            self.sums["strength"] += float((out - src).abs().mean())
+            if last_in is not None:
+                self.sums["variation"] += float(((out - src) - (last_out - last_in)).abs().mean())
+                self.sums["change"] += float((out - last_out).abs().mean())
+                self.sums["source_change"] += float((src - last_in).abs().mean())
+            last_in, last_out = src, out
+            yield to_uint8(out)[0]
+
+    def metrics(self) -> dict:
+        """After the iteration: delivered_edit_strength (mean |out - in| over every frame at full size),
+        delivered_residual_variation (mean |r_f - r_f-1| over consecutive frames), frame_change_ratio (the clip's mean
+        frame-to-frame change over the source's: 1 adds no flicker), detail_correlation (`metrics.DetailCorrelation`,
+        over 16 frames spread evenly)."""
+        n = len(self.frames)
+        pairs = max(n - 1, 1)
+        strength = self.sums["strength"] / n
+        variation = self.sums["variation"] / pairs
+        return {"delivered_edit_strength": strength, "delivered_residual_variation": variation,
+                "delivered_residual_variation_rel": variation / max(strength, 1e-8),
+                "frame_change_ratio": self.sums["change"] / max(self.sums["source_change"], 1e-8),
+                "detail_correlation": self.detail.value()}
 
 
 @register("video", "csd-edit")

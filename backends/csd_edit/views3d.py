@@ -16,17 +16,19 @@ comparison.png (source views above edited views).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
+from PIL import Image
 
 from .. import budget, media
 from ..errors import InputError
-from ..imaging import save_png, to_uint8
+from ..imaging import save_png, to_tensor, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from . import csd, metrics, outputs
+from . import csd, metrics, outputs, upsample
 
 TURNTABLE_FPS = 6.0
 SAME_SHAPE = 1.01      # aspect ratios this close, or a pixel apart, are one shape (a resize rounds a side)
@@ -143,7 +145,9 @@ class _ViewsEdit(csd.EditBackend):
             budget.check_aspect(size, "view")
         if not sizes:  # an unreadable zip: the full validation in run() says what is wrong with it
             return budget.Work(0, "no views", "particles")
-        return budget.edit_work(sizes, s.short_side or 512, facts, "view")
+        work = budget.edit_work(sizes, s.short_side or 512, facts, "view")
+        full = sum(w * h for w, h in sizes) * upsample.BYTES_PER_PIXEL  # every view brought back to its pixels
+        return replace(work, bytes=work.bytes + full, effort=work.units)
 
     def load(self, s: ViewsSettings, prior, inputs):
         views, origin = load_views(inputs, s.particles)
@@ -153,7 +157,9 @@ class _ViewsEdit(csd.EditBackend):
         h0, w0 = views[0].shape[:2]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
         return csd.Sources(outputs.to_batch(views, size, prior.device),
-                           dict(count=len(views), origin=origin, input_size=(w0, h0), size=size, cropped=cropped))
+                           dict(count=len(views), origin=origin, input_size=(w0, h0), size=size, cropped=cropped,
+                                views=[v if v.shape[:2] == (h0, w0) else  # one shape, another resolution
+                                       np.asarray(Image.fromarray(v).resize((w0, h0), Image.LANCZOS)) for v in views]))
 
     def preview(self, prior, z, source, src):
         return outputs.labelled_rows([("source", outputs.strip(to_uint8(source), max_items=16)),
@@ -162,9 +168,18 @@ class _ViewsEdit(csd.EditBackend):
 
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
         size, (w0, h0) = src.facts["size"], src.facts["input_size"]
-        out = outputs.resize_uint8(to_uint8(edited), (w0, h0))
+        # each view's edit applied to its own full-size pixels (upsample.py), as the panorama and the clip
+        detail, full = metrics.DetailCorrelation(), []
+        for k, view in enumerate(src.facts["views"]):
+            view_in = to_tensor(view)[None]
+            view_out = upsample.upsample(source[k:k + 1].cpu(), edited[k:k + 1].cpu(), view_in, s.upsample)
+            detail.add(view_out, view_in)
+            full.append(to_uint8(view_out)[0])
+        out = np.stack(full)
         figure = outputs.labelled_rows([("source", outputs.strip(to_uint8(src.images), max_items=16)),
-                                        (self.key, outputs.strip(out, max_items=16))])
+                                        (self.key, outputs.strip(out, max_items=16)),
+                                        ("view 1: source | edited, centre at full resolution",
+                                         outputs.detail_crops(src.facts["views"][0], out[0]))])
         files = {
             "zip": outputs.write_zip(out, out_dir / "views.zip"),
             "gif": outputs.write_gif(out, TURNTABLE_FPS, out_dir / "turntable.gif"),
@@ -173,10 +188,16 @@ class _ViewsEdit(csd.EditBackend):
         }
         count = src.facts["count"]
         found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(count), last)
+        delivered = metrics.residual_consistency(torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255,
+                                                 torch.from_numpy(np.stack(src.facts["views"])).permute(0, 3, 1, 2).float() / 255,
+                                                 metrics.sequence_pairs(count))
+        found.update({f"delivered_{k}": v for k, v in delivered.items()})
+        found["detail_correlation"] = detail.value()
         meta = {"metrics": found, "method": self.method, "views": count, "from": src.facts["origin"],
                 "kernel_distance": self.kernel(s) if self.method == "csd" else None, "work_size": list(size),
-                "output_size": [w0, h0], "unet_chunk": edit.chunk, "notes": notes,
-                "warnings": src.facts["cropped"] + outputs.resize_warning((w0, h0), size, "views")}
+                "output_size": [w0, h0], "input_size": [w0, h0], "upsample": s.upsample, "unet_chunk": edit.chunk,
+                "notes": notes, "warnings": src.facts["cropped"] + outputs.resize_warning((w0, h0), size, "views",
+                                                                                           s.upsample)}
         return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
