@@ -7,6 +7,11 @@ drawn_icon     the nearest shipped icon (L2 at 64 px over white) to a result pic
                (`backends.compare`) finds it too.
 likeness       the RMS difference of a result from its input (both over white, 64 px on the short side, [0, 1]
                units): a vectorized image or a reconstructed target must look like what it was made from.
+composed       for a composition ("a cat wearing a top hat"): each wanted object found by its best-matching window,
+               the picture cut into square windows (0.35-0.8 of its side, stride 1/8) each compared (L2 at 64 px) with
+               every shipped icon; an object is shown when the nearest icon of some window carries it.
+sketch_icon    for a sketch: the shipped icon whose outline its strokes follow best, by chamfer distance between the
+               strokes' ink (64 px) and each icon's outline (its silhouette and colour edges), both ways.
 shown_edit     which of the `edits` prior's known edits a result moved its source towards: the displacement
                result - source (both at 64 px on the short side, box-filtered) against each edit's variants'
                displacements T_k(source) - source. direction: the best cosine over an edit's variants; reach: how
@@ -28,7 +33,128 @@ LIKENESS = 0.08  # a result looks like its input within this RMS
 EDIT_DIRECTION = 0.8  # an edit is shown when the result moved this closely along one of its variants...
 EDIT_REACH = 0.4  # ...and at least this far towards it (a visible edit, not a faint tint)
 
-__all__ = ["DrawnIcon", "drawn_icon", "likeness", "shown_edit", "ShownEdit", "LIKENESS"]
+__all__ = ["DrawnIcon", "drawn_icon", "likeness", "shown_edit", "ShownEdit", "LIKENESS", "composed", "Composed",
+           "sketch_icon"]
+WINDOWS = (0.3, 0.375, 0.45, 0.525, 0.6, 0.7, 0.8, 1.0)  # window sides, share of the picture's side
+JUDGE = 32  # px: windows and icons are compared at this size (a quarter of the work of 64 px)
+
+
+@dataclass(frozen=True)
+class Composed:
+    found: dict  # wanted object -> the caption of its best window's nearest icon ("" when none carries it)
+
+    @property
+    def shows_all(self) -> bool:
+        return all(self.found.values())
+
+
+def _windows(picture, work: int = 128) -> torch.Tensor:
+    """(W, 3*JUDGE*JUDGE) every square window of the picture (over white, `work` px; stride 1/16 of it) resized to
+    JUDGE px."""
+    x = torch.from_numpy(np.asarray(_on_white(picture if isinstance(picture, Image.Image) else Image.open(picture))
+                                    .resize((work, work), Image.BOX), dtype=np.float32) / 255).permute(2, 0, 1)
+    out = []
+    for share in WINDOWS:
+        side = round(share * work)
+        stride = max(1, work // 16)
+        if side > work:
+            continue
+        for y in range(0, work - side + 1, stride):
+            for xx in range(0, work - side + 1, stride):
+                out.append(F.adaptive_avg_pool2d(x[None, :, y:y + side, xx:xx + side], JUDGE)[0])
+    return torch.stack(out).flatten(1)
+
+
+_masks: tuple | None = None
+
+
+def _icon_masks():
+    """(masks (N, 3*4096) float: each icon's own pixels (not the white around it, holes filled), repeated per
+    channel; masked icons (N, 3*4096); their masked squared norms (N,); eligible (N,) bool: icons that fill at least
+    a fifth of their square, so a dot or a thin line cannot match every window)."""
+    global _masks
+    if _masks is None:
+        from scipy import ndimage
+
+        from backends.icon_judge import icons
+
+        found = icons()
+        x = found.images.view(-1, 3, 64, 64)
+        ink = ((1 - x).amax(1) > 0.06).numpy()
+        own = torch.from_numpy(np.stack([ndimage.binary_fill_holes(m) for m in ink])).float()
+        small = F.avg_pool2d(x, 64 // JUDGE).flatten(1)
+        own = F.avg_pool2d(own[:, None], 64 // JUDGE)[:, 0]
+        m = own[:, None].expand(-1, 3, -1, -1).reshape(len(x), -1)
+        masked = small * m
+        _masks = (m, masked, (masked * small).sum(1), own.flatten(1).mean(1) >= 0.2)
+    return _masks
+
+
+def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
+    """Which of `wants` (as `drawn_icon`'s want: "cat", "top hat", "a|b") a picture shows somewhere: each window is
+    compared with each icon on the icon's own pixels only (mean squared difference over its mask, so another thing
+    in the window's corner does not count against it); per want, the caption of the best-matching icon of the first
+    window whose best icon carries it, else ""."""
+    from backends.icon_judge import icons, wanted
+
+    found = icons()
+    m, masked, msq, eligible = _icon_masks()
+    win = _windows(picture)
+    # sum over the icon's mask of (w - i)^2 = M.w^2 - 2 (M*i).w + M.i^2, one product each
+    d = (win.pow(2) @ m.T - 2 * win @ masked.T + msq[None]) / m.sum(1)[None]
+    d[:, ~eligible] = float("inf")
+    best = d.argmin(1).tolist()
+    captions = [found.captions[i] for i in best]
+    return Composed({w: next((c for c in captions if wanted(c, w)), "") for w in wants})
+
+
+_outlines: tuple | None = None
+
+
+def _edges(images: torch.Tensor) -> torch.Tensor:
+    """(N, 64, 64) bool outlines of (N, 3, 64, 64) pictures in [0, 1] over white: where the colour changes by more
+    than 0.25 (max over channels of a 3x3 Sobel, scaled to [0, 1] steps), the silhouette included."""
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 4
+    k = torch.stack([kx, kx.T])[:, None].repeat(3, 1, 1, 1)  # (6, 1, 3, 3), grouped per channel
+    g = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), k, groups=3)  # (N, 6, 64, 64)
+    mag = g.view(len(images), 3, 2, 64, 64).pow(2).sum(2).sqrt().amax(1)
+    return mag > 0.25
+
+
+def _icon_outlines():
+    """The shipped icons' outlines (N, 4096) float, their distance transforms (N, 4096) in px, built once."""
+    global _outlines
+    if _outlines is None:
+        from scipy import ndimage
+
+        from backends.icon_judge import icons
+
+        found = icons()
+        edges = _edges(found.images.view(-1, 3, 64, 64))
+        dts = np.stack([ndimage.distance_transform_edt(~e) for e in edges.numpy()])
+        _outlines = (edges.flatten(1).float(), torch.from_numpy(dts.astype(np.float32)).flatten(1), found.captions)
+    return _outlines
+
+
+def sketch_icon(picture: str | Path | Image.Image, want: str) -> DrawnIcon:
+    """The shipped icon whose outline a sketch (dark strokes over white; a PNG path or image) follows best, and
+    whether its caption carries `want`: the least chamfer distance, mean distance (px at 64) from the sketch's ink
+    to the icon's outline plus from the outline to the ink."""
+    from scipy import ndimage
+
+    from backends.icon_judge import vector, wanted
+
+    x = torch.from_numpy(vector(picture)).view(3, 64, 64)
+    ink = (x.mean(0) < 0.75).numpy()
+    if not ink.any():
+        return DrawnIcon("", False)
+    edges, dts, captions = _icon_outlines()
+    inkv = torch.from_numpy(ink.reshape(-1).astype(np.float32))
+    to_icon = dts @ inkv / inkv.sum()  # (N,)
+    dt_ink = torch.from_numpy(ndimage.distance_transform_edt(~ink).astype(np.float32)).reshape(-1)
+    to_ink = edges @ dt_ink / edges.sum(1).clamp_min(1)
+    i = int(torch.argmin(to_icon + to_ink))
+    return DrawnIcon(captions[i], wanted(captions[i], want))
 
 
 @dataclass(frozen=True)

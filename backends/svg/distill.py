@@ -358,7 +358,7 @@ def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen
         prior, plan.prompt, rank_prompt=s.prompt, k=samples, steps=s.sample_steps, guidance=s.sample_guidance,
         negative=s.negative, generator=gen, scorer=scorer, vectorize=vectorize, paths=st.paths, segments=st.segments,
         iters=s.live_iters, live_size=s.live_size, canvas=plan.size, every=s.every, total=done + plan.steps,
-        keep=keep)
+        keep=keep, kind=st.kind, stroke_width=st.stroke_width * plan.px)
     files["raster"] = save_png(found.best, out_dir / "sample.png")
     meta["samples_score"] = [float(x) for x in found.scores]
     meta["samples_ranked_by"] = found.ranked_by

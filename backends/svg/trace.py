@@ -214,3 +214,85 @@ def trace_painting(image: torch.Tensor, *, paths: int, segments: int, canvas: in
     return Painting(canvas, canvas, "path", torch.tensor(points, dtype=torch.float32, device=device)[None],
                     torch.tensor(colors, dtype=torch.float32, device=device)[None],
                     torch.tensor(background, dtype=torch.float32, device=device)[None], torch.arange(n)[None])
+
+
+def _resample(line: np.ndarray, n: int) -> np.ndarray:
+    """n points at equal arc length along an open polyline (M, 2)."""
+    seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return np.repeat(line[:1], n, axis=0)
+    t = np.linspace(0.0, s[-1], n)
+    return np.stack([np.interp(t, s, line[:, 0]), np.interp(t, s, line[:, 1])], axis=1)
+
+
+def _arc(contour: np.ndarray, lo: float, hi: float, closed: bool) -> np.ndarray:
+    """The part of a polyline between arc lengths lo and hi (closed: wrapping once), with its end points."""
+    pts = np.concatenate([contour, contour[:1]]) if closed else contour
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    inner = pts[(s > lo) & (s < hi)]
+    at = lambda v: np.array([np.interp(v, s, pts[:, 0]), np.interp(v, s, pts[:, 1])])  # noqa: E731
+    return np.vstack([at(lo)[None], inner, at(hi)[None]])
+
+
+def stroke_lines(image: np.ndarray, count: int, *, speckle: int = 4, min_share: float = 0.04) -> list[np.ndarray]:
+    """The `count` open polylines a sketch of `image` (H, W, 3) in [0, 1] starts from, in image pixels, most salient
+    first: the outlines of its colour regions (vtracer's, as `trace_shapes`), the largest region's first (the
+    silhouette), each outline cut into pieces of about equal length so that every stroke covers a like share of
+    the drawing. Outlines shorter than `min_share` of the image's perimeter are dropped (specks). An image with
+    nothing but background gives no lines."""
+    h, w = image.shape[:2]
+    shapes, _ = trace_shapes(image, speckle=speckle)
+    shapes = sorted(shapes, key=lambda s: -s.area)
+    lengths = [float(np.linalg.norm(np.diff(np.vstack([s.contour, s.contour[:1]]), axis=0), axis=1).sum())
+               for s in shapes]
+    keep = [(s.contour, L) for s, L in zip(shapes, lengths) if L >= min_share * 2 * (h + w)]
+    if not keep or count < 1:
+        return []
+    total = sum(L for _, L in keep)
+    chunk = total / count
+    pieces: list[tuple[float, np.ndarray]] = []  # (salience rank key, polyline)
+    for rank, (c, L) in enumerate(keep):
+        n = max(1, round(L / chunk))
+        for j in range(n):
+            pieces.append((rank + j / (n + 1), _arc(c, L * j / n, L * (j + 1) / n, closed=True)))
+    pieces.sort(key=lambda p: p[0])
+    lines = [p for _, p in pieces[:count]]
+    while len(lines) < count:  # fewer outlines than strokes: halve the longest line
+        i = max(range(len(lines)), key=lambda k: np.linalg.norm(np.diff(lines[k], axis=0), axis=1).sum())
+        line = lines.pop(i)
+        L = float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum())
+        lines[i:i] = [_arc(line, 0.0, L / 2, closed=False), _arc(line, L / 2, L, closed=False)]
+    return lines
+
+
+def trace_strokes(image: torch.Tensor, *, paths: int, segments: int, canvas: int, stroke_width: float,
+                  speckle: int = 4) -> Painting:
+    """A sketch's start from one raster (3, H, W) in [0, 1]: a K = 1 Painting of `paths` open black strokes of
+    `segments` cubics and `stroke_width` px on a `canvas` px canvas, laid along the picture's outlines
+    (`stroke_lines`: the silhouette first, then inner regions' outlines), each stroke's control points at equal arc
+    length along its piece (CLIPasso and DiffSketcher start from a picture's salient edges for the same reason:
+    strokes from random walks never organise into a drawing in a short run). An image with nothing but background
+    gives strokes along a centred circle."""
+    img = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    h, w = img.shape[:2]
+    if max(h, w) < TRACE_MIN:  # smoother outlines, as trace_painting
+        from PIL import Image
+
+        f = -(-TRACE_MIN // max(h, w))
+        img = np.asarray(Image.fromarray((img * 255).round().astype(np.uint8)).resize((w * f, h * f),
+                                                                                     Image.BICUBIC)) / 255.0
+        h, w = img.shape[:2]
+    lines = stroke_lines(img, paths, speckle=speckle)
+    scale = np.array([canvas / w, canvas / h])
+    if not lines:
+        ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200))], 1)
+        ring = (ring * 0.3 + 0.5) * np.array([w, h])
+        lines = [_arc(ring, 2 * np.pi * 0.3 * w * j / paths, 2 * np.pi * 0.3 * w * (j + 1) / paths, closed=False)
+                 for j in range(paths)]
+    points = np.stack([_resample(line * scale, 3 * segments + 1) for line in lines])
+    device = image.device
+    n = len(points)
+    return Painting(canvas, canvas, "stroke", torch.tensor(points, dtype=torch.float32, device=device)[None],
+                    torch.tensor([0.0, 0.0, 0.0, 1.0], device=device).expand(1, n, 4).clone(),
+                    torch.ones(1, 3, device=device), torch.arange(n)[None], stroke_width)
