@@ -74,6 +74,26 @@ VISITOR_PROMPTS = {
 }
 
 
+# Prompts that name two things in a relation (issue 37; none of the issue's own examples, which were for tuning), each
+# with the words the icon of every thing must carry: judged by `judges.composed` (each thing's best window).
+COMPOSED_PROMPTS = [
+    ("a frog wearing a crown", ["frog", "crown"]), ("an owl wearing a top hat", ["owl", "top hat"]),
+    ("a monkey wearing sunglasses", ["monkey", "sunglasses"]), ("a pig wearing a crown", ["pig", "crown"]),
+    ("a rabbit holding a carrot", ["rabbit", "carrot"]), ("a bear holding a balloon", ["bear", "=balloon"]),
+    ("a mouse holding a cheese", ["mouse", "cheese"]), ("a monkey riding a bicycle", ["monkey", "bicycle"]),
+    ("a frog on a lotus", ["frog", "lotus"]), ("a cat on a skateboard", ["cat", "skateboard"]),
+    ("a snail under an umbrella", ["snail", "umbrella"]), ("a sheep under a cloud", ["sheep", "cloud"]),
+    ("a bird over a house", ["bird", "house"]), ("a rocket over a planet", ["rocket", "planet"]),
+    ("an apple and a banana", ["apple", "banana"]), ("a pencil next to a book", ["pencil", "book"]),
+    ("a lemon and a cherry", ["lemon", "cherries"]), ("a dolphin beside a sailboat", ["dolphin", "sailboat"]),
+    ("a hedgehog in the snow", ["hedgehog", "snowflake"]), ("an owl at night", ["owl", "moon"]),
+]
+# Sketch prompts (style sketch), judged by `judges.sketch_icon` (the strokes against each icon's outline).
+SKETCH_PROMPTS = [("an anchor", "anchor"), ("a key", "key"), ("a light bulb", "light bulb"),
+                  ("a mushroom", "mushroom"), ("a heart", "heart"), ("an umbrella", "umbrella"),
+                  ("a hammer", "hammer"), ("a star", "star"), ("a snail", "snail"), ("a pear", "pear")]
+
+
 def canvas_stats(x: np.ndarray) -> tuple[float, float]:
     """(coverage, contrast) of a drawing (3*64*64,) over white: the share of pixels that differ from white by more
     than 0.1 (any channel), and the standard deviation of the luminance. A pale field of specks has little of
@@ -100,12 +120,15 @@ def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = 
     settings = settings or {}
     run_one("svg/vectorfusion", {"prompt": "a rocket", "steps": 1}, out_root / "warmup")  # loading, untimed
     rows, tiles = [], []
+    from .judges import composed, sketch_icon
+
     for cls, items in prompts.items():
         for prompt, want in items:
             out = out_root / f"{len(rows):03d}"
             t0, c0, first, result = time.perf_counter(), time.process_time(), None, None
-            for item in backends.run("svg/vectorfusion", {"prompt": prompt, "seed": 0, **settings}, prior="icons",
-                                     out_dir=out, device="cpu"):
+            style = {"style": "sketch"} if cls == "sketch" else {}
+            for item in backends.run("svg/vectorfusion", {"prompt": prompt, "seed": 0, **style, **settings},
+                                     prior="icons", out_dir=out, device="cpu"):
                 if first is None and getattr(item, "preview", None) is not None:
                     first = time.perf_counter() - t0
                 result = item if isinstance(item, Result) else result
@@ -113,9 +136,22 @@ def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = 
             drawing = rasterize(result.files["svg"])
             nearest = icons.captions[icons.nearest(drawing)]
             coverage, contrast = canvas_stats(drawing)
-            drawn = prior.read(prompt).drawn
-            row = {"class": cls, "prompt": prompt, "want": want, "main_first": wanted(drawn[0], want),
-                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": wanted(nearest, want),
+            reading = prior.read(prompt)
+            drawn = reading.drawn
+            wants = want if isinstance(want, list) else [want]
+            if cls == "sketch":  # the strokes against each icon's outline
+                nearest = sketch_icon(result.files["png"], want).nearest
+                ok = wanted(nearest, want)
+            elif len(reading.objects) > 1 or reading.backdrop or isinstance(want, list):
+                # a composition: every wanted thing by its best window (the old classes want the main one)
+                found = composed(result.files["png"], wants).found
+                nearest = "; ".join(f"{w}: {c or '-'}" for w, c in found.items())
+                ok = all(found.values())
+            else:
+                ok = wanted(nearest, want)
+            row = {"class": cls, "prompt": prompt, "want": want,
+                   "main_first": all(any(wanted(d, w) for d in drawn[0].split(" + ")) for w in wants[:1]),
+                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": ok,
                    "coverage": coverage, "contrast": contrast,
                    "pale": coverage < PALE[0] or contrast < PALE[1], "seconds": sec, "cpu_seconds": cpu,
                    "first_preview_s": first}
@@ -321,6 +357,7 @@ def main(argv=None) -> dict:
     p.add_argument("--visitors", action="store_true",
                    help="the visitor prompt set (VISITOR_PROMPTS) through the tab's default svg/vectorfusion, with a "
                         "contact sheet (--sheet); --quick: one prompt of each class, 5 steps")
+    p.add_argument("--only", default=None, help="with --visitors: a comma list of classes (e.g. composed,sketch)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --visitors: a setting for every run (e.g. init=scratch)")
     p.add_argument("--sheet", default=None, help="with --visitors: the contact sheet's path "
@@ -371,9 +408,11 @@ def main(argv=None) -> dict:
 
 def main_visitors(args) -> dict:
     settings = dict(kv.split("=", 1) for kv in args.set)
-    prompts = VISITOR_PROMPTS
+    prompts = {**VISITOR_PROMPTS, "composed": COMPOSED_PROMPTS, "sketch": SKETCH_PROMPTS}
+    if args.only:
+        prompts = {cls: prompts[cls] for cls in args.only.split(",")}
     if args.quick:
-        prompts = {cls: items[:1] for cls, items in VISITOR_PROMPTS.items()}
+        prompts = {cls: items[:1] for cls, items in prompts.items()}
         settings.setdefault("steps", "5")
     sheet = (Path(args.sheet).resolve() if args.sheet
              else None if args.quick else ROOT / "docs" / "text_to_svg_prompts.png")
