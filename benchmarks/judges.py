@@ -35,7 +35,7 @@ EDIT_REACH = 0.4  # ...and at least this far towards it (a visible edit, not a f
 
 __all__ = ["DrawnIcon", "drawn_icon", "likeness", "shown_edit", "ShownEdit", "LIKENESS", "composed", "Composed",
            "sketch_icon"]
-WINDOWS = (0.3, 0.375, 0.45, 0.525, 0.6, 0.7, 0.8, 1.0)  # window sides, share of the picture's side
+WINDOWS = tuple(round(0.25 + 0.05 * i, 2) for i in range(16))  # window sides, share of the picture's side: 0.25-1
 JUDGE = 32  # px: windows and icons are compared at this size (a quarter of the work of 64 px)
 
 
@@ -49,29 +49,29 @@ class Composed:
 
 
 def _windows(picture, work: int = 128) -> torch.Tensor:
-    """(W, 3*JUDGE*JUDGE) every square window of the picture (over white, `work` px; stride 1/16 of it) resized to
-    JUDGE px."""
+    """(W, 3*JUDGE*JUDGE) every square window of the picture (over white, `work` px), each WINDOWS side at a stride
+    of 1/32 of the picture, resized to JUDGE px (box-filtered: the picture is resized once per side, then cut)."""
     x = torch.from_numpy(np.asarray(_on_white(picture if isinstance(picture, Image.Image) else Image.open(picture))
                                     .resize((work, work), Image.BOX), dtype=np.float32) / 255).permute(2, 0, 1)
     out = []
     for share in WINDOWS:
-        side = round(share * work)
-        stride = max(1, work // 16)
-        if side > work:
-            continue
-        for y in range(0, work - side + 1, stride):
-            for xx in range(0, work - side + 1, stride):
-                out.append(F.adaptive_avg_pool2d(x[None, :, y:y + side, xx:xx + side], JUDGE)[0])
-    return torch.stack(out).flatten(1)
+        full = max(JUDGE, round(JUDGE / share))  # the picture's side when a window is JUDGE px
+        small = F.interpolate(x[None], size=(full, full), mode="area") if full < work else \
+            F.interpolate(x[None], size=(full, full), mode="bilinear", align_corners=False)
+        stride = max(1, round(full / 32))
+        patches = F.unfold(small, JUDGE, stride=stride)  # (1, 3*J*J, L)
+        out.append(patches[0].T)
+    return torch.cat(out)
 
 
 _masks: tuple | None = None
 
 
 def _icon_masks():
-    """(masks (N, 3*4096) float: each icon's own pixels (not the white around it, holes filled), repeated per
-    channel; masked icons (N, 3*4096); their masked squared norms (N,); eligible (N,) bool: icons that fill at least
-    a fifth of their square, so a dot or a thin line cannot match every window)."""
+    """(masks (N, 3*J*J) float: each icon's own pixels (not the white around it, holes filled) at JUDGE px, repeated
+    per channel; masked icons; their masked squared norms (N,); eligible (N,) bool: icons that fill at least a fifth
+    of their square, so a dot or a thin line cannot match every window; ink (N,): each masked icon's squared
+    difference from white)."""
     global _masks
     if _masks is None:
         from scipy import ndimage
@@ -86,26 +86,45 @@ def _icon_masks():
         own = F.avg_pool2d(own[:, None], 64 // JUDGE)[:, 0]
         m = own[:, None].expand(-1, 3, -1, -1).reshape(len(x), -1)
         masked = small * m
-        _masks = (m, masked, (masked * small).sum(1), own.flatten(1).mean(1) >= 0.2)
+        ink = ((1 - small) * m).pow(2).sum(1).clamp_min(1e-6)  # how far the icon is from a blank window
+        _masks = (m, masked, (masked * small).sum(1), own.flatten(1).mean(1) >= 0.2, ink)
     return _masks
 
 
+def _distances(win: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
+    """(W, M) each window's difference from each icon (all, or the ids `cols`) over the icon's own pixels, relative
+    to the icon's own difference from white (a pale icon, a white cloud, would otherwise match every empty corner);
+    icons too small to judge by (`_icon_masks`) are infinitely far."""
+    m, masked, msq, eligible, ink = _icon_masks()
+    if cols is not None:
+        m, masked, msq, eligible, ink = m[cols], masked[cols], msq[cols], eligible[cols], ink[cols]
+    # sum over the mask of (w - i)^2 = M.w^2 - 2 (M*i).w + M.i^2: one product each
+    d = (win.pow(2) @ m.T - 2 * win @ masked.T + msq[None]) / ink[None]
+    d[:, ~eligible] = float("inf")
+    return d
+
+
 def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
-    """Which of `wants` (as `drawn_icon`'s want: "cat", "top hat", "a|b") a picture shows somewhere: each window is
-    compared with each icon on the icon's own pixels only (mean squared difference over its mask, so another thing
-    in the window's corner does not count against it); per want, the caption of the best-matching icon of the first
-    window whose best icon carries it, else ""."""
+    """Which of `wants` (as `drawn_icon`'s want: "cat", "top hat", "a|b") a picture shows somewhere. Per want: the
+    window that best matches one of the icons carrying it (`_windows`: every square window, compared on the icon's
+    own pixels, so another thing overlapping the window's corner does not count against it), then that window
+    against every shipped icon: the want is shown when the nearest is one that carries it (its caption is returned),
+    else "" (the window looks more like something else)."""
     from backends.icon_judge import icons, wanted
 
     found = icons()
-    m, masked, msq, eligible = _icon_masks()
     win = _windows(picture)
-    # sum over the icon's mask of (w - i)^2 = M.w^2 - 2 (M*i).w + M.i^2, one product each
-    d = (win.pow(2) @ m.T - 2 * win @ masked.T + msq[None]) / m.sum(1)[None]
-    d[:, ~eligible] = float("inf")
-    best = d.argmin(1).tolist()
-    captions = [found.captions[i] for i in best]
-    return Composed({w: next((c for c in captions if wanted(c, w)), "") for w in wants})
+    out = {}
+    for want in wants:
+        cols = torch.tensor([i for i, c in enumerate(found.captions) if wanted(c, want)], dtype=torch.long)
+        if not len(cols):
+            out[want] = ""
+            continue
+        d = _distances(win, cols)
+        best = int(d.min(1).values.argmin())
+        i = int(_distances(win[best:best + 1]).argmin())
+        out[want] = found.captions[i] if wanted(found.captions[i], want) else ""
+    return Composed(out)
 
 
 _outlines: tuple | None = None

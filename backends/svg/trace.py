@@ -235,35 +235,76 @@ def _arc(contour: np.ndarray, lo: float, hi: float, closed: bool) -> np.ndarray:
     return np.vstack([at(lo)[None], inner, at(hi)[None]])
 
 
-def stroke_lines(image: np.ndarray, count: int, *, speckle: int = 4, min_share: float = 0.04) -> list[np.ndarray]:
+def _runs(points: np.ndarray, new: np.ndarray) -> list[np.ndarray]:
+    """The maximal runs of consecutive `new` points of a closed polyline (M, 2), as open polylines; the whole
+    contour when every point is new."""
+    if new.all():
+        return [points]
+    start = int(np.argmin(new))  # begin at a covered point, so no run wraps past the array's end
+    pts, flags = np.roll(points, -start, axis=0), np.roll(new, -start)
+    runs, cur = [], []
+    for p, f in zip(pts, flags):
+        if f:
+            cur.append(p)
+        elif cur:
+            runs.append(np.array(cur))
+            cur = []
+    if cur:
+        runs.append(np.array(cur))
+    return [r for r in runs if len(r) > 1]
+
+
+def _length(line: np.ndarray, closed: bool = False) -> float:
+    pts = np.vstack([line, line[:1]]) if closed else line
+    return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
+
+
+def stroke_lines(image: np.ndarray, count: int, *, speckle: int = 4, min_share: float = 0.04,
+                 tol: float = 0.02) -> list[np.ndarray]:
     """The `count` open polylines a sketch of `image` (H, W, 3) in [0, 1] starts from, in image pixels, most salient
     first: the outlines of its colour regions (vtracer's, as `trace_shapes`), the largest region's first (the
-    silhouette), each outline cut into pieces of about equal length so that every stroke covers a like share of
-    the drawing. Outlines shorter than `min_share` of the image's perimeter are dropped (specks). An image with
-    nothing but background gives no lines."""
+    silhouette). A region's outline runs along its neighbours' where they touch: the parts within `tol` (share of
+    the image's side) of an outline already taken are dropped, so no edge is drawn twice. What is left is cut into
+    pieces of about equal length, so that every stroke covers a like share of the drawing; pieces shorter than
+    `min_share` of the image's perimeter are dropped (specks). An image with nothing but background gives none."""
+    from scipy.spatial import cKDTree
+
     h, w = image.shape[:2]
     shapes, _ = trace_shapes(image, speckle=speckle)
     shapes = sorted(shapes, key=lambda s: -s.area)
-    lengths = [float(np.linalg.norm(np.diff(np.vstack([s.contour, s.contour[:1]]), axis=0), axis=1).sum())
-               for s in shapes]
-    keep = [(s.contour, L) for s, L in zip(shapes, lengths) if L >= min_share * 2 * (h + w)]
-    if not keep or count < 1:
+    near = tol * max(h, w)
+    taken: list[np.ndarray] = []
+    lines: list[tuple[float, np.ndarray, bool]] = []  # (salience rank, polyline, closed)
+    for rank, s in enumerate(shapes):
+        c = _resample(np.vstack([s.contour, s.contour[:1]]), max(8, int(_length(s.contour, True) / 1.0)))[:-1]
+        if taken:
+            d, _ = cKDTree(np.vstack(taken)).query(c)
+            runs = _runs(c, d > near)
+        else:
+            runs = [c]
+        for r in runs:
+            closed = len(r) == len(c)
+            if _length(r, closed) >= min_share * 2 * (h + w):
+                lines.append((rank, r, closed))
+        taken.append(c)
+    if not lines or count < 1:
         return []
-    total = sum(L for _, L in keep)
+    total = sum(_length(r, closed) for _, r, closed in lines)
     chunk = total / count
-    pieces: list[tuple[float, np.ndarray]] = []  # (salience rank key, polyline)
-    for rank, (c, L) in enumerate(keep):
+    pieces: list[tuple[float, np.ndarray]] = []
+    for rank, r, closed in lines:
+        L = _length(r, closed)
         n = max(1, round(L / chunk))
         for j in range(n):
-            pieces.append((rank + j / (n + 1), _arc(c, L * j / n, L * (j + 1) / n, closed=True)))
+            pieces.append((rank + j / (n + 1), _arc(r, L * j / n, L * (j + 1) / n, closed=closed)))
     pieces.sort(key=lambda p: p[0])
-    lines = [p for _, p in pieces[:count]]
-    while len(lines) < count:  # fewer outlines than strokes: halve the longest line
-        i = max(range(len(lines)), key=lambda k: np.linalg.norm(np.diff(lines[k], axis=0), axis=1).sum())
-        line = lines.pop(i)
-        L = float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum())
-        lines[i:i] = [_arc(line, 0.0, L / 2, closed=False), _arc(line, L / 2, L, closed=False)]
-    return lines
+    out = [p for _, p in pieces[:count]]
+    while len(out) < count:  # fewer pieces than strokes: halve the longest
+        i = max(range(len(out)), key=lambda k: _length(out[k]))
+        line = out.pop(i)
+        L = _length(line)
+        out[i:i] = [_arc(line, 0.0, L / 2, closed=False), _arc(line, L / 2, L, closed=False)]
+    return out
 
 
 def trace_strokes(image: torch.Tensor, *, paths: int, segments: int, canvas: int, stroke_width: float,
