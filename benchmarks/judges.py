@@ -37,6 +37,9 @@ __all__ = ["DrawnIcon", "drawn_icon", "likeness", "shown_edit", "ShownEdit", "LI
            "sketch_icon"]
 WINDOWS = tuple(round(0.25 + 0.05 * i, 2) for i in range(16))  # window sides, share of the picture's side: 0.25-1
 JUDGE = 32  # px: windows and icons are compared at this size (a quarter of the work of 64 px)
+FLAT = 0.08  # icons whose own pixels' colour spreads less than this (a black square, a new moon) judge nothing:
+# they match any flat patch of anything
+TOP_WINDOWS = 5  # a thing is shown when one of its best-matching windows looks most like it
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ _masks: tuple | None = None
 def _icon_masks():
     """(masks (N, 3*J*J) float: each icon's own pixels (not the white around it, holes filled) at JUDGE px, repeated
     per channel; masked icons; their masked squared norms (N,); eligible (N,) bool: icons that fill at least a fifth
-    of their square, so a dot or a thin line cannot match every window; ink (N,): each masked icon's squared
-    difference from white)."""
+    of their square and are not one flat colour (FLAT), so a dot, a thin line or a black square cannot match every
+    window; ink (N,): each masked icon's squared difference from white)."""
     global _masks
     if _masks is None:
         from scipy import ndimage
@@ -87,7 +90,12 @@ def _icon_masks():
         m = own[:, None].expand(-1, 3, -1, -1).reshape(len(x), -1)
         masked = small * m
         ink = ((1 - small) * m).pow(2).sum(1).clamp_min(1e-6)  # how far the icon is from a blank window
-        _masks = (m, masked, (masked * small).sum(1), own.flatten(1).mean(1) >= 0.2, ink)
+        area = own.flatten(1).sum(1).clamp_min(1)
+        mean = masked.view(len(x), 3, -1).sum(2) / area[:, None]
+        spread = (((small.view(len(x), 3, -1) - mean[..., None]) * own.flatten(1)[:, None]).pow(2).sum((1, 2))
+                  / (3 * area)).sqrt()
+        eligible = (own.flatten(1).mean(1) >= 0.2) & (spread >= FLAT)
+        _masks = (m, masked, (masked * small).sum(1), eligible, ink)
     return _masks
 
 
@@ -106,10 +114,10 @@ def _distances(win: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Ten
 
 def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
     """Which of `wants` (as `drawn_icon`'s want: "cat", "top hat", "a|b") a picture shows somewhere. Per want: the
-    window that best matches one of the icons carrying it (`_windows`: every square window, compared on the icon's
+    TOP_WINDOWS windows that best match one of the icons carrying it (`_windows`: every square window, compared on the icon's
     own pixels, so another thing overlapping the window's corner does not count against it), then that window
-    against every shipped icon: the want is shown when the nearest is one that carries it (its caption is returned),
-    else "" (the window looks more like something else)."""
+    against every shipped icon: the want is shown when the nearest of one of them is an icon that carries it (its
+    caption is returned), else "" (those windows look more like something else)."""
     from backends.icon_judge import icons, wanted
 
     found = icons()
@@ -120,10 +128,10 @@ def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
         if not len(cols):
             out[want] = ""
             continue
-        d = _distances(win, cols)
-        best = int(d.min(1).values.argmin())
-        i = int(_distances(win[best:best + 1]).argmin())
-        out[want] = found.captions[i] if wanted(found.captions[i], want) else ""
+        d = _distances(win, cols).min(1).values
+        best = torch.topk(d, min(TOP_WINDOWS, len(d)), largest=False).indices
+        nearest = [found.captions[int(i)] for i in _distances(win[best]).argmin(1)]
+        out[want] = next((c for c in nearest if wanted(c, want)), "")
     return Composed(out)
 
 
