@@ -138,7 +138,7 @@ def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
 _outlines: tuple | None = None
 
 
-def _edges(images: torch.Tensor) -> torch.Tensor:
+def outlines(images: torch.Tensor) -> torch.Tensor:
     """(N, 64, 64) bool outlines of (N, 3, 64, 64) pictures in [0, 1] over white: where the colour changes by more
     than 0.25 (max over channels of a 3x3 Sobel, scaled to [0, 1] steps), the silhouette included."""
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 4
@@ -157,7 +157,7 @@ def _icon_outlines():
         from backends.icon_judge import icons
 
         found = icons()
-        edges = _edges(found.images.view(-1, 3, 64, 64))
+        edges = outlines(found.images.view(-1, 3, 64, 64))
         dts = np.stack([ndimage.distance_transform_edt(~e) for e in edges.numpy()])
         _outlines = (edges.flatten(1).float(), torch.from_numpy(dts.astype(np.float32)).flatten(1), found.captions)
     return _outlines

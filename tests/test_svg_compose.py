@@ -166,10 +166,10 @@ def test_sketch_init_traces_strokes_along_the_outline_and_the_outline_judge_fail
     painting = trace_strokes(bell, paths=16, segments=5, canvas=256, stroke_width=2.0)
     assert painting.kind == "stroke" and painting.points.shape == (1, 16, 16, 2)
     # the strokes lie on the bell's outline: every control point near an edge of the bell
-    from benchmarks.judges import _edges  # noqa: the judge's own outline, the thing the init must follow
+    from benchmarks.judges import outlines  # the judge's own outline: what the init must follow
     from scipy import ndimage
 
-    dt = ndimage.distance_transform_edt(~_edges(bell[None])[0].numpy())
+    dt = ndimage.distance_transform_edt(~outlines(bell[None])[0].numpy())
     pts = (painting.points[0].reshape(-1, 2) * 64 / 256).round().long().clamp(0, 63)
     assert float(np.median(dt[pts[:, 1], pts[:, 0]])) <= 1.5
     sketch = Image.fromarray(painting.render(size=256)[0].mul(255).round().byte().permute(1, 2, 0).numpy())

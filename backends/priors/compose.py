@@ -166,7 +166,7 @@ def _mirror(rect, on: bool):
     return (1 - x1, y0, 1 - x0, y1) if on else rect
 
 
-def _other_box(cv: Canvas, m: Placed, o: Cutout, relation: str, size: float, mirrored: bool, head: str):
+def _other_box(m: Placed, o: Cutout, relation: str, size: float, mirrored: bool, head: str):
     """The box of a thing placed relative to the placed main thing `m` (see the module's table)."""
     if relation == "wearing":
         w = size * m.width
@@ -265,5 +265,5 @@ def layout(things: list[tuple[Cutout, str]], relations: list[str], variant: int 
         rest, rest_rel = others, relations
     for (c, h), rel in zip(rest, rest_rel):
         p, mir = VARIANTS[rel][variant % len(VARIANTS[rel])]
-        cv.paste(c, _other_box(cv, placed, c, rel, p, mir, h))
+        cv.paste(c, _other_box(placed, c, rel, p, mir, h))
     return cv.image(size)
