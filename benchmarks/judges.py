@@ -7,9 +7,10 @@ drawn_icon     the nearest shipped icon (L2 at 64 px over white) to a result pic
                (`backends.compare`) finds it too.
 likeness       the RMS difference of a result from its input (both over white, 64 px on the short side, [0, 1]
                units): a vectorized image or a reconstructed target must look like what it was made from.
-composed       for a composition ("a cat wearing a top hat"): each wanted object found by its best-matching window,
-               the picture cut into square windows (0.35-0.8 of its side, stride 1/8) each compared (L2 at 64 px) with
-               every shipped icon; an object is shown when the nearest icon of some window carries it.
+composed       for a composition ("a cat wearing a top hat"): each wanted object found by its best-matching windows,
+               the picture cut into square windows (0.25-1 of its side, stride 1/32) compared at 32 px with the icons
+               on the icons' own pixels; an object is shown when one of the 3 nearest of all shipped icons to one of
+               the 5 windows that best match its own icons carries it.
 sketch_icon    for a sketch: the shipped icon whose outline its strokes follow best, by chamfer distance between the
                strokes' ink (64 px) and each icon's outline (its silhouette and colour edges), both ways.
 shown_edit     which of the `edits` prior's known edits a result moved its source towards: the displacement
@@ -39,7 +40,8 @@ WINDOWS = tuple(round(0.25 + 0.05 * i, 2) for i in range(16))  # window sides, s
 JUDGE = 32  # px: windows and icons are compared at this size (a quarter of the work of 64 px)
 FLAT = 0.08  # icons whose own pixels' colour spreads less than this (a black square, a new moon) judge nothing:
 # they match any flat patch of anything
-TOP_WINDOWS = 5  # a thing is shown when one of its best-matching windows looks most like it
+TOP_WINDOWS = 5  # a thing is shown when one of its best-matching windows ...
+TOP_ICONS = 3  # ... has one of its icons among the few shipped icons it looks most like (of 3,508)
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
     """Which of `wants` (as `drawn_icon`'s want: "cat", "top hat", "a|b") a picture shows somewhere. Per want: the
     TOP_WINDOWS windows that best match one of the icons carrying it (`_windows`: every square window, compared on the icon's
     own pixels, so another thing overlapping the window's corner does not count against it), then that window
-    against every shipped icon: the want is shown when the nearest of one of them is an icon that carries it (its
-    caption is returned), else "" (those windows look more like something else)."""
+    against every shipped icon: the want is shown when one of the TOP_ICONS nearest icons of one of them carries it
+    (its caption is returned), else "" (those windows look more like other things)."""
     from backends.icon_judge import icons, wanted
 
     found = icons()
@@ -130,8 +132,8 @@ def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
             continue
         d = _distances(win, cols).min(1).values
         best = torch.topk(d, min(TOP_WINDOWS, len(d)), largest=False).indices
-        nearest = [found.captions[int(i)] for i in _distances(win[best]).argmin(1)]
-        out[want] = next((c for c in nearest if wanted(c, want)), "")
+        near = torch.topk(_distances(win[best]), TOP_ICONS, dim=1, largest=False).indices  # (TOP_WINDOWS, TOP_ICONS)
+        out[want] = next((found.captions[int(i)] for i in near.flatten() if wanted(found.captions[int(i)], want)), "")
     return Composed(out)
 
 
