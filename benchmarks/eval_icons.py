@@ -140,18 +140,21 @@ def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = 
             drawn = reading.drawn
             wants = want if isinstance(want, list) else [want]
             if cls == "sketch":  # the strokes against each icon's outline
+                judge = "outline"
                 nearest = sketch_icon(result.files["png"], want).nearest
                 ok = wanted(nearest, want)
             elif len(reading.objects) > 1 or reading.backdrop or isinstance(want, list):
-                # a composition: every wanted thing by its best window (the old classes want the main one)
+                # a composition: every wanted thing by its best windows (the older classes want the main one)
+                judge = "windows"
                 found = composed(result.files["png"], wants).found
                 nearest = "; ".join(f"{w}: {c or '-'}" for w, c in found.items())
                 ok = all(found.values())
             else:
+                judge = "nearest"
                 ok = wanted(nearest, want)
             row = {"class": cls, "prompt": prompt, "want": want,
                    "main_first": all(any(wanted(d, w) for d in drawn[0].split(" + ")) for w in wants[:1]),
-                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": ok,
+                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": ok, "judge": judge,
                    "coverage": coverage, "contrast": contrast,
                    "pale": coverage < PALE[0] or contrast < PALE[1], "seconds": sec, "cpu_seconds": cpu,
                    "first_preview_s": first}
