@@ -179,3 +179,12 @@ def test_sketch_init_traces_strokes_along_the_outline_and_the_outline_judge_fail
     wrong = trace_strokes(rocket, paths=16, segments=5, canvas=256, stroke_width=2.0)
     drawn = Image.fromarray(wrong.render(size=256)[0].mul(255).round().byte().permute(1, 2, 0).numpy())
     assert not sketch_icon(drawn, "bell").shows  # a rocket's strokes are no bell
+
+
+def test_a_backdrop_goes_small_behind_in_a_top_corner_one_corner_per_variant():
+    main = (block(RED), "fox")
+    left, right = (layout([main], [], v, backdrop=block(BLUE)) for v in (0, 1))
+    for pic in (left, right):
+        (bx, by, bn), (mx, my, mn) = where(pic, BLUE), where(pic, RED)
+        assert 0 < bn < mn and by < my  # smaller than the thing, above it
+    assert where(left, BLUE)[0] < 32 < where(right, BLUE)[0]  # the variants use both corners

@@ -211,7 +211,7 @@ def layout(things: list[tuple[Cutout, str]], relations: list[str], variant: int 
     cv = Canvas()
     first = relations[0] if relations else None
     (m, _), others = things[0], things[1:]
-    param, mirrored = VARIANTS[first][variant % len(VARIANTS[first])] if first else (0.0, False)
+    param, mirrored = VARIANTS[first][variant % len(VARIANTS[first])] if first else (0.0, variant % 2 == 1)
     scale = 0.8 if backdrop is not None else 1.0
     shift_x = (1 - scale) if (backdrop is not None and not mirrored) else 0.0  # away from the backdrop's corner
 
