@@ -4,6 +4,9 @@
     python -m benchmarks.eval_icons --quick --no-record   # 2 prompts, few steps: exercises the flow (tests)
     python -m benchmarks.eval_icons --visitors      # a visitor's prompts (VISITOR_PROMPTS), the tab's defaults,
                                                     # with a contact sheet in docs/text_to_svg_prompts.png
+    python -m benchmarks.eval_icons --visitors --only composed,sketch --sheet docs/text_to_svg_compose.png
+                                                    # issue 37's 20 compositions (judges.composed) and 10 sketches
+                                                    # (judges.sketch_icon)
 
 Prompts: every k-th distinct icon caption of two or three plain words (a deterministic, evenly spread choice over
 the emoji groups), phrased as a person would ask: "a red apple", "an umbrella" ("a" / "an" + caption). Each runs
@@ -441,8 +444,10 @@ def record_visitors(res: dict, settings: dict, sheet: Path | None) -> None:
                    notes=["svg/vectorfusion, prior icons, seed 0, the tab's defaults"
                           + (f" with {settings}" if settings else "")
                           + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
-                          "first retrieved caption shows it. Recognized: the SVG's nearest shipped icon (L2, "
-                          f"resvg 64 px) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
+                          "first retrieved caption shows it. Recognized (each row's judge): one thing, the SVG's "
+                          "nearest shipped icon (L2, resvg 64 px) shows it; a composition, every wanted thing is found "
+                          "by its best windows (judges.composed); a sketch, the nearest icon outline (judges."
+                          f"sketch_icon) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
                           + (f" Contact sheet: {shown}." if sheet else "")])
 
 
