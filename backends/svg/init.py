@@ -2,7 +2,8 @@
 "sample -> vectorize -> refine" and the raster-then-vectorize baseline).
 
     init        what it does                                                       cost (2-core CPU, icons prior)
-    trace       samples -> the best traced by vtracer (`trace.py`)                 well under a second
+    trace       samples -> the best traced by vtracer (`trace.py`); sketches:     well under a second
+                open strokes along its outlines (`trace.trace_strokes`)
     live        samples -> the best fitted LIVE-style (`vectorize.live_vectorize`) minutes (LIVE's stages)
     scratch     random circles / strokes / a colour grid, no samples               none; needs many more SDS steps
 
