@@ -4,6 +4,9 @@
     python -m benchmarks.eval_icons --quick --no-record   # 2 prompts, few steps: exercises the flow (tests)
     python -m benchmarks.eval_icons --visitors      # a visitor's prompts (VISITOR_PROMPTS), the tab's defaults,
                                                     # with a contact sheet in docs/text_to_svg_prompts.png
+    python -m benchmarks.eval_icons --visitors --only composed,sketch --sheet docs/text_to_svg_compose.png
+                                                    # issue 37's 20 compositions (judges.composed) and 10 sketches
+                                                    # (judges.sketch_icon)
 
 Prompts: every k-th distinct icon caption of two or three plain words (a deterministic, evenly spread choice over
 the emoji groups), phrased as a person would ask: "a red apple", "an umbrella" ("a" / "an" + caption). Each runs
@@ -74,6 +77,26 @@ VISITOR_PROMPTS = {
 }
 
 
+# Prompts that name two things in a relation (issue 37; none of the issue's own examples, which were for tuning), each
+# with the words the icon of every thing must carry: judged by `judges.composed` (each thing's best window).
+COMPOSED_PROMPTS = [
+    ("a frog wearing a crown", ["frog", "crown"]), ("an owl wearing a top hat", ["owl", "top hat"]),
+    ("a monkey wearing sunglasses", ["monkey", "sunglasses"]), ("a pig wearing a crown", ["pig", "crown"]),
+    ("a rabbit holding a carrot", ["rabbit", "carrot"]), ("a bear holding a balloon", ["bear", "=balloon"]),
+    ("a mouse holding a cheese", ["=mouse|mouse face", "cheese"]), ("a monkey riding a bicycle", ["monkey", "bicycle"]),
+    ("a frog on a lotus", ["frog", "lotus"]), ("a cat on a skateboard", ["cat", "skateboard"]),
+    ("a snail under an umbrella", ["snail", "umbrella"]), ("a sheep under a cloud", ["sheep|ram|ewe", "cloud"]),
+    ("a bird over a house", ["bird", "house"]), ("a rocket over a planet", ["rocket", "planet"]),
+    ("an apple and a banana", ["apple", "banana"]), ("a pencil next to a book", ["pencil", "book"]),
+    ("a lemon and a cherry", ["lemon", "cherries"]), ("a dolphin beside a sailboat", ["dolphin", "sailboat"]),
+    ("a hedgehog in the snow", ["hedgehog", "snowflake"]), ("an owl at night", ["owl", "moon"]),
+]
+# Sketch prompts (style sketch), judged by `judges.sketch_icon` (the strokes against each icon's outline).
+SKETCH_PROMPTS = [("an anchor", "anchor"), ("a key", "key"), ("a light bulb", "light bulb"),
+                  ("a mushroom", "mushroom"), ("a heart", "heart"), ("an umbrella", "umbrella"),
+                  ("a hammer", "hammer"), ("a star", "star"), ("a snail", "snail"), ("a pear", "pear")]
+
+
 def canvas_stats(x: np.ndarray) -> tuple[float, float]:
     """(coverage, contrast) of a drawing (3*64*64,) over white: the share of pixels that differ from white by more
     than 0.1 (any channel), and the standard deviation of the luminance. A pale field of specks has little of
@@ -100,12 +123,15 @@ def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = 
     settings = settings or {}
     run_one("svg/vectorfusion", {"prompt": "a rocket", "steps": 1}, out_root / "warmup")  # loading, untimed
     rows, tiles = [], []
+    from .judges import composed, sketch_icon
+
     for cls, items in prompts.items():
         for prompt, want in items:
             out = out_root / f"{len(rows):03d}"
             t0, c0, first, result = time.perf_counter(), time.process_time(), None, None
-            for item in backends.run("svg/vectorfusion", {"prompt": prompt, "seed": 0, **settings}, prior="icons",
-                                     out_dir=out, device="cpu"):
+            style = {"style": "sketch"} if cls == "sketch" else {}
+            for item in backends.run("svg/vectorfusion", {"prompt": prompt, "seed": 0, **style, **settings},
+                                     prior="icons", out_dir=out, device="cpu"):
                 if first is None and getattr(item, "preview", None) is not None:
                     first = time.perf_counter() - t0
                 result = item if isinstance(item, Result) else result
@@ -113,9 +139,25 @@ def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = 
             drawing = rasterize(result.files["svg"])
             nearest = icons.captions[icons.nearest(drawing)]
             coverage, contrast = canvas_stats(drawing)
-            drawn = prior.read(prompt).drawn
-            row = {"class": cls, "prompt": prompt, "want": want, "main_first": wanted(drawn[0], want),
-                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": wanted(nearest, want),
+            reading = prior.read(prompt)
+            drawn = reading.drawn
+            wants = want if isinstance(want, list) else [want]
+            if cls == "sketch":  # the strokes against each icon's outline
+                judge = "outline"
+                nearest = sketch_icon(result.files["png"], want).nearest
+                ok = wanted(nearest, want)
+            elif len(reading.objects) > 1 or reading.backdrop or isinstance(want, list):
+                # a composition: every wanted thing by its best windows (the older classes want the main one)
+                judge = "windows"
+                found = composed(result.files["png"], wants).found
+                nearest = "; ".join(f"{w}: {c or '-'}" for w, c in found.items())
+                ok = all(found.values())
+            else:
+                judge = "nearest"
+                ok = wanted(nearest, want)
+            row = {"class": cls, "prompt": prompt, "want": want,
+                   "main_first": all(any(wanted(d, w) for d in drawn[0].split(" + ")) for w in wants[:1]),
+                   "retrieved_first": drawn[0], "nearest": nearest, "recognized": ok, "judge": judge,
                    "coverage": coverage, "contrast": contrast,
                    "pale": coverage < PALE[0] or contrast < PALE[1], "seconds": sec, "cpu_seconds": cpu,
                    "first_preview_s": first}
@@ -321,6 +363,7 @@ def main(argv=None) -> dict:
     p.add_argument("--visitors", action="store_true",
                    help="the visitor prompt set (VISITOR_PROMPTS) through the tab's default svg/vectorfusion, with a "
                         "contact sheet (--sheet); --quick: one prompt of each class, 5 steps")
+    p.add_argument("--only", default=None, help="with --visitors: a comma list of classes (e.g. composed,sketch)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --visitors: a setting for every run (e.g. init=scratch)")
     p.add_argument("--sheet", default=None, help="with --visitors: the contact sheet's path "
@@ -371,9 +414,11 @@ def main(argv=None) -> dict:
 
 def main_visitors(args) -> dict:
     settings = dict(kv.split("=", 1) for kv in args.set)
-    prompts = VISITOR_PROMPTS
+    prompts = {**VISITOR_PROMPTS, "composed": COMPOSED_PROMPTS, "sketch": SKETCH_PROMPTS}
+    if args.only:
+        prompts = {cls: prompts[cls] for cls in args.only.split(",")}
     if args.quick:
-        prompts = {cls: items[:1] for cls, items in VISITOR_PROMPTS.items()}
+        prompts = {cls: items[:1] for cls, items in prompts.items()}
         settings.setdefault("steps", "5")
     sheet = (Path(args.sheet).resolve() if args.sheet
              else None if args.quick else ROOT / "docs" / "text_to_svg_prompts.png")
@@ -399,8 +444,10 @@ def record_visitors(res: dict, settings: dict, sheet: Path | None) -> None:
                    notes=["svg/vectorfusion, prior icons, seed 0, the tab's defaults"
                           + (f" with {settings}" if settings else "")
                           + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
-                          "first retrieved caption shows it. Recognized: the SVG's nearest shipped icon (L2, "
-                          f"resvg 64 px) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
+                          "first retrieved caption shows it. Recognized (each row's judge): one thing, the SVG's "
+                          "nearest shipped icon (L2, resvg 64 px) shows it; a composition, every wanted thing is found "
+                          "by its best windows (judges.composed); a sketch, the nearest icon outline (judges."
+                          f"sketch_icon) shows it. Pale: coverage < {PALE[0]} or luminance std < {PALE[1]}."
                           + (f" Contact sheet: {shown}." if sheet else "")])
 
 

@@ -209,7 +209,8 @@ def test_run_text_to_svg_says_what_the_offline_prior_understood_and_flags_a_rand
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "clip_score=" in out and "(random-weight CLIP: not meaningful)" in out
-    assert "note: The icons prior read the prompt as “robot”" in out and "Not drawn: balloon" in out
+    # both things, and how they are laid out (issue 37: compositions)
+    assert "note: The icons prior read the prompt as robot; balloon" in out and "holding a balloon at its side" in out
 
 
 

@@ -58,13 +58,17 @@ def test_visitor_eval_scores_each_class_and_writes_a_contact_sheet(tmp_path):
     res = eval_icons.main(["--visitors", "--quick", "--no-record", "--sheet", str(tmp_path / "sheet.png"),
                            "--json", str(tmp_path / "res.json")])
     rows = res["visitors"]
-    assert [r["class"] for r in rows] == list(eval_icons.VISITOR_PROMPTS)
+    assert [r["class"] for r in rows] == [*eval_icons.VISITOR_PROMPTS, "composed", "sketch"]
     for r in rows:
         assert r["seconds"] > 0 and r["first_preview_s"] <= r["seconds"] and 0 <= r["coverage"] <= 1
-        assert r["recognized"] == eval_icons.wanted(r["nearest"], r["want"])
+        if r["judge"] == "windows":  # a composition: every thing by its best windows (judges.composed)
+            assert r["recognized"] == all(not part.endswith(": -") for part in r["nearest"].split("; "))
+        else:  # one thing: the nearest icon (a sketch: the nearest outline, judges.sketch_icon) carries it
+            assert r["judge"] == ("outline" if r["class"] == "sketch" else "nearest")
+            assert r["recognized"] == eval_icons.wanted(r["nearest"], r["want"])
     from PIL import Image
 
-    assert Image.open(tmp_path / "sheet.png").size == (6 * 160, 188)
+    assert Image.open(tmp_path / "sheet.png").size == (6 * 160, 2 * 188)
     assert json.loads((tmp_path / "res.json").read_text()) == res
 
 

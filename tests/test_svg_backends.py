@@ -183,10 +183,10 @@ def test_csd_live_pixel_art_colours_each_candidates_squares_from_its_own_sample(
     assert min(np.abs(g - pooled).max() for g in grids) < 3.0
 
 
-def test_csd_init_auto_is_scratch_for_sketches_and_live_sketches_are_refused(tmp_path, tiny_prior):
+def test_csd_init_auto_traces_sketches_from_samples_and_live_sketches_are_refused(tmp_path, tiny_prior):
     _, result = run_collect("svg/csd", {"prompt": "a cat", "style": "sketch", "k": 2, "steps": 1, "paths": 2,
-                                        **FAST}, prior="tiny-sd", out_dir=tmp_path, device="cpu")
-    assert result.metadata["init"] == "scratch"
+                                        "sample_steps": 2, **FAST}, prior="tiny-sd", out_dir=tmp_path, device="cpu")
+    assert result.metadata["init"] == "trace"  # strokes along each sample's outlines (issue 37)
     with pytest.raises(InputError, match="init=live"):
         run_collect("svg/csd", {"prompt": "a cat", "style": "sketch", "init": "live", "steps": 1}, prior="tiny-sd",
                     out_dir=tmp_path / "live", device="cpu")

@@ -204,7 +204,10 @@ class PromptReading:
     subject: the words that name what is drawn; drawn: what it draws them from (e.g. icon captions), most weight
     first; colours: the colour words applied; colour_found: whether some match has those colours; left_out: known
     words of other objects, not drawn; unknown: words it does not know; negation_dropped: negation items ("no
-    bicycles") left out because the prompt asked for none."""
+    bicycles") left out because the prompt asked for none. objects: the things it names, as typed (at most three);
+    relations: how each after the first relates to it ("wearing", "holding", "riding", "on", "in", "under",
+    "over", "beside"); backdrop: a setting drawn behind ("night", "snow") or None; composed: what a composition
+    draws and how, in words ("" for one thing)."""
 
     subject: tuple[str, ...]
     drawn: tuple[str, ...]
@@ -213,15 +216,23 @@ class PromptReading:
     left_out: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
     negation_dropped: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
+    relations: tuple[str, ...] = ()
+    backdrop: str | None = None
+    composed: str = ""
 
     def sentence(self, prior: str = "the offline prior") -> str:
         """One paragraph in plain words: what was drawn, from which items, what was left out and why."""
-        parts = [f"{prior[0].upper()}{prior[1:]} read the prompt as “{' '.join(self.colours + self.subject)}” "
-                 f"and draws it from: {', '.join(self.drawn)}."]
+        if self.composed:
+            things = "; ".join(self.objects) + (f"; backdrop: {self.backdrop}" if self.backdrop else "")
+            parts = [f"{prior[0].upper()}{prior[1:]} read the prompt as {things} and composes {self.composed}."]
+        else:
+            parts = [f"{prior[0].upper()}{prior[1:]} read the prompt as “{' '.join(self.colours + self.subject)}” "
+                     f"and draws it from: {', '.join(self.drawn)}."]
         if self.colours and not self.colour_found:
             parts.append(f"None of those is {' or '.join(self.colours)}: the colour could not be matched.")
         if self.left_out:
-            parts.append(f"Not drawn: {', '.join(self.left_out)} (it draws one object, the first one named).")
+            parts.append(f"Not drawn: {', '.join(self.left_out)} (no icon's name holds it, or it is past the third thing named).")
         if self.unknown:
             parts.append(f"Words it does not know: {', '.join(self.unknown)}.")
         if self.negation_dropped:

@@ -35,7 +35,10 @@ log-weights over the whole icon set (-inf for icons not retrieved), so Cond's ba
 """
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -51,11 +54,16 @@ from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, PromptReading, as_list, per_row
 from ..errors import InputError
-from .reading import COLOUR_CLASSES, GENERIC, Phrase, colour_shares, read_prompt
+from .compose import VARIANTS, Cutout, cutout, layout
+from .reading import (BACKDROPS, COLOUR_CLASSES, Phrase, PromptParts, Understood, colour_shares,
+                      composition_sentence, head_word, read_prompt, stem, thing_name, understand)
+from .reading import ALIASES, USUAL
 from .text_match import STOP_WORDS, TextIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "icons.npz"
 COLOUR_SHARE = 0.25  # an icon "is red" when at least this share of its own pixels is red
+COMPOSE_ICONS = (3, 2, 2)  # icons of the first, second and third thing combined in compositions
+COMPOSED_SLOTS = 1024  # bank rows for composed pictures (50 MB at 64 px), reused oldest first
 
 # Words the backends' style suffixes add ("minimal flat 2d vector icon. lineal color. on a white background.
 # trending on artstation", "pixel art", "2d line drawing"): every icon here is flat, coloured and on white, so
@@ -152,6 +160,13 @@ class IconPrior:
                             "(no Stable Diffusion, no weights; runs offline on a CPU)")
         self._gather_cache: tuple | None = None
         self.switches: list[str] = []
+        # composed pictures (`_compose`): COMPOSED_SLOTS rows after the icons, so every Cond has one width
+        self._extra = torch.zeros(COMPOSED_SLOTS, images[0].numel(), device=self.device)
+        self._composed: OrderedDict = OrderedDict()
+        self._next_slot = 0
+        self._compose_lock = threading.Lock()
+        self._cutouts: dict[int, Cutout] = {}
+        self.composed_captions: dict[int, str] = {}
 
     @classmethod
     def load(cls, device: torch.device | str = "cpu", path: str | Path = DATA, **kwargs) -> "IconPrior":
@@ -178,7 +193,7 @@ class IconPrior:
         """(N,) float32 log-weights of the icons `prompt` names (-inf elsewhere), as `read` explains them. Raises
         InputError when no icon matches, naming the closest captions."""
         ids, scores, _ = self._retrieve(prompt)
-        out = torch.full((len(self.captions),), -math.inf)
+        out = torch.full((self.components,), -math.inf)
         out[torch.from_numpy(ids)] = torch.from_numpy((scores - scores.max()) / self.temperature)
         return out
 
@@ -186,17 +201,16 @@ class IconPrior:
         """What the prompt retrieves, in words (`backends.priors.base.PromptReader`): the main object, the icons
         it is drawn from (distinct captions, most weight first), colours, words left out or unknown."""
         ids, scores, reading = self._retrieve(prompt)
-        drawn = list(dict.fromkeys(self.captions[i] for i in ids[np.argsort(-scores, kind="stable")]))
+        drawn = list(dict.fromkeys(self.component_caption(i) for i in ids[np.argsort(-scores, kind="stable")]))
         return replace(reading, drawn=tuple(drawn[:4]) + (("...",) if len(drawn) > 4 else ()))
 
     @lru_cache(maxsize=64)
     def _retrieve(self, prompt: str) -> tuple[np.ndarray, np.ndarray, PromptReading]:
-        """(icon ids, their retrieval scores, the reading without `drawn`) for a prompt: see `reading.py`.
+        """(component ids, their retrieval scores, the reading without `drawn`) for a prompt: see `reading.py`.
 
-        The main phrase's head noun (its last known word) must occur in every icon retrieved; the phrase's words and
-        colours rank them (BM25 + caption cover); negation icons are dropped unless the prompt asks for one; colour
-        words keep only the matches whose own pixels are at least `COLOUR_SHARE` of those colours (all of them when
-        none is). Then icons scoring at least keep_ratio x the best are kept, at most max_icons."""
+        One thing named: the icons of its phrase (`_phrase_icons`). Two or three things, or a thing and a backdrop
+        ("at night"): composed pictures of their icons laid out by the relation (`compose.layout`), each variant of
+        each combination one component, scored by the sum of its icons' scores (`_compose`)."""
         index = self.index
         parts = read_prompt(prompt, index.stop_words)
         phrases = list(parts.phrases)
@@ -204,40 +218,154 @@ class IconPrior:
         if len(phrases) > 1 and any(terms == c for c in index.caption_terms):  # the prompt is an icon's name
             phrases = [Phrase(sum((p.words for p in phrases), ()), sum((p.colours for p in phrases), ()),
                               sum((p.typed for p in phrases), ()))]
-        known = [p for p in phrases if any(w in index.vocab for w in p.words)]
-        main = known[0] if known else next((p for p in phrases if p.colours), None)
+        understood = understand(PromptParts(tuple(phrases), parts.negation), index.vocab)
+        by_typed = {p.typed: p for p in phrases}
+        if understood.objects:
+            main = by_typed[understood.objects[0][0]]
+        else:
+            main = next((p for p in phrases if p.colours), None)
         if main is None:
             raise self._no_match(prompt)
-        known_words = [w for w in main.words if w in index.vocab]
-        heads = [w for w in known_words if w not in GENERIC] or known_words
-        colour_terms = [c for c in main.colours if c in index.vocab]
-        cand = index.holding(heads[-1]) if heads else np.unique(np.concatenate([index.holding(c) for c in colour_terms]
-                                                                              or [np.zeros(0, np.int64)]))
+        typed = {w: t for p in phrases for w, t in zip(p.words, p.typed)}
+        unknown = [t for w, t in typed.items() if w not in index.vocab]
+        ids, scores, found, dropped = self._phrase_icons(main, parts.negation, prompt)
+        reading = PromptReading(subject=main.typed, drawn=(), colours=tuple(dict.fromkeys(main.colours)),
+                                colour_found=found, left_out=understood.extra,
+                                unknown=tuple(dict.fromkeys(unknown)), negation_dropped=dropped,
+                                objects=tuple(thing_name(t) for t, _ in understood.objects) or (thing_name(main.typed),))
+        if len(understood.objects) < 2 and understood.backdrop is None:
+            return ids, scores, reading
+        return self._compose(understood, by_typed, (ids, scores), parts.negation, prompt, reading)
+
+    def _phrase_icons(self, phrase: Phrase, negation: bool, prompt: str):
+        """(icon ids, scores, colour found, negation icons dropped) of one phrase.
+
+        The phrase's head noun (`reading.head_word`: its last known word, not a measure or a generic word) must occur
+        in every icon retrieved; the phrase's words and colours rank them (BM25 + caption cover); negation icons are
+        dropped unless the prompt asks for one; colour words keep only the matches whose own pixels are at least
+        `COLOUR_SHARE` of those colours (all of them when none is). Then icons scoring at least keep_ratio x the
+        best are kept, at most max_icons."""
+        index = self.index
+        head = head_word(phrase.words, index.vocab)
+        colour_terms = [c for c in phrase.colours if c in index.vocab]
+        cand = index.holding(head) if head else np.unique(np.concatenate([index.holding(c) for c in colour_terms]
+                                                                         or [np.zeros(0, np.int64)]))
         dropped: tuple[str, ...] = ()
-        if not parts.negation:
+        if not negation:
             neg = self.negation[cand]
             if neg.any() and not neg.all():
                 dropped = tuple(dict.fromkeys(self.captions[i] for i in cand[neg]))
                 cand = cand[~neg]
         found = True
-        if main.colours and len(cand):
-            cols = [COLOUR_CLASSES.index(c) for c in dict.fromkeys(main.colours)]
+        if phrase.colours and len(cand):
+            cols = [COLOUR_CLASSES.index(c) for c in dict.fromkeys(phrase.colours)]
             share = self.colour_shares(cand)[:, cols].sum(1)
             found = bool((share >= COLOUR_SHARE).any())
             if found:
                 cand = cand[share >= COLOUR_SHARE]
         if not len(cand):
             raise self._no_match(prompt)
-        scores = index.term_scores(list(main.words) + colour_terms)[cand]
+        scores = index.term_scores(list(phrase.words) + colour_terms)[cand]
         order = np.argsort(-scores, kind="stable")[: self.max_icons]
         keep = order[scores[order] >= self.keep_ratio * scores[order[0]]]
-        typed = {w: t for p in phrases for w, t in zip(p.words, p.typed)}
-        left = [typed[w] for p in phrases if p is not main for w in p.words if w in index.vocab]
-        unknown = [t for w, t in typed.items() if w not in index.vocab]
-        reading = PromptReading(subject=main.typed, drawn=(), colours=tuple(dict.fromkeys(main.colours)),
-                                colour_found=found, left_out=tuple(dict.fromkeys(left)),
-                                unknown=tuple(dict.fromkeys(unknown)), negation_dropped=dropped)
-        return cand[keep], scores[keep], reading
+        return cand[keep], scores[keep], found, dropped
+
+    def _compose(self, understood: Understood, by_typed: dict, main_icons, negation: bool, prompt: str,
+                 reading: PromptReading):
+        """Components for a prompt that names several things: the best COMPOSE_ICONS[j] icons of thing j, every
+        combination in every layout variant of its relations (`compose.VARIANTS`), registered as extra rows of the
+        bank (`_register`). A combination's score is the sum of its icons' scores, so among layouts of the same icons
+        the mixture is uniform and better-named icons weigh more."""
+        picks, heads, names, objects, relations, skipped = [], [], [], [], [], []
+        for j, (typed, head) in enumerate(understood.objects):
+            if j == 0:
+                ids, scores = main_icons
+            else:
+                found = self._thing_icons(by_typed[typed], head, negation, prompt)
+                if found is None:  # no icon shows it: said, not drawn as something else
+                    skipped.append(thing_name(typed))
+                    continue
+                ids, scores = found
+                relations.append(understood.relations[j - 1])
+            objects.append((typed, head))
+            order = np.argsort(-scores, kind="stable")[:COMPOSE_ICONS[j]]
+            picks.append([(int(ids[i]), float(scores[i])) for i in order])
+            heads.append(head)
+            names.append(self.captions[int(ids[order[0]])])
+        if len(objects) == 1 and understood.backdrop is None:
+            return main_icons[0], main_icons[1], replace(reading, objects=(thing_name(objects[0][0]),),
+                                                         left_out=tuple(skipped) + reading.left_out)
+        backdrop = None
+        if understood.backdrop is not None:
+            caption = BACKDROPS[understood.backdrop]
+            backdrop = self.cutout(self.captions.index(caption))
+        variants = len(VARIANTS[relations[0]]) if relations else 2
+        key = (tuple(tuple(i for i, _ in p) for p in picks), tuple(relations), understood.backdrop)
+        images, captions, scores = [], [], []
+        for combo in itertools.product(*picks):
+            things = [(self.cutout(i), h) for (i, _), h in zip(combo, heads)]
+            for v in range(variants):
+                images.append(layout(things, relations, v, backdrop, self.native_size))
+                captions.append(" + ".join(self.captions[i] for i, _ in combo))
+                scores.append(sum(sc for _, sc in combo))
+        ids = self._register(key, torch.stack(images), captions)
+        how = composition_sentence(names, [t for t, _ in objects], relations, understood.backdrop)
+        reading = replace(reading, relations=tuple(relations), backdrop=understood.backdrop, composed=how,
+                          objects=tuple(thing_name(t) for t, _ in objects),
+                          left_out=tuple(skipped) + reading.left_out)
+        return ids, np.asarray(scores, dtype=np.float32), reading
+
+    def _thing_icons(self, phrase: Phrase, head: str, negation: bool, prompt: str):
+        """(ids, scores) of a second or third thing, or None when no icon shows it: the icons whose caption holds
+        its head noun (a tag alone is too loose for a thing beside the main one: "branch" tags a nest), those
+        whose caption ends in it first ("top hat" before "cowboy hat face"); else the icon ALIASES names."""
+        typed = next((t for w, t in zip(phrase.words, phrase.typed) if w == head), head)
+        if ALIASES.get(typed) in self.captions:
+            return np.array([self.captions.index(ALIASES[typed])]), np.ones(1, dtype=np.float32)
+        try:
+            ids, scores, _, _ = self._phrase_icons(phrase, negation, prompt)
+        except InputError:
+            ids, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        terms = self.index.caption_terms
+        own = np.array([head in terms[i] for i in ids], dtype=bool)
+        if own.any():
+            ends = np.array([stem(self.captions[i].lower().replace("-", " ").split()[-1]) == head for i in ids[own]])
+            usual = np.array([self.captions[i] == USUAL.get(typed) for i in ids[own]])
+            top = float(scores[own].max())
+            return ids[own], scores[own] + (ends.astype(np.float32) + usual.astype(np.float32)) * top
+        return None
+
+    def cutout(self, i: int) -> Cutout:
+        """Icon i cut out of its white (`compose.cutout`), cached."""
+        if i not in self._cutouts:
+            n = self.native_size
+            self._cutouts[i] = cutout((self.bank(torch.tensor([i])).view(3, n, n) + 1) / 2)
+        return self._cutouts[i]
+
+    def _register(self, key, images: torch.Tensor, captions: list[str]) -> np.ndarray:
+        """Composed pictures (M, 3, n, n) in [0, 1] as bank rows (ids len(captions) and up, in COMPOSED_SLOTS slots
+        reused oldest first); the same key gives the same rows back. Returns their ids (M,)."""
+        with self._compose_lock:
+            if key in self._composed:
+                self._composed.move_to_end(key)
+                return self._composed[key]
+            m = len(images)
+            if self._next_slot + m > COMPOSED_SLOTS:  # wrap: the oldest compositions give their rows back
+                self._next_slot = 0
+                self._composed.clear()
+                self._retrieve.cache_clear()
+            ids = np.arange(self._next_slot, self._next_slot + m) + len(self.captions)
+            self._next_slot += m
+            self._extra[ids - len(self.captions)] = (images.to(self.device, torch.float32) * 2 - 1).flatten(1)
+            for i, c in zip(ids, captions):
+                self.composed_captions[int(i)] = c
+            self._composed[key] = ids
+            self._gather_cache = None
+            return ids
+
+    def component_caption(self, i: int) -> str:
+        """The caption of mixture component i: an icon's, or a composition's ("cat + top hat")."""
+        return self.captions[i] if i < len(self.captions) else self.composed_captions.get(i, "")
 
     def _no_match(self, prompt: str) -> InputError:
         close = [c for c, _ in self.index.suggest(prompt, 3)]
@@ -273,7 +401,7 @@ class IconPrior:
         prompts = as_list(prompts)
         b = len(prompts)
         negs = per_row(negative, b, "negative prompts")
-        n = len(self.captions)
+        n = self.components
         text = torch.stack([self.log_weights(p) for p in prompts])
         base = torch.full((n,), -math.inf)
         base[self.uncond_ids] = 0.0
@@ -289,12 +417,28 @@ class IconPrior:
 
     # ----- the denoiser
 
+    @property
+    def components(self) -> int:
+        """The mixture's width: the icons, then COMPOSED_SLOTS rows for composed pictures (-inf until used)."""
+        return len(self.captions) + COMPOSED_SLOTS
+
     def bank(self, ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, 3*n*n) icons in latent units at their native n x n, or only the rows `ids` (M,). The bank is never
-        resized: runs at other sizes are scored at this one (`predict_eps`), so a step's memory is that of the
-        icons it weighs at 64 px whatever the canvas (all 3508 resized to 512 px once took 11 GB)."""
+        """(N, 3*n*n) icons in latent units at their native n x n, or the rows `ids` (M,) of the mixture's
+        components (icons, then composed pictures). The bank is never resized: runs at other sizes are scored at
+        this one (`predict_eps`), so a step's memory is that of the icons it weighs at 64 px whatever the canvas
+        (all 3508 resized to 512 px once took 11 GB)."""
         n = self.native_size
-        return self._bank[(n, n)] if ids is None else self._bank[(n, n)][ids.to(self.device)]
+        icons = self._bank[(n, n)]
+        if ids is None:
+            return icons
+        ids = ids.to(self.device)
+        if not len(ids) or int(ids.max()) < len(icons):
+            return icons[ids]
+        base = ids < len(icons)
+        out = torch.empty(len(ids), icons.shape[1], device=self.device)
+        out[base] = icons[ids[base]]
+        out[~base] = self._extra[ids[~base] - len(icons)]
+        return out
 
     def _draws(self, dim: int) -> torch.Tensor:
         """(K, dim) fixed standard normal draws for the smoothing (seeded: the prior stays deterministic)."""

@@ -2,7 +2,8 @@
 "sample -> vectorize -> refine" and the raster-then-vectorize baseline).
 
     init        what it does                                                       cost (2-core CPU, icons prior)
-    trace       samples -> the best traced by vtracer (`trace.py`)                 well under a second
+    trace       samples -> the best traced by vtracer (`trace.py`); sketches:     well under a second
+                open strokes along its outlines (`trace.trace_strokes`)
     live        samples -> the best fitted LIVE-style (`vectorize.live_vectorize`) minutes (LIVE's stages)
     scratch     random circles / strokes / a colour grid, no samples               none; needs many more SDS steps
 
@@ -22,23 +23,24 @@ from ..errors import InputError
 from ..priors.base import PromptReader, PromptScorer
 from ..types import Progress
 from .painting import Painting, grid_image, resize_to, stack_paintings
-from .trace import trace_painting
+from .trace import trace_painting, trace_strokes
 from .vectorize import live_steps, live_vectorize
 
 VECTORIZERS = ("trace", "live")
-INIT_HELP = ("auto: trace, except scratch for sketches; trace: K prior samples, the best traced into paths "
-             "(well under a second) then refined by SDS; live: the same, vectorized LIVE-style (minutes on a CPU); "
-             "scratch: random shapes, no samples (needs more SDS steps)")
+INIT_HELP = ("auto: trace; trace: K prior samples, the best traced into paths (sketches: strokes along its "
+             "outlines; well under a second) then refined by SDS; live: the same, vectorized LIVE-style (minutes on "
+             "a CPU; not for sketches); scratch: random shapes, no samples (needs more SDS steps)")
 
 
 def resolve_init(init: str, kind: str) -> str:
-    """The init a run uses: "auto" is "trace" for filled paths and pixel art and "scratch" for sketches (strokes:
-    a traced or LIVE init gives filled shapes, not lines). An explicit trace / live with sketches is refused."""
+    """The init a run uses: "auto" is "trace" (sketches: strokes traced along the best sample's outlines,
+    `trace.trace_strokes`). An explicit live with sketches is refused (LIVE fits filled shapes, not lines)."""
     if init == "auto":
-        return "scratch" if kind == "stroke" else "trace"
-    if init in VECTORIZERS and kind == "stroke":
-        raise InputError(f"init={init} vectorizes raster samples into filled shapes: use it with the iconography or "
-                         "pixelart style, not sketch (sketches start from random strokes: init scratch)")
+        return "trace"
+    if init == "live" and kind == "stroke":
+        raise InputError("init=live fits raster samples with filled shapes: use it with the iconography or pixelart "
+                         "style, not sketch (sketches start from strokes along the best sample's outlines: init "
+                         "trace, or random strokes: init scratch)")
     return init
 
 
@@ -76,11 +78,12 @@ def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps
                           negative: str, generator: torch.Generator, scorer, vectorize: str | None = "trace",
                           paths: int = 64, segments: int = 4, iters: int = 100, live_size: int = 256,
                           canvas: int = 600, every: int = 25, offset: int = 0, total: int | None = None,
-                          keep: int = 1):
+                          keep: int = 1, kind: str = "path", stroke_width: float = 6.0):
     """K raster samples of `prompt` at the prior's native size (deterministic DDIM), ranked against `rank_prompt`
     (the user's words, without the style suffix; `rank_samples`), the `keep` best vectorized by `vectorize`
-    ("trace", "live" or None) into at most `paths` closed paths of `segments` cubics on a `canvas` px canvas, as
-    one Painting of `keep` scenes. A generator: yields Progress (numbered from `offset` within `total`; LIVE counts
+    ("trace", "live" or None) into at most `paths` closed paths of `segments` cubics on a `canvas` px canvas (kind
+    "stroke" with "trace": `paths` open strokes of `stroke_width` px along its outlines), as one Painting of `keep`
+    scenes. A generator: yields Progress (numbered from `offset` within `total`; LIVE counts
     its steps, tracing none) and returns a `Sampled`."""
     if not 1 <= keep <= k:
         raise ValueError(f"keep must be between 1 and k = {k}, not {keep}")
@@ -96,7 +99,13 @@ def sample_rank_vectorize(prior, prompt: str, *, rank_prompt: str, k: int, steps
     yield Progress(step=offset, total=total, preview=grid_image(samples[order]),
                    message=f"{k} samples, best first, ranked by {ranked_by}")
     found = Sampled(samples, order, scores, ranked_by, None)
-    if vectorize == "trace":
+    if vectorize == "trace" and kind == "stroke":
+        fits = [trace_strokes(samples[i].to(prior.device), paths=paths, segments=segments, canvas=canvas,
+                              stroke_width=stroke_width) for i in order[:keep]]
+        found.painting = stack_paintings(fits)
+        yield Progress(step=offset, total=total, preview=grid_image(found.painting.render()),
+                       message=f"drew {paths} strokes along the best sample's outlines")
+    elif vectorize == "trace":
         fits = [trace_painting(samples[i].to(prior.device), paths=paths, segments=segments, canvas=canvas)
                 for i in order[:keep]]
         found.painting = stack_paintings(fits)

@@ -214,3 +214,126 @@ def trace_painting(image: torch.Tensor, *, paths: int, segments: int, canvas: in
     return Painting(canvas, canvas, "path", torch.tensor(points, dtype=torch.float32, device=device)[None],
                     torch.tensor(colors, dtype=torch.float32, device=device)[None],
                     torch.tensor(background, dtype=torch.float32, device=device)[None], torch.arange(n)[None])
+
+
+def _resample(line: np.ndarray, n: int) -> np.ndarray:
+    """n points at equal arc length along an open polyline (M, 2)."""
+    seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return np.repeat(line[:1], n, axis=0)
+    t = np.linspace(0.0, s[-1], n)
+    return np.stack([np.interp(t, s, line[:, 0]), np.interp(t, s, line[:, 1])], axis=1)
+
+
+def _arc(contour: np.ndarray, lo: float, hi: float, closed: bool) -> np.ndarray:
+    """The part of a polyline between arc lengths lo and hi (closed: wrapping once), with its end points."""
+    pts = np.concatenate([contour, contour[:1]]) if closed else contour
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    inner = pts[(s > lo) & (s < hi)]
+    at = lambda v: np.array([np.interp(v, s, pts[:, 0]), np.interp(v, s, pts[:, 1])])  # noqa: E731
+    return np.vstack([at(lo)[None], inner, at(hi)[None]])
+
+
+def _runs(points: np.ndarray, new: np.ndarray) -> list[np.ndarray]:
+    """The maximal runs of consecutive `new` points of a closed polyline (M, 2), as open polylines; the whole
+    contour when every point is new."""
+    if new.all():
+        return [points]
+    start = int(np.argmin(new))  # begin at a covered point, so no run wraps past the array's end
+    pts, flags = np.roll(points, -start, axis=0), np.roll(new, -start)
+    runs, cur = [], []
+    for p, f in zip(pts, flags):
+        if f:
+            cur.append(p)
+        elif cur:
+            runs.append(np.array(cur))
+            cur = []
+    if cur:
+        runs.append(np.array(cur))
+    return [r for r in runs if len(r) > 1]
+
+
+def _length(line: np.ndarray, closed: bool = False) -> float:
+    pts = np.vstack([line, line[:1]]) if closed else line
+    return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
+
+
+def stroke_lines(image: np.ndarray, count: int, *, speckle: int = 4, min_share: float = 0.04,
+                 tol: float = 0.02) -> list[np.ndarray]:
+    """The `count` open polylines a sketch of `image` (H, W, 3) in [0, 1] starts from, in image pixels, most salient
+    first: the outlines of its colour regions (vtracer's, as `trace_shapes`), the largest region's first (the
+    silhouette). A region's outline runs along its neighbours' where they touch: the parts within `tol` (share of
+    the image's side) of an outline already taken are dropped, so no edge is drawn twice. What is left is cut into
+    pieces of about equal length, so that every stroke covers a like share of the drawing; pieces shorter than
+    `min_share` of the image's perimeter are dropped (specks). An image with nothing but background gives none."""
+    from scipy.spatial import cKDTree
+
+    h, w = image.shape[:2]
+    shapes, _ = trace_shapes(image, speckle=speckle)
+    shapes = sorted(shapes, key=lambda s: -s.area)
+    near = tol * max(h, w)
+    taken: list[np.ndarray] = []
+    lines: list[tuple[float, np.ndarray, bool]] = []  # (salience rank, polyline, closed)
+    for rank, s in enumerate(shapes):
+        c = _resample(np.vstack([s.contour, s.contour[:1]]), max(8, int(_length(s.contour, True) / 1.0)))[:-1]
+        if taken:
+            d, _ = cKDTree(np.vstack(taken)).query(c)
+            runs = _runs(c, d > near)
+        else:
+            runs = [c]
+        for r in runs:
+            closed = len(r) == len(c)
+            if _length(r, closed) >= min_share * 2 * (h + w):
+                lines.append((rank, r, closed))
+        taken.append(c)
+    if not lines or count < 1:
+        return []
+    total = sum(_length(r, closed) for _, r, closed in lines)
+    chunk = total / count
+    pieces: list[tuple[float, np.ndarray]] = []
+    for rank, r, closed in lines:
+        L = _length(r, closed)
+        n = max(1, round(L / chunk))
+        for j in range(n):
+            pieces.append((rank + j / (n + 1), _arc(r, L * j / n, L * (j + 1) / n, closed=closed)))
+    pieces.sort(key=lambda p: p[0])
+    out = [p for _, p in pieces[:count]]
+    while len(out) < count:  # fewer pieces than strokes: halve the longest
+        i = max(range(len(out)), key=lambda k: _length(out[k]))
+        line = out.pop(i)
+        L = _length(line)
+        out[i:i] = [_arc(line, 0.0, L / 2, closed=False), _arc(line, L / 2, L, closed=False)]
+    return out
+
+
+def trace_strokes(image: torch.Tensor, *, paths: int, segments: int, canvas: int, stroke_width: float,
+                  speckle: int = 4) -> Painting:
+    """A sketch's start from one raster (3, H, W) in [0, 1]: a K = 1 Painting of `paths` open black strokes of
+    `segments` cubics and `stroke_width` px on a `canvas` px canvas, laid along the picture's outlines
+    (`stroke_lines`: the silhouette first, then inner regions' outlines), each stroke's control points at equal arc
+    length along its piece (CLIPasso and DiffSketcher start from a picture's salient edges for the same reason:
+    strokes from random walks never organise into a drawing in a short run). An image with nothing but background
+    gives strokes along a centred circle."""
+    img = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    h, w = img.shape[:2]
+    if max(h, w) < TRACE_MIN:  # smoother outlines, as trace_painting
+        from PIL import Image
+
+        f = -(-TRACE_MIN // max(h, w))
+        img = np.asarray(Image.fromarray((img * 255).round().astype(np.uint8)).resize((w * f, h * f),
+                                                                                     Image.BICUBIC)) / 255.0
+        h, w = img.shape[:2]
+    lines = stroke_lines(img, paths, speckle=speckle)
+    scale = np.array([canvas / w, canvas / h])
+    if not lines:
+        ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200))], 1)
+        ring = (ring * 0.3 + 0.5) * np.array([w, h])
+        lines = [_arc(ring, 2 * np.pi * 0.3 * w * j / paths, 2 * np.pi * 0.3 * w * (j + 1) / paths, closed=False)
+                 for j in range(paths)]
+    points = np.stack([_resample(line * scale, 3 * segments + 1) for line in lines])
+    device = image.device
+    n = len(points)
+    return Painting(canvas, canvas, "stroke", torch.tensor(points, dtype=torch.float32, device=device)[None],
+                    torch.tensor([0.0, 0.0, 0.0, 1.0], device=device).expand(1, n, 4).clone(),
+                    torch.ones(1, 3, device=device), torch.arange(n)[None], stroke_width)
