@@ -70,6 +70,8 @@ def grid_data(prompts: list[str], methods: list[str], seeds: list[int], run_conf
         raise InputError("Methods: choose at least one method.")
     tables = []
     for key in methods:
+        if methods.count(key) > 1:  # the page's words, not the spec's ("backends[2].label")
+            raise InputError(f"Methods: {str(key)[:40]!r} is chosen twice; choose each method once.")
         if key not in known:  # the task too, not only the name: 'panorama/vectorfusion' is no method here
             raise InputError(f"Methods: {str(key)[:40]!r} is not a Text to SVG method here.")
         prior = resolve_prior(backends.get(key), "auto", run_config.env)
@@ -156,6 +158,7 @@ class CompareTab:
         job = JOBS.start(_session(request), NAME)
         t0 = time.perf_counter()
         outcome, grid = "stopped", None
+        first_failure = ""
         try:
             from backends.files import JobDir, cleanup_expired
 
@@ -177,13 +180,15 @@ class CompareTab:
                     job_dir.touch()
                     if event.kind == "progress" and event.progress is not None:
                         job.step, job.total = event.progress.step, event.progress.total
+                    if event.kind == "failed" and not first_failure:
+                        first_failure = event.message
                     if event.kind in ("plan", "progress", "done", "failed"):
                         pictures = gallery_items(spec) if event.kind in ("done", "failed") else gr.skip()
                         yield self._status(event, t0), pictures, gr.skip(), gr.skip()
                     elif event.kind == "end":
                         summary = summary_markdown(json.loads((spec.out / "summary.json").read_text("utf-8")))
                         zipped = zip_report(spec.out, job_dir.path / "compare-report.zip")
-                        failed = f", {event.failed} failed" if event.failed else ""
+                        failed = f", {event.failed} failed (the first: {first_failure})" if event.failed else ""
                         outcome = "done"
                         yield (f"**Done**: {event.done} of {event.total} runs{failed} in "
                                f"{time.perf_counter() - t0:.1f} s.", gallery_items(spec), summary,
@@ -220,6 +225,8 @@ class CompareTab:
             if event.cell is not None:
                 what = "failed" if event.kind == "failed" else "finished"
                 line += f"; {what}: {event.cell.label} · {event.cell.prompt} · seed {event.cell.seed}"
+                if event.kind == "failed" and event.message:  # why, with the prior's closest prompts when it has them
+                    line += f": {event.message}"
         else:
             line = f"**Run {min(event.done + 1, event.total)} of {event.total}**"
             if event.cell is not None:

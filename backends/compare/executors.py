@@ -78,10 +78,25 @@ def local_devices(device=None, workers: int | None = None) -> list[str]:
 
     if device not in (None, "", "auto"):
         resolve_device(device)  # an InputError for a device this machine lacks
+        if str(device).split(":")[0] == "cpu":
+            check_cpu_workers(workers or 1)
         return [str(device)] * (workers or 1)
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    check_cpu_workers(workers or 1)
     return ["cpu"] * (workers or 1)
+
+
+def check_cpu_workers(workers: int) -> None:
+    """Refuse more CPU workers than the cores this process may use: each is a process running torch, and more of
+    them than cores only share the cores slower (and each holds a cell's memory; `plan.check_cells` counts that)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    if workers > cores:
+        raise InputError(f"{workers:,} workers is more than the {cores} CPU core{'s' if cores != 1 else ''} this "
+                         f"process may use; give --workers (or workers) of at most {cores}.")
 
 
 class LocalExecutor:
@@ -125,7 +140,15 @@ class LocalExecutor:
         # a worker hit while importing torch would print a traceback; this process stops them (SIGTERM) instead.
         with _sigint_ignored():
             for p in procs:
-                p.start()
+                try:
+                    p.start()
+                except OSError as err:  # a process cap (ulimit -u, a cgroup's pids.max): EAGAIN
+                    for started in procs:
+                        if started.pid is not None:
+                            started.kill()
+                            started.join(timeout=5)
+                    raise InputError(f"Could not start {len(procs)} worker processes ({err.strerror or err}: this "
+                                     "machine's process limit); give fewer --workers.") from None
         pending = {c.id: c for c in cells}
         running: dict[int, str] = {}
         try:
