@@ -7,7 +7,6 @@ import contextlib
 import io
 import multiprocessing.context
 import os
-from pathlib import Path
 
 import pytest
 

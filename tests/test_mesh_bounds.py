@@ -4,9 +4,7 @@ in one sentence naming the file, before trimesh decodes a texture or copies a me
 loads to what it holds."""
 from __future__ import annotations
 
-import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +15,12 @@ from PIL import Image
 
 from backends.errors import InputError
 from backends.mesh import load_mesh
-from tests.hostile import OBJ_TRIANGLE, glb_geometry, grid_triangles, make_hostile_meshes, mesh_zip
+from tests.hostile import glb_geometry, grid_triangles, make_hostile_meshes, mesh_zip
 
 ROOT = Path(__file__).resolve().parents[1]
+PEAK_KB = ("def peak_kb():\n"  # VmHWM: ru_maxrss keeps the high mark of the process that forked this one
+           "    with open('/proc/self/status') as fh:\n"
+           "        return next(int(line.split()[1]) for line in fh if line.startswith('VmHWM'))\n")
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +51,9 @@ def test_a_hostile_mesh_is_refused_in_one_sentence_naming_the_file_and_its_fault
 
 def _peak_mb_of_loading(path: Path) -> tuple[str, float]:
     """load_mesh(path) in a child process: (its one line of outcome, its peak resident memory in MB)."""
-    code = ("import resource, sys\nfrom backends.mesh import load_mesh\nfrom backends.errors import InputError\n"
+    code = (PEAK_KB + "import sys\nfrom backends.mesh import load_mesh\nfrom backends.errors import InputError\n"
             "try:\n    load_mesh(sys.argv[1]); print('loaded')\nexcept InputError as e:\n    print(e)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print(peak_kb())\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=True)
     line, peak_kb = out.stdout.strip().splitlines()
@@ -115,3 +116,60 @@ def test_the_cli_refuses_a_hostile_mesh_in_one_line_with_exit_2(hostile, name, t
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
+
+
+def _textured_box(path: Path, side: int) -> Path:
+    """A box with a side x side gradient texture (a few hundred KB as PNG), as a .glb."""
+    import trimesh
+
+    y, x = np.mgrid[0:side, 0:side]
+    rgb = np.stack([x * 255 // side, y * 255 // side, (x + y) * 127 // side], -1).astype(np.uint8)
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(0).uniform(0.01, 0.99, (len(box.vertices), 2))
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(rgb),
+                                                   baseColorFactor=[255, 255, 255, 255])
+    box.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    box.export(path, file_type="glb")
+    return path
+
+
+def test_mesh_texels_gives_the_loaded_texture_s_size_from_the_headers(tmp_path):
+    from backends.mesh import mesh_texels
+
+    path = _textured_box(tmp_path / "box.glb", 600)
+    assert mesh_texels(path) == 600 * 600 == int(np.prod(load_mesh(path).texture.shape[:2]))
+    small = _textured_box(tmp_path / "small.glb", 100)  # may be drawn into an atlas of 512 px a side
+    assert mesh_texels(small) == 512 * 512
+
+
+def test_a_4096_texture_over_the_memory_budget_is_refused_in_one_line_before_the_run(tmp_path):
+    """The stated largest texture: the estimate counts what its fits hold (3.3 GB), so a budget of 2.5 GB refuses it
+    before the run, after only the mesh's read (the run itself peaked at 3.26 GB on the CPU)."""
+    path = _textured_box(tmp_path / "big.glb", 4096)
+    code = (PEAK_KB + "import sys\nfrom backends.__main__ import main\nrc = main(sys.argv[1:])\n"
+            "print(rc, peak_kb())\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DISTILL_MEMORY_BUDGET="2.5GB")
+    proc = subprocess.run([sys.executable, "-c", code, "run", "views3d/csd-edit-mesh", "--input", str(path),
+                           "--set", "prompt=make it night", "--prior", "edits", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    rc, peak_kb = proc.stdout.split()[-2:]
+    lines = proc.stderr.strip().splitlines()
+    assert rc == "2" and len(lines) == 1 and "memory" in lines[0] and "DISTILL_MEMORY_BUDGET" in lines[0], lines
+    assert int(peak_kb) / 1024 < 1500
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+@pytest.mark.parametrize("backend", ["views3d/csd-edit", "views3d/per-view"])
+def test_a_mesh_given_to_a_views_method_names_the_method_that_takes_a_mesh(tmp_path, backend):
+    from backends import registry, runner
+    from backends.settings import make_settings
+
+    path = _textured_box(tmp_path / "box.glb", 16)
+    zipped = tmp_path / "obj.zip"
+    zipped.write_bytes(mesh_zip())
+    cls = registry.get(backend)
+    for given in (path, zipped):
+        with pytest.raises(InputError) as err:  # the run's first check (the estimate, from headers)
+            runner.work_of(cls, make_settings(cls.Settings, {"prompt": "make it night"}), [str(given)], None)
+        assert str(err.value) == (f"The file {given.name!r} is a textured mesh; {backend} edits views (images or an "
+                                  f"orbit video), {backend}-mesh edits a mesh.")

@@ -70,7 +70,50 @@ class Mesh:
 
 def load_mesh(path: str | os.PathLike) -> Mesh:
     """Read a textured mesh from `path` (see the module docstring), bounded."""
+    checked = _checked(os.fspath(path))
+    return _finish(_trimesh_load(checked.source, checked.file_type, checked.shown, resolver=checked.resolver),
+                   checked.shown)
+
+
+def mesh_texels(path: str | os.PathLike) -> int:
+    """The texels of the texture `load_mesh(path)` will give, from the headers (every check load_mesh makes
+    before trimesh runs is made, and nothing is decoded): its textures' pixels together, at most one texture of
+    MAX_TEXTURE_SIDE a side (an atlas of several is scaled to that), at least BAKE_SIZE a side (the atlas a mesh
+    without a texture gets)."""
+    return min(max(_checked(os.fspath(path)).pixels, BAKE_SIZE * BAKE_SIZE), MAX_TEXTURE_PIXELS)
+
+
+def is_mesh_file(path: str | os.PathLike) -> bool:
+    """Whether `path` looks like a mesh this module reads (a .glb or .gltf by name or content, a zip holding an
+    .obj), so that a method taking images can name the one that takes a mesh. Nothing beyond a zip's names is
+    read."""
     path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"glTF" or os.path.splitext(path)[1].lower() in (".glb", ".gltf"):
+                return True
+            count, _cd_size = _central_directory(fh, _label(path))
+            if count > MAX_ZIP_ENTRIES:
+                return False
+            with zipfile.ZipFile(fh) as zf:
+                return any(name.lower().endswith(".obj") for name in zf.namelist())
+    except (OSError, InputError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+@dataclass
+class _Checked:
+    """A mesh file past every check from its headers: what trimesh reads (bytes, their type, a resolver of a zip's
+    members), the name for messages, and its textures' pixels together."""
+
+    source: io.BytesIO
+    file_type: str
+    shown: str
+    pixels: int
+    resolver: object = None
+
+
+def _checked(path: str) -> _Checked:
     shown = _label(path)
     try:
         st = os.stat(path)
@@ -86,7 +129,7 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     with open(path, "rb") as fh:
         head = fh.read(4)
     if ext == ".zip" or head == b"PK\x03\x04":
-        return _load_zip(path, shown)
+        return _checked_zip(path, shown)
     if ext not in (".glb", ".gltf"):
         raise _fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
     with open(path, "rb") as fh:
@@ -95,8 +138,8 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
         gltf, binary = _glb_chunks(data, shown)
     else:
         gltf, binary = _json(data, shown), b""
-    _check_gltf(gltf, binary, shown)
-    return _finish(_trimesh_load(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown), shown)
+    pixels = _check_gltf(gltf, binary, shown)
+    return _Checked(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown, pixels)
 
 
 def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tuple[str, str]:
@@ -160,9 +203,10 @@ def _json(data: bytes, shown: str) -> dict:
     return gltf
 
 
-def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
+def _check_gltf(gltf: dict, binary: bytes, shown: str) -> int:
     """Triangles as trimesh will load them (see `_gltf_triangles`), no file outside this one, and each texture's
-    size from its header, before trimesh runs. Any part of the wrong JSON type is malformed."""
+    size from its header, before trimesh runs; its textures' pixels together. Any part of the wrong JSON type is
+    malformed."""
     try:
         for kind in ("buffers", "images"):
             for item in gltf.get(kind) or []:
@@ -191,6 +235,7 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
                 continue
             pixels += _texture_pixels(head, _quote(img.get("name") or f"image {k}"), shown, required=True)
             _check_texture_total(pixels, shown)
+        return pixels
     except InputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
@@ -290,7 +335,7 @@ def _texture_guard():
         yield
 
 
-def _load_zip(path: str, shown: str) -> Mesh:
+def _checked_zip(path: str, shown: str) -> _Checked:
     """A zip holding one .obj (+ .mtl + textures): names and sizes checked, every member Pillow can open checked
     as a texture from its header, then read from memory, trimesh seeing only the zip's members."""
     with open(path, "rb") as fh:
@@ -346,8 +391,7 @@ def _load_zip(path: str, shown: str) -> Mesh:
                     _check_texture_total(pixels, shown)
                 files[rel] = data
     obj = objs[0]
-    return _finish(_trimesh_load(io.BytesIO(files[obj]), "obj", shown,
-                                 resolver=_members_resolver(files, os.path.dirname(obj))), shown)
+    return _Checked(io.BytesIO(files[obj]), "obj", shown, pixels, _members_resolver(files, os.path.dirname(obj)))
 
 
 def _members_resolver(files: dict[str, bytes], folder: str):
@@ -464,9 +508,11 @@ def _factor_into_texture(visual) -> None:
     factor = _base_factor(visual)
     if image is None or factor is None:
         return
+    material.baseColorFactor = None
+    if (factor == 1.0).all():  # white: nothing to multiply (a 4096x4096 float copy is 200 MB)
+        return
     rgb = np.asarray(image.convert("RGB"), np.float32) * factor
     material.baseColorTexture = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
-    material.baseColorFactor = None
 
 
 def _finish(tm, shown: str) -> Mesh:
@@ -477,10 +523,11 @@ def _finish(tm, shown: str) -> Mesh:
     uv = getattr(visual, "uv", None)
     image = _base_image(visual)
     if uv is not None and len(uv) == len(vertices) and image is not None:
-        texture = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255.0)
+        # one float copy, scaled in place: a 4096x4096 texture is 200 MB as float32
+        texture = torch.from_numpy(np.array(image.convert("RGB"))).float().div_(255.0)
         factor = _base_factor(visual)
-        if factor is not None:
-            texture = texture * torch.from_numpy(factor)
+        if factor is not None and not (factor == 1.0).all():
+            texture.mul_(torch.from_numpy(factor))
         if max(texture.shape[:2]) > MAX_TEXTURE_SIDE:  # several textures packed into one atlas
             scale = MAX_TEXTURE_SIDE / max(texture.shape[:2])
             size = [max(1, round(n * scale)) for n in texture.shape[:2]]
