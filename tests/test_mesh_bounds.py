@@ -173,3 +173,14 @@ def test_a_mesh_given_to_a_views_method_names_the_method_that_takes_a_mesh(tmp_p
             runner.work_of(cls, make_settings(cls.Settings, {"prompt": "make it night"}), [str(given)], None)
         assert str(err.value) == (f"The file {given.name!r} is a textured mesh; {backend} edits views (images or an "
                                   f"orbit video), {backend}-mesh edits a mesh.")
+
+
+def test_the_tab_s_upload_viewer_refuses_a_hostile_mesh_before_decoding_it(hostile, tmp_path):
+    """The 3D-view tab reads an uploaded zip for its viewer as soon as it lands (before Run): by the same loader,
+    so the same refusal (the tab then hides the viewer and Run says why)."""
+    from demo.views3d_tab import mesh_view
+
+    for name in ("gif_texture.zip", "continued_faces.zip", "upper_map_kd.zip"):
+        path, words = hostile[name]
+        with pytest.raises(InputError, match=words):
+            mesh_view(str(path), str(tmp_path))
