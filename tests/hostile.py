@@ -554,6 +554,9 @@ def make_hostile_meshes(directory) -> dict[str, tuple[Path, str]]:
                                       **{"t.tif": tiff_with_declared_size(4097, 4097)}), "4097x4097"),
         "named_txt_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.txt\n",
                                            **{"t.txt": _gif_with_canvas(6000, 10)}), "6000x10"),
+        "eps_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.eps\n", **{"t.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n"
+                                                                           b"%%BoundingBox: 0 0 8 8\nshowpage\n"}),
+                            "EPS file"),
         # triangles as trimesh makes them: strips, fans, every node that places a mesh, continued OBJ lines
         "strip.glb": (glb_geometry(strip_v, np.zeros(200_003, np.uint32), mode=5), "200,001 triangles"),
         "fan.glb": (glb_geometry(strip_v, np.zeros(200_003, np.uint32), mode=6), "200,001 triangles"),
@@ -564,6 +567,8 @@ def make_hostile_meshes(directory) -> dict[str, tuple[Path, str]]:
                                  "200,040 triangles"),
         "continued_faces.zip": (mesh_zip(obj=b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f\\\n 1 2 3\n" * 200_001,
                                          mtl=b"newmtl a\n"), "200,001 triangles"),
+        # lines trimesh would parse for minutes (20 million 'v' lines: 46 s, 3.1 GB), bounded before any is read
+        "many_lines.zip": (mesh_zip(obj=b"#\n" * 2_000_001 + OBJ_TRIANGLE, mtl=b"newmtl a\n"), "lines; at most"),
         # references read as permissively as trimesh reads them
         "upper_map_kd.zip": (mesh_zip(mtl=b"newmtl a\nMAP_KD ../../../../etc/hostname\n"), "not in the zip"),
         "mtllib_in_comment.zip": (mesh_zip(obj=b"# exported with mtllib ../../../etc/passwd\n" + OBJ_TRIANGLE),

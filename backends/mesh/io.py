@@ -46,9 +46,13 @@ MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE * MAX_TEXTURE_SIDE
 MAX_TEXTURES_PIXELS = 4 * MAX_TEXTURE_PIXELS
 MAX_COORDINATE = 1e12  # model units; squared in float32 distances, 1e38 overflows
 MAX_ZIP_ENTRIES = 64
+# an .obj's lines: its vertices, UVs and normals (at most 3 a triangle each) and faces; more is text trimesh would
+# parse for minutes (20 million 'v' lines, 233 KB zipped: 46 s and 3.1 GB before this bound)
+MAX_OBJ_LINES = 10 * MAX_TRIANGLES
 MAX_ZIP_UNCOMPRESSED = 200 * MB
 BAKE_SIZE = 512  # texture side for meshes that came without one
 MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
+PROGRAM_FORMATS = ("EPS", "WMF")  # Pillow decodes these through Ghostscript or the system: never for an upload
 TEXTURE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
 
@@ -314,11 +318,14 @@ def _texture_pixels(data: bytes, name: str, shown: str, required: bool = False) 
     try:
         with _pillow_pixel_limit(None):  # the size is judged here, with its own sentence
             with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
+                width, height, fmt = *im.size, im.format
     except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
         if not required:
             return 0
         raise _fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
+    if fmt in PROGRAM_FORMATS:
+        raise _fail(f"The texture {name} in {shown} is a {fmt} file, which Pillow draws by running another program; "
+                    "use a PNG or JPEG texture.")
     if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
         raise _fail(f"The texture {name} in {shown} is {width}x{height}; at most "
                     f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
@@ -382,6 +389,11 @@ def _checked_zip(path: str, shown: str) -> _Checked:
                 except Exception:
                     raise _fail(f"The file {_quote(rel)} in {shown} is damaged in the archive.") from None
                 if rel.lower().endswith((".obj", ".mtl")):
+                    lines = data.count(b"\n") + 1
+                    if lines > MAX_OBJ_LINES:  # before any line is read in Python, or by trimesh
+                        raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} has {lines:,} lines; at "
+                                    f"most {MAX_OBJ_LINES:,} are allowed (a mesh of {MAX_TRIANGLES:,} triangles "
+                                    "needs fewer).")
                     _check_references(data, rel, names, shown)
                     if rel.lower().endswith(".obj"):
                         _check_triangles(_obj_triangles(data), shown)
