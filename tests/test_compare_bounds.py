@@ -93,8 +93,12 @@ def test_workers_beyond_the_cores_or_the_cap_are_one_line(tmp_path):
     check_cpu_workers(cores)
 
 
-def test_workers_that_cannot_be_started_under_a_process_cap_are_one_sentence(tmp_path, monkeypatch):
-    """BlockingIOError from fork/spawn (EAGAIN under ulimit -u or a cgroup's pids.max) is an InputError."""
+@pytest.mark.parametrize("fails", ["process", "thread"])
+def test_workers_that_cannot_be_started_under_a_process_cap_are_one_sentence(tmp_path, monkeypatch, fails):
+    """BlockingIOError from fork/spawn (EAGAIN under ulimit -u or a cgroup's pids.max), or a queue's thread that
+    cannot start under the same cap, is an InputError."""
+    import multiprocessing.queues
+
     spec_path = tmp_path / "grid.toml"
     spec_path.write_text('out = "o"\nprompts = ["a fox", "a red apple"]\npriors = ["icons"]\n[[backends]]\n'
                          'name = "svg/vectorfusion"\nsettings = { steps = 2, k = 1 }\n')
@@ -102,7 +106,13 @@ def test_workers_that_cannot_be_started_under_a_process_cap_are_one_sentence(tmp
     def refuse(self):
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", refuse)
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    if fails == "process":
+        monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", refuse)
+    else:
+        monkeypatch.setattr(multiprocessing.queues.Queue, "_start_thread", no_thread)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     with pytest.raises(InputError, match=r"^Could not start 2 worker processes .*fewer --workers\.$"):
         for _ in run_grid(load_spec(spec_path), workers=2):

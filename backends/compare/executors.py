@@ -127,28 +127,31 @@ class LocalExecutor:
 
     def _processes(self, cells: Sequence[Cell]) -> Iterator[tuple[str, Cell, Any]]:
         ctx = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
-        tasks, events = ctx.Queue(), ctx.Queue()
-        for cell in cells:
-            tasks.put(cell)
-        for _ in self.devices:
-            tasks.put(None)
         cpu_workers = sum(d == "cpu" for d in self.devices)
         threads = max(1, (os.cpu_count() or 1) // max(1, cpu_workers))
-        procs = [ctx.Process(target=_local_worker, args=(i, d, self.memory, threads, tasks, events), daemon=True,
-                             name=f"compare-worker-{i}") for i, d in enumerate(self.devices)]
-        # The workers start with Ctrl-C ignored (inherited): the terminal sends it to the whole process group, and
-        # a worker hit while importing torch would print a traceback; this process stops them (SIGTERM) instead.
-        with _sigint_ignored():
-            for p in procs:
-                try:
+        procs = []
+        try:
+            tasks, events = ctx.Queue(), ctx.Queue()
+            for cell in cells:
+                tasks.put(cell)  # starts the queue's feeder thread
+            for _ in self.devices:
+                tasks.put(None)
+            procs = [ctx.Process(target=_local_worker, args=(i, d, self.memory, threads, tasks, events),
+                                 daemon=True, name=f"compare-worker-{i}") for i, d in enumerate(self.devices)]
+            # The workers start with Ctrl-C ignored (inherited): the terminal sends it to the whole process group,
+            # and a worker hit while importing torch would print a traceback; this process stops them (SIGTERM).
+            with _sigint_ignored():
+                for p in procs:
                     p.start()
-                except OSError as err:  # a process cap (ulimit -u, a cgroup's pids.max): EAGAIN
-                    for started in procs:
-                        if started.pid is not None:
-                            started.kill()
-                            started.join(timeout=5)
-                    raise InputError(f"Could not start {len(procs)} worker processes ({err.strerror or err}: this "
-                                     "machine's process limit); give fewer --workers.") from None
+        except (OSError, RuntimeError) as err:  # a process cap (ulimit -u, a cgroup's pids.max): EAGAIN, or a
+            # thread that cannot start ("can't start new thread"): threads count against the same cap
+            for started in procs:
+                if started.pid is not None:
+                    started.kill()
+                    started.join(timeout=5)
+            why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            raise InputError(f"Could not start {len(self.devices)} worker processes ({why}: this machine's process "
+                             "limit); give fewer --workers.") from None
         pending = {c.id: c for c in cells}
         running: dict[int, str] = {}
         try:
