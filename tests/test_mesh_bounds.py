@@ -29,7 +29,8 @@ def hostile(tmp_path_factory):
 
 
 CASES = ["gif_texture.zip", "tga_texture.zip", "tiff_texture.zip", "named_txt_texture.zip", "eps_texture.zip", "strip.glb", "fan.glb",
-         "instanced.glb", "nested_instances.glb", "continued_faces.zip", "many_lines.zip", "upper_map_kd.zip", "mtllib_in_comment.zip",
+         "instanced.glb", "nested_instances.glb", "continued_faces.zip", "vectorized_faces.zip",
+         "many_lines.zip", "upper_map_kd.zip", "mtllib_in_comment.zip",
          "outside_image.glb", "buffers_object.gltf", "images_number.gltf", "deep.gltf", "huge_integer.gltf",
          "far_vertices.glb", "one_point.glb", "bad_index.glb", "face_zero.zip", "flat_line.glb", "broken.zip"]
 

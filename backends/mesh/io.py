@@ -1,11 +1,15 @@
 """Textured meshes in and out, bounded: `load_mesh` (.glb, .gltf with embedded data, or a .zip of .obj + .mtl +
 texture) and `save_glb`.
 
-Every bound is checked from headers before trimesh parses anything heavy: the file's bytes, the triangle count
-(a GLB's JSON chunk gives each primitive's accessor counts; an OBJ's face lines are counted), each texture's
-size and all textures' pixels together (from the image headers, never decoded first) and, for a zip, its member
-names (no '..', no absolute paths, no links), the files its .obj and .mtl name, and sizes. A refusal is an
-InputError of one sentence naming the file.
+Every bound is checked from headers before trimesh parses anything heavy, on what trimesh will make of the file
+(`_checked`, one place for every kind): the file's bytes; the triangles (a glTF's accessor counts of triangles,
+strips and fans, times the node paths that place each mesh; an OBJ's face lines after joining the lines trimesh
+joins, and its line count); each texture's size and all textures' pixels together, for every file Pillow opens
+whatever its name (from the headers, never decoded first); and, for a zip, its member names (no '..', no absolute
+paths, no links), the files its .obj and .mtl name (read as trimesh reads them), and sizes. trimesh then reads a
+zip through a resolver of its members only, Pillow refuses any image over the limit while it does, and the
+triangles are counted again on what it parsed before any copy is made. A refusal is an InputError of one
+sentence naming the file.
 
 Every mesh leaves here in one form: per-vertex UVs in [0, 1] and one RGB texture (at most 4096 px a side).
 Several parts are joined, their textures packed into one atlas (by trimesh, each base colour factor multiplied
@@ -467,13 +471,15 @@ def _check_references(data: bytes, rel: str, names: set[str], shown: str) -> Non
 
 
 def _obj_triangles(data: bytes) -> int:
-    """Triangles an OBJ's face lines make as trimesh reads them (continued lines joined; a face of n corners is
-    n-2 triangles)."""
+    """Triangles an OBJ's face lines make as trimesh reads them: continued lines joined, every line that starts
+    with 'f' a face (trimesh splits faces at '^f', so 'f1 2 3' is one too), a face of n corners n-2 triangles.
+    A face line's corners written in a way this count does not foresee are caught on what trimesh parsed
+    (`_placed_triangles`), the file's lines being bounded first."""
     triangles = 0
     for line in _obj_text(data).split("\n"):
         line = line.lstrip()
-        if line[:1] == "f" and line[1:2].isspace():
-            triangles += max(len(line.split()) - 3, 0)
+        if line[:1] == "f":
+            triangles += max(len(line[1:].split()) - 2, 0)
     return triangles
 
 
