@@ -154,3 +154,27 @@ def test_the_compare_tab_s_line_for_a_failed_run_says_why_with_the_prior_s_close
     why = "No icon matches the prompt 'a zzyzx'; the icons prior knows emoji names, the closest are 'zebra'."
     line = CompareTab._status(GridEvent("failed", 1, 0, 1, 0, 1, cell=cell, index=1, message=why), 0.0)
     assert why in line and "failed: svg/vectorfusion · a zzyzx" in line
+
+
+def test_a_cell_refused_for_its_prompt_carries_the_prior_s_choices_and_the_tab_offers_them(tmp_path):
+    import pickle
+    from types import SimpleNamespace
+
+    from backends.compare.executors import cell_events
+    from demo.compare_tab import CompareTab
+
+    spec_path = tmp_path / "grid.toml"
+    spec_path.write_text('out = "o"\nprompts = ["a fox", "an elephnat"]\npriors = ["icons"]\n[[backends]]\n'
+                         'name = "svg/vectorfusion"\nsettings = { steps = 2, k = 1 }\n')
+    cell = next(c for c in load_spec(spec_path).cells if c.prompt == "an elephnat")
+    kind, message = list(cell_events(cell, "cpu"))[-1]
+    assert kind == "failed" and "elephant" in message.suggestions
+    assert pickle.loads(pickle.dumps(message)).suggestions == message.suggestions  # from a worker process
+
+    tab = CompareTab.__new__(CompareTab)
+    tab.offered = {"s1": (cell.prompt, message.suggestions)}
+    request = SimpleNamespace(session_hash="s1")
+    shown = tab.offer(request)
+    assert shown["visible"] and shown["choices"] == list(message.suggestions)
+    prompts, hidden = tab.use_suggestion("elephant", "a fox\nan elephnat\n", request)
+    assert prompts == "a fox\nelephant" and hidden["visible"] is False and "s1" not in tab.offered

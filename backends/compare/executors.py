@@ -38,6 +38,21 @@ RAY_INSTALL = ("--ray needs Ray, which is not installed here: pip install -r req
                "(or pip install -e '.[ray]')")
 
 
+class Failure(str):
+    """A failed cell's sentence, with the prompts a retrieval prior offers in place of the refused one
+    (`InputError.suggestions`; empty for other failures): the app offers them as the prompt tabs do."""
+
+    suggestions: tuple[str, ...]
+
+    def __new__(cls, text: str, suggestions=()):
+        self = super().__new__(cls, text)
+        self.suggestions = tuple(suggestions)
+        return self
+
+    def __reduce__(self):  # to a worker process and back
+        return Failure, (str(self), self.suggestions)
+
+
 def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = True) -> Iterator[tuple[str, Any]]:
     """Run one cell: ("progress", Progress) ..., then ("done", its result.json) or ("failed", one sentence). A run
     that fails says why in the table and the grid goes on; with DISTILL_DEBUG set it raises, for the traceback.
@@ -53,7 +68,7 @@ def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = Tr
     except DistillError as err:
         if os.environ.get("DISTILL_DEBUG"):
             raise
-        yield "failed", str(err)
+        yield "failed", Failure(str(err), getattr(err, "suggestions", ()))
     except Exception as err:  # a bug in one backend must not end the other cells; its line names the type
         if os.environ.get("DISTILL_DEBUG"):
             raise
