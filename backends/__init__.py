@@ -10,6 +10,7 @@ from . import interrupts as _interrupts
 
 if _interrupts.started_as_cli():  # `python -m backends[.svg]`: Ctrl-C while torch imports is one line, not 13
     _interrupts.guard()
+    _interrupts.torch_or_exit()
 
 from .errors import DistillError, InputError, RunError
 from .priors import MODES as PRIOR_MODES

@@ -80,6 +80,23 @@ def _replace(signum: int, handler) -> None:
         signal.signal(signum, handler)
 
 
+def torch_or_exit() -> None:
+    """For a CLI: import torch now, and end with one line (exit 2) when it cannot load, naming the address-space
+    limit (ulimit -v) when one is set: torch maps more than a GB of libraries, and under a small limit its import
+    is an ImportError of 20 lines that never says why."""
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError, MemoryError) as err:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        why = (f"this process's address-space limit (ulimit -v) is {limit / 2**30:.1f} GB; raise or lift it"
+               if limit != resource.RLIM_INFINITY else "reinstall it (pip install -r requirements.txt)")
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        print(f"error: torch could not be loaded ({first}); {why}", file=sys.stderr)
+        sys.exit(2)
+
+
 def guard() -> None:
     """Until `raise_on_signals`: SIGINT and SIGTERM print their one line and end the process (130, 143)."""
     if _settable():

@@ -92,7 +92,7 @@ _PILLOW_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def _pillow_pixel_limit(max_pixels: int):
+def _pillow_pixel_limit(max_pixels: int | None):
     """Pillow's decompression-bomb guard set to `max_pixels` while we open and decode.
 
     Pillow only has a process-wide limit; the lock keeps concurrent validations from restoring each other's
@@ -100,7 +100,7 @@ def _pillow_pixel_limit(max_pixels: int):
     """
     with _PILLOW_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+        Image.MAX_IMAGE_PIXELS = None if max_pixels is None else int(max_pixels)
         try:
             yield
         finally:

@@ -70,6 +70,8 @@ def grid_data(prompts: list[str], methods: list[str], seeds: list[int], run_conf
         raise InputError("Methods: choose at least one method.")
     tables = []
     for key in methods:
+        if methods.count(key) > 1:  # the page's words, not the spec's ("backends[2].label")
+            raise InputError(f"Methods: {str(key)[:40]!r} is chosen twice; choose each method once.")
         if key not in known:  # the task too, not only the name: 'panorama/vectorfusion' is no method here
             raise InputError(f"Methods: {str(key)[:40]!r} is not a Text to SVG method here.")
         prior = resolve_prior(backends.get(key), "auto", run_config.env)
@@ -121,6 +123,8 @@ class CompareTab:
     def __init__(self, config: RunConfig):
         self.config = config
         self.keys = [f"{TASK}/{n}" for n in backends.available().get(TASK, [])]
+        # per session: a prompt a run refused and the prior's closest known ones, offered until the next run
+        self.offered: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def build(self) -> None:
         gr.Markdown(INTRO, elem_classes=["tab-intro"])
@@ -138,6 +142,8 @@ class CompareTab:
                     self.run_btn = gr.Button("Run", variant="primary", elem_id="compare-run", min_width=120)
                     self.stop_btn = gr.Button("Stop", variant="stop", elem_id="compare-stop", min_width=120)
                 self.status = gr.Markdown("", elem_id="compare-status")
+                self.suggest = gr.Radio(choices=[], value=None, label="Did you mean (click one to use it)",
+                                        visible=False, elem_id="compare-suggest")
             with gr.Column(scale=3, min_width=320):
                 self.gallery = gr.Gallery(label="Results: a row per prompt", columns=2, height="auto",
                                           object_fit="contain", elem_id="compare-gallery")
@@ -148,6 +154,11 @@ class CompareTab:
         self.run_event = self.run_btn.click(self.run, [self.prompts, self.methods, self.seeds], outputs,
                                             api_name="compare_run", concurrency_id=self.config.queue_id,
                                             concurrency_limit=self.config.concurrency)
+        # the choices are not an output of `compare_run`: API clients read its outputs by position
+        self.run_event.then(self.offer, None, self.suggest, api_visibility="private", queue=False,
+                            show_progress="hidden")
+        self.suggest.input(self.use_suggestion, [self.suggest, self.prompts], [self.prompts, self.suggest],
+                           api_visibility="private", queue=False)
         self.stop_btn.click(self.stop, None, self.status, api_name="compare_stop", concurrency_id="ui",
                             concurrency_limit=None, cancels=[self.run_event], show_progress="hidden")
 
@@ -156,6 +167,8 @@ class CompareTab:
         job = JOBS.start(_session(request), NAME)
         t0 = time.perf_counter()
         outcome, grid = "stopped", None
+        first_failure = ""
+        self.offered.pop(_session(request), None)
         try:
             from backends.files import JobDir, cleanup_expired
 
@@ -177,13 +190,18 @@ class CompareTab:
                     job_dir.touch()
                     if event.kind == "progress" and event.progress is not None:
                         job.step, job.total = event.progress.step, event.progress.total
+                    if event.kind == "failed" and not first_failure:
+                        first_failure = event.message
+                        choices = getattr(event.message, "suggestions", ())
+                        if choices and event.cell is not None and event.cell.prompt:
+                            self.offered[_session(request)] = (event.cell.prompt, tuple(choices))
                     if event.kind in ("plan", "progress", "done", "failed"):
                         pictures = gallery_items(spec) if event.kind in ("done", "failed") else gr.skip()
                         yield self._status(event, t0), pictures, gr.skip(), gr.skip()
                     elif event.kind == "end":
                         summary = summary_markdown(json.loads((spec.out / "summary.json").read_text("utf-8")))
                         zipped = zip_report(spec.out, job_dir.path / "compare-report.zip")
-                        failed = f", {event.failed} failed" if event.failed else ""
+                        failed = f", {event.failed} failed (the first: {first_failure})" if event.failed else ""
                         outcome = "done"
                         yield (f"**Done**: {event.done} of {event.total} runs{failed} in "
                                f"{time.perf_counter() - t0:.1f} s.", gallery_items(spec), summary,
@@ -210,6 +228,20 @@ class CompareTab:
             free_memory()
             JOBS.finish(job, outcome)
 
+    def offer(self, request: gr.Request):
+        """The "Did you mean" choices after a run: a refused prompt's closest known ones, or hidden."""
+        _prompt, choices = self.offered.get(_session(request), ("", ()))
+        return gr.update(visible=bool(choices), choices=list(choices), value=None)
+
+    def use_suggestion(self, choice: str | None, prompts_text: str | None, request: gr.Request):
+        """The refused prompt's line replaced by the chosen one; the choices hidden."""
+        refused, _choices = self.offered.pop(_session(request), ("", ()))
+        hidden = gr.update(visible=False, choices=[], value=None)
+        if not choice:
+            return gr.update(), hidden
+        lines = (prompts_text or "").splitlines()
+        return "\n".join(choice if line.strip() == refused else line for line in lines), hidden
+
     @staticmethod
     def _status(event: compare.GridEvent, t0: float) -> str:
         """One line: where the grid is, the cell running (and its step), the time left."""
@@ -220,6 +252,8 @@ class CompareTab:
             if event.cell is not None:
                 what = "failed" if event.kind == "failed" else "finished"
                 line += f"; {what}: {event.cell.label} · {event.cell.prompt} · seed {event.cell.seed}"
+                if event.kind == "failed" and event.message:  # why, with the prior's closest prompts when it has them
+                    line += f": {event.message}"
         else:
             line = f"**Run {min(event.done + 1, event.total)} of {event.total}**"
             if event.cell is not None:

@@ -468,3 +468,138 @@ def _ffmpeg(*args: str) -> None:
 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True,
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+
+# ------------------------------------------------------------------------------------------------ meshes
+
+def tga_with_declared_size(width: int, height: int) -> bytes:
+    """An uncompressed 24-bit TGA header declaring width x height, with 64 bytes of pixels."""
+    return struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, width, height, 24, 0) + b"\x00" * 64
+
+
+def tiff_with_declared_size(width: int, height: int) -> bytes:
+    """A small TIFF whose ImageWidth / ImageLength tags are rewritten to width x height."""
+    data = bytearray(_encoded(_small_rgb(8, 8), "TIFF"))
+    offset = struct.unpack_from("<I", data, 4)[0]
+    for k in range(struct.unpack_from("<H", data, offset)[0]):
+        at = offset + 2 + 12 * k
+        tag, kind = struct.unpack_from("<HH", data, at)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            value = width if tag == 256 else height
+            struct.pack_into("<HHII", data, at, tag, 4, 1, value)  # as a LONG, whatever it was
+    return bytes(data)
+
+
+def mesh_zip(obj: bytes = OBJ_TRIANGLE, mtl: bytes = b"newmtl a\nmap_Kd t.png\n", **files: bytes) -> bytes:
+    """A .zip of m.obj, m.mtl and `files` (name: bytes), in memory."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in (("m.obj", obj), ("m.mtl", mtl), *files.items()):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def glb_geometry(vertices, indices, *, mode: int = 4, nodes: list | None = None, images: list | None = None,
+                 texture: bytes = b"") -> bytes:
+    """A real .glb: `vertices` ((V, 3) float32) and `indices` (uint32) as one primitive of `mode`, placed by
+    `nodes` (default one node), with `texture` as its image (in the binary chunk) or `images` as given."""
+    v = np.asarray(vertices, np.float32)
+    f = np.asarray(indices, np.uint32).tobytes()
+    blob = v.tobytes() + f
+    views = [{"buffer": 0, "byteLength": v.nbytes}, {"buffer": 0, "byteOffset": v.nbytes, "byteLength": len(f)}]
+    gltf = {"asset": {"version": "2.0"},
+            "accessors": [{"bufferView": 0, "componentType": 5126, "count": len(v), "type": "VEC3",
+                           "min": v.min(0).tolist(), "max": v.max(0).tolist()},
+                          {"bufferView": 1, "componentType": 5125, "count": len(f) // 4, "type": "SCALAR"}],
+            "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "indices": 1, "mode": mode}]}],
+            "nodes": nodes if nodes is not None else [{"mesh": 0}]}
+    gltf["scenes"] = [{"nodes": [n for n in range(len(gltf["nodes"]))
+                                 if not any(n in m.get("children", []) for m in gltf["nodes"])]}]
+    if texture:
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(texture)})
+        gltf["images"] = [{"bufferView": 2, "mimeType": "image/png"}]
+        blob += texture
+    if images is not None:
+        gltf["images"] = images
+    gltf["buffers"], gltf["bufferViews"] = [{"byteLength": len(blob)}], views
+    return glb_bytes(gltf, blob)
+
+
+def grid_triangles(triangles: int) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices, indices) of a flat strip of `triangles` triangles (2 per quad of a 1-row grid)."""
+    quads = (triangles + 1) // 2
+    x = np.arange(quads + 1, dtype=np.float32)
+    vertices = np.stack([np.concatenate([x, x]), np.concatenate([np.zeros_like(x), np.ones_like(x)]),
+                         np.zeros(2 * len(x), np.float32)], 1) / quads
+    a = np.arange(quads)
+    b = a + quads + 1
+    tris = np.stack([np.stack([a, a + 1, b], 1), np.stack([a + 1, b + 1, b], 1)], 1).reshape(-1, 3)[:triangles]
+    return vertices, tris.reshape(-1)
+
+
+def make_hostile_meshes(directory) -> dict[str, tuple[Path, str]]:
+    """Mesh uploads of round 4's failures, each small on disk: {name: (path, words its one-sentence refusal
+    holds)}. The textures declare sizes their bytes do not hold; the geometry is real where trimesh must load it."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    strip_v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+    tri_v, tri_f = grid_triangles(5_001)
+    cases = {
+        # textures of every format Pillow opens are checked from their headers
+        "gif_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.gif\n", **{"t.gif": _gif_with_canvas(5700, 5700)}),
+                            "5700x5700"),
+        "tga_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.tga\n", **{"t.tga": tga_with_declared_size(5000, 16)}),
+                            "5000x16"),
+        "tiff_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.tif\n",
+                                      **{"t.tif": tiff_with_declared_size(4097, 4097)}), "4097x4097"),
+        "named_txt_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.txt\n",
+                                           **{"t.txt": _gif_with_canvas(6000, 10)}), "6000x10"),
+        "eps_texture.zip": (mesh_zip(mtl=b"newmtl a\nmap_Kd t.eps\n", **{"t.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n"
+                                                                           b"%%BoundingBox: 0 0 8 8\nshowpage\n"}),
+                            "EPS file"),
+        # triangles as trimesh makes them: strips, fans, every node that places a mesh, continued OBJ lines
+        "strip.glb": (glb_geometry(strip_v, np.zeros(200_003, np.uint32), mode=5), "200,001 triangles"),
+        "fan.glb": (glb_geometry(strip_v, np.zeros(200_003, np.uint32), mode=6), "200,001 triangles"),
+        "instanced.glb": (glb_geometry(tri_v, tri_f, nodes=[{"mesh": 0} for _ in range(40)]), "200,040 triangles"),
+        # 20 parents of one node whose two children place the mesh: 40 paths from the roots
+        "nested_instances.glb": (glb_geometry(tri_v, tri_f, nodes=[{"children": [20]}] * 20
+                                              + [{"children": [21, 22]}, {"mesh": 0}, {"mesh": 0}]),
+                                 "200,040 triangles"),
+        "continued_faces.zip": (mesh_zip(obj=b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f\\\n 1 2 3\n" * 200_001,
+                                         mtl=b"newmtl a\n"), "200,001 triangles"),
+        # faces read by trimesh's vectorized parser as the first line's six corners, which a line count cannot
+        # foresee: caught on what trimesh parsed, before any copy
+        "vectorized_faces.zip": (mesh_zip(obj=b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nv 2 0 0\nv 2 1 0\n"
+                                          + b"f 1 2 3 4 5 6\n" + b"f 1/2/3/4/5/6\n" * 50_001, mtl=b"newmtl a\n"),
+                                 "200,008 triangles"),
+        # lines trimesh would parse for minutes (20 million 'v' lines: 46 s, 3.1 GB), bounded before any is read
+        "many_lines.zip": (mesh_zip(obj=b"#\n" * 2_000_001 + OBJ_TRIANGLE, mtl=b"newmtl a\n"), "lines; at most"),
+        # references read as permissively as trimesh reads them
+        "upper_map_kd.zip": (mesh_zip(mtl=b"newmtl a\nMAP_KD ../../../../etc/hostname\n"), "not in the zip"),
+        "mtllib_in_comment.zip": (mesh_zip(obj=b"# exported with mtllib ../../../etc/passwd\n" + OBJ_TRIANGLE),
+                                  "not in the zip"),
+        # a GLB's image outside the file is refused as a .gltf's is
+        "outside_image.glb": (glb_geometry(strip_v, [0, 1, 2], images=[{"uri": "../../secret.png"}]),
+                              "outside file"),
+        # wrong JSON types, deep JSON
+        "buffers_object.gltf": (json.dumps({"asset": {"version": "2.0"}, "meshes": [{"primitives": []}],
+                                            "buffers": {"uri": "x"}}).encode(), "malformed"),
+        "images_number.gltf": (json.dumps({"asset": {"version": "2.0"}, "meshes": [{"primitives": []}],
+                                           "images": 5}).encode(), "malformed"),
+        "deep.gltf": (b"[" * 100_000 + b"]" * 100_000, "not a valid glTF"),
+        "huge_integer.gltf": (b'{"asset": {"version": "2.0"}, "meshes": [], "x": ' + b"9" * 5000 + b"}",
+                              "not a valid glTF"),
+        # geometry nothing can be drawn of
+        "far_vertices.glb": (glb_geometry([[0, 0, 0], [1e38, 0, 0], [0, 1e38, 0]], [0, 1, 2]), "beyond"),
+        "one_point.glb": (glb_geometry([[1, 1, 1]] * 3, [0, 1, 2]), "one point"),
+        "bad_index.glb": (glb_geometry(strip_v, [0, 1, 7]), "does not have"),
+        "face_zero.zip": (mesh_zip(obj=b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 0 0\n", mtl=b"newmtl a\n"), "nothing to draw"),
+        "flat_line.glb": (glb_geometry([[0, 0, 0], [1, 0, 0], [2, 0, 0]], [0, 1, 2]), "no triangle with an area"),
+        "broken.zip": (b"PK\x03\x04" + b"not really a zip" * 4, "broken zip"),
+    }
+    out = {}
+    for name, (data, words) in cases.items():
+        path = root / name
+        path.write_bytes(data)
+        out[name] = (path, words)
+    return out

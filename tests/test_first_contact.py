@@ -276,3 +276,14 @@ def test_a_grid_of_the_persons_own_prompts_runs_in_the_compare_tab_and_its_repor
         rows = z.read("report/table.csv").decode().strip().splitlines()
     assert "report/index.html" in names and len(rows) == 1 + 4
     assert sum(n.endswith("/result.json") for n in names) == 4
+
+
+def test_a_misspelt_prompt_in_the_compare_tab_says_why_and_offers_the_same_choices(page):
+    open_tab(page, "Compare")
+    page.locator("#compare-prompts textarea").fill("a fox\nan elephnat")
+    page.locator("#compare-run").click()
+    text = wait_status(page, "compare", ("Done", "problem", "Stopped"), RUN_BOUND_S)
+    assert "failed (the first: No icon matches the prompt 'an elephnat'" in text and "elephant" in text, text
+    page.locator("#compare-suggest").get_by_text("elephant", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#compare-prompts textarea').value === 'a fox\\nelephant'")
+    assert not page.locator("#compare-suggest").is_visible()

@@ -265,3 +265,17 @@ def test_the_cli_refuses_an_mp4_that_ffmpeg_could_not_finish_under_a_file_size_l
         f"error: Could not write {out / 'edited.mp4'}: the file is larger than this process may write (its file "
         "size limit); raise the limit (ulimit -f) or lower the output's size."], proc.stderr[-3000:]
     assert list(out.iterdir()) == []   # before: a 300-byte edited.mp4 that no player opens
+
+
+def test_the_cli_says_in_one_line_that_torch_cannot_load_under_a_small_address_space_limit():
+    """ulimit -v of 600 MB: torch's libraries do not fit (its import was an ImportError of 20 lines)."""
+    limit = 600 * 2**20
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "backends", "list"], cwd=ROOT, preexec_fn=preexec,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("error: torch could not be loaded (") and "ulimit -v) is 0.6 GB" in lines[0]

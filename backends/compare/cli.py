@@ -13,13 +13,15 @@ from .. import interrupts
 from ..errors import InputError
 from ..timing import duration
 from .grid import GridEvent, run_grid
-from .spec import finished, load_spec
+from .spec import MAX_WORKERS, finished, load_spec
 
 
 def main(args) -> int:
     """args: the parsed `compare` arguments (spec, out, ray, workers, quiet) of `backends.__main__`."""
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, not {args.workers}.")
+    if args.workers is not None and args.workers > MAX_WORKERS:
+        raise InputError(f"--workers must be at most {MAX_WORKERS}, not {args.workers:,}.")
     spec = load_spec(args.spec, out=args.out)
     executor = "ray" if args.ray or os.environ.get("RAY_ADDRESS") else "local"
     events = run_grid(spec, executor=executor, workers=args.workers)

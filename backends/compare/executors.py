@@ -38,6 +38,21 @@ RAY_INSTALL = ("--ray needs Ray, which is not installed here: pip install -r req
                "(or pip install -e '.[ray]')")
 
 
+class Failure(str):
+    """A failed cell's sentence, with the prompts a retrieval prior offers in place of the refused one
+    (`InputError.suggestions`; empty for other failures): the app offers them as the prompt tabs do."""
+
+    suggestions: tuple[str, ...]
+
+    def __new__(cls, text: str, suggestions=()):
+        self = super().__new__(cls, text)
+        self.suggestions = tuple(suggestions)
+        return self
+
+    def __reduce__(self):  # to a worker process and back
+        return Failure, (str(self), self.suggestions)
+
+
 def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = True) -> Iterator[tuple[str, Any]]:
     """Run one cell: ("progress", Progress) ..., then ("done", its result.json) or ("failed", one sentence). A run
     that fails says why in the table and the grid goes on; with DISTILL_DEBUG set it raises, for the traceback.
@@ -53,7 +68,7 @@ def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = Tr
     except DistillError as err:
         if os.environ.get("DISTILL_DEBUG"):
             raise
-        yield "failed", str(err)
+        yield "failed", Failure(str(err), getattr(err, "suggestions", ()))
     except Exception as err:  # a bug in one backend must not end the other cells; its line names the type
         if os.environ.get("DISTILL_DEBUG"):
             raise
@@ -78,10 +93,25 @@ def local_devices(device=None, workers: int | None = None) -> list[str]:
 
     if device not in (None, "", "auto"):
         resolve_device(device)  # an InputError for a device this machine lacks
+        if str(device).split(":")[0] == "cpu":
+            check_cpu_workers(workers or 1)
         return [str(device)] * (workers or 1)
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    check_cpu_workers(workers or 1)
     return ["cpu"] * (workers or 1)
+
+
+def check_cpu_workers(workers: int) -> None:
+    """Refuse more CPU workers than the cores this process may use: each is a process running torch, and more of
+    them than cores only share the cores slower (and each holds a cell's memory; `plan.check_cells` counts that)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    if workers > cores:
+        raise InputError(f"{workers:,} workers is more than the {cores} CPU core{'s' if cores != 1 else ''} this "
+                         f"process may use; give --workers (or workers) of at most {cores}.")
 
 
 class LocalExecutor:
@@ -112,20 +142,31 @@ class LocalExecutor:
 
     def _processes(self, cells: Sequence[Cell]) -> Iterator[tuple[str, Cell, Any]]:
         ctx = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
-        tasks, events = ctx.Queue(), ctx.Queue()
-        for cell in cells:
-            tasks.put(cell)
-        for _ in self.devices:
-            tasks.put(None)
         cpu_workers = sum(d == "cpu" for d in self.devices)
         threads = max(1, (os.cpu_count() or 1) // max(1, cpu_workers))
-        procs = [ctx.Process(target=_local_worker, args=(i, d, self.memory, threads, tasks, events), daemon=True,
-                             name=f"compare-worker-{i}") for i, d in enumerate(self.devices)]
-        # The workers start with Ctrl-C ignored (inherited): the terminal sends it to the whole process group, and
-        # a worker hit while importing torch would print a traceback; this process stops them (SIGTERM) instead.
-        with _sigint_ignored():
-            for p in procs:
-                p.start()
+        procs = []
+        try:
+            tasks, events = ctx.Queue(), ctx.Queue()
+            for cell in cells:
+                tasks.put(cell)  # starts the queue's feeder thread
+            for _ in self.devices:
+                tasks.put(None)
+            procs = [ctx.Process(target=_local_worker, args=(i, d, self.memory, threads, tasks, events),
+                                 daemon=True, name=f"compare-worker-{i}") for i, d in enumerate(self.devices)]
+            # The workers start with Ctrl-C ignored (inherited): the terminal sends it to the whole process group,
+            # and a worker hit while importing torch would print a traceback; this process stops them (SIGTERM).
+            with _sigint_ignored():
+                for p in procs:
+                    p.start()
+        except (OSError, RuntimeError) as err:  # a process cap (ulimit -u, a cgroup's pids.max): EAGAIN, or a
+            # thread that cannot start ("can't start new thread"): threads count against the same cap
+            for started in procs:
+                if started.pid is not None:
+                    started.kill()
+                    started.join(timeout=5)
+            why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+            raise InputError(f"Could not start {len(self.devices)} worker processes ({why}: this machine's process "
+                             "limit); give fewer --workers.") from None
         pending = {c.id: c for c in cells}
         running: dict[int, str] = {}
         try:

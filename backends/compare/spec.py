@@ -29,7 +29,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,14 @@ from ..settings import make_settings, to_dict
 SPEC_KEYS = ("out", "backends", "prompts", "prompts_file", "inputs", "seeds", "priors", "device", "memory", "workers")
 BACKEND_KEYS = ("name", "label", "settings", "prompts", "prompts_file", "inputs", "seeds", "priors")
 AXIS_KEYS = ("prompts", "prompts_file", "inputs", "seeds", "priors")  # a backend's own replace the top level's
-MAX_CELLS = 100_000  # a typo (seeds = range of a million) is refused as a mistake, before any hashing
+MAX_CELLS = 10_000  # a typo (seeds = a range of 99,999) is refused as a mistake before any cell is built: 10,000
+# runs of even 10 s each are 28 hours, and building 10,000 cells takes about a second
 MAX_WORKERS = 64
+MAX_SPEC_BYTES = 1024 * 1024  # a spec names a grid; a prompts_file holds its prompts: neither needs more
+MAX_PROMPTS_FILE_BYTES = 1024 * 1024
+MAX_SPEC_VALUES = 1_000_000  # lists, tables and values in a spec, a YAML alias counted each time it is used
+MAX_SPEC_DEPTH = 16  # a spec's deepest: backends[n].settings.key = [list]
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # files there are not data: endless (/dev/zero), or the machine's own
 
 
 @dataclass(frozen=True)
@@ -89,14 +97,38 @@ def load_spec(path: str | Path, *, out: str | Path | None = None) -> Spec:
     """Read, check and expand a spec file (.toml; .yaml / .yml too). out: overrides the spec's `out`."""
     path = Path(path)
     name = path.name[:60]
+    if not path.exists():
+        raise InputError(f"There is no spec file {str(path)[:80]!r}.")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"There is no spec file {str(path)[:80]!r}.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"The spec file {str(path)[:80]!r} cannot be read: {getattr(err, 'strerror', None) or err}.") \
-            from None
+        text = read_text_file(path, MAX_SPEC_BYTES)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"The spec file {str(path)[:80]!r} cannot be read: {_why(err)}.") from None
     return parse_spec(_decode(text, path.suffix.lower(), name), base=path.resolve().parent, name=name, out=out)
+
+
+def read_text_file(path: Path, limit: int) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes (ValueError naming what it is otherwise: a device
+    such as /dev/zero never ends, a FIFO waits for a writer, /proc's files are the machine's own)."""
+    if _in_system_folder(path):
+        raise ValueError("it is in a system folder, not a file of data")
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError("it is not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"it is larger than {limit // 1024:,} KB")
+    return data.decode("utf-8")
+
+
+def _in_system_folder(path: Path) -> bool:
+    real = os.path.realpath(path)
+    return any(real == folder or real.startswith(folder + "/") for folder in SYSTEM_FOLDERS)
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return str(getattr(err, "strerror", None) or err)
 
 
 def _decode(text: str, suffix: str, name: str) -> Any:
@@ -107,6 +139,10 @@ def _decode(text: str, suffix: str, name: str) -> Any:
 
         try:
             return yaml.safe_load(text)
+        except RecursionError:
+            raise InputError(f"{name}: not a spec: it nests lists or tables far too deep.") from None
+        except ValueError as err:  # an integer of over 4300 digits
+            raise InputError(f"{name}: not a spec: {_number_error(err)}.") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -123,6 +159,33 @@ def _decode(text: str, suffix: str, name: str) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{name}: not valid TOML: {str(err).splitlines()[0]}.") from None
+    except RecursionError:
+        raise InputError(f"{name}: not a spec: it nests lists or tables far too deep.") from None
+    except ValueError as err:  # an integer of over 4300 digits
+        raise InputError(f"{name}: not a spec: {_number_error(err)}.") from None
+
+
+def _number_error(err: ValueError) -> str:
+    return "it holds a number too long to read" if "digits" in str(err) else str(err).splitlines()[0][:100]
+
+
+def _check_size(keys: "_Keys", data: Any) -> None:
+    """Refuse a spec of more than MAX_SPEC_VALUES values or deeper than MAX_SPEC_DEPTH, counting a YAML alias each
+    time it is used (a 1 KB file of nested aliases stands for billions of values), before any value is turned
+    into text or copied."""
+    seen, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_VALUES or depth > MAX_SPEC_DEPTH:
+            what = f"more than {MAX_SPEC_VALUES:,} values" if seen > MAX_SPEC_VALUES else \
+                f"lists or tables nested more than {MAX_SPEC_DEPTH} deep"
+            raise keys.error("", f"the spec holds {what} (a YAML alias counts each time it is used); a grid "
+                                 "needs far fewer.")
+        if isinstance(value, dict):
+            stack += [(v, depth + 1) for v in value.values()] + [(k, depth + 1) for k in value]
+        elif isinstance(value, (list, tuple)):
+            stack += [(v, depth + 1) for v in value]
 
 
 class _Keys:
@@ -132,15 +195,16 @@ class _Keys:
         self.name = name
 
     def error(self, key: str, message: str) -> InputError:
-        return InputError(f"{self.name}: {key}: {message}")
+        return InputError(f"{self.name}: {key}: {message}" if key else f"{self.name}: {message}")
 
     def table(self, key: str, value: Any, allowed: tuple[str, ...]) -> dict:
         if not isinstance(value, dict):
             raise self.error(key, f"must be a table of keys, not {_kind(value)}.")
         for k in value:
             if k not in allowed:
-                close = difflib.get_close_matches(str(k), allowed, n=1)
-                raise self.error(f"{key}.{k}" if key else str(k)[:40], "is not a key of "
+                shown = _show(k, 40)
+                close = difflib.get_close_matches(shown, allowed, n=1)
+                raise self.error(f"{key}.{shown}" if key else shown, "is not a key of "
                                  f"{'a compare spec' if not key else 'a [[backends]] table'}"
                                  f"{f' (did you mean {close[0]!r}?)' if close else ''}; the keys are "
                                  f"{', '.join(allowed)}.")
@@ -154,20 +218,39 @@ class _Keys:
 
 
 def _kind(value: Any) -> str:
+    """What a wrong value is, for a message; nothing but a scalar is turned into text (a list or table, perhaps
+    of YAML aliases, could be billions of characters)."""
     if isinstance(value, list):
-        return "a list of " + ", ".join(sorted({type(v).__name__ for v in value})) if value else "an empty list"
-    return f"{type(value).__name__} {str(value)[:30]!r}"
+        return "a list of " + ", ".join(sorted({type(v).__name__ for v in value[:1000]})) if value else "an empty list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{type(value).__name__} {_show(value, 30)!r}"
+
+
+def _show(value: Any, limit: int) -> str:
+    """A scalar as short text; an int of thousands of digits (str() refuses those) or a container by its kind."""
+    if isinstance(value, bool) or value is None or isinstance(value, (float, str)):
+        return str(value)[:limit]
+    if isinstance(value, int):
+        return str(value)[:limit] if abs(value) < 10 ** 100 else "a number of over 100 digits"
+    return type(value).__name__
 
 
 def parse_spec(data: Any, *, base: str | Path = ".", name: str = "spec", out: str | Path | None = None) -> Spec:
     """Check and expand a spec given as data (what the file holds; the app builds it from its controls). Relative
     paths are taken from `base`; out overrides the spec's `out`."""
     keys, base = _Keys(name), Path(base)
+    _check_size(keys, data)
     data = keys.table("", data, SPEC_KEYS)
     out_value = out if out is not None else data.get("out")
-    if out_value is None or not str(out_value).strip() or not isinstance(out_value, (str, Path)):
+    if not isinstance(out_value, (str, Path)) or not str(out_value).strip():
         raise keys.error("out", "the output folder must be named (out = \"folder\", or --out).")
     out_dir = (base / Path(out_value).expanduser()).resolve()
+    if _in_system_folder(out_dir):
+        raise keys.error("out", f"{str(out_value)[:80]!r} is in a system folder; name a folder of your own.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise keys.error("out", f"{str(out_value)[:80]!r} is a file, not a folder; name a folder (it is made if "
+                                "missing).")
     device = data.get("device")
     if device is not None and not isinstance(device, str):
         raise keys.error("device", f"must be text (cpu, cuda, cuda:1), not {_kind(device)}.")
@@ -199,8 +282,8 @@ def parse_spec(data: Any, *, base: str | Path = ".", name: str = "spec", out: st
                                         "seed); remove it or change a setting.")
             seen[digest] = where
             cells.append(((items_order.setdefault(cell.item, len(items_order)), *order, b), cell))
-    if len(cells) > MAX_CELLS:
-        raise keys.error("backends", f"the grid has {len(cells):,} cells; at most {MAX_CELLS:,}.")
+        if len(cells) > MAX_CELLS:  # checked after each method: the next would build its cells in vain
+            raise keys.error("backends", f"the grid has {len(cells):,} cells or more; at most {MAX_CELLS:,}.")
     cells.sort(key=lambda pair: pair[0])
     return Spec(out=out_dir, cells=tuple(c for _, c in cells), labels=tuple(labels), device=device, memory=memory,
                 workers=workers, name=name)
@@ -279,31 +362,33 @@ def _backend_cells(keys: _Keys, where: str, table: dict, top: dict, base: Path, 
         raise keys.error(skey, "names a seed twice.")
     if "seed" not in names:
         seeds = [None]
-    for i, seed in enumerate(seeds, 1):
-        try:
-            make_settings(cls.Settings, {"seed": seed} if seed is not None else {}, where=key)
-        except InputError as err:  # out of the setting's range
-            raise keys.error(f"{skey}[{i}]", str(err)) from None
     total = len(resolved_priors) * len(prompts) * len(input_sets) * len(seeds)
     if total > MAX_CELLS:
         raise keys.error(where, f"expands to {total:,} cells; at most {MAX_CELLS:,}.")
+    if seeds != [None]:  # a range: its two ends checked stand for every seed
+        for i in sorted({seeds.index(min(seeds)), seeds.index(max(seeds))}):
+            try:
+                make_settings(cls.Settings, {"seed": seeds[i]}, where=key)
+            except InputError as err:  # out of the setting's range
+                raise keys.error(f"{skey}[{i + 1}]", str(err)) from None
 
     found = []
     for files in input_sets:
         hashes = tuple(_hash_input(inputs_cache, f) for f in files)
         for prompt in prompts:
             item = _item(prompt, files)
-            for s_i, seed in enumerate(seeds):
-                values = dict(settings)
-                if prompt is not None:
-                    values["prompt"] = prompt
-                if seed is not None:
-                    values["seed"] = seed
-                try:
-                    full = to_dict(make_settings(cls.Settings, values, where=key))
-                except InputError as err:  # a rule between the settings and the prompt (each passed alone)
-                    raise keys.error(where, str(err)) from None
-                full = json.loads(json.dumps(full, default=str))  # what result.json will hold
+            values = dict(settings)
+            if prompt is not None:
+                values["prompt"] = prompt
+            if seeds[0] is not None:
+                values["seed"] = seeds[0]
+            try:
+                checked = to_dict(make_settings(cls.Settings, values, where=key))
+            except InputError as err:  # a rule between the settings and the prompt (each passed alone)
+                raise keys.error(where, str(err)) from None
+            checked = json.loads(json.dumps(checked, default=str))  # what result.json will hold
+            for s_i, seed in enumerate(seeds):  # the seed is checked alone (its range, above): no rule joins it
+                full = dict(checked, seed=seed) if seed is not None else checked
                 for p_i, prior in enumerate(resolved_priors):
                     digest = _digest(key, full, prior, hashes)
                     cell_id = "_".join(
@@ -328,10 +413,9 @@ def _prompts(keys: _Keys, where: str, table: dict, top: dict, base: Path) -> lis
             raise keys.error(f"{prefix}prompts_file", f"must name a text file, not {_kind(value)}.")
         path = base / Path(value).expanduser()
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise keys.error(f"{prefix}prompts_file", f"cannot read {value[:80]!r}: "
-                                                      f"{getattr(err, 'strerror', None) or err}.") from None
+            lines = read_text_file(path, MAX_PROMPTS_FILE_BYTES).splitlines()
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise keys.error(f"{prefix}prompts_file", f"cannot read {value[:80]!r}: {_why(err)}.") from None
         raw = [(f"{prefix}prompts_file line {n}", line) for n, line in enumerate(lines, 1)
                if line.strip() and not line.lstrip().startswith("#")]
         if not raw:
@@ -369,8 +453,15 @@ def _inputs(keys: _Keys, key: str, entries: Any, base: Path, several: bool) -> l
         for n, p in zip(names, paths):
             if not p.exists():
                 raise keys.error(f"{key}[{i}]", f"there is no file or folder {n[:80]!r}.")
+            if _in_system_folder(p) or not (p.is_file() or p.is_dir()):
+                raise keys.error(f"{key}[{i}]", f"{n[:80]!r} is not a regular file or folder (a device, a pipe or a "
+                                                "system file); give files of data.")
         if len(paths) == 1 and paths[0].is_dir():
-            files = sorted(f for f in paths[0].iterdir() if f.is_file() and not f.name.startswith("."))
+            try:
+                files = sorted(f for f in paths[0].iterdir() if f.is_file() and not f.name.startswith("."))
+            except OSError as err:
+                raise keys.error(f"{key}[{i}]", f"the folder {names[0][:80]!r} cannot be read: {_why(err)}.") \
+                    from None
             if not files:
                 raise keys.error(f"{key}[{i}]", f"the folder {names[0][:80]!r} holds no file.")
             sets += [tuple(files)] if several else [(f,) for f in files]

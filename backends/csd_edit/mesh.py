@@ -46,7 +46,12 @@ from . import csd, metrics, outputs
 TURNTABLE_FPS = 12.0
 BACKGROUND = 1.0  # white, the usual backdrop of a product shot; uncovered pixels are the prior's to edit
 RASTER_BYTES_PER_PIXEL = 21  # uv 8, shade 4, face 8, mask 1
-FIT_BYTES_PER_TEXEL = 3 * 4 * 8  # RGB float32: the texture, its change, CGLS's two search vectors, gradients, copies
+# per texel of the texture, over the whole run: its copies as loaded (uint8, float), the fits' float32 RGB (the
+# texture, its change, CGLS's search vectors, gradients), the held-out fit's, the outputs'. Measured: a run's peak
+# (CLI, edits prior, 8 views of 128 px, 2 steps, CPU) was 993 MB with a 256x256 texture, 1.77 GB with 2048x2048 and
+# 3.26 GB with 4096x4096: 124-208 bytes a texel more (it was counted at 96, so a 4096x4096 texture passed a budget
+# it then overran)
+FIT_BYTES_PER_TEXEL = 200
 # CSD's correspondence, per (view, view, latent cell): its index and valid while built (8 + 1), then at most one
 # stored entry each: a column and a kernel entry (8 + 8)
 CORRESPONDENCE_BYTES = 25
@@ -149,6 +154,10 @@ class _MeshEdit(csd.EditBackend):
         if cls.method == "csd":
             cells = (side // facts.latent_scale) ** 2
             extra += s.particles ** 2 * cells * CORRESPONDENCE_BYTES
+        if texels * FIT_BYTES_PER_TEXEL > work.bytes + extra - texels * FIT_BYTES_PER_TEXEL:  # the texture's share
+            height, width = mesh.texture.shape[:2]
+            return budget.Work(work.bytes + extra, f"{work.what} and a {width}x{height} texture",
+                               "the texture's size (scale it down) or short_side")
         return budget.Work(work.bytes + extra, work.what, work.lower)
 
     def load(self, s: MeshSettings, prior, inputs):

@@ -16,6 +16,7 @@ comparison.png (source views above edited views).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,6 +26,7 @@ from PIL import Image
 from .. import budget, media
 from ..errors import InputError
 from ..imaging import save_png, to_tensor, to_uint8
+from ..mesh import is_mesh_file
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -130,6 +132,9 @@ class _ViewsEdit(csd.EditBackend):
 
         if len(inputs) > media.MAX_VIEWS:
             raise too_many_views(len(inputs), s.particles)
+        if len(inputs) == 1 and is_mesh_file(inputs[0]):
+            raise InputError(f"The file {os.path.basename(inputs[0])[:60]!r} is a textured mesh; {cls.key} edits "
+                             f"views (images or an orbit video), {cls.key}-mesh edits a mesh.")
         if len(inputs) == 1 and _is_zip(inputs[0]):
             sizes = budget.zip_sizes(inputs[0], limit=media.MAX_VIEWS + 1)
         elif len(inputs) == 1:

@@ -1,11 +1,15 @@
 """Textured meshes in and out, bounded: `load_mesh` (.glb, .gltf with embedded data, or a .zip of .obj + .mtl +
 texture) and `save_glb`.
 
-Every bound is checked from headers before trimesh parses anything heavy: the file's bytes, the triangle count
-(a GLB's JSON chunk gives each primitive's accessor counts; an OBJ's face lines are counted), each texture's
-size and all textures' pixels together (from the image headers, never decoded first) and, for a zip, its member
-names (no '..', no absolute paths, no links), the files its .obj and .mtl name, and sizes. A refusal is an
-InputError of one sentence naming the file.
+Every bound is checked from headers before trimesh parses anything heavy, on what trimesh will make of the file
+(`_checked`, one place for every kind): the file's bytes; the triangles (a glTF's accessor counts of triangles,
+strips and fans, times the node paths that place each mesh; an OBJ's face lines after joining the lines trimesh
+joins, and its line count); each texture's size and all textures' pixels together, for every file Pillow opens
+whatever its name (from the headers, never decoded first); and, for a zip, its member names (no '..', no absolute
+paths, no links), the files its .obj and .mtl name (read as trimesh reads them), and sizes. trimesh then reads a
+zip through a resolver of its members only, Pillow refuses any image over the limit while it does, and the
+triangles are counted again on what it parsed before any copy is made. A refusal is an InputError of one
+sentence naming the file.
 
 Every mesh leaves here in one form: per-vertex UVs in [0, 1] and one RGB texture (at most 4096 px a side).
 Several parts are joined, their textures packed into one atlas (by trimesh, each base colour factor multiplied
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import os
 import stat
 import struct
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -42,10 +48,15 @@ MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE * MAX_TEXTURE_SIDE
 # all of a mesh's textures together: trimesh decodes every one and packs them into one atlas (which is then
 # scaled to MAX_TEXTURE_SIDE); 4 textures of 4096x4096, about 270 MB decoded
 MAX_TEXTURES_PIXELS = 4 * MAX_TEXTURE_PIXELS
+MAX_COORDINATE = 1e12  # model units; squared in float32 distances, 1e38 overflows
 MAX_ZIP_ENTRIES = 64
+# an .obj's lines: its vertices, UVs and normals (at most 3 a triangle each) and faces; more is text trimesh would
+# parse for minutes (20 million 'v' lines, 233 KB zipped: 46 s and 3.1 GB before this bound)
+MAX_OBJ_LINES = 10 * MAX_TRIANGLES
 MAX_ZIP_UNCOMPRESSED = 200 * MB
 BAKE_SIZE = 512  # texture side for meshes that came without one
 MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
+PROGRAM_FORMATS = ("EPS", "WMF")  # Pillow decodes these through Ghostscript or the system: never for an upload
 TEXTURE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
 
@@ -67,7 +78,50 @@ class Mesh:
 
 def load_mesh(path: str | os.PathLike) -> Mesh:
     """Read a textured mesh from `path` (see the module docstring), bounded."""
+    checked = _checked(os.fspath(path))
+    return _finish(_trimesh_load(checked.source, checked.file_type, checked.shown, resolver=checked.resolver),
+                   checked.shown)
+
+
+def mesh_texels(path: str | os.PathLike) -> int:
+    """The texels of the texture `load_mesh(path)` will give, from the headers (every check load_mesh makes
+    before trimesh runs is made, and nothing is decoded): its textures' pixels together, at most one texture of
+    MAX_TEXTURE_SIDE a side (an atlas of several is scaled to that), at least BAKE_SIZE a side (the atlas a mesh
+    without a texture gets)."""
+    return min(max(_checked(os.fspath(path)).pixels, BAKE_SIZE * BAKE_SIZE), MAX_TEXTURE_PIXELS)
+
+
+def is_mesh_file(path: str | os.PathLike) -> bool:
+    """Whether `path` looks like a mesh this module reads (a .glb or .gltf by name or content, a zip holding an
+    .obj), so that a method taking images can name the one that takes a mesh. Nothing beyond a zip's names is
+    read."""
     path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"glTF" or os.path.splitext(path)[1].lower() in (".glb", ".gltf"):
+                return True
+            count, _cd_size = _central_directory(fh, _label(path))
+            if count > MAX_ZIP_ENTRIES:
+                return False
+            with zipfile.ZipFile(fh) as zf:
+                return any(name.lower().endswith(".obj") for name in zf.namelist())
+    except (OSError, InputError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+@dataclass
+class _Checked:
+    """A mesh file past every check from its headers: what trimesh reads (bytes, their type, a resolver of a zip's
+    members), the name for messages, and its textures' pixels together."""
+
+    source: io.BytesIO
+    file_type: str
+    shown: str
+    pixels: int
+    resolver: object = None
+
+
+def _checked(path: str) -> _Checked:
     shown = _label(path)
     try:
         st = os.stat(path)
@@ -83,7 +137,7 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     with open(path, "rb") as fh:
         head = fh.read(4)
     if ext == ".zip" or head == b"PK\x03\x04":
-        return _load_zip(path, shown)
+        return _checked_zip(path, shown)
     if ext not in (".glb", ".gltf"):
         raise _fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
     with open(path, "rb") as fh:
@@ -91,18 +145,9 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     if head == b"glTF" or ext == ".glb":
         gltf, binary = _glb_chunks(data, shown)
     else:
-        try:
-            gltf, binary = json.loads(data.decode("utf-8")), b""
-        except (UnicodeDecodeError, ValueError):
-            raise _fail(f"The file {shown} is not a glTF mesh; upload {FORMATS}.") from None
-        if not isinstance(gltf, dict):
-            raise _fail(f"The file {shown} is not a glTF mesh; upload {FORMATS}.")
-        for buf in gltf.get("buffers", []) + gltf.get("images", []):
-            uri = buf.get("uri") if isinstance(buf, dict) else None
-            if uri is not None and not str(uri).startswith("data:"):
-                raise _fail(f"The glTF {shown} refers to the outside file {_quote(uri)}; upload it as one .glb.")
-    _check_gltf(gltf, binary, shown)
-    return _finish(_trimesh_load(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown), shown)
+        gltf, binary = _json(data, shown), b""
+    pixels = _check_gltf(gltf, binary, shown)
+    return _Checked(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown, pixels)
 
 
 def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tuple[str, str]:
@@ -144,12 +189,7 @@ def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
     json_len, json_type = struct.unpack("<LL", data[12:20])
     if json_type != 0x4E4F534A or 20 + json_len > len(data):
         raise bad
-    try:
-        gltf = json.loads(data[20 : 20 + json_len].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise bad from None
-    if not isinstance(gltf, dict):
-        raise bad
+    gltf = _json(data[20 : 20 + json_len], shown)
     at = 20 + json_len
     binary = b""
     if at + 8 <= len(data):
@@ -158,43 +198,110 @@ def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
     return gltf, binary
 
 
-def _check_gltf(gltf: dict, binary: bytes, shown: str) -> None:
-    """Triangle count from the accessors and each texture's size from its header, before trimesh runs."""
+def _json(data: bytes, shown: str) -> dict:
+    """A glTF's JSON object, or InputError (json.loads recurses once per level: a 100,000-deep array is a
+    RecursionError, which it raises cleanly before the stack runs out)."""
+    bad = _fail(f"The file {shown} is not a valid glTF mesh; upload {FORMATS}.")
     try:
-        accessors = gltf.get("accessors", [])
-        triangles = 0
-        meshes = gltf.get("meshes", [])
-        for mesh in meshes:
-            for prim in mesh.get("primitives", []):
-                if prim.get("mode", 4) != 4:
-                    continue  # points and lines are not drawn
-                index = prim["indices"] if "indices" in prim else prim["attributes"]["POSITION"]
-                triangles += int(accessors[index]["count"]) // 3
-        if not meshes:
+        gltf = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also an integer of over 4300 digits
+        raise bad from None
+    if not isinstance(gltf, dict):
+        raise bad
+    return gltf
+
+
+def _check_gltf(gltf: dict, binary: bytes, shown: str) -> int:
+    """Triangles as trimesh will load them (see `_gltf_triangles`), no file outside this one, and each texture's
+    size from its header, before trimesh runs; its textures' pixels together. Any part of the wrong JSON type is
+    malformed."""
+    try:
+        for kind in ("buffers", "images"):
+            for item in gltf.get(kind) or []:
+                uri = item.get("uri")
+                if uri is not None and not str(uri).startswith("data:"):
+                    raise _fail(f"The glTF {shown} refers to the outside file {_quote(uri)}; upload it as one .glb "
+                                "with everything inside.")
+        if not gltf.get("meshes"):
             raise _fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
-        _check_triangles(triangles, shown)
+        _check_triangles(_gltf_triangles(gltf, shown), shown)
         views = gltf.get("bufferViews", [])
         buffers: dict[int, bytes] = {}
         pixels = 0
-        for k, img in enumerate(gltf.get("images", [])):
+        for k, img in enumerate(gltf.get("images") or []):
             if "bufferView" in img:
-                view = views[img["bufferView"]]
-                index = int(view.get("buffer", 0))
+                view = views[_index(img["bufferView"])]
+                index = _index(view.get("buffer", 0))
                 if index not in buffers:
                     uri = gltf["buffers"][index].get("uri")
                     buffers[index] = base64.b64decode(uri.split(",", 1)[1]) if uri else binary
-                start = int(view.get("byteOffset", 0))
-                head = buffers[index][start : start + int(view["byteLength"])]
+                start = _index(view.get("byteOffset", 0))
+                head = buffers[index][start : start + _index(view["byteLength"])]
             elif str(img.get("uri", "")).startswith("data:"):
                 head = base64.b64decode(img["uri"].split(",", 1)[1])
             else:
                 continue
-            pixels += _check_texture(head, _quote(img.get("name") or f"image {k}"), shown)
-        _check_texture_total(pixels, shown)
+            pixels += _texture_pixels(head, _quote(img.get("name") or f"image {k}"), shown, required=True)
+            _check_texture_total(pixels, shown)
+        return pixels
     except InputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
-        raise _fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing).") from None
+        raise _fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing or not of its "
+                    "type).") from None
+
+
+def _index(value) -> int:
+    """A glTF index or byte count: a whole number >= 0 (TypeError otherwise, which the caller calls malformed)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(value)
+    return value
+
+
+def _gltf_triangles(gltf: dict, shown: str) -> int:
+    """The triangles trimesh makes of a glTF: each primitive's (mode 4, triangles: count / 3; 5 and 6, strips and
+    fans: count - 2; points and lines none), times the times its mesh is placed, since trimesh makes a copy for every
+    node that places it (a node placed under a node placed N times is placed N times)."""
+    accessors = gltf.get("accessors") or []
+    per_mesh = []
+    for mesh in gltf["meshes"]:
+        triangles = 0
+        for prim in mesh.get("primitives") or []:
+            mode = prim.get("mode", 4)
+            if mode not in (4, 5, 6):
+                continue
+            index = prim["indices"] if prim.get("indices") is not None else prim["attributes"]["POSITION"]
+            count = _index(accessors[_index(index)]["count"])
+            triangles += count // 3 if mode == 4 else max(count - 2, 0)
+        per_mesh.append(triangles)
+    nodes = gltf.get("nodes") or []
+    children = [[_index(c) for c in (node.get("children") or [])] for node in nodes]
+    parents = [0] * len(nodes)
+    for kids in children:
+        for c in kids:
+            if c >= len(nodes):
+                raise IndexError(c)
+            parents[c] += 1
+    # paths from the roots to each node, in topological order (Kahn); a node left unvisited is on a loop
+    paths = [1 if p == 0 else 0 for p in parents]
+    ready = [n for n, p in enumerate(parents) if p == 0]
+    waiting, seen = list(parents), 0
+    while ready:
+        n = ready.pop()
+        seen += 1
+        for c in children[n]:
+            paths[c] += paths[n]
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                ready.append(c)
+    if seen != len(nodes):
+        raise _fail(f"The glTF {shown} is malformed (its nodes form a loop).")
+    placed = [0] * len(per_mesh)
+    for n, node in enumerate(nodes):
+        if node.get("mesh") is not None:
+            placed[_index(node["mesh"])] += paths[n]
+    # a mesh no node places is still counted once: the count is a bound, never under what loads
+    return sum(t * max(1, k) for t, k in zip(per_mesh, placed))
 
 
 def _check_triangles(triangles: int, shown: str) -> None:
@@ -208,35 +315,52 @@ def _check_texture_total(pixels: int, shown: str) -> None:
                     f"(four of {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}) are allowed.")
 
 
-def _check_texture(data: bytes, name: str, shown: str) -> int:
-    """The pixels of a texture, from its header (nothing is decoded), or InputError for one declaring more than
-    MAX_TEXTURE_SIDE on a side."""
-    too_big = f"The texture {name} in {shown} is larger than {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}; scale it down."
+def _texture_pixels(data: bytes, name: str, shown: str, required: bool = False) -> int:
+    """The pixels of an image in any format Pillow opens, from its header (nothing is decoded), or InputError for
+    one larger than MAX_TEXTURE_SIDE on a side. A file Pillow does not open is 0 pixels (trimesh, which decodes
+    textures with Pillow, cannot use it either) or, required=True (a glTF's image), an InputError."""
     try:
-        with _pillow_pixel_limit(MAX_TEXTURE_PIXELS):
+        with _pillow_pixel_limit(None):  # the size is judged here, with its own sentence
             with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-    except Image.DecompressionBombError:
-        raise _fail(too_big) from None
+                width, height, fmt = *im.size, im.format
     except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
+        if not required:
+            return 0
         raise _fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
+    if fmt in PROGRAM_FORMATS:
+        raise _fail(f"The texture {name} in {shown} is a {fmt} file, which Pillow draws by running another program; "
+                    "use a PNG or JPEG texture.")
     if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
         raise _fail(f"The texture {name} in {shown} is {width}x{height}; at most "
                     f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
     return width * height
 
 
-def _load_zip(path: str, shown: str) -> Mesh:
-    """A zip holding one .obj (+ .mtl + textures): names and sizes checked, then unpacked to a private folder."""
+@contextlib.contextmanager
+def _texture_guard():
+    """Pillow refuses to decode any image over MAX_TEXTURE_PIXELS while trimesh loads: its own guard only warns
+    between its limit and twice that, so the limit is set at half and the warning silenced. The headers were
+    checked before; this holds if a file is read in a way they did not foresee."""
+    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2), warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _checked_zip(path: str, shown: str) -> _Checked:
+    """A zip holding one .obj (+ .mtl + textures): names and sizes checked, every member Pillow can open checked
+    as a texture from its header, then read from memory, trimesh seeing only the zip's members."""
     with open(path, "rb") as fh:
-        count, cd_size = _central_directory(fh, shown)
+        try:
+            count, cd_size = _central_directory(fh, shown)
+        except InputError:
+            raise _fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
         if count > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_ENTRIES * 1024:
             raise _fail(f"The zip {shown} has {count:,} entries; at most {MAX_ZIP_ENTRIES} are allowed.")
         try:
             zf = zipfile.ZipFile(fh)
         except Exception:
-            raise _fail(f"The file {shown} is not a valid zip archive; upload {FORMATS}.") from None
-        with zf, tempfile.TemporaryDirectory(prefix="distill-mesh-") as tmp:
+            raise _fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
+        with zf:
             members, total = [], 0
             for info in zf.infolist():
                 name = info.filename.replace("\\", "/")
@@ -261,6 +385,7 @@ def _load_zip(path: str, shown: str) -> Mesh:
                 raise _fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
                             ".mtl and texture.")
             names = {rel for _i, rel in members}
+            files: dict[str, bytes] = {}
             pixels = 0
             for info, rel in members:
                 try:
@@ -268,56 +393,107 @@ def _load_zip(path: str, shown: str) -> Mesh:
                 except Exception:
                     raise _fail(f"The file {_quote(rel)} in {shown} is damaged in the archive.") from None
                 if rel.lower().endswith((".obj", ".mtl")):
+                    lines = data.count(b"\n") + 1
+                    if lines > MAX_OBJ_LINES:  # before any line is read in Python, or by trimesh
+                        raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} has {lines:,} lines; at "
+                                    f"most {MAX_OBJ_LINES:,} are allowed (a mesh of {MAX_TRIANGLES:,} triangles "
+                                    "needs fewer).")
                     _check_references(data, rel, names, shown)
-                if rel.lower().endswith(".obj"):
-                    _check_triangles(_obj_triangles(data), shown)
-                elif rel.lower().endswith(TEXTURE_EXT):
-                    pixels += _check_texture(data, _quote(os.path.basename(rel)), shown)
+                    if rel.lower().endswith(".obj"):
+                        _check_triangles(_obj_triangles(data), shown)
+                else:  # any file Pillow opens may be a texture, whatever its name: trimesh opens it by content
+                    pixels += _texture_pixels(data, _quote(os.path.basename(rel)), shown,
+                                              required=rel.lower().endswith(TEXTURE_EXT))
                     _check_texture_total(pixels, shown)
-                out = os.path.join(tmp, *rel.split("/"))
-                os.makedirs(os.path.dirname(out), exist_ok=True)
-                with open(out, "wb") as dst:
-                    dst.write(data)
-            return _finish(_trimesh_load(os.path.join(tmp, *objs[0].split("/")), "obj", shown), shown)
+                files[rel] = data
+    obj = objs[0]
+    return _Checked(io.BytesIO(files[obj]), "obj", shown, pixels, _members_resolver(files, os.path.dirname(obj)))
+
+
+def _members_resolver(files: dict[str, bytes], folder: str):
+    """A trimesh resolver that serves only the zip's members (by their path from `folder`, the .obj's): nothing
+    outside the zip is read, whatever an .obj or .mtl names."""
+    import trimesh
+
+    class Members(trimesh.resolvers.Resolver):
+        def __init__(self):
+            pass
+
+        def get(self, key):
+            return files[_member_name(folder, str(key).strip())]
+
+        def write(self, name, data):
+            raise OSError("read only")
+
+        def namespaced(self, namespace):
+            return self
+
+        def keys(self):
+            return iter(files)
+
+    return Members()
+
+
+def _member_name(folder: str, name: str) -> str:
+    """The zip member a reference from a file in `folder` names ('..' kept, so it matches no member)."""
+    return os.path.normpath(os.path.join(folder, name.replace("\\", "/"))).replace(os.sep, "/")
+
+
+def _obj_text(data: bytes) -> str:
+    """An .obj or .mtl as trimesh reads it: lines ended by a backslash joined to the next, as trimesh joins them."""
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    return text.replace("\\\n", "")
 
 
 def _check_references(data: bytes, rel: str, names: set[str], shown: str) -> None:
-    """Every file an .obj or .mtl names (mtllib, map_Kd, bump, ...) must be a member of the zip: trimesh would
-    otherwise follow '../' or an absolute path out of the folder it was unpacked to."""
+    """Every file an .obj or .mtl names must be a member of the zip, read as permissively as trimesh reads it: an
+    'mtllib' anywhere (trimesh takes the rest of the line after the word's first appearance, comments included),
+    keys in any case (trimesh lower-cases them: MAP_KD is map_Kd). A name is the rest of its line or, for a
+    line of several names or options ('-s 1 1 1 wood.png'), each name or the last word."""
     folder = os.path.dirname(rel)
-    for line in data.splitlines():
+    text = _obj_text(data)
+    found = [line.split("mtllib", 1)[1].strip() for line in text.split("\n") if "mtllib" in line]
+    for line in text.split("\n"):
         words = line.split()
-        if not words or not (words[0] in (b"mtllib", b"bump", b"disp", b"decal", b"refl", b"norm")
-                             or words[0].startswith(b"map_")):
+        if words and words[0].lower() in ("bump", "disp", "decal", "refl", "norm", "mtllib") \
+                or words and words[0].lower().startswith("map_"):
+            found.append(line.strip()[len(words[0]):].strip())
+    for name in found:
+        if not name:
             continue
-        if len(words) < 2:
+        if _member_name(folder, name) in names:
             continue
-        for word in (words[1:] if words[0] == b"mtllib" else words[-1:]):
-            name = word.decode("utf-8", "replace").replace("\\", "/")
-            joined = os.path.normpath(os.path.join(folder, name)).replace(os.sep, "/")
-            if name.startswith("/") or joined.startswith("..") or joined not in names:
-                raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} refers to {_quote(name)}, "
-                            "which is not in the zip; put every file it names beside it.")
+        words = name.split()
+        if all(_member_name(folder, w) in names for w in words) or _member_name(folder, words[-1]) in names:
+            continue
+        raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} refers to {_quote(name)}, "
+                    "which is not in the zip; put every file it names beside it.")
 
 
 def _obj_triangles(data: bytes) -> int:
-    """Triangles an OBJ's face lines make (a face of n corners is n-2 triangles)."""
+    """Triangles an OBJ's face lines make as trimesh reads them: continued lines joined, every line that starts
+    with 'f' a face (trimesh splits faces at '^f', so 'f1 2 3' is one too), a face of n corners n-2 triangles.
+    A face line's corners written in a way this count does not foresee are caught on what trimesh parsed
+    (`_placed_triangles`), the file's lines being bounded first."""
     triangles = 0
-    for line in data.splitlines():
-        if line.startswith(b"f ") or line.startswith(b"f\t"):
-            triangles += max(len(line.split()) - 3, 0)
+    for line in _obj_text(data).split("\n"):
+        line = line.lstrip()
+        if line[:1] == "f":
+            triangles += max(len(line[1:].split()) - 2, 0)
     return triangles
 
 
 # --- into one form ------------------------------------------------------------------------------------------
 
 
-def _trimesh_load(source, file_type: str, shown: str):
+def _trimesh_load(source, file_type: str, shown: str, resolver=None):
     import trimesh
 
     try:
-        with _pillow_pixel_limit(MAX_TEXTURE_PIXELS):
-            loaded = trimesh.load(source, file_type=file_type, force="scene", process=False)
+        with _texture_guard():
+            loaded = trimesh.load(source, file_type=file_type, force="scene", process=False, resolver=resolver)
+            # what trimesh made, counted before `dump` copies each mesh once per node that places it
+            _check_triangles(_placed_triangles(loaded), shown)
             parts = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
             for part in parts:
                 _factor_into_texture(part.visual)
@@ -331,6 +507,16 @@ def _trimesh_load(source, file_type: str, shown: str):
     return loaded
 
 
+def _placed_triangles(scene) -> int:
+    """The triangles of a trimesh Scene, each mesh counted once per node that places it (what `dump` makes)."""
+    total = 0
+    for node in scene.graph.nodes_geometry:
+        _transform, name = scene.graph[node]
+        faces = getattr(scene.geometry.get(name), "faces", None)
+        total += 0 if faces is None else len(faces)
+    return total
+
+
 def _factor_into_texture(visual) -> None:
     """A PBR material's base colour factor multiplied into its texture, and the factor dropped: trimesh's packing
     of several textured parts into one atlas (trimesh 5.2, `material.pack`) multiplies by the factor as stored,
@@ -340,25 +526,26 @@ def _factor_into_texture(visual) -> None:
     factor = _base_factor(visual)
     if image is None or factor is None:
         return
+    material.baseColorFactor = None
+    if (factor == 1.0).all():  # white: nothing to multiply (a 4096x4096 float copy is 200 MB)
+        return
     rgb = np.asarray(image.convert("RGB"), np.float32) * factor
     material.baseColorTexture = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
-    material.baseColorFactor = None
 
 
 def _finish(tm, shown: str) -> Mesh:
     """trimesh's mesh as a `Mesh`: its UVs and texture when it has both, else an atlas with its colours baked."""
     vertices = np.asarray(tm.vertices, np.float32)
-    faces = np.asarray(tm.faces, np.int64)
-    if not np.isfinite(vertices).all():
-        raise _fail(f"The mesh {shown} has vertices that are not finite numbers.")
+    faces = _check_geometry(vertices, np.asarray(tm.faces, np.int64), shown)
     visual = tm.visual
     uv = getattr(visual, "uv", None)
     image = _base_image(visual)
     if uv is not None and len(uv) == len(vertices) and image is not None:
-        texture = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255.0)
+        # one float copy, scaled in place: a 4096x4096 texture is 200 MB as float32
+        texture = torch.from_numpy(np.array(image.convert("RGB"))).float().div_(255.0)
         factor = _base_factor(visual)
-        if factor is not None:
-            texture = texture * torch.from_numpy(factor)
+        if factor is not None and not (factor == 1.0).all():
+            texture.mul_(torch.from_numpy(factor))
         if max(texture.shape[:2]) > MAX_TEXTURE_SIDE:  # several textures packed into one atlas
             scale = MAX_TEXTURE_SIDE / max(texture.shape[:2])
             size = [max(1, round(n * scale)) for n in texture.shape[:2]]
@@ -373,6 +560,31 @@ def _finish(tm, shown: str) -> Mesh:
         side = min(MAX_BAKE_SIZE, max(BAKE_SIZE, *texture.shape[:2]))
         return bake_atlas(vertices, faces, corner_uv=uv[faces], texture=texture.numpy(), size=side, name=shown)
     return bake_atlas(vertices, faces, _corner_colors(tm, faces), name=shown)
+
+
+def _check_geometry(vertices: np.ndarray, faces: np.ndarray, shown: str) -> np.ndarray:
+    """`faces` without its triangles of no area (a corner repeated, as OBJ's 'f 0 0 0' makes, or three points on one
+    line: nothing to draw, and a division by zero in the atlas and the rasterizer), or an InputError of one sentence
+    for geometry nothing can be drawn of: vertices not finite or beyond MAX_COORDINATE (float32 sums overflow),
+    all at one point (no size to frame), an index past the vertices, no triangle with an area."""
+    if not np.isfinite(vertices).all():
+        raise _fail(f"The mesh {shown} has vertices that are not finite numbers.")
+    if len(vertices) == 0 or np.abs(vertices).max() > MAX_COORDINATE:
+        raise _fail(f"The mesh {shown} has vertices beyond {MAX_COORDINATE:,.0f} units from its origin; scale it "
+                    "down.")
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.min(initial=0) < 0 or faces.max(initial=0) >= len(vertices):
+        raise _fail(f"The mesh {shown} has a triangle naming a vertex it does not have "
+                    f"(it has {len(vertices):,} vertices).")
+    points = vertices.astype(np.float64)
+    if not (points.max(axis=0) - points.min(axis=0)).any():
+        raise _fail(f"The mesh {shown} has all its vertices at one point; there is nothing to draw.")
+    corners = points[faces]
+    area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    kept = faces[area > 0]
+    if len(kept) == 0:
+        raise _fail(f"The mesh {shown} has no triangle with an area (each has its corners on one line or at one "
+                    "point); there is nothing to draw.")
+    return kept
 
 
 def _base_image(visual):
