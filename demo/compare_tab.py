@@ -33,6 +33,9 @@ TASK = "svg"
 MAX_PROMPTS = 4
 MAX_SEEDS = 3
 DEFAULT_METHODS = ("svg/vectorfusion", "svg/raster-then-vectorize")
+# One click loads a row (prompts, methods, seeds); every prompt is one the offline icons prior knows.
+EXAMPLES = [("a red fox\na cup of coffee", DEFAULT_METHODS, 1),
+            ("a rocket\na tree in autumn\na snail under an umbrella", ("svg/vectorfusion",), 2)]
 INTRO = ("**Compare.** Type a few prompts, choose the Text to SVG methods, and run them all, seed by seed, as one "
          "grid: the gallery shows a row per prompt, and the summary each method's mean figures. The report (a "
          "table and a gallery page with every result's files) downloads as a zip. For larger grids, other tabs' "
@@ -141,6 +144,10 @@ class CompareTab:
                 with gr.Row(elem_classes=["run-row"]):
                     self.run_btn = gr.Button("Run", variant="primary", elem_id="compare-run", min_width=120)
                     self.stop_btn = gr.Button("Stop", variant="stop", elem_id="compare-stop", min_width=120)
+                self.examples = gr.Examples(
+                    [[prompts, [k for k in methods if k in self.keys], seeds] for prompts, methods, seeds in EXAMPLES],
+                    [self.prompts, self.methods, self.seeds], label="Examples (one click loads them; then press Run)",
+                    elem_id="compare-examples")
                 self.status = gr.Markdown("", elem_id="compare-status")
                 self.suggest = gr.Radio(choices=[], value=None, label="Did you mean (click one to use it)",
                                         visible=False, elem_id="compare-suggest")
@@ -151,16 +158,23 @@ class CompareTab:
                 self.files = gr.File(label="The report (zip: index.html, table.csv, every result)",
                                      file_count="multiple", elem_id="compare-files")
         outputs = [self.status, self.gallery, self.summary, self.files]
-        self.run_event = self.run_btn.click(self.run, [self.prompts, self.methods, self.seeds], outputs,
-                                            api_name="compare_run", concurrency_id=self.config.queue_id,
-                                            concurrency_limit=self.config.concurrency)
+        # Run stays disabled while its grid runs (a second click would be dropped without a word); the grid's end
+        # or Stop enables it again.
+        started = self.run_btn.click(lambda: gr.update(interactive=False), None, self.run_btn,
+                                     api_visibility="private", queue=False, show_progress="hidden")
+        self.run_event = started.then(self.run, [self.prompts, self.methods, self.seeds], outputs,
+                                      api_name="compare_run", concurrency_id=self.config.queue_id,
+                                      concurrency_limit=self.config.concurrency)
         # the choices are not an output of `compare_run`: API clients read its outputs by position
         self.run_event.then(self.offer, None, self.suggest, api_visibility="private", queue=False,
                             show_progress="hidden")
         self.suggest.input(self.use_suggestion, [self.suggest, self.prompts], [self.prompts, self.suggest],
                            api_visibility="private", queue=False)
-        self.stop_btn.click(self.stop, None, self.status, api_name="compare_stop", concurrency_id="ui",
-                            concurrency_limit=None, cancels=[self.run_event], show_progress="hidden")
+        stopped = self.stop_btn.click(self.stop, None, self.status, api_name="compare_stop", concurrency_id="ui",
+                                      concurrency_limit=None, cancels=[self.run_event], show_progress="hidden")
+        for event in (self.run_event, stopped):  # a cancelled run's own .then does not fire
+            event.then(lambda: gr.update(interactive=True), None, self.run_btn, api_visibility="private",
+                       queue=False, show_progress="hidden")
 
     def run(self, prompts_text: str, methods: list[str], seeds, request: gr.Request):
         """Run the grid and stream its progress, gallery, summary and report to the tab."""

@@ -283,3 +283,16 @@ def test_the_3d_viewer_shows_any_mesh_centred_at_one_size_with_its_texture(tmp_p
     (mesh,) = shown.geometry.values()
     assert mesh.visual.material.baseColorTexture is not None  # the texture came along
     assert np.isclose(float(np.max(np.ptp(trimesh.load(src, force="scene").bounds, 0))), 1.0 * scale)  # untouched
+
+
+def test_each_compare_example_is_a_grid_the_tab_runs_on_the_offline_prior():
+    from backends.priors import load_prior
+    from demo import compare_tab
+
+    icons = load_prior("icons", "cpu")
+    for prompts, methods, seeds in compare_tab.EXAMPLES:
+        parsed = compare_tab.parse_prompts(prompts)
+        assert 1 <= len(parsed) <= compare_tab.MAX_PROMPTS and compare_tab.parse_seeds(seeds)
+        assert {m.split("/", 1)[1] for m in methods} <= set(backends.available()["svg"]), methods
+        for prompt in parsed:
+            icons.read(prompt)  # an InputError (a prompt the prior cannot draw) fails the test
