@@ -7,10 +7,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+# One thread for every run of the suite, in this process and the app servers and CLI children it starts (they
+# inherit it): the suite runs pytest, the apps and Chromium at once on a few cores, many small runs, where two
+# OpenMP threads spin against each other; and a run with the setting skips the policy's 0.1 s load sample.
+# test_threads clears it where the policy itself is under test.
+os.environ.setdefault("DISTILL_THREADS", "1")
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# one thread: the suite is many small ops, and two OpenMP threads spin against the app servers the tests start
 torch.set_num_threads(1)
 
 # Modules that start an app, a browser or a child process, or run whole default runs: marked `slow`, so that
