@@ -1,6 +1,6 @@
 """Shared test settings (never reach the network, keep torch to this machine's two cores) and the browser tests'
-shared fixtures: `browser` (one headless Chromium per module) and `page` (a fresh page of the module's own `server`
-fixture, the app it starts)."""
+shared fixtures: `browser` (one headless Chromium for the session), `server` (one app for the session, unless a
+module starts its own) and `page` (a fresh page of `server`)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,12 +32,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
+    """One headless Chromium for the session (each test opens its own fresh page in it)."""
     from browser_util import chromium
 
     with chromium() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def server():
+    """One app (`python app.py`, offline, on the CPU) for every module that drives it only through its page or API
+    (each test opens a fresh page, or its own job): starting one costs 10-30 s of a busy 2-core machine. A module
+    that needs an app of its own (other flags, or the state of a fresh one) defines its own `server` fixture."""
+    from app_server import AppServer
+
+    with AppServer("suite") as app:
+        yield app
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import backends
-from app_server import ARTIFACTS, AppServer
+from app_server import ARTIFACTS
 from benchmarks.judges import LIKENESS, drawn_icon, likeness, shown_edit
 from browser_util import CHROMIUM, click_example, downloads, layout_problems, open_page, open_tab, shot, wait_status
 from demo.launch import tab_specs
@@ -39,12 +39,6 @@ def _examples():
 
 
 EXAMPLES = list(_examples())
-
-
-@pytest.fixture(scope="module")
-def server():
-    with AppServer("examples") as app:
-        yield app
 
 
 def _input_paths(example) -> list[Path]:
