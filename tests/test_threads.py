@@ -194,3 +194,16 @@ def test_the_app_gives_each_of_its_concurrent_cpu_jobs_a_share_and_a_slot(tmp_pa
     slots = jobs.device_lock("cpu-test", 2)
     assert slots.acquire(timeout=0) and slots.acquire(timeout=0) and not slots.acquire(timeout=0)
     slots.release(), slots.release()
+
+
+def test_the_apps_threads_flag_reaches_every_run_and_cpu_jobs_get_a_slot_each():
+    from types import SimpleNamespace
+
+    from demo.launch import parse_args
+    from demo.tab import RunConfig
+
+    assert parse_args(["--threads", "2"]).threads == 2 and parse_args([]).threads is None
+    with pytest.raises(SystemExit):
+        parse_args(["--threads", "0"])
+    assert RunConfig(env=SimpleNamespace(device="cpu"), concurrency=3).cpu_slots == 3
+    assert RunConfig(env=SimpleNamespace(device="cuda"), concurrency=3).cpu_slots == 1  # one job on a GPU at a time
