@@ -84,9 +84,8 @@ def main(argv=None) -> None:
     default_threads = torch_default_threads()
     variants = args.variants.split(",")
     conditions = ["idle", f"{args.hogs} busy"] + (["1-CPU quota"] if args.quota else [])
-    rows, lines = [], []
-    start_load = load_note()
-    for tab in args.tabs.split(","):
+    for tab in args.tabs.split(","):  # each tab recorded as it ends: a long sitting cut short keeps what it measured
+        start_load = load_note()
         seconds: dict[tuple[str, str], list[float]] = {}
         threads: dict[tuple[str, str], str] = {}
         for _ in range(args.repeats):
@@ -107,26 +106,37 @@ def main(argv=None) -> None:
                     threads[(cond, variant)] = f"{r['threads']}"
                     print(f"{tab} {cond} {variant}: {r['seconds']:.1f} s, {r['threads']} threads ({r['why']})",
                           flush=True)
-        for (cond, variant), values in seconds.items():
-            s = statistics.median(values)
-            base = seconds.get(("idle", variant)) or seconds.get(("idle", "after"))
-            ratio = s / statistics.median(base) if base else float("nan")
-            rows.append(dict(metric=f"{tab} {CASES[tab][0]} {cond} {variant} seconds", value=round(s, 2), unit="s",
-                             threads=int(threads[(cond, variant)]), ratio_to_idle=round(ratio, 2)))
-            lines.append(f"| {tab} | {cond} | {variant} | {threads[(cond, variant)]} | {s:.1f} | {ratio:.2f} |")
-    table = "\n".join(["| tab | condition | threads from | threads | s (median) | x its idle |",
-                       "|---|---|---|---|---|---|", *lines])
-    print(table)
-    if not args.no_record and rows:
-        notes = [f"`python -m benchmarks.threads {' '.join(argv if argv is not None else sys.argv[1:])}`: each tab's "
-                 f"default run (CLI, fresh process, result.json total_s), {args.repeats} repeat(s). before: torch's "
-                 f"default ({default_threads} threads, one per core); after: the thread policy; +passive: "
-                 f"OMP_WAIT_POLICY=PASSIVE. idle: no busy process added by this script; {args.hogs} busy: that many "
-                 f"`python3 -c 'while True: pass'` beside the run. Load at the start: {start_load}."]
-        if args.note:
-            notes.append(args.note)
-        append_results("threads (each tab's default run, idle vs busy, before / after the thread policy)", table,
-                       [dict(bench="threads", **r) for r in rows], device=device_name("cpu"), notes=notes)
+        rows, table = tab_table(tab, seconds, threads)
+        print(table)
+        if not args.no_record and rows:
+            record(tab, table, rows, args, argv, default_threads, start_load)
+
+
+def tab_table(tab: str, seconds: dict, threads: dict) -> tuple[list[dict], str]:
+    """One tab's rows for results.jsonl and its markdown table: each condition's median and its ratio to the same
+    variant with no added load (the quota's to the policy's)."""
+    rows, lines = [], []
+    for (cond, variant), values in seconds.items():
+        s = statistics.median(values)
+        base = seconds.get(("idle", variant)) or seconds.get(("idle", "after"))
+        ratio = s / statistics.median(base) if base else float("nan")
+        rows.append(dict(metric=f"{tab} {CASES[tab][0]} {cond} {variant} seconds", value=round(s, 2), unit="s",
+                         threads=int(threads[(cond, variant)]), ratio_to_idle=round(ratio, 2)))
+        lines.append(f"| {tab} | {cond} | {variant} | {threads[(cond, variant)]} | {s:.1f} | {ratio:.2f} |")
+    return rows, "\n".join(["| tab | condition | threads from | threads | s (median) | x its idle |",
+                            "|---|---|---|---|---|---|", *lines])
+
+
+def record(tab: str, table: str, rows: list[dict], args, argv, default_threads: int, start_load: str) -> None:
+    notes = [f"`python -m benchmarks.threads {' '.join(argv if argv is not None else sys.argv[1:])}`: {tab}'s "
+             f"default run (CLI, fresh process, result.json total_s), {args.repeats} repeat(s). before: torch's "
+             f"default ({default_threads} threads, one per core); after: the thread policy; +passive: "
+             f"OMP_WAIT_POLICY=PASSIVE. idle: no busy process added by this script; {args.hogs} busy: that many "
+             f"`python3 -c 'while True: pass'` beside the run. Load when the tab started: {start_load}."]
+    if args.note:
+        notes.append(args.note)
+    append_results(f"threads ({tab}'s default run, idle vs busy, before / after the thread policy)", table,
+                   [dict(bench="threads", **r) for r in rows], device=device_name("cpu"), notes=notes)
 
 
 if __name__ == "__main__":
