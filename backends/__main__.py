@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
     r.add_argument("--memory", default="auto", choices=MEMORY_MODES,
                    help="memory savers for 24 GB / 16 GB GPUs (auto: from the GPU's size)")
+    r.add_argument("--threads", default=None, metavar="N",
+                   help="CPU threads (default: DISTILL_THREADS or OMP_NUM_THREADS when set, else chosen from the "
+                        "cores free for this run and its size; result.json says which and why)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     e = sub.add_parser("examples", help="copy the example inputs that ship with the project into a folder, for the "
                        "README's commands")
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             return cli.main(args)
         t0 = time.perf_counter()
         for item in run(args.backend, _parse_sets(args.sets), prior=args.prior, inputs=args.inputs,
-                        out_dir=args.out, device=args.device, memory=args.memory):
+                        out_dir=args.out, device=args.device, memory=args.memory, threads=args.threads):
             if isinstance(item, Result):
                 for role, path in item.files.items():
                     print(f"{role}: {path}")

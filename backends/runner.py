@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import budget, registry, timing, validate
+from .devices import apply_threads, choose_threads, explicit_threads
 from .errors import InputError, RunError
 from .files import atomic_path, recording_writes
 from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
@@ -68,6 +69,8 @@ def run(
     out_dir: str | os.PathLike,
     device: str | torch.device | None = None,
     memory: str = "auto",
+    threads: int | None = None,
+    cpu_share: int = 1,
 ) -> Iterator[Progress | Result]:
     """Yield the backend's Progress reports and finally its Result (with result.json written).
 
@@ -75,6 +78,9 @@ def run(
     filled in from the prior's suggestions and the run's profile (see `backends.settings`).
     prior: a catalog name, "name:<hub id or folder>", or None / "auto" for this machine's default.
     memory: the prior's memory profile ("auto", "none", "24gb", "16gb"), the same whoever calls.
+    threads: torch's intra-op CPU threads for this run (None: DISTILL_THREADS / OMP_NUM_THREADS when set, else
+    chosen from the cores free for it: `devices.choose_threads`); cpu_share: how many runs this process runs at
+    once (the app's --concurrency), which divide its cores. result.json records {"threads": n, "why": "..."}.
     Every check that needs no model runs before any model loads. Raises InputError for bad settings / inputs,
     RunError when the run fails (incl. out of GPU memory). A run that fails, is interrupted or is closed before
     its result.json is written removes the files it wrote: `out_dir` holds a whole result set or none.
@@ -93,6 +99,10 @@ def run(
         raise InputError(f"inputs must be a list of file paths, not {type(inputs).__name__} {str(inputs)[:40]!r}.")
     if memory not in MEMORY_MODES:
         raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {str(memory)[:40]!r}.")
+    try:
+        explicit_threads(threads)  # a bad setting is said before any work, not after the prior loads
+    except ValueError as err:
+        raise InputError(f"{err}.") from None
     inputs = [str(p) for p in inputs]
     spec.inputs.check(key, len(inputs))
     for p in inputs:
@@ -115,6 +125,7 @@ def run(
     work = result = None
     written: list[Path] = []  # the files this run put in `out`, in the order written
     complete = False
+    threads_before = torch.get_num_threads()
     try:
         if entry is not None and not entry.offline:
             yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
@@ -128,6 +139,8 @@ def run(
         t_load = time.perf_counter() - t0
         settings, filled = fill_auto(cls, settings, prior_name, prior_obj, device)
         work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings), prior_name)
+        chosen = apply_threads(choose_threads(work.bytes if work is not None else None, share=cpu_share,
+                                              asked=threads))
         notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
         if notice:
             yield Progress(step=0, total=0, message=notice)
@@ -142,6 +155,8 @@ def run(
             else:
                 clock.report(item.step)
                 yield item
+                # resumed, maybe on another OS thread (the app's worker pool): OpenMP keeps the count per thread
+                apply_threads(chosen)
         if result is None:
             raise RunError(f"{key} finished without a result")
         measured = clock.timing(work.units if work is not None else 0)
@@ -158,6 +173,7 @@ def run(
             "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
             "switches": list(prior_obj.switches) if prior_obj is not None else [],
             "device": str(where),
+            "threads": chosen.as_dict(),  # torch's intra-op CPU threads, and why (`devices.choose_threads`)
             "inputs": [Path(p).name for p in inputs],
             # what the inputs held, so a rerun (`python -m backends compare`) can tell this result is of these files
             "input_sha256": [file_sha256(p) for p in inputs],
@@ -191,6 +207,8 @@ def run(
             if created:
                 with contextlib.suppress(OSError):
                     out.rmdir()  # only when empty
+        if torch.get_num_threads() != threads_before:  # a caller's own setting outlives the run
+            torch.set_num_threads(threads_before)
     result.files.setdefault("json", str(out / "result.json"))
     yield result
 

@@ -6,15 +6,17 @@ commit to benchmarks/RESULTS.md (the human record) and one JSON line per row to 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -125,3 +127,82 @@ def append_results(bench: str, table_md: str, rows: list[dict], *, device: str |
                    "date": date, "commit": commit}
             rec.update({k: v for k, v in r.items() if v is not None})
             f.write(json.dumps(rec) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ CPU conditions
+
+@contextlib.contextmanager
+def busy_processes(n: int) -> Iterator[list[subprocess.Popen]]:
+    """`n` processes that each keep one core busy (a Python busy loop at normal priority, as another person's job
+    would), stopped on the way out. They are given a moment to start, so a run started inside sees them."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0)
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def _cgroup_mounts() -> list[tuple[str, Path]]:
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or not tail:
+            continue
+        if tail[0] == "cgroup2":
+            out.append(("v2", Path(fields[4])))
+        elif tail[0] == "cgroup" and len(tail) >= 3 and "cpu" in tail[2].split(","):
+            out.append(("v1", Path(fields[4])))
+    return out
+
+
+@contextlib.contextmanager
+def cpu_quota_cgroup(cpus: float) -> Iterator[tuple[Path | None, str]]:
+    """A fresh cgroup limited to `cpus` CPUs (v1 `cpu.cfs_quota_us`, else v2 `cpu.max`), as (its cgroup.procs
+    file, "") or (None, why not) where this machine allows none (not root, no writable CPU controller). A child
+    joins it before it execs: `Popen(..., preexec_fn=lambda: procs.write_text(str(os.getpid())))`. Removed on
+    the way out (its processes must have ended)."""
+    if os.geteuid() != 0:
+        yield None, "a cgroup quota needs root"
+        return
+    period = 100000
+    made = None
+    why = "no cgroup v1 cpu controller or cgroup v2 with cpu enabled is mounted"
+    try:
+        for version, point in sorted(_cgroup_mounts()):  # v1 first: where both exist, v1's cpu is the live one
+            if version == "v2" and "cpu" not in (point / "cgroup.subtree_control").read_text().split():
+                why = f"cgroup v2 at {point} does not delegate the cpu controller"
+                continue
+            folder = point / f"distill-quota-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                folder.mkdir()
+                if version == "v1":
+                    (folder / "cpu.cfs_period_us").write_text(str(period))
+                    (folder / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+                else:
+                    (folder / "cpu.max").write_text(f"{int(cpus * period)} {period}")
+            except OSError as err:
+                why = f"cannot make a cgroup at {point}: {err.strerror or err}"
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+                continue
+            made = folder
+            break
+    except OSError as err:
+        why = f"cannot read the cgroup mounts: {err}"
+    if made is None:
+        yield None, why
+        return
+    try:
+        yield made / "cgroup.procs", ""
+    finally:
+        for _ in range(50):  # a child just killed leaves the cgroup a moment later
+            try:
+                made.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

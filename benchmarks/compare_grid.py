@@ -8,8 +8,8 @@ grid wall s       from calling run_grid to its last event, in this process: the 
                   cells, the report rewritten after each (icons judge included) and the checks of what is done
 cells s           the sum of the cells' own total_s (result.json: the run from its start, loading included)
 overhead          wall / cells - 1 (the target: at most 10 %)
-threads           torch threads (default 1, as eval_icons: on this shared 2-core machine two threads wait on each
-                  other while another process holds a core, and a run slows 5-15x)
+threads           torch threads: each run's own choice (`backends.devices.choose_threads`, recorded in its
+                  result.json) unless --threads sets them for every run
 rerun             the same spec again: every cell found done, nothing run; its wall seconds (reading 40
                   result.json files and writing the report, judging included)
 
@@ -18,6 +18,7 @@ Prints the table and appends it to benchmarks/RESULTS.md (the device named) unle
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -53,12 +54,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="the grid's folder (default: a fresh temporary one)")
     ap.add_argument("--steps", type=int, default=None, help="svg/vectorfusion's steps (default: the prior's, 200)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of every run (default: each run's own, from the free cores)")
     ap.add_argument("--no-record", action="store_true", help="print only; RESULTS.md is left alone")
     args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        os.environ["DISTILL_THREADS"] = str(args.threads)  # what every run's thread policy obeys
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="compare-grid-")) / "out"
     spec = parse_spec(spec_data(out, args.steps), name="compare_grid")
     assert len(spec.cells) == 40, len(spec.cells)
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
 
         steps = f"vectorfusion {args.steps} steps" if args.steps else "defaults"
         append_results(f"compare_grid (10 prompts x 2 methods x 2 seeds, icons prior, {steps}, local, 1 worker, "
-                       f"{args.threads} torch thread{'s' if args.threads > 1 else ''})",
+                       + (f"{args.threads} torch threads" if args.threads else "torch threads by the policy") + ")",
                        table, record, device=device_name("cpu"),
                        notes=["`python -m benchmarks.compare_grid`: the grid's wall time from run_grid's call to its "
                               "last event against the sum of its cells' result.json total_s (the overhead: budget "

@@ -351,6 +351,14 @@ def tables(res: dict) -> str:
     return "\n".join(lines)
 
 
+def threads_note() -> str:
+    """The threads the runs used: a setting every run obeyed, or each run's own choice (its result.json)."""
+    from backends.devices import explicit_threads
+
+    chosen = explicit_threads()
+    return f"{chosen.threads} ({chosen.why})" if chosen else "chosen per run by the thread policy"
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=50, help="how many prompts (default 50; --quick: 2)")
@@ -374,9 +382,8 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     from backends.priors.icons import load_icon_data
 
-    if args.visitors:  # as the app runs: torch's default threads
+    if args.visitors:
         return main_visitors(args)
-    torch.set_num_threads(1)  # a shared 2-core machine: one thread each avoids two threads spin-waiting on each other
     n = 2 if args.quick and args.prompts == 50 else args.prompts
     d = 1 if args.quick and args.diversity == 5 else args.diversity
     if args.merge:
@@ -407,7 +414,7 @@ def main(argv=None) -> dict:
         append_results("eval_icons", text, rows, device=device_name("cpu"),
                        notes=[f"Prior icons, up to {n} prompts (see each row), seed 0, each backend's defaults"
                               + (" (quick: few steps)" if args.quick else "") + f"; torch threads "
-                              f"{torch.get_num_threads()}. Recognition: nearest shipped icon (L2, resvg 64 px) "
+                              f"{threads_note()}. Recognition: nearest shipped icon (L2, resvg 64 px) "
                               "is one the prompt retrieves."])
     return res
 
@@ -443,7 +450,7 @@ def record_visitors(res: dict, settings: dict, sheet: Path | None) -> None:
     append_results("eval_icons --visitors", visitor_table(res), rows, device=device_name("cpu"),
                    notes=["svg/vectorfusion, prior icons, seed 0, the tab's defaults"
                           + (f" with {settings}" if settings else "")
-                          + f"; torch threads {torch.get_num_threads()}. Main object ranked first: the prior's "
+                          + f"; torch threads {threads_note()}. Main object ranked first: the prior's "
                           "first retrieved caption shows it. Recognized (each row's judge): one thing, the SVG's "
                           "nearest shipped icon (L2, resvg 64 px) shows it; a composition, every wanted thing is found "
                           "by its best windows (judges.composed); a sketch, the nearest icon outline (judges."

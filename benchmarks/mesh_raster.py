@@ -13,6 +13,7 @@ import argparse
 import numpy as np
 import torch
 
+from backends.devices import apply_threads, choose_threads
 from backends.mesh import Mesh, fit_texture, orbit, rasterize, render
 
 from .common import append_results, device_name, measure, median_ms
@@ -30,12 +31,12 @@ def sphere(subdivisions: int = 5, texture: int = 512) -> Mesh:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy's)")
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    apply_threads(choose_threads(asked=args.threads))
     mesh = sphere()
     cameras = orbit(mesh, args.views)
     raster = rasterize(mesh, cameras, args.size)
@@ -60,7 +61,7 @@ def main() -> None:
         ("fit_texture, per step", [(b - a) / 20 for a, b in zip(sorted(fit0), sorted(fit20))]),
     ]
     rows = [(name, median_ms(t), 1000.0 * min(t)) for name, t in rows]
-    where = f"{len(mesh.faces):,} triangles, {args.views} views x {args.size} px, {args.threads} threads"
+    where = f"{len(mesh.faces):,} triangles, {args.views} views x {args.size} px, {torch.get_num_threads()} threads"
     table = "| operation | median ms | best ms |\n|---|---|---|\n" + "\n".join(
         f"| {name} | {med:.0f} | {low:.0f} |" for name, med, low in rows)
     print(f"{device_name('cpu')}; {where}\n\n{table}")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from backends.devices import choose_threads
 from backends.svg import diffvg_adapter
 from backends.svg.render import render
 from backends.svg.painting import random_paths
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), action="append",
                    help="repeatable; default: cpu, and cuda when present")
     p.add_argument("--threads", type=int, action="append",
-                   help="CPU threads (repeatable; default 2, the reference machine's cores)")
+                   help="CPU threads (repeatable; default: the thread policy's, backends.devices.choose_threads)")
     p.add_argument("--samples", type=int, default=1, help="s x s samples per pixel for this renderer (default 1: "
                                                           "its coverage is area-exact); pydiffvg always uses 2x2")
     p.add_argument("--repeats", type=int, default=5)
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--before", default=BEFORE, help=f"commit of the 'before' renderer for --ops (default {BEFORE})")
     args = p.parse_args(argv)
     if args.clip:
-        torch.set_num_threads((args.threads or [2])[0])
+        torch.set_num_threads((args.threads or [choose_threads().threads])[0])
         rows = clip_rows()
         table = "\n".join(["| path | method | fwd+bwd ms | autograd saved MB | estimate_work MB |", "|---|---|---|---|---|"]
                           + [f"| M0 0 L{r['far']:g} 5 L5 {r['far']:g}Z | {r['method']} | {r['fwdbwd_ms']:.1f} | "
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         append_results("renderer far-away vertices (clipping)", table, records, device="CPU (2 cores)", notes=notes)
         return
     if args.ops:
-        torch.set_num_threads((args.threads or [2])[0])
+        torch.set_num_threads((args.threads or [choose_threads().threads])[0])
         rows = ops_rows(args.paths or list(PATHS), args.size, args.repeats, args.warmup, args.before)
         table = _ops_table(rows)
         print(table)
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     impls = ["distill"] + (["pydiffvg"] if diffvg_adapter.available() else [])
     rows = []
     for device in devices:
-        for threads in (args.threads or [2]) if device == "cpu" else [torch.get_num_threads()]:
+        for threads in (args.threads or [choose_threads().threads]) if device == "cpu" else [torch.get_num_threads()]:
             torch.set_num_threads(threads)
             for impl in impls:
                 for n in paths:

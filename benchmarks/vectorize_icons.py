@@ -139,9 +139,6 @@ def main(argv=None) -> int:
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.from_npm:
         build_icons(args.from_npm, ICONS)
     out = Path(args.out)

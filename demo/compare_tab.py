@@ -194,7 +194,7 @@ class CompareTab:
             yield (f"**Grid**: {len(spec.cells)} runs ({len(data['prompts'])} prompts x {len(spec.labels)} methods "
                    f"x {len(data['seeds'])} seeds); waiting for the device...", gr.Gallery(value=[], columns=columns),
                    "", None)
-            lock = device_lock(self.config.env.device)
+            lock = device_lock(self.config.env.device, self.config.cpu_slots)
             acquire(lock, job)
             try:
                 grid = compare.run_grid(spec)

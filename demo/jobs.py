@@ -101,17 +101,20 @@ class JobTable:
 
 
 JOBS = JobTable()
-_device_locks: dict[str, threading.Lock] = {}
+_device_locks: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _device_locks_guard = threading.Lock()
 
 
-def device_lock(device: str | None) -> threading.Lock:
-    """One lock per device: a stopped run still finishing its last step keeps the next one off the GPU."""
+def device_lock(device: str | None, slots: int = 1) -> threading.BoundedSemaphore:
+    """The device's run slots, held by a job for each step: one on a GPU (a stopped run still finishing its last
+    step keeps the next one off the GPU's memory); on a CPU the app's --concurrency, each job running on its share
+    of the cores (`backends.devices.choose_threads`, cpu_share) rather than all jobs taking turns on all of them."""
     with _device_locks_guard:
-        return _device_locks.setdefault(str(device or "default"), threading.Lock())
+        key = (str(device or "default"), max(1, int(slots)))
+        return _device_locks.setdefault(key, threading.BoundedSemaphore(key[1]))
 
 
-def acquire(lock: threading.Lock, job: Job, poll_s: float = 0.1) -> None:
+def acquire(lock: threading.Semaphore, job: Job, poll_s: float = 0.1) -> None:
     """Wait for the device, giving up (Stopped) if the job is stopped while it waits."""
     while not lock.acquire(timeout=poll_s):
         if job.stopping:
@@ -119,7 +122,8 @@ def acquire(lock: threading.Lock, job: Job, poll_s: float = 0.1) -> None:
 
 
 def drive(job: Job, key: str, settings: dict[str, Any], *, prior: str | None, inputs: list[str], out_dir: Path,
-          device: str | None, memory: str = "auto") -> Iterator[Progress | Result]:
+          device: str | None, memory: str = "auto", threads: int | None = None,
+          cpu_share: int = 1) -> Iterator[Progress | Result]:
     """`backends.run`, ended at the first report after the job's stop flag goes up (raises Stopped then).
 
     The backend's generator is always closed on the way out, which ends its optimization loop and drops its
@@ -127,7 +131,8 @@ def drive(job: Job, key: str, settings: dict[str, Any], *, prior: str | None, in
     """
     if job.stopping:
         raise Stopped()
-    gen = backends.run(key, settings, prior=prior, inputs=inputs, out_dir=out_dir, device=device, memory=memory)
+    gen = backends.run(key, settings, prior=prior, inputs=inputs, out_dir=out_dir, device=device, memory=memory,
+                       threads=threads, cpu_share=cpu_share)
     try:
         for item in gen:
             if isinstance(item, Progress):

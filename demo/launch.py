@@ -4,7 +4,7 @@ Every flag has an environment variable of the same meaning (a Space sets variabl
   --host DISTILL_HOST (GRADIO_SERVER_NAME)   --port DISTILL_PORT (GRADIO_SERVER_PORT)   --share DISTILL_SHARE
   --prior DISTILL_PRIOR: auto | tiny | real  --device DISTILL_DEVICE: auto | cpu | cuda | cuda:N
   --memory DISTILL_MEMORY: auto | none | 24gb | 16gb   --queue-size DISTILL_QUEUE_SIZE
-  --concurrency DISTILL_CONCURRENCY
+  --concurrency DISTILL_CONCURRENCY   --threads DISTILL_THREADS (CPU threads of every run; default: chosen per run)
   --job-ttl DISTILL_JOB_TTL (seconds a finished job's files are kept)
   --preload DISTILL_PRELOAD (load/download the real models in the background at start-up; default on a Space)
 """
@@ -43,6 +43,7 @@ class AppConfig:
     memory: str = "auto"
     queue_size: int = 64
     concurrency: int = 1
+    threads: int | None = None  # every run's CPU threads; None: chosen per run (`backends.devices.choose_threads`)
     job_ttl: float = 2 * 3600
     job_root: str | None = None
     preload: bool = False  # start loading the real priors in the background at start-up
@@ -75,15 +76,21 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     p.add_argument("--queue-size", type=int, default=int(_env("DISTILL_QUEUE_SIZE", default=64)),
                    help="jobs that may wait in the queue before new ones are refused")
     p.add_argument("--concurrency", type=int, default=int(_env("DISTILL_CONCURRENCY", default=1)),
-                   help="jobs running at once on the device")
+                   help="jobs running at once on the device (on a CPU each gets its share of the cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of every run (default: DISTILL_THREADS or OMP_NUM_THREADS when set, else chosen "
+                        "per run from the free cores and the run's size)")
     p.add_argument("--job-ttl", type=float, default=float(_env("DISTILL_JOB_TTL", default=2 * 3600)),
                    help="seconds a job's result files are kept")
     p.add_argument("--preload", action=argparse.BooleanOptionalAction,
                    default=truthy(_env("DISTILL_PRELOAD", default="1" if on_space else "")),
                    help="load (download) the real models in the background at start-up (default on a Space)")
     a = p.parse_args(argv)
+    if a.threads is not None and a.threads < 1:
+        p.error(f"--threads must be 1 or more, not {a.threads}")
     return AppConfig(host=a.host, port=a.port, share=a.share, prior=a.prior, device=a.device, memory=a.memory,
-                     queue_size=a.queue_size, concurrency=a.concurrency, job_ttl=a.job_ttl, preload=a.preload)
+                     queue_size=a.queue_size, concurrency=a.concurrency, threads=a.threads, job_ttl=a.job_ttl,
+                     preload=a.preload)
 
 
 def theme():
@@ -108,7 +115,7 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
     from backends.files import cleanup_expired
 
     run_config = RunConfig(env=env, queue_id=f"device-{env.device}", concurrency=max(1, config.concurrency),
-                           job_ttl_s=config.job_ttl, job_root=config.job_root)
+                           job_ttl_s=config.job_ttl, job_root=config.job_root, threads=config.threads)
     cleanup_expired(config.job_ttl, root=config.job_root)
     tabs: dict[str, Tab] = {}
     # No analytics: the app must start and run with no network, and sends nothing anywhere.

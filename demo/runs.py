@@ -107,9 +107,10 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
             warm_prior(prior, env)
             side_dir = job_dir.path / side
             side_dir.mkdir()
-            lock = device_lock(env.device)
+            lock = device_lock(env.device, cfg.cpu_slots)
             it = drive(job, cls.key, settings, prior=prior, inputs=inputs, out_dir=side_dir,
-                       device=env.run_device(), memory=env.memory_mode)
+                       device=env.run_device(), memory=env.memory_mode, threads=cfg.threads,
+                       cpu_share=cfg.cpu_slots)
             result = None
             while True:
                 acquire(lock, job)

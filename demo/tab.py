@@ -140,6 +140,13 @@ class RunConfig:
     concurrency: int = 1
     job_ttl_s: float = 2 * 3600
     job_root: str | None = None
+    threads: int | None = None  # --threads: every run's CPU threads (None: chosen per run)
+
+    @property
+    def cpu_slots(self) -> int:
+        """Jobs that compute at once: --concurrency on a CPU (each on its share of the cores), one on a GPU."""
+        return max(1, self.concurrency) if str(self.env.device) == "cpu" else 1
+
 
 class Tab:
     """Builds one tab's widgets and events inside the current gr.Blocks and holds references for tests."""

@@ -1,16 +1,21 @@
 """Shared test settings (never reach the network, keep torch to this machine's two cores) and the browser tests'
-shared fixtures: `browser` (one headless Chromium per module) and `page` (a fresh page of the module's own `server`
-fixture, the app it starts)."""
+shared fixtures: `browser` (one headless Chromium for the session), `server` (one app for the session, unless a
+module starts its own) and `page` (a fresh page of `server`)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+# One thread for every run of the suite, in this process and the app servers and CLI children it starts (they
+# inherit it): the suite runs pytest, the apps and Chromium at once on a few cores, many small runs, where two
+# OpenMP threads spin against each other; and a run with the setting skips the policy's 0.1 s load sample.
+# test_threads clears it where the policy itself is under test.
+os.environ.setdefault("DISTILL_THREADS", "1")
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# one thread: the suite is many small ops, and two OpenMP threads spin against the app servers the tests start
 torch.set_num_threads(1)
 
 # Modules that start an app, a browser or a child process, or run whole default runs: marked `slow`, so that
@@ -27,12 +32,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
+    """One headless Chromium for the session (each test opens its own fresh page in it)."""
     from browser_util import chromium
 
     with chromium() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def server():
+    """One app (`python app.py`, offline, on the CPU) for every module that drives it only through its page or API
+    (each test opens a fresh page, or its own job): starting one costs 10-30 s of a busy 2-core machine. A module
+    that needs an app of its own (other flags, or the state of a fresh one) defines its own `server` fixture."""
+    from app_server import AppServer
+
+    with AppServer("suite") as app:
+        yield app
 
 
 @pytest.fixture

@@ -16,19 +16,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import backends
-from app_server import AppServer, free_port
+from app_server import free_port
 from demo.launch import AppConfig, build_app, tab_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = str(ROOT / "examples" / "image" / "shapes.png")
 # The least work that still runs each tab's method end to end on the tiny prior (the browser test runs the examples).
 SMALLEST = {"steps": 2, "short_side": 64, "particles": 2, "every": 1}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with AppServer("client") as app:
-        yield app
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app_server import ARTIFACTS, AppServer
+from app_server import ARTIFACTS
 from browser_util import CHROMIUM, click_example, downloads, open_tab, set_number, shot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -93,12 +93,6 @@ def own_files(tmp_path_factory):
     return {"panorama": own_wide_image(d / "my_panorama.png"), "video": own_clip(d / "my_clip.mp4"),
             "views3d": own_views_zip(d / "my_views.zip"), "image": own_wide_image(d / "my_target.png", (96, 64)),
             "mesh": own_mesh(d / "my_box.glb")}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with AppServer("first-contact") as app:
-        yield app
 
 
 def upload(page, tab: str, path: Path) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_server import ARTIFACTS, AppServer
+from app_server import ARTIFACTS
 from browser_util import CHROMIUM, open_tab, screenshot, wait_status
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -31,12 +31,6 @@ PROMPTS = [  # one of each class of benchmarks.eval_icons.VISITOR_PROMPTS, with 
     ("a blue whale jumping out of the ocean", "whale"),
     ("a cute owl sticker", "owl"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with AppServer("text-to-svg") as app:
-        yield app
 
 
 @pytest.fixture(scope="module")

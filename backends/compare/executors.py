@@ -53,15 +53,17 @@ class Failure(str):
         return Failure, (str(self), self.suggestions)
 
 
-def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = True) -> Iterator[tuple[str, Any]]:
+def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = True,
+                cpu_share: int = 1) -> Iterator[tuple[str, Any]]:
     """Run one cell: ("progress", Progress) ..., then ("done", its result.json) or ("failed", one sentence). A run
     that fails says why in the table and the grid goes on; with DISTILL_DEBUG set it raises, for the traceback.
-    previews=False drops the Progress previews (what crosses to another process stays small)."""
+    previews=False drops the Progress previews (what crosses to another process stays small); cpu_share: how many
+    workers divide this machine's cores (`devices.choose_threads`)."""
     from ..runner import run
 
     try:
         for item in run(cell.backend, cell.settings, prior=cell.prior, inputs=list(cell.inputs),
-                        out_dir=cell.folder, device=device, memory=memory):
+                        out_dir=cell.folder, device=device, memory=memory, cpu_share=cpu_share):
             if isinstance(item, Progress):
                 yield "progress", item if previews else replace(item, preview=None)
         yield "done", json.loads((cell.folder / "result.json").read_text(encoding="utf-8"))
@@ -143,7 +145,6 @@ class LocalExecutor:
     def _processes(self, cells: Sequence[Cell]) -> Iterator[tuple[str, Cell, Any]]:
         ctx = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
         cpu_workers = sum(d == "cpu" for d in self.devices)
-        threads = max(1, (os.cpu_count() or 1) // max(1, cpu_workers))
         procs = []
         try:
             tasks, events = ctx.Queue(), ctx.Queue()
@@ -151,7 +152,7 @@ class LocalExecutor:
                 tasks.put(cell)  # starts the queue's feeder thread
             for _ in self.devices:
                 tasks.put(None)
-            procs = [ctx.Process(target=_local_worker, args=(i, d, self.memory, threads, tasks, events),
+            procs = [ctx.Process(target=_local_worker, args=(i, d, self.memory, max(1, cpu_workers), tasks, events),
                                  daemon=True, name=f"compare-worker-{i}") for i, d in enumerate(self.devices)]
             # The workers start with Ctrl-C ignored (inherited): the terminal sends it to the whole process group,
             # and a worker hit while importing torch would print a traceback; this process stops them (SIGTERM).
@@ -215,18 +216,16 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, old)
 
 
-def _local_worker(index: int, device: str, memory: str, threads: int, tasks, events) -> None:
-    """A spawned worker: cells from `tasks` until None, each one's events to `events`, tagged with its index."""
+def _local_worker(index: int, device: str, memory: str, cpu_share: int, tasks, events) -> None:
+    """A spawned worker: cells from `tasks` until None, each one's events to `events`, tagged with its index; each
+    run's threads are chosen for its share of the cores (`cpu_share` CPU workers run at once)."""
     from .. import interrupts
 
     interrupts.raise_on_signals()  # SIGTERM from the parent raises Terminated where the run is
-    import torch
-
-    torch.set_num_threads(threads)
     try:
         while (cell := tasks.get()) is not None:
             events.put((index, "start", cell.id, None))
-            for kind, payload in cell_events(cell, device, memory, previews=False):
+            for kind, payload in cell_events(cell, device, memory, previews=False, cpu_share=cpu_share):
                 events.put((index, kind, cell.id, payload))
     except KeyboardInterrupt:  # Terminated: stopped by the parent, the run's files already taken away
         pass
