@@ -425,3 +425,16 @@ def test_every_example_view_takes_one_look_of_the_night_edit_with_csd_and_not_vi
         looks[key] = _looks(result.files["zip"], views, "night")
     assert len(set(looks["views3d/csd-edit"])) == 1, looks
     assert len(set(looks["views3d/per-view"])) > 1, looks
+
+
+@pytest.mark.parametrize("width", [256, 2048])
+def test_figure_labels_grow_with_the_figure_so_they_read_in_the_pages_column(width):
+    from backends.csd_edit import outputs
+
+    grey = np.full((40, width, 3), 128, np.uint8)
+    figure = outputs.labelled_rows([("source", grey), ("edited", grey)])
+    band = int(np.argmax((figure == 128).all(axis=(1, 2))))  # the first row of the picture: the label's band ends
+    inked = np.flatnonzero((figure[:band] < 100).any(axis=(1, 2)))
+    letters = inked[-1] - inked[0] + 1
+    assert letters * 760 / width >= 7, (width, letters)  # shown in a 760 px column, the letters stay 7 px or more
+    assert band <= 3 * letters  # and the band around its lower-case letters is no wide white stripe

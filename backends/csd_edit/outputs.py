@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import RunError
 from ..files import atomic_path, write_error
@@ -51,13 +51,20 @@ def to_batch(images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], 
 
 # ------------------------------------------------------------------------------------------------ figures and files
 
+LABEL_SHARE = 1 / 48  # a label's height as a share of its figure's width: about 15 px on a 760 px wide result
+
+
 def labelled_rows(rows: Sequence[tuple[str, np.ndarray]], gap: int = 4) -> np.ndarray:
-    """Stack (label, (H, W, 3) uint8) rows vertically with a label strip above each: a before/after figure."""
+    """Stack (label, (H, W, 3) uint8) rows vertically with a label strip above each: a before/after figure. The
+    labels grow with the figure, which the page shows scaled to its column: a fixed 11 px font on a 2048 px
+    panorama read as 4 px at 800 px."""
     width = max(r.shape[1] for _, r in rows)
+    size = max(11, round(width * LABEL_SHARE))
+    font = ImageFont.load_default(size=size)
     parts = []
     for label, row in rows:
-        bar = Image.new("RGB", (width, 14), (255, 255, 255))
-        ImageDraw.Draw(bar).text((3, 1), label, fill=(0, 0, 0))
+        bar = Image.new("RGB", (width, round(size * 1.35)), (255, 255, 255))
+        ImageDraw.Draw(bar).text((size // 3, size // 10), label, fill=(0, 0, 0), font=font)
         padded = np.full((row.shape[0], width, 3), 255, np.uint8)
         padded[:, : row.shape[1]] = row
         parts += [np.asarray(bar), padded, np.full((gap, width, 3), 255, np.uint8)]
