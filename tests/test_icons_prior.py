@@ -146,10 +146,43 @@ def test_colour_words_choose_among_the_nouns_matches_by_their_pixels(prior):
     assert retrieved_captions(prior, "a red bicycle") == {"bicycle"}
     reading = prior.read("a red bicycle")
     assert reading.colours == ("red",) and reading.colour_found
-    # a colour no match has: all the noun's matches stay, and the reading says the colour was not found
+    # a colour no match has, nor a near one: all the noun's matches stay, recoloured, and the reading says so
     purple = prior.read("a purple apple")
-    assert set(purple.drawn) == {"red apple", "green apple"} and not purple.colour_found
-    assert "None of those is purple" in purple.sentence()
+    assert set(purple.drawn) == {"red apple (recoloured purple)", "green apple (recoloured purple)"}
+    assert not purple.colour_found and purple.recoloured == "purple"
+    assert "recoloured purple" in purple.sentence() and "could not be matched" not in purple.sentence()
+
+
+def test_a_colour_no_icon_has_is_drawn_by_recolouring_the_matches_as_mixture_components(prior):
+    from backends.priors.reading import COLOUR_CLASSES, colour_shares
+
+    ids, _, reading = prior._retrieve("a blue banana")
+    assert reading.recoloured == "blue" and all(i >= len(prior.captions) for i in ids)  # rows of the mixture
+    n = prior.native_size
+    pictures = ((prior.bank(torch.from_numpy(ids)).view(-1, 3, n, n) + 1) / 2 * 255).byte().permute(0, 2, 3, 1)
+    shares = colour_shares(pictures.numpy())
+    assert (shares[:, COLOUR_CLASSES.index("blue")] >= 0.25).all(), shares
+    banana = prior.captions.index("banana")
+    plain = ((prior.bank(torch.tensor([banana])).view(1, 3, n, n) + 1) / 2 * 255).byte().permute(0, 2, 3, 1)
+    assert colour_shares(plain.numpy())[0, COLOUR_CLASSES.index("blue")] < 0.25  # a check that can fail
+
+
+def test_a_colour_word_takes_the_nearest_colour_its_icons_have_before_recolouring(prior):
+    fox = prior.read("a red fox")  # the app's first example: the fox emoji is orange, as red foxes are
+    assert fox.colour_found and fox.nearest_colour == "orange" and not fox.recoloured
+    assert "could not be matched" not in fox.sentence() and "recoloured" not in fox.sentence()
+
+
+def test_recolouring_keeps_outlines_and_white_and_turns_the_main_colour():
+    from backends.priors.compose import recolour
+
+    image = torch.ones(1, 3, 16, 16)
+    image[0, :, 4:12, 4:12] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]  # a red square
+    image[0, :, 4, 4:12] = 0.0  # a black outline along its top
+    out = recolour(image, "blue")
+    assert torch.allclose(out[0, :, 0, 0], torch.ones(3)) and torch.allclose(out[0, :, 4, 6], torch.zeros(3))
+    r, g, b = out[0, :, 8, 8]
+    assert b > 0.8 and r < 0.2  # the red is blue now, as bright
 
 
 def test_colour_shares_measure_the_icons_own_pixels_not_the_white_background(prior):

@@ -202,7 +202,10 @@ class PromptReading:
     """What a prior that retrieves by words understood of a prompt, for the person who typed it.
 
     subject: the words that name what is drawn; drawn: what it draws them from (e.g. icon captions), most weight
-    first; colours: the colour words applied; colour_found: whether some match has those colours; left_out: known
+    first; colours: the colour words applied; colour_found: whether some match has those colours; recoloured: the
+    colour the matches were redrawn in when none had it or a near one ("" otherwise); nearest_colour: the colour
+    of the matches kept when none had the one asked for but a neighbour on the colour wheel ("" otherwise);
+    left_out: known
     words of other objects, not drawn; unknown: words it does not know; negation_dropped: negation items ("no
     bicycles") left out because the prompt asked for none. objects: the things it names, as typed (at most three);
     relations: how each after the first relates to it ("wearing", "holding", "riding", "on", "in", "under",
@@ -213,6 +216,8 @@ class PromptReading:
     drawn: tuple[str, ...]
     colours: tuple[str, ...] = ()
     colour_found: bool = True
+    nearest_colour: str = ""
+    recoloured: str = ""
     left_out: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
     negation_dropped: tuple[str, ...] = ()
@@ -229,7 +234,12 @@ class PromptReading:
         else:
             parts = [f"{prior[0].upper()}{prior[1:]} read the prompt as “{' '.join(self.colours + self.subject)}” "
                      f"and draws it from: {', '.join(self.drawn)}."]
-        if self.colours and not self.colour_found:
+        if self.nearest_colour:
+            parts.append(f"Its {' or '.join(self.colours)} is the {self.nearest_colour} of its icons, the nearest "
+                         f"colour they have.")
+        if self.recoloured:
+            parts.append(f"No icon of it is {self.recoloured}, so they were recoloured {self.recoloured}.")
+        elif self.colours and not self.colour_found:
             parts.append(f"None of those is {' or '.join(self.colours)}: the colour could not be matched.")
         if self.left_out:
             parts.append(f"Not drawn: {', '.join(self.left_out)} (no icon's name holds it, or it is past the third thing named).")

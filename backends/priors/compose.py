@@ -267,3 +267,37 @@ def layout(things: list[tuple[Cutout, str]], relations: list[str], variant: int 
         p, mir = VARIANTS[rel][variant % len(VARIANTS[rel])]
         cv.paste(c, _other_box(placed, c, rel, p, mir, h))
     return cv.image(size)
+
+
+# Where each colour word puts a recoloured pixel: (hue in degrees or None to keep it, saturation factor, value cap).
+# Hues are the middle of `reading.colour_shares`' bins; brown is a dark orange, black / white / gray lose their hue.
+RECOLOUR = {"red": (0.0, 1.0, 1.0), "orange": (28.0, 1.0, 1.0), "yellow": (52.0, 1.0, 1.0),
+            "green": (120.0, 1.0, 1.0), "blue": (215.0, 1.0, 1.0), "purple": (275.0, 1.0, 1.0),
+            "pink": (320.0, 0.6, 1.0), "brown": (25.0, 1.0, 0.5), "black": (None, 0.0, 0.2),
+            "white": (None, 0.05, 1.0), "gray": (None, 0.0, 0.6)}
+
+
+def recolour(images: torch.Tensor, colour: str) -> torch.Tensor:
+    """Icons (M, 3, n, n) in [0, 1] over white, each with its main colour turned to `colour` (a key of RECOLOUR):
+    the pixels of the icon's most common hue (30-degree bins of its saturated pixels) take the colour's hue,
+    keeping their shading; outlines, eyes and white parts stay. For a colour word no icon of the thing has ("a
+    yellow umbrella")."""
+    import kornia.color
+
+    hue, sat_factor, value_cap = RECOLOUR[colour]
+    hsv = kornia.color.rgb_to_hsv(images.float().clamp(0, 1))  # h in radians [0, 2pi), s and v in [0, 1]
+    h, s, v = hsv.unbind(1)
+    saturated = (s > 0.25) & (v > 0.2)
+    bins = (h / (2 * np.pi) * 12).long().clamp(0, 11)
+    out = []
+    for i in range(len(images)):
+        counts = torch.bincount(bins[i][saturated[i]], minlength=12)
+        main = saturated[i] & (bins[i] == int(counts.argmax())) if int(counts.sum()) else saturated[i]
+        hi, si, vi = h[i].clone(), s[i].clone(), v[i].clone()
+        if hue is not None:
+            hi[main] = float(np.deg2rad(hue))
+        si[main] = si[main] * sat_factor
+        vi[main] = torch.minimum(vi[main], torch.tensor(value_cap)) if colour != "white" else \
+            vi[main].clamp(min=0.9)
+        out.append(kornia.color.hsv_to_rgb(torch.stack([hi, si, vi])[None])[0])
+    return torch.stack(out).clamp(0, 1)

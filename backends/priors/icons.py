@@ -54,7 +54,7 @@ from ..engine.guidance import cfg
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, PromptReading, as_list, per_row
 from ..errors import InputError
-from .compose import VARIANTS, Cutout, cutout, layout
+from .compose import RECOLOUR, VARIANTS, Cutout, cutout, layout, recolour
 from .reading import (BACKDROPS, COLOUR_CLASSES, Phrase, PromptParts, Understood, colour_shares,
                       composition_sentence, head_word, read_prompt, stem, thing_name, understand)
 from .reading import ALIASES, USUAL
@@ -62,6 +62,11 @@ from .text_match import STOP_WORDS, TextIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "icons.npz"
 COLOUR_SHARE = 0.25  # an icon "is red" when at least this share of its own pixels is red
+# Neighbours on the colour wheel, taken when no match has the colour itself (before recolouring any): people call
+# orange foxes, squirrels and hair red, and a blue-violet flower purple.
+NEAR_COLOURS = {"red": ("orange", "pink"), "orange": ("red", "yellow", "brown"), "yellow": ("orange",),
+                "green": ("yellow", "blue"), "blue": ("purple",), "purple": ("blue", "pink"), "pink": ("red", "purple"),
+                "brown": ("orange",), "gray": ("white", "black"), "white": ("gray",), "black": ("gray",)}
 COMPOSE_ICONS = (3, 2, 2)  # icons of the first, second and third thing combined in compositions
 COMPOSED_SLOTS = 1024  # bank rows for composed pictures (50 MB at 64 px), reused oldest first
 
@@ -229,8 +234,14 @@ class IconPrior:
         typed = {w: t for p in phrases for w, t in zip(p.words, p.typed)}
         unknown = [t for w, t in typed.items() if w not in index.vocab]
         ids, scores, found, dropped = self._phrase_icons(main, parts.negation, prompt)
+        recoloured = ""
+        if not found and main.colours[0] in RECOLOUR:  # no match has the colour or a near one: draw them in it
+            recoloured = main.colours[0]
+            ids = self._recoloured(ids, recoloured)
+        near = found if found not in ("any", "") and found not in main.colours else ""
         reading = PromptReading(subject=main.typed, drawn=(), colours=tuple(dict.fromkeys(main.colours)),
-                                colour_found=found, left_out=understood.extra,
+                                colour_found=bool(found), nearest_colour=near, recoloured=recoloured,
+                                left_out=understood.extra,
                                 unknown=tuple(dict.fromkeys(unknown)), negation_dropped=dropped,
                                 objects=tuple(thing_name(t) for t, _ in understood.objects) or (thing_name(main.typed),))
         if len(understood.objects) < 2 and understood.backdrop is None:
@@ -238,12 +249,14 @@ class IconPrior:
         return self._compose(understood, by_typed, (ids, scores), parts.negation, prompt, reading)
 
     def _phrase_icons(self, phrase: Phrase, negation: bool, prompt: str):
-        """(icon ids, scores, colour found, negation icons dropped) of one phrase.
+        """(icon ids, scores, the colour matched, negation icons dropped) of one phrase: the colour is the one asked
+        for, a neighbour of it on the colour wheel (`NEAR_COLOURS`) when no match has it, "" when neither, "any"
+        when the phrase names no colour.
 
         The phrase's head noun (`reading.head_word`: its last known word, not a measure or a generic word) must occur
         in every icon retrieved; the phrase's words and colours rank them (BM25 + caption cover); negation icons are
         dropped unless the prompt asks for one; colour words keep only the matches whose own pixels are at least
-        `COLOUR_SHARE` of those colours (all of them when none is). Then icons scoring at least keep_ratio x the
+        `COLOUR_SHARE` of those colours, or else of their neighbours (all of them when none is). Then icons scoring at least keep_ratio x the
         best are kept, at most max_icons."""
         index = self.index
         head = head_word(phrase.words, index.vocab)
@@ -256,13 +269,18 @@ class IconPrior:
             if neg.any() and not neg.all():
                 dropped = tuple(dict.fromkeys(self.captions[i] for i in cand[neg]))
                 cand = cand[~neg]
-        found = True
+        found = "any"
         if phrase.colours and len(cand):
-            cols = [COLOUR_CLASSES.index(c) for c in dict.fromkeys(phrase.colours)]
-            share = self.colour_shares(cand)[:, cols].sum(1)
-            found = bool((share >= COLOUR_SHARE).any())
-            if found:
-                cand = cand[share >= COLOUR_SHARE]
+            found = ""
+            asked = list(dict.fromkeys(phrase.colours))
+            # the colours asked for, else their neighbours on the colour wheel: a "red fox" is an orange one
+            for names in (asked, [n for c in asked for n in NEAR_COLOURS.get(c, ())]):
+                cols = [COLOUR_CLASSES.index(c) for c in names]
+                shares = self.colour_shares(cand)[:, cols]
+                keep = shares.sum(1) >= COLOUR_SHARE
+                if keep.any():
+                    cand, found = cand[keep], names[int(shares[keep].sum(0).argmax())]
+                    break
         if not len(cand):
             raise self._no_match(prompt)
         scores = index.term_scores(list(phrase.words) + colour_terms)[cand]
@@ -291,7 +309,7 @@ class IconPrior:
             order = np.argsort(-scores, kind="stable")[:COMPOSE_ICONS[j]]
             picks.append([(int(ids[i]), float(scores[i])) for i in order])
             heads.append(head)
-            names.append(self.captions[int(ids[order[0]])])
+            names.append(self.component_caption(int(ids[order[0]])))
         if len(objects) == 1 and understood.backdrop is None:
             return main_icons[0], main_icons[1], replace(reading, objects=(thing_name(objects[0][0]),),
                                                          left_out=tuple(skipped) + reading.left_out)
@@ -306,7 +324,7 @@ class IconPrior:
             things = [(self.cutout(i), h) for (i, _), h in zip(combo, heads)]
             for v in range(variants):
                 images.append(layout(things, relations, v, backdrop, self.native_size))
-                captions.append(" + ".join(self.captions[i] for i, _ in combo))
+                captions.append(" + ".join(self.component_caption(i) for i, _ in combo))
                 scores.append(sum(sc for _, sc in combo))
         ids = self._register(key, torch.stack(images), captions)
         how = composition_sentence(names, [t for t, _ in objects], relations, understood.backdrop)
@@ -314,6 +332,14 @@ class IconPrior:
                           objects=tuple(thing_name(t) for t, _ in objects),
                           left_out=tuple(skipped) + reading.left_out)
         return ids, np.asarray(scores, dtype=np.float32), reading
+
+    def _recoloured(self, ids: np.ndarray, colour: str) -> np.ndarray:
+        """The icons `ids` with their main colour turned to `colour` (`compose.recolour`), as bank rows of the
+        mixture, so the prior's score stays exact for the pictures it samples."""
+        n = self.native_size
+        images = (self.bank(torch.from_numpy(ids)).view(-1, 3, n, n) + 1) / 2
+        return self._register(("recolour", tuple(int(i) for i in ids), colour), recolour(images, colour),
+                              [f"{self.captions[int(i)]} (recoloured {colour})" for i in ids])
 
     def _thing_icons(self, phrase: Phrase, head: str, negation: bool, prompt: str):
         """(ids, scores) of a second or third thing, or None when no icon shows it: the icons whose caption holds
