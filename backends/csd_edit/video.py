@@ -112,11 +112,7 @@ class _VideoEdit(csd.EditBackend):
         files["comparison"] = save_png(figure, out_dir / "comparison.png")
         found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(keys)), last)
         found.update(carried.metrics())
-        carry = "colour models of the two nearest keyframes, interpolated in time"
-        note = (f"Edited at {size[0]}x{size[1]} on {len(keys)} keyframes; carried to all {count} frames at "
-                f"{w0}x{h0} ({carry}).") if s.upsample == "guided" else (
-                f"Edited at {size[0]}x{size[1]} on {len(keys)} keyframes; the edited keyframes were resized back and "
-                f"cross-faded to all {count} frames at {w0}x{h0} (upsample=resize).")
+        note = carry_note(size, len(keys), count, (w0, h0), s.upsample)
         meta = {
             "metrics": found,
             "method": self.method,
@@ -239,3 +235,15 @@ class VideoPerFrame(_VideoEdit):
     Settings = VideoSettings
     description = "Baseline: SDS-edit of each frame on its own (CSD-Edit without the kernel, same budget)"
     method = "per-item"
+
+
+def carry_note(size: tuple[int, int], keyframes: int, frames: int, full: tuple[int, int], upsample: str) -> str:
+    """The notice of how a clip's edit came back: "Edited at 171x96 on 16 keyframes; carried to all 120 frames at
+    640x360 (...)"."""
+    keys = f"{keyframes} keyframe{'s' if keyframes != 1 else ''}"
+    every = f"all {frames} frames" if frames != 1 else "its 1 frame"
+    if upsample == "guided":
+        return (f"Edited at {size[0]}x{size[1]} on {keys}; carried to {every} at {full[0]}x{full[1]} (colour models "
+                f"of the {'two nearest keyframes, interpolated in time' if keyframes > 1 else 'keyframe'}).")
+    return (f"Edited at {size[0]}x{size[1]} on {keys}; the edited keyframe{'s were' if keyframes != 1 else ' was'} "
+            f"resized back and cross-faded to {every} at {full[0]}x{full[1]} (upsample=resize).")
