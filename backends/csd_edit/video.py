@@ -122,7 +122,7 @@ class _VideoEdit(csd.EditBackend):
             "audio": sound,  # the clip's sound track, copied into edited.mp4 (the GIF has none)
             "source_frames": count,
             "keyframes": [int(k) for k in keys],
-            "carry": carry if s.upsample == "guided" else "resize and cross-fade",
+            "carry": CARRY if s.upsample == "guided" else "resize and cross-fade",
             "upsample": s.upsample,
             "sampled": False,
             "frames_note": "every frame of the clip, at its frame rate",
@@ -237,13 +237,16 @@ class VideoPerFrame(_VideoEdit):
     method = "per-item"
 
 
+CARRY = "colour models of the two nearest keyframes, interpolated in time"  # how the edit reaches every frame
+
+
 def carry_note(size: tuple[int, int], keyframes: int, frames: int, full: tuple[int, int], upsample: str) -> str:
     """The notice of how a clip's edit came back: "Edited at 171x96 on 16 keyframes; carried to all 120 frames at
     640x360 (...)"."""
     keys = f"{keyframes} keyframe{'s' if keyframes != 1 else ''}"
     every = f"all {frames} frames" if frames != 1 else "its 1 frame"
     if upsample == "guided":
-        return (f"Edited at {size[0]}x{size[1]} on {keys}; carried to {every} at {full[0]}x{full[1]} (colour models "
-                f"of the {'two nearest keyframes, interpolated in time' if keyframes > 1 else 'keyframe'}).")
+        how = CARRY if keyframes > 1 else "the keyframe's colour model"
+        return f"Edited at {size[0]}x{size[1]} on {keys}; carried to {every} at {full[0]}x{full[1]} ({how})."
     return (f"Edited at {size[0]}x{size[1]} on {keys}; the edited keyframe{'s were' if keyframes != 1 else ' was'} "
             f"resized back and cross-faded to {every} at {full[0]}x{full[1]} (upsample=resize).")
