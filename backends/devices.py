@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -34,13 +34,15 @@ def to_device(x: torch.Tensor, device) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Threads:
-    """The intra-op threads a run uses and why, in words (recorded in result.json as {"threads", "why"})."""
+    """The intra-op threads a run uses and why, in words, and the process's niceness, which decides its share of
+    cores that other processes want too (recorded in result.json as {"threads", "why", "nice"})."""
 
     threads: int
     why: str
+    nice: int = field(default_factory=lambda: os.nice(0))
 
     def as_dict(self) -> dict:
-        return {"threads": self.threads, "why": self.why}
+        return {"threads": self.threads, "why": self.why, "nice": self.nice}
 
 
 def parse_cpu_max(text: str) -> float | None:
