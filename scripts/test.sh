@@ -38,4 +38,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DISTILL_TEST_VENV_ACTIVE="$venv"
-exec "$venv/bin/python" -m pytest -q "$@"
+# One worker process per core, at most 4 (each starts its own app server and Chromium for its browser tests); a
+# module's tests stay together on one worker, so that its module-wide fixtures start once. DISTILL_TEST_WORKERS=0
+# runs them in this one process.
+cores=$(nproc)
+workers=${DISTILL_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+exec "$venv/bin/python" -m pytest -q -n "$workers" --dist loadfile "$@"
