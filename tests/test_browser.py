@@ -126,6 +126,8 @@ def test_each_tab_shows_its_expected_time_before_run_and_it_follows_the_steps(pa
             assert "Expected time: about" in line.inner_text(), (spec.name, line.inner_text())
         open_tab(page, "Text to SVG")
         before = expected_time(page.locator("#svg-expect").inner_text())
+        settings = page.locator("#svg-expect").locator("xpath=..")
+        settings.screenshot(path=str(ARTIFACTS / "expected-time-200-steps.png"))
         set_number(page, "svg-vectorfusion-steps", 2000)
         # The line follows the field (Gradio's own timer may show over it first: wait for a new figure). Ten times
         # the steps make the run about ten times longer; the wide factor allows for the fixed setup and the
@@ -134,4 +136,5 @@ def test_each_tab_shows_its_expected_time_before_run_and_it_follows_the_steps(pa
                                ".innerText); return m !== null && m[0] !== was; }",
                                arg=[EXPECTED_TIME.pattern, before.words], timeout=120_000)
         after = expected_time(page.locator("#svg-expect").inner_text())
+        settings.screenshot(path=str(ARTIFACTS / "expected-time-2000-steps.png"))
         assert 3 * before.seconds <= after.seconds <= 20 * before.seconds, (before.words, after.words)

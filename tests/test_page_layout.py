@@ -124,6 +124,7 @@ def test_at_800_px_pressing_run_brings_the_status_into_view(browser, server):
         # the wait is for the outcome, not a clock (a busy browser draws late); the delay is reported
         page.wait_for_function(IN_VIEW, arg="svg-status", timeout=30_000)
         print(f"status in view {time.monotonic() - t0:.2f} s after the press")
+        page.screenshot(path=str(ARTIFACTS / "run-press-800.png"))  # the window as the person sees it then
         assert wait_status(page, "svg", ("Done", "failed", "problem"), 600).startswith("Done")
         assert page.evaluate(IN_VIEW, "svg-status")  # the finished run's status is still where the person looks
         screenshot(page, ARTIFACTS / "page-run-800.png")
@@ -144,6 +145,8 @@ def test_a_second_run_press_during_a_run_is_refused_by_a_disabled_button_then_ru
         page.locator("#svg-prompt textarea").fill("a fish")
         run.click(force=True)  # the second press: a disabled button takes no click
         assert "step" in status_text(page, "svg") and run.is_disabled()
+        run.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "run-disabled-800.png"))
         page.locator("#svg-stop").click()
         assert wait_status(page, "svg", ("Stopped", "Done"), 600).startswith("Stopped")
         page.wait_for_function("(id) => !document.getElementById(id).disabled", arg="svg-run", timeout=30_000)
