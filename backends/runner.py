@@ -21,6 +21,7 @@ from . import budget, registry, timing, validate
 from .devices import apply_threads, choose_threads, explicit_threads
 from .errors import InputError, RunError
 from .files import atomic_path, recording_writes
+from .validate import quote_path
 from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
 from .priors.machine import MEMORY_MODES, find_weights
 from .priors.base import PromptReader, StartNotice, suggested_settings
@@ -418,7 +419,7 @@ def _writable_folder(out_dir) -> Path:
         raise InputError(f"The output folder must be named (a path), not {str(out_dir)[:40]!r}.")
     out = Path(out_dir)
     if (out / "result.json").is_dir():
-        raise InputError(f"The output folder {str(out)[:80]!r} holds a folder named result.json, where the run "
+        raise InputError(f"The output folder {quote_path(out)} holds a folder named result.json, where the run "
                          f"writes its result: choose another folder.")
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())  # where the first file would go
     try:
@@ -428,7 +429,7 @@ def _writable_folder(out_dir) -> Path:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as err:
-        raise InputError(f"The output folder {str(out)[:80]!r} cannot be written: {err.strerror or err}.") from None
+        raise InputError(f"The output folder {quote_path(out)} cannot be written: {err.strerror or err}.") from None
     return out
 
 

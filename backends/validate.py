@@ -198,6 +198,15 @@ def choice(name: str, value: Any, options: Iterable[Any]) -> Any:
 
 # ----------------------------------------------------------------------------------------------- files
 
+def quote_path(path: object, limit: int = 80) -> str:
+    """A path for a one-line message, printable and quoted. A long one keeps its end, where the file's own name is,
+    and drops the start: cut at the end, '/tmp/.../none.toml' read 'none.to' and named another file."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    if len(text) > limit:
+        text = "..." + text[-(limit - 3):]
+    return "'" + "".join(ch if ch.isprintable() else "?" for ch in text) + "'"
+
+
 def _label(path: PathLike) -> str:
     """The base name of a path, for messages (never the server's folders)."""
     return _quote(os.path.basename(os.fspath(path)) or os.fspath(path))

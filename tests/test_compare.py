@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import ray  # noqa: F401  (CI installs it through requirements-dev.txt: a missing Ray fails here, never skips)
 
-from backends import runner
+from backends import runner, validate
 from backends.__main__ import main
 from backends.compare import Report, finished, load_spec, parse_spec, run_grid
 
@@ -120,7 +120,8 @@ def test_a_bad_spec_is_one_line_naming_its_key_and_runs_nothing(tmp_path, body, 
 
 def test_a_missing_spec_a_yaml_mistake_and_a_bad_worker_count_are_one_line_each(tmp_path):
     rc, err, _ = cli("compare", str(tmp_path / "none.toml"))
-    assert rc == 2 and err == [f"error: There is no spec file {str(tmp_path / 'none.toml')!r}."]
+    assert rc == 2 and err == [f"error: There is no spec file {validate.quote_path(tmp_path / 'none.toml')}."]
+    assert err[0].endswith("/none.toml'.")  # a long path keeps the file's own name
     spec = write_spec(tmp_path, "out: o\nbackend:\n  - name: svg/vectorfusion\n", "grid.yaml")
     rc, err, _ = cli("compare", str(spec))
     assert rc == 2 and len(err) == 1 and "grid.yaml: backend: " in err[0] and "did you mean 'backends'" in err[0]

@@ -529,3 +529,11 @@ def test_a_sound_only_file_is_said_to_have_no_pictures_not_to_be_damaged(tmp_pat
                     "sine=frequency=440:duration=1", "-c:a", "aac", str(path)], check=True, capture_output=True,
                    timeout=60)
     assert "holds only sound, no pictures" in refused(media.video, path)
+
+
+def test_a_long_path_in_a_message_keeps_its_file_name_and_a_short_one_is_whole():
+    deep = "/tmp/" + "a-long-folder-name/" * 10 + "none.toml"
+    shown = validate.quote_path(deep)
+    assert shown.endswith("/none.toml'") and shown.startswith("'...") and len(shown) == 82, shown
+    assert validate.quote_path(Path("/tmp/spec.toml")) == "'/tmp/spec.toml'"
+    assert validate.quote_path("/tmp/bad\nname") == "'/tmp/bad?name'"  # one line, whatever the name holds

@@ -41,6 +41,7 @@ from ..errors import InputError
 from ..priors.machine import MEMORY_MODES
 from ..runner import check_prior, file_sha256
 from ..settings import make_settings, to_dict
+from ..validate import quote_path
 
 SPEC_KEYS = ("out", "backends", "prompts", "prompts_file", "inputs", "seeds", "priors", "device", "memory", "workers")
 BACKEND_KEYS = ("name", "label", "settings", "prompts", "prompts_file", "inputs", "seeds", "priors")
@@ -98,11 +99,11 @@ def load_spec(path: str | Path, *, out: str | Path | None = None) -> Spec:
     path = Path(path)
     name = path.name[:60]
     if not path.exists():
-        raise InputError(f"There is no spec file {str(path)[:80]!r}.")
+        raise InputError(f"There is no spec file {quote_path(path)}.")
     try:
         text = read_text_file(path, MAX_SPEC_BYTES)
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise InputError(f"The spec file {str(path)[:80]!r} cannot be read: {_why(err)}.") from None
+        raise InputError(f"The spec file {quote_path(path)} cannot be read: {_why(err)}.") from None
     return parse_spec(_decode(text, path.suffix.lower(), name), base=path.resolve().parent, name=name, out=out)
 
 
@@ -247,9 +248,9 @@ def parse_spec(data: Any, *, base: str | Path = ".", name: str = "spec", out: st
         raise keys.error("out", "the output folder must be named (out = \"folder\", or --out).")
     out_dir = (base / Path(out_value).expanduser()).resolve()
     if _in_system_folder(out_dir):
-        raise keys.error("out", f"{str(out_value)[:80]!r} is in a system folder; name a folder of your own.")
+        raise keys.error("out", f"{quote_path(out_value)} is in a system folder; name a folder of your own.")
     if out_dir.exists() and not out_dir.is_dir():
-        raise keys.error("out", f"{str(out_value)[:80]!r} is a file, not a folder; name a folder (it is made if "
+        raise keys.error("out", f"{quote_path(out_value)} is a file, not a folder; name a folder (it is made if "
                                 "missing).")
     device = data.get("device")
     if device is not None and not isinstance(device, str):
@@ -415,11 +416,12 @@ def _prompts(keys: _Keys, where: str, table: dict, top: dict, base: Path) -> lis
         try:
             lines = read_text_file(path, MAX_PROMPTS_FILE_BYTES).splitlines()
         except (OSError, UnicodeDecodeError, ValueError) as err:
-            raise keys.error(f"{prefix}prompts_file", f"cannot read {value[:80]!r}: {_why(err)}.") from None
+            raise keys.error(f"{prefix}prompts_file", f"cannot read {quote_path(value)}: {_why(err)}.") from None
         raw = [(f"{prefix}prompts_file line {n}", line) for n, line in enumerate(lines, 1)
                if line.strip() and not line.lstrip().startswith("#")]
         if not raw:
-            raise keys.error(f"{prefix}prompts_file", f"{value[:80]!r} holds no prompt (one a line; '#' comments).")
+            raise keys.error(f"{prefix}prompts_file",
+                             f"{quote_path(value)} holds no prompt (one a line; '#' comments).")
     elif "prompts" in source:
         raw = [(f"{prefix}prompts[{n}]", p) for n, p in enumerate(keys.texts(f"{prefix}prompts", source["prompts"]), 1)]
         if not raw:
@@ -452,18 +454,18 @@ def _inputs(keys: _Keys, key: str, entries: Any, base: Path, several: bool) -> l
         paths = [(base / Path(n).expanduser()).resolve() for n in names]
         for n, p in zip(names, paths):
             if not p.exists():
-                raise keys.error(f"{key}[{i}]", f"there is no file or folder {n[:80]!r}.")
+                raise keys.error(f"{key}[{i}]", f"there is no file or folder {quote_path(n)}.")
             if _in_system_folder(p) or not (p.is_file() or p.is_dir()):
-                raise keys.error(f"{key}[{i}]", f"{n[:80]!r} is not a regular file or folder (a device, a pipe or a "
-                                                "system file); give files of data.")
+                raise keys.error(f"{key}[{i}]", f"{quote_path(n)} is not a regular file or folder (a device, a pipe "
+                                                "or a system file); give files of data.")
         if len(paths) == 1 and paths[0].is_dir():
             try:
                 files = sorted(f for f in paths[0].iterdir() if f.is_file() and not f.name.startswith("."))
             except OSError as err:
-                raise keys.error(f"{key}[{i}]", f"the folder {names[0][:80]!r} cannot be read: {_why(err)}.") \
+                raise keys.error(f"{key}[{i}]", f"the folder {quote_path(names[0])} cannot be read: {_why(err)}.") \
                     from None
             if not files:
-                raise keys.error(f"{key}[{i}]", f"the folder {names[0][:80]!r} holds no file.")
+                raise keys.error(f"{key}[{i}]", f"the folder {quote_path(names[0])} holds no file.")
             sets += [tuple(files)] if several else [(f,) for f in files]
         elif any(p.is_dir() for p in paths):
             raise keys.error(f"{key}[{i}]", "a list of inputs names files, not folders.")
