@@ -219,3 +219,37 @@ def test_a_zipped_texture_too_large_is_refused_from_its_header_before_it_is_unpa
     assert small_line == "loaded"
     assert peak_mb < small_mb + 60, (peak_mb, small_mb)
 
+
+def test_loading_meshes_in_threads_leaves_the_process_s_warning_filters_alone(tmp_path):
+    """Requests run in threads: a mesh loaded in one must not change the warning filters another decodes under
+    (catch_warnings around trimesh's load swapped the process's list while it ran, and two loads racing could
+    leave either one's list in place)."""
+    import threading
+    import warnings
+
+    from backends import mesh as _mesh  # noqa: F401  (its module-level filters in place before the snapshot)
+
+    path = _textured_box(tmp_path / "box.glb", 64)
+    before = list(warnings.filters)
+    changed, done = [], threading.Event()
+
+    def load(times: int) -> None:
+        for _ in range(times):
+            load_mesh(path)
+
+    def watch() -> None:
+        while not done.is_set():
+            if warnings.filters != before:
+                changed.append(list(warnings.filters[:2]))
+                return
+
+    watcher = threading.Thread(target=watch)
+    loaders = [threading.Thread(target=load, args=(15,)) for _ in range(2)]
+    watcher.start()
+    for t in loaders:
+        t.start()
+    for t in loaders:
+        t.join()
+    done.set()
+    watcher.join()
+    assert not changed and warnings.filters == before, changed

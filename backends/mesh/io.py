@@ -374,13 +374,19 @@ def _texture_size(data: bytes, name: str, shown: str, required: bool = False) ->
     return width, height
 
 
+# Pillow's warning between its limit and twice that, which `_texture_guard` makes it give for textures within ours,
+# silenced by one filter for the process, set here once: catch_warnings around the load would swap the process's
+# filter list while other requests' threads decode (and could leave it swapped). Every image this app decodes has
+# its size checked from its header first, so the warning says nothing a check has not.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module=r"PIL\.")
+
+
 @contextlib.contextmanager
 def _texture_guard():
     """Pillow refuses to decode any image over MAX_TEXTURE_PIXELS while trimesh loads: its own guard only warns
-    between its limit and twice that, so the limit is set at half and the warning silenced. The headers were
+    between its limit and twice that, so the limit is set at half (the warning is filtered above). The headers were
     checked before; this holds if a file is read in a way they did not foresee."""
-    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2), warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2):
         yield
 
 
