@@ -59,13 +59,16 @@ class Work:
     bytes: estimated peak memory in bytes; what: a short phrase for the message ("a 2048x32768 working image");
     lower: the setting or input to lower, as the message names it ("short_side"); effort: the run's compute in
     units its time is proportional to (`backends.timing` scales a recorded run by it), 0 where that is `bytes`:
-    raster-then-vectorize's samples cost k x sample_steps prior calls whatever their memory.
+    raster-then-vectorize's samples cost k x sample_steps prior calls whatever their memory; seconds: time the run
+    spends beyond that, which no recorded run's scale predicts (a mesh's texture: its fits and files grow with
+    its texels, not with the views' work), in seconds of the 2-core reference CPU, added to the expectation.
     """
 
     bytes: int
     what: str
     lower: str
     effort: int = 0
+    seconds: float = 0.0
 
     @property
     def units(self) -> int:

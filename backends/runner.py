@@ -160,7 +160,7 @@ def run(
                 apply_threads(chosen)
         if result is None:
             raise RunError(f"{key} finished without a result")
-        measured = clock.timing(work.units if work is not None else 0)
+        measured = clock.timing(work.units if work is not None else 0, work.seconds if work is not None else 0.0)
         where = prior_obj.device if prior_obj is not None else resolve_device(device)
         timing.record(key, prior_name, where, measured)
         meta = {
@@ -271,7 +271,7 @@ def check_work(cls, settings, inputs: list[str], prior_obj, device, steps: int |
         if not timed:
             budget.check(work, where, where=cls.key)
             return work
-        expected = timing.expect(cls.key, prior_name, where, steps or 2000, work.units)
+        expected = timing.expect(cls.key, prior_name, where, steps or 2000, work.units, work.seconds)
         seconds = expected.seconds if expected is not None and expected.source != "rough" else None
         budget.check(work, where, where=cls.key, steps=expected.steps if seconds is not None else steps or 2000,
                      seconds=seconds)  # a record without steps (all setup) names no steps
@@ -309,7 +309,8 @@ def estimate(key: str, settings: dict[str, Any] | None = None, *, prior: str | N
     except InputError:
         work = None
     # the steps of the resolved settings, not the record's
-    expected = timing.expect(key, prior_name, device, cls.spec.steps(resolved), work.units if work else None)
+    expected = timing.expect(key, prior_name, device, cls.spec.steps(resolved), work.units if work else None,
+                             work.seconds if work else 0.0)
     if work is not None and entry is not None and loaded is None:
         work = _with_prior_memory(work, entry)
     return work, expected
@@ -357,13 +358,15 @@ class _StepClock:
             self.first = self.first or now
             self.last = now
 
-    def timing(self, work: int) -> timing.Timing | None:
+    def timing(self, work: int, extra_s: float = 0.0) -> timing.Timing | None:
         """The run's Timing; one that reported no step is all setup."""
         if self.started is None:
             return None
         if self.first is None:
-            return timing.Timing(setup_s=time.perf_counter() - self.started, step_s=0.0, steps=0, work=work)
-        return timing.from_reports(self.started, self.first, self.last, work, ended=time.perf_counter())
+            return timing.Timing(setup_s=time.perf_counter() - self.started, step_s=0.0, steps=0, work=work,
+                                 extra_s=extra_s)
+        return timing.from_reports(self.started, self.first, self.last, work, ended=time.perf_counter(),
+                                   extra_s=extra_s)
 
 
 def clear_previous_result(out: Path) -> None:

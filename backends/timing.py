@@ -5,7 +5,7 @@ is a setup (sampling and tracing an init, building particles, encoding inputs), 
 outputs: files, videos, scores). `backends.run` measures all three for every run that reaches its end and records
 them here (`record`); `expect` then predicts a run from the latest record of the same backend, prior and device:
 
-    seconds = (setup_s + steps * step_s + finish_s) * (fixed + (1 - fixed) * work / work_ref)
+    seconds = (setup_s + steps * step_s + finish_s - extra_ref) * (fixed + (1 - fixed) * work / work_ref) + extra
 
 where `work` is the budget's estimate of the run's work (`cls.estimate`'s `Work.units`: bytes, which grow with
 paths, canvas size, particles and input size, or the backend's own `effort` where memory is not what its time
@@ -14,7 +14,9 @@ the work: the setup encodes or samples every particle, the finish writes every f
 share of the recorded run's time that does not grow with the work (a step's Python and kernel-launch overhead,
 tracing, ranking, writing files: on a CPU at the offline priors' small sizes often most of it), fitted by
 `benchmarks.calibrate_time` from a second run at a larger size; a run measured here keeps the reference's share.
-A run recorded without steps (all setup) is scaled whole.
+A run recorded without steps (all setup) is scaled whole. `extra` is the work's own seconds (`Work.seconds`, e.g. a
+mesh's texture, whose cost grows with its texels however many steps run), added as estimated; `extra_ref` the
+recorded run's, taken out of its time before scaling.
 The runner's time budget check uses this same expectation. Before any run on this machine, the records are
 those `python -m benchmarks.calibrate_time` measured on the reference machine (a 2-core CPU; `REFERENCE`), and the
 expectation says so. Without any record, the budget's own rule (steps x work / throughput) gives a rough figure.
@@ -43,7 +45,7 @@ class Timing:
     step's share; step_s: seconds per step after it; steps: the steps the run took; work: the budget's estimate of
     its work (`Work.units`; 0: the backend has none); finish_s: seconds from the last step's report to the result
     (writing the outputs; 0 in records older than it); fixed: the share of the time that does not grow with
-    the work (0..1; 0 where not fitted)."""
+    the work (0..1; 0 where not fitted); extra_s: the run's `Work.seconds` as estimated (0: none)."""
 
     setup_s: float
     step_s: float
@@ -51,6 +53,7 @@ class Timing:
     work: int = 0
     finish_s: float = 0.0
     fixed: float = 0.0
+    extra_s: float = 0.0
 
     @classmethod
     def of(cls, timings: dict[str, Any]) -> "Timing":
@@ -79,7 +82,7 @@ def duration(seconds: float) -> str:
 
 
 def from_reports(started: float, first: tuple[float, int], last: tuple[float, int], work: int = 0,
-                 ended: float | None = None) -> Timing | None:
+                 ended: float | None = None, extra_s: float = 0.0) -> Timing | None:
     """A Timing from a run's clock: its start, the (time, step) of its first and last progress reports with
     step >= 1, and its end (the result; None: at the last report). None when the run never reported a step."""
     (t1, s1), (tn, sn) = first, last
@@ -87,7 +90,7 @@ def from_reports(started: float, first: tuple[float, int], last: tuple[float, in
         return None
     step_s = (tn - t1) / (sn - s1) if sn > s1 else (t1 - started) / s1
     return Timing(setup_s=max(0.0, t1 - started - s1 * step_s), step_s=max(0.0, step_s), steps=sn, work=int(work),
-                  finish_s=max(0.0, (ended if ended is not None else tn) - tn))
+                  finish_s=max(0.0, (ended if ended is not None else tn) - tn), extra_s=float(extra_s))
 
 
 class Records:
@@ -142,22 +145,26 @@ def record(key: str, prior: str | None, device: Any, timing: Timing | None) -> N
         RECORDS.add(key, prior, _device_type(device), timing)
 
 
-def expect(key: str, prior: str | None, device: Any, steps: int | None, work: int | None) -> Expectation | None:
+def expect(key: str, prior: str | None, device: Any, steps: int | None, work: int | None,
+           extra_s: float = 0.0) -> Expectation | None:
     """The expected seconds of a run of `steps` steps (None: as many as the recorded run took) over `work` bytes
-    (None: the recorded run's), from the latest record; else the budget's rough rule; None when neither applies.
+    (None: the recorded run's), plus `extra_s` (`Work.seconds`), from the latest record; else the budget's rough
+    rule; None when neither applies.
     `backends.runner.expect` resolves a request's settings, prior and inputs into these."""
     kind = _device_type(device)
     found = RECORDS.get(key, prior, kind)
     if found is None:
         if not work or not steps:
             return None
-        return Expectation(steps * work / budget.THROUGHPUT[kind], steps, "rough")
+        return Expectation(steps * work / budget.THROUGHPUT[kind] + extra_s, steps, "rough")
     timing, source = found
     ratio = work / timing.work if work and timing.work else 1.0
     scale = timing.fixed + (1 - timing.fixed) * ratio
     # a run recorded without steps (raster-then-vectorize's samples and trace) is all setup, scaled by its effort
     steps = int(steps or timing.steps) if timing.steps else 0
-    return Expectation((timing.setup_s + steps * timing.step_s + timing.finish_s) * scale, steps, source)
+    total = timing.setup_s + steps * timing.step_s + timing.finish_s
+    # the recorded run's own extra seconds are not scaled by the work (at most half its time is taken out)
+    return Expectation(max(total / 2, total - timing.extra_s) * scale + extra_s, steps, source)
 
 
 def write_reference(rows: dict[str, Timing], machine: str, path: Path = REFERENCE) -> None:

@@ -33,7 +33,9 @@ def test_a_mesh_run_writes_the_edited_mesh_its_texture_a_turntable_and_its_fit_r
     monkeypatch.setattr(mesh_backends, "load_mesh", lambda path: reads.append(path) or load_mesh(path))
     result = backends.run_to_end(key, {**SMALL, "prompt": "make it night"}, prior="edits",
                                  inputs=[str(EXAMPLE_HOUSE)], out_dir=tmp_path)
-    assert len(reads) == 1 and mesh_backends._last is None  # the checks before the prior and the run share one read
+    # the checks before the prior read the triangles alone, kept for the next estimate; the run reads the mesh
+    # whole once, and nothing keeps its texture
+    assert len(reads) == 1 and not hasattr(mesh_backends._last[1], "texture")
     assert set(result.files) == {"glb", "texture", "gif", "mp4", "zip", "comparison", "json"}
     source, edited = load_mesh(EXAMPLE_HOUSE), load_mesh(result.files["glb"])
     assert len(edited.faces) == len(source.faces) and np.allclose(edited.vertices, source.vertices, atol=1e-6)
@@ -85,3 +87,34 @@ def test_a_mesh_the_run_cannot_read_is_refused_before_the_prior_loads(mesh_backe
     with pytest.raises(InputError, match="takes exactly one input"):
         backends.run_to_end("views3d/csd-edit-mesh", {**SMALL, "prompt": "make it night"}, prior="edits",
                             inputs=[str(EXAMPLE_HOUSE)] * 2, out_dir=tmp_path / "out")
+
+
+def _house_with_texture(path: Path, side: int) -> Path:
+    """The example house with a side x side gradient texture (compressible: a 4096 px one is a few hundred KB)."""
+    import trimesh
+
+    scene = trimesh.load(EXAMPLE_HOUSE, force="scene", process=False)
+    y, x = np.mgrid[0:side, 0:side]
+    rgb = np.stack([x * 255 // side, y * 255 // side, (x + y) * 127 // side], -1).astype(np.uint8)
+    for geometry in scene.geometry.values():
+        geometry.visual.material.baseColorTexture = Image.fromarray(rgb)
+    scene.export(path, file_type="glb")
+    return path
+
+
+def test_the_expected_time_grows_with_the_texture_as_the_run_s_cpu_time_does(tmp_path):
+    """The house at the stated largest texture, 4096x4096, and at its own 512x512, 2 steps, each run in a fresh
+    process (`benchmarks.calibrate_time.run_cold`: CPU seconds from the run's start, after its prior loaded): what
+    the texture adds to the expected seconds is what it adds to the run's CPU seconds, within 3x either way. The
+    texture's work once grew with its texels at every fit iteration: 421 s at steps=2 against 19 s expected."""
+    from backends import runner
+    from benchmarks.calibrate_time import run_cold
+
+    key, settings = "views3d/csd-edit-mesh", {"prompt": "make it night", "steps": 2}
+    expected, cpu = {}, {}
+    for side in (512, 4096):
+        path = str(_house_with_texture(tmp_path / f"house{side}.glb", side))
+        expected[side] = runner.expect(key, settings, prior="edits", inputs=[path]).seconds
+        cpu[side] = run_cold(key, settings, [path], prior="edits")["cpu"]
+    added, measured = expected[4096] - expected[512], cpu[4096] - cpu[512]
+    assert measured > 0 and 1 / 3 < added / measured < 3, (expected, cpu)

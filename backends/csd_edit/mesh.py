@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from .. import budget, engine, media
 from ..imaging import save_png, to_uint8
-from ..mesh import (check_drawable, correspondence, fit_texture, held_out_residual, load_mesh, orbit, rasterize,
-                    render, save_glb)
+from ..mesh import (check_drawable, correspondence, fit_texture, held_out_residual, load_geometry, load_mesh, orbit,
+                    rasterize, render, save_glb)
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -52,6 +52,13 @@ RASTER_BYTES_PER_PIXEL = 21  # uv 8, shade 4, face 8, mask 1
 # 3.26 GB with 4096x4096: 124-208 bytes a texel more (it was counted at 96, so a 4096x4096 texture passed a budget
 # it then overran)
 FIT_BYTES_PER_TEXEL = 200
+# Seconds a texel costs (the 2-core reference CPU), added to the expectation (`Work.seconds`), not scaled with the
+# views' work: the texture's decode, the last fit and the held-out pair, and its PNG written twice (TEXEL_S), and
+# each carry's fit (CARRY_TEXEL_S). Measured (CPU seconds, 1 thread, edits prior, 8 views of 128 px, machine
+# shared): 4096x4096 over 512x512 on the example house, 2 steps, +4.0 s; over 256x256 on a 1280-triangle sphere
+# with a noise texture (more texels seen, PNG incompressible), +9.1 s at 2 steps and +13.2 s at 40 (2 carries)
+TEXEL_S = 0.4e-6
+CARRY_TEXEL_S = 0.12e-6
 # CSD's correspondence, per (view, view, latent cell): its index and valid while built (8 + 1), then at most one
 # stored entry each: a column and a kernel entry (8 + 8)
 CORRESPONDENCE_BYTES = 25
@@ -82,17 +89,17 @@ class MeshCSDSettings(MeshSettings):
     kernel_width: float = csd.kernel_width_option(4.0)
 
 
-_last: tuple[tuple, object] | None = None  # (file identity, Mesh): the estimate and the run read a file once
+_last: tuple[tuple, object] | None = None  # (file identity, Geometry): estimated again as settings change
 
 
-def read_mesh(path: str, keep: bool = True):
-    """`backends.mesh.load_mesh(path)`, kept for the next call on the same unchanged file (keep=False: the run's
-    own read, after which nothing holds the mesh, whose texture can be 200 MB)."""
+def read_geometry(path: str):
+    """`backends.mesh.load_geometry(path)` (the triangles and the texture's size from its header; no texture is
+    decoded), kept for the next estimate of the same unchanged file."""
     global _last
     st = os.stat(path)
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    found = _last[1] if _last is not None and _last[0] == key else load_mesh(path)
-    _last = (key, found) if keep else None
+    found = _last[1] if _last is not None and _last[0] == key else load_geometry(path)
+    _last = (key, found)
     return found
 
 
@@ -140,28 +147,35 @@ class _MeshEdit(csd.EditBackend):
 
     @classmethod
     def estimate(cls, s: MeshSettings, inputs, facts):
-        """The work budget's estimate: the mesh read (its bounds are checked from headers first), both camera
-        sets checked drawable, then the views' pixels, the rasters and the texture fit."""
-        mesh = read_mesh(inputs[0])
+        """The work budget's estimate, before any texture is decoded: the mesh's triangles read (its bounds
+        checked from headers first), both camera sets checked drawable, then the views' pixels, the rasters and
+        the texture fit, its texels from the texture's header (FIT_BYTES_PER_TEXEL each); the texture's time
+        apart (`Work.seconds`: TEXEL_S a texel, CARRY_TEXEL_S more for each carry), as the views' work does not
+        scale it."""
+        geometry = read_geometry(inputs[0])
         side = work_side(s, facts.size_multiple)
-        views, turntable = cameras(s, mesh)
-        check_drawable(mesh, views, side)
-        check_drawable(mesh, turntable, turntable_raster_side(s))
+        views, turntable = cameras(s, geometry)
+        check_drawable(geometry, views, side)
+        check_drawable(geometry, turntable, turntable_raster_side(s))
         work = budget.edit_work([(side, side)] * s.particles, side, facts, "view")
-        texels = int(mesh.texture.shape[0] * mesh.texture.shape[1])
-        extra = (s.particles * side * side + min(4, s.turntable_frames) * turntable_raster_side(s) ** 2) \
-            * RASTER_BYTES_PER_PIXEL + texels * FIT_BYTES_PER_TEXEL
+        views_bytes = work.bytes + (s.particles * side * side + min(4, s.turntable_frames)
+                                    * turntable_raster_side(s) ** 2) * RASTER_BYTES_PER_PIXEL
         if cls.method == "csd":
             cells = (side // facts.latent_scale) ** 2
-            extra += s.particles ** 2 * cells * CORRESPONDENCE_BYTES
-        if texels * FIT_BYTES_PER_TEXEL > work.bytes + extra - texels * FIT_BYTES_PER_TEXEL:  # the texture's share
-            height, width = mesh.texture.shape[:2]
-            return budget.Work(work.bytes + extra, f"{work.what} and a {width}x{height} texture",
-                               "the texture's size (scale it down) or short_side")
-        return budget.Work(work.bytes + extra, work.what, work.lower)
+            views_bytes += s.particles ** 2 * cells * CORRESPONDENCE_BYTES
+        texels = geometry.texels
+        total = views_bytes + texels * FIT_BYTES_PER_TEXEL
+        carries = (s.steps or 0) // s.sync_every if s.sync_every else 0
+        seconds = texels * (TEXEL_S + carries * CARRY_TEXEL_S)
+        if texels * FIT_BYTES_PER_TEXEL > views_bytes:  # the texture's share is the larger: it is named
+            width, height = geometry.texture_size or (0, 0)
+            texture = f"a {width}x{height} texture" if width else f"textures of {texels:,} texels"
+            return budget.Work(total, f"{work.what} and {texture}", "the texture's size (scale it down) or short_side",
+                               views_bytes, seconds)
+        return budget.Work(total, work.what, work.lower, views_bytes, seconds)
 
     def load(self, s: MeshSettings, prior, inputs):
-        mesh = read_mesh(inputs[0], keep=False)
+        mesh = load_mesh(inputs[0])
         side = work_side(s, prior.size_multiple)
         views, turntable = cameras(s, mesh)
         check_drawable(mesh, turntable, turntable_raster_side(s))  # refused now, not after the edit

@@ -8,13 +8,14 @@ through the raster differentiably, fit a texture to edited views, and save the r
     save_glb(mesh, texture, "chair-edited.glb")
 """
 from .matching import correspondence
-from .io import (MAX_MESH_BYTES, MAX_TEXTURE_SIDE, MAX_TRIANGLES, Mesh, bake_atlas, is_mesh_file, load_mesh,
-                 mesh_texels, save_glb)
+from .io import (MAX_MESH_BYTES, MAX_TEXTURE_SIDE, MAX_TRIANGLES, Geometry, Mesh, bake_atlas, is_mesh_file,
+                 load_geometry, load_mesh, mesh_texels, save_glb)
 from .raster import (Camera, Raster, check_drawable, fit_levels, fit_texture, held_out_residual, orbit, rasterize,
                      render, residual, seen_texels, visible_texels)
 
 __all__ = [
-    "MAX_MESH_BYTES", "MAX_TEXTURE_SIDE", "MAX_TRIANGLES", "Camera", "Mesh", "Raster", "bake_atlas",
-    "check_drawable", "correspondence", "fit_levels", "fit_texture", "held_out_residual", "is_mesh_file", "load_mesh",
+    "MAX_MESH_BYTES", "MAX_TEXTURE_SIDE", "MAX_TRIANGLES", "Camera", "Geometry", "Mesh", "Raster", "bake_atlas",
+    "check_drawable", "correspondence", "fit_levels", "fit_texture", "held_out_residual", "is_mesh_file",
+    "load_geometry", "load_mesh",
     "mesh_texels", "orbit", "rasterize", "render", "residual", "save_glb", "seen_texels", "visible_texels",
 ]

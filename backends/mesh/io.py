@@ -5,11 +5,13 @@ Every bound is checked from headers before trimesh parses anything heavy, on wha
 (`_checked`, one place for every kind): the file's bytes; the triangles (a glTF's accessor counts of triangles,
 strips and fans, times the node paths that place each mesh; an OBJ's face lines after joining the lines trimesh
 joins, and its line count); each texture's size and all textures' pixels together, for every file Pillow opens
-whatever its name (from the headers, never decoded first); and, for a zip, its member names (no '..', no absolute
+whatever its name (from the headers, never decoded first; a zip member's from its first bytes, before it is
+unpacked whole); and, for a zip, its member names (no '..', no absolute
 paths, no links), the files its .obj and .mtl name (read as trimesh reads them), and sizes. trimesh then reads a
 zip through a resolver of its members only, Pillow refuses any image over the limit while it does, and the
 triangles are counted again on what it parsed before any copy is made. A refusal is an InputError of one
-sentence naming the file.
+sentence naming the file. `load_geometry` reads the triangles alone (trimesh told to skip materials), with the
+texture's size from the headers: a run's work is estimated, and refused, before any texture is decoded.
 
 Every mesh leaves here in one form: per-vertex UVs in [0, 1] and one RGB texture (at most 4096 px a side).
 Several parts are joined, their textures packed into one atlas (by trimesh, each base colour factor multiplied
@@ -58,6 +60,7 @@ BAKE_SIZE = 512  # texture side for meshes that came without one
 MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
 PROGRAM_FORMATS = ("EPS", "WMF")  # Pillow decodes these through Ghostscript or the system: never for an upload
 TEXTURE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+HEADER_BYTES = 256 * 1024  # enough for any image header Pillow reads (a JPEG's frame after a large EXIF block)
 FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
 
 
@@ -88,7 +91,35 @@ def mesh_texels(path: str | os.PathLike) -> int:
     before trimesh runs is made, and nothing is decoded): its textures' pixels together, at most one texture of
     MAX_TEXTURE_SIDE a side (an atlas of several is scaled to that), at least BAKE_SIZE a side (the atlas a mesh
     without a texture gets)."""
-    return min(max(_checked(os.fspath(path)).pixels, BAKE_SIZE * BAKE_SIZE), MAX_TEXTURE_PIXELS)
+    return _checked(os.fspath(path)).texels
+
+
+@dataclass
+class Geometry:
+    """A mesh's triangles, read without its textures (none is decoded): what cameras are placed around and a
+    run's work is estimated from before the texture costs any memory.
+
+    vertices: (V, 3) float32 and faces: (F, 3) int64 as `load_mesh` gives their positions (an atlas it makes
+    splits vertices, never moves them); texels: `mesh_texels`; texture_size: (width, height) from the header when
+    the file holds one texture, else None; name: the file, for messages."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    texels: int
+    texture_size: tuple[int, int] | None
+    name: str = ""
+
+
+def load_geometry(path: str | os.PathLike) -> Geometry:
+    """The triangles of `path` (every bound `load_mesh` checks from headers, the geometry checked as it checks
+    it), with its texture's size from the headers: trimesh reads no material, so no texture is decoded."""
+    checked = _checked(os.fspath(path))
+    tm = _trimesh_load(checked.source, checked.file_type, checked.shown, resolver=checked.resolver,
+                       skip_materials=True)
+    vertices = np.asarray(tm.vertices, np.float32)
+    faces = _check_geometry(vertices, np.asarray(tm.faces, np.int64), checked.shown)
+    size = checked.sizes[0] if len(checked.sizes) == 1 else None
+    return Geometry(vertices, faces, checked.texels, size, checked.shown)
 
 
 def is_mesh_file(path: str | os.PathLike) -> bool:
@@ -112,13 +143,19 @@ def is_mesh_file(path: str | os.PathLike) -> bool:
 @dataclass
 class _Checked:
     """A mesh file past every check from its headers: what trimesh reads (bytes, their type, a resolver of a zip's
-    members), the name for messages, and its textures' pixels together."""
+    members), the name for messages, and its textures' sizes, (width, height) each."""
 
     source: io.BytesIO
     file_type: str
     shown: str
-    pixels: int
+    sizes: list[tuple[int, int]]
     resolver: object = None
+
+    @property
+    def texels(self) -> int:
+        """See `mesh_texels`."""
+        pixels = sum(w * h for w, h in self.sizes)
+        return min(max(pixels, BAKE_SIZE * BAKE_SIZE), MAX_TEXTURE_PIXELS)
 
 
 def _checked(path: str) -> _Checked:
@@ -146,8 +183,8 @@ def _checked(path: str) -> _Checked:
         gltf, binary = _glb_chunks(data, shown)
     else:
         gltf, binary = _json(data, shown), b""
-    pixels = _check_gltf(gltf, binary, shown)
-    return _Checked(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown, pixels)
+    sizes = _check_gltf(gltf, binary, shown)
+    return _Checked(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown, sizes)
 
 
 def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tuple[str, str]:
@@ -211,9 +248,9 @@ def _json(data: bytes, shown: str) -> dict:
     return gltf
 
 
-def _check_gltf(gltf: dict, binary: bytes, shown: str) -> int:
+def _check_gltf(gltf: dict, binary: bytes, shown: str) -> list[tuple[int, int]]:
     """Triangles as trimesh will load them (see `_gltf_triangles`), no file outside this one, and each texture's
-    size from its header, before trimesh runs; its textures' pixels together. Any part of the wrong JSON type is
+    size from its header, before trimesh runs; its textures' sizes. Any part of the wrong JSON type is
     malformed."""
     try:
         for kind in ("buffers", "images"):
@@ -227,7 +264,7 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> int:
         _check_triangles(_gltf_triangles(gltf, shown), shown)
         views = gltf.get("bufferViews", [])
         buffers: dict[int, bytes] = {}
-        pixels = 0
+        sizes: list[tuple[int, int]] = []
         for k, img in enumerate(gltf.get("images") or []):
             if "bufferView" in img:
                 view = views[_index(img["bufferView"])]
@@ -241,9 +278,9 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> int:
                 head = base64.b64decode(img["uri"].split(",", 1)[1])
             else:
                 continue
-            pixels += _texture_pixels(head, _quote(img.get("name") or f"image {k}"), shown, required=True)
-            _check_texture_total(pixels, shown)
-        return pixels
+            sizes.append(_texture_size(head, _quote(img.get("name") or f"image {k}"), shown, required=True))
+            _check_texture_total(sizes, shown)
+        return sizes
     except InputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
@@ -309,15 +346,16 @@ def _check_triangles(triangles: int, shown: str) -> None:
         raise _fail(f"The mesh {shown} has {triangles:,} triangles; at most {MAX_TRIANGLES:,} are allowed.")
 
 
-def _check_texture_total(pixels: int, shown: str) -> None:
+def _check_texture_total(sizes: list[tuple[int, int]], shown: str) -> None:
+    pixels = sum(w * h for w, h in sizes)
     if pixels > MAX_TEXTURES_PIXELS:
         raise _fail(f"The textures of {shown} hold {pixels:,} pixels together; at most {MAX_TEXTURES_PIXELS:,} "
                     f"(four of {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}) are allowed.")
 
 
-def _texture_pixels(data: bytes, name: str, shown: str, required: bool = False) -> int:
-    """The pixels of an image in any format Pillow opens, from its header (nothing is decoded), or InputError for
-    one larger than MAX_TEXTURE_SIDE on a side. A file Pillow does not open is 0 pixels (trimesh, which decodes
+def _texture_size(data: bytes, name: str, shown: str, required: bool = False) -> tuple[int, int]:
+    """(width, height) of an image in any format Pillow opens, from its header (nothing is decoded), or InputError
+    for one larger than MAX_TEXTURE_SIDE on a side. A file Pillow does not open is (0, 0) (trimesh, which decodes
     textures with Pillow, cannot use it either) or, required=True (a glTF's image), an InputError."""
     try:
         with _pillow_pixel_limit(None):  # the size is judged here, with its own sentence
@@ -325,7 +363,7 @@ def _texture_pixels(data: bytes, name: str, shown: str, required: bool = False) 
                 width, height, fmt = *im.size, im.format
     except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
         if not required:
-            return 0
+            return 0, 0
         raise _fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
     if fmt in PROGRAM_FORMATS:
         raise _fail(f"The texture {name} in {shown} is a {fmt} file, which Pillow draws by running another program; "
@@ -333,16 +371,22 @@ def _texture_pixels(data: bytes, name: str, shown: str, required: bool = False) 
     if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
         raise _fail(f"The texture {name} in {shown} is {width}x{height}; at most "
                     f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
-    return width * height
+    return width, height
+
+
+# Pillow's warning between its limit and twice that, which `_texture_guard` makes it give for textures within ours,
+# silenced by one filter for the process, set here once: catch_warnings around the load would swap the process's
+# filter list while other requests' threads decode (and could leave it swapped). Every image this app decodes has
+# its size checked from its header first, so the warning says nothing a check has not.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module=r"PIL\.")
 
 
 @contextlib.contextmanager
 def _texture_guard():
     """Pillow refuses to decode any image over MAX_TEXTURE_PIXELS while trimesh loads: its own guard only warns
-    between its limit and twice that, so the limit is set at half and the warning silenced. The headers were
+    between its limit and twice that, so the limit is set at half (the warning is filtered above). The headers were
     checked before; this holds if a file is read in a way they did not foresee."""
-    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2), warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2):
         yield
 
 
@@ -386,13 +430,24 @@ def _checked_zip(path: str, shown: str) -> _Checked:
                             ".mtl and texture.")
             names = {rel for _i, rel in members}
             files: dict[str, bytes] = {}
-            pixels = 0
+            sizes: list[tuple[int, int]] = []
             for info, rel in members:
+                texture = not rel.lower().endswith((".obj", ".mtl"))
+                name, required = _quote(os.path.basename(rel)), rel.lower().endswith(TEXTURE_EXT)
                 try:
+                    if texture:  # its header judged before the member is unpacked whole
+                        with zf.open(info) as member:
+                            head = member.read(HEADER_BYTES)
+                        size = _texture_size(head, name, shown)
+                        if size != (0, 0):
+                            sizes.append(size)
+                            _check_texture_total(sizes, shown)
                     data = zf.read(info)
+                except InputError:
+                    raise
                 except Exception:
                     raise _fail(f"The file {_quote(rel)} in {shown} is damaged in the archive.") from None
-                if rel.lower().endswith((".obj", ".mtl")):
+                if not texture:
                     lines = data.count(b"\n") + 1
                     if lines > MAX_OBJ_LINES:  # before any line is read in Python, or by trimesh
                         raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} has {lines:,} lines; at "
@@ -401,13 +456,16 @@ def _checked_zip(path: str, shown: str) -> _Checked:
                     _check_references(data, rel, names, shown)
                     if rel.lower().endswith(".obj"):
                         _check_triangles(_obj_triangles(data), shown)
-                else:  # any file Pillow opens may be a texture, whatever its name: trimesh opens it by content
-                    pixels += _texture_pixels(data, _quote(os.path.basename(rel)), shown,
-                                              required=rel.lower().endswith(TEXTURE_EXT))
-                    _check_texture_total(pixels, shown)
+                elif size == (0, 0):
+                    # any file Pillow opens may be a texture, whatever its name (trimesh opens it by content): one
+                    # whose first bytes did not hold its header (a TIFF's directory after its pixels) is judged whole
+                    size = _texture_size(data, name, shown, required=required)
+                    if size != (0, 0):
+                        sizes.append(size)
+                        _check_texture_total(sizes, shown)
                 files[rel] = data
     obj = objs[0]
-    return _Checked(io.BytesIO(files[obj]), "obj", shown, pixels, _members_resolver(files, os.path.dirname(obj)))
+    return _Checked(io.BytesIO(files[obj]), "obj", shown, sizes, _members_resolver(files, os.path.dirname(obj)))
 
 
 def _members_resolver(files: dict[str, bytes], folder: str):
@@ -486,12 +544,13 @@ def _obj_triangles(data: bytes) -> int:
 # --- into one form ------------------------------------------------------------------------------------------
 
 
-def _trimesh_load(source, file_type: str, shown: str, resolver=None):
+def _trimesh_load(source, file_type: str, shown: str, resolver=None, skip_materials: bool = False):
     import trimesh
 
     try:
         with _texture_guard():
-            loaded = trimesh.load(source, file_type=file_type, force="scene", process=False, resolver=resolver)
+            loaded = trimesh.load(source, file_type=file_type, force="scene", process=False, resolver=resolver,
+                                  skip_materials=skip_materials)
             # what trimesh made, counted before `dump` copies each mesh once per node that places it
             _check_triangles(_placed_triangles(loaded), shown)
             parts = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]

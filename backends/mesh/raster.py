@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 
 from ..errors import InputError
 
@@ -262,11 +263,25 @@ def render(texture: torch.Tensor, raster: Raster, background: float | torch.Tens
 
 
 def seen_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
-    """(Ht, Wt) bool: texels some covered pixel's bilinear lookup touches, i.e. where `render` has a gradient."""
-    with torch.enable_grad():
-        probe = torch.zeros(*shape, 3, device=raster.uv.device, requires_grad=True)
-        render(probe + 1.0, raster, 0.0).sum().backward()
-    return probe.grad.abs().sum(-1) > 0
+    """(Ht, Wt) bool: texels some covered pixel's bilinear lookup touches, i.e. where `render` has a gradient.
+
+    Found from the covered pixels' lookups as `render`'s grid_sample makes them (its coordinates, border padding,
+    a corner touched where its bilinear weight is not zero), not by a backward pass: that fills a float gradient of
+    the texture's size (4096x4096: over a second a fit)."""
+    height, width = shape
+    uv = raster.uv[raster.mask]  # (P, 2)
+    seen = torch.zeros(height * width, dtype=torch.bool, device=raster.uv.device)
+    grid = torch.stack([uv[:, 0] * 2.0 - 1.0, 1.0 - uv[:, 1] * 2.0], dim=-1)  # as render makes it
+    x = (((grid[:, 0] + 1) * width - 1) / 2).clamp(0, width - 1)
+    y = (((grid[:, 1] + 1) * height - 1) / 2).clamp(0, height - 1)
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    x0, y0 = x0.long(), y0.long()
+    for dy, wy in ((0, 1.0 - fy), (1, fy)):
+        for dx, wx in ((0, 1.0 - fx), (1, fx)):
+            hit = (wy > 0) & (wx > 0)
+            seen[((y0 + dy) * width + x0 + dx)[hit]] = True
+    return seen.view(height, width)
 
 
 def visible_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
@@ -279,9 +294,15 @@ def visible_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
     height, width = shape
     shown = torch.unique(raster.face[raster.face >= 0]).cpu().numpy()
     tri = raster.atlas.cpu().numpy()[shown].astype(np.float64)
-    pix = np.stack([tri[..., 0] * width, (1.0 - tri[..., 1]) * height], axis=-1)  # v up, row 0 at the top
-    face, _ = rasterize_triangles(pix, np.ones(tri.shape[:2]), height, width)
-    inside = torch.from_numpy(face >= 0).to(seen.device) | seen  # a sliver thinner than a texel covers no texel centre
+    # texel centres at whole numbers (Pillow's convention), v up, row 0 at the top
+    pix = np.stack([tri[..., 0] * width - 0.5, (1.0 - tri[..., 1]) * height - 0.5], axis=-1)
+    # only coverage is needed, not the nearest triangle: Pillow fills each triangle in C, where `rasterize_triangles`
+    # tests every texel of each triangle's box in numpy (4096x4096: about 18 s a fit, most of a run's time)
+    cover = Image.new("1", (width, height))
+    draw = ImageDraw.Draw(cover)
+    for corners in pix.tolist():
+        draw.polygon([tuple(c) for c in corners], fill=1)
+    inside = torch.from_numpy(np.array(cover)).to(seen.device) | seen  # a sliver may cover no texel centre
     return F.max_pool2d(inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
 
 
@@ -346,16 +367,27 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
     shape = tuple(init.shape[:2])
     levels = fit_levels(raster, shape)
 
-    def texture_change(layers: list[torch.Tensor]) -> torch.Tensor:
+    def layers_change(layers: list[torch.Tensor]) -> torch.Tensor:
+        """The change at the finest layer's size, (Hl, Wl, 3): the layers summed coarse to fine."""
         change = layers[-1]
-        for layer in reversed(layers[:-1]):  # coarse to fine, then to the texture's size
+        for layer in reversed(layers[:-1]):
             change = layer + F.interpolate(change, size=layer.shape[2:], mode="bilinear", align_corners=False)
-        if tuple(change.shape[2:]) != shape:
-            change = F.interpolate(change, size=shape, mode="bilinear", align_corners=False)
         return change[0].permute(1, 2, 0)
 
-    def forward(layers: list[torch.Tensor]) -> torch.Tensor:  # A: layers -> covered pixels of the renders
-        return render(texture_change(layers), raster, 0.0) * weight
+    def texture_change(layers: list[torch.Tensor]) -> torch.Tensor:
+        """The change at the texture's size, (Ht, Wt, 3)."""
+        change = layers_change(layers)
+        if tuple(change.shape[:2]) == shape:
+            return change
+        change = F.interpolate(change.permute(2, 0, 1)[None], size=shape, mode="bilinear", align_corners=False)
+        return change[0].permute(1, 2, 0)
+
+    # A: layers -> covered pixels of the renders. The views look the finest layer up directly, not the texture
+    # upsampled from it (a bilinear lookup of a bilinear upsampling: the same surface to within the finest layer's
+    # curvature), so an iteration costs the layers' texels and the views' pixels, not the texture's: upsampling a
+    # 4096x4096 texture's change and back twice an iteration was most of a run's time (2048x2048: 33 of 52 s)
+    def forward(layers: list[torch.Tensor]) -> torch.Tensor:
+        return render(layers_change(layers), raster, 0.0) * weight
 
     def adjoint(pixels: torch.Tensor) -> list[torch.Tensor]:  # A^T, by autograd through the linear forward
         probe = [torch.zeros(1, 3, h, w, device=init.device, dtype=init.dtype, requires_grad=True)
