@@ -215,13 +215,13 @@ def _gb(n: int) -> str:
 
 # ------------------------------------------------------------------------------------------------ headers
 
-def _open_regular(path: str, noun: str, max_bytes: int):
+def _open_bounded(path: str, noun: str, max_bytes: int):
     """(file, size) of a regular, non-empty file of at most `max_bytes`, opened without blocking (the validators'
     reader: a FIFO or a device is refused, never read)."""
-    from .validate import _label, _open_regular as open_regular
+    from .validate import file_label, open_regular
 
     fh, _, size = open_regular(path, noun)
-    shown = _label(path)
+    shown = file_label(path)
     if size == 0 or size > max_bytes:
         fh.close()
         if size == 0:
@@ -247,7 +247,7 @@ def image_size(path: str) -> tuple[int, int]:
     for a file whose header does not parse."""
     from . import media
 
-    fh, _ = _open_regular(path, "image", media.MAX_IMAGE_BYTES)
+    fh, _ = _open_bounded(path, "image", media.MAX_IMAGE_BYTES)
     with fh:
         size = _pil_size(fh.read(HEADER_BYTES))
     if size is None:  # e.g. a JPEG whose ICC or APP13 blocks run past the first 256 KB: the validator decides
@@ -260,7 +260,7 @@ def video_size(path: str) -> tuple[int, int]:
     no frame decoded); the full validator's own message for a file that is not a readable video."""
     from . import media
 
-    fh, _ = _open_regular(path, "video", media.MAX_VIDEO_BYTES)
+    fh, _ = _open_bounded(path, "video", media.MAX_VIDEO_BYTES)
     with fh:
         head = fh.read(HEADER_BYTES)
     size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else media.video_frame_size(path)
@@ -274,7 +274,7 @@ def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
     """(width, height) of the images in a zip, from each member's first bytes (at most `limit` members read)."""
     from . import media
 
-    fh, _ = _open_regular(path, "zip", media.MAX_ZIP_BYTES)
+    fh, _ = _open_bounded(path, "zip", media.MAX_ZIP_BYTES)
     sizes = []
     with fh:
         try:

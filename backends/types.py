@@ -100,7 +100,8 @@ class BackendSpec:
     """One backend's contract, built once when it registers (`registry.register`) from its class attributes.
 
     prior: the prior kind it runs on ("text", "instruct") or "none"; analytic_ok: it also takes a prior centred on
-    target images; prompt_required: an empty `prompt` setting is refused before any model loads; estimate:
+    target images; prompt_required: an empty `prompt` setting is refused before any model loads; scorer: "clip" when
+    it ranks its results with CLIP (loaded with the prior, `runner.warm_up`), else None; estimate:
     `estimate(settings, input_paths, budget_facts) -> budget.Work` (None for a backend without one); steps:
     `steps(settings) -> int | None`, the optimization steps a run of these settings takes, for the time budget and
     the expected time (the backend's `total_steps`, else its `steps` setting; None: not known before the run)."""
@@ -111,5 +112,6 @@ class BackendSpec:
     inputs: Inputs
     prompt_required: bool
     analytic_ok: bool
+    scorer: str | None
     estimate: Callable | None
     steps: Callable[[Any], int | None] = lambda settings: getattr(settings, "steps", None)

@@ -21,7 +21,7 @@ import gradio as gr
 
 import backends
 from backends import media, validate
-from backends.priors.machine import truthy
+from backends.settings import truthy
 
 from . import compare_tab, environment
 from .runs import warm_in_background

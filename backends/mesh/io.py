@@ -38,8 +38,9 @@ from PIL import Image
 
 from ..errors import InputError
 from ..files import atomic_path
-from ..media import _central_directory, _pillow_pixel_limit
-from ..validate import MB, _fail, _label, _quote, _size
+from ..media import central_directory, pillow_pixel_limit
+# the validators' message helpers, under this module's short names
+from ..validate import MB, fail as _fail, file_label as _label, human_size as _size, quote as _quote
 
 MAX_MESH_BYTES = 50 * MB
 MAX_TRIANGLES = 200_000
@@ -100,7 +101,7 @@ def is_mesh_file(path: str | os.PathLike) -> bool:
         with open(path, "rb") as fh:
             if fh.read(4) == b"glTF" or os.path.splitext(path)[1].lower() in (".glb", ".gltf"):
                 return True
-            count, _cd_size = _central_directory(fh, _label(path))
+            count, _cd_size = central_directory(fh, _label(path))
             if count > MAX_ZIP_ENTRIES:
                 return False
             with zipfile.ZipFile(fh) as zf:
@@ -320,7 +321,7 @@ def _texture_pixels(data: bytes, name: str, shown: str, required: bool = False) 
     one larger than MAX_TEXTURE_SIDE on a side. A file Pillow does not open is 0 pixels (trimesh, which decodes
     textures with Pillow, cannot use it either) or, required=True (a glTF's image), an InputError."""
     try:
-        with _pillow_pixel_limit(None):  # the size is judged here, with its own sentence
+        with pillow_pixel_limit(None):  # the size is judged here, with its own sentence
             with Image.open(io.BytesIO(data)) as im:
                 width, height, fmt = *im.size, im.format
     except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
@@ -341,7 +342,7 @@ def _texture_guard():
     """Pillow refuses to decode any image over MAX_TEXTURE_PIXELS while trimesh loads: its own guard only warns
     between its limit and twice that, so the limit is set at half and the warning silenced. The headers were
     checked before; this holds if a file is read in a way they did not foresee."""
-    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2), warnings.catch_warnings():
+    with pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2), warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         yield
 
@@ -351,7 +352,7 @@ def _checked_zip(path: str, shown: str) -> _Checked:
     as a texture from its header, then read from memory, trimesh seeing only the zip's members."""
     with open(path, "rb") as fh:
         try:
-            count, cd_size = _central_directory(fh, shown)
+            count, cd_size = central_directory(fh, shown)
         except InputError:
             raise _fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
         if count > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_ENTRIES * 1024:

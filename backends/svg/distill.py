@@ -234,7 +234,7 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     stats (optional dict) receives "reinitialized": number of paths re-initialized.
     """
     s, st = plan.settings, plan.style
-    prior = with_encoder(prior, getattr(s, "encoder", "kl"))
+    prior = with_encoder(prior, s.encoder)
     device = prior.device
     k = painting.k
     cond = prior.condition(plan.prompt, negative=s.negative, guidance=s.guidance).repeat(k)
