@@ -280,8 +280,7 @@ def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
         try:
             with zipfile.ZipFile(fh) as zf:
                 for info in zf.infolist()[: media.MAX_ZIP_ENTRIES]:
-                    base = os.path.basename(info.filename)
-                    if info.is_dir() or not base or base.startswith(".") or info.filename.startswith("__MACOSX"):
+                    if info.is_dir() or not os.path.basename(info.filename) or media.is_archiver_junk(info.filename):
                         continue
                     with zf.open(info) as member:
                         size = _pil_size(member.read(HEADER_BYTES))

@@ -332,6 +332,15 @@ def image(
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
+def is_archiver_junk(name: str) -> bool:
+    """Whether a zip member of this name was written by the archiver or the file browser, not by the person:
+    anything under __MACOSX/, macOS's AppleDouble "._x" files, and .DS_Store, Thumbs.db and desktop.ini. Every other
+    member counts, dotfiles included: a view named ".front.png" is an image like any other. The one rule of the
+    view-set validator and the budget's header read, so the two count the same members."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p]
+    return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1].casefold() in _JUNK_NAMES)
+
+
 def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", name)]
 
@@ -436,8 +445,8 @@ def _zip_members(
                 if info.is_dir() or not parts:
                     continue
                 base = parts[-1]
-                if parts[0] == "__MACOSX" or base.startswith("._") or base.casefold() in _JUNK_NAMES:
-                    continue  # written by the archiver, not by the person
+                if is_archiver_junk(name):
+                    continue
                 if stat.S_ISLNK(info.external_attr >> 16):
                     raise fail(f"The zip {shown} contains the link {quote(name)}; only image files are allowed.")
                 ext = os.path.splitext(base)[1].lower()

@@ -22,9 +22,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-from importlib.metadata import entry_points
 
 from .errors import InputError
+from .plugins import load_entry_points
 from .types import BackendSpec, Inputs
 
 ENTRY_POINT_GROUP = "distill_studio.backends"
@@ -80,14 +80,15 @@ def _load() -> None:
         for mod in BUILTIN_MODULES:
             if importlib.util.find_spec(mod.rsplit(".", 1)[0]) is not None and importlib.util.find_spec(mod) is not None:
                 importlib.import_module(mod)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                if isinstance(obj, type) and hasattr(obj, "task") and hasattr(obj, "name") and not hasattr(obj, "key"):
-                    register(obj.task, obj.name)(obj)
-            except Exception as err:  # a broken plugin must not take the app down
-                plugin_errors[ep.name] = f"{type(err).__name__}: {err}"
+        load_entry_points(ENTRY_POINT_GROUP, _register_plugin, plugin_errors)
         _loaded = True
+
+
+def _register_plugin(obj) -> None:
+    """An entry point's object: a module registered its classes when imported; a class not yet registered is
+    registered under its own `task` and `name`."""
+    if isinstance(obj, type) and hasattr(obj, "task") and hasattr(obj, "name") and not hasattr(obj, "key"):
+        register(obj.task, obj.name)(obj)
 
 
 def reload_plugins() -> None:

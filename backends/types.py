@@ -83,11 +83,15 @@ class Inputs:
         """Whether a file of `kind` can feed these inputs (one image and several images serve each other)."""
         return kind == self.kind or {kind, self.kind} == {"image", "images"}
 
+    def too_few(self, count: int) -> bool:
+        """Whether `count` files are fewer than the backend needs (the CLI's and the page's sentence differ)."""
+        return count < self.min
+
     def check(self, key: str, count: int) -> None:
         """An InputError (one sentence) when `count` files do not fit."""
         if self.max == 0 and count:
             raise InputError(f"{key} takes no input file")
-        if count < self.min:
+        if self.too_few(count):
             raise InputError(f"{key} needs an input: {self.noun}, got none")
         if self.max is not None and count > self.max:
             most = "one" if self.max == 1 else str(self.max)

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
-from ..engine.sampling import ddim
+from ..engine.sampling import ddim_sample
 from ..engine.step import noise
 from .base import Cond, as_list, per_row, per_sample
 from .cuda_graph import CAPTURE_STATUS, GraphedUNet, disabled_reason
@@ -442,8 +442,7 @@ class DiffusersPrior:
             raise ValueError(f"height and width must be multiples of {s}, not {height}x{width}")
         shape = (len(cond), self.latent_channels, height // s, width // s)
         z = noise(shape, self.device, generator)
-        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
-        return self.decode(z)
+        return ddim_sample(self, cond, z, steps)
 
 
 class FastEncoderPrior:
