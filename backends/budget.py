@@ -41,12 +41,13 @@ HEADER_BYTES = 256 * 1024  # enough for any image header (JPEG SOF after a large
 # prior's activations, forward and backward, for target and source in one call, which dominate. Measured (peak RSS
 # of video/csd-edit with the edits prior on a 2-core CPU, 2 steps, benchmarks/estimates.py): 517 B a working pixel
 # from 8 to 16 frames of 344x256, 541 B from 8 frames of 344x256 to 8 of 688x512; 600 keeps it an upper bound.
-# A 64-frame clip at short_side=512 is then ~10 GB (it ran out under an 8 GB cap after 31 s at the old 80 B).
+# A 64-frame clip at short_side=512 is then ~10 GB: counted at 80 B a pixel it would pass an 8 GB cap and run out
+# of memory after half a minute instead of being refused before it starts.
 EDIT_BYTES_PER_PIXEL = 600
 # The panorama's working image, beside its particles (windows of it, each costing EDIT_BYTES_PER_PIXEL: the
 # panorama's estimate adds them): peak RSS of panorama/csd-edit with the edits prior rose 195 B a working pixel from
-# short_side=128 to 256 on the example (benchmarks/estimates.py); 80, from a run that failed at 5.4 GB with 67 M
-# working pixels, was a lower bound.
+# short_side=128 to 256 on the example (benchmarks/estimates.py); a run that failed at 5.4 GB with 67 M working
+# pixels puts the floor at 80, so 240 is above both.
 PANORAMA_BYTES_PER_PIXEL = 240
 # Per output pixel at the input's size (uint8 frames, their resizes, the GIF's palette images, the figure).
 OUTPUT_BYTES_PER_PIXEL = 16

@@ -238,7 +238,7 @@ def warm_up(cls, device) -> None:
     does the same, `demo.runs`): torch.optim's first optimizer imports torch._dynamo (2-5 s on a 2-core CPU), and a
     backend that ranks its results with CLIP (`spec.scorer == "clip"`) loads the scorer (importing
     open_clip: 3-8 s more). The expected time (`backends.timing`) is of the run after loading; counted in the run,
-    these made a fresh process's first run take 3-25x the expectation. Later runs find both loaded."""
+    these would make a fresh process's first run take 3-25x the expectation. Later runs find both loaded."""
     import torch._dynamo  # noqa: F401  (what torch.optim imports lazily)
 
     if cls.spec.scorer == "clip":

@@ -216,7 +216,7 @@ def warm_prior(prior: str | None, env: environment.Environment) -> None:
 def warm_in_background(env: environment.Environment) -> threading.Thread:
     """Start what a first run would otherwise wait for, without delaying start-up: loading (downloading) the real
     priors this machine will use, loading the offline ones, and the CLIP scorer every run reports with (importing
-    open_clip alone takes ~8 s on a 2-core CPU: it was half of a first Text to SVG run). The first run then waits
+    open_clip alone takes ~8 s on a 2-core CPU: half of a first Text to SVG run's time). The first run then waits
     for this load instead of starting its own. Failures are logged; the run reports them again."""
     real = [k["real"] for kind, k in env.facts["kinds"].items() if env.uses_real(kind)]
     offline = [env.prior_for(kind) for kind in env.facts["kinds"] if not env.uses_real(kind)]

@@ -319,7 +319,7 @@ class EditPrior:
         self.alphas_cumprod = scaled_linear_alphas_cumprod(self.num_train_timesteps).to(self.device)
         self.switches: list[str] = []
         # (source latents, {edit: variant means of every row}): a run conditions every step on the same sources
-        # (in a new tensor each step), and making their variants again was a third of a step's time
+        # (in a new tensor each step), and making their variants again would take a third of a step's time
         self._variants: tuple[torch.Tensor, dict[int, torch.Tensor]] | None = None
 
     @classmethod

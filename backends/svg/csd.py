@@ -15,7 +15,7 @@ scratch, and repulsion strong enough to separate them (300-3000, with shared noi
 retrieval posteriors) pushed them off every icon instead of onto different ones. So by default (init "auto" ->
 "trace") each particle starts from its own raster sample of the prior, vectorized as VectorFusion's init does:
 the samples land in different modes, and CSD refines them together (3.5 distinct icons of 4 on those prompts,
-measured with the LIVE init; the default now traces each sample, `init.py`).
+measured with the LIVE init; the default traces each sample instead, the faster of the two, `init.py`).
 """
 from __future__ import annotations
 

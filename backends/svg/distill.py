@@ -272,7 +272,8 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
         x = resize_to(x, plan.native)
         z = prior.encode(x)                                           # fp32 encoder, differentiable
         n_t = 1 if objective == "csd" else k
-        # drawn on the host generator as before (same numbers), copied without a host sync (see to_device)
+        # drawn on the host generator (a seed gives the same timesteps on any device), copied without a host sync
+        # (see to_device)
         t = to_device(engine.sample_timesteps(n_t, s.t_min, s.t_max, generator=generator), device).expand(k)
         # one denoiser call for all K (x2 for CFG); CSD: the K scenes are the particles
         loss, grad = engine.distillation_loss(prior, z, cond, t, generator=generator, objective=objective,
