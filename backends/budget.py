@@ -41,12 +41,13 @@ HEADER_BYTES = 256 * 1024  # enough for any image header (JPEG SOF after a large
 # prior's activations, forward and backward, for target and source in one call, which dominate. Measured (peak RSS
 # of video/csd-edit with the edits prior on a 2-core CPU, 2 steps, benchmarks/estimates.py): 517 B a working pixel
 # from 8 to 16 frames of 344x256, 541 B from 8 frames of 344x256 to 8 of 688x512; 600 keeps it an upper bound.
-# A 64-frame clip at short_side=512 is then ~10 GB (it ran out under an 8 GB cap after 31 s at the old 80 B).
+# A 64-frame clip at short_side=512 is then ~10 GB: counted at 80 B a pixel it would pass an 8 GB cap and run out
+# of memory after half a minute instead of being refused before it starts.
 EDIT_BYTES_PER_PIXEL = 600
 # The panorama's working image, beside its particles (windows of it, each costing EDIT_BYTES_PER_PIXEL: the
 # panorama's estimate adds them): peak RSS of panorama/csd-edit with the edits prior rose 195 B a working pixel from
-# short_side=128 to 256 on the example (benchmarks/estimates.py); 80, from a run that failed at 5.4 GB with 67 M
-# working pixels, was a lower bound.
+# short_side=128 to 256 on the example (benchmarks/estimates.py); a run that failed at 5.4 GB with 67 M working
+# pixels puts the floor at 80, so 240 is above both.
 PANORAMA_BYTES_PER_PIXEL = 240
 # Per output pixel at the input's size (uint8 frames, their resizes, the GIF's palette images, the figure).
 OUTPUT_BYTES_PER_PIXEL = 16
@@ -218,13 +219,13 @@ def _gb(n: int) -> str:
 
 # ------------------------------------------------------------------------------------------------ headers
 
-def _open_regular(path: str, noun: str, max_bytes: int):
+def _open_bounded(path: str, noun: str, max_bytes: int):
     """(file, size) of a regular, non-empty file of at most `max_bytes`, opened without blocking (the validators'
     reader: a FIFO or a device is refused, never read)."""
-    from .validate import _label, _open_regular as open_regular
+    from .validate import file_label, open_regular
 
     fh, _, size = open_regular(path, noun)
-    shown = _label(path)
+    shown = file_label(path)
     if size == 0 or size > max_bytes:
         fh.close()
         if size == 0:
@@ -250,7 +251,7 @@ def image_size(path: str) -> tuple[int, int]:
     for a file whose header does not parse."""
     from . import media
 
-    fh, _ = _open_regular(path, "image", media.MAX_IMAGE_BYTES)
+    fh, _ = _open_bounded(path, "image", media.MAX_IMAGE_BYTES)
     with fh:
         size = _pil_size(fh.read(HEADER_BYTES))
     if size is None:  # e.g. a JPEG whose ICC or APP13 blocks run past the first 256 KB: the validator decides
@@ -263,7 +264,7 @@ def video_size(path: str) -> tuple[int, int]:
     no frame decoded); the full validator's own message for a file that is not a readable video."""
     from . import media
 
-    fh, _ = _open_regular(path, "video", media.MAX_VIDEO_BYTES)
+    fh, _ = _open_bounded(path, "video", media.MAX_VIDEO_BYTES)
     with fh:
         head = fh.read(HEADER_BYTES)
     size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else media.video_frame_size(path)
@@ -277,14 +278,13 @@ def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
     """(width, height) of the images in a zip, from each member's first bytes (at most `limit` members read)."""
     from . import media
 
-    fh, _ = _open_regular(path, "zip", media.MAX_ZIP_BYTES)
+    fh, _ = _open_bounded(path, "zip", media.MAX_ZIP_BYTES)
     sizes = []
     with fh:
         try:
             with zipfile.ZipFile(fh) as zf:
                 for info in zf.infolist()[: media.MAX_ZIP_ENTRIES]:
-                    base = os.path.basename(info.filename)
-                    if info.is_dir() or not base or base.startswith(".") or info.filename.startswith("__MACOSX"):
+                    if info.is_dir() or not os.path.basename(info.filename) or media.is_archiver_junk(info.filename):
                         continue
                     with zf.open(info) as member:
                         size = _pil_size(member.read(HEADER_BYTES))

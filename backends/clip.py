@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelUnavailableError
+from .errors import InputError, ModelUnavailableError
 from .priors.catalog import HELPERS
 from .priors.machine import default_device
 
@@ -214,6 +214,19 @@ _default: dict[str, ClipScorer] = {}
 _lock = threading.Lock()
 
 
+def check_spec(spec: str, name: str = "clip_model") -> None:
+    """An InputError naming the setting `name` when `spec` is none of: empty (the default scorer), "tiny", or
+    "NAME:PRETRAINED" (a pretrained tag or a weights file); checked before a run starts."""
+    if spec and spec != "tiny" and ":" not in spec:
+        raise InputError(f"{name} must be NAME:PRETRAINED, e.g. ViT-B-32:openai, or tiny; got {spec[:60]!r}")
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """(model name, pretrained tag or weights file) of "NAME:PRETRAINED"; a bare NAME takes the default's tag."""
+    name, _, pretrained = spec.partition(":")
+    return name, pretrained or DEFAULT_PRETRAINED
+
+
 def default_clip(device: str | torch.device | None = None) -> ClipScorer:
     """The process-wide scorer (cached per device): $DISTILL_CLIP_MODEL, else cached ViT-B/16, else tiny.
 
@@ -228,8 +241,7 @@ def default_clip(device: str | torch.device | None = None) -> ClipScorer:
             if spec == "tiny":
                 _default[key] = tiny_clip(device=device)
             elif spec:
-                name, _, pretrained = spec.partition(":")
-                _default[key] = load_clip(name, pretrained or DEFAULT_PRETRAINED, device)  # asked for: fail loudly
+                _default[key] = load_clip(*split_spec(spec), device)  # asked for: fail loudly
             else:
                 try:
                     _default[key] = load_clip(DEFAULT_MODEL, DEFAULT_PRETRAINED, device)
@@ -244,8 +256,7 @@ def get_clip(spec: str | None = None, device: str | torch.device | None = None) 
         return default_clip(device)
     if spec == "tiny":
         return tiny_clip(device=device or "cpu")
-    name, _, pretrained = spec.partition(":")
-    return load_clip(name, pretrained or DEFAULT_PRETRAINED, device)
+    return load_clip(*split_spec(spec), device)
 
 
 # ------------------------------------------------------------------------------------------- functions

@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
-from .validate import MB, PathLike, _fail, number, _given_name, _label, _num, _open_regular, _or_list, _quote, _read_bounded, _size
+from .validate import (MB, PathLike, fail, file_label, given_name, human_number, human_size, number, open_regular,
+                       or_list, quote, read_bounded)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ _PILLOW_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def _pillow_pixel_limit(max_pixels: int | None):
+def pillow_pixel_limit(max_pixels: int | None):
     """Pillow's decompression-bomb guard set to `max_pixels` while we open and decode.
 
     Pillow only has a process-wide limit; the lock keeps concurrent validations from restoring each other's
@@ -120,12 +121,12 @@ class _Limits:
         """Refuse too many pixels or a side under min_side, from the header, before any decoding."""
         if width * height > self.max_pixels:
             side = int(math.isqrt(self.max_pixels))
-            raise _fail(
+            raise fail(
                 f"The image {shown} is {width}x{height} pixels; at most {self.max_pixels:,} pixels "
                 f"(for example {side}x{side}) are allowed."
             )
         if min(width, height) < self.min_side:
-            raise _fail(
+            raise fail(
                 f"The image {shown} is {width}x{height} pixels; each side must be at least {self.min_side} pixels."
             )
         if reserve is not None:
@@ -133,7 +134,7 @@ class _Limits:
 
     @property
     def listing(self) -> str:
-        return _or_list(list(self.formats))
+        return or_list(list(self.formats))
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -167,30 +168,30 @@ def _sniff_other(data: bytes) -> str | None:
 
 def _decode_bytes(data: bytes, limits: _Limits, shown: str, ext: str | None, reserve=None) -> Image.Image:
     """Bytes of an image file -> RGB image (first frame), refusing disallowed formats and sizes before decoding."""
-    with _pillow_pixel_limit(limits.max_pixels):
+    with pillow_pixel_limit(limits.max_pixels):
         try:
             im = Image.open(io.BytesIO(data), formats=list(limits.formats))
         except Image.DecompressionBombError as err:
             found = re.search(r"\((\d+) pixels\)", str(err))
             count = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
             side = int(math.isqrt(limits.max_pixels))
-            raise _fail(
+            raise fail(
                 f"The image {shown} has {count}; at most {limits.max_pixels:,} pixels "
                 f"(for example {side}x{side}) are allowed."
             ) from None
         except UnidentifiedImageError:
             other = _sniff_other(data)
             what = f" (it looks like {other})" if other else ""
-            raise _fail(f"The file {shown} is not an image in an allowed format{what}; use {limits.listing}.") from None
+            raise fail(f"The file {shown} is not an image in an allowed format{what}; use {limits.listing}.") from None
         except Exception:
-            raise _fail(
+            raise fail(
                 f"The image {shown} is damaged and could not be read; re-export it as {limits.listing}."
             ) from None
         try:
             fmt = "JPEG" if im.format == "MPO" else (im.format or "?")
             limits.check_size(im.width, im.height, shown, reserve)
             if fmt == "JPEG" and jpeg_scans(data) > MAX_JPEG_SCANS:
-                raise _fail(
+                raise fail(
                     f"The image {shown} is a JPEG with more than {MAX_JPEG_SCANS} scans, far more than cameras or "
                     "editors write; re-save it as a normal JPEG or PNG."
                 )
@@ -208,7 +209,7 @@ def _decode_bytes(data: bytes, limits: _Limits, shown: str, ext: str | None, res
         except InputError:
             raise
         except Exception:
-            raise _fail(
+            raise fail(
                 f"The image {shown} is damaged or truncated and could not be decoded; "
                 f"re-export it as {limits.listing}."
             ) from None
@@ -225,7 +226,7 @@ def _decode_bytes(data: bytes, limits: _Limits, shown: str, ext: str | None, res
 
 def _from_pil(im: Image.Image, limits: _Limits, shown: str, reserve=None) -> Image.Image:
     limits.check_size(im.width, im.height, shown, reserve)
-    with _pillow_pixel_limit(limits.max_pixels):
+    with pillow_pixel_limit(limits.max_pixels):
         try:
             if getattr(im, "is_animated", False):
                 im.seek(0)
@@ -234,7 +235,7 @@ def _from_pil(im: Image.Image, limits: _Limits, shown: str, reserve=None) -> Ima
         except InputError:
             raise
         except Exception:
-            raise _fail(f"The image {shown} could not be decoded; use {limits.listing}.") from None
+            raise fail(f"The image {shown} could not be decoded; use {limits.listing}.") from None
     out.info["format"] = getattr(im, "format", None) or "PIL"
     return out
 
@@ -243,7 +244,7 @@ def _from_array(arr: np.ndarray, limits: _Limits, shown: str, reserve=None) -> I
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise _fail(f"The image array has shape {tuple(arr.shape)}; use (H, W), (H, W, 3) or (H, W, 4).")
+        raise fail(f"The image array has shape {tuple(arr.shape)}; use (H, W), (H, W, 3) or (H, W, 4).")
     height, width = int(arr.shape[0]), int(arr.shape[1])
     limits.check_size(width, height, shown, reserve)
     kind = arr.dtype.kind
@@ -253,9 +254,9 @@ def _from_array(arr: np.ndarray, limits: _Limits, shown: str, reserve=None) -> I
         u8 = arr.astype(np.uint8) * 255
     elif kind == "f":
         if not np.isfinite(arr).all():
-            raise _fail("The image array contains NaN or infinite values; use finite values from 0 to 1.")
+            raise fail("The image array contains NaN or infinite values; use finite values from 0 to 1.")
         if arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
-            raise _fail(
+            raise fail(
                 f"The float image array has values from {float(arr.min()):g} to {float(arr.max()):g}; "
                 "float images must lie in 0..1."
             )
@@ -264,10 +265,10 @@ def _from_array(arr: np.ndarray, limits: _Limits, shown: str, reserve=None) -> I
         u8 = (arr >> 8).astype(np.uint8)
     elif kind in "iu":
         if arr.min() < 0 or arr.max() > 255:
-            raise _fail("The integer image array has values outside 0..255; use uint8 values from 0 to 255.")
+            raise fail("The integer image array has values outside 0..255; use uint8 values from 0 to 255.")
         u8 = arr.astype(np.uint8)
     else:
-        raise _fail(f"The image array has dtype {arr.dtype}; use uint8 (0..255) or float (0..1).")
+        raise fail(f"The image array has dtype {arr.dtype}; use uint8 (0..255) or float (0..1).")
     if u8.ndim == 2:
         return Image.fromarray(np.ascontiguousarray(u8), "L").convert("RGB")
     if u8.shape[2] == 4:
@@ -283,8 +284,8 @@ def _image(source: Any, limits: _Limits, shown: str | None = None, reserve=None)
     if isinstance(source, np.ndarray):
         return _from_array(source, limits, shown or "", reserve)
     if source is None:
-        raise _fail("No image was given; upload a " + limits.listing + " file.")
-    data, ext, label = _read_bounded(source, limits.max_bytes, "image")
+        raise fail("No image was given; upload a " + limits.listing + " file.")
+    data, ext, label = read_bounded(source, limits.max_bytes, "image")
     return _decode_bytes(data, limits, shown or label, ext, reserve)
 
 
@@ -331,6 +332,15 @@ def image(
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
+def is_archiver_junk(name: str) -> bool:
+    """Whether a zip member of this name was written by the archiver or the file browser, not by the person:
+    anything under __MACOSX/, macOS's AppleDouble "._x" files, and .DS_Store, Thumbs.db and desktop.ini. Every other
+    member counts, dotfiles included: a view named ".front.png" is an image like any other. The one rule of the
+    view-set validator and the budget's header read, so the two count the same members."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p]
+    return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1].casefold() in _JUNK_NAMES)
+
+
 def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", name)]
 
@@ -343,7 +353,7 @@ def _looks_like_zip(source: Any) -> bool:
         if isinstance(path, str) and path.lower().endswith(".zip"):
             return True
         try:
-            fh, _real, _size = _open_regular(path, "image")
+            fh, _real, human_size = open_regular(path, "image")
         except InputError:
             return False  # `image` will say what is wrong with it
         with fh:
@@ -351,7 +361,7 @@ def _looks_like_zip(source: Any) -> bool:
     return False
 
 
-def _central_directory(fh: BinaryIO, shown: str) -> tuple[int, int]:
+def central_directory(fh: BinaryIO, shown: str) -> tuple[int, int]:
     """(entry count, central directory size in bytes) from the end records, before zipfile parses anything."""
     fh.seek(0, os.SEEK_END)
     size = fh.tell()
@@ -360,19 +370,19 @@ def _central_directory(fh: BinaryIO, shown: str) -> tuple[int, int]:
     tail = fh.read(tail_len)
     pos = tail.rfind(b"PK\x05\x06")
     if pos < 0 or len(tail) - pos < 22:
-        raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+        raise fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
     _sig, _d, _dcd, _nd, count, cd_size, cd_offset, _cl = struct.unpack("<4s4H2LH", tail[pos : pos + 22])
     if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
         loc = tail[pos - 20 : pos] if pos >= 20 else b""
         if len(loc) != 20 or loc[:4] != b"PK\x06\x07":
-            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+            raise fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
         record_at = struct.unpack("<4sLQL", loc)[2]
         if record_at + 56 > size:
-            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+            raise fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
         fh.seek(record_at)
         record = fh.read(56)
         if record[:4] != b"PK\x06\x06":
-            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
+            raise fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.")
         count, cd_size = struct.unpack("<QQ", record[32:48])
     return count, cd_size
 
@@ -389,35 +399,36 @@ def _zip_members(
     """Yield (bytes, extension, label) of each image member of a zip, all checked before any is decompressed."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_zip_bytes:
-            raise _fail(f"The uploaded zip is {_size(len(source))}; at most {_size(max_zip_bytes)} is allowed.")
+            raise fail(f"The uploaded zip is {human_size(len(source))}; "
+                       f"at most {human_size(max_zip_bytes)} is allowed.")
         fh: BinaryIO = io.BytesIO(bytes(source))
         shown, zip_name = "", "the zip"
     else:
-        fh, _real, size = _open_regular(source, "zip")
-        given = _given_name(source)
-        shown, zip_name = _label(given), os.path.basename(given)
+        fh, _real, size = open_regular(source, "zip")
+        given = given_name(source)
+        shown, zip_name = file_label(given), os.path.basename(given)
         if size > max_zip_bytes:
             fh.close()
-            raise _fail(f"The zip {shown} is {_size(size)}; at most {_size(max_zip_bytes)} is allowed.")
+            raise fail(f"The zip {shown} is {human_size(size)}; at most {human_size(max_zip_bytes)} is allowed.")
         if size == 0:
             fh.close()
-            raise _fail(f"The zip {shown} is empty (0 bytes).")
+            raise fail(f"The zip {shown} is empty (0 bytes).")
     with fh:
-        count, cd_size = _central_directory(fh, shown)
+        count, cd_size = central_directory(fh, shown)
         # zipfile walks the directory by its byte size, not its declared count, so bound both.
         if count > max_entries or cd_size > max_entries * 1024:
-            raise _fail(
+            raise fail(
                 f"The zip {shown} has {count:,} entries; at most {max_entries} are allowed "
                 f"(and at most {max_count} images)."
             )
         try:
             zf = zipfile.ZipFile(fh)
         except Exception:  # BadZipFile, struct.error, UnicodeDecodeError of a name flagged UTF-8, ...
-            raise _fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.") from None
+            raise fail(f"The file {shown} is not a valid zip archive; upload a .zip of images.") from None
         with zf:
             infos = zf.infolist()
             if len(infos) > max_entries:
-                raise _fail(f"The zip {shown} has {len(infos):,} entries; at most {max_entries} are allowed.")
+                raise fail(f"The zip {shown} has {len(infos):,} entries; at most {max_entries} are allowed.")
             members = []
             total = 0
             allowed_ext = sorted(e for e, f in _EXT_FORMAT.items() if f in limits.formats)
@@ -427,57 +438,57 @@ def _zip_members(
                 parts = [p for p in norm.split("/") if p]
                 if (norm.startswith("/") or re.match(r"[A-Za-z]:", norm) or ".." in parts
                         or any(ord(c) < 32 for c in name)):
-                    raise _fail(
-                        f"The zip {shown} contains the unsafe path {_quote(name)}; "
+                    raise fail(
+                        f"The zip {shown} contains the unsafe path {quote(name)}; "
                         "only plain relative file names are allowed."
                     )
                 if info.is_dir() or not parts:
                     continue
                 base = parts[-1]
-                if parts[0] == "__MACOSX" or base.startswith("._") or base.casefold() in _JUNK_NAMES:
-                    continue  # written by the archiver, not by the person
+                if is_archiver_junk(name):
+                    continue
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    raise _fail(f"The zip {shown} contains the link {_quote(name)}; only image files are allowed.")
+                    raise fail(f"The zip {shown} contains the link {quote(name)}; only image files are allowed.")
                 ext = os.path.splitext(base)[1].lower()
                 if ext not in allowed_ext:
-                    raise _fail(
-                        f"The zip {shown} contains {_quote(name)}, which is not an image; "
+                    raise fail(
+                        f"The zip {shown} contains {quote(name)}, which is not an image; "
                         f"only {limits.listing} files are allowed in it."
                     )
                 if info.flag_bits & 0x1:
-                    raise _fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
+                    raise fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise _fail(
-                        f"The zip {shown} uses a compression method other than deflate for {_quote(name)}; "
+                    raise fail(
+                        f"The zip {shown} uses a compression method other than deflate for {quote(name)}; "
                         "re-create it with a standard zip tool."
                     )
                 if info.file_size > limits.max_bytes:
-                    raise _fail(
-                        f"The file {_quote(name)} in {shown} is {_size(info.file_size)}; "
-                        f"at most {_size(limits.max_bytes)} per image is allowed."
+                    raise fail(
+                        f"The file {quote(name)} in {shown} is {human_size(info.file_size)}; "
+                        f"at most {human_size(limits.max_bytes)} per image is allowed."
                     )
                 total += info.file_size
                 if total > max_uncompressed:
-                    raise _fail(
-                        f"The zip {shown} unpacks to more than {_size(max_uncompressed)}; "
-                        f"at most {_size(max_uncompressed)} in all is allowed."
+                    raise fail(
+                        f"The zip {shown} unpacks to more than {human_size(max_uncompressed)}; "
+                        f"at most {human_size(max_uncompressed)} in all is allowed."
                     )
                 members.append(info)
             if len(members) > max_count:
-                raise _fail(f"The zip {shown} holds {len(members)} images; at most {max_count} are allowed.")
+                raise fail(f"The zip {shown} holds {len(members)} images; at most {max_count} are allowed.")
             if not members:
-                raise _fail(f"The zip {shown} holds no images; put {limits.listing} files in it.")
+                raise fail(f"The zip {shown} holds no images; put {limits.listing} files in it.")
             members.sort(key=lambda i: _natural_key(i.filename))
             for info in members:
-                label = _quote(f"{os.path.basename(info.filename)} in {zip_name}")
+                label = quote(f"{os.path.basename(info.filename)} in {zip_name}")
                 try:
                     with zf.open(info) as member:
                         data = member.read(limits.max_bytes + 1)
                 except Exception:  # BadZipFile (CRC), zlib.error, EOFError, overlapping entries, ...
-                    raise _fail(f"The file {label} is damaged in the archive (bad data or checksum).") from None
+                    raise fail(f"The file {label} is damaged in the archive (bad data or checksum).") from None
                 if len(data) > limits.max_bytes:  # the declared size lied
-                    raise _fail(
-                        f"The file {label} is too large; at most {_size(limits.max_bytes)} per image is allowed."
+                    raise fail(
+                        f"The file {label} is too large; at most {human_size(limits.max_bytes)} per image is allowed."
                     )
                 yield data, os.path.splitext(info.filename)[1].lower(), label
 
@@ -510,14 +521,14 @@ def images(
     elif sources is None:
         sources = []
     elif not isinstance(sources, Iterable):
-        raise _fail(f"The images must be a list of files, not {type(sources).__name__}.")
+        raise fail(f"The images must be a list of files, not {type(sources).__name__}.")
     used = 0
 
     def reserve(width: int, height: int, shown: str) -> None:
         nonlocal used
         used += width * height
         if used > max_total_pixels:
-            raise _fail(
+            raise fail(
                 f"The images add up to more than {max_total_pixels:,} pixels; use fewer or smaller images "
                 f"(for example {max_count} of {int(math.isqrt(max_total_pixels // max_count))} pixels square)."
             )
@@ -526,7 +537,7 @@ def images(
 
     def room() -> None:
         if len(out) >= max_count:
-            raise _fail(f"More than {max_count} images were given; at most {max_count} are allowed.")
+            raise fail(f"More than {max_count} images were given; at most {max_count} are allowed.")
 
     for item in sources:
         if _looks_like_zip(item):
@@ -541,7 +552,7 @@ def images(
             out.append(_image(item, limits, reserve=reserve))
     if len(out) < min_count:
         given = f"Only {len(out)}" if out else "No"
-        raise _fail(f"{given} images were given; upload between {min_count} and {max_count}.")
+        raise fail(f"{given} images were given; upload between {min_count} and {max_count}.")
     return out
 
 
@@ -626,7 +637,7 @@ class _Frames:
 
 
 def _too_much_work(shown: str, width: int, height: int, work: int) -> InputError:
-    return _fail(
+    return fail(
         f"The video {shown} is {width}x{height} pixels, so at most {max(1, work // (width * height))} of its frames "
         "can be decoded; trim it or lower its resolution."
     )
@@ -689,41 +700,42 @@ def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, mi
     try:
         count, total_ms, width, height = _gif_scan(data, max_frames)
     except ValueError:
-        raise _fail(damaged) from None
+        raise fail(damaged) from None
     if count == 0:
-        raise _fail(f"The animation {shown} has no frames.")
+        raise fail(f"The animation {shown} has no frames.")
     if max(width, height) > max_side or min(width, height) < min_side:
-        raise _fail(
+        raise fail(
             f"The animation {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
         )
     if count > max_frames:
-        raise _fail(f"The animation {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+        raise fail(f"The animation {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
     if total_ms > max_seconds * 1000:
-        raise _fail(
-            f"The animation {shown} is {total_ms / 1000:.1f} s long; at most {_num(max_seconds)} s is allowed."
+        raise fail(
+            f"The animation {shown} is {total_ms / 1000:.1f} s long; at most {human_number(max_seconds)} s is allowed."
         )
     if count * width * height > work:
         raise _too_much_work(shown, width, height, work)
     frame_bytes = width * height * 3
     keep = want or count
     if min(keep, count) * frame_bytes > budget:
-        raise _fail(
-            f"Keeping {min(keep, count)} frames of {width}x{height} needs {_size(min(keep, count) * frame_bytes)}; "
-            f"at most {_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a "
+        raise fail(
+            f"Keeping {min(keep, count)} frames of {width}x{height} needs "
+            f"{human_size(min(keep, count) * frame_bytes)}; "
+            f"at most {human_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a "
             "smaller animation."
         )
 
     def full() -> None:  # more frames than the scan counted: Pillow and the scan disagree
-        raise _fail(damaged)
+        raise fail(damaged)
 
     store = _Frames((height, width), want, count, count, full)
     decoded_pixels = 0
     index = 0
-    with _pillow_pixel_limit(max_side * max_side):
+    with pillow_pixel_limit(max_side * max_side):
         try:
             im = Image.open(io.BytesIO(data), formats=["GIF"])
         except Exception:
-            raise _fail(damaged) from None
+            raise fail(damaged) from None
         with im:
             try:
                 while True:
@@ -734,17 +746,17 @@ def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, mi
                             break
                     # The scan bounds these already; checked again in case Pillow reads the file differently.
                     if index >= max_frames or max(im.size) > max_side:
-                        raise _fail(damaged)
+                        raise fail(damaged)
                     decoded_pixels += im.width * im.height
                     if decoded_pixels > work:
                         raise _too_much_work(shown, im.width, im.height, work)
                     if time.monotonic() > deadline:
-                        raise _fail(f"The animation {shown} took too long to decode; use a shorter or smaller one.")
+                        raise fail(f"The animation {shown} took too long to decode; use a shorter or smaller one.")
                     im.load()
                     frame = _to_rgb(im)
                     if frame.size != (width, height):  # Pillow grew the canvas for a later, larger frame
                         if frame.width > width or frame.height > height:
-                            raise _fail(damaged)
+                            raise fail(damaged)
                         canvas = Image.new("RGB", (width, height), (255, 255, 255))
                         canvas.paste(frame, (0, 0))
                         frame = canvas
@@ -753,9 +765,9 @@ def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, mi
             except InputError:
                 raise
             except Exception:
-                raise _fail(damaged) from None
+                raise fail(damaged) from None
     if not store.count:
-        raise _fail(f"The animation {shown} has no frames that could be decoded.")
+        raise fail(f"The animation {shown} has no frames that could be decoded.")
     frames = store.result()
     fps = count / (total_ms / 1000.0)
     return frames, float(fps * len(frames) / index)
@@ -787,18 +799,18 @@ def video(
     """
     want = None if sample is None else int(number("number of frames", sample, lo=1, hi=max_frames, integer=True))
     if not isinstance(path, (str, os.PathLike)):
-        raise _fail(f"The video must be given as a file path, not {type(path).__name__}; save the upload first.")
-    fh, real, size = _open_regular(path, "video")
-    shown = _label(_given_name(path))
+        raise fail(f"The video must be given as a file path, not {type(path).__name__}; save the upload first.")
+    fh, real, size = open_regular(path, "video")
+    shown = file_label(given_name(path))
     with fh:
         if size == 0:
-            raise _fail(f"The video {shown} is empty (0 bytes).")
+            raise fail(f"The video {shown} is empty (0 bytes).")
         if size > max_bytes:
-            raise _fail(f"The video {shown} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
+            raise fail(f"The video {shown} is {human_size(size)}; at most {human_size(max_bytes)} is allowed.")
         head = fh.read(64)
         demuxer = _video_demuxer(head)
         if demuxer is None:
-            raise _fail(f"The file {shown} is not a video in an allowed format; use {_VIDEO_KINDS}.")
+            raise fail(f"The file {shown} is not a video in an allowed format; use {_VIDEO_KINDS}.")
         data = head + fh.read(max_bytes) if demuxer == "gif" else b""
     deadline = time.monotonic() + max_decode_seconds
     if demuxer == "gif":
@@ -825,7 +837,7 @@ def video_frame_size(path: str) -> tuple[int, int] | None:
     """(width, height) of a clip's frames from its header, by the decoder's own probe: the demuxer chosen by magic
     number (never guessed: a playlist naming another server-local file is never opened) and the Video stream line
     anchored as ffmpeg writes it (a metadata title cannot pose as one). None when the header does not say."""
-    fh, real, _ = _open_regular(path, "video")
+    fh, real, _ = open_regular(path, "video")
     with fh:
         head = fh.read(64)
     demuxer = _video_demuxer(head)
@@ -844,7 +856,7 @@ def add_audio(video: PathLike, source: PathLike, out: PathLike, timeout: float =
     track of `source` (the visitor's clip, opened as `video()` opens it: its demuxer chosen by magic number, the
     file protocol only), re-encoded as AAC and cut to the pictures' length. False, and nothing written, when the
     source has no sound, is a GIF, or ffmpeg fails or takes longer than `timeout` seconds: the edit stays silent."""
-    fh, real, _ = _open_regular(source, "video")
+    fh, real, _ = open_regular(source, "video")
     with fh:
         demuxer = _video_demuxer(fh.read(64))
     if demuxer in (None, "gif") or not _PROBE_AUDIO.search(_ffmpeg_probe(real, demuxer, timeout=10.0)):
@@ -912,9 +924,9 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     stream = _PROBE_VIDEO.search(info)
     size = _PROBE_SIZE.search(stream.group(1)) if stream else None
     if info and "Input #0" in info and stream is None and re.search(r"^  Stream #0:\d+\S*: Audio: ", info, re.M):
-        raise _fail(f"The file {shown} holds only sound, no pictures; give a video clip.")  # not "damaged"
+        raise fail(f"The file {shown} holds only sound, no pictures; give a video clip.")  # not "damaged"
     if not info or "Input #0" not in info or size is None:
-        raise _fail(damaged)
+        raise fail(damaged)
     width, height = int(size.group(1)), int(size.group(2))
     found = _PROBE_FPS.search(stream.group(1)) or _PROBE_TBR.search(stream.group(1))
     fps = float(found.group(1)) if found else 0.0
@@ -930,14 +942,14 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
             turns = int(round(angle / 90)) % 4
 
     if max(width, height) > max_side or min(width, height) < min_side:
-        raise _fail(
+        raise fail(
             f"The video {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
         )
     if duration > max_seconds:
-        raise _fail(f"The video {shown} is {duration:.1f} s long; at most {_num(max_seconds)} s is allowed.")
+        raise fail(f"The video {shown} is {duration:.1f} s long; at most {human_number(max_seconds)} s is allowed.")
     expected = int(math.ceil(duration * fps - 1e-6)) if duration and fps else None
     if expected and expected > max_frames:
-        raise _fail(
+        raise fail(
             f"The video {shown} has about {expected} frames; at most {max_frames} are allowed, "
             "so trim it or lower its frame rate."
         )
@@ -948,9 +960,9 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     if keep and keep * frame_bytes > budget:
         fits = max(1, budget // frame_bytes)
         seconds = f" ({fits / fps:.1f} s at its {fps:g} fps)" if fps else ""
-        raise _fail(
-            f"Keeping {keep} frames of {width}x{height} needs {_size(keep * frame_bytes)}; at most "
-            f"{_size(budget)} is allowed, so use a clip of at most {fits} frames{seconds} or a smaller video."
+        raise fail(
+            f"Keeping {keep} frames of {width}x{height} needs {human_size(keep * frame_bytes)}; at most "
+            f"{human_size(budget)} is allowed, so use a clip of at most {fits} frames{seconds} or a smaller video."
         )
 
     cap = min(max_frames, work // (width * height))
@@ -958,12 +970,12 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
 
     def full() -> None:
         if cap * frame_bytes > budget:
-            raise _fail(
-                f"The video {shown} needs more than {_size(budget)} once decoded; use at most "
+            raise fail(
+                f"The video {shown} needs more than {human_size(budget)} once decoded; use at most "
                 f"{max(1, budget // frame_bytes)} frames or a smaller video."
             )
         if cap == max_frames:
-            raise _fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+            raise fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
         raise _too_much_work(shown, width, height, work)
 
     store = _Frames(shape, want, expected, min(cap, budget // frame_bytes), full)
@@ -984,9 +996,9 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
                 if not _read_frame(proc.stdout, target, deadline, stall_s=5.0):
                     break
             except TimeoutError:
-                raise _fail(f"The video {shown} took too long to decode; use a shorter or smaller clip.") from None
+                raise fail(f"The video {shown} took too long to decode; use a shorter or smaller clip.") from None
             if index >= max_frames:
-                raise _fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+                raise fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
             if index >= cap:
                 raise _too_much_work(shown, width, height, work)
             if turns:
@@ -997,7 +1009,7 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
     except InputError:
         raise
     except Exception:
-        raise _fail(damaged) from None
+        raise fail(damaged) from None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -1005,12 +1017,12 @@ def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, mi
         proc.wait()
     decoded = store.seen
     if decoded == 0:
-        raise _fail(f"The video {shown} has no frames that could be decoded; re-encode it as MP4 (H.264).")
+        raise fail(f"The video {shown} has no frames that could be decoded; re-encode it as MP4 (H.264).")
     if fps == 0.0:
         fps = decoded / duration if duration > 0 else 30.0
         log.warning("frame rate of %s unknown; using %.3g fps", shown, fps)
     if decoded / fps > max_seconds + 0.5:  # the container under-reported its length
-        limit = _num(max_seconds)
-        raise _fail(f"The video {shown} is longer than {limit} s; at most {limit} s is allowed.")
+        limit = human_number(max_seconds)
+        raise fail(f"The video {shown} is longer than {limit} s; at most {limit} s is allowed.")
     frames = store.result()
     return frames, float(fps * len(frames) / decoded)

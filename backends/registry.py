@@ -8,6 +8,8 @@ A backend is one readable module: a class with a `Settings` dataclass (paper def
          images (`needs_target`, the analytic prior) are accepted by a backend that sets `analytic_ok = True`;
   inputs: "none", "image", "images", "video", "svg", or "image?" (optional image);
   requires_prompt: True when an empty `prompt` setting is an error (checked before the prior loads);
+  scorer: "clip" when the backend ranks its results with CLIP (the runner loads the scorer with the prior), else None;
+  estimate(settings, input_paths, budget_facts): optional, the cheap checks and `budget.Work` of a run;
   total_steps(settings): optional, the steps a run takes when that is not its `steps` setting (svg/vectorize:
          stages x iterations).
 Registering builds the backend's typed, frozen contract from these, `cls.spec` (a `types.BackendSpec`): what the
@@ -20,9 +22,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-from importlib.metadata import entry_points
 
 from .errors import InputError
+from .plugins import load_entry_points
 from .types import BackendSpec, Inputs
 
 ENTRY_POINT_GROUP = "distill_studio.backends"
@@ -34,6 +36,11 @@ BUILTIN_MODULES = (
     "backends.csd_edit.views3d",
     "backends.csd_edit.mesh",
 )
+
+# The class attributes a backend may declare (see the module docstring), and what an undeclared one means.
+# Registering sets the missing ones, so every registered class has them all.
+DECLARED = {"description": "", "prior": "none", "inputs": "none", "analytic_ok": False, "requires_prompt": False,
+            "scorer": None, "estimate": None, "total_steps": None}
 
 _registry: dict[str, type] = {}
 _loaded = False
@@ -50,16 +57,15 @@ def register(task: str, name: str):
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ValueError(f"backend {key} is registered twice ({existing.__module__} and {cls.__module__})")
         cls.task, cls.name, cls.key = task, name, key
-        for attr, default in (("description", ""), ("prior", "none"), ("inputs", "none"), ("analytic_ok", False),
-                              ("requires_prompt", False)):
+        for attr, default in DECLARED.items():
             if not hasattr(cls, attr):
                 setattr(cls, attr, default)
         if not hasattr(cls, "Settings"):
             raise TypeError(f"backend {key} needs a Settings dataclass")
         cls.spec = BackendSpec(key=key, description=cls.description, prior=cls.prior, inputs=Inputs.parse(cls.inputs),
                                prompt_required=cls.requires_prompt, analytic_ok=cls.analytic_ok,
-                               estimate=getattr(cls, "estimate", None),
-                               **({"steps": cls.total_steps} if hasattr(cls, "total_steps") else {}))
+                               scorer=cls.scorer, estimate=cls.estimate,
+                               **({"steps": cls.total_steps} if cls.total_steps is not None else {}))
         _registry[key] = cls
         return cls
 
@@ -74,14 +80,15 @@ def _load() -> None:
         for mod in BUILTIN_MODULES:
             if importlib.util.find_spec(mod.rsplit(".", 1)[0]) is not None and importlib.util.find_spec(mod) is not None:
                 importlib.import_module(mod)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                if isinstance(obj, type) and hasattr(obj, "task") and hasattr(obj, "name") and not hasattr(obj, "key"):
-                    register(obj.task, obj.name)(obj)
-            except Exception as err:  # a broken plugin must not take the app down
-                plugin_errors[ep.name] = f"{type(err).__name__}: {err}"
+        load_entry_points(ENTRY_POINT_GROUP, _register_plugin, plugin_errors)
         _loaded = True
+
+
+def _register_plugin(obj) -> None:
+    """An entry point's object: a module registered its classes when imported; a class not yet registered is
+    registered under its own `task` and `name`."""
+    if isinstance(obj, type) and hasattr(obj, "task") and hasattr(obj, "name") and not hasattr(obj, "key"):
+        register(obj.task, obj.name)(obj)
 
 
 def reload_plugins() -> None:

@@ -25,7 +25,7 @@ from .validate import quote_path
 from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
 from .priors.machine import MEMORY_MODES, find_weights
 from .priors.base import PromptReader, StartNotice, suggested_settings
-from .settings import make_settings, resolve_auto, to_dict
+from .settings import field_value, make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
 QUIET_LIBRARIES = False  # the CLI sets it: see quiet_libraries
@@ -168,7 +168,7 @@ def run(
             "settings": to_dict(settings),
             "auto": filled,
             "profile": profile,
-            "seed": getattr(settings, "seed", None),
+            "seed": field_value(settings, "seed"),
             "prior": prior_name,
             "prior_description": prior_obj.description if prior_obj is not None else None,
             "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
@@ -237,12 +237,12 @@ def quiet_libraries() -> None:
 def warm_up(cls, device) -> None:
     """Load what a run would otherwise load on its first call in this process, as part of loading (the app's start
     does the same, `demo.runs`): torch.optim's first optimizer imports torch._dynamo (2-5 s on a 2-core CPU), and a
-    backend that ranks its results with CLIP (class attribute `scorer = "clip"`) loads the scorer (importing
+    backend that ranks its results with CLIP (`spec.scorer == "clip"`) loads the scorer (importing
     open_clip: 3-8 s more). The expected time (`backends.timing`) is of the run after loading; counted in the run,
-    these made a fresh process's first run take 3-25x the expectation. Later runs find both loaded."""
+    these would make a fresh process's first run take 3-25x the expectation. Later runs find both loaded."""
     import torch._dynamo  # noqa: F401  (what torch.optim imports lazily)
 
-    if getattr(cls, "scorer", None) == "clip":
+    if cls.spec.scorer == "clip":
         from .clip import default_clip
 
         default_clip(device)

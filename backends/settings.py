@@ -23,6 +23,14 @@ from . import validate
 from .errors import InputError
 
 PROFILES = ("full", "quick")
+# how a yes / no is written in a setting's text and in an environment variable (DISTILL_SHARE=1, HF_HUB_OFFLINE=on)
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def truthy(value: str | None) -> bool:
+    """Whether an environment variable's text says yes (unset or empty: no)."""
+    return (value or "").strip().lower() in TRUE_WORDS
 
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -126,6 +134,11 @@ def resolve_auto(settings, profile: str, prior_defaults: dict[str, Any] | None =
     return dataclasses.replace(settings, **filled), filled
 
 
+def field_value(settings, name: str, default: Any = None) -> Any:
+    """The value of a field that some backends' settings declare and others do not (`seed`), or `default`."""
+    return getattr(settings, name) if name in {f.name for f in fields(settings)} else default
+
+
 def to_dict(settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
 
@@ -135,9 +148,9 @@ def _boolean(label: str, value: Any) -> bool:
         return value
     if isinstance(value, str):
         v = value.strip().lower()
-        if v in ("1", "true", "yes", "on"):
+        if v in TRUE_WORDS:
             return True
-        if v in ("0", "false", "no", "off"):
+        if v in FALSE_WORDS:
             return False
     shown = repr(value)[:40] if isinstance(value, str) else type(value).__name__
     raise InputError(f"The {label} must be true or false; got {shown}.")

@@ -83,11 +83,15 @@ class Inputs:
         """Whether a file of `kind` can feed these inputs (one image and several images serve each other)."""
         return kind == self.kind or {kind, self.kind} == {"image", "images"}
 
+    def too_few(self, count: int) -> bool:
+        """Whether `count` files are fewer than the backend needs (the CLI's and the page's sentence differ)."""
+        return count < self.min
+
     def check(self, key: str, count: int) -> None:
         """An InputError (one sentence) when `count` files do not fit."""
         if self.max == 0 and count:
             raise InputError(f"{key} takes no input file")
-        if count < self.min:
+        if self.too_few(count):
             raise InputError(f"{key} needs an input: {self.noun}, got none")
         if self.max is not None and count > self.max:
             most = "one" if self.max == 1 else str(self.max)
@@ -100,7 +104,8 @@ class BackendSpec:
     """One backend's contract, built once when it registers (`registry.register`) from its class attributes.
 
     prior: the prior kind it runs on ("text", "instruct") or "none"; analytic_ok: it also takes a prior centred on
-    target images; prompt_required: an empty `prompt` setting is refused before any model loads; estimate:
+    target images; prompt_required: an empty `prompt` setting is refused before any model loads; scorer: "clip" when
+    it ranks its results with CLIP (loaded with the prior, `runner.warm_up`), else None; estimate:
     `estimate(settings, input_paths, budget_facts) -> budget.Work` (None for a backend without one); steps:
     `steps(settings) -> int | None`, the optimization steps a run of these settings takes, for the time budget and
     the expected time (the backend's `total_steps`, else its `steps` setting; None: not known before the run)."""
@@ -111,5 +116,6 @@ class BackendSpec:
     inputs: Inputs
     prompt_required: bool
     analytic_ok: bool
+    scorer: str | None
     estimate: Callable | None
     steps: Callable[[Any], int | None] = lambda settings: getattr(settings, "steps", None)

@@ -45,12 +45,12 @@ MAX_SVG_ELEMENTS = 20_000
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-def _fail(message: str) -> InputError:
-    """An InputError whose text is one line (user-supplied parts are already passed through `_quote`)."""
+def fail(message: str) -> InputError:
+    """An InputError whose text is one line (user-supplied parts are already passed through `quote`)."""
     return InputError(" ".join(message.split()))
 
 
-def _quote(text: object, limit: int = 60) -> str:
+def quote(text: object, limit: int = 60) -> str:
     """A user-supplied value made safe to show inside a one-line message: printable, short, quoted."""
     text = str(text)
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
@@ -59,7 +59,7 @@ def _quote(text: object, limit: int = 60) -> str:
     return f"'{cleaned}'"
 
 
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
     """Bytes as '2 MB' / '30.5 MB' / '512 KB' for messages."""
     if n >= MB:
         return f"{n / MB:.1f}".rstrip("0").rstrip(".") + " MB"
@@ -68,7 +68,7 @@ def _size(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def _num(x: float) -> str:
+def human_number(x: float) -> str:
     """A limit as people write it: 1000, 0.5, 1e-06."""
     x = float(x)
     if x.is_integer() and abs(x) < 1e15:
@@ -76,7 +76,7 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def _or_list(items: Sequence[str]) -> str:
+def or_list(items: Sequence[str]) -> str:
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
@@ -100,12 +100,12 @@ def prompt(text: Any, *, name: str = "prompt", required: bool = True, max_chars:
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError:
-            raise _fail(f"The {name} is not valid UTF-8 text; send plain text.") from None
+            raise fail(f"The {name} is not valid UTF-8 text; send plain text.") from None
     if not isinstance(text, str):
-        raise _fail(f"The {name} must be text, not {type(text).__name__}.")
+        raise fail(f"The {name} must be text, not {type(text).__name__}.")
     # NFC can grow a string at most 3x; refuse absurd lengths before doing any per-character work.
     if len(text) > 4 * max_chars + 64:
-        raise _fail(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are allowed.")
+        raise fail(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are allowed.")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     bad = _CONTROL.search(text)
     if bad is None:
@@ -116,14 +116,14 @@ def prompt(text: Any, *, name: str = "prompt", required: bool = True, max_chars:
         bad = _CONTROL.search(text)
     if bad is not None:
         what = "an unpaired surrogate" if 0xD800 <= ord(bad.group()) <= 0xDFFF else "a control character"
-        raise _fail(
+        raise fail(
             f"The {name} contains {what} (U+{ord(bad.group()):04X}); "
             "only printable text, spaces, tabs and newlines are allowed."
         )
     if not text and required:
-        raise _fail(f"The {name} is empty; enter between 1 and {max_chars:,} characters.")
+        raise fail(f"The {name} is empty; enter between 1 and {max_chars:,} characters.")
     if len(text) > max_chars:
-        raise _fail(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are allowed.")
+        raise fail(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are allowed.")
     return text
 
 
@@ -136,11 +136,11 @@ def number(name: str, value: Any, *, lo: float, hi: float, integer: bool = False
     bool, NaN, inf, non-whole values (when `integer`) and text that is not a plain number are rejected.
     """
     kind = "whole number" if integer else "number"
-    shown = _quote(value.strip() if isinstance(value, str) else value) if isinstance(value, (str, numbers.Number)) \
+    shown = quote(value.strip() if isinstance(value, str) else value) if isinstance(value, (str, numbers.Number)) \
         else f"a {type(value).__name__}"
 
     def bad() -> InputError:
-        return _fail(f"The {name} must be a {kind} from {_num(lo)} to {_num(hi)}; got {shown}.")
+        return fail(f"The {name} must be a {kind} from {human_number(lo)} to {human_number(hi)}; got {shown}.")
 
     parsed: Any
     if isinstance(value, (bool, np.bool_)) or value is None:
@@ -192,8 +192,8 @@ def choice(name: str, value: Any, options: Iterable[Any]) -> Any:
             if isinstance(option, str) and option.casefold() == key:
                 return option
     shown = [str(o) for o in opts[:12]] + ([f"... ({len(opts)} in all)"] if len(opts) > 12 else [])
-    got = _quote(value) if isinstance(value, (str, numbers.Number)) else f"a {type(value).__name__}"
-    raise _fail(f"The {name} must be one of {', '.join(shown)}; got {got}.")
+    got = quote(value) if isinstance(value, (str, numbers.Number)) else f"a {type(value).__name__}"
+    raise fail(f"The {name} must be one of {', '.join(shown)}; got {got}.")
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -207,12 +207,12 @@ def quote_path(path: object, limit: int = 80) -> str:
     return "'" + "".join(ch if ch.isprintable() else "?" for ch in text) + "'"
 
 
-def _label(path: PathLike) -> str:
+def file_label(path: PathLike) -> str:
     """The base name of a path, for messages (never the server's folders)."""
-    return _quote(os.path.basename(os.fspath(path)) or os.fspath(path))
+    return quote(os.path.basename(os.fspath(path)) or os.fspath(path))
 
 
-def _open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
+def open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
     """Open `path` for reading if it is a regular file: (file, absolute real path, size in bytes).
 
     O_NONBLOCK plus fstat on the open descriptor, so a FIFO or device swapped in cannot make us block.
@@ -220,23 +220,23 @@ def _open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
     try:
         raw = os.fspath(path)
     except TypeError:
-        raise _fail(f"The {noun} must be given as a file path, not {type(path).__name__}.") from None
+        raise fail(f"The {noun} must be given as a file path, not {type(path).__name__}.") from None
     if isinstance(raw, bytes):
         raw = os.fsdecode(raw)
     if not raw or "\x00" in raw:
-        raise _fail(f"The {noun} path is empty or contains a NUL character; give the path of a file.")
-    shown = _label(raw)
+        raise fail(f"The {noun} path is empty or contains a NUL character; give the path of a file.")
+    shown = file_label(raw)
     try:
         fd = os.open(raw, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise _fail(f"The {noun} file {shown} does not exist.") from None
+        raise fail(f"The {noun} file {shown} does not exist.") from None
     except OSError:
-        raise _fail(f"The {noun} file {shown} could not be opened; check that it is a readable file.") from None
+        raise fail(f"The {noun} file {shown} could not be opened; check that it is a readable file.") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             article = "an" if noun[0] in "aeiou" else "a"
-            raise _fail(f"The path {shown} is not a regular file; upload {article} {noun} file.")
+            raise fail(f"The path {shown} is not a regular file; upload {article} {noun} file.")
         fh = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -244,44 +244,44 @@ def _open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
     return fh, os.path.realpath(raw), st.st_size
 
 
-def _given_name(path: Any) -> str:
+def given_name(path: Any) -> str:
     """The path as the caller named it (not resolved), for messages and the extension check."""
     raw = os.fspath(path)
     return os.fsdecode(raw) if isinstance(raw, bytes) else raw
 
 
-def _read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | None, str]:
+def read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | None, str]:
     """The bytes of a path, bytes-like or binary file object, refusing more than `max_bytes`.
 
     Returns (data, file extension or None, label for messages).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_bytes:
-            raise _fail(f"The {noun} is {_size(len(source))}; at most {_size(max_bytes)} is allowed.")
+            raise fail(f"The {noun} is {human_size(len(source))}; at most {human_size(max_bytes)} is allowed.")
         data = bytes(source)
         ext, shown = None, ""  # messages then read "The image is ..."
     elif hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
         try:
             data = source.read(max_bytes + 1)
         except Exception:
-            raise _fail(f"The uploaded {noun} could not be read.") from None
+            raise fail(f"The uploaded {noun} could not be read.") from None
         if not isinstance(data, (bytes, bytearray)):
-            raise _fail(f"The uploaded {noun} must be opened in binary mode.")
+            raise fail(f"The uploaded {noun} must be opened in binary mode.")
         name = getattr(source, "name", None)
         ext = os.path.splitext(name)[1].lower() if isinstance(name, str) else None
-        shown = _label(name) if isinstance(name, str) else ""
+        shown = file_label(name) if isinstance(name, str) else ""
     else:
-        fh, _real, size = _open_regular(source, noun)
-        given = _given_name(source)
-        ext, shown = os.path.splitext(given)[1].lower(), _label(given)
+        fh, _real, size = open_regular(source, noun)
+        given = given_name(source)
+        ext, shown = os.path.splitext(given)[1].lower(), file_label(given)
         with fh:
             if size > max_bytes:
-                raise _fail(f"The {noun} {shown} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
+                raise fail(f"The {noun} {shown} is {human_size(size)}; at most {human_size(max_bytes)} is allowed.")
             data = fh.read(max_bytes + 1)
     if not data:
-        raise _fail(f"The {noun} {shown} is empty (0 bytes).")
+        raise fail(f"The {noun} {shown} is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise _fail(f"The {noun} {shown} is too large; at most {_size(max_bytes)} is allowed.")
+        raise fail(f"The {noun} {shown} is too large; at most {human_size(max_bytes)} is allowed.")
     return bytes(data), ext, shown
 
 
@@ -304,24 +304,24 @@ def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = 
     """
     if isinstance(data, str):
         if len(data) > max_bytes:
-            raise _fail(f"The SVG is too large; at most {_size(max_bytes)} is allowed.")
+            raise fail(f"The SVG is too large; at most {human_size(max_bytes)} is allowed.")
         try:
             data = data.encode("utf-8")
         except UnicodeEncodeError:
-            raise _fail("The SVG contains characters that are not valid Unicode; save it as UTF-8.") from None
+            raise fail("The SVG contains characters that are not valid Unicode; save it as UTF-8.") from None
         shown = "SVG"
     elif isinstance(data, (bytes, bytearray, memoryview)):
         shown = "SVG"
     elif isinstance(data, os.PathLike):
-        data, _ext, label = _read_bounded(data, max_bytes, "SVG")
+        data, _ext, label = read_bounded(data, max_bytes, "SVG")
         shown = f"SVG {label}"
     else:
-        raise _fail(f"The SVG must be given as text, bytes or a file path, not {type(data).__name__}.")
+        raise fail(f"The SVG must be given as text, bytes or a file path, not {type(data).__name__}.")
     data = bytes(data[: max_bytes + 1])
     if len(data) > max_bytes:
-        raise _fail(f"The {shown} is too large; at most {_size(max_bytes)} is allowed.")
+        raise fail(f"The {shown} is too large; at most {human_size(max_bytes)} is allowed.")
     if not data.strip():
-        raise _fail(f"The {shown} is empty; upload an SVG file.")
+        raise fail(f"The {shown} is empty; upload an SVG file.")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
     elif data.startswith(b"\xef\xbb\xbf"):
@@ -330,23 +330,23 @@ def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = 
         declared = _XML_ENCODING.match(data[:200].decode("ascii", "replace"))
         encoding = declared.group(1).lower() if declared else "utf-8"
         if encoding not in _OK_ENCODINGS:
-            raise _fail(f"The {shown} declares the encoding {_quote(encoding)}; save it as UTF-8.")
+            raise fail(f"The {shown} declares the encoding {quote(encoding)}; save it as UTF-8.")
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
         shown_encoding = encoding.upper().replace("-SIG", "")
-        raise _fail(f"The {shown} is not valid {shown_encoding} text; save it as UTF-8.") from None
+        raise fail(f"The {shown} is not valid {shown_encoding} text; save it as UTF-8.") from None
     if "\x00" in text:
-        raise _fail(f"The {shown} contains NUL characters, so it is not a text SVG; upload an SVG file.")
+        raise fail(f"The {shown} contains NUL characters, so it is not a text SVG; upload an SVG file.")
     if _SVG_ROOT.search(text) is None:
-        raise _fail(f"The {shown} has no <svg> element; upload an SVG file.")
+        raise fail(f"The {shown} has no <svg> element; upload an SVG file.")
     if "<!ENTITY" in text:
-        raise _fail(
+        raise fail(
             f"The {shown} declares XML entities, which are not allowed; export it without a DOCTYPE or entities."
         )
     elements = 0
     for _ in _START_TAG.finditer(text):
         elements += 1
         if elements > max_elements:
-            raise _fail(f"The {shown} has more than {max_elements:,} elements; at most {max_elements:,} are allowed.")
+            raise fail(f"The {shown} has more than {max_elements:,} elements; at most {max_elements:,} are allowed.")
     return data

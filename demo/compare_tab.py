@@ -21,9 +21,8 @@ from backends import compare, free_memory
 from backends.compare.report import preview
 from backends.errors import DistillError, InputError
 
-from .jobs import JOBS, Stopped, acquire, device_lock
+from .jobs import JOBS, Stopped, acquire, device_lock, session_of
 from .requests import resolve_prior
-from .runs import _session
 from .tab import RunConfig
 
 log = logging.getLogger(__name__)
@@ -178,11 +177,11 @@ class CompareTab:
 
     def run(self, prompts_text: str, methods: list[str], seeds, request: gr.Request):
         """Run the grid and stream its progress, gallery, summary and report to the tab."""
-        job = JOBS.start(_session(request), NAME)
+        job = JOBS.start(session_of(request), NAME)
         t0 = time.perf_counter()
         outcome, grid = "stopped", None
         first_failure = ""
-        self.offered.pop(_session(request), None)
+        self.offered.pop(session_of(request), None)
         try:
             from backends.files import JobDir, cleanup_expired
 
@@ -208,7 +207,7 @@ class CompareTab:
                         first_failure = event.message
                         choices = getattr(event.message, "suggestions", ())
                         if choices and event.cell is not None and event.cell.prompt:
-                            self.offered[_session(request)] = (event.cell.prompt, tuple(choices))
+                            self.offered[session_of(request)] = (event.cell.prompt, tuple(choices))
                     if event.kind in ("plan", "progress", "done", "failed"):
                         pictures = gallery_items(spec) if event.kind in ("done", "failed") else gr.skip()
                         yield self._status(event, t0), pictures, gr.skip(), gr.skip()
@@ -244,12 +243,12 @@ class CompareTab:
 
     def offer(self, request: gr.Request):
         """The "Did you mean" choices after a run: a refused prompt's closest known ones, or hidden."""
-        _prompt, choices = self.offered.get(_session(request), ("", ()))
+        _prompt, choices = self.offered.get(session_of(request), ("", ()))
         return gr.update(visible=bool(choices), choices=list(choices), value=None)
 
     def use_suggestion(self, choice: str | None, prompts_text: str | None, request: gr.Request):
         """The refused prompt's line replaced by the chosen one; the choices hidden."""
-        refused, _choices = self.offered.pop(_session(request), ("", ()))
+        refused, _choices = self.offered.pop(session_of(request), ("", ()))
         hidden = gr.update(visible=False, choices=[], value=None)
         if not choice:
             return gr.update(), hidden
@@ -280,6 +279,6 @@ class CompareTab:
 
     def stop(self, request: gr.Request) -> str:
         """Stop this session's grid: the cell in flight ends at its next step; finished ones are kept."""
-        JOBS.stop(_session(request), NAME)
-        JOBS.wait_stopped(_session(request), NAME, timeout_s=10.0)
+        JOBS.stop(session_of(request), NAME)
+        JOBS.wait_stopped(session_of(request), NAME, timeout_s=10.0)
         return "**Stopped.** The finished runs are kept in this grid's folder until it expires."

@@ -101,6 +101,12 @@ class JobTable:
 
 
 JOBS = JobTable()
+
+
+def session_of(request) -> str:
+    """The key of a browser session's jobs: Gradio's session hash, or "local" where a call has no request (the
+    Python client, tests)."""
+    return getattr(request, "session_hash", None) or "local"
 _device_locks: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _device_locks_guard = threading.Lock()
 

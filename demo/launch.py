@@ -21,7 +21,7 @@ import gradio as gr
 
 import backends
 from backends import media, validate
-from backends.priors.machine import truthy
+from backends.settings import truthy
 
 from . import compare_tab, environment
 from .runs import warm_in_background
@@ -170,8 +170,8 @@ def startup_block(url: str, share_url: str | None, env: environment.Environment,
     return "\n".join(lines)
 
 
-# Gradio's own cap on an upload: the largest file any validator accepts (a 300 MB upload was once stored whole
-# before a validator refused it).
+# Gradio's own cap on an upload: the largest file any validator accepts, so a larger upload is refused as it
+# arrives instead of being stored whole for a validator to refuse.
 UPLOAD_LIMIT_BYTES = max(media.MAX_IMAGE_BYTES, media.MAX_ZIP_BYTES, media.MAX_VIDEO_BYTES, validate.MAX_SVG_BYTES)
 
 

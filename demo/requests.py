@@ -158,7 +158,7 @@ def inputs_for(slot_kinds: list[str], cls, values: list) -> list[str]:
     if want.max == 0:
         return []
     paths = next((paths_of(v) for kind, v in zip(slot_kinds, values) if want.accepts(kind) and paths_of(v)), [])
-    if len(paths) < want.min:
+    if want.too_few(len(paths)):
         raise InputError(f"{cls.key} needs {want.noun}: upload one (or click an example) and press Run again")
     return paths[:want.max]
 

@@ -27,7 +27,7 @@ from backends.clip import default_clip
 from backends.types import Progress, Result
 
 from . import environment
-from .jobs import JOBS, Stopped, acquire, device_lock, drive, publish, safe_stem
+from .jobs import JOBS, Stopped, acquire, device_lock, drive, publish, safe_stem, session_of
 from .requests import (cli_line, defaults_of, inputs_for, parse_request, resolve_prior,
                        setting_differences)
 from .widgets import TINY_NOTE, media_value, notices_markdown, report_markdown
@@ -36,10 +36,6 @@ if TYPE_CHECKING:  # runs.py drives a Tab (for the annotations only: tab.py impo
     from .tab import Tab
 
 log = logging.getLogger("distill_studio.app")
-
-
-def _session(request) -> str:
-    return getattr(request, "session_hash", None) or "local"
 
 
 def download_stem(task: str, backend: str, seed, taken: set[str]) -> str:
@@ -74,8 +70,8 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
     """Run the method (and the baseline when asked) and stream what happens to the tab's outputs."""
     spec, env, cfg = tab.spec, tab.env, tab.config
     out = _Outputs(tab)
-    job = JOBS.start(_session(request), spec.name)
-    tab.offered.pop(_session(request), None)
+    job = JOBS.start(session_of(request), spec.name)
+    tab.offered.pop(session_of(request), None)
     t0 = time.perf_counter()
     outcome, it = "stopped", None  # "stopped" also covers Gradio closing this generator (Stop, a closed page)
     last_preview = None  # (side, label, backend key, Progress) of the last report with a preview
@@ -157,7 +153,7 @@ def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Req
         outcome = "failed"
         kind = "Input problem" if isinstance(err, InputError) else "Run failed"
         gr.Warning(str(err))
-        tab.offered[_session(request)] = tuple(getattr(err, "suggestions", ()))
+        tab.offered[session_of(request)] = tuple(getattr(err, "suggestions", ()))
         yield out.final(f"**{kind}:** {err}", None, None, None)
     except Exception as err:  # a bug: log it, show one line, never a traceback
         outcome = "failed"
@@ -220,7 +216,7 @@ def warm_prior(prior: str | None, env: environment.Environment) -> None:
 def warm_in_background(env: environment.Environment) -> threading.Thread:
     """Start what a first run would otherwise wait for, without delaying start-up: loading (downloading) the real
     priors this machine will use, loading the offline ones, and the CLIP scorer every run reports with (importing
-    open_clip alone takes ~8 s on a 2-core CPU: it was half of a first Text to SVG run). The first run then waits
+    open_clip alone takes ~8 s on a 2-core CPU: half of a first Text to SVG run's time). The first run then waits
     for this load instead of starting its own. Failures are logged; the run reports them again."""
     real = [k["real"] for kind, k in env.facts["kinds"].items() if env.uses_real(kind)]
     offline = [env.prior_for(kind) for kind in env.facts["kinds"] if not env.uses_real(kind)]

@@ -24,7 +24,7 @@ from backends.timing import SOURCES, duration
 from backends.types import INPUT_KINDS
 
 from . import environment
-from .jobs import JOBS, safe_stem
+from .jobs import JOBS, safe_stem, session_of
 from .requests import baseline_settings, paths_of, resolve_prior, ui_default, without_example_files
 from .runs import make_runner
 from .widgets import NO_MODEL, field_info, field_widget, media_widget, ui_fields, viewer, viewer_update
@@ -613,14 +613,14 @@ class Tab:
 
     def offer(self, request: gr.Request):
         """The "Did you mean" choices after a run: the refused prompt's closest known ones, or hidden."""
-        prompts = self.offered.get(_session(request), ())
+        prompts = self.offered.get(session_of(request), ())
         return gr.update(visible=bool(prompts), choices=list(prompts), value=None)
 
     def stop(self, request: gr.Request):
         """Stop this session's run in this tab (Gradio also cancels the queued or streaming event) and report when
         it has really ended: the optimization stops at its next progress report and the device is free."""
         t0 = time.monotonic()
-        session = _session(request)
+        session = session_of(request)
         hits = JOBS.stop(session, self.spec.name)
         if not JOBS.wait_stopped(session, self.spec.name, timeout_s=STOP_WAIT_S):
             return ("**Stopping**: the current step is still running; the run ends at its next progress report "
@@ -633,8 +633,6 @@ class Tab:
         return f"**Stopped** {where} ({took:.1f} s after Stop). Ready for the next run."
 
 
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
 
 
 

@@ -330,7 +330,8 @@ class RunCase:
     expect: words the one-line refusal must hold (exit 2, `error: ...`), or "" for a correct result (exit 0,
     nothing on stderr with --quiet, a result.json). env: variables set for the run (CLI only). out: "" for a
     fresh folder, or "EMPTY" / "RESULT_JSON_DIR" for output folders that cannot take the result (CLI only).
-    capped: the expectation holds under the trial's 8 GB address-space cap (CLI only: an app has its machine's).
+    capped: the expectation holds under an 8 GB address-space cap, a small machine's memory (CLI only: an app has
+    its machine's).
     """
 
     name: str

@@ -253,7 +253,7 @@ def test_estimate_work_counts_the_renderers_chords_and_bounds_its_pieces():
     est = estimate_work([scene])
     assert est["pixels"] == 6400 and est["layers"] == 12
     cub = torch.cat([s.cubics() for s in scene.shapes])
-    assert est["chords"] == int(R._chord_counts(cub).sum())
+    assert est["chords"] == int(R.chord_counts(cub).sum())
     # the real piece count: 3 per sub-line of the reference's fill coverage
     calls = []
     orig = R._split

@@ -1,8 +1,8 @@
-"""Hostile but plausible runs through `python -m backends run`, under the trial's 8 GB address-space cap.
+"""Hostile but plausible runs through `python -m backends run`, under an 8 GB address-space cap (a small machine).
 
-Every case of `hostile.RUN_CASES` (the reliability trials' findings, variants of each class, and the upload corpus
+Every case of `hostile.RUN_CASES` (known hostile inputs, variants of each class, and the upload corpus
 run whole) must end in exit 2 with one line on stderr naming the problem, or in a correct result: exit 0, a
-result.json, nothing on stderr with --quiet. The driver runs under `prlimit --as=8000000000`, as the trial did, so
+result.json, nothing on stderr with --quiet. The driver runs under `prlimit --as=8000000000`, so
 the budget reads that cap as a person's capped process would; it imports torch once and forks a child per case
 (`tests.forked`). DEADLINE_S only stops a hang; the driver's table shows each case's time (the target is 5 s a
 refusal): `python tests/test_run_bounds.py [WORK_DIR]`.
@@ -22,7 +22,7 @@ from tests.forked import run_forked
 from tests.hostile import RUN_CASES, RunCase, make_run_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
-CAP = 8_000_000_000  # bytes: `prlimit --as`, the trial's cap
+CAP = 8_000_000_000  # bytes: `prlimit --as`, a small machine's memory
 DEADLINE_S = 300.0   # a hang guard, not a timing: a case that runs this long has failed whatever it ends with
 
 

@@ -50,7 +50,8 @@ def _full_paths(n: int, side: int) -> str:
 
 
 def corpus() -> list[dict]:
-    """The hostile-input trial's findings and more of the same classes, each with its expected outcome."""
+    """Hostile SVG inputs, several of each class (a file that could hang, exhaust or fool the importer), each with
+    its expected outcome."""
     rect = '<rect x="10" y="10" width="50" height="50" fill="red"/>'
     c = [
         # coordinates: absurd, overflowing, non-finite

@@ -537,3 +537,33 @@ def test_a_long_path_in_a_message_keeps_its_file_name_and_a_short_one_is_whole()
     assert shown.endswith("/none.toml'") and shown.startswith("'...") and len(shown) == 82, shown
     assert validate.quote_path(Path("/tmp/spec.toml")) == "'/tmp/spec.toml'"
     assert validate.quote_path("/tmp/bad\nname") == "'/tmp/bad?name'"  # one line, whatever the name holds
+
+
+@pytest.mark.parametrize("name, junk", [
+    ("__MACOSX/views/._front.png", True), ("views/._front.png", True), (".DS_Store", True), ("views/Thumbs.db", True),
+    ("Desktop.ini", True), ("views\\._front.png", True),
+    ("front.png", False), (".front.png", False), ("views/.side.png", False), ("macosx/front.png", False),
+])
+def test_archiver_junk_is_macos_and_file_browser_files_not_every_dotfile(name, junk):
+    assert media.is_archiver_junk(name) is junk
+
+
+def test_the_view_validator_and_the_budget_count_the_same_zip_members(tmp_path):
+    """The budget reads the sizes of the members the validator will decode (one junk rule): a dotfile view counts
+    in both, the archiver's files in neither."""
+    from backends import budget
+
+    def png(w, h):
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h), "red").save(buf, "PNG")
+        return buf.getvalue()
+
+    path = tmp_path / "views.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("view1.png", png(64, 48))
+        zf.writestr(".view2.png", png(80, 48))
+        zf.writestr("__MACOSX/._view1.png", b"junk")
+        zf.writestr("._view1.png", png(32, 32))
+        zf.writestr(".DS_Store", b"junk")
+    views = media.images(str(path))
+    assert sorted(im.size for im in views) == sorted(budget.zip_sizes(str(path), limit=10)) == [(64, 48), (80, 48)]

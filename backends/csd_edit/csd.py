@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import engine
-from ..errors import InputError
+from ..clip import check_spec
 from ..priors.base import Cond, PreviewDecoding
 from ..settings import option
 from ..types import Progress, Result
@@ -116,8 +116,7 @@ def kernel_width_option(default: float = 1.0):
 def checked(s: EditSettings, prior) -> EditSettings:
     """The settings, once the one rule the settings parser cannot know is checked: the CLIP spec's form (text
     fields, ranges and t_min <= t_max were parsed by `make_settings`; an empty prompt refused by the runner)."""
-    if s.clip_model and s.clip_model != "tiny" and ":" not in s.clip_model:
-        raise InputError(f"clip_model must be NAME:PRETRAINED, e.g. ViT-B-32:openai, or tiny; got {s.clip_model[:60]!r}")
+    check_spec(s.clip_model)
     return s
 
 

@@ -49,8 +49,8 @@ RASTER_BYTES_PER_PIXEL = 21  # uv 8, shade 4, face 8, mask 1
 # per texel of the texture, over the whole run: its copies as loaded (uint8, float), the fits' float32 RGB (the
 # texture, its change, CGLS's search vectors, gradients), the held-out fit's, the outputs'. Measured: a run's peak
 # (CLI, edits prior, 8 views of 128 px, 2 steps, CPU) was 993 MB with a 256x256 texture, 1.77 GB with 2048x2048 and
-# 3.26 GB with 4096x4096: 124-208 bytes a texel more (it was counted at 96, so a 4096x4096 texture passed a budget
-# it then overran)
+# 3.26 GB with 4096x4096: 124-208 bytes a texel more; 200 keeps it an upper bound, so a 4096x4096 texture is not
+# let through a budget it would overrun
 FIT_BYTES_PER_TEXEL = 200
 # Seconds a texel costs (the 2-core reference CPU), added to the expectation (`Work.seconds`), not scaled with the
 # views' work: the texture's decode, the last fit and the held-out pair, and its PNG written twice (TEXEL_S), and
@@ -82,10 +82,10 @@ class MeshSettings(csd.EditSettings):
 @dataclass
 class MeshCSDSettings(MeshSettings):
     repulsion: float = csd.repulsion_option()
-    # views3d's 4. Measured on the example house at 128 px, 40 steps, 'make it night', when scores were still shared
-    # place by place: at 1 (the paper's heuristic) a view weighs mostly its own score, divided by N, and the edit
-    # was half as strong in the same steps (edit strength 0.16 against 0.31); the ghosts 4 gave then are gone with
-    # the scores shared at the same surface points
+    # views3d's 4. At 1 (the paper's heuristic) a view weighs mostly its own score, divided by N: measured on the
+    # example house at 128 px, 40 steps, 'make it night', with scores shared place by place, the edit was half as
+    # strong in the same steps (edit strength 0.16 against 0.31). Shared at the same surface points, the scores
+    # of a width of 4 leave no ghosts
     kernel_width: float = csd.kernel_width_option(4.0)
 
 

@@ -67,8 +67,8 @@ class _PanoramaEdit(csd.EditBackend):
     def estimate(cls, s: PanoramaSettings, inputs, facts):
         """The work budget's estimate from the image's header (see `backends.budget`): aspect, then the working
         image's pixel-space arrays, and the particles: `particles` windows a step, each window (clipped to the short
-        side) through the prior like a video frame (EDIT_BYTES_PER_PIXEL). The image alone was 5-10x below the
-        measured peak: 14 MB estimated, 91 MB measured at short_side=128 (benchmarks/estimates.py)."""
+        side) through the prior like a video frame (EDIT_BYTES_PER_PIXEL). The particles are counted because the image
+        alone is 5-10x below the measured peak: 14 MB against 91 MB at short_side=128 (benchmarks/estimates.py)."""
 
         size = budget.image_size(inputs[0])
         budget.check_aspect(size, "panorama image")

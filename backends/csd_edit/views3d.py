@@ -111,7 +111,7 @@ def not_an_orbit(err: InputError) -> InputError:
 
 def too_many_views(count: int, particles: int, counted_all: bool = True) -> InputError:
     """The refusal of more views than particles. counted_all False: a zip's views were read only up to
-    MAX_VIEWS + 1, so the count is a lower bound (a zip of 200 views was once said to hold 33)."""
+    MAX_VIEWS + 1, so the count is a lower bound and the refusal says "more than MAX_VIEWS"."""
     given = str(count) if counted_all or count <= media.MAX_VIEWS else f"more than {media.MAX_VIEWS}"
     return InputError(f"{given} views were given; at most {particles} are edited together (the particles setting, "
                       f"up to {media.MAX_VIEWS}).")

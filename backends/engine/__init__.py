@@ -7,13 +7,13 @@ from .guidance import cfg, ip2p_guidance
 from .loop import Step, distill, seed_everything
 from .step import distillation_grad, distillation_loss, draw_noise, noise
 from .schedule import WEIGHTINGS, sample_timesteps, step_decay, warmup_cosine, weighting
-from .sampling import ddim, ddim_timesteps
+from .sampling import ddim, ddim_sample, ddim_timesteps
 from .sds import (Correspondence, add_noise, csd_grad, grad_to_loss, median_bandwidth, pairwise_sq_dists, sds_grad,
                   svgd_kernel)
 
 __all__ = [
     "cfg", "ip2p_guidance", "Step", "distill", "seed_everything", "WEIGHTINGS", "sample_timesteps", "step_decay",
     "warmup_cosine", "weighting", "Correspondence", "add_noise", "csd_grad", "grad_to_loss", "median_bandwidth",
-    "pairwise_sq_dists", "sds_grad", "svgd_kernel", "ddim", "ddim_timesteps", "distillation_grad", "distillation_loss",
-    "draw_noise", "noise",
+    "pairwise_sq_dists", "sds_grad", "svgd_kernel", "ddim", "ddim_sample", "ddim_timesteps", "distillation_grad",
+    "distillation_loss", "draw_noise", "noise",
 ]

@@ -32,3 +32,10 @@ def ddim(predict_eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: t
         x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
     return z
+
+
+def ddim_sample(prior, cond, z: torch.Tensor, steps: int) -> torch.Tensor:
+    """A prior's deterministic sample: DDIM (eta = 0) of its guided prediction under `cond` from the start z
+    (B, C, h, w) at the first timestep, decoded to (B, 3, H, W) images in [0, 1]. How every prior's `sample` ends;
+    the condition and the start are the prior's own (pure noise, or the icons prior's exact noisy marginal)."""
+    return prior.decode(ddim(lambda z_t, t: prior.predict_eps(z_t, t, cond), z, prior.alphas_cumprod, steps))

@@ -40,8 +40,8 @@ from PIL import Image
 
 from ..errors import InputError
 from ..files import atomic_path
-from ..media import _central_directory, _pillow_pixel_limit
-from ..validate import MB, _fail, _label, _quote, _size
+from ..media import central_directory, is_archiver_junk, pillow_pixel_limit
+from ..validate import MB, fail, file_label, human_size, quote
 
 MAX_MESH_BYTES = 50 * MB
 MAX_TRIANGLES = 200_000
@@ -131,7 +131,7 @@ def is_mesh_file(path: str | os.PathLike) -> bool:
         with open(path, "rb") as fh:
             if fh.read(4) == b"glTF" or os.path.splitext(path)[1].lower() in (".glb", ".gltf"):
                 return True
-            count, _cd_size = _central_directory(fh, _label(path))
+            count, _cd_size = central_directory(fh, file_label(path))
             if count > MAX_ZIP_ENTRIES:
                 return False
             with zipfile.ZipFile(fh) as zf:
@@ -159,24 +159,25 @@ class _Checked:
 
 
 def _checked(path: str) -> _Checked:
-    shown = _label(path)
+    shown = file_label(path)
     try:
         st = os.stat(path)
     except OSError:
-        raise _fail(f"The mesh file {shown} cannot be read.") from None
+        raise fail(f"The mesh file {shown} cannot be read.") from None
     if not stat.S_ISREG(st.st_mode):
-        raise _fail(f"The mesh file {shown} is not a regular file.")
+        raise fail(f"The mesh file {shown} is not a regular file.")
     if st.st_size > MAX_MESH_BYTES:
-        raise _fail(f"The mesh file {shown} is {_size(st.st_size)}; at most {_size(MAX_MESH_BYTES)} is allowed.")
+        raise fail(f"The mesh file {shown} is {human_size(st.st_size)}; "
+                   f"at most {human_size(MAX_MESH_BYTES)} is allowed.")
     if st.st_size == 0:
-        raise _fail(f"The mesh file {shown} is empty (0 bytes).")
+        raise fail(f"The mesh file {shown} is empty (0 bytes).")
     ext = os.path.splitext(path)[1].lower()
     with open(path, "rb") as fh:
         head = fh.read(4)
     if ext == ".zip" or head == b"PK\x03\x04":
         return _checked_zip(path, shown)
     if ext not in (".glb", ".gltf"):
-        raise _fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
+        raise fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
     with open(path, "rb") as fh:
         data = fh.read()
     if head == b"glTF" or ext == ".glb":
@@ -217,7 +218,7 @@ def _to_uint8(texture: torch.Tensor) -> np.ndarray:
 
 def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
     """(JSON, BIN chunk bytes) of a GLB, checked for shape only."""
-    bad = _fail(f"The file {shown} is not a valid glTF binary; upload {FORMATS}.")
+    bad = fail(f"The file {shown} is not a valid glTF binary; upload {FORMATS}.")
     if len(data) < 20 or data[:4] != b"glTF":
         raise bad
     _magic, version, length = struct.unpack("<4sLL", data[:12])
@@ -238,7 +239,7 @@ def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
 def _json(data: bytes, shown: str) -> dict:
     """A glTF's JSON object, or InputError (json.loads recurses once per level: a 100,000-deep array is a
     RecursionError, which it raises cleanly before the stack runs out)."""
-    bad = _fail(f"The file {shown} is not a valid glTF mesh; upload {FORMATS}.")
+    bad = fail(f"The file {shown} is not a valid glTF mesh; upload {FORMATS}.")
     try:
         gltf = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also an integer of over 4300 digits
@@ -257,10 +258,10 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> list[tuple[int, int]]:
             for item in gltf.get(kind) or []:
                 uri = item.get("uri")
                 if uri is not None and not str(uri).startswith("data:"):
-                    raise _fail(f"The glTF {shown} refers to the outside file {_quote(uri)}; upload it as one .glb "
-                                "with everything inside.")
+                    raise fail(f"The glTF {shown} refers to the outside file {quote(uri)}; upload it as one .glb "
+                               "with everything inside.")
         if not gltf.get("meshes"):
-            raise _fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
+            raise fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
         _check_triangles(_gltf_triangles(gltf, shown), shown)
         views = gltf.get("bufferViews", [])
         buffers: dict[int, bytes] = {}
@@ -278,14 +279,14 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> list[tuple[int, int]]:
                 head = base64.b64decode(img["uri"].split(",", 1)[1])
             else:
                 continue
-            sizes.append(_texture_size(head, _quote(img.get("name") or f"image {k}"), shown, required=True))
+            sizes.append(_texture_size(head, quote(img.get("name") or f"image {k}"), shown, required=True))
             _check_texture_total(sizes, shown)
         return sizes
     except InputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
-        raise _fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing or not of its "
-                    "type).") from None
+        raise fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing or not of its "
+                   "type).") from None
 
 
 def _index(value) -> int:
@@ -332,7 +333,7 @@ def _gltf_triangles(gltf: dict, shown: str) -> int:
             if waiting[c] == 0:
                 ready.append(c)
     if seen != len(nodes):
-        raise _fail(f"The glTF {shown} is malformed (its nodes form a loop).")
+        raise fail(f"The glTF {shown} is malformed (its nodes form a loop).")
     placed = [0] * len(per_mesh)
     for n, node in enumerate(nodes):
         if node.get("mesh") is not None:
@@ -343,14 +344,14 @@ def _gltf_triangles(gltf: dict, shown: str) -> int:
 
 def _check_triangles(triangles: int, shown: str) -> None:
     if triangles > MAX_TRIANGLES:
-        raise _fail(f"The mesh {shown} has {triangles:,} triangles; at most {MAX_TRIANGLES:,} are allowed.")
+        raise fail(f"The mesh {shown} has {triangles:,} triangles; at most {MAX_TRIANGLES:,} are allowed.")
 
 
 def _check_texture_total(sizes: list[tuple[int, int]], shown: str) -> None:
     pixels = sum(w * h for w, h in sizes)
     if pixels > MAX_TEXTURES_PIXELS:
-        raise _fail(f"The textures of {shown} hold {pixels:,} pixels together; at most {MAX_TEXTURES_PIXELS:,} "
-                    f"(four of {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}) are allowed.")
+        raise fail(f"The textures of {shown} hold {pixels:,} pixels together; at most {MAX_TEXTURES_PIXELS:,} "
+                   f"(four of {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}) are allowed.")
 
 
 def _texture_size(data: bytes, name: str, shown: str, required: bool = False) -> tuple[int, int]:
@@ -358,19 +359,19 @@ def _texture_size(data: bytes, name: str, shown: str, required: bool = False) ->
     for one larger than MAX_TEXTURE_SIDE on a side. A file Pillow does not open is (0, 0) (trimesh, which decodes
     textures with Pillow, cannot use it either) or, required=True (a glTF's image), an InputError."""
     try:
-        with _pillow_pixel_limit(None):  # the size is judged here, with its own sentence
+        with pillow_pixel_limit(None):  # the size is judged here, with its own sentence
             with Image.open(io.BytesIO(data)) as im:
                 width, height, fmt = *im.size, im.format
     except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
         if not required:
             return 0, 0
-        raise _fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
+        raise fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
     if fmt in PROGRAM_FORMATS:
-        raise _fail(f"The texture {name} in {shown} is a {fmt} file, which Pillow draws by running another program; "
-                    "use a PNG or JPEG texture.")
+        raise fail(f"The texture {name} in {shown} is a {fmt} file, which Pillow draws by running another program; "
+                   "use a PNG or JPEG texture.")
     if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
-        raise _fail(f"The texture {name} in {shown} is {width}x{height}; at most "
-                    f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
+        raise fail(f"The texture {name} in {shown} is {width}x{height}; at most "
+                   f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
     return width, height
 
 
@@ -386,7 +387,7 @@ def _texture_guard():
     """Pillow refuses to decode any image over MAX_TEXTURE_PIXELS while trimesh loads: its own guard only warns
     between its limit and twice that, so the limit is set at half (the warning is filtered above). The headers were
     checked before; this holds if a file is read in a way they did not foresee."""
-    with _pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2):
+    with pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2):
         yield
 
 
@@ -395,15 +396,15 @@ def _checked_zip(path: str, shown: str) -> _Checked:
     as a texture from its header, then read from memory, trimesh seeing only the zip's members."""
     with open(path, "rb") as fh:
         try:
-            count, cd_size = _central_directory(fh, shown)
+            count, cd_size = central_directory(fh, shown)
         except InputError:
-            raise _fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
+            raise fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
         if count > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_ENTRIES * 1024:
-            raise _fail(f"The zip {shown} has {count:,} entries; at most {MAX_ZIP_ENTRIES} are allowed.")
+            raise fail(f"The zip {shown} has {count:,} entries; at most {MAX_ZIP_ENTRIES} are allowed.")
         try:
             zf = zipfile.ZipFile(fh)
         except Exception:
-            raise _fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
+            raise fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
         with zf:
             members, total = [], 0
             for info in zf.infolist():
@@ -411,29 +412,29 @@ def _checked_zip(path: str, shown: str) -> _Checked:
                 parts = [p for p in name.split("/") if p]
                 if (name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in parts
                         or any(ord(c) < 32 for c in name)):
-                    raise _fail(f"The zip {shown} contains the unsafe path {_quote(info.filename)}; "
-                                "only plain relative file names are allowed.")
-                if info.is_dir() or not parts or parts[0] == "__MACOSX" or parts[-1].startswith("._"):
+                    raise fail(f"The zip {shown} contains the unsafe path {quote(info.filename)}; "
+                               "only plain relative file names are allowed.")
+                if info.is_dir() or not parts or is_archiver_junk(name):
                     continue
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    raise _fail(f"The zip {shown} contains the link {_quote(info.filename)}; only files are allowed.")
+                    raise fail(f"The zip {shown} contains the link {quote(info.filename)}; only files are allowed.")
                 if info.flag_bits & 0x1:
-                    raise _fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
+                    raise fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
                 total += info.file_size
                 if total > MAX_ZIP_UNCOMPRESSED:
-                    raise _fail(f"The zip {shown} unpacks to more than {_size(MAX_ZIP_UNCOMPRESSED)}; "
-                                "at most that is allowed.")
+                    raise fail(f"The zip {shown} unpacks to more than {human_size(MAX_ZIP_UNCOMPRESSED)}; "
+                               "at most that is allowed.")
                 members.append((info, "/".join(parts)))
             objs = [rel for _i, rel in members if rel.lower().endswith(".obj")]
             if len(objs) != 1:
-                raise _fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
-                            ".mtl and texture.")
+                raise fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
+                           ".mtl and texture.")
             names = {rel for _i, rel in members}
             files: dict[str, bytes] = {}
             sizes: list[tuple[int, int]] = []
             for info, rel in members:
                 texture = not rel.lower().endswith((".obj", ".mtl"))
-                name, required = _quote(os.path.basename(rel)), rel.lower().endswith(TEXTURE_EXT)
+                name, required = quote(os.path.basename(rel)), rel.lower().endswith(TEXTURE_EXT)
                 try:
                     if texture:  # its header judged before the member is unpacked whole
                         with zf.open(info) as member:
@@ -446,12 +447,12 @@ def _checked_zip(path: str, shown: str) -> _Checked:
                 except InputError:
                     raise
                 except Exception:
-                    raise _fail(f"The file {_quote(rel)} in {shown} is damaged in the archive.") from None
+                    raise fail(f"The file {quote(rel)} in {shown} is damaged in the archive.") from None
                 if not texture:
                     lines = data.count(b"\n") + 1
                     if lines > MAX_OBJ_LINES:  # before any line is read in Python, or by trimesh
-                        raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} has {lines:,} lines; at "
-                                    f"most {MAX_OBJ_LINES:,} are allowed (a mesh of {MAX_TRIANGLES:,} triangles "
+                        raise fail(f"The file {quote(os.path.basename(rel))} in {shown} has {lines:,} lines; at "
+                                   f"most {MAX_OBJ_LINES:,} are allowed (a mesh of {MAX_TRIANGLES:,} triangles "
                                     "needs fewer).")
                     _check_references(data, rel, names, shown)
                     if rel.lower().endswith(".obj"):
@@ -524,8 +525,8 @@ def _check_references(data: bytes, rel: str, names: set[str], shown: str) -> Non
         words = name.split()
         if all(_member_name(folder, w) in names for w in words) or _member_name(folder, words[-1]) in names:
             continue
-        raise _fail(f"The file {_quote(os.path.basename(rel))} in {shown} refers to {_quote(name)}, "
-                    "which is not in the zip; put every file it names beside it.")
+        raise fail(f"The file {quote(os.path.basename(rel))} in {shown} refers to {quote(name)}, "
+                   "which is not in the zip; put every file it names beside it.")
 
 
 def _obj_triangles(data: bytes) -> int:
@@ -560,9 +561,9 @@ def _trimesh_load(source, file_type: str, shown: str, resolver=None, skip_materi
     except InputError:
         raise
     except Exception:
-        raise _fail(f"The file {shown} could not be read as a mesh; upload {FORMATS}.") from None
+        raise fail(f"The file {shown} could not be read as a mesh; upload {FORMATS}.") from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-        raise _fail(f"The file {shown} holds no triangles; upload {FORMATS}.")
+        raise fail(f"The file {shown} holds no triangles; upload {FORMATS}.")
     return loaded
 
 
@@ -627,22 +628,22 @@ def _check_geometry(vertices: np.ndarray, faces: np.ndarray, shown: str) -> np.n
     for geometry nothing can be drawn of: vertices not finite or beyond MAX_COORDINATE (float32 sums overflow),
     all at one point (no size to frame), an index past the vertices, no triangle with an area."""
     if not np.isfinite(vertices).all():
-        raise _fail(f"The mesh {shown} has vertices that are not finite numbers.")
+        raise fail(f"The mesh {shown} has vertices that are not finite numbers.")
     if len(vertices) == 0 or np.abs(vertices).max() > MAX_COORDINATE:
-        raise _fail(f"The mesh {shown} has vertices beyond {MAX_COORDINATE:,.0f} units from its origin; scale it "
-                    "down.")
+        raise fail(f"The mesh {shown} has vertices beyond {MAX_COORDINATE:,.0f} units from its origin; scale it "
+                   "down.")
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.min(initial=0) < 0 or faces.max(initial=0) >= len(vertices):
-        raise _fail(f"The mesh {shown} has a triangle naming a vertex it does not have "
-                    f"(it has {len(vertices):,} vertices).")
+        raise fail(f"The mesh {shown} has a triangle naming a vertex it does not have "
+                   f"(it has {len(vertices):,} vertices).")
     points = vertices.astype(np.float64)
     if not (points.max(axis=0) - points.min(axis=0)).any():
-        raise _fail(f"The mesh {shown} has all its vertices at one point; there is nothing to draw.")
+        raise fail(f"The mesh {shown} has all its vertices at one point; there is nothing to draw.")
     corners = points[faces]
     area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
     kept = faces[area > 0]
     if len(kept) == 0:
-        raise _fail(f"The mesh {shown} has no triangle with an area (each has its corners on one line or at one "
-                    "point); there is nothing to draw.")
+        raise fail(f"The mesh {shown} has no triangle with an area (each has its corners on one line or at one "
+                   "point); there is nothing to draw.")
     return kept
 
 
@@ -741,12 +742,12 @@ def parametrize(vertices: np.ndarray, faces: np.ndarray, name: str = "") -> tupl
             proc = subprocess.run([sys.executable, "-I", "-c", _ATLAS_CHILD, src, out], capture_output=True,
                                   timeout=ATLAS_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise _fail(f"The mesh {named} has no UV map, and making one (xatlas) took over "
-                        f"{ATLAS_TIMEOUT_S:g} s; upload it with a UV map.") from None
+            raise fail(f"The mesh {named} has no UV map, and making one (xatlas) took over "
+                       f"{ATLAS_TIMEOUT_S:g} s; upload it with a UV map.") from None
         if proc.returncode != 0 or not os.path.exists(out):
             how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-            raise _fail(f"The mesh {named} has no UV map, and making one failed (xatlas ended with {how}); "
-                        "upload it with a UV map.")
+            raise fail(f"The mesh {named} has no UV map, and making one failed (xatlas ended with {how}); "
+                       "upload it with a UV map.")
         with np.load(out) as data:
             return data["vmapping"].astype(np.int64), data["faces"].astype(np.int64), data["uv"].astype(np.float32)
 

@@ -24,8 +24,9 @@ from typing import Sequence
 
 import torch
 
-from ..engine.sampling import ddim
+from ..engine.sampling import ddim_sample
 from ..engine.step import noise
+from . import catalog
 from .base import Cond, as_list, per_row
 
 # Colour shifts of the analytic edit, in latent units ([-1, 1] per RGB channel).
@@ -53,15 +54,15 @@ def mixture_eps(z_t: torch.Tensor, t: torch.Tensor, mu: torch.Tensor, log_w: tor
     return (r * s2.sqrt() * diff / var).sum(dim=1)
 
 
+# their kinds and sizes: the catalog is their one source
+ENTRY, EDIT_ENTRY = catalog.builtin("analytic"), catalog.builtin("analytic-edit")
+
+
 class _PixelSpace:
     """What both analytic priors share: pixel-space latents in [-1, 1], SD's noise schedule, DDIM sampling."""
 
-    tiny = False
     dtype = torch.float32
-    latent_scale = 1
     latent_channels = 3
-    size_multiple = 1
-    native_size = 64
 
     def _setup(self, name: str, device, num_train_timesteps: int) -> None:
         self.name = name
@@ -85,15 +86,14 @@ class _PixelSpace:
         if images is not None:
             height, width = images.shape[-2:]
         z = noise((len(cond), 3, height, width), self.device, generator)
-        return self.decode(ddim(lambda z_t, t: self.predict_eps(z_t, t.expand(len(cond)), cond), z,
-                                self.alphas_cumprod, steps))
+        return ddim_sample(self, cond, z, steps)
 
 
 class AnalyticPrior(_PixelSpace):
     """Gaussian-mixture prior with exact eps. means: (M, C, H, W) in latent units ([-1, 1] for images)."""
 
-    kind = "text"
-    needs_target = True
+    kind, tiny, needs_target = ENTRY.kind, ENTRY.tiny, ENTRY.needs_target
+    native_size, latent_scale, size_multiple = ENTRY.native_size, ENTRY.latent_scale, ENTRY.size_multiple
     description = "a Gaussian around the target image with its exact noise prediction (measures the engine)"
 
     def __init__(self, means: torch.Tensor | None = None, weights: Sequence[float] | torch.Tensor | None = None,
@@ -137,8 +137,8 @@ class AnalyticEditPrior(_PixelSpace):
     guidance scales are ignored: the edit's size is fixed by `EDIT_DIRECTIONS`, so the figures stay comparable.
     """
 
-    kind = "instruct"
-    needs_target = False
+    kind, tiny, needs_target = EDIT_ENTRY.kind, EDIT_ENTRY.tiny, EDIT_ENTRY.needs_target
+    native_size, latent_scale, size_multiple = EDIT_ENTRY.native_size, EDIT_ENTRY.latent_scale, EDIT_ENTRY.size_multiple
     description = ("a closed-form edit by one of two random colour shifts per call (measures CSD-Edit's "
                    "consistency; knows no words)")
 

@@ -8,15 +8,14 @@ an `Entry` itself.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError
+from ..plugins import load_entry_points, resolve
 from .machine import looks_like_path
 
 ENTRY_POINT_GROUP = "distill_studio.priors"
@@ -39,7 +38,8 @@ class Entry:
     gives to `condition(images=...)` (the analytic prior). load: "module:function" called as
     fn(source, device=..., memory=...) -> the prior object. native_size, latent_scale, size_multiple: the loaded
     prior's own (its image side in px, px per latent cell, the multiple image sides must be), so the work budget
-    can size a run before the prior loads (`backends.budget.facts`); a test checks they agree with the prior.
+    can size a run before the prior loads (`backends.budget.facts`); the closed-form priors take theirs from here
+    (`builtin`), and a test checks that every loaded prior agrees.
     memory: bytes the loaded prior holds on its device (a bank of images, weights), which the work budget adds to a
     run's estimate before the prior loads (once loaded, its memory is in use and no longer available); 0: small.
     vocabulary: "module:function" listing the prompts a closed-vocabulary prior knows (see `words`).
@@ -65,8 +65,7 @@ class Entry:
         the prior; None for a prior that takes any text. `vocabulary`: "module:function" returning them."""
         if self.vocabulary is None:
             return None
-        module, _, fn = self.vocabulary.partition(":")
-        return tuple(getattr(importlib.import_module(module), fn)())
+        return tuple(resolve(self.vocabulary)())
 
     @property
     def profile(self) -> str:
@@ -87,8 +86,7 @@ class Entry:
         return _source(self.env, self.default_source)
 
     def loader(self) -> Callable:
-        module, _, fn = self.load.partition(":")
-        return getattr(importlib.import_module(module), fn)
+        return resolve(self.load)
 
 
 def _source(env: str | None, default: str | None) -> str | None:
@@ -149,6 +147,12 @@ _lock = threading.Lock()
 plugin_errors: dict[str, str] = {}
 
 
+def builtin(name: str) -> Entry:
+    """A built-in prior's entry, plugins not looked at: the built-in priors take their name, kind and size facts
+    from here (the facts the work budget reads before a prior loads are then the loaded prior's own)."""
+    return next(e for e in _BUILTIN if e.name == name)
+
+
 def register(entry: Entry) -> Entry:
     """Add a prior to the catalog (plugins call this at import)."""
     if entry.kind not in KINDS:
@@ -168,13 +172,9 @@ def _load_plugins() -> None:
         if _plugins_loaded:
             return
         _plugins_loaded = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                if isinstance(obj, Entry):
-                    register(obj)
-            except Exception as err:  # a broken plugin must not take the app down
-                plugin_errors[ep.name] = f"{type(err).__name__}: {err}"
+        # a module registers its entries when imported; an Entry object is registered here
+        load_entry_points(ENTRY_POINT_GROUP, lambda obj: register(obj) if isinstance(obj, Entry) else None,
+                          plugin_errors)
 
 
 def entries() -> dict[str, Entry]:

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
-from ..engine.sampling import ddim
+from ..engine.sampling import ddim_sample
 from ..engine.step import noise
 from .base import Cond, as_list, per_row, per_sample
 from .cuda_graph import CAPTURE_STATUS, GraphedUNet, disabled_reason
@@ -92,7 +92,8 @@ def _sample_size(unet) -> int:
     return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
-def _load(kind: str, source: str | None, device, memory: str, name: str, tiny: bool = False) -> "DiffusersPrior":
+def load_pipeline(kind: str, source: str | None, device, memory: str, name: str,
+                  tiny: bool = False) -> "DiffusersPrior":
     from .machine import accelerate_mode, hub_reachable, memory_profile
 
     if not tiny:
@@ -105,12 +106,12 @@ def _load(kind: str, source: str | None, device, memory: str, name: str, tiny: b
 
 def load_sd(source: str | None = None, *, device=None, memory: str = "auto") -> "DiffusersPrior":
     """The `sd` prior: Stable Diffusion from `source` (hub id or folder; default $DISTILL_SD_MODEL or the hub id)."""
-    return _load("text", source, device, memory, name="sd" if source is None else f"sd:{source}")
+    return load_pipeline("text", source, device, memory, name="sd" if source is None else f"sd:{source}")
 
 
 def load_ip2p(source: str | None = None, *, device=None, memory: str = "auto") -> "DiffusersPrior":
     """The `ip2p` prior: InstructPix2Pix from `source` (default $DISTILL_IP2P_MODEL or timbrooks/instruct-pix2pix)."""
-    return _load("instruct", source, device, memory, name="ip2p" if source is None else f"ip2p:{source}")
+    return load_pipeline("instruct", source, device, memory, name="ip2p" if source is None else f"ip2p:{source}")
 
 
 def _load_components(source: str, dtype: torch.dtype, local_only: bool):
@@ -441,8 +442,7 @@ class DiffusersPrior:
             raise ValueError(f"height and width must be multiples of {s}, not {height}x{width}")
         shape = (len(cond), self.latent_channels, height // s, width // s)
         z = noise(shape, self.device, generator)
-        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
-        return self.decode(z)
+        return ddim_sample(self, cond, z, steps)
 
 
 class FastEncoderPrior:

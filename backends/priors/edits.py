@@ -51,9 +51,10 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..engine.sampling import ddim
+from ..engine.sampling import ddim_sample
 from ..engine.step import noise
 from ..engine.guidance import ip2p_guidance
+from . import catalog
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, per_row, per_sample
 from ..errors import InputError
@@ -274,6 +275,9 @@ def equidistant(x: torch.Tensor, variants: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ the prior
 
+ENTRY = catalog.builtin("edits")  # its name, kind and sizes: the catalog is their one source
+
+
 class EditPrior:
     """Exact-score editing prior over `VOCABULARY` (see the module docstring for the densities and the guidance).
 
@@ -281,17 +285,12 @@ class EditPrior:
     vocabulary (all zeros: no edit); uncond (B, V) likewise for the negative prompt; guidance, image_guidance (B,).
     """
 
-    name = "edits"
-    kind = "instruct"
-    tiny = False
-    needs_target = False
+    name, kind, tiny, needs_target = ENTRY.name, ENTRY.kind, ENTRY.tiny, ENTRY.needs_target
+    native_size, latent_scale, size_multiple = ENTRY.native_size, ENTRY.latent_scale, ENTRY.size_multiple
     description = (f"closed-form editing prior over {len(EDITS)} procedural edits ({', '.join(VOCABULARY)}), "
                    f"{VARIANTS} variants each, exact score; not InstructPix2Pix")
     dtype = torch.float32
     latent_channels = 3
-    latent_scale = 1
-    native_size = 128
-    size_multiple = 1
     num_train_timesteps = 1000
     vocabulary = VOCABULARY
     # CSD-Edit on a CPU, measured (tests/test_edits_prior.py; 12 frames at 128 x 96 through video/csd-edit: residual
@@ -320,7 +319,7 @@ class EditPrior:
         self.alphas_cumprod = scaled_linear_alphas_cumprod(self.num_train_timesteps).to(self.device)
         self.switches: list[str] = []
         # (source latents, {edit: variant means of every row}): a run conditions every step on the same sources
-        # (in a new tensor each step), and making their variants again was a third of a step's time
+        # (in a new tensor each step), and making their variants again would take a third of a step's time
         self._variants: tuple[torch.Tensor, dict[int, torch.Tensor]] | None = None
 
     @classmethod
@@ -447,8 +446,7 @@ class EditPrior:
         cond = self.condition(prompts, negative=negative, images=images, guidance=guidance,
                               image_guidance=image_guidance)
         z = noise(cond.image.shape, self.device, generator)
-        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
-        return self.decode(z)
+        return ddim_sample(self, cond, z, steps)
 
 
 def _mixture_mean(z: torch.Tensor, a: torch.Tensor, var: torch.Tensor, means: torch.Tensor) -> torch.Tensor:

@@ -48,9 +48,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.sampling import ddim, ddim_timesteps
+from ..engine.sampling import ddim_sample, ddim_timesteps
 from ..engine.step import noise
 from ..engine.guidance import cfg
+from . import catalog
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, PromptReading, as_list, per_row
 from ..errors import InputError
@@ -87,6 +88,9 @@ def load_icon_data(path: str | Path = DATA) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+ENTRY = catalog.builtin("icons")  # its name, kind and sizes: the catalog is their one source
+
+
 class IconPrior:
     """Exact-score prior over real icons retrieved by the prompt; see the module docstring for the maths.
 
@@ -100,15 +104,10 @@ class IconPrior:
     decides. uncond_size: how many evenly spaced icons form the unconditional branch.
     """
 
-    name = "icons"
-    kind = "text"
-    tiny = False
-    needs_target = False
+    name, kind, tiny, needs_target = ENTRY.name, ENTRY.kind, ENTRY.tiny, ENTRY.needs_target
+    native_size, latent_scale, size_multiple = ENTRY.native_size, ENTRY.latent_scale, ENTRY.size_multiple
     dtype = torch.float32
     latent_channels = 3
-    latent_scale = 1
-    native_size = 64
-    size_multiple = 1
     num_train_timesteps = 1000
     # Suggested settings for the SDS backends with this prior on a CPU (names as in VectorFusion's Settings).
     # guidance: with an exact score the conditional branch already is the target, and CFG at w > 1 moves the
@@ -585,8 +584,7 @@ class IconPrior:
         picks = torch.multinomial(torch.softmax(cond.text.float().cpu(), dim=-1), 1, generator=_cpu(generator))
         mu = self.bank(picks.squeeze(1)).view(b, 3, n, n)
         z = ab.sqrt() * mu + (1.0 - ab).sqrt() * eps
-        z = ddim(lambda z_t, t: self.predict_eps(z_t, t, cond), z, self.alphas_cumprod, steps)
-        out = self.decode(z)
+        out = ddim_sample(self, cond, z, steps)
         if (height, width) != (n, n):
             out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1)

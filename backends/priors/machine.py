@@ -15,7 +15,8 @@ from typing import Callable
 
 import torch
 
-TRUTHY = {"1", "on", "yes", "true"}
+from ..settings import truthy
+
 MEMORY_MODES = ("auto", "none", "24gb", "16gb")
 # The switches each memory profile turns on, in the order they are applied.
 MEMORY_SWITCHES = {"none": (), "24gb": ("attention_slicing",),
@@ -25,10 +26,6 @@ WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.
 
 _hub_state: bool | None = None
 _we_went_offline = False  # True when HF_HUB_OFFLINE was set by hub_reachable, not by the person
-
-
-def truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in TRUTHY
 
 
 def on_zero_gpu() -> bool:

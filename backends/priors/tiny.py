@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .diffusers_prior import _load
+from .diffusers_prior import load_pipeline
 from .machine import build_once, cache_dir
 
 TINY_VERSION = "v1"  # bump when the recipe below changes, so stale caches are not reused
@@ -143,9 +143,9 @@ def ensure_tiny(kind: str) -> Path:
 
 def load_tiny_sd(source=None, *, device=None, memory: str = "auto"):
     """The `tiny-sd` prior (catalog loader), through the same path as a downloaded model."""
-    return _load("text", str(ensure_tiny("sd")), device, memory, name="tiny-sd", tiny=True)
+    return load_pipeline("text", str(ensure_tiny("sd")), device, memory, name="tiny-sd", tiny=True)
 
 
 def load_tiny_ip2p(source=None, *, device=None, memory: str = "auto"):
     """The `tiny-ip2p` prior (catalog loader)."""
-    return _load("instruct", str(ensure_tiny("ip2p")), device, memory, name="tiny-ip2p", tiny=True)
+    return load_pipeline("instruct", str(ensure_tiny("ip2p")), device, memory, name="tiny-ip2p", tiny=True)

@@ -52,16 +52,17 @@ def _shown(path: str) -> str:
 def read_svg(path: str, max_bytes: int, deadline_s: float = READ_DEADLINE_S) -> bytes:
     """The bytes of the SVG file at `path`: a regular file only, at most max_bytes, read within deadline_s.
 
-    Opening uses O_NONBLOCK and fstat (validate._open_regular), so a FIFO, /dev/zero or a directory is refused
+    Opening uses O_NONBLOCK and fstat (validate.open_regular), so a FIFO, /dev/zero or a directory is refused
     at once instead of blocking or reading forever.
     """
     from ..errors import InputError
-    from ..validate import _open_regular, _size
+    from ..validate import human_size, open_regular
 
-    fh, _real, size = _open_regular(path, "SVG")
+    fh, _real, size = open_regular(path, "SVG")
     with fh:
         if size > max_bytes:
-            raise InputError(f"The SVG file {_shown(path)} is {_size(size)}; at most {_size(max_bytes)} is allowed.")
+            raise InputError(f"The SVG file {_shown(path)} is {human_size(size)}; "
+                             f"at most {human_size(max_bytes)} is allowed.")
         end = time.monotonic() + deadline_s
         chunks, got = [], 0
         while got <= max_bytes:
@@ -78,7 +79,7 @@ def read_svg(path: str, max_bytes: int, deadline_s: float = READ_DEADLINE_S) -> 
                                  "copy it to a local disk.")
     data = b"".join(chunks)
     if len(data) > max_bytes:
-        raise InputError(f"The SVG file {_shown(path)} grew past {_size(max_bytes)} while being read.")
+        raise InputError(f"The SVG file {_shown(path)} grew past {human_size(max_bytes)} while being read.")
     return data
 
 

@@ -20,7 +20,7 @@ from ..settings import option
 from ..types import Result
 from .init import VECTORIZERS, reading_notes, sample_rank_vectorize
 from .painting import export_rasters, export_svg, resize_to
-from .distill import PAPER_CROP, PAPER_SIZE, STYLES, full_prompt
+from .distill import STYLES, canvas_size, full_prompt
 from .vectorize import live_steps
 
 SAMPLE_STEPS = 50  # DDIM steps of a sample when the setting is left to the prior (Stable Diffusion's)
@@ -83,7 +83,7 @@ class RasterThenVectorize:
         text = full_prompt(s.prompt, suffix)
         engine.seed_everything(s.seed)
         gen = torch.Generator(device="cpu").manual_seed(s.seed)
-        size = s.size or max(16, round(PAPER_SIZE * prior.native_size / PAPER_CROP))
+        size = canvas_size(s.size, prior.native_size)
         scorer = default_clip(prior.device)
         meta: dict = {}
         reading_notes(prior, s.prompt, meta)  # before any work: a refused prompt is quoted as the person typed it

@@ -5,7 +5,7 @@
   per-unit costs to shapes they have not built yet, from their settings alone.
 - `render_work(scene)` / `check_work(scene)`: pixel operations of one forward pass, per shape, the SVG importer's
   bound (MAX_WORK) on a file before it is drawn.
-Both count chords as the renderer does (`render._chord_counts`: its flatness tolerance and cap) and cut strokes
+Both count chords as the renderer does (`render.chord_counts`: its flatness tolerance and cap) and cut strokes
 into its STROKE_PIECE-long pieces; the per-unit costs are measured (see each constant).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .render import STROKE_PIECE, _chord_counts, _gather_cubics, _shape_cubic_index, output_size
+from .render import STROKE_PIECE, chord_counts, gather_cubics, output_size, shape_cubic_index
 from .scene import Scene
 
 # Peak bytes of one forward + backward, per unit (measured peak RSS growth on a CPU: 0.3x (reference) to 0.9x
@@ -70,14 +70,14 @@ def estimate_work(scenes: list[Scene], size: int | tuple[int, int] | None = None
         flat = pts.reshape(-1)
         idx, base, owner = [], 0, []
         for i, s in enumerate(shapes):
-            ix = _shape_cubic_index(s, base)
+            ix = shape_cubic_index(s, base)
             idx.append(ix)
             owner.append(np.full(ix.shape[1] // 8, i))
             base += s.points.shape[0]
-        cub = _gather_cubics(flat, torch.from_numpy(np.concatenate(idx, 1))) * scale
+        cub = gather_cubics(flat, torch.from_numpy(np.concatenate(idx, 1))) * scale
         owner = torch.from_numpy(np.concatenate(owner))
         cub = torch.nan_to_num(cub, nan=0.0, posinf=1e30, neginf=-1e30)
-        n = _chord_counts(cub).double()
+        n = chord_counts(cub).double()
         l1 = (cub[:, 1:] - cub[:, :-1]).abs().sum((1, 2))
         sub = 5 * n + torch.minimum(l1, n * 2 * (Ws + Hs))
         is_fill = torch.tensor([s.kind != "stroke" for s in shapes])
@@ -174,7 +174,7 @@ def render_work(scene: Scene, size: int | tuple[int, int] | None = None, samples
         if seg_leg:                                # the renderer's own chord count of each cubic
             j = torch.tensor(seg_leg)
             cubics = torch.stack([P[idx_t[j]], P[idx_t[j + 1]], P[idx_t[j + 2]], P[nxt_t[j + 2]]], 1)
-            chords.index_add_(0, torch.tensor(seg_shape), _chord_counts(cubics).to(f64))
+            chords.index_add_(0, torch.tensor(seg_shape), chord_counts(cubics).to(f64))
         chords = torch.where(sq, 4.0, chords)
         sid2 = sid[:, None].expand(-1, 2)
         lo = torch.full((n, 2), math.inf, dtype=f64).scatter_reduce(0, sid2, P, "amin")

@@ -15,7 +15,7 @@ scratch, and repulsion strong enough to separate them (300-3000, with shared noi
 retrieval posteriors) pushed them off every icon instead of onto different ones. So by default (init "auto" ->
 "trace") each particle starts from its own raster sample of the prior, vectorized as VectorFusion's init does:
 the samples land in different modes, and CSD refines them together (3.5 distinct icons of 4 on those prompts,
-measured with the LIVE init; the default now traces each sample, `init.py`).
+measured with the LIVE init; the default traces each sample instead, the faster of the two, `init.py`).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from ..settings import option
 from ..types import Result
 from .painting import export_rasters, export_svg, grid_image
 from .init import INIT_HELP, rank_samples, reading_notes, resolve_init
-from .distill import (STYLES, SVGDistillSettings, distill_painting, estimate_work, init_painting, make_plan,
+from .distill import (STYLES, SVGDistillSettings, distill_painting, distillation_work, init_painting, make_plan,
                       sample_init)
 
 
@@ -62,7 +62,7 @@ class CSDVectorFusion:
     @classmethod
     def estimate(cls, s: CSDSettings, inputs, facts):
         """The work budget's estimate (see `backends.budget`): K paintings optimized together."""
-        return estimate_work(s, s.k, facts)
+        return distillation_work(s, s.k, facts)
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):
         init = resolve_init(s.init, STYLES[s.style].kind)

@@ -152,12 +152,20 @@ class Plan:
     settings: SVGDistillSettings = field(repr=False)
 
 
+def canvas_size(size: int | None, native_size: int, grid: int | None = None) -> int:
+    """The canvas side in px: the `size` setting, else the paper's 600 px scaled to the prior's image side (600 for
+    a 512-px prior, so the 512-px crop is the prior's own size). grid: pixel art's squares per side; its canvas is
+    rounded to whole pixels per square (crisp cells, and resvg draws exactly what is optimized)."""
+    side = size or max(16, round(PAPER_SIZE * native_size / PAPER_CROP))
+    return side if grid is None else grid * max(1, round(side / grid))
+
+
 def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges.
     init: the resolved init ("scratch", "trace" or "live", see `init.resolve_init`)."""
     style = STYLES[s.style]
     native = prior.native_size
-    size = s.size or max(16, round(PAPER_SIZE * native / PAPER_CROP))
+    size = canvas_size(s.size, native, (s.paths or style.paths) if style.kind == "square" else None)
     steps = s.steps or (2000 if init == "scratch" else 1000)
     aug = {"auto": init == "scratch", "on": True, "off": False}[s.augment]
     scale = 1.0 if s.lr_scale is None else s.lr_scale
@@ -171,9 +179,6 @@ def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
           style.lr[2] * scale if s.lr_end is None else s.lr_end, style.lr[3] if s.lr_warmup is None else s.lr_warmup)
     stop = s.reinit_stop if s.reinit_stop is not None else {"scratch": 0.75, "live": 0.8, "trace": 0.0}[init]
     suffix = style.suffix if s.suffix is None else s.suffix
-    if style.kind == "square":  # whole pixels per square: crisp cells, and resvg draws exactly what we optimize
-        grid = s.paths or style.paths
-        size = grid * max(1, round(size / grid))
     style = Style(style.kind, s.paths or style.paths, s.segments or style.segments, suffix, lr, style.optimize,
                   style.radius, style.stroke_width)
     return Plan(style=style, prompt=full_prompt(s.prompt, suffix), steps=steps, size=size,
@@ -234,7 +239,7 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     stats (optional dict) receives "reinitialized": number of paths re-initialized.
     """
     s, st = plan.settings, plan.style
-    prior = with_encoder(prior, getattr(s, "encoder", "kl"))
+    prior = with_encoder(prior, s.encoder)
     device = prior.device
     k = painting.k
     cond = prior.condition(plan.prompt, negative=s.negative, guidance=s.guidance).repeat(k)
@@ -267,7 +272,8 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
         x = resize_to(x, plan.native)
         z = prior.encode(x)                                           # fp32 encoder, differentiable
         n_t = 1 if objective == "csd" else k
-        # drawn on the host generator as before (same numbers), copied without a host sync (see to_device)
+        # drawn on the host generator (a seed gives the same timesteps on any device), copied without a host sync
+        # (see to_device)
         t = to_device(engine.sample_timesteps(n_t, s.t_min, s.t_max, generator=generator), device).expand(k)
         # one denoiser call for all K (x2 for CFG); CSD: the K scenes are the particles
         loss, grad = engine.distillation_loss(prior, z, cond, t, generator=generator, objective=objective,
@@ -382,8 +388,9 @@ def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen
 
 # ------------------------------------------------------------------------------------------------ work budget
 
-def estimate_work(s: SVGDistillSettings, k: int, facts):
-    """Peak memory of one distillation step of K paintings, from the settings alone (nothing built).
+def distillation_work(s: SVGDistillSettings, k: int, facts) -> budget.Work:
+    """The budget's `Work` of one distillation step of K paintings: its peak memory, from the settings alone
+    (nothing built; `cost.estimate_work` counts scenes that are).
 
     `cost.painting_bytes` per painting (the renderer's measured costs per unit): each shape's box on the canvas
     plus a pixel of antialiasing each side, its outline of PIECES_PER_CUBIC sub-lines a cubic plus its box's
@@ -394,12 +401,11 @@ def estimate_work(s: SVGDistillSettings, k: int, facts):
     """
 
     style = STYLES[s.style]
-    size = s.size or max(16, round(PAPER_SIZE * facts.native_size / PAPER_CROP))
     n = s.paths or style.paths
     segments = s.segments or style.segments
+    size = canvas_size(s.size, facts.native_size, n if style.kind == "square" else None)
     if style.kind == "square":
-        cell = max(1, round(size / n))
-        size = n * cell
+        cell = size // n
         shapes, side, outline = n * n, cell + 2, 4 * (5 + cell)
     else:
         small = style.kind == "path" and resolve_init(s.init, style.kind) == "scratch"

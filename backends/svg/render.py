@@ -75,7 +75,7 @@ def _bezier(cubics: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             + b3[:, None] * cubics[:, 3])
 
 
-def _chord_counts(cubics: torch.Tensor, tol: float = FLAT_TOL) -> torch.Tensor:
+def chord_counts(cubics: torch.Tensor, tol: float = FLAT_TOL) -> torch.Tensor:
     """Chords per cubic (N,) long, from the standard flatness bound: with n uniform steps the chord deviates
     at most (3/4) * max|P0 - 2P1 + P2|, |P1 - 2P2 + P3|| / n^2 from the curve; rounded up to a power of two
     (so the chord count, a discontinuity of the rendering, changes rarely as points move), at most MAX_CHORDS."""
@@ -92,11 +92,11 @@ def _flatten(cubics: torch.Tensor, n: torch.Tensor | None = None,
              total: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cubics (N, 4, 2) -> chords (a (M, 2), b (M, 2)) and the cubic index of each chord (M,).
 
-    n: chords per cubic (default `_chord_counts`); total: n.sum() when the caller already knows it (then no
+    n: chords per cubic (default `chord_counts`); total: n.sum() when the caller already knows it (then no
     host sync here).
     """
     if n is None:
-        n = _chord_counts(cubics)
+        n = chord_counts(cubics)
     with torch.no_grad():
         cubic_id = torch.repeat_interleave(torch.arange(len(cubics), device=cubics.device), n, output_size=total)
         start = torch.cumsum(n, 0) - n
@@ -240,7 +240,7 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
     cubics: (N, 4, 2) pixels, all subpaths of all layers; layer_of_cubic: (N,) long; evenodd: per layer.
     extents: `_tile_extents` of these cubics and totals: (buffer size, rows, chords), when the caller has
     already read them (the batched path reads them in one host sync with other sizes); else read here.
-    n_chords: chords per cubic (default `_chord_counts`); evenodd_t: evenodd as a (L,) bool device tensor.
+    n_chords: chords per cubic (default `chord_counts`); evenodd_t: evenodd as a (L,) bool device tensor.
     syncs: a list that gets one entry per host read made here (for counting); batched: masks only (every
     chord through the clip) instead of compacting the chords that leave their tile.
     Returns coverage (tiles.total,) in [0, 1] and the tile layout.
@@ -249,7 +249,7 @@ def _fill_coverage(cubics: torch.Tensor, layer_of_cubic: torch.Tensor, n_layers:
     syncs = [] if syncs is None else syncs
     x0, y0, w, h, sizes = extents if extents is not None else _tile_extents(cubics, layer_of_cubic, n_layers,
                                                                               height, width)
-    n_chords = _chord_counts(cubics) if n_chords is None else n_chords
+    n_chords = chord_counts(cubics) if n_chords is None else n_chords
     if totals is None:
         totals = tuple(torch.stack([sizes.sum(), h.sum(), n_chords.sum()]).tolist())
         syncs.append("fill sizes")
@@ -788,7 +788,7 @@ def _upload(values: list, dtype, device) -> torch.Tensor:
                      device)
 
 
-def _gather_cubics(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def gather_cubics(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Cubic control points from the flat coordinates of all shapes: (N, 4, 2).
 
     index: (3, N*8) long: coordinate a, coordinate b, and a code: 0 takes a, 1 takes a + (b - a) / 3,
@@ -816,8 +816,8 @@ def _cubic_point_index(s: Shape) -> np.ndarray:
 _SQUARE = np.array([[0, 1], [2, 1], [2, 3], [0, 3]])      # corner (x, y) coordinates of [[x0, y0], [x1, y1]]
 
 
-def _shape_cubic_index(s: Shape, base: int) -> np.ndarray:
-    """(3, S*8) long: coordinate a, coordinate b, code per coordinate of `s`'s cubics (see `_gather_cubics`),
+def shape_cubic_index(s: Shape, base: int) -> np.ndarray:
+    """(3, S*8) long: coordinate a, coordinate b, code per coordinate of `s`'s cubics (see `gather_cubics`),
     its points starting at point `base` of the flat list."""
     if s.kind == "square":
         a = _SQUARE + 2 * base                                     # (4 corners, 2)
@@ -852,7 +852,7 @@ def _render_batched(scenes: list[Scene], canvas0: torch.Tensor, dtype, syncs: li
     colors, widths, n_f, n_s = [], [], 0, 0
     base = 0
     for k, s in shapes:
-        idx = _shape_cubic_index(s, base)
+        idx = shape_cubic_index(s, base)
         ncub = idx.shape[1] // 8
         base += s.points.shape[0]
         if s.kind != "stroke":
@@ -890,22 +890,22 @@ def _render_batched(scenes: list[Scene], canvas0: torch.Tensor, dtype, syncs: li
     col = torch.stack([c if c.dtype == dtype else c.to(dtype) for c in colors])
     finite, counts = [], []
     if n_f:
-        cub_f = _gather_cubics(flat, f_index) * scales[f_scene[f_layer], None, :2]
+        cub_f = gather_cubics(flat, f_index) * scales[f_scene[f_layer], None, :2]
         with torch.no_grad():
             active_f = (col[f_rank, 3] > 0) | f_force.bool()
             x0, y0, w, h, _ = _tile_extents(cub_f, f_layer, n_f, Hs, Ws)
             w, h = w * active_f, h * active_f
             ext = (x0, y0, w, h, h * (w + 1))
-            nch_f = _chord_counts(cub_f) * active_f[f_layer]
+            nch_f = chord_counts(cub_f) * active_f[f_layer]
             finite.append((torch.isfinite(cub_f.detach()).flatten(1).all(1) | ~active_f[f_layer]).all())
             counts += [ext[4].sum(), h.sum(), nch_f.sum()]
     if n_s:
-        cub_s = _gather_cubics(flat, s_index) * scales[s_scene[s_layer], None, :2]
+        cub_s = gather_cubics(flat, s_index) * scales[s_scene[s_layer], None, :2]
         wid = torch.stack(widths)
         wid = (wid if wid.dtype == dtype else wid.to(dtype)) * scales[s_scene, 2]
         with torch.no_grad():
             active_s = ((col[s_rank, 3] > 0) & (wid > 0)) | s_force.bool()
-            nch_s = _chord_counts(cub_s) * active_s[s_layer]
+            nch_s = chord_counts(cub_s) * active_s[s_layer]
             finite.append((torch.isfinite(cub_s.detach()).flatten(1).all(1) | ~active_s[s_layer]).all())
             counts.append(nch_s.sum())
     host = torch.stack([torch.stack(finite).all().long()] + counts).tolist()

@@ -48,8 +48,8 @@ from .cost import MAX_WORK, check_work
 from .scene import Scene, Shape
 
 # One byte and element limit for SVG, owned by the validator (2 MB is ~50x a typical exported icon or logo
-# and keeps the pure-Python path parser under a second; the earlier 10 MB here was never reachable from the UI,
-# whose validator said 2 MB).
+# and keeps the pure-Python path parser under a second); the importer takes the validator's, so the CLI, the API
+# and the UI refuse the same files.
 MAX_BYTES = validate.MAX_SVG_BYTES
 MAX_ELEMENTS = validate.MAX_SVG_ELEMENTS
 MAX_SEGMENTS = 200_000
@@ -343,7 +343,7 @@ def parse_color(text: str, current=None):
             vals = [int(h[i:i + 2], 16) / 255.0 for i in range(0, len(h), 2)]
             return tuple(vals) if len(vals) == 4 else (*vals, 1.0)
         return None
-    if s.startswith(("hsl(", "hsla(")) and s.endswith(")"):  # was dropped without a word
+    if s.startswith(("hsl(", "hsla(")) and s.endswith(")"):  # CSS3 colours that design tools export
         return _hsl(s[s.index("(") + 1:-1].replace(",", " ").replace("/", " ").split())
     if s.startswith(("rgb(", "rgba(")) and s.endswith(")"):  # sliced, not matched: "rgb(" + 8 KB of spaces hung
         parts = s[s.index("(") + 1:-1].replace(",", " ").replace("/", " ").split()

@@ -27,7 +27,7 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from .distill import (STYLES, SVGDistillSettings, clip_metadata, distill_painting, estimate_work, init_painting,
+from .distill import (STYLES, SVGDistillSettings, clip_metadata, distill_painting, distillation_work, init_painting,
                       make_plan, sample_init, with_encoder)
 from .init import INIT_HELP, reading_notes, resolve_init
 from .painting import export_rasters, export_svg
@@ -53,7 +53,7 @@ class VectorFusion:
     def estimate(cls, s: VectorFusionSettings, inputs, facts):
         """The work budget's estimate (see `backends.budget`): one painting (init=live adds K raster samples at
         the prior's size, bounded by the model's own memory)."""
-        return estimate_work(s, 1, facts)
+        return distillation_work(s, 1, facts)
 
     def run(self, s: VectorFusionSettings, *, prior, inputs, out_dir):
         init = resolve_init(s.init, STYLES[s.style].kind)
