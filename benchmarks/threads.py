@@ -77,12 +77,16 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--variants", default="before,after,before+passive",
                    help="before: torch's default threads; after: the policy; +passive: OMP_WAIT_POLICY=PASSIVE")
+    p.add_argument("--busy-variants", default=None,
+                   help="the variants run beside the busy processes (default: --variants); 'after' alone leaves out "
+                        "torch's default threads there, the slow case the policy exists for (minutes a run)")
     p.add_argument("--quota", action="store_true", help="also run the policy in a 1-CPU cgroup quota (root)")
     p.add_argument("--note", default="", help="the machine's conditions, in words, for the record")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     default_threads = torch_default_threads()
     variants = args.variants.split(",")
+    busy_variants = args.busy_variants.split(",") if args.busy_variants else variants
     conditions = ["idle", f"{args.hogs} busy"] + (["1-CPU quota"] if args.quota else [])
     for tab in args.tabs.split(","):  # each tab recorded as it ends: a long sitting cut short keeps what it measured
         start_load = load_note()
@@ -90,7 +94,7 @@ def main(argv=None) -> None:
         threads: dict[tuple[str, str], str] = {}
         for _ in range(args.repeats):
             for cond in conditions:
-                for variant in variants if cond != "1-CPU quota" else ["after"]:
+                for variant in {"idle": variants, "1-CPU quota": ["after"]}.get(cond, busy_variants):
                     if cond == "idle":
                         r = run_once(tab, variant, default_threads)
                     elif cond == "1-CPU quota":

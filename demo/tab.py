@@ -266,8 +266,10 @@ class Tab:
                 with gr.Row(elem_classes=["run-row"]):
                     self.run_btn = gr.Button("Run", variant="primary", elem_id=f"{s.name}-run", min_width=120)
                     self.stop_btn = gr.Button("Stop", variant="stop", elem_id=f"{s.name}-stop", min_width=120)
-                # how long Run takes at these settings on this machine: updated as they change
-                self.expect = gr.Markdown(self.expect_text(self.method_key), elem_id=f"{s.name}-expect",
+                # how long Run takes at these settings on this machine: updated as they change, and worked out
+                # again for each page that opens (a value, not a function, is fixed when the app starts, and a fresh
+                # page showed that figure while its first change of a field drew one from this machine's runs)
+                self.expect = gr.Markdown(lambda: self.expect_text(self.method_key), elem_id=f"{s.name}-expect",
                                           elem_classes=["expect"])
                 # what the chosen method does: below Run, so the description never pushes Run below the fold
                 self.method_note = gr.Markdown(self._method_note(self.method_key), elem_id=f"{s.name}-method-note",

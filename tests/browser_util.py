@@ -29,6 +29,9 @@ def chromium():
             browser.close()
 
 
+PAGE_HANG_S = 300  # a page still not drawn after this has hung: under load (10 on 2 cores) one took over 30 s
+
+
 def open_page(browser, url: str, width: int = 1400, height: int = 1000, errors: list | None = None):
     """A fresh page of the app at `url`, once its banner is there; console errors go to `errors` if given."""
     page = browser.new_page(viewport={"width": width, "height": height})
@@ -36,7 +39,7 @@ def open_page(browser, url: str, width: int = 1400, height: int = 1000, errors: 
     if errors is not None:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(url)
-    page.wait_for_selector("#env-banner", timeout=30_000)
+    page.wait_for_selector("#env-banner", timeout=PAGE_HANG_S * 1000)
     return page
 
 
