@@ -22,7 +22,8 @@ from PIL import Image
 import backends
 from app_server import ARTIFACTS
 from benchmarks.judges import LIKENESS, drawn_icon, likeness, shown_edit
-from browser_util import CHROMIUM, click_example, downloads, layout_problems, open_page, open_tab, shot, wait_status
+from browser_util import (CHROMIUM, downloads, layout_problems, load_example, open_page, open_tab, shot,
+                          wait_status)
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -112,8 +113,7 @@ def test_each_example_keeps_its_promise_on_a_fresh_page_at_800_px(browser, serve
     try:
         with shot(page, ARTIFACTS / f"example-{request.node.callspec.id}.png"):
             open_tab(page, spec.title)
-            click_example(page, tab, example.label)
-            page.wait_for_timeout(800)  # the example's settings land in the panel
+            load_example(page, tab, example)
             page.locator(f"#{tab}-run").click()
             text = wait_status(page, tab, ("Done", "failed", "problem", "Stopped"), RUN_BOUND_S)
             assert text.startswith("Done"), f"{example.label!r}: {text}"

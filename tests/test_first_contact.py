@@ -19,7 +19,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS
-from browser_util import CHROMIUM, click_example, downloads, open_tab, set_number, shot, wait_status
+from browser_util import (CHROMIUM, downloads, load_example, open_tab, set_number, shot, wait_status,
+                          wait_text)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 # The wait ends on the run's outcome; this bound only ends a run that never finishes (a default run is 10-25 s on
@@ -97,7 +98,10 @@ def own_files(tmp_path_factory):
 
 def upload(page, tab: str, path: Path) -> None:
     page.locator(f"#{tab}-input input[type=file]").first.set_input_files(str(path))
-    page.wait_for_timeout(1500)  # the upload lands in the widget
+    if path.suffix.lower() in (".zip", ".mp4", ".glb", ".obj"):  # a file box: it lists the name once it landed
+        wait_text(page, f"{tab}-input", path.name)
+    else:
+        page.wait_for_timeout(1500)  # an image box draws the picture, whose arrival shows nothing to wait on
 
 
 def run_and_wait(page, tab: str, limit_s: float) -> tuple[str, float]:
@@ -217,8 +221,7 @@ def test_an_upload_after_an_example_replaces_the_examples_input(page, tab, own_f
     example = next(e for e in spec.examples() if e.available() and not e.compare)
     with shot(page, ARTIFACTS / f"first-contact-{tab}-after-example.png"):
         open_tab(page, title)
-        click_example(page, tab, example.label)
-        page.wait_for_timeout(1000)
+        load_example(page, tab, example)
         upload(page, tab, own_files[file_kind])
         text, took = run_and_wait(page, tab, RUN_BOUND_S)
         assert text.startswith("Done"), text
