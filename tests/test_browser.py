@@ -15,8 +15,8 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import (CHROMIUM, EXPECTED_TIME, click_example, expected_time, open_tab, screenshot, set_number,
-                          wait_status)
+from browser_util import (CHROMIUM, EXPECTED_TIME, PAGE_HANG_S, click_example, expected_time, open_tab, screenshot,
+                          set_number, wait_status)
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -104,7 +104,7 @@ def test_stop_ends_a_long_run_before_it_finishes_and_the_next_run_works(page):
         set_number(page, "svg-vectorfusion-steps", 20000)
         page.locator("#svg-run").click()
         assert "step" in wait_status(page, "svg", ("step", "problem", "failed"), EXAMPLE_BOUND_S)
-        page.locator("#svg-preview-a img").wait_for()
+        page.locator("#svg-preview-a img").wait_for(timeout=PAGE_HANG_S * 1000)  # drawn late on a busy machine
         t0 = time.monotonic()
         page.locator("#svg-stop").click()
         text = wait_status(page, "svg", ("Stopped", "Done"), EXAMPLE_BOUND_S)
