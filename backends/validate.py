@@ -204,7 +204,7 @@ def quote_path(path: object, limit: int = 80) -> str:
     text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
     if len(text) > limit:
         text = "..." + text[-(limit - 3):]
-    return "'" + "".join(ch if ch.isprintable() else "?" for ch in text) + "'"
+    return quote(text, limit)  # within the limit now: quote only makes it printable
 
 
 def file_label(path: PathLike) -> str:

@@ -306,12 +306,9 @@ class RayExecutor:
         if _remote_worker is None:
             _remote_worker = ray.remote(CellWorker)
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        if gpus:
-            self.actors = [_remote_worker.options(num_gpus=1, runtime_env=AT_DRIVER_PRIORITY).remote("cuda", memory)
-                           for _ in range(gpus)]
-        else:
-            self.actors = [_remote_worker.options(num_cpus=1, runtime_env=AT_DRIVER_PRIORITY).remote("cpu", memory)
-                           for _ in range(workers or 1)]
+        device, count, resources = ("cuda", gpus, {"num_gpus": 1}) if gpus else ("cpu", workers or 1, {"num_cpus": 1})
+        self.actors = [_remote_worker.options(**resources, runtime_env=AT_DRIVER_PRIORITY).remote(device, memory)
+                       for _ in range(count)]
         self.slots = len(self.actors)
         self.where = (f"{self.slots} Ray actor{'s' if self.slots > 1 else ''} "
                       f"({'one per GPU' if gpus else 'CPU'})")
