@@ -125,4 +125,13 @@ def exit_with(main) -> None:
         code = 130
     finally:  # also after argparse's own exit (--help, a usage error)
         guard()
+    _forget_caught_interrupt()
     sys.exit(code)
+
+
+def _forget_caught_interrupt() -> None:
+    """Let the exit code `main` chose stand. CPython marks a KeyboardInterrupt that leaves a string `exec` as
+    unhandled even when a caller catches it (torch and dataclasses build methods that way, so a Ctrl-C during
+    their imports is one); under `python -m` the interpreter then ends by re-raising SIGINT, exit -2 instead of
+    130. Every string `exec` clears that mark as it starts; called only after `main` has returned."""
+    exec("pass", {})
