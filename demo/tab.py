@@ -274,8 +274,8 @@ class Tab:
                 # what the chosen method does: below Run, so the description never pushes Run below the fold
                 self.method_note = gr.Markdown(self._method_note(self.method_key), elem_id=f"{s.name}-method-note",
                                                elem_classes=["method-note"])
-                self.example_settings = gr.Textbox(visible=False, elem_id=f"{s.name}-example-settings")
-                self._examples()
+                # the examples sit here; they are made once the widgets they set exist (at the end of build)
+                self.examples_slot = gr.Column(min_width=0)
                 self._vocabulary()
                 # 4. the settings: the everyday ones, then the advanced ones folded
                 with gr.Accordion("Settings", open=True, elem_id=f"{s.name}-settings"):
@@ -342,31 +342,43 @@ class Tab:
                     self.cli = gr.Code(language="shell", label="Repeat with the CLI", lines=2, interactive=False,
                                        elem_id=f"{s.name}-cli")
                     self.details = gr.JSON(label="Run details (result.json)", elem_id=f"{s.name}-details")
+        with self.examples_slot:
+            self._examples()
         self._wire()
 
     def _examples(self) -> None:
+        """One click on an example sets every value a run reads in one update: the method, prompt and inputs, the
+        compare switch, baseline and its JSON, and each field of the settings panels the examples use (the
+        example's backend at its settings, the rest at their defaults). A second, chained update left a window in
+        which Run on a busy server ran the defaults without the baseline."""
         rows = [e for e in self.spec.examples() if f"{self.spec.task}/{e.backend}" in self.classes and e.available()]
         self.example_rows = rows
         if not rows:
             return
-        comps, values = [], [[] for _ in rows]
-        comps.append(self.backend)
-        for i, e in enumerate(rows):
-            values[i].append(f"{self.spec.task}/{e.backend}")
-        if self.prompt is not None:
-            comps.append(self.prompt)
-            for i, e in enumerate(rows):
-                values[i].append(e.prompt)
-        for slot, widget in zip(self.spec.inputs, self.input_widgets):
-            comps.append(widget)
-            for i, e in enumerate(rows):
-                values[i].append(e.inputs.get(slot.kind))
-        comps.append(self.example_settings)
-        for i, e in enumerate(rows):
-            values[i].append(json.dumps({"backend": f"{self.spec.task}/{e.backend}", "settings": e.settings,
-                                         "compare": e.compare, "compare_settings": e.compare_settings}))
-        self.examples = gr.Examples(values, comps, label="Examples (one click loads them; then press Run)",
+        comps = [self.backend] + ([self.prompt] if self.prompt is not None else []) + self.input_widgets
+        shown = list(range(len(comps)))  # what the examples table holds; the rest travels with each row
+        comps += [self.compare, self.compare_backend, self.compare_json]
+        comps += [w for key, _, w in self.example_fields()]
+        self.examples = gr.Examples([self.example_values(e) for e in rows], comps, visible_columns=shown,
+                                    label="Examples (one click loads them; then press Run)",
                                     example_labels=[e.label for e in rows], examples_per_page=8)
+
+    def example_values(self, e: Example) -> list:
+        """The values one example row gives the components of `_examples`, in their order."""
+        key = f"{self.spec.task}/{e.backend}"
+        values = [key] + ([e.prompt] if self.prompt is not None else [])
+        values += [e.inputs.get(slot.kind) for slot in self.spec.inputs]
+        values += [bool(e.compare), self.baseline_for(key), json.dumps(e.compare_settings or {})]
+        for panel, name, _ in self.example_fields():
+            d = next(d for d in ui_fields(self.classes[panel]) if d["name"] == name)
+            default = ui_default(d, self.env.device)
+            values.append(e.settings.get(name, default) if panel == key else default)
+        return values
+
+    def example_fields(self) -> list[tuple[str, str, Any]]:
+        """The panel fields an example sets: those of the backends the examples use."""
+        used = {f"{self.spec.task}/{e.backend}" for e in self.example_rows}
+        return [f for f in self.panel_fields if f[0] in used]
 
     def known_prompts(self) -> tuple[str, tuple[str, ...]] | None:
         """(prior, the prompts it accepts) when the prior "auto" runs here for this tab has a closed vocabulary."""
@@ -406,16 +418,14 @@ class Tab:
         self.compare.change(lambda on: gr.update(visible=on), self.compare, self.col_b, api_visibility="private",
                             queue=False)
         widgets = [w for _, _, w in self.panel_fields]
-        self.example_settings.change(self.apply_example, [self.backend, self.example_settings],
-                                     widgets + [self.compare, self.compare_json], api_visibility="private",
-                                     queue=False)
         # A multi-file input keeps what it holds and adds an upload to it: after an example, a person's own upload
         # must replace the example's files, not join them.
         for slot, widget in zip(s.inputs, self.input_widgets):
             if isinstance(widget, gr.File) and widget.file_count == "multiple":
                 from_example = gr.State([])
-                self.example_settings.change(lambda v: paths_of(v), widget, from_example, api_visibility="private",
-                                             queue=False)
+                if self.example_rows:
+                    self.examples.load_input_event.then(lambda v: paths_of(v), widget, from_example,
+                                                        api_visibility="private", queue=False)
                 widget.upload(without_example_files, [widget, from_example], [widget, from_example],
                               api_visibility="private", queue=False)
         if self.suggest is not None:
@@ -486,28 +496,6 @@ class Tab:
         settings = {d["name"]: ui_default(d, self.env.device) for d in bsettings.describe(self.classes[key].Settings)}
         return json.dumps({"backend": key, "prior": "auto", "settings": settings, "compare": None}, indent=1,
                           default=str)
-
-    def apply_example(self, backend_key: str, payload: str):
-        """Set the panel of the example's backend to its settings (others to defaults); other panels untouched."""
-        try:
-            data = json.loads(payload or "{}")
-        except json.JSONDecodeError:
-            data = {}
-        settings = data.get("settings", {})
-        backend_key = data.get("backend", backend_key)
-        out = []
-        for key, name, _ in self.panel_fields:
-            if key != backend_key:
-                out.append(gr.update())
-                continue
-            d = next(d for d in ui_fields(self.classes[key]) if d["name"] == name)
-            out.append(gr.update(value=settings.get(name, ui_default(d, self.env.device))))
-        if data:
-            out.append(bool(data.get("compare", False)))
-            out.append(json.dumps(data.get("compare_settings") or {}))
-        else:
-            out += [gr.update(), gr.update()]
-        return out
 
     def expect_text(self, backend_key, prior="auto", seed=0, compare=False, compare_key=None, compare_json="{}",
                     *rest) -> str:

@@ -52,21 +52,19 @@ def click_example(page, tab: str, label: str) -> None:
 
 
 def load_example(page, tab: str, example) -> None:
-    """Click `example` (a `demo.tab.Example`) and wait until its values are in the panel: its prompt in the prompt
-    box and its compare box as it sets it (Gradio lands an example's values in one update, so these stand for the
-    rest). On a busy machine the update lands seconds after the click; a fixed pause let Run or an upload go first."""
+    """Click `example` (a `demo.tab.Example`) and wait until its values are on the page. One update brings them all
+    (method, prompt, inputs, compare switch, settings): the prompt in its box, or for an example without one its
+    image in the input box, stands for the rest. On a busy machine the update lands seconds after the click."""
     click_example(page, tab, example.label)
     if example.prompt:
         page.wait_for_function("([id, want]) => { const box = document.querySelector(`#${id} textarea`);"
                                " return box !== null && box.value === want; }",
                                arg=[f"{tab}-prompt", example.prompt], timeout=PAGE_HANG_S * 1000)
     else:
-        page.wait_for_timeout(800)  # nothing of its own to see land: its input and method only
-    box = page.locator(f"#{tab}-compare input[type=checkbox]")
-    if box.count():
-        page.wait_for_function("([id, want]) => { const box = document.querySelector(`#${id} input[type=checkbox]`);"
-                               " return box !== null && box.checked === want; }",
-                               arg=[f"{tab}-compare", bool(example.compare)], timeout=PAGE_HANG_S * 1000)
+        name = Path(next(iter(example.inputs.values()))).name
+        page.wait_for_function("([id, name]) => [...document.querySelectorAll(`#${id} img`)]"
+                               ".some(img => decodeURIComponent(img.src).endsWith('/' + name))",
+                               arg=[f"{tab}-input", name], timeout=PAGE_HANG_S * 1000)
 
 
 def wait_text(page, elem_id: str, text: str) -> None:

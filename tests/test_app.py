@@ -499,16 +499,30 @@ def test_a_real_prior_loads_once_with_its_own_status_line_and_memory_profile(mon
     assert runs.prior_loading_message("sd", env) is None
 
 
-def test_an_example_sets_its_backend_panel_and_the_compare_switch(app):
+def test_an_example_sets_its_backend_panel_and_the_compare_switch_in_its_one_update(app):
+    """Everything a run reads comes with the click's one update: a chained second update left Run, pressed on a
+    busy server before it landed, running the defaults without the baseline."""
     tab = app.tabs_by_name["image"]
     example = tab.example_rows[1]
-    payload = json.dumps({"backend": "image/sds", "settings": example.settings, "compare": example.compare,
-                          "compare_settings": example.compare_settings})
-    values = tab.apply_example("image/sds", payload)
-    by_name = {n: v["value"] for (_, n, _), v in zip(tab.panel_fields, values)}
+    comps = tab.examples.inputs
+    values = dict(zip(map(id, comps), tab.example_values(example)))
+    assert len(values) == len(comps)
+    for widget in [tab.backend, tab.compare, tab.compare_backend, tab.compare_json, *tab.input_widgets]:
+        assert id(widget) in values
+    by_name = {name: values[id(w)] for key, name, w in tab.panel_fields if key == "image/sds"}
     every = next(d["default"] for d in bsettings.describe(tab.classes["image/sds"].Settings) if d["name"] == "every")
     assert by_name["steps"] == example.settings["steps"] and by_name["every"] == every
-    assert values[-2] is True and json.loads(values[-1]) == example.compare_settings
+    assert values[id(tab.compare)] is True and json.loads(values[id(tab.compare_json)]) == example.compare_settings
+    assert values[id(tab.compare_backend)] == tab.baseline_for("image/sds")
+    # the Run request built from exactly these values asks for the baseline with the example's settings
+    collect_inputs = [tab.backend, tab.prior, tab.seed, tab.compare, tab.compare_backend, tab.compare_json]
+    collect_inputs += [tab.prompt] if tab.prompt is not None else []
+    current = {id(w): w.value for _, _, w in tab.panel_fields} | {id(tab.prior): "auto", id(tab.seed): 0}
+    current |= values
+    req = json.loads(tab.collect(*[current[id(w)] for w in collect_inputs + [w for _, _, w in tab.panel_fields]])[0])
+    assert req["settings"]["steps"] == example.settings["steps"]
+    assert req["compare"]["backend"] == tab.baseline_for("image/sds")
+    assert {k: req["compare"]["settings"][k] for k in example.compare_settings} == example.compare_settings
 
 
 def test_asking_for_cuda_without_a_gpu_is_one_clear_line(monkeypatch):
