@@ -24,7 +24,6 @@ out-of-memory fallback).
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import zipfile
@@ -34,7 +33,6 @@ from typing import Any, Sequence
 from .errors import InputError
 
 MAX_ASPECT = 16  # frames, views and panoramas alike: 16:1 (512 x 8192 at InstructPix2Pix's size)
-HEADER_BYTES = 256 * 1024  # enough for any image header (JPEG SOF after a large EXIF block included)
 
 # Per working pixel of the CSD-Edit backends' particles (frames, views): the source as float32 (12 B), its decode
 # and the edited decode (24 B), their uint8 copies and Lanczos resizes (~12 B), the metric windows (~24 B), and the
@@ -218,42 +216,15 @@ def _gb(n: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ headers
-
-def _open_bounded(path: str, noun: str, max_bytes: int):
-    """(file, size) of a regular, non-empty file of at most `max_bytes`, opened without blocking (the validators'
-    reader: a FIFO or a device is refused, never read)."""
-    from .validate import file_label, open_regular
-
-    fh, _, size = open_regular(path, noun)
-    shown = file_label(path)
-    if size == 0 or size > max_bytes:
-        fh.close()
-        if size == 0:
-            raise InputError(f"The {noun} file {shown} is empty (0 bytes).")
-        raise InputError(f"The {noun} file {shown} is {size / 2**20:.0f} MB; at most {max_bytes / 2**20:.0f} MB is "
-                         "allowed.")
-    return fh, size
-
-
-def _pil_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) from an image header, or None when Pillow cannot tell from these bytes."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(head)) as im:
-            return tuple(im.size)
-    except Exception:  # any failure: the full validator gives the precise message
-        return None
-
+# Each reads at most a header's bytes through `media.read_head`, the decoders' own bounded read: an empty,
+# oversized or irregular file is refused here with the sentence the decoder would give.
 
 def image_size(path: str) -> tuple[int, int]:
     """(width, height) of an image file from its header alone (nothing decoded); the full validator's own message
     for a file whose header does not parse."""
     from . import media
 
-    fh, _ = _open_bounded(path, "image", media.MAX_IMAGE_BYTES)
-    with fh:
-        size = _pil_size(fh.read(HEADER_BYTES))
+    size = media.header_size(media.read_head(path, "image", media.MAX_IMAGE_BYTES))
     if size is None:  # e.g. a JPEG whose ICC or APP13 blocks run past the first 256 KB: the validator decides
         return tuple(media.image(path).size)  # or raises its sentence (format, truncation, ...)
     return size
@@ -264,10 +235,8 @@ def video_size(path: str) -> tuple[int, int]:
     no frame decoded); the full validator's own message for a file that is not a readable video."""
     from . import media
 
-    fh, _ = _open_bounded(path, "video", media.MAX_VIDEO_BYTES)
-    with fh:
-        head = fh.read(HEADER_BYTES)
-    size = _pil_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else media.video_frame_size(path)
+    head = media.read_head(path, "video", media.MAX_VIDEO_BYTES)
+    size = media.header_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else media.video_frame_size(path)
     if size is None:
         media.video(path, sample=1)  # raises the validator's sentence
         raise InputError(f"The video {os.path.basename(path)[:60]!r} has an unreadable header.")
@@ -277,8 +246,9 @@ def video_size(path: str) -> tuple[int, int]:
 def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
     """(width, height) of the images in a zip, from each member's first bytes (at most `limit` members read)."""
     from . import media
+    from .validate import open_bounded
 
-    fh, _ = _open_bounded(path, "zip", media.MAX_ZIP_BYTES)
+    fh, _real, _size, _shown = open_bounded(path, "zip", media.MAX_ZIP_BYTES)
     sizes = []
     with fh:
         try:
@@ -287,7 +257,7 @@ def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
                     if info.is_dir() or not os.path.basename(info.filename) or media.is_archiver_junk(info.filename):
                         continue
                     with zf.open(info) as member:
-                        size = _pil_size(member.read(HEADER_BYTES))
+                        size = media.header_size(member.read(media.HEADER_BYTES))
                     if size is not None:
                         sizes.append(size)
                     if len(sizes) >= limit:

@@ -1,5 +1,5 @@
 """The gate every value passes through: prompts, numbers, options, files (regular, bounded), SVG bytes. Media
-decoding (images, view sets, videos) is `backends/media.py`, which reads its files through the readers here.
+decoding (images, view sets, videos) is `backends/media/`, which reads its files through the readers here.
 
 The UI, the CLI and the Python API all call these functions, so a hostile upload is refused the same way
 everywhere. Each function returns a clean value or raises `InputError` whose message is one sentence for the
@@ -244,6 +244,21 @@ def open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
     return fh, os.path.realpath(raw), st.st_size
 
 
+def open_bounded(path: Any, noun: str, max_bytes: int) -> tuple[BinaryIO, str, int, str]:
+    """`open_regular`, refusing an empty file and one over `max_bytes` by its size before a byte is read:
+    (file, absolute real path, size in bytes, the file's label for messages). The one rule that bounds a file's
+    read: the decoders in `backends.media` and the budget's header reads all open files here, so each refuses
+    the same file with the same sentence."""
+    fh, real, size = open_regular(path, noun)
+    shown = file_label(given_name(path))
+    if size == 0 or size > max_bytes:
+        fh.close()
+        if size == 0:
+            raise fail(f"The {noun} {shown} is empty (0 bytes).")
+        raise fail(f"The {noun} {shown} is {human_size(size)}; at most {human_size(max_bytes)} is allowed.")
+    return fh, real, size, shown
+
+
 def given_name(path: Any) -> str:
     """The path as the caller named it (not resolved), for messages and the extension check."""
     raw = os.fspath(path)
@@ -271,12 +286,9 @@ def read_bounded(source: Any, max_bytes: int, noun: str) -> tuple[bytes, str | N
         ext = os.path.splitext(name)[1].lower() if isinstance(name, str) else None
         shown = file_label(name) if isinstance(name, str) else ""
     else:
-        fh, _real, size = open_regular(source, noun)
-        given = given_name(source)
-        ext, shown = os.path.splitext(given)[1].lower(), file_label(given)
+        fh, _real, _size, shown = open_bounded(source, noun, max_bytes)
+        ext = os.path.splitext(given_name(source))[1].lower()
         with fh:
-            if size > max_bytes:
-                raise fail(f"The {noun} {shown} is {human_size(size)}; at most {human_size(max_bytes)} is allowed.")
             data = fh.read(max_bytes + 1)
     if not data:
         raise fail(f"The {noun} {shown} is empty (0 bytes).")

@@ -205,3 +205,15 @@ def test_cuda_capture_failure_falls_back_to_the_eager_result_once(graphs_allowed
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         graphed(x, t, text)
+
+
+@pytest.mark.parametrize("zero_gpu, graphs", [("yes", "1"), ("on", "1"), ("1", "off"), ("", "false")])
+def test_the_switches_read_the_words_every_other_switch_reads(monkeypatch, graphs_allowed, zero_gpu, graphs):
+    # the same yes and no words as DISTILL_SHARE, HF_HUB_OFFLINE and the machine's own ZeroGPU check
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("SPACES_ZERO_GPU", zero_gpu)
+    monkeypatch.setenv("DISTILL_CUDA_GRAPHS", graphs)
+    assert disabled_reason("cuda") is not None
+    monkeypatch.setenv("SPACES_ZERO_GPU", "no")
+    monkeypatch.setenv("DISTILL_CUDA_GRAPHS", "yes")
+    assert disabled_reason("cuda") is None

@@ -37,7 +37,10 @@ from typing import Callable, Hashable
 
 import torch
 
-ENV_SWITCH = "DISTILL_CUDA_GRAPHS"  # "0" turns graphs off
+from ..settings import FALSE_WORDS
+from .machine import on_zero_gpu
+
+ENV_SWITCH = "DISTILL_CUDA_GRAPHS"  # "0" (any of settings.FALSE_WORDS) turns graphs off
 DEFAULT_MAX_GRAPHS = 8
 # What the app's status says while the first step of a run captures (the runner shows it when the prior's
 # `switches` include "cuda_graph"): each new batch size is a few warm-up calls and one capture, seconds in all.
@@ -49,12 +52,14 @@ DEFAULT_WARMUP = 3  # side-stream calls before capture: cuDNN/cuBLAS pick their 
 def disabled_reason(device: torch.device | str | None = None) -> str | None:
     """Why CUDA graphs cannot be used on `device` in this process, or None when they can.
 
-    Reads the environment at each call: `DISTILL_CUDA_GRAPHS=0` and ZeroGPU (`SPACES_ZERO_GPU` "1"/"true") switch
-    graphs off; so do a missing CUDA runtime and a non-CUDA device.
+    Reads the environment at each call: `DISTILL_CUDA_GRAPHS=0` (or any word `settings.FALSE_WORDS` holds) and
+    ZeroGPU (`machine.on_zero_gpu`: `SPACES_ZERO_GPU` read by `settings.truthy`) switch graphs off; so do a missing
+    CUDA runtime and a non-CUDA device.
     """
-    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
-        return f"{ENV_SWITCH}=0"
-    if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in {"1", "true"}:
+    switch = os.environ.get(ENV_SWITCH, "").strip()
+    if switch.lower() in FALSE_WORDS:
+        return f"{ENV_SWITCH}={switch}"
+    if on_zero_gpu():
         return "ZeroGPU (SPACES_ZERO_GPU) gives each call a fresh GPU worker, which cannot keep captured graphs"
     if not torch.cuda.is_available():
         return "CUDA is not available"
