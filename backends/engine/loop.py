@@ -133,10 +133,8 @@ class StepTally:
         """The Progress after step `step` (0-based): the figures read back from the device (the mean loss of the
         good steps since the last report); a RunError once more than `max_bad_steps` steps in a row were bad."""
         if int(self.bad_run.item()) > max_bad_steps:
-            raise RunError(
-                f"the optimization diverged (NaN/Inf for {int(self.bad_run.item())} steps in a row at step {step + 1}): "
-                "try a lower learning rate or guidance scale"
-            )
+            raise RunError(f"the optimization diverged (NaN/Inf for {int(self.bad_run.item())} steps in a row at step "
+                           f"{step + 1}): try a lower learning rate or guidance scale")
         n_bad = int(self.bad_window.item())
         self.bad_total += n_bad
         n_ok = max(self.n_since - n_bad, 1)
