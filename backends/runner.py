@@ -143,7 +143,7 @@ def run(
 
 def check_call(key: str, settings, prior: str | None, inputs, out_dir, device, memory: str,
                threads: int | None) -> RunCall:
-    """Every check of a run that needs no model, in the order a person would fix them: the settings, the prior
+    """Every check of a run that needs no model, in the order they are made: the settings, the prior
     (and a real one's weights), the arguments, the input files, the output folder, then the work budget."""
     cls = registry.get(key)
     spec = cls.spec

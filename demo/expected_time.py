@@ -27,8 +27,8 @@ class ExpectedTime:
     def __init__(self, tab: Tab):
         self.tab = tab
 
-    def text(self, backend_key, prior="auto", seed=0, compare=False, compare_key=None, compare_json="{}",
-             *rest) -> str:
+    def expect_text(self, backend_key, prior="auto", seed=0, compare=False, compare_key=None, compare_json="{}",
+                    *rest) -> str:
         """The line beside Run: how long a run of the fields' current values takes here (`backends.expect`).
         rest: the prompt (if the tab has one), the settings widgets' values, then the input widgets' values."""
         t = self.tab

@@ -304,7 +304,7 @@ class Tab:
         # how long Run takes at these settings on this machine: updated as they change, and worked out
         # again for each page that opens (a value, not a function, is fixed when the app starts, and a fresh
         # page showed that figure while its first change of a field drew one from this machine's runs)
-        self.expect = gr.Markdown(lambda: self.expected.text(self.method_key), elem_id=f"{s.name}-expect",
+        self.expect = gr.Markdown(lambda: self.expected.expect_text(self.method_key), elem_id=f"{s.name}-expect",
                                   elem_classes=["expect"])
         # what the chosen method does: below Run, so the description never pushes Run below the fold
         self.method_note = gr.Markdown(self._method_note(self.method_key), elem_id=f"{s.name}-method-note",

@@ -115,9 +115,9 @@ def wire_expected_time(tab: Tab, inputs: list) -> None:
     position)."""
     expect_inputs = inputs + tab.input_widgets
     for widget in expect_inputs:
-        widget.change(tab.expected.text, expect_inputs, tab.expect, **HIDDEN)
+        widget.change(tab.expected.expect_text, expect_inputs, tab.expect, **HIDDEN)
     for event in ("run", "run_json"):
-        tab.events[event].then(tab.expected.text, expect_inputs, tab.expect, **HIDDEN)
+        tab.events[event].then(tab.expected.expect_text, expect_inputs, tab.expect, **HIDDEN)
         if tab.suggest is not None:
             tab.events[event].then(tab.offer, None, tab.suggest, **HIDDEN)
 
