@@ -64,7 +64,6 @@ def distill(
     for g in optimizer.param_groups:
         g.setdefault("initial_lr", g["lr"])
     tally = StepTally(params[0].device if params else torch.device("cpu"))
-    metrics: dict[str, torch.Tensor | float] = {}
     start = last_report = time.perf_counter()
     for step in range(steps):
         if lr_schedule is not None:
@@ -75,12 +74,10 @@ def distill(
         if after_step is not None:
             after_step(step)
         tally.add(out.loss, ok)
-        metrics = out.metrics
-        last = step == steps - 1
         now = time.perf_counter()  # host clock only: deciding to report costs no device sync
-        if (step + 1) % every == 0 or last or (report_s is not None and now - last_report >= report_s):
+        if (step + 1) % every == 0 or step == steps - 1 or (report_s is not None and now - last_report >= report_s):
             last_report = now
-            yield tally.report(step, steps, metrics, preview, start, max_bad_steps)
+            yield tally.report(step, steps, out.metrics, preview, start, max_bad_steps)
             tally.reset()
 
 
