@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -61,6 +61,31 @@ def run_profile(prior_name: str | None, device) -> str:
     return catalog.entry(prior_name).profile
 
 
+@dataclass
+class RunCall:
+    """A run's arguments once every check that needs no model has passed: what the stages after loading read."""
+
+    key: str
+    cls: type
+    settings: Any  # the backend's Settings, "auto" fields still None
+    prior_name: str | None
+    entry: catalog.Entry | None
+    inputs: list[str]
+    out: Path
+    created: bool  # `out` does not exist yet: made by this run, taken away again if the run leaves nothing in it
+    profile: str
+
+
+@dataclass
+class RunTrace:
+    """What a run has done so far, for the clean-up of a run that does not complete and its out-of-memory message."""
+
+    written: list[Path] = field(default_factory=list)  # the files this run put in `out`, in the order written
+    result: Result | None = None
+    work: budget.Work | None = None
+    complete: bool = False
+
+
 def run(
     key: str,
     settings: dict[str, Any] | Any = None,
@@ -85,7 +110,41 @@ def run(
     Every check that needs no model runs before any model loads. Raises InputError for bad settings / inputs,
     RunError when the run fails (incl. out of GPU memory). A run that fails, is interrupted or is closed before
     its result.json is written removes the files it wrote: `out_dir` holds a whole result set or none.
+
+    Stages: `check_call` (no model), `load_for_run`, `prepare_backend` (auto settings, budget, threads),
+    `drive_backend`, `result_metadata` and `write_result_json`.
     """
+    call = check_call(key, settings, prior, inputs, out_dir, device, memory, threads)
+    trace = RunTrace()
+    threads_before = torch.get_num_threads()
+    try:
+        result = yield from run_checked(call, trace, device, memory, threads, cpu_share)
+    except torch.cuda.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise RunError(OOM_MESSAGE) from None
+    except (MemoryError, RuntimeError) as err:  # the CPU's out-of-memory: torch's allocator raises RuntimeError
+        if isinstance(err, RuntimeError) and "can't allocate memory" not in str(err):
+            raise
+        lower = trace.work.lower if trace.work is not None else "its size settings"
+        raise InputError(f"{key} ran out of memory on the CPU (more than this process may use); lower {lower}.") \
+            from None
+    finally:
+        if not trace.complete:  # failed, interrupted or cancelled: its result set is not left half written
+            _remove_run_files(call.out, trace.written, trace.result)
+            if call.created:
+                with contextlib.suppress(OSError):
+                    call.out.rmdir()  # only when empty
+        if torch.get_num_threads() != threads_before:  # a caller's own setting outlives the run
+            torch.set_num_threads(threads_before)
+    result.files.setdefault("json", str(call.out / "result.json"))
+    yield result
+
+
+def check_call(key: str, settings, prior: str | None, inputs, out_dir, device, memory: str,
+               threads: int | None) -> RunCall:
+    """Every check of a run that needs no model, in the order they are made: the settings, the prior
+    (and a real one's weights), the arguments, the input files, the output folder, then the work budget."""
     cls = registry.get(key)
     spec = cls.spec
     settings = make_settings(cls.Settings, settings, where=key)
@@ -95,6 +154,28 @@ def run(
         validate.prompt(settings.prompt)  # parsed already; only its emptiness is new: said before loading weights
     if entry is not None and entry.role == "real":
         check_real_weights(prior_name, entry, device)
+    inputs = check_arguments(inputs, memory, threads)
+    spec.inputs.check(key, len(inputs))
+    for p in inputs:
+        if not Path(p).is_file():
+            raise InputError(f"input file not found: {p}")
+    out = _writable_folder(out_dir)
+    call = RunCall(key=key, cls=cls, settings=settings, prior_name=prior_name, entry=entry, inputs=inputs, out=out,
+                   created=not out.exists(), profile=run_profile(prior_name, device))
+    # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values and
+    # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own
+    # suggestions are known. Time is checked with the steps the person set, or the paper's at most: the prior may
+    # suggest more than the profile's value, and a refusal after a minute of loading is the waste this check exists
+    # to avoid. An offline prior loads in about a second, so with steps left to it its time waits for its own
+    # suggestion (icons: svg/csd takes 200 steps, and 2000 would refuse a run that fits).
+    steps = spec.steps(settings)
+    check_work(cls, resolve_auto(settings, call.profile)[0], inputs, entry, device, steps, prior_name,
+               timed=steps is not None or entry is None or not entry.offline)
+    return call
+
+
+def check_arguments(inputs, memory: str, threads: int | None) -> list[str]:
+    """The input paths as strings, after the checks of the call's plain arguments (inputs, memory, threads)."""
     if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple)) \
             or not all(isinstance(p, (str, os.PathLike)) for p in inputs):
         raise InputError(f"inputs must be a list of file paths, not {type(inputs).__name__} {str(inputs)[:40]!r}.")
@@ -104,114 +185,120 @@ def run(
         explicit_threads(threads)  # a bad setting is said before any work, not after the prior loads
     except ValueError as err:
         raise InputError(f"{err}.") from None
-    inputs = [str(p) for p in inputs]
-    spec.inputs.check(key, len(inputs))
-    for p in inputs:
-        if not Path(p).is_file():
-            raise InputError(f"input file not found: {p}")
-    out = _writable_folder(out_dir)
-    created = not out.exists()  # made by this run: taken away again if the run leaves nothing in it
-    profile = run_profile(prior_name, device)
-    # The inputs' headers, counts and aspect, and the work budget with "auto" settings at the profile's values and
-    # the catalog's facts of the prior (its image size), before the prior loads; again below once the prior's own
-    # suggestions are known. Time is checked with the steps the person set, or the paper's at most: the prior may
-    # suggest more than the profile's value, and a refusal after a minute of loading is the waste this check exists
-    # to avoid. An offline prior loads in about a second, so with steps left to it its time waits for its own
-    # suggestion (icons: svg/csd takes 200 steps, and 2000 would refuse a run that fits).
-    steps = cls.spec.steps(settings)
-    check_work(cls, resolve_auto(settings, profile)[0], inputs, entry, device, steps, prior_name,
-               timed=steps is not None or entry is None or not entry.offline)
+    return [str(p) for p in inputs]
+
+
+def run_checked(call: RunCall, trace: RunTrace, device, memory: str, threads: int | None,
+                cpu_share: int) -> Iterator[Progress]:
+    """The run after its checks: load, prepare, drive the backend, write result.json; returns the Result.
+    `trace` records what it did as it goes, for `run`'s clean-up."""
     t0 = time.perf_counter()
+    prior_obj = yield from load_for_run(call, device, memory)
+    t_load = time.perf_counter() - t0
+    settings, filled, chosen = yield from prepare_backend(call, trace, prior_obj, device, threads, cpu_share)
     clock = _StepClock()
-    work = result = None
-    written: list[Path] = []  # the files this run put in `out`, in the order written
-    complete = False
-    threads_before = torch.get_num_threads()
-    try:
-        if entry is not None and not entry.offline:
-            yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
-                                                     "a few GB from disk and can take a minute")
-        if QUIET_LIBRARIES and entry is not None and not entry.offline:
-            quiet_libraries()  # imports diffusers / transformers (2 s): only for a prior that loads with them
-        prior_obj = load_prior(prior_name, device, memory) if prior_name else None
-        if spec.prompt_required and isinstance(prior_obj, PromptReader):
-            prior_obj.read(settings.prompt)  # a prompt a retrieval prior cannot draw is refused now, not after warm-up
-        warm_up(cls, prior_obj.device if prior_obj is not None else resolve_device(device))
-        t_load = time.perf_counter() - t0
-        settings, filled = fill_auto(cls, settings, prior_name, prior_obj, device)
-        work = check_work(cls, settings, inputs, prior_obj, device, cls.spec.steps(settings), prior_name)
-        chosen = apply_threads(choose_threads(work.bytes if work is not None else None, share=cpu_share,
-                                              asked=threads))
-        notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
-        if notice:
-            yield Progress(step=0, total=0, message=notice)
-        out.mkdir(parents=True, exist_ok=True)  # every check passed: a refused run leaves no folder behind
-        clear_previous_result(out)  # and the folder's last result set goes as a whole
-        backend = cls()
-        clock.start()
-        for item in recording_writes(backend.run(settings, prior=prior_obj, inputs=inputs, out_dir=out),
-                                     written):
-            if isinstance(item, Result):
-                result = item
-            else:
-                clock.report(item.step)
-                yield item
-                # resumed, maybe on another OS thread (the app's worker pool): OpenMP keeps the count per thread
-                apply_threads(chosen)
-        if result is None:
-            raise RunError(f"{key} finished without a result")
-        measured = clock.timing(work.units if work is not None else 0, work.seconds if work is not None else 0.0)
-        where = prior_obj.device if prior_obj is not None else resolve_device(device)
-        timing.record(key, prior_name, where, measured)
-        meta = {
-            "backend": key,
-            "settings": to_dict(settings),
-            "auto": filled,
-            "profile": profile,
-            "seed": field_value(settings, "seed"),
-            "prior": prior_name,
-            "prior_description": prior_obj.description if prior_obj is not None else None,
-            "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
-            "switches": list(prior_obj.switches) if prior_obj is not None else [],
-            "device": str(where),
-            "threads": chosen.as_dict(),  # torch's intra-op CPU threads, and why (`devices.choose_threads`)
-            "inputs": [Path(p).name for p in inputs],
-            # what the inputs held, so a rerun (`python -m backends compare`) can tell this result is of these files
-            "input_sha256": [file_sha256(p) for p in inputs],
-            # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, ...)
-            "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
-                        **(asdict(measured) if measured else {})},
-            **result.metadata,
-        }
-        meta.setdefault("warnings", [])
-        # the result set, by name in the folder: what the next run into this folder removes first
-        meta["files"] = {role: Path(p).name for role, p in result.files.items() if Path(p).parent == out}
-        if meta["prior_is_tiny"]:
-            meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
-        result.metadata = meta
-        with atomic_path(out / "result.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
-        complete = True
-    except torch.cuda.OutOfMemoryError:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        raise RunError(OOM_MESSAGE) from None
-    except (MemoryError, RuntimeError) as err:  # the CPU's out-of-memory: torch's allocator raises RuntimeError
-        if isinstance(err, RuntimeError) and "can't allocate memory" not in str(err):
-            raise
-        lower = work.lower if work is not None else "its size settings"
-        raise InputError(f"{key} ran out of memory on the CPU (more than this process may use); lower {lower}.") \
-            from None
-    finally:
-        if not complete:  # failed, interrupted or cancelled: its result set is not left half written
-            _remove_run_files(out, written, result)
-            if created:
-                with contextlib.suppress(OSError):
-                    out.rmdir()  # only when empty
-        if torch.get_num_threads() != threads_before:  # a caller's own setting outlives the run
-            torch.set_num_threads(threads_before)
-    result.files.setdefault("json", str(out / "result.json"))
-    yield result
+    result = yield from drive_backend(call, settings, prior_obj, clock, chosen, trace)
+    work = trace.work
+    measured = clock.timing(work.units if work is not None else 0, work.seconds if work is not None else 0.0)
+    where = prior_obj.device if prior_obj is not None else resolve_device(device)
+    timing.record(call.key, call.prior_name, where, measured)
+    meta = result_metadata(call, settings, filled, prior_obj, where, chosen, measured, result, t0, t_load)
+    result.metadata = meta
+    write_result_json(call.out, meta)
+    trace.complete = True
+    return result
+
+
+def load_for_run(call: RunCall, device, memory: str) -> Iterator[Progress]:
+    """Load the run's prior (a status line first for one that reads gigabytes) and warm the process up; returns
+    the prior (None for a prior-less backend). A prompt a retrieval prior cannot draw is refused here."""
+    entry, prior_name = call.entry, call.prior_name
+    if entry is not None and not entry.offline:
+        yield Progress(step=0, total=0, message=f"loading {entry.label} ({prior_name}); the first load reads "
+                                                 "a few GB from disk and can take a minute")
+    if QUIET_LIBRARIES and entry is not None and not entry.offline:
+        quiet_libraries()  # imports diffusers / transformers (2 s): only for a prior that loads with them
+    prior_obj = load_prior(prior_name, device, memory) if prior_name else None
+    if call.cls.spec.prompt_required and isinstance(prior_obj, PromptReader):
+        prior_obj.read(call.settings.prompt)  # a prompt a retrieval prior cannot draw is refused now, not after warm-up
+    warm_up(call.cls, prior_obj.device if prior_obj is not None else resolve_device(device))
+    return prior_obj
+
+
+def prepare_backend(call: RunCall, trace: RunTrace, prior_obj, device, threads: int | None, cpu_share: int):
+    """With the prior loaded: "auto" filled in from its suggestions, the budget checked again (the work goes to
+    `trace`), the run's CPU threads chosen, the prior's start notice said, the output folder made and its previous
+    result set removed. Returns (settings, {name: value} filled, the chosen threads)."""
+    cls = call.cls
+    settings, filled = fill_auto(cls, call.settings, call.prior_name, prior_obj, device)
+    trace.work = check_work(cls, settings, call.inputs, prior_obj, device, cls.spec.steps(settings), call.prior_name)
+    chosen = apply_threads(choose_threads(trace.work.bytes if trace.work is not None else None, share=cpu_share,
+                                          asked=threads))
+    notice = prior_obj.start_notice() if isinstance(prior_obj, StartNotice) else None
+    if notice:
+        yield Progress(step=0, total=0, message=notice)
+    call.out.mkdir(parents=True, exist_ok=True)  # every check passed: a refused run leaves no folder behind
+    clear_previous_result(call.out)  # and the folder's last result set goes as a whole
+    return settings, filled, chosen
+
+
+def drive_backend(call: RunCall, settings, prior_obj, clock: "_StepClock", chosen, trace: RunTrace
+                  ) -> Iterator[Progress]:
+    """Drive the backend's generator, passing its progress on and timing its steps; returns its Result. Every
+    file it writes is recorded in `trace.written`."""
+    backend = call.cls()
+    clock.start()
+    for item in recording_writes(backend.run(settings, prior=prior_obj, inputs=call.inputs, out_dir=call.out),
+                                 trace.written):
+        if isinstance(item, Result):
+            trace.result = item
+        else:
+            clock.report(item.step)
+            yield item
+            # resumed, maybe on another OS thread (the app's worker pool): OpenMP keeps the count per thread
+            apply_threads(chosen)
+    if trace.result is None:
+        raise RunError(f"{call.key} finished without a result")
+    return trace.result
+
+
+def result_metadata(call: RunCall, settings, filled: dict, prior_obj, where, chosen, measured,
+                    result: Result, t0: float, t_load: float) -> dict:
+    """What result.json holds: the run (backend, settings, prior, device, threads, inputs, timings) under the
+    backend's own metadata, the result set's file names, and a note for a tiny prior. t0: the run's start after its
+    checks (`time.perf_counter`); t_load: the seconds its loading took."""
+    meta = {
+        "backend": call.key,
+        "settings": to_dict(settings),
+        "auto": filled,
+        "profile": call.profile,
+        "seed": field_value(settings, "seed"),
+        "prior": call.prior_name,
+        "prior_description": prior_obj.description if prior_obj is not None else None,
+        "prior_is_tiny": bool(prior_obj is not None and prior_obj.tiny),
+        "switches": list(prior_obj.switches) if prior_obj is not None else [],
+        "device": str(where),
+        "threads": chosen.as_dict(),  # torch's intra-op CPU threads, and why (`devices.choose_threads`)
+        "inputs": [Path(p).name for p in call.inputs],
+        # what the inputs held, so a rerun (`python -m backends compare`) can tell this result is of these files
+        "input_sha256": [file_sha256(p) for p in call.inputs],
+        # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, ...)
+        "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
+                    **(asdict(measured) if measured else {})},
+        **result.metadata,
+    }
+    meta.setdefault("warnings", [])
+    # the result set, by name in the folder: what the next run into this folder removes first
+    meta["files"] = {role: Path(p).name for role, p in result.files.items() if Path(p).parent == call.out}
+    if meta["prior_is_tiny"]:
+        meta["note"] = "made with a tiny random-weight prior: shows the flow, not the method's quality"
+    return meta
+
+
+def write_result_json(out: Path, meta: dict) -> None:
+    """result.json, written whole or not at all: its presence marks a complete result set."""
+    with atomic_path(out / "result.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
 
 
 def quiet_libraries() -> None:

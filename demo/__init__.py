@@ -1,4 +1,6 @@
-"""The Gradio app. One job per file: `launch` (flags, build, start-up), `tab` (TabSpec and the Tab), one module
+"""The Gradio app. One job per file: `launch` (flags, build, start-up), `tab` (TabSpec and the Tab that builds a
+tab's widgets), one module per concern of a built tab (`examples`: the examples table; `request_form`: widgets ->
+request JSON; `expected_time`: the time beside Run; `wiring`: its events and endpoints; `stop`: Stop), one module
 per known tab (svg_tab, panorama_tab, video_tab, views3d_tab, image_tab; other registered tasks get a generic
 tab), `widgets` (settings panels, result widgets, report, banner), `runs` (the run handler), `requests` (request
 JSON, bounds, CLI line, prior allow-list; no gradio), `metrics` (what each number means; no gradio), `jobs`,

@@ -13,8 +13,9 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import gradio as gr
 import numpy as np
@@ -27,7 +28,7 @@ from backends.clip import default_clip
 from backends.types import Progress, Result
 
 from . import environment
-from .jobs import JOBS, Stopped, acquire, device_lock, drive, publish, safe_stem, session_of
+from .jobs import JOBS, Job, Stopped, acquire, device_lock, drive, publish, safe_stem, session_of
 from .requests import (cli_line, defaults_of, inputs_for, parse_request, resolve_prior,
                        setting_differences)
 from .widgets import TINY_NOTE, media_value, notices_markdown, report_markdown
@@ -65,109 +66,144 @@ def make_runner(tab: Tab, n_inputs: int):
     return fn
 
 
+@dataclass
+class Press:
+    """One press of Run while it goes: what its error handlers and its clean-up read."""
+
+    job: Job
+    out: "_Outputs"
+    t0: float = field(default_factory=time.perf_counter)
+    outcome: str = "stopped"  # "stopped" also covers Gradio closing the generator (Stop, a closed page)
+    it: Iterator | None = None  # the side's run being driven, closed at the end
+    last_preview: tuple | None = None  # (side, label, backend key, Progress) of the last report with a preview
+
 
 def run_request(tab: Tab, request_json: str, input_values: list, request: gr.Request | None, progress):
     """Run the method (and the baseline when asked) and stream what happens to the tab's outputs."""
-    spec, env, cfg = tab.spec, tab.env, tab.config
-    out = _Outputs(tab)
-    job = JOBS.start(session_of(request), spec.name)
+    spec = tab.spec
+    press = Press(JOBS.start(session_of(request), spec.name), _Outputs(tab))
     tab.offered.pop(session_of(request), None)
-    t0 = time.perf_counter()
-    outcome, it = "stopped", None  # "stopped" also covers Gradio closing this generator (Stop, a closed page)
-    last_preview = None  # (side, label, backend key, Progress) of the last report with a preview
-    log.info("job %d (%s) started", job.id, spec.name)
+    log.info("job %d (%s) started", press.job.id, spec.name)
     try:
-        from backends.files import JobDir, cleanup_expired
-
-        cleanup_expired(cfg.job_ttl_s, root=cfg.job_root)
-        req = parse_request(request_json)
-        sides = [("Method", req)] + ([("Baseline", req["compare"])] if req.get("compare") else [])
-        plan = []
-        for label, side in sides:
-            cls = backends.get(side["backend"])
-            if cls.task != spec.task:
-                raise InputError(f"{cls.key} is not a {spec.title} backend; choose one of {', '.join(tab.keys)}")
-            settings = dict(side.get("settings") or {})
-            plan.append((label, cls, resolve_prior(cls, side.get("prior"), env), settings,
-                         inputs_for([slot.kind for slot in spec.inputs], cls, input_values)))
-        job_dir = JobDir(cfg.job_root, prefix=safe_stem(spec.name).replace("-", "")[:16] or "job")
-        out.folder = job_dir.path
-        yield out.reset(compare=len(plan) > 1)
-        rows, cli_lines, details, stems = [], [], {}, set()
-        tells = setting_differences([p[3] for p in plan])
-        for i, (label, cls, prior, settings, inputs) in enumerate(plan):
-            side = "ab"[i]
-            note = f" ({TINY_NOTE})" if env.is_tiny(prior) else ""
-            loading = prior_loading_message(prior, env)
-            yield out.status(f"**{label}** `{cls.key}`: {loading or 'preparing'}{note}...")
-            warm_prior(prior, env)
-            side_dir = job_dir.path / side
-            side_dir.mkdir()
-            lock = device_lock(env.device, cfg.cpu_slots)
-            it = drive(job, cls.key, settings, prior=prior, inputs=inputs, out_dir=side_dir,
-                       device=env.run_device(), memory=env.memory_mode, threads=cfg.threads,
-                       cpu_share=cfg.cpu_slots)
-            result = None
-            while True:
-                acquire(lock, job)
-                try:
-                    item = next(it, None)
-                finally:
-                    lock.release()
-                if item is None:
-                    it = None
-                    break
-                if isinstance(item, Result):
-                    result = item
-                    continue
-                job_dir.touch()
-                progress((item.step, item.total), desc=f"{label}: step")
-                if item.preview is not None:
-                    last_preview = (side, label, cls.key, item)
-                yield out.progress(side, label, cls.key, item, note)
-            if result is None:
-                raise RunError(f"{cls.key} finished without a result")
-            stem = download_stem(cls.task, cls.name, result.metadata.get("seed", settings.get("seed", 0)), stems)
-            stems.add(stem)
-            files = publish(result.files, job_dir.path, stem)
-            meta = result.metadata
-            rows.append((label, meta))
-            details[label.lower()] = meta
-            cli_lines.append(f"# {label.lower()}\n" + cli_line(cls.key, prior, meta.get("settings", settings),
-                                                                  defaults_of(cls), inputs))
-            yield out.result(side, label, cls.key, result, files, meta, job_dir.path, tell=tells[i])
-        took = time.perf_counter() - t0
-        status = f"**Done** in {took:.1f} s." + prior_sentence([m for _, m in rows])
-        outcome = "done"
-        yield out.final(status, report_markdown(rows), "\n".join(cli_lines), details, notices_markdown(rows))
+        yield from run_sides(tab, press, request_json, input_values, progress)
     except Stopped:
-        latency = time.monotonic() - job.stop_requested_at if job.stop_requested_at else 0.0
-        where = f"at step {job.step} of {job.total}" if job.total else "before the first step"
-        kept = ""
-        if last_preview is not None and out.folder is not None and it is not None:  # the side that was stopped
-            out.partial(*last_preview)
-            kept = " Its last preview is offered as a file, marked partial."
-        yield out.final(f"**Stopped** {where} ({latency:.1f} s after Stop).{kept} The next run starts fresh.",
-                        None, None, None)
+        yield stopped_update(press)
     except DistillError as err:
-        outcome = "failed"
+        press.outcome = "failed"
         kind = "Input problem" if isinstance(err, InputError) else "Run failed"
         gr.Warning(str(err))
         tab.offered[session_of(request)] = tuple(getattr(err, "suggestions", ()))
-        yield out.final(f"**{kind}:** {err}", None, None, None)
+        yield press.out.final(f"**{kind}:** {err}", None, None, None)
     except Exception as err:  # a bug: log it, show one line, never a traceback
-        outcome = "failed"
+        press.outcome = "failed"
         log.exception("run failed in tab %s", spec.name)
         msg = f"internal error ({type(err).__name__}: {str(err)[:200]}); the server log has the details"
         gr.Warning(msg)
-        yield out.final(f"**Run failed:** {msg}", None, None, None)
+        yield press.out.final(f"**Run failed:** {msg}", None, None, None)
     finally:
-        if it is not None:
-            it.close()  # ends the backend's loop now, not whenever the garbage collector gets to it
+        if press.it is not None:
+            press.it.close()  # ends the backend's loop now, not whenever the garbage collector gets to it
         free_memory()
-        JOBS.finish(job, outcome)
-        log.info("job %d (%s) %s after %.2f s at step %d/%d", job.id, spec.name, outcome, time.perf_counter() - t0,
-                 job.step, job.total)
+        JOBS.finish(press.job, press.outcome)
+        log.info("job %d (%s) %s after %.2f s at step %d/%d", press.job.id, spec.name, press.outcome,
+                 time.perf_counter() - press.t0, press.job.step, press.job.total)
+
+
+def plan_sides(tab: Tab, request_json: str, input_values: list) -> list[tuple]:
+    """The request JSON, checked, as one (label, backend class, prior, settings, input files) per side: the method,
+    then the baseline when asked. Every side's backend is of this tab's task."""
+    req = parse_request(request_json)
+    sides = [("Method", req)] + ([("Baseline", req["compare"])] if req.get("compare") else [])
+    plan = []
+    for label, side in sides:
+        cls = backends.get(side["backend"])
+        if cls.task != tab.spec.task:
+            raise InputError(f"{cls.key} is not a {tab.spec.title} backend; choose one of {', '.join(tab.keys)}")
+        settings = dict(side.get("settings") or {})
+        plan.append((label, cls, resolve_prior(cls, side.get("prior"), tab.env), settings,
+                     inputs_for([slot.kind for slot in tab.spec.inputs], cls, input_values)))
+    return plan
+
+
+def run_sides(tab: Tab, press: Press, request_json: str, input_values: list, progress):
+    """The run of each side in turn, then the final update: files, report, CLI lines, notices."""
+    from backends.files import JobDir, cleanup_expired
+
+    cfg = tab.config
+    cleanup_expired(cfg.job_ttl_s, root=cfg.job_root)
+    plan = plan_sides(tab, request_json, input_values)
+    job_dir = JobDir(cfg.job_root, prefix=safe_stem(tab.spec.name).replace("-", "")[:16] or "job")
+    press.out.folder = job_dir.path
+    yield press.out.reset(compare=len(plan) > 1)
+    rows, cli_lines, details, stems = [], [], {}, set()
+    tells = setting_differences([p[3] for p in plan])
+    for i, (label, cls, prior, settings, inputs) in enumerate(plan):
+        side = "ab"[i]
+        result = yield from run_side(tab, press, job_dir, side, label, cls, prior, settings, inputs, progress)
+        stem = download_stem(cls.task, cls.name, result.metadata.get("seed", settings.get("seed", 0)), stems)
+        stems.add(stem)
+        files = publish(result.files, job_dir.path, stem)
+        meta = result.metadata
+        rows.append((label, meta))
+        details[label.lower()] = meta
+        cli_lines.append(f"# {label.lower()}\n" + cli_line(cls.key, prior, meta.get("settings", settings),
+                                                              defaults_of(cls), inputs))
+        yield press.out.result(side, label, cls.key, result, files, meta, job_dir.path, tell=tells[i])
+    took = time.perf_counter() - press.t0
+    status = f"**Done** in {took:.1f} s." + prior_sentence([m for _, m in rows])
+    press.outcome = "done"
+    yield press.out.final(status, report_markdown(rows), "\n".join(cli_lines), details, notices_markdown(rows))
+
+
+def run_side(tab: Tab, press: Press, job_dir, side: str, label: str, cls, prior: str | None, settings: dict,
+             inputs: list[str], progress):
+    """One side's run ("a": the method, "b": the baseline): its prior warmed first under a status line of its own,
+    then `backends.run` driven one progress report at a time under the device lock; returns its Result."""
+    env, cfg = tab.env, tab.config
+    note = f" ({TINY_NOTE})" if env.is_tiny(prior) else ""
+    loading = prior_loading_message(prior, env)
+    yield press.out.status(f"**{label}** `{cls.key}`: {loading or 'preparing'}{note}...")
+    warm_prior(prior, env)
+    side_dir = job_dir.path / side
+    side_dir.mkdir()
+    lock = device_lock(env.device, cfg.cpu_slots)
+    press.it = drive(press.job, cls.key, settings, prior=prior, inputs=inputs, out_dir=side_dir,
+                     device=env.run_device(), memory=env.memory_mode, threads=cfg.threads, cpu_share=cfg.cpu_slots)
+    result = None
+    while True:
+        acquire(lock, press.job)
+        try:
+            item = next(press.it, None)
+        finally:
+            lock.release()
+        if item is None:
+            press.it = None
+            break
+        if isinstance(item, Result):
+            result = item
+            continue
+        job_dir.touch()
+        progress((item.step, item.total), desc=f"{label}: step")
+        if item.preview is not None:
+            press.last_preview = (side, label, cls.key, item)
+        yield press.out.progress(side, label, cls.key, item, note)
+    if result is None:
+        raise RunError(f"{cls.key} finished without a result")
+    return result
+
+
+def stopped_update(press: Press) -> dict:
+    """The final update of a stopped run: where it stopped and how soon after Stop; the stopped side's last
+    preview offered as a file, marked partial."""
+    job, out = press.job, press.out
+    latency = time.monotonic() - job.stop_requested_at if job.stop_requested_at else 0.0
+    where = f"at step {job.step} of {job.total}" if job.total else "before the first step"
+    kept = ""
+    if press.last_preview is not None and out.folder is not None and press.it is not None:  # the side stopped
+        out.partial(*press.last_preview)
+        kept = " Its last preview is offered as a file, marked partial."
+    return out.final(f"**Stopped** {where} ({latency:.1f} s after Stop).{kept} The next run starts fresh.",
+                     None, None, None)
 
 
 def prior_sentence(metas: list[dict]) -> str:

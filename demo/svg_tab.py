@@ -6,7 +6,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .tab import Example, InputSlot, TabSpec
+from .examples import Example
+from .tab import InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "svg"
 

@@ -12,7 +12,8 @@ import gradio as gr
 from backends.files import JobDir
 from backends.mesh import load_mesh, save_glb
 
-from .tab import Example, InputSlot, TabSpec, input_slot
+from .examples import Example
+from .tab import InputSlot, TabSpec, input_slot
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "views3d"
 

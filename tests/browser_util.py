@@ -52,7 +52,7 @@ def click_example(page, tab: str, label: str) -> None:
 
 
 def load_example(page, tab: str, example) -> None:
-    """Click `example` (a `demo.tab.Example`) and wait until its values are on the page. One update brings them all
+    """Click `example` (a `demo.examples.Example`) and wait until its values are on the page. One update brings them all
     (method, prompt, inputs, compare switch, settings): the prompt in its box, or for an example without one its
     image in the input box, stands for the rest. On a busy machine the update lands seconds after the click."""
     click_example(page, tab, example.label)

@@ -27,7 +27,7 @@ from backends.settings import option
 from backends import settings as bsettings
 from backends.errors import InputError
 from backends.types import Inputs
-from demo import environment, jobs, requests, runs, widgets
+from demo import environment, jobs, requests, runs, widgets, wiring
 from demo import tab as tabmod
 from demo.launch import AppConfig, build_app, parse_args
 
@@ -206,17 +206,17 @@ def test_collect_turns_widgets_into_the_request_and_refuses_bad_settings(app):
               for k, n in fields}
     values["steps"] = 12
     widget_values = [values[n] for _, n in fields]
-    text, status = tab.collect("image/sds", "analytic", 5, True, "image/sds", '{"lr": 0.2}', "a prompt",
-                               *widget_values)
+    text, status = tab.form.collect("image/sds", "analytic", 5, True, "image/sds", '{"lr": 0.2}', "a prompt",
+                                    *widget_values)
     assert status.startswith("Waiting")
     req = json.loads(text)
     assert req["settings"]["steps"] == 12 and req["settings"]["seed"] == 5 and req["settings"]["prompt"] == "a prompt"
     assert req["compare"]["settings"]["steps"] == 12 and req["compare"]["settings"]["lr"] == 0.2
     values["steps"] = 0
     with pytest.raises(gr.Error, match="steps"):
-        tab.collect("image/sds", "analytic", 5, False, None, "{}", "", *[values[n] for _, n in fields])
+        tab.form.collect("image/sds", "analytic", 5, False, None, "{}", "", *[values[n] for _, n in fields])
     with pytest.raises(gr.Error, match="JSON"):
-        tab.collect("image/sds", "analytic", 5, True, "image/sds", "{lr:", "", *widget_values)
+        tab.form.collect("image/sds", "analytic", 5, True, "image/sds", "{lr:", "", *widget_values)
 
 
 def test_results_of_tiny_priors_are_labelled(app):
@@ -238,7 +238,7 @@ def test_each_prior_menu_offers_only_priors_some_method_of_the_tab_can_run(app):
     for name, tab in app.tabs_by_name.items():
         offered = [value for _, value in tab.prior_choices()][1:]
         for prior in offered:
-            assert any(tab._prior_fits(key, prior) for key in tab.classes), (name, prior)
+            assert any(tab.prior_fits(key, prior) for key in tab.classes), (name, prior)
     # the analytic prior is centred on target images: only the image tab's method gives it one
     assert "analytic" in [v for _, v in app.tabs_by_name["image"].prior_choices()]
     assert "analytic" not in [v for _, v in app.tabs_by_name["svg"].prior_choices()]
@@ -270,7 +270,7 @@ def test_stop_ends_a_running_optimization_before_it_finishes_and_the_next_run_wo
         assert time.monotonic() < deadline and worker.is_alive(), "the run never reported a step"
         time.sleep(0.05)
     t0 = time.monotonic()
-    message = tab.stop(session("stopper"))
+    message = tab.stopper.stop(session("stopper"))
     worker.join(30)
     assert not worker.is_alive()
     print(f"stop latency {out['ended'] - t0:.2f} s")  # reported, not judged: a busy machine stretches it
@@ -286,7 +286,7 @@ def test_stop_ends_a_running_optimization_before_it_finishes_and_the_next_run_wo
 
 
 def test_stop_with_nothing_running_says_so(app):
-    assert app.tabs_by_name["image"].stop(session("idle")).startswith("Nothing was running here")
+    assert app.tabs_by_name["image"].stopper.stop(session("idle")).startswith("Nothing was running here")
 
 
 def test_out_of_gpu_memory_is_reported_in_one_sentence_and_the_next_run_succeeds(app, monkeypatch):
@@ -503,9 +503,9 @@ def test_an_example_sets_its_backend_panel_and_the_compare_switch_in_its_one_upd
     """Everything a run reads comes with the click's one update: a chained second update left Run, pressed on a
     busy server before it landed, running the defaults without the baseline."""
     tab = app.tabs_by_name["image"]
-    example = tab.example_rows[1]
-    comps = tab.examples.inputs
-    values = dict(zip(map(id, comps), tab.example_values(example)))
+    example = tab.examples.rows[1]
+    comps = tab.examples.table.inputs
+    values = dict(zip(map(id, comps), tab.examples.values(example)))
     assert len(values) == len(comps)
     for widget in [tab.backend, tab.compare, tab.compare_backend, tab.compare_json, *tab.input_widgets]:
         assert id(widget) in values
@@ -515,11 +515,9 @@ def test_an_example_sets_its_backend_panel_and_the_compare_switch_in_its_one_upd
     assert values[id(tab.compare)] is True and json.loads(values[id(tab.compare_json)]) == example.compare_settings
     assert values[id(tab.compare_backend)] == tab.baseline_for("image/sds")
     # the Run request built from exactly these values asks for the baseline with the example's settings
-    collect_inputs = [tab.backend, tab.prior, tab.seed, tab.compare, tab.compare_backend, tab.compare_json]
-    collect_inputs += [tab.prompt] if tab.prompt is not None else []
     current = {id(w): w.value for _, _, w in tab.panel_fields} | {id(tab.prior): "auto", id(tab.seed): 0}
     current |= values
-    req = json.loads(tab.collect(*[current[id(w)] for w in collect_inputs + [w for _, _, w in tab.panel_fields]])[0])
+    req = json.loads(tab.form.collect(*[current[id(w)] for w in wiring.collect_inputs(tab)])[0])
     assert req["settings"]["steps"] == example.settings["steps"]
     assert req["compare"]["backend"] == tab.baseline_for("image/sds")
     assert {k: req["compare"]["settings"][k] for k in example.compare_settings} == example.compare_settings

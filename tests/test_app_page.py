@@ -74,7 +74,7 @@ def test_a_plugins_new_task_gets_its_own_tab_that_runs(plugin, tmp_path):
     assert [s.kind for s in tab.spec.inputs] == ["image"]  # from the backend's inputs ("image?")
     api = {fn.api_name for fn in demo.fns.values() if fn.api_name}
     assert "throwaway-task_run" in api
-    req = json.loads(tab.defaults())
+    req = json.loads(tab.form.defaults())
     req["settings"].update(prompt="anything", steps=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -122,15 +122,16 @@ def test_the_tab_line_follows_the_settings_and_the_baseline(app_tabs, records):
     fields = ["a rocket"] + [values[name] if key == tab.method_key else widget.value
                              for key, name, widget in tab.panel_fields]
     records.add(tab.method_key, "icons", "cpu", timing.Timing(setup_s=1.0, step_s=0.05, steps=200, work=0))
-    line = tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *fields)
+    expect = tab.expected.expect_text
+    line = expect(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *fields)
     # the steps the run will take: the icons prior's 200 over the profile's 150: 1 + 200 x 0.05 s
     assert line == "Expected time: **about 11 s** (measured on this machine).", line
     steps = [i for i, (key, name, _) in enumerate(tab.panel_fields) if key == tab.method_key and name == "steps"][0]
     longer = list(fields)
     longer[1 + steps] = 2000
-    assert "about 101 s" not in tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *longer)
-    assert "about 2 min" in tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *longer)
-    both = tab.expect_text(tab.method_key, "auto", 0, True, tab.baseline_key, "{}", *fields)
+    assert "about 101 s" not in expect(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *longer)
+    assert "about 2 min" in expect(tab.method_key, "auto", 0, False, tab.baseline_key, "{}", *longer)
+    both = expect(tab.method_key, "auto", 0, True, tab.baseline_key, "{}", *fields)
     assert "(method 11 s, baseline " in both, both
-    assert tab.expect_text(tab.method_key, "auto", 0, False, tab.baseline_key, "{}",
-                           *(["a rocket"] + ["many" if i == steps else f for i, f in enumerate(fields[1:])])) == ""
+    assert expect(tab.method_key, "auto", 0, False, tab.baseline_key, "{}",
+                  *(["a rocket"] + ["many" if i == steps else f for i, f in enumerate(fields[1:])])) == ""

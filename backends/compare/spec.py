@@ -292,7 +292,47 @@ def parse_spec(data: Any, *, base: str | Path = ".", name: str = "spec", out: st
 
 def _backend_cells(keys: _Keys, where: str, table: dict, top: dict, base: Path, out_dir: Path, device,
                    inputs_cache: dict) -> tuple[str, list]:
-    """(label, [((seed index, prior index), Cell, hash)]) of one [[backends]] table."""
+    """(label, [((seed index, prior index), Cell, hash)]) of one [[backends]] table: its backend, label and
+    settings, then its axes (priors, prompts, inputs, seeds) each checked, then their product."""
+    cls, label, settings = _backend_table(keys, where, table)
+    names = {f.name for f in fields(cls.Settings)}
+    priors = _backend_priors(keys, cls, _axis(where, table, top, "priors"), device)
+    prompts: list[str | None] = [None]
+    if "prompt" in names:
+        prompts = _prompts(keys, where, table, top, base) or [None]
+        if cls.spec.prompt_required and prompts == [None]:
+            raise keys.error("prompts", f"{cls.key} ({where}) needs a prompt: give prompts or prompts_file.")
+    input_sets = _backend_inputs(keys, cls, where, _axis(where, table, top, "inputs"), base)
+    skey, seeds = _axis(where, table, top, "seeds")
+    seeds = _backend_seeds(keys, cls, skey, seeds, "seed" in names)
+    total = len(priors) * len(prompts) * len(input_sets) * len(seeds)
+    if total > MAX_CELLS:
+        raise keys.error(where, f"expands to {total:,} cells; at most {MAX_CELLS:,}.")
+    if seeds != [None]:  # a range: its two ends checked stand for every seed
+        for i in sorted({seeds.index(min(seeds)), seeds.index(max(seeds))}):
+            try:
+                make_settings(cls.Settings, {"seed": seeds[i]}, where=cls.key)
+            except InputError as err:  # out of the setting's range
+                raise keys.error(f"{skey}[{i + 1}]", str(err)) from None
+    found = []
+    for files in input_sets:
+        hashes = tuple(_hash_input(inputs_cache, f) for f in files)
+        for prompt in prompts:
+            found += _item_cells(keys, cls, where, label, settings, prompt, files, hashes, seeds, priors, out_dir)
+    return label, found
+
+
+def _axis(where: str, table: dict, top: dict, name: str) -> tuple[str, Any]:
+    """(key for a message, value) of one axis of a backend: its own value, else the top level's (None when
+    neither)."""
+    if name in table:
+        return f"{where}.{name}", table[name]
+    return name, top.get(name)
+
+
+def _backend_table(keys: _Keys, where: str, table: dict) -> tuple[type, str, dict]:
+    """(backend class, label, settings) of one [[backends]] table, each checked; the settings without the grid's
+    axes (prompt, seed) and valid for the backend on their own."""
     if not isinstance(table.get("name"), str):
         raise keys.error(f"{where}.name", "name the backend, e.g. name = \"svg/vectorfusion\" (see "
                                           "`python -m backends list`).")
@@ -300,106 +340,96 @@ def _backend_cells(keys: _Keys, where: str, table: dict, top: dict, base: Path, 
         cls = registry.get(table["name"])
     except InputError as err:
         raise keys.error(f"{where}.name", str(err)) from None
-    key = cls.key
-    label = table.get("label", key)
+    label = table.get("label", cls.key)
     if not isinstance(label, str) or not label.strip() or len(label) > 80:
         raise keys.error(f"{where}.label", f"must be a short text (at most 80 characters), not {_kind(label)}.")
     settings = table.get("settings", {})
     if not isinstance(settings, dict):
         raise keys.error(f"{where}.settings", f"must be a table of settings, not {_kind(settings)}.")
-    names = {f.name for f in fields(cls.Settings)}
     for axis, setting in (("prompts", "prompt"), ("seeds", "seed")):
         if setting in settings:
             raise keys.error(f"{where}.settings.{setting}", f"the grid sets each cell's {setting}: give it in "
                                                              f"`{axis}` instead.")
     try:
-        make_settings(cls.Settings, settings, where=key)
+        make_settings(cls.Settings, settings, where=cls.key)
     except InputError as err:
         raise keys.error(f"{where}.settings", str(err)) from None
+    return cls, label, settings
 
-    def axis(name: str):  # this backend's own value, else the top level's (None when neither)
-        if name in table:
-            return f"{where}.{name}", table[name]
-        return name, top.get(name)
 
-    # priors
-    pkey, priors = axis("priors")
+def _backend_priors(keys: _Keys, cls, axis: tuple[str, Any], device) -> list[str | None]:
+    """The backend's priors, each resolved ("auto": this machine's default for its kind) and named once."""
+    pkey, priors = axis
     priors = keys.texts(pkey, priors if priors is not None else ["auto"])
-    resolved_priors = []
+    resolved = []
     for i, p in enumerate(priors, 1):
         try:
-            resolved_priors.append(check_prior(cls, p, device))
+            resolved.append(check_prior(cls, p, device))
         except InputError as err:
             raise keys.error(f"{pkey}[{i}]", str(err)) from None
-    if len(set(resolved_priors)) != len(resolved_priors):
-        raise keys.error(pkey, f"names a prior twice ({', '.join(map(str, resolved_priors))}, after auto).")
-    # prompts
-    prompts: list[str | None] = [None]
-    if "prompt" in names:
-        prompts = _prompts(keys, where, table, top, base) or [None]
-        if cls.spec.prompt_required and prompts == [None]:
-            raise keys.error("prompts", f"{key} ({where}) needs a prompt: give prompts or prompts_file.")
-    # inputs
-    ikey, entries = axis("inputs")
-    input_sets: list[tuple[Path, ...]] = [()]
-    if cls.spec.inputs.max != 0:
-        input_sets = _inputs(keys, ikey, entries, base, several=cls.spec.inputs.kind == "images") if entries else [()]
-        if input_sets == [()] and cls.spec.inputs.min:
-            raise keys.error("inputs", f"{key} ({where}) needs an input ({cls.spec.inputs.noun}): give inputs.")
-        for i, files in enumerate(input_sets, 1):
-            try:
-                cls.spec.inputs.check(key, len(files))
-            except InputError as err:
-                raise keys.error(f"{ikey}[{i}]", str(err)) from None
-    elif where + ".inputs" == ikey and entries:
-        raise keys.error(ikey, f"{key} takes no input file.")
-    # seeds
-    skey, seeds = axis("seeds")
+    if len(set(resolved)) != len(resolved):
+        raise keys.error(pkey, f"names a prior twice ({', '.join(map(str, resolved))}, after auto).")
+    return resolved
+
+
+def _backend_inputs(keys: _Keys, cls, where: str, axis: tuple[str, Any], base: Path) -> list[tuple[Path, ...]]:
+    """The backend's input sets ([()] for a backend that takes no input file), each of a count it takes."""
+    ikey, entries = axis
+    if cls.spec.inputs.max == 0:
+        if where + ".inputs" == ikey and entries:
+            raise keys.error(ikey, f"{cls.key} takes no input file.")
+        return [()]
+    input_sets = _inputs(keys, ikey, entries, base, several=cls.spec.inputs.kind == "images") if entries else [()]
+    if input_sets == [()] and cls.spec.inputs.min:
+        raise keys.error("inputs", f"{cls.key} ({where}) needs an input ({cls.spec.inputs.noun}): give inputs.")
+    for i, files in enumerate(input_sets, 1):
+        try:
+            cls.spec.inputs.check(cls.key, len(files))
+        except InputError as err:
+            raise keys.error(f"{ikey}[{i}]", str(err)) from None
+    return input_sets
+
+
+def _backend_seeds(keys: _Keys, cls, skey: str, seeds: Any, has_seed: bool) -> list[int | None]:
+    """The backend's seeds (default [0]), whole numbers named once; [None] for a backend without a seed."""
     seeds = [0] if seeds is None else seeds
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                            for s in seeds):
         raise keys.error(skey, f"must be a list of whole numbers, not {_kind(seeds)}.")
     if len(set(seeds)) != len(seeds):
         raise keys.error(skey, "names a seed twice.")
-    if "seed" not in names:
-        seeds = [None]
-    total = len(resolved_priors) * len(prompts) * len(input_sets) * len(seeds)
-    if total > MAX_CELLS:
-        raise keys.error(where, f"expands to {total:,} cells; at most {MAX_CELLS:,}.")
-    if seeds != [None]:  # a range: its two ends checked stand for every seed
-        for i in sorted({seeds.index(min(seeds)), seeds.index(max(seeds))}):
-            try:
-                make_settings(cls.Settings, {"seed": seeds[i]}, where=key)
-            except InputError as err:  # out of the setting's range
-                raise keys.error(f"{skey}[{i + 1}]", str(err)) from None
+    return seeds if has_seed else [None]
 
+
+def _item_cells(keys: _Keys, cls, where: str, label: str, settings: dict, prompt: str | None,
+                files: tuple[Path, ...], hashes: tuple[str, ...], seeds: list, priors: list, out_dir: Path) -> list:
+    """The cells of one item (prompt x input files): one per seed and prior, [((seed index, prior index), Cell,
+    hash)]."""
+    key = cls.key
+    item = _item(prompt, files)
+    values = dict(settings)
+    if prompt is not None:
+        values["prompt"] = prompt
+    if seeds[0] is not None:
+        values["seed"] = seeds[0]
+    try:
+        checked = to_dict(make_settings(cls.Settings, values, where=key))
+    except InputError as err:  # a rule between the settings and the prompt (each passed alone)
+        raise keys.error(where, str(err)) from None
+    checked = json.loads(json.dumps(checked, default=str))  # what result.json will hold
     found = []
-    for files in input_sets:
-        hashes = tuple(_hash_input(inputs_cache, f) for f in files)
-        for prompt in prompts:
-            item = _item(prompt, files)
-            values = dict(settings)
-            if prompt is not None:
-                values["prompt"] = prompt
-            if seeds[0] is not None:
-                values["seed"] = seeds[0]
-            try:
-                checked = to_dict(make_settings(cls.Settings, values, where=key))
-            except InputError as err:  # a rule between the settings and the prompt (each passed alone)
-                raise keys.error(where, str(err)) from None
-            checked = json.loads(json.dumps(checked, default=str))  # what result.json will hold
-            for s_i, seed in enumerate(seeds):  # the seed is checked alone (its range, above): no rule joins it
-                full = dict(checked, seed=seed) if seed is not None else checked
-                for p_i, prior in enumerate(resolved_priors):
-                    digest = _digest(key, full, prior, hashes)
-                    cell_id = "_".join(
-                        [_slug(label, 28), _slug(item, 28), _slug(prior or "no-prior", 16),
-                         f"s{seed}" if seed is not None else "s-", digest[:8]])
-                    found.append(((s_i, p_i), Cell(
-                        id=cell_id, backend=key, label=label, prior=prior, prompt=full.get("prompt", prompt),
-                        inputs=tuple(str(f) for f in files), input_sha256=hashes, seed=seed, settings=full,
-                        item=item, folder=out_dir / cell_id), digest))
-    return label, found
+    for s_i, seed in enumerate(seeds):  # the seed is checked alone (its range, above): no rule joins it
+        full = dict(checked, seed=seed) if seed is not None else checked
+        for p_i, prior in enumerate(priors):
+            digest = _digest(key, full, prior, hashes)
+            cell_id = "_".join(
+                [_slug(label, 28), _slug(item, 28), _slug(prior or "no-prior", 16),
+                 f"s{seed}" if seed is not None else "s-", digest[:8]])
+            found.append(((s_i, p_i), Cell(
+                id=cell_id, backend=key, label=label, prior=prior, prompt=full.get("prompt", prompt),
+                inputs=tuple(str(f) for f in files), input_sha256=hashes, seed=seed, settings=full,
+                item=item, folder=out_dir / cell_id), digest))
+    return found
 
 
 def _prompts(keys: _Keys, where: str, table: dict, top: dict, base: Path) -> list[str]:
