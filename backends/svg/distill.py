@@ -247,24 +247,7 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     stats = stats if stats is not None else {}
     stats.setdefault("reinitialized", 0)
 
-    start, peak, end, warmup = plan.lr
-    groups = []
-    if "points" in st.optimize:
-        painting.points.requires_grad_(True)
-        groups.append({"params": [painting.points], "lr": peak * plan.px})
-    if "colors" in st.optimize:
-        painting.colors.requires_grad_(True)
-        scale = 1.0 if st.kind == "square" else s.color_lr_scale  # pixel art's schedule is the colors' own
-        groups.append({"params": [painting.colors], "lr": peak * scale})
-    if "background" in st.optimize and s.bg_lr_scale > 0:
-        painting.background.requires_grad_(True)
-        groups.append({"params": [painting.background], "lr": peak * s.bg_lr_scale})
-    opt = torch.optim.Adam(groups, betas=(0.9, 0.9), eps=1e-6)  # VectorFusion's Adam
-    peak_safe = peak if peak > 0 else 1.0
-
-    def lr_schedule(i: int) -> float:
-        return engine.warmup_cosine(i, warmup=warmup, total=plan.steps, start=start / peak_safe, peak=1.0,
-                                    end=end / peak_safe)
+    opt, lr_schedule = _optimizer(painting, plan)
 
     def step(i: int) -> engine.Step:
         images = painting.render()                                    # (K, 3, size, size)
@@ -313,6 +296,33 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     painting.points.requires_grad_(False)
     painting.colors.requires_grad_(False)
     painting.background.requires_grad_(False)
+
+
+def _optimizer(painting: Painting, plan: Plan):
+    """VectorFusion's Adam over what the style optimizes (points at a learning rate scaled to the canvas, colours,
+    the background), those made to require grad, and its schedule: a factor of the peak rate per step (warm-up
+    from the start rate, then cosine down to the end rate)."""
+    s, st = plan.settings, plan.style
+    start, peak, end, warmup = plan.lr
+    groups = []
+    if "points" in st.optimize:
+        painting.points.requires_grad_(True)
+        groups.append({"params": [painting.points], "lr": peak * plan.px})
+    if "colors" in st.optimize:
+        painting.colors.requires_grad_(True)
+        scale = 1.0 if st.kind == "square" else s.color_lr_scale  # pixel art's schedule is the colors' own
+        groups.append({"params": [painting.colors], "lr": peak * scale})
+    if "background" in st.optimize and s.bg_lr_scale > 0:
+        painting.background.requires_grad_(True)
+        groups.append({"params": [painting.background], "lr": peak * s.bg_lr_scale})
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.9), eps=1e-6)  # VectorFusion's Adam
+    peak_safe = peak if peak > 0 else 1.0
+
+    def lr_schedule(i: int) -> float:
+        return engine.warmup_cosine(i, warmup=warmup, total=plan.steps, start=start / peak_safe, peak=1.0,
+                                    end=end / peak_safe)
+
+    return opt, lr_schedule
 
 
 def dead_paths(painting: Painting, plan: Plan) -> torch.Tensor:
