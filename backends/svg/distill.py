@@ -19,7 +19,7 @@ from ..imaging import save_png, to_uint8
 from ..priors.base import FastEncoding
 from ..settings import option
 from .losses import closed_area, saturation_penalty, xing_loss
-from .init import resolve_init, sample_rank_vectorize
+from .sampled_init import resolve_init, sample_rank_vectorize
 from .painting import Painting, export_svg, grid_image, pixel_squares, random_circles, random_strokes, resize_to
 from .vectorize import live_steps
 
@@ -162,7 +162,7 @@ def canvas_size(size: int | None, native_size: int, grid: int | None = None) -> 
 
 def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges.
-    init: the resolved init ("scratch", "trace" or "live", see `init.resolve_init`)."""
+    init: the resolved init ("scratch", "trace" or "live", see `sampled_init.resolve_init`)."""
     style = STYLES[s.style]
     native = prior.native_size
     size = canvas_size(s.size, native, (s.paths or style.paths) if style.kind == "square" else None)
@@ -371,9 +371,10 @@ def clip_metadata(scorer, images: torch.Tensor, prompt: str) -> tuple[list[float
 
 def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen, device, out_dir, files, meta, *,
                 samples: int, keep: int = 1):
-    """VectorFusion's init from prior samples: `samples` raster samples -> the `keep` best (`init.rank_samples`) ->
-    vectorized by `init` ("trace" or "live"; pixel art: each kept sample averaged over each square), one scene
-    each. Yields Progress; returns (painting, steps done) and records the best sample in files / meta."""
+    """VectorFusion's init from prior samples: `samples` raster samples -> the `keep` best
+    (`sampled_init.rank_samples`) -> vectorized by `init` ("trace" or "live"; pixel art: each kept sample averaged
+    over each square), one scene each. Yields Progress; returns (painting, steps done) and records the best sample
+    in files / meta."""
     st = plan.style
     vectorize = init if st.kind != "square" else None
     done = keep * live_steps(st.paths, s.live_iters) if vectorize == "live" else 0
