@@ -30,7 +30,7 @@ from .types import BackendSpec, Inputs
 ENTRY_POINT_GROUP = "distill_studio.backends"
 BUILTIN_MODULES = (
     "backends.image",
-    "backends.svg.backends",
+    "backends.svg.builtin_backends",
     "backends.csd_edit.panorama",
     "backends.csd_edit.video",
     "backends.csd_edit.views3d",

@@ -312,7 +312,7 @@ def svg_bytes(data: Any, *, max_bytes: int = MAX_SVG_BYTES, max_elements: int = 
     data: bytes, str (SVG text) or a path-like object (os.PathLike, not str). Refuses empty or whitespace-only
     data, more than max_bytes, text that is not UTF-8/UTF-16 (or the 8-bit encoding its XML declaration names),
     NUL characters, no <svg> element, XML entity declarations (billion laughs, external entities) and more than
-    max_elements start tags. Parsing is backends/svg/svgio.py's job.
+    max_elements start tags. Parsing is the job of backends/svg/svgio/.
     """
     if isinstance(data, str):
         if len(data) > max_bytes:

@@ -33,7 +33,7 @@ def step_ops(k: int, prior: str, size: int, device: str = "cpu") -> dict:
     from backends.priors import load_prior
     from backends.settings import resolve_auto
     from backends.svg import distill as vf
-    from backends.svg.csd import CSDSettings
+    from backends.svg.csd_vectorfusion import CSDSettings
 
     from .renderer import count_ops
 

@@ -14,14 +14,14 @@ import time  # bounds below are process CPU seconds (work), not wall clock: a bu
 import pytest
 import torch
 
-import importlib
 from backends.svg.cost import estimate_work
-from backends.svg.render import render, render_batch
+from backends.svg.render import chord_counts, render, render_batch
+from backends.svg.render import fill as render_fill
+from backends.svg.render.batched import render_batched
 from backends.svg.painting import circle_points, pixel_shapes, random_paths, stroke_shapes
 from backends.svg.scene import Scene, Shape
 from test_svg_render import mixed_shapes
 
-R = importlib.import_module("backends.svg.render")   # the package re-exports the function `render`
 IMG_TOL = 1e-9
 GRAD_RTOL = 1e-4
 
@@ -146,7 +146,7 @@ def test_batched_makes_a_constant_number_of_host_reads_whatever_the_path_count()
             scene = Scene(64, 64, shapes)
             canvas0 = torch.ones(1, 64, 64, 3)
             syncs = []
-            R._render_batched([scene], canvas0, torch.float32, syncs)
+            render_batched([scene], canvas0, torch.float32, syncs)
             counts.append(len(syncs))
         assert counts[0] == counts[1] == (4 if with_strokes else 2), counts
 
@@ -253,20 +253,20 @@ def test_estimate_work_counts_the_renderers_chords_and_bounds_its_pieces():
     est = estimate_work([scene])
     assert est["pixels"] == 6400 and est["layers"] == 12
     cub = torch.cat([s.cubics() for s in scene.shapes])
-    assert est["chords"] == int(R.chord_counts(cub).sum())
+    assert est["chords"] == int(chord_counts(cub).sum())
     # the real piece count: 3 per sub-line of the reference's fill coverage
     calls = []
-    orig = R._split
+    orig = render_fill.split_lines
 
     def spy(a, b, counts, total=None):
         calls.append(int(counts.sum()))
         return orig(a, b, counts, total)
 
-    R._split = spy
+    render_fill.split_lines = spy
     try:
         render(scene, method="reference")
     finally:
-        R._split = orig
+        render_fill.split_lines = orig
     assert 3 * calls[0] <= est["pieces"] < 40 * 3 * calls[0]
 
 

@@ -67,7 +67,7 @@ def test_the_reading_splits_at_verbs_only_after_a_thing_is_named():
 
 
 def test_the_notice_and_result_json_show_the_reading_as_a_structure(prior):
-    from backends.svg.init import reading_notes
+    from backends.svg.sampled_init import reading_notes
 
     meta: dict = {}
     reading_notes(prior, "a cat wearing a wizard hat", meta)

@@ -76,7 +76,7 @@ def test_cubic_refit_follows_a_circle_closely():
 def test_samples_are_ranked_by_the_priors_own_score_when_clip_has_random_weights(monkeypatch):
     from backends.clip import tiny_clip
     from backends.priors.icons import IconPrior
-    from backends.svg.init import rank_samples
+    from backends.svg.sampled_init import rank_samples
 
     prior = IconPrior.load()
     ids = {c: prior.captions.index(c) for c in ("red apple", "green apple", "rocket")}

@@ -146,7 +146,8 @@ def _render(args) -> int:
     if not 1 <= args.samples <= 8:
         raise InputError(f"--samples must be between 1 and 8, got {args.samples}.")
     from .render import output_size
-    from .svgio import MAX_ASPECT, MAX_BYTES, MAX_CANVAS, check_work, svg_to_scene
+    from .cost import check_work
+    from .svgio import MAX_ASPECT, MAX_BYTES, MAX_CANVAS, svg_to_scene
 
     data = read_svg(args.input, MAX_BYTES)
     scene = svg_to_scene(data)

@@ -1,6 +1,6 @@
 """`svg/raster-then-vectorize`: VectorFusion's baseline. Sample K raster images from the text-to-image prior
 (DDIM, CFG 7.5, the style's prompt suffix), keep the best (by CLIP, ViT-B/16 in the paper: rejection sampling; see
-`init.rank_samples` for a machine without CLIP weights), and vectorize it with the same path budget as
+`sampled_init.rank_samples` for a machine without CLIP weights), and vectorize it with the same path budget as
 VectorFusion: traced (vtracer, milliseconds; the init VectorFusion's default refines, so the two side by side
 show what score distillation adds) or LIVE-style (the paper's baseline, minutes on a CPU). No score
 distillation: what the diffusion model draws is all the SVG can show, minus what the vectorizer loses.
@@ -18,7 +18,7 @@ from ..imaging import save_png, to_uint8
 from ..registry import register
 from ..settings import option
 from ..types import Result
-from .init import VECTORIZERS, reading_notes, sample_rank_vectorize
+from .sampled_init import VECTORIZERS, reading_notes, sample_rank_vectorize
 from .painting import export_rasters, export_svg, resize_to
 from .distill import STYLES, canvas_size, full_prompt
 from .vectorize import live_steps

@@ -1,4 +1,4 @@
-"""What drawing costs, before drawing: the one cost model of this project's renderer (render.py), in two units.
+"""What drawing costs, before drawing: the one cost model of this project's renderer (render/), in two units.
 
 - `estimate_work(scenes)`: peak memory of one forward + backward of `render_batch`, in bytes, from the scenes'
   geometry; the distillation and vectorization backends' estimates (`painting_bytes`, `fit_bytes`) apply the same
@@ -123,7 +123,7 @@ def fit_bytes(paths: int, width: int, height: int) -> int:
 def render_work(scene: Scene, size: int | tuple[int, int] | None = None, samples: int = 1) -> torch.Tensor:
     """Estimated pixel operations of `render(scene, size=size, samples=samples)`, per shape: (n_shapes,) float64.
 
-    A model of this project's renderer (backends/svg/render.py), an upper bound rather than a prediction:
+    A model of this project's renderer (backends/svg/render/), an upper bound rather than a prediction:
     - a fill costs its bounding box clipped to the canvas (one winding accumulator per pixel, plus the
       padding column) plus three pieces per pixel-long sub-line of its flattened outline (the control
       polygon's spans in output pixels, plus one per flatness chord, counted as the renderer does);

@@ -19,7 +19,7 @@ from ..imaging import save_png, to_uint8
 from ..priors.base import FastEncoding
 from ..settings import option
 from .losses import closed_area, saturation_penalty, xing_loss
-from .init import resolve_init, sample_rank_vectorize
+from .sampled_init import resolve_init, sample_rank_vectorize
 from .painting import Painting, export_svg, grid_image, pixel_squares, random_circles, random_strokes, resize_to
 from .vectorize import live_steps
 
@@ -162,7 +162,7 @@ def canvas_size(size: int | None, native_size: int, grid: int | None = None) -> 
 
 def make_plan(s: SVGDistillSettings, prior, *, init: str = "scratch") -> Plan:
     """Resolve the style defaults (paths, segments, lr, steps...) and the prior-dependent sizes; check ranges.
-    init: the resolved init ("scratch", "trace" or "live", see `init.resolve_init`)."""
+    init: the resolved init ("scratch", "trace" or "live", see `sampled_init.resolve_init`)."""
     style = STYLES[s.style]
     native = prior.native_size
     size = canvas_size(s.size, native, (s.paths or style.paths) if style.kind == "square" else None)
@@ -247,24 +247,7 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     stats = stats if stats is not None else {}
     stats.setdefault("reinitialized", 0)
 
-    start, peak, end, warmup = plan.lr
-    groups = []
-    if "points" in st.optimize:
-        painting.points.requires_grad_(True)
-        groups.append({"params": [painting.points], "lr": peak * plan.px})
-    if "colors" in st.optimize:
-        painting.colors.requires_grad_(True)
-        scale = 1.0 if st.kind == "square" else s.color_lr_scale  # pixel art's schedule is the colors' own
-        groups.append({"params": [painting.colors], "lr": peak * scale})
-    if "background" in st.optimize and s.bg_lr_scale > 0:
-        painting.background.requires_grad_(True)
-        groups.append({"params": [painting.background], "lr": peak * s.bg_lr_scale})
-    opt = torch.optim.Adam(groups, betas=(0.9, 0.9), eps=1e-6)  # VectorFusion's Adam
-    peak_safe = peak if peak > 0 else 1.0
-
-    def lr_schedule(i: int) -> float:
-        return engine.warmup_cosine(i, warmup=warmup, total=plan.steps, start=start / peak_safe, peak=1.0,
-                                    end=end / peak_safe)
+    opt, lr_schedule = _optimizer(painting, plan)
 
     def step(i: int) -> engine.Step:
         images = painting.render()                                    # (K, 3, size, size)
@@ -315,6 +298,33 @@ def distill_painting(painting: Painting, prior, plan: Plan, *, objective: str = 
     painting.background.requires_grad_(False)
 
 
+def _optimizer(painting: Painting, plan: Plan):
+    """VectorFusion's Adam over what the style optimizes (points at a learning rate scaled to the canvas, colours,
+    the background), those made to require grad, and its schedule: a factor of the peak rate per step (warm-up
+    from the start rate, then cosine down to the end rate)."""
+    s, st = plan.settings, plan.style
+    start, peak, end, warmup = plan.lr
+    groups = []
+    if "points" in st.optimize:
+        painting.points.requires_grad_(True)
+        groups.append({"params": [painting.points], "lr": peak * plan.px})
+    if "colors" in st.optimize:
+        painting.colors.requires_grad_(True)
+        scale = 1.0 if st.kind == "square" else s.color_lr_scale  # pixel art's schedule is the colors' own
+        groups.append({"params": [painting.colors], "lr": peak * scale})
+    if "background" in st.optimize and s.bg_lr_scale > 0:
+        painting.background.requires_grad_(True)
+        groups.append({"params": [painting.background], "lr": peak * s.bg_lr_scale})
+    opt = torch.optim.Adam(groups, betas=(0.9, 0.9), eps=1e-6)  # VectorFusion's Adam
+    peak_safe = peak if peak > 0 else 1.0
+
+    def lr_schedule(i: int) -> float:
+        return engine.warmup_cosine(i, warmup=warmup, total=plan.steps, start=start / peak_safe, peak=1.0,
+                                    end=end / peak_safe)
+
+    return opt, lr_schedule
+
+
 def dead_paths(painting: Painting, plan: Plan) -> torch.Tensor:
     """(K, N) bool: paths that faded (opacity below the threshold) or collapsed (control-polygon area below
     the threshold, scaled from the 600 px canvas)."""
@@ -361,9 +371,10 @@ def clip_metadata(scorer, images: torch.Tensor, prompt: str) -> tuple[list[float
 
 def sample_init(plan: Plan, prior, s: SVGDistillSettings, init: str, scorer, gen, device, out_dir, files, meta, *,
                 samples: int, keep: int = 1):
-    """VectorFusion's init from prior samples: `samples` raster samples -> the `keep` best (`init.rank_samples`) ->
-    vectorized by `init` ("trace" or "live"; pixel art: each kept sample averaged over each square), one scene
-    each. Yields Progress; returns (painting, steps done) and records the best sample in files / meta."""
+    """VectorFusion's init from prior samples: `samples` raster samples -> the `keep` best
+    (`sampled_init.rank_samples`) -> vectorized by `init` ("trace" or "live"; pixel art: each kept sample averaged
+    over each square), one scene each. Yields Progress; returns (painting, steps done) and records the best sample
+    in files / meta."""
     st = plan.style
     vectorize = init if st.kind != "square" else None
     done = keep * live_steps(st.paths, s.live_iters) if vectorize == "live" else 0

@@ -1,6 +1,6 @@
 """What every SVG backend optimizes: the `Painting` (K vector scenes of N same-kind shapes as a few batched leaf
 tensors) and its random initializers (VectorFusion's random circles, random-walk strokes, a pixel grid). The
-initializers from prior samples (sample -> trace or LIVE) are in `init.py`.
+initializers from prior samples (sample -> trace or LIVE) are in `sampled_init.py`.
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ intersection (Xing) loss keeps paths from looping; every 50 steps, paths that fa
 collapsed (area < 64 px^2) are re-initialized as fresh circles on top.
 
 The default init is the paper's best variant, "sample, vectorize, refine": K raster samples from the same prior,
-ranked (CLIP with real weights, else the prior's own score: `init.rank_samples`), the best one traced into paths
-(init "trace", milliseconds; "live" fits LIVE-style instead, minutes on a CPU), then 1K SDS steps without
+ranked (CLIP with real weights, else the prior's own score: `sampled_init.rank_samples`), the best one traced into
+paths (init "trace", milliseconds; "live" fits LIVE-style instead, minutes on a CPU), then 1K SDS steps without
 augmentation. init "scratch" starts from random circles (2K steps with augmentation).
 
 The machinery (`Plan`, `distill_painting`, the init from samples) lives in `svg/distill.py`, which optimizes K scenes
@@ -29,7 +29,7 @@ from ..settings import option
 from ..types import Result
 from .distill import (STYLES, SVGDistillSettings, clip_metadata, distill_painting, distillation_work, init_painting,
                       make_plan, sample_init, with_encoder)
-from .init import INIT_HELP, reading_notes, resolve_init
+from .sampled_init import INIT_HELP, reading_notes, resolve_init
 from .painting import export_rasters, export_svg
 
 

@@ -163,66 +163,93 @@ def live_vectorize(target: torch.Tensor, *, paths: int, segments: int = 4, sched
         if n_new and nothing_left:
             continue
         if n_new:
-            with torch.no_grad():
-                current = _painting(w, h, points, colors, background).render()[0]
-            regions = error_regions(target_np, current.permute(1, 2, 0).cpu().numpy(), labels, n_new, threshold)
-            if not regions:  # nothing left worth a path: skip the remaining stages, refine
+            added = _add_paths(target, target_np, labels, (points, colors, background), n_new, threshold=threshold,
+                               segments=segments, udf_tau=udf_tau * scale, udf_keep=udf_keep)
+            if added is None:  # nothing left worth a path: skip the remaining stages, refine
                 total = done + iters
                 nothing_left = True
                 continue
-            new_pts = torch.stack([region_to_points(m, segments) for m in regions]).to(device)
-            new_col = torch.stack([torch.cat([target[:, torch.from_numpy(m).to(device)].mean(dim=1),
-                                              torch.ones(1, device=device)]) for m in regions])
-            # LIVE's UDF weighting: the error counts mostly near the new paths' outlines, so a new path fits
-            # its region's edge and keeps its region's color even where it covers pixels of another color
-            # that a later path on top will take care of (a ring becomes a disk with a disk on top).
-            weights = udf_weights(np.any(np.stack(regions), axis=0), udf_tau * scale).to(device) + udf_keep
-            points = torch.cat([points.detach(), new_pts])
-            colors = torch.cat([colors.detach(), new_col])
+            points, colors, weights = added
         else:
             if points.shape[0] == 0:
                 break
             weights = torch.ones(h, w, device=device)
-        weights = weights / weights.sum()
-        points = points.detach().requires_grad_(True)
-        colors = colors.detach().requires_grad_(True)
-        # The background is only fitted in the last pass: while regions are still uncovered it would drift
-        # towards their colors, and then the whole canvas would look like a region to cover.
-        background = background.detach().requires_grad_(not n_new)
-        painting = _painting(w, h, points, colors, background)
-        opt = torch.optim.Adam([{"params": [points], "lr": lr * scale},
-                                {"params": [colors] + ([] if n_new else [background]), "lr": color_lr}],
-                               betas=(0.9, 0.9), eps=1e-6)
-
-        def step(i: int, painting=painting, weights=weights) -> engine.Step:
-            img = painting.render()[0]
-            err = (img - target).pow(2).mean(dim=0)
-            xing = xing_loss(painting.cubics()).mean()
-            return engine.Step((err * weights).sum() + xing_weight * xing,
-                               {"mse": err.mean().detach(), "xing": xing.detach()})
-
-        def project(i: int, points=points, colors=colors, background=background) -> None:
-            with torch.no_grad():
-                colors.clamp_(0, 1)
-                background.clamp_(0, 1)
-                points[..., 0].clamp_(-0.1 * w, 1.1 * w)
-                points[..., 1].clamp_(-0.1 * h, 1.1 * h)
-
-        def preview(painting=painting):
-            with torch.no_grad():
-                return to_uint8(painting.render()[0])
-
-        def lr_schedule(i: int) -> float:
-            return engine.warmup_cosine(i, warmup=0, total=iters, start=1.0, peak=1.0, end=0.1)
-
-        for p in engine.distill(step, opt, steps=iters, every=every, preview=preview, lr_schedule=lr_schedule,
-                                after_step=project):
-            p.step, p.total = done + p.step, total
-            p.metrics["paths"] = float(points.shape[0])
-            p.metrics["psnr"] = 10.0 * math.log10(1.0 / max(p.metrics["mse"], 1e-12))
-            yield p
+        points, colors, background = yield from _fit_stage(
+            target, (points, colors, background), weights, refine=not n_new, steps=iters, lr=lr * scale,
+            color_lr=color_lr, xing_weight=xing_weight, every=every, done=done, total=total)
         done += iters
     return _painting(w, h, points.detach(), colors.detach(), background.detach())
+
+
+def _add_paths(target: torch.Tensor, target_np: np.ndarray, labels: np.ndarray, fit, n_new: int, *,
+               threshold: float, segments: int, udf_tau: float, udf_keep: float):
+    """A stage's new paths: the outlines of the `n_new` regions of largest error of the current `fit` (points,
+    colors, background), in their regions' mean colours, appended to the fit's paths. Returns (points, colors,
+    the stage's UDF weights (H, W)), or None when no region with error above `threshold` is left."""
+    points, colors, background = fit
+    device = target.device
+    _, h, w = target.shape
+    with torch.no_grad():
+        current = _painting(w, h, points, colors, background).render()[0]
+    regions = error_regions(target_np, current.permute(1, 2, 0).cpu().numpy(), labels, n_new, threshold)
+    if not regions:
+        return None
+    new_pts = torch.stack([region_to_points(m, segments) for m in regions]).to(device)
+    new_col = torch.stack([torch.cat([target[:, torch.from_numpy(m).to(device)].mean(dim=1),
+                                      torch.ones(1, device=device)]) for m in regions])
+    # LIVE's UDF weighting: the error counts mostly near the new paths' outlines, so a new path fits
+    # its region's edge and keeps its region's color even where it covers pixels of another color
+    # that a later path on top will take care of (a ring becomes a disk with a disk on top).
+    weights = udf_weights(np.any(np.stack(regions), axis=0), udf_tau).to(device) + udf_keep
+    return torch.cat([points.detach(), new_pts]), torch.cat([colors.detach(), new_col]), weights
+
+
+def _fit_stage(target: torch.Tensor, fit, weights: torch.Tensor, *, refine: bool, steps: int, lr: float,
+               color_lr: float, xing_weight: float, every: int, done: int, total: int):
+    """`steps` Adam steps of the fit (points, colors, background) on the `weights`-weighted error plus the
+    self-intersection loss; refine: the last pass, the only one that fits the background too. A generator:
+    yields Progress numbered from `done` within `total`, returns the fitted (points, colors, background)."""
+    _, h, w = target.shape
+    weights = weights / weights.sum()
+    points, colors, background = (t.detach() for t in fit)
+    points.requires_grad_(True)
+    colors.requires_grad_(True)
+    # The background is only fitted in the last pass: while regions are still uncovered it would drift
+    # towards their colors, and then the whole canvas would look like a region to cover.
+    background.requires_grad_(refine)
+    painting = _painting(w, h, points, colors, background)
+    opt = torch.optim.Adam([{"params": [points], "lr": lr},
+                            {"params": [colors] + ([background] if refine else []), "lr": color_lr}],
+                           betas=(0.9, 0.9), eps=1e-6)
+
+    def step(i: int) -> engine.Step:
+        img = painting.render()[0]
+        err = (img - target).pow(2).mean(dim=0)
+        xing = xing_loss(painting.cubics()).mean()
+        return engine.Step((err * weights).sum() + xing_weight * xing,
+                           {"mse": err.mean().detach(), "xing": xing.detach()})
+
+    def project(i: int) -> None:
+        with torch.no_grad():
+            colors.clamp_(0, 1)
+            background.clamp_(0, 1)
+            points[..., 0].clamp_(-0.1 * w, 1.1 * w)
+            points[..., 1].clamp_(-0.1 * h, 1.1 * h)
+
+    def preview():
+        with torch.no_grad():
+            return to_uint8(painting.render()[0])
+
+    def lr_schedule(i: int) -> float:
+        return engine.warmup_cosine(i, warmup=0, total=steps, start=1.0, peak=1.0, end=0.1)
+
+    for p in engine.distill(step, opt, steps=steps, every=every, preview=preview, lr_schedule=lr_schedule,
+                            after_step=project):
+        p.step, p.total = done + p.step, total
+        p.metrics["paths"] = float(points.shape[0])
+        p.metrics["psnr"] = 10.0 * math.log10(1.0 / max(p.metrics["mse"], 1e-12))
+        yield p
+    return points, colors, background
 
 
 def _painting(w: int, h: int, points: torch.Tensor, colors: torch.Tensor, background: torch.Tensor) -> Painting:

@@ -5,8 +5,8 @@ scenes are SVGD particles (Kim et al. 2023): each step renders, augments (one sh
 are compared like with like), encodes and denoises all K in one batch at one timestep, and `engine.csd_grad`
 mixes their SDS scores through an RBF kernel on the noisy latents and adds a repulsive term that pushes the
 candidates apart. With K = 1 it is exactly VectorFusion. The candidates are ranked at the end as the samples are
-(`init.rank_samples`): by CLIP with real weights, else by the prior's own score where it has one (the offline `icons`
-prior), else in the order made.
+(`sampled_init.rank_samples`): by CLIP with real weights, else by the prior's own score where it has one (the
+offline `icons` prior), else in the order made.
 
 Where the particles start matters more than the kernel. Score distillation is mode-seeking: from K random shape
 sets every candidate climbs to the same mode. Measured with the exact-score `icons` prior (benchmarks/eval_icons.py,
@@ -15,7 +15,7 @@ scratch, and repulsion strong enough to separate them (300-3000, with shared noi
 retrieval posteriors) pushed them off every icon instead of onto different ones. So by default (init "auto" ->
 "trace") each particle starts from its own raster sample of the prior, vectorized as VectorFusion's init does:
 the samples land in different modes, and CSD refines them together (3.5 distinct icons of 4 on those prompts,
-measured with the LIVE init; the default traces each sample instead, the faster of the two, `init.py`).
+measured with the LIVE init; the default traces each sample instead, the faster of the two, `sampled_init.py`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from ..registry import register
 from ..settings import option
 from ..types import Result
 from .painting import export_rasters, export_svg, grid_image
-from .init import INIT_HELP, rank_samples, reading_notes, resolve_init
+from .sampled_init import INIT_HELP, rank_samples, reading_notes, resolve_init
 from .distill import (STYLES, SVGDistillSettings, distill_painting, distillation_work, init_painting, make_plan,
                       sample_init)
 

@@ -5,4 +5,5 @@
     svg/raster-then-vectorize  the paper's baseline: K raster samples -> best by CLIP -> LIVE vectorization
     svg/vectorize              image -> SVG (LIVE-style), no diffusion model
 """
-from . import baseline, csd, vectorfusion, vectorize  # noqa: F401  (imported for their @register side effect)
+# imported for their @register side effect
+from . import baseline, csd_vectorfusion, vectorfusion, vectorize  # noqa: F401
