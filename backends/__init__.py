@@ -16,7 +16,8 @@ from .errors import DistillError, InputError, RunError
 from .priors import MODES as PRIOR_MODES
 from .priors import describe as describe_machine
 from .priors import vocabulary
-from .priors.machine import MEMORY_MODES, free_memory, on_space, on_zero_gpu
+from .devices import on_space, on_zero_gpu
+from .priors.machine import MEMORY_MODES, free_memory
 from .registry import available, get, register, reload_plugins
 from .runner import expect, preload, resolved_settings, run, run_to_end
 from .types import Progress, Result

@@ -12,12 +12,23 @@ from typing import Mapping
 
 import torch
 
+from .settings import truthy
+
 # A run whose peak memory is under this gains nothing from a second thread: torch keeps ops under 32768 elements
 # on one thread (its grain size) and a run of a few MB has few above it, while each parallel region still wakes
 # the second thread. The offline priors' default runs all hold 60-140 MB and are decided by the load instead.
 SMALL_WORK_BYTES = 16 * 2**20
 LOAD_SAMPLE_S = 0.1  # how long the cores' load is sampled before a run: 10 clock ticks of 10 ms per core
 THREAD_SETTINGS = ("DISTILL_THREADS", "OMP_NUM_THREADS")  # explicit settings, the first set wins
+
+
+def on_zero_gpu() -> bool:
+    """A Hugging Face ZeroGPU Space: the GPU is attached per call by the `spaces` package."""
+    return truthy(os.environ.get("SPACES_ZERO_GPU"))
+
+
+def on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))
 
 
 def to_device(x: torch.Tensor, device) -> torch.Tensor:

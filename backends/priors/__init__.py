@@ -15,6 +15,7 @@ import threading
 
 import torch
 
+from ..devices import on_zero_gpu
 from ..errors import InputError
 from . import catalog, machine
 from .analytic import AnalyticEditPrior, AnalyticPrior
@@ -114,7 +115,7 @@ def describe(device: torch.device | str | None = None, mode: str = "auto", memor
     on_gpu = dev.type == "cuda"
     profile = machine.memory_profile(dev, memory)
     facts = {"device": str(dev), "gpu": torch.cuda.get_device_name(dev) if on_gpu else "",
-             "gpu_mem_gb": round(machine.gpu_memory_gb(dev), 1), "zero_gpu": machine.on_zero_gpu(),
+             "gpu_mem_gb": round(machine.gpu_memory_gb(dev), 1), "zero_gpu": on_zero_gpu(),
              "memory": profile, "mode": mode, "tiny_asked": mode == "tiny", "memory_switches": list(machine.MEMORY_SWITCHES[profile]),
              "hub_offline": machine.hub_offline(), "kinds": {}, "priors": {}, "plugin_errors": catalog.plugin_errors}
     weights = {}

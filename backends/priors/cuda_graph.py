@@ -37,8 +37,8 @@ from typing import Callable, Hashable
 
 import torch
 
+from ..devices import on_zero_gpu
 from ..settings import FALSE_WORDS
-from .machine import on_zero_gpu
 
 ENV_SWITCH = "DISTILL_CUDA_GRAPHS"  # "0" (any of settings.FALSE_WORDS) turns graphs off
 DEFAULT_MAX_GRAPHS = 8
@@ -53,7 +53,7 @@ def disabled_reason(device: torch.device | str | None = None) -> str | None:
     """Why CUDA graphs cannot be used on `device` in this process, or None when they can.
 
     Reads the environment at each call: `DISTILL_CUDA_GRAPHS=0` (or any word `settings.FALSE_WORDS` holds) and
-    ZeroGPU (`machine.on_zero_gpu`: `SPACES_ZERO_GPU` read by `settings.truthy`) switch graphs off; so do a missing
+    ZeroGPU (`devices.on_zero_gpu`: `SPACES_ZERO_GPU` read by `settings.truthy`) switch graphs off; so do a missing
     CUDA runtime and a non-CUDA device.
     """
     switch = os.environ.get(ENV_SWITCH, "").strip()

@@ -28,15 +28,6 @@ _hub_state: bool | None = None
 _we_went_offline = False  # True when HF_HUB_OFFLINE was set by hub_reachable, not by the person
 
 
-def on_zero_gpu() -> bool:
-    """A Hugging Face ZeroGPU Space: the GPU is attached per call by the `spaces` package."""
-    return truthy(os.environ.get("SPACES_ZERO_GPU"))
-
-
-def on_space() -> bool:
-    return bool(os.environ.get("SPACE_ID"))
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
