@@ -56,6 +56,17 @@ MAX_ZIP_ENTRIES = 64
 # parse for minutes (20 million 'v' lines, 233 KB zipped: 46 s and 3.1 GB before this bound)
 MAX_OBJ_LINES = 10 * MAX_TRIANGLES
 MAX_ZIP_UNCOMPRESSED = 200 * MB
+# a glTF's vertices as trimesh keeps them (each primitive's POSITION accessor whole, once per node placing it):
+# a mesh of MAX_TRIANGLES triangles needs at most 3 each, and primitives may share one accessor
+MAX_VERTICES = 10 * MAX_TRIANGLES
+# the arrays trimesh makes of a glTF's accessors together: a file of MAX_MESH_BYTES holds at most that much, and
+# morph targets without a view (zeros) may add as much again
+MAX_ACCESSOR_BYTES = 2 * MAX_MESH_BYTES
+MAX_GLTF_ITEMS = 1_000_000  # objects, arrays and values in a glTF's JSON; its geometry is in buffers
+MAX_GLB_CHUNKS = 8  # a GLB has its JSON and a binary chunk; trimesh reads every chunk after them
+_GLB_JSON, _GLB_BIN = 0x4E4F534A, 0x004E4942
+_COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}  # glTF componentType: bytes
+_ACCESSOR_VALUES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 BAKE_SIZE = 512  # texture side for meshes that came without one
 MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
 PROGRAM_FORMATS = ("EPS", "WMF")  # Pillow decodes these through Ghostscript or the system: never for an upload
@@ -179,12 +190,16 @@ def _checked(path: str) -> _Checked:
     if ext not in (".glb", ".gltf"):
         raise fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
     with open(path, "rb") as fh:
-        data = fh.read()
-    if head == b"glTF" or ext == ".glb":
-        gltf, binary = _glb_chunks(data, shown)
-    else:
-        gltf, binary = _json(data, shown), b""
-    sizes = _check_gltf(gltf, binary, shown)
+        if head == b"glTF" or ext == ".glb":
+            # the header and the JSON chunk judged first; the binary chunk is read only for what they allow
+            gltf, binary = _glb_layout(fh, st.st_size, shown)
+        else:
+            data = fh.read()  # a .gltf is its JSON, at most MAX_MESH_BYTES
+            gltf, binary = _json(data, shown), _Bytes()
+        sizes = _check_gltf(gltf, binary, shown)
+        if head == b"glTF" or ext == ".glb":
+            fh.seek(0)
+            data = fh.read(st.st_size)
     return _Checked(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown, sizes)
 
 
@@ -216,30 +231,70 @@ def _to_uint8(texture: torch.Tensor) -> np.ndarray:
 # --- bounds, from headers -----------------------------------------------------------------------------------
 
 
-def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
-    """(JSON, BIN chunk bytes) of a GLB, checked for shape only."""
+class _Chunk:
+    """A GLB's binary chunk, read from the file a range at a time: its bytes are never held whole for a check."""
+
+    def __init__(self, fh, start: int, length: int):
+        self.fh, self.start, self.length = fh, start, length
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset >= self.length:
+            return b""
+        self.fh.seek(self.start + offset)
+        return self.fh.read(min(length, self.length - offset))
+
+
+class _Bytes:
+    """Bytes held already (a buffer decoded from a data URI; a .gltf's missing binary chunk), read as a `_Chunk`."""
+
+    def __init__(self, data: bytes = b""):
+        self.data, self.length = data, len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset : offset + length]
+
+
+def _glb_layout(fh, size: int, shown: str) -> tuple[dict, _Chunk]:
+    """A GLB's JSON and its binary chunk (as a `_Chunk`), from the 12-byte header and each chunk's 8-byte header:
+    the length the header declares is the file's, the JSON chunk and every chunk after it lie within it (at most
+    MAX_GLB_CHUNKS, as trimesh reads each one), and only the JSON chunk is read."""
     bad = fail(f"The file {shown} is not a valid glTF binary; upload {FORMATS}.")
-    if len(data) < 20 or data[:4] != b"glTF":
+    head = fh.read(20)
+    if len(head) < 20 or head[:4] != b"glTF":
         raise bad
-    _magic, version, length = struct.unpack("<4sLL", data[:12])
-    if version != 2 or length > len(data):
+    _magic, version, length = struct.unpack("<4sLL", head[:12])
+    if version != 2:
         raise bad
-    json_len, json_type = struct.unpack("<LL", data[12:20])
-    if json_type != 0x4E4F534A or 20 + json_len > len(data):
+    if length != size:
+        raise fail(f"The file {shown} declares {length:,} bytes in its glTF header but has {size:,}; upload the "
+                   ".glb as it was exported.")
+    json_len, json_type = struct.unpack("<LL", head[12:20])
+    if json_type != _GLB_JSON or 20 + json_len > length:
         raise bad
-    gltf = _json(data[20 : 20 + json_len], shown)
-    at = 20 + json_len
-    binary = b""
-    if at + 8 <= len(data):
-        bin_len, _bin_type = struct.unpack("<LL", data[at : at + 8])
-        binary = data[at + 8 : at + 8 + bin_len]
-    return gltf, binary
+    gltf = _json(fh.read(json_len), shown)
+    binary, at = _Chunk(fh, 0, 0), 20 + json_len
+    for _ in range(MAX_GLB_CHUNKS):
+        if at + 8 > length:
+            return gltf, binary
+        fh.seek(at)
+        chunk_len, chunk_type = struct.unpack("<LL", fh.read(8))
+        if at + 8 + chunk_len > length:
+            raise bad
+        if chunk_type == _GLB_BIN and not binary.length:
+            binary = _Chunk(fh, at + 8, chunk_len)
+        at += 8 + chunk_len
+    raise fail(f"The file {shown} has more than {MAX_GLB_CHUNKS} chunks; a glTF binary has two.")
 
 
 def _json(data: bytes, shown: str) -> dict:
     """A glTF's JSON object, or InputError (json.loads recurses once per level: a 100,000-deep array is a
-    RecursionError, which it raises cleanly before the stack runs out)."""
+    RecursionError, which it raises cleanly before the stack runs out). Its objects, arrays and values are
+    bounded from the text first: 50 MB of '{},' would be 16 million dicts, a GB in Python."""
     bad = fail(f"The file {shown} is not a valid glTF mesh; upload {FORMATS}.")
+    items = data.count(b",") + data.count(b"{") + data.count(b"[")  # an upper bound: commas in strings counted
+    if items > MAX_GLTF_ITEMS:
+        raise fail(f"The glTF {shown} has {items:,} items in its JSON; at most {MAX_GLTF_ITEMS:,} are allowed "
+                   "(a glTF keeps its geometry in buffers).")
     try:
         gltf = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also an integer of over 4300 digits
@@ -249,10 +304,11 @@ def _json(data: bytes, shown: str) -> dict:
     return gltf
 
 
-def _check_gltf(gltf: dict, binary: bytes, shown: str) -> list[tuple[int, int]]:
-    """Triangles as trimesh will load them (see `_gltf_triangles`), no file outside this one, and each texture's
-    size from its header, before trimesh runs; its textures' sizes. Any part of the wrong JSON type is
-    malformed."""
+def _check_gltf(gltf: dict, binary, shown: str) -> list[tuple[int, int]]:
+    """Everything the JSON declares, before trimesh runs or the binary chunk is read whole: no file outside this
+    one; triangles and vertices as trimesh will make them (see `_gltf_placed`); the bytes trimesh copies for its
+    buffer views and decodes for its accessors; each texture's size from its header (read from `binary`, a
+    `_Chunk`, a range at a time). Returns its textures' sizes. Any part of the wrong JSON type is malformed."""
     try:
         for kind in ("buffers", "images"):
             for item in gltf.get(kind) or []:
@@ -262,31 +318,61 @@ def _check_gltf(gltf: dict, binary: bytes, shown: str) -> list[tuple[int, int]]:
                                "with everything inside.")
         if not gltf.get("meshes"):
             raise fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
-        _check_triangles(_gltf_triangles(gltf, shown), shown)
-        views = gltf.get("bufferViews", [])
-        buffers: dict[int, bytes] = {}
-        sizes: list[tuple[int, int]] = []
-        for k, img in enumerate(gltf.get("images") or []):
-            if "bufferView" in img:
-                view = views[_index(img["bufferView"])]
-                index = _index(view.get("buffer", 0))
-                if index not in buffers:
-                    uri = gltf["buffers"][index].get("uri")
-                    buffers[index] = base64.b64decode(uri.split(",", 1)[1]) if uri else binary
-                start = _index(view.get("byteOffset", 0))
-                head = buffers[index][start : start + _index(view["byteLength"])]
-            elif str(img.get("uri", "")).startswith("data:"):
-                head = base64.b64decode(img["uri"].split(",", 1)[1])
-            else:
-                continue
-            sizes.append(_texture_size(head, quote(img.get("name") or f"image {k}"), shown, required=True))
-            _check_texture_total(sizes, shown)
-        return sizes
+        triangles, vertices = _gltf_placed(gltf, shown)
+        _check_triangles(triangles, shown)
+        if vertices > MAX_VERTICES:
+            raise fail(f"The mesh {shown} has {vertices:,} vertices; at most {MAX_VERTICES:,} are allowed.")
+        _check_gltf_bytes(gltf, shown)
+        return _gltf_texture_sizes(gltf, binary, shown)
     except InputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
         raise fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing or not of its "
                    "type).") from None
+
+
+def _check_gltf_bytes(gltf: dict, shown: str) -> None:
+    """trimesh copies each buffer view out of its buffer, and makes an array of every accessor (zeros for one
+    without a view, `count` rows for a strided one whatever its view holds): both totals bounded from the JSON."""
+    views = sum(_index(view["byteLength"]) for view in gltf.get("bufferViews") or [])
+    if views > MAX_MESH_BYTES:
+        raise fail(f"The glTF {shown} declares buffer views of {human_size(views)} together; at most "
+                   f"{human_size(MAX_MESH_BYTES)} is allowed.")
+    arrays = 0
+    for accessor in gltf.get("accessors") or []:
+        shape = _ACCESSOR_VALUES[accessor["type"]]
+        arrays += _index(accessor["count"]) * shape * _COMPONENT_BYTES[accessor["componentType"]]
+    if arrays > MAX_ACCESSOR_BYTES:
+        raise fail(f"The glTF {shown} declares accessors of {human_size(arrays)} together; at most "
+                   f"{human_size(MAX_ACCESSOR_BYTES)} is allowed.")
+
+
+def _gltf_texture_sizes(gltf: dict, binary, shown: str) -> list[tuple[int, int]]:
+    """Each image's (width, height) from its first HEADER_BYTES (the whole image where they do not hold its
+    header), its textures' pixels together bounded."""
+    views = gltf.get("bufferViews", [])
+    decoded: dict[int, bytes] = {}
+    sizes: list[tuple[int, int]] = []
+    for k, img in enumerate(gltf.get("images") or []):
+        name = quote(img.get("name") or f"image {k}")
+        if "bufferView" in img:
+            view = views[_index(img["bufferView"])]
+            index = _index(view.get("buffer", 0))
+            uri = gltf["buffers"][index].get("uri")
+            if uri and index not in decoded:
+                decoded[index] = base64.b64decode(uri.split(",", 1)[1])
+            start, length = _index(view.get("byteOffset", 0)), _index(view["byteLength"])
+            source = _Bytes(decoded[index]) if uri else binary
+            size = _texture_size(source.read(start, min(length, HEADER_BYTES)), name, shown)
+            if size == (0, 0):
+                size = _texture_size(source.read(start, length), name, shown, required=True)
+        elif str(img.get("uri", "")).startswith("data:"):
+            size = _texture_size(base64.b64decode(img["uri"].split(",", 1)[1]), name, shown, required=True)
+        else:
+            continue
+        sizes.append(size)
+        _check_texture_total(sizes, shown)
+    return sizes
 
 
 def _index(value) -> int:
@@ -296,22 +382,25 @@ def _index(value) -> int:
     return value
 
 
-def _gltf_triangles(gltf: dict, shown: str) -> int:
-    """The triangles trimesh makes of a glTF: each primitive's (mode 4, triangles: count / 3; 5 and 6, strips and
-    fans: count - 2; points and lines none), times the times its mesh is placed, since trimesh makes a copy for every
-    node that places it (a node placed under a node placed N times is placed N times)."""
+def _gltf_placed(gltf: dict, shown: str) -> tuple[int, int]:
+    """The triangles and vertices trimesh makes of a glTF: each primitive's triangles (mode 4, triangles: count / 3;
+    5 and 6, strips and fans: count - 2; points and lines none) and vertices (its POSITION accessor's count, which
+    trimesh keeps whole), times the times its mesh is placed, since trimesh makes a copy for every node that places
+    it (a node placed under a node placed N times is placed N times)."""
     accessors = gltf.get("accessors") or []
     per_mesh = []
     for mesh in gltf["meshes"]:
-        triangles = 0
+        triangles = vertices = 0
         for prim in mesh.get("primitives") or []:
             mode = prim.get("mode", 4)
             if mode not in (4, 5, 6):
                 continue
-            index = prim["indices"] if prim.get("indices") is not None else prim["attributes"]["POSITION"]
-            count = _index(accessors[_index(index)]["count"])
+            points = _index(accessors[_index(prim["attributes"]["POSITION"])]["count"])
+            index = prim.get("indices")
+            count = points if index is None else _index(accessors[_index(index)]["count"])
             triangles += count // 3 if mode == 4 else max(count - 2, 0)
-        per_mesh.append(triangles)
+            vertices += points
+        per_mesh.append((triangles, vertices))
     nodes = gltf.get("nodes") or []
     children = [[_index(c) for c in (node.get("children") or [])] for node in nodes]
     parents = [0] * len(nodes)
@@ -339,7 +428,8 @@ def _gltf_triangles(gltf: dict, shown: str) -> int:
         if node.get("mesh") is not None:
             placed[_index(node["mesh"])] += paths[n]
     # a mesh no node places is still counted once: the count is a bound, never under what loads
-    return sum(t * max(1, k) for t, k in zip(per_mesh, placed))
+    return (sum(t * max(1, k) for (t, _v), k in zip(per_mesh, placed)),
+            sum(v * max(1, k) for (_t, v), k in zip(per_mesh, placed)))
 
 
 def _check_triangles(triangles: int, shown: str) -> None:
