@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 from ..errors import InputError
 
 if TYPE_CHECKING:  # io bakes atlases with this module's rasterizer, so the import runs one way only
-    from .io import Mesh
+    from .form import Mesh
 
 MAX_PAIRS = 4_000_000  # (triangle, pixel) pairs held at once
 MAX_TOTAL_PAIRS = 32_000_000  # pairs tested in one `rasterize` call: about 25 s on 2 CPU cores, the worst accepted
