@@ -296,26 +296,37 @@ def through_api(client, case: Case, path: Path, sampler: Sampler) -> dict:
     return {"before": None, "during": during, "after": sampler.now, "outcome": outcome}
 
 
-# the upload is in its slot (its name shown, or its image or video drawn) or Gradio said why not (a toast)
-LANDED_JS = """([id, name]) => { const el = document.getElementById(id); if (el === null) return false;
-  if (el.innerText.includes(name)) return true;
-  const media = [...el.querySelectorAll('img, video')].some(m => decodeURIComponent(m.src || '').includes(name));
-  return media || document.querySelector('.toast-body') !== null; }"""
+OUTCOME_WORDS = ("Done", "failed", "problem", "Stopped", "Error")
 
 
-def landed(page, elem: str, name: str) -> None:
-    """Wait (at most SETTLE_LIMIT_S) until the upload of `name` into `#elem` landed or was refused."""
-    try:
-        page.wait_for_function(LANDED_JS, arg=[elem, name], timeout=SETTLE_LIMIT_S * 1000)
-    except Exception as err:  # noqa: BLE001 - the sampler still measures; the row's outcome says what Run made of it
-        print(f"{name}: no sign of the upload landing in #{elem}: {type(err).__name__}", flush=True)
+def toasts(page) -> str:
+    """Gradio's error toasts on the page (an upload or a request refused before the handler ran), closed once read:
+    the next step's refusal is then its own."""
+    text = " / ".join(" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all())
+    for close in page.locator(".toast-close").all():
+        close.click()
+    return text
+
+
+def outcome(page, tab: str) -> str:
+    """The run's outcome: the status sentence once it says one, or a toast Gradio showed instead."""
+    from tests.browser_util import status_text
+
+    deadline = time.monotonic() + RUN_LIMIT_S
+    while time.monotonic() < deadline:
+        text = status_text(page, tab)
+        if any(w in text for w in OUTCOME_WORDS):
+            return text
+        if page.locator(".toast-body").count():
+            return f"refused: {toasts(page)}"
+        time.sleep(0.2)
+    return f"no outcome in {RUN_LIMIT_S:.0f} s: {status_text(page, tab)}"
 
 
 def through_browser(browser, url: str, case: Case, path: Path, sampler: Sampler) -> dict:
     """The file set on the tab's slot in Chromium (the slot's viewer runs on it), the upload settled, then Run."""
-    from tests.browser_util import open_page, open_tab, status_text, wait_status
-
     from demo.launch import tab_specs
+    from tests.browser_util import open_page, open_tab
 
     spec = next(s for s in tab_specs() if s.name == case.tab)
     page = open_page(browser, url)
@@ -324,25 +335,22 @@ def through_browser(browser, url: str, case: Case, path: Path, sampler: Sampler)
         page.locator(f"#{case.tab}-backend input").click()
         page.get_by_role("option", name=case.backend.split("/", 1)[1], exact=True).click()
         if case.tab != "image":
-            prompt = page.locator(f"#{case.tab}-prompt textarea")
-            if prompt.count():
-                prompt.fill(RUN_SETTINGS["prompt"])
+            page.locator(f"#{case.tab}-prompt textarea").fill(RUN_SETTINGS["prompt"])
         elem = "views3d-mesh" if case.slot == "mesh" else f"{case.tab}-input"  # the slots' elem_ids
         sampler.mark()
-        page.locator(f"#{elem} input[type=file]").first.set_input_files(str(path))
-        landed(page, elem, path.name)
+        with page.expect_response(lambda r: "/gradio_api/upload" in r.url, timeout=SETTLE_LIMIT_S * 1000):
+            page.locator(f"#{elem} input[type=file]").first.set_input_files(str(path))
         time.sleep(SETTLE_S)  # the slot's change event (a mesh's viewer) starts after the upload lands
         sampler.settle()
         before = sampler.peak()
+        refused = toasts(page)
         sampler.mark()
         page.locator(f"#{case.tab}-run").click()
-        try:
-            outcome = wait_status(page, case.tab, ("Done", "failed", "problem", "Stopped", "Error"), RUN_LIMIT_S)
-        except TimeoutError:
-            outcome = f"no outcome in {RUN_LIMIT_S:.0f} s: {status_text(page, case.tab)}"
+        text = outcome(page, case.tab)
         during = sampler.peak()
         sampler.settle()
-        return {"before": before, "during": during, "after": sampler.now, "outcome": outcome}
+        text = f"upload refused: {refused}; Run: {text}" if refused else text
+        return {"before": before, "during": during, "after": sampler.now, "outcome": text}
     finally:
         page.close()
 
