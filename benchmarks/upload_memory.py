@@ -29,14 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from backends.validate import MB, human_size
+from demo.launch import UPLOAD_LIMIT_BYTES
 
-from backends.validate import MB  # noqa: E402
-from demo.launch import UPLOAD_LIMIT_BYTES  # noqa: E402
-
-from .common import append_results, device_name, load_note  # noqa: E402
+from .common import append_results, device_name, load_note
 
 SAMPLE_S = 0.05
 TARGET_BYTES = 2 * 1024 ** 3  # issue 36: never more than 2 GB held
@@ -374,7 +370,7 @@ def table(rows: list[dict]) -> str:
     lines = ["| upload | kind | size | sent by | peak before Run, GB | peak during Run, GB | held after, GB | "
              "outcome (first line) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['upload']} | {r['kind']} | {r['size'] / MB:.1f} MB | {r['via']} | "
+        lines.append(f"| {r['upload']} | {r['kind']} | {human_size(r['size'])} | {r['via']} | "
                      f"{gb_flagged(r['before'])} | {gb_flagged(r['during'])} | {gb_flagged(r['after'])} | "
                      f"{first_line(r['outcome'])} |")
     return "\n".join(lines)
