@@ -10,7 +10,7 @@ import torch
 
 from ..validate import fail
 from .form import Mesh
-from .limits import BAKE_SIZE
+from .bounds import BAKE_SIZE
 
 
 def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarray | None = None, *,

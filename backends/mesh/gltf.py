@@ -13,7 +13,7 @@ import struct
 
 from ..errors import InputError
 from ..validate import fail, human_size, quote
-from .limits import (FORMATS, HEADER_BYTES, MAX_MESH_BYTES, MAX_TRIANGLES, Checked, check_texture_total,
+from .bounds import (FORMATS, HEADER_BYTES, MAX_MESH_BYTES, MAX_TRIANGLES, Checked, check_texture_total,
                      check_triangles, texture_size)
 
 # a glTF's vertices as trimesh keeps them (each primitive's POSITION accessor whole, once per node placing it):

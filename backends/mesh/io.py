@@ -8,7 +8,7 @@ node paths that place each mesh; what trimesh copies and allocates for buffer vi
 `objzip.checked_zip` (member names: no '..', no absolute paths, no links; the files its .obj and .mtl name, read as
 trimesh reads them; an OBJ's face lines after joining the lines trimesh joins, and its line count; sizes). Both
 judge each texture's size and all textures' pixels together for every file Pillow opens, whatever its name, from
-its header (`limits`), never decoded first. trimesh then reads a zip through a resolver of its members only,
+its header (`bounds`), never decoded first. trimesh then reads a zip through a resolver of its members only,
 Pillow refuses any image over the limit while it does, and the triangles are counted again on what it parsed
 before any copy is made. A refusal is an InputError of one sentence naming the file. `load_geometry` reads the
 triangles alone (trimesh told to skip materials), with the texture's size from the headers: a run's work is
@@ -38,7 +38,7 @@ from ..validate import fail, file_label, human_size
 from .atlas import ATLAS_TIMEOUT_S, bake_atlas, parametrize
 from .form import MAX_COORDINATE, Mesh, base_factor, base_image, check_geometry, corner_colors, factor_into_texture
 from .gltf import MAX_ACCESSOR_BYTES, MAX_GLTF_ITEMS, MAX_VERTICES, checked_gltf
-from .limits import (BAKE_SIZE, FORMATS, HEADER_BYTES, MAX_BAKE_SIZE, MAX_MESH_BYTES, MAX_TEXTURE_PIXELS,
+from .bounds import (BAKE_SIZE, FORMATS, HEADER_BYTES, MAX_BAKE_SIZE, MAX_MESH_BYTES, MAX_TEXTURE_PIXELS,
                      MAX_TEXTURE_SIDE, MAX_TEXTURES_PIXELS, MAX_TRIANGLES, PROGRAM_FORMATS, Checked, check_triangles,
                      texture_guard)
 from .objzip import MAX_OBJ_LINES, MAX_ZIP_ENTRIES, MAX_ZIP_UNCOMPRESSED, TEXTURE_EXT, checked_zip

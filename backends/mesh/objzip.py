@@ -12,7 +12,7 @@ import zipfile
 from ..errors import InputError
 from ..media import central_directory, is_archiver_junk
 from ..validate import MB, fail, human_size, quote
-from .limits import (FORMATS, HEADER_BYTES, MAX_TRIANGLES, Checked, check_texture_total, check_triangles,
+from .bounds import (FORMATS, HEADER_BYTES, MAX_TRIANGLES, Checked, check_texture_total, check_triangles,
                      texture_size)
 
 MAX_ZIP_ENTRIES = 64
