@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from backends.files import JobDir
-from backends.mesh import load_mesh, save_glb
+from backends.mesh import load_mesh, mesh_texels, save_glb
 
 from .examples import Example
 from .tab import InputSlot, TabSpec, input_slot
@@ -41,8 +41,11 @@ def examples() -> list[Example]:
 
 def mesh_view(path: str, job_root: str | None) -> str:
     """What the 3D viewer shows of an uploaded mesh: a .glb or .gltf as uploaded (the browser reads it), a zipped
-    .obj read as a run reads it (bounded, given an atlas if it has no UVs) and written as a .glb in a job folder."""
+    .obj read as a run reads it (bounded, given an atlas if it has no UVs) and written as a .glb in a job folder.
+    A .glb or .gltf passes every check a run makes from its headers first: the viewer's framing reads it whole with
+    trimesh (its textures decoded), so a refusal here hides the viewer instead."""
     if Path(path).suffix.lower() in (".glb", ".gltf"):
+        mesh_texels(path)
         return path
     mesh = load_mesh(path)
     glb, _ = save_glb(mesh, mesh.texture, JobDir(job_root, prefix="view").path / "upload.glb")

@@ -311,14 +311,14 @@ def test_an_atlas_maker_that_crashes_or_hangs_is_one_sentence_and_this_process_l
     # xatlas 0.0.11 dies of a segmentation fault on an 81,920-triangle icosphere; it runs in a child process
     import trimesh
 
-    from backends.mesh import io as mesh_io
+    from backends.mesh import atlas
 
     trimesh.creation.box().export(tmp_path / "plain.glb")  # no UVs: needs an atlas
-    monkeypatch.setattr(mesh_io, "_ATLAS_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    monkeypatch.setattr(atlas, "_ATLAS_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     with pytest.raises(InputError, match=r"^The mesh 'plain.glb' has no UV map, and making one failed \(xatlas "
                                          r"ended with signal 11\); upload it with a UV map\.$"):
         load_mesh(tmp_path / "plain.glb")
-    monkeypatch.setattr(mesh_io, "_ATLAS_CHILD", "import time; time.sleep(30)")
-    monkeypatch.setattr(mesh_io, "ATLAS_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(atlas, "_ATLAS_CHILD", "import time; time.sleep(30)")
+    monkeypatch.setattr(atlas, "ATLAS_TIMEOUT_S", 0.5)
     with pytest.raises(InputError, match=r"took over 0.5 s; upload it with a UV map\.$"):
         load_mesh(tmp_path / "plain.glb")

@@ -4,7 +4,9 @@ in one sentence naming the file, before trimesh decodes a texture or copies a me
 loads to what it holds."""
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from PIL import Image
 
 from backends.errors import InputError
 from backends.mesh import load_mesh
-from tests.hostile import glb_geometry, grid_triangles, make_hostile_meshes, mesh_zip
+from tests.hostile import glb_bytes, glb_declaring, glb_geometry, grid_triangles, make_hostile_meshes, mesh_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_KB = ("def peak_kb():\n"  # VmHWM: ru_maxrss keeps the high mark of the process that forked this one
@@ -178,6 +180,78 @@ def test_a_mesh_given_to_a_views_method_names_the_method_that_takes_a_mesh(tmp_p
                                   f"orbit video), {backend}-mesh edits a mesh.")
 
 
+def _bytes_read() -> int:
+    """Bytes this process has read through read() so far (/proc/self/io's rchar)."""
+    with open("/proc/self/io") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("rchar"))
+
+
+def test_a_glb_whose_json_breaks_a_limit_is_refused_before_its_binary_chunk_is_read(tmp_path):
+    """A 40 MB GLB whose JSON declares 300,000 triangles: refused from its header and JSON chunk, the 40 MB binary
+    chunk never read (the whole file was read before its JSON was looked at)."""
+    data = glb_declaring(300_000)
+    gltf = json.loads(data[20 : 20 + struct.unpack("<L", data[12:16])[0]])
+    path = tmp_path / "big.glb"
+    path.write_bytes(glb_bytes(gltf, bytes(40 * 1024 * 1024)))
+    before = _bytes_read()
+    with pytest.raises(InputError, match="300,000 triangles"):
+        load_mesh(path)
+    assert _bytes_read() - before < 1024 * 1024, _bytes_read() - before
+
+
+def _with_json(glb: bytes, change, padding: int = 0) -> bytes:
+    """`glb` with its JSON changed by `change(gltf)`, its binary chunk kept and `padding` zero bytes added to it."""
+    json_len = struct.unpack("<L", glb[12:16])[0]
+    gltf = json.loads(glb[20 : 20 + json_len])
+    binary = glb[28 + json_len :] + bytes(padding)
+    gltf["buffers"][0]["byteLength"] = len(binary)
+    change(gltf)
+    return glb_bytes(gltf, binary)
+
+
+def _zeros_accessor(gltf):  # an accessor without a view: 128 MB of zeros trimesh would make
+    gltf["accessors"].append({"componentType": 5126, "count": 2_000_000, "type": "MAT4"})
+
+
+def _views_over_the_buffer(gltf):  # 60 views of the whole 1 MB buffer: 60 MB of copies
+    gltf["bufferViews"] += [{"buffer": 0, "byteLength": gltf["buffers"][0]["byteLength"]}] * 60
+
+
+def _bufferless_positions(gltf):  # 3 million vertices for one triangle
+    gltf["accessors"].append({"componentType": 5126, "count": 3_000_000, "type": "VEC3"})
+    gltf["meshes"][0]["primitives"][0]["attributes"]["POSITION"] = len(gltf["accessors"]) - 1
+
+
+def _empty_objects(gltf):  # 1.5 million dicts in Python
+    gltf["extras"] = [{}] * 1_500_000
+
+
+@pytest.mark.parametrize("change, words", [(_zeros_accessor, "accessors of"),
+                                           (_views_over_the_buffer, "buffer views of"),
+                                           (_bufferless_positions, "3,000,000 vertices"),
+                                           (_empty_objects, "items in its JSON")])
+def test_a_glb_whose_json_declares_more_than_its_limits_is_refused_from_the_json(tmp_path, change, words):
+    """What trimesh would make of the JSON (an accessor's array, a view's copy, a primitive's vertices, the JSON's
+    own objects) judged before it runs: each refused in one sentence naming the file."""
+    path = tmp_path / "declares.glb"
+    path.write_bytes(_with_json(glb_geometry(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32), [0, 1, 2]),
+                                change, padding=1024 * 1024))
+    with pytest.raises(InputError) as err:
+        load_mesh(path)
+    message = str(err.value)
+    assert words in message and "'declares.glb'" in message and "\n" not in message, message
+
+
+def test_a_glb_whose_header_declares_another_length_than_the_file_s_is_refused(tmp_path):
+    data = glb_geometry(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32), [0, 1, 2])
+    path = tmp_path / "long.glb"
+    path.write_bytes(data + bytes(64))
+    with pytest.raises(InputError, match=f"declares {len(data):,} bytes"):
+        load_mesh(path)
+    path.write_bytes(data)
+    assert len(load_mesh(path).faces) == 1
+
+
 def test_the_tab_s_upload_viewer_refuses_a_hostile_mesh_before_decoding_it(hostile, tmp_path):
     """The 3D-view tab reads an uploaded zip for its viewer as soon as it lands (before Run): by the same loader,
     so the same refusal (the tab then hides the viewer and Run says why)."""
@@ -187,6 +261,20 @@ def test_the_tab_s_upload_viewer_refuses_a_hostile_mesh_before_decoding_it(hosti
         path, words = hostile[name]
         with pytest.raises(InputError, match=words):
             mesh_view(str(path), str(tmp_path))
+
+
+def test_the_tab_s_upload_viewer_checks_a_glb_before_the_viewer_reads_it(tmp_path):
+    """A .glb goes to the viewer as uploaded, framed by trimesh (every texture decoded): a 16384x16384 texture
+    declared in its header is refused first, as a run refuses it (the tab then hides the viewer)."""
+    from demo.views3d_tab import mesh_view
+    from tests.hostile import png_with_declared_size
+
+    path = tmp_path / "huge_texture.glb"
+    path.write_bytes(glb_declaring(1, png_with_declared_size(16384, 16384)))
+    with pytest.raises(InputError, match="16384x16384"):
+        mesh_view(str(path), str(tmp_path))
+    good = _textured_box(tmp_path / "box.glb", 16)
+    assert mesh_view(str(good), str(tmp_path)) == str(good)
 
 
 def _zip_with_bmp(path: Path, width: int, height: int) -> Path:

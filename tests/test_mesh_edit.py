@@ -118,3 +118,51 @@ def test_the_expected_time_grows_with_the_texture_as_the_run_s_cpu_time_does(tmp
         cpu[side] = run_cold(key, settings, [path], prior="edits")["cpu"]
     added, measured = expected[4096] - expected[512], cpu[4096] - cpu[512]
     assert measured > 0 and 1 / 3 < added / measured < 3, (expected, cpu)
+
+
+# in a child process, one torch thread: how much more than it holds each step of a run's end makes it hold at peak
+# (/proc/self/clear_refs restarts the peak), for a mesh with the largest texture allowed
+_PEAKS_CHILD = """
+import sys
+import numpy as np
+import torch
+from backends.mesh import Mesh, fit_texture, held_out_residual, orbit, rasterize, save_glb
+
+def held_mb(key):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(key)) / 1024
+
+def extra_mb(fn):
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    start = held_mb("VmRSS")
+    out = fn()
+    return out, held_mb("VmHWM") - start
+
+torch.set_num_threads(1)
+vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32)
+texture = torch.full((4096, 4096, 3), 0.5)
+mesh = Mesh(vertices, np.array([[0, 1, 2], [0, 2, 3]]), vertices[:, :2].copy(), texture)
+raster = rasterize(mesh, orbit(mesh, 4), 32)
+targets = torch.full((4, 3, 32, 32), 0.25)
+fitted = fit_texture(targets, raster, texture, steps=2)[0]
+_, held_out = extra_mb(lambda: held_out_residual(targets, raster, texture, steps=2))
+_, save = extra_mb(lambda: save_glb(mesh, fitted, sys.argv[1]))
+print(round(held_out), round(save))
+"""
+
+
+def test_the_end_of_a_run_holds_no_texture_copy_it_no_longer_needs(tmp_path):
+    """A 4096x4096 texture is 200 MB as float: the held-out pair of fits does not hold the first fit's texture
+    through the second (it did: 1,488 MB above what the process held, 1,296 after), and saving scales one copy in
+    place (three float copies: 633 MB, 199 after)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _PEAKS_CHILD, str(tmp_path / "t.glb")], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(root)), timeout=600, check=True)
+    held_out, save = (int(v) for v in out.stdout.split())
+    assert held_out < 1400, held_out
+    assert save < 400, save

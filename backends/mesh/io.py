@@ -1,36 +1,29 @@
 """Textured meshes in and out, bounded: `load_mesh` (.glb, .gltf with embedded data, or a .zip of .obj + .mtl +
 texture) and `save_glb`.
 
-Every bound is checked from headers before trimesh parses anything heavy, on what trimesh will make of the file
-(`_checked`, one place for every kind): the file's bytes; the triangles (a glTF's accessor counts of triangles,
-strips and fans, times the node paths that place each mesh; an OBJ's face lines after joining the lines trimesh
-joins, and its line count); each texture's size and all textures' pixels together, for every file Pillow opens
-whatever its name (from the headers, never decoded first; a zip member's from its first bytes, before it is
-unpacked whole); and, for a zip, its member names (no '..', no absolute
-paths, no links), the files its .obj and .mtl name (read as trimesh reads them), and sizes. trimesh then reads a
-zip through a resolver of its members only, Pillow refuses any image over the limit while it does, and the
-triangles are counted again on what it parsed before any copy is made. A refusal is an InputError of one
-sentence naming the file. `load_geometry` reads the triangles alone (trimesh told to skip materials), with the
-texture's size from the headers: a run's work is estimated, and refused, before any texture is decoded.
+Every bound is checked before trimesh parses anything heavy, on what trimesh will make of the file (`_checked`,
+one place for every kind): the file's bytes here, then the reader of its kind: `gltf.checked_gltf` (a GLB's header
+and JSON chunk before its binary chunk; the triangles and vertices of every primitive, strips and fans, times the
+node paths that place each mesh; what trimesh copies and allocates for buffer views and accessors) or
+`objzip.checked_zip` (member names: no '..', no absolute paths, no links; the files its .obj and .mtl name, read as
+trimesh reads them; an OBJ's face lines after joining the lines trimesh joins, and its line count; sizes). Both
+judge each texture's size and all textures' pixels together for every file Pillow opens, whatever its name, from
+its header (`bounds`), never decoded first. trimesh then reads a zip through a resolver of its members only,
+Pillow refuses any image over the limit while it does, and the triangles are counted again on what it parsed
+before any copy is made. A refusal is an InputError of one sentence naming the file. `load_geometry` reads the
+triangles alone (trimesh told to skip materials), with the texture's size from the headers: a run's work is
+estimated, and refused, before any texture is decoded.
 
-Every mesh leaves here in one form: per-vertex UVs in [0, 1] and one RGB texture (at most 4096 px a side).
-Several parts are joined, their textures packed into one atlas (by trimesh, each base colour factor multiplied
-in first). A mesh without UVs gets an atlas from xatlas (run in a child process: it can crash) with its vertex
-or face colours (or its material's base colour) baked in; a texture that repeats across the surface (UVs beyond
-one tile) is drawn once into a new atlas the same way.
+Every mesh leaves here in one form (`form.Mesh`): per-vertex UVs in [0, 1] and one RGB texture (at most 4096 px a
+side). Several parts are joined, their textures packed into one atlas (by trimesh, each base colour factor
+multiplied in first). A mesh without UVs gets an atlas (`atlas.bake_atlas`: xatlas in a child process, as it can
+crash) with its vertex or face colours (or its material's base colour) baked in; a texture that repeats across
+the surface (UVs beyond one tile) is drawn once into a new atlas the same way.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import io
-import json
 import os
 import stat
-import struct
-import tempfile
-import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -40,43 +33,24 @@ from PIL import Image
 
 from ..errors import InputError
 from ..files import atomic_path
-from ..media import central_directory, is_archiver_junk, pillow_pixel_limit
-from ..validate import MB, fail, file_label, human_size, quote
+from ..media import central_directory
+from ..validate import fail, file_label, human_size
+from .atlas import ATLAS_TIMEOUT_S, bake_atlas, parametrize
+from .form import MAX_COORDINATE, Mesh, base_factor, base_image, check_geometry, corner_colors, factor_into_texture
+from .gltf import MAX_ACCESSOR_BYTES, MAX_GLTF_ITEMS, MAX_VERTICES, checked_gltf
+from .bounds import (BAKE_SIZE, FORMATS, HEADER_BYTES, MAX_BAKE_SIZE, MAX_MESH_BYTES, MAX_TEXTURE_PIXELS,
+                     MAX_TEXTURE_SIDE, MAX_TEXTURES_PIXELS, MAX_TRIANGLES, PROGRAM_FORMATS, Checked, check_triangles,
+                     texture_guard)
+from .objzip import MAX_OBJ_LINES, MAX_ZIP_ENTRIES, MAX_ZIP_UNCOMPRESSED, TEXTURE_EXT, checked_zip
 
-MAX_MESH_BYTES = 50 * MB
-MAX_TRIANGLES = 200_000
-MAX_TEXTURE_SIDE = 4096
-MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE * MAX_TEXTURE_SIDE
-# all of a mesh's textures together: trimesh decodes every one and packs them into one atlas (which is then
-# scaled to MAX_TEXTURE_SIDE); 4 textures of 4096x4096, about 270 MB decoded
-MAX_TEXTURES_PIXELS = 4 * MAX_TEXTURE_PIXELS
-MAX_COORDINATE = 1e12  # model units; squared in float32 distances, 1e38 overflows
-MAX_ZIP_ENTRIES = 64
-# an .obj's lines: its vertices, UVs and normals (at most 3 a triangle each) and faces; more is text trimesh would
-# parse for minutes (20 million 'v' lines, 233 KB zipped: 46 s and 3.1 GB before this bound)
-MAX_OBJ_LINES = 10 * MAX_TRIANGLES
-MAX_ZIP_UNCOMPRESSED = 200 * MB
-BAKE_SIZE = 512  # texture side for meshes that came without one
-MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
-PROGRAM_FORMATS = ("EPS", "WMF")  # Pillow decodes these through Ghostscript or the system: never for an upload
-TEXTURE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-HEADER_BYTES = 256 * 1024  # enough for any image header Pillow reads (a JPEG's frame after a large EXIF block)
-FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
-
-
-@dataclass
-class Mesh:
-    """A triangle mesh with one texture.
-
-    vertices: (V, 3) float32, model units; faces: (F, 3) int64 into vertices; uv: (V, 2) float32 in [0, 1], v up
-    (OpenGL/glTF-as-trimesh convention: v=0 is the texture's bottom row); texture: (H, W, 3) float32 in [0, 1],
-    row 0 at the top. name: the file it came from, for messages."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    uv: np.ndarray
-    texture: torch.Tensor
-    name: str = ""
+# what callers import from here: the entry points, and the bounds and helpers of the modules beside this one
+__all__ = [
+    "ATLAS_TIMEOUT_S", "BAKE_SIZE", "FORMATS", "HEADER_BYTES", "MAX_ACCESSOR_BYTES", "MAX_BAKE_SIZE", "MAX_COORDINATE",
+    "MAX_GLTF_ITEMS", "MAX_MESH_BYTES", "MAX_OBJ_LINES", "MAX_TEXTURES_PIXELS", "MAX_TEXTURE_PIXELS",
+    "MAX_TEXTURE_SIDE", "MAX_TRIANGLES", "MAX_VERTICES", "MAX_ZIP_ENTRIES", "MAX_ZIP_UNCOMPRESSED",
+    "PROGRAM_FORMATS", "TEXTURE_EXT", "Geometry", "Mesh", "bake_atlas", "is_mesh_file", "load_geometry",
+    "load_mesh", "mesh_texels", "parametrize", "save_glb",
+]
 
 
 def load_mesh(path: str | os.PathLike) -> Mesh:
@@ -117,7 +91,7 @@ def load_geometry(path: str | os.PathLike) -> Geometry:
     tm = _trimesh_load(checked.source, checked.file_type, checked.shown, resolver=checked.resolver,
                        skip_materials=True)
     vertices = np.asarray(tm.vertices, np.float32)
-    faces = _check_geometry(vertices, np.asarray(tm.faces, np.int64), checked.shown)
+    faces = check_geometry(vertices, np.asarray(tm.faces, np.int64), checked.shown)
     size = checked.sizes[0] if len(checked.sizes) == 1 else None
     return Geometry(vertices, faces, checked.texels, size, checked.shown)
 
@@ -140,25 +114,7 @@ def is_mesh_file(path: str | os.PathLike) -> bool:
         return False
 
 
-@dataclass
-class _Checked:
-    """A mesh file past every check from its headers: what trimesh reads (bytes, their type, a resolver of a zip's
-    members), the name for messages, and its textures' sizes, (width, height) each."""
-
-    source: io.BytesIO
-    file_type: str
-    shown: str
-    sizes: list[tuple[int, int]]
-    resolver: object = None
-
-    @property
-    def texels(self) -> int:
-        """See `mesh_texels`."""
-        pixels = sum(w * h for w, h in self.sizes)
-        return min(max(pixels, BAKE_SIZE * BAKE_SIZE), MAX_TEXTURE_PIXELS)
-
-
-def _checked(path: str) -> _Checked:
+def _checked(path: str) -> Checked:
     shown = file_label(path)
     try:
         st = os.stat(path)
@@ -175,17 +131,10 @@ def _checked(path: str) -> _Checked:
     with open(path, "rb") as fh:
         head = fh.read(4)
     if ext == ".zip" or head == b"PK\x03\x04":
-        return _checked_zip(path, shown)
+        return checked_zip(path, shown)
     if ext not in (".glb", ".gltf"):
         raise fail(f"The file {shown} is not a mesh this app reads; upload {FORMATS}.")
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if head == b"glTF" or ext == ".glb":
-        gltf, binary = _glb_chunks(data, shown)
-    else:
-        gltf, binary = _json(data, shown), b""
-    sizes = _check_gltf(gltf, binary, shown)
-    return _Checked(io.BytesIO(data), "glb" if head == b"glTF" else "gltf", shown, sizes)
+    return checked_gltf(path, st.st_size, shown, glb=head == b"glTF" or ext == ".glb")
 
 
 def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tuple[str, str]:
@@ -209,337 +158,8 @@ def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tupl
 
 
 def _to_uint8(texture: torch.Tensor) -> np.ndarray:
-    arr = texture.detach().float().clamp(0, 1).cpu().numpy()
-    return (arr * 255.0 + 0.5).astype(np.uint8)
-
-
-# --- bounds, from headers -----------------------------------------------------------------------------------
-
-
-def _glb_chunks(data: bytes, shown: str) -> tuple[dict, bytes]:
-    """(JSON, BIN chunk bytes) of a GLB, checked for shape only."""
-    bad = fail(f"The file {shown} is not a valid glTF binary; upload {FORMATS}.")
-    if len(data) < 20 or data[:4] != b"glTF":
-        raise bad
-    _magic, version, length = struct.unpack("<4sLL", data[:12])
-    if version != 2 or length > len(data):
-        raise bad
-    json_len, json_type = struct.unpack("<LL", data[12:20])
-    if json_type != 0x4E4F534A or 20 + json_len > len(data):
-        raise bad
-    gltf = _json(data[20 : 20 + json_len], shown)
-    at = 20 + json_len
-    binary = b""
-    if at + 8 <= len(data):
-        bin_len, _bin_type = struct.unpack("<LL", data[at : at + 8])
-        binary = data[at + 8 : at + 8 + bin_len]
-    return gltf, binary
-
-
-def _json(data: bytes, shown: str) -> dict:
-    """A glTF's JSON object, or InputError (json.loads recurses once per level: a 100,000-deep array is a
-    RecursionError, which it raises cleanly before the stack runs out)."""
-    bad = fail(f"The file {shown} is not a valid glTF mesh; upload {FORMATS}.")
-    try:
-        gltf = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also an integer of over 4300 digits
-        raise bad from None
-    if not isinstance(gltf, dict):
-        raise bad
-    return gltf
-
-
-def _check_gltf(gltf: dict, binary: bytes, shown: str) -> list[tuple[int, int]]:
-    """Triangles as trimesh will load them (see `_gltf_triangles`), no file outside this one, and each texture's
-    size from its header, before trimesh runs; its textures' sizes. Any part of the wrong JSON type is
-    malformed."""
-    try:
-        for kind in ("buffers", "images"):
-            for item in gltf.get(kind) or []:
-                uri = item.get("uri")
-                if uri is not None and not str(uri).startswith("data:"):
-                    raise fail(f"The glTF {shown} refers to the outside file {quote(uri)}; upload it as one .glb "
-                               "with everything inside.")
-        if not gltf.get("meshes"):
-            raise fail(f"The glTF {shown} holds no mesh; upload {FORMATS}.")
-        _check_triangles(_gltf_triangles(gltf, shown), shown)
-        views = gltf.get("bufferViews", [])
-        buffers: dict[int, bytes] = {}
-        sizes: list[tuple[int, int]] = []
-        for k, img in enumerate(gltf.get("images") or []):
-            if "bufferView" in img:
-                view = views[_index(img["bufferView"])]
-                index = _index(view.get("buffer", 0))
-                if index not in buffers:
-                    uri = gltf["buffers"][index].get("uri")
-                    buffers[index] = base64.b64decode(uri.split(",", 1)[1]) if uri else binary
-                start = _index(view.get("byteOffset", 0))
-                head = buffers[index][start : start + _index(view["byteLength"])]
-            elif str(img.get("uri", "")).startswith("data:"):
-                head = base64.b64decode(img["uri"].split(",", 1)[1])
-            else:
-                continue
-            sizes.append(_texture_size(head, quote(img.get("name") or f"image {k}"), shown, required=True))
-            _check_texture_total(sizes, shown)
-        return sizes
-    except InputError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
-        raise fail(f"The glTF {shown} is malformed (an accessor, view or image it names is missing or not of its "
-                   "type).") from None
-
-
-def _index(value) -> int:
-    """A glTF index or byte count: a whole number >= 0 (TypeError otherwise, which the caller calls malformed)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TypeError(value)
-    return value
-
-
-def _gltf_triangles(gltf: dict, shown: str) -> int:
-    """The triangles trimesh makes of a glTF: each primitive's (mode 4, triangles: count / 3; 5 and 6, strips and
-    fans: count - 2; points and lines none), times the times its mesh is placed, since trimesh makes a copy for every
-    node that places it (a node placed under a node placed N times is placed N times)."""
-    accessors = gltf.get("accessors") or []
-    per_mesh = []
-    for mesh in gltf["meshes"]:
-        triangles = 0
-        for prim in mesh.get("primitives") or []:
-            mode = prim.get("mode", 4)
-            if mode not in (4, 5, 6):
-                continue
-            index = prim["indices"] if prim.get("indices") is not None else prim["attributes"]["POSITION"]
-            count = _index(accessors[_index(index)]["count"])
-            triangles += count // 3 if mode == 4 else max(count - 2, 0)
-        per_mesh.append(triangles)
-    nodes = gltf.get("nodes") or []
-    children = [[_index(c) for c in (node.get("children") or [])] for node in nodes]
-    parents = [0] * len(nodes)
-    for kids in children:
-        for c in kids:
-            if c >= len(nodes):
-                raise IndexError(c)
-            parents[c] += 1
-    # paths from the roots to each node, in topological order (Kahn); a node left unvisited is on a loop
-    paths = [1 if p == 0 else 0 for p in parents]
-    ready = [n for n, p in enumerate(parents) if p == 0]
-    waiting, seen = list(parents), 0
-    while ready:
-        n = ready.pop()
-        seen += 1
-        for c in children[n]:
-            paths[c] += paths[n]
-            waiting[c] -= 1
-            if waiting[c] == 0:
-                ready.append(c)
-    if seen != len(nodes):
-        raise fail(f"The glTF {shown} is malformed (its nodes form a loop).")
-    placed = [0] * len(per_mesh)
-    for n, node in enumerate(nodes):
-        if node.get("mesh") is not None:
-            placed[_index(node["mesh"])] += paths[n]
-    # a mesh no node places is still counted once: the count is a bound, never under what loads
-    return sum(t * max(1, k) for t, k in zip(per_mesh, placed))
-
-
-def _check_triangles(triangles: int, shown: str) -> None:
-    if triangles > MAX_TRIANGLES:
-        raise fail(f"The mesh {shown} has {triangles:,} triangles; at most {MAX_TRIANGLES:,} are allowed.")
-
-
-def _check_texture_total(sizes: list[tuple[int, int]], shown: str) -> None:
-    pixels = sum(w * h for w, h in sizes)
-    if pixels > MAX_TEXTURES_PIXELS:
-        raise fail(f"The textures of {shown} hold {pixels:,} pixels together; at most {MAX_TEXTURES_PIXELS:,} "
-                   f"(four of {MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE}) are allowed.")
-
-
-def _texture_size(data: bytes, name: str, shown: str, required: bool = False) -> tuple[int, int]:
-    """(width, height) of an image in any format Pillow opens, from its header (nothing is decoded), or InputError
-    for one larger than MAX_TEXTURE_SIDE on a side. A file Pillow does not open is (0, 0) (trimesh, which decodes
-    textures with Pillow, cannot use it either) or, required=True (a glTF's image), an InputError."""
-    try:
-        with pillow_pixel_limit(None):  # the size is judged here, with its own sentence
-            with Image.open(io.BytesIO(data)) as im:
-                width, height, fmt = *im.size, im.format
-    except Exception:  # UnidentifiedImageError, SyntaxError of a broken header, ...
-        if not required:
-            return 0, 0
-        raise fail(f"The texture {name} in {shown} is not an image this app reads (PNG, JPEG, WebP).") from None
-    if fmt in PROGRAM_FORMATS:
-        raise fail(f"The texture {name} in {shown} is a {fmt} file, which Pillow draws by running another program; "
-                   "use a PNG or JPEG texture.")
-    if width > MAX_TEXTURE_SIDE or height > MAX_TEXTURE_SIDE:
-        raise fail(f"The texture {name} in {shown} is {width}x{height}; at most "
-                   f"{MAX_TEXTURE_SIDE}x{MAX_TEXTURE_SIDE} is allowed.")
-    return width, height
-
-
-# Pillow's warning between its limit and twice that, which `_texture_guard` makes it give for textures within ours,
-# silenced by one filter for the process, set here once: catch_warnings around the load would swap the process's
-# filter list while other requests' threads decode (and could leave it swapped). Every image this app decodes has
-# its size checked from its header first, so the warning says nothing a check has not.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module=r"PIL\.")
-
-
-@contextlib.contextmanager
-def _texture_guard():
-    """Pillow refuses to decode any image over MAX_TEXTURE_PIXELS while trimesh loads: its own guard only warns
-    between its limit and twice that, so the limit is set at half (the warning is filtered above). The headers were
-    checked before; this holds if a file is read in a way they did not foresee."""
-    with pillow_pixel_limit(MAX_TEXTURE_PIXELS // 2):
-        yield
-
-
-def _checked_zip(path: str, shown: str) -> _Checked:
-    """A zip holding one .obj (+ .mtl + textures): names and sizes checked, every member Pillow can open checked
-    as a texture from its header, then read from memory, trimesh seeing only the zip's members."""
-    with open(path, "rb") as fh:
-        try:
-            count, cd_size = central_directory(fh, shown)
-        except InputError:
-            raise fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
-        if count > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_ENTRIES * 1024:
-            raise fail(f"The zip {shown} has {count:,} entries; at most {MAX_ZIP_ENTRIES} are allowed.")
-        try:
-            zf = zipfile.ZipFile(fh)
-        except Exception:
-            raise fail(f"The file {shown} is a broken zip archive; upload {FORMATS}.") from None
-        with zf:
-            members, total = [], 0
-            for info in zf.infolist():
-                name = info.filename.replace("\\", "/")
-                parts = [p for p in name.split("/") if p]
-                if (name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in parts
-                        or any(ord(c) < 32 for c in name)):
-                    raise fail(f"The zip {shown} contains the unsafe path {quote(info.filename)}; "
-                               "only plain relative file names are allowed.")
-                if info.is_dir() or not parts or is_archiver_junk(name):
-                    continue
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    raise fail(f"The zip {shown} contains the link {quote(info.filename)}; only files are allowed.")
-                if info.flag_bits & 0x1:
-                    raise fail(f"The zip {shown} is password-protected; upload an unencrypted zip.")
-                total += info.file_size
-                if total > MAX_ZIP_UNCOMPRESSED:
-                    raise fail(f"The zip {shown} unpacks to more than {human_size(MAX_ZIP_UNCOMPRESSED)}; "
-                               "at most that is allowed.")
-                members.append((info, "/".join(parts)))
-            objs = [rel for _i, rel in members if rel.lower().endswith(".obj")]
-            if len(objs) != 1:
-                raise fail(f"The zip {shown} holds {len(objs)} .obj files; it must hold exactly one, with its "
-                           ".mtl and texture.")
-            names = {rel for _i, rel in members}
-            files: dict[str, bytes] = {}
-            sizes: list[tuple[int, int]] = []
-            for info, rel in members:
-                texture = not rel.lower().endswith((".obj", ".mtl"))
-                name, required = quote(os.path.basename(rel)), rel.lower().endswith(TEXTURE_EXT)
-                try:
-                    if texture:  # its header judged before the member is unpacked whole
-                        with zf.open(info) as member:
-                            head = member.read(HEADER_BYTES)
-                        size = _texture_size(head, name, shown)
-                        if size != (0, 0):
-                            sizes.append(size)
-                            _check_texture_total(sizes, shown)
-                    data = zf.read(info)
-                except InputError:
-                    raise
-                except Exception:
-                    raise fail(f"The file {quote(rel)} in {shown} is damaged in the archive.") from None
-                if not texture:
-                    lines = data.count(b"\n") + 1
-                    if lines > MAX_OBJ_LINES:  # before any line is read in Python, or by trimesh
-                        raise fail(f"The file {quote(os.path.basename(rel))} in {shown} has {lines:,} lines; at "
-                                   f"most {MAX_OBJ_LINES:,} are allowed (a mesh of {MAX_TRIANGLES:,} triangles "
-                                    "needs fewer).")
-                    _check_references(data, rel, names, shown)
-                    if rel.lower().endswith(".obj"):
-                        _check_triangles(_obj_triangles(data), shown)
-                elif size == (0, 0):
-                    # any file Pillow opens may be a texture, whatever its name (trimesh opens it by content): one
-                    # whose first bytes did not hold its header (a TIFF's directory after its pixels) is judged whole
-                    size = _texture_size(data, name, shown, required=required)
-                    if size != (0, 0):
-                        sizes.append(size)
-                        _check_texture_total(sizes, shown)
-                files[rel] = data
-    obj = objs[0]
-    return _Checked(io.BytesIO(files[obj]), "obj", shown, sizes, _members_resolver(files, os.path.dirname(obj)))
-
-
-def _members_resolver(files: dict[str, bytes], folder: str):
-    """A trimesh resolver that serves only the zip's members (by their path from `folder`, the .obj's): nothing
-    outside the zip is read, whatever an .obj or .mtl names."""
-    import trimesh
-
-    class Members(trimesh.resolvers.Resolver):
-        def __init__(self):
-            pass
-
-        def get(self, key):
-            return files[_member_name(folder, str(key).strip())]
-
-        def write(self, name, data):
-            raise OSError("read only")
-
-        def namespaced(self, namespace):
-            return self
-
-        def keys(self):
-            return iter(files)
-
-    return Members()
-
-
-def _member_name(folder: str, name: str) -> str:
-    """The zip member a reference from a file in `folder` names ('..' kept, so it matches no member)."""
-    return os.path.normpath(os.path.join(folder, name.replace("\\", "/"))).replace(os.sep, "/")
-
-
-def _obj_text(data: bytes) -> str:
-    """An .obj or .mtl as trimesh reads it: lines ended by a backslash joined to the next, as trimesh joins them."""
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-    return text.replace("\\\n", "")
-
-
-def _check_references(data: bytes, rel: str, names: set[str], shown: str) -> None:
-    """Every file an .obj or .mtl names must be a member of the zip, read as permissively as trimesh reads it: an
-    'mtllib' anywhere (trimesh takes the rest of the line after the word's first appearance, comments included),
-    keys in any case (trimesh lower-cases them: MAP_KD is map_Kd). A name is the rest of its line or, for a
-    line of several names or options ('-s 1 1 1 wood.png'), each name or the last word."""
-    folder = os.path.dirname(rel)
-    text = _obj_text(data)
-    found = [line.split("mtllib", 1)[1].strip() for line in text.split("\n") if "mtllib" in line]
-    for line in text.split("\n"):
-        words = line.split()
-        if words and words[0].lower() in ("bump", "disp", "decal", "refl", "norm", "mtllib") \
-                or words and words[0].lower().startswith("map_"):
-            found.append(line.strip()[len(words[0]):].strip())
-    for name in found:
-        if not name:
-            continue
-        if _member_name(folder, name) in names:
-            continue
-        words = name.split()
-        if all(_member_name(folder, w) in names for w in words) or _member_name(folder, words[-1]) in names:
-            continue
-        raise fail(f"The file {quote(os.path.basename(rel))} in {shown} refers to {quote(name)}, "
-                   "which is not in the zip; put every file it names beside it.")
-
-
-def _obj_triangles(data: bytes) -> int:
-    """Triangles an OBJ's face lines make as trimesh reads them: continued lines joined, every line that starts
-    with 'f' a face (trimesh splits faces at '^f', so 'f1 2 3' is one too), a face of n corners n-2 triangles.
-    A face line's corners written in a way this count does not foresee are caught on what trimesh parsed
-    (`_placed_triangles`), the file's lines being bounded first."""
-    triangles = 0
-    for line in _obj_text(data).split("\n"):
-        line = line.lstrip()
-        if line[:1] == "f":
-            triangles += max(len(line[1:].split()) - 2, 0)
-    return triangles
+    # scaled in place on clamp's copy: each float temporary of a 4096x4096 texture is 200 MB
+    return texture.detach().float().clamp(0, 1).mul_(255.0).add_(0.5).to(torch.uint8).cpu().numpy()
 
 
 # --- into one form ------------------------------------------------------------------------------------------
@@ -549,14 +169,14 @@ def _trimesh_load(source, file_type: str, shown: str, resolver=None, skip_materi
     import trimesh
 
     try:
-        with _texture_guard():
+        with texture_guard():
             loaded = trimesh.load(source, file_type=file_type, force="scene", process=False, resolver=resolver,
                                   skip_materials=skip_materials)
             # what trimesh made, counted before `dump` copies each mesh once per node that places it
-            _check_triangles(_placed_triangles(loaded), shown)
+            check_triangles(_placed_triangles(loaded), shown)
             parts = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
             for part in parts:
-                _factor_into_texture(part.visual)
+                factor_into_texture(part.visual)
             loaded = parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts) if parts else None
     except InputError:
         raise
@@ -577,33 +197,17 @@ def _placed_triangles(scene) -> int:
     return total
 
 
-def _factor_into_texture(visual) -> None:
-    """A PBR material's base colour factor multiplied into its texture, and the factor dropped: trimesh's packing
-    of several textured parts into one atlas (trimesh 5.2, `material.pack`) multiplies by the factor as stored,
-    uint8 [255, 255, 255, 255], and wraps around (255 * 255 % 256 = 1: every texture near black)."""
-    material = getattr(visual, "material", None)
-    image = getattr(material, "baseColorTexture", None)
-    factor = _base_factor(visual)
-    if image is None or factor is None:
-        return
-    material.baseColorFactor = None
-    if (factor == 1.0).all():  # white: nothing to multiply (a 4096x4096 float copy is 200 MB)
-        return
-    rgb = np.asarray(image.convert("RGB"), np.float32) * factor
-    material.baseColorTexture = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
-
-
 def _finish(tm, shown: str) -> Mesh:
     """trimesh's mesh as a `Mesh`: its UVs and texture when it has both, else an atlas with its colours baked."""
     vertices = np.asarray(tm.vertices, np.float32)
-    faces = _check_geometry(vertices, np.asarray(tm.faces, np.int64), shown)
+    faces = check_geometry(vertices, np.asarray(tm.faces, np.int64), shown)
     visual = tm.visual
     uv = getattr(visual, "uv", None)
-    image = _base_image(visual)
+    image = base_image(visual)
     if uv is not None and len(uv) == len(vertices) and image is not None:
         # one float copy, scaled in place: a 4096x4096 texture is 200 MB as float32
         texture = torch.from_numpy(np.array(image.convert("RGB"))).float().div_(255.0)
-        factor = _base_factor(visual)
+        factor = base_factor(visual)
         if factor is not None and not (factor == 1.0).all():
             texture.mul_(torch.from_numpy(factor))
         if max(texture.shape[:2]) > MAX_TEXTURE_SIDE:  # several textures packed into one atlas
@@ -619,160 +223,4 @@ def _finish(tm, shown: str) -> Mesh:
         # into a new atlas, as one lookup per texel cannot repeat a texture
         side = min(MAX_BAKE_SIZE, max(BAKE_SIZE, *texture.shape[:2]))
         return bake_atlas(vertices, faces, corner_uv=uv[faces], texture=texture.numpy(), size=side, name=shown)
-    return bake_atlas(vertices, faces, _corner_colors(tm, faces), name=shown)
-
-
-def _check_geometry(vertices: np.ndarray, faces: np.ndarray, shown: str) -> np.ndarray:
-    """`faces` without its triangles of no area (a corner repeated, as OBJ's 'f 0 0 0' makes, or three points on one
-    line: nothing to draw, and a division by zero in the atlas and the rasterizer), or an InputError of one sentence
-    for geometry nothing can be drawn of: vertices not finite or beyond MAX_COORDINATE (float32 sums overflow),
-    all at one point (no size to frame), an index past the vertices, no triangle with an area."""
-    if not np.isfinite(vertices).all():
-        raise fail(f"The mesh {shown} has vertices that are not finite numbers.")
-    if len(vertices) == 0 or np.abs(vertices).max() > MAX_COORDINATE:
-        raise fail(f"The mesh {shown} has vertices beyond {MAX_COORDINATE:,.0f} units from its origin; scale it "
-                   "down.")
-    if faces.ndim != 2 or faces.shape[1] != 3 or faces.min(initial=0) < 0 or faces.max(initial=0) >= len(vertices):
-        raise fail(f"The mesh {shown} has a triangle naming a vertex it does not have "
-                   f"(it has {len(vertices):,} vertices).")
-    points = vertices.astype(np.float64)
-    if not (points.max(axis=0) - points.min(axis=0)).any():
-        raise fail(f"The mesh {shown} has all its vertices at one point; there is nothing to draw.")
-    corners = points[faces]
-    area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
-    kept = faces[area > 0]
-    if len(kept) == 0:
-        raise fail(f"The mesh {shown} has no triangle with an area (each has its corners on one line or at one "
-                   "point); there is nothing to draw.")
-    return kept
-
-
-def _base_image(visual):
-    material = getattr(visual, "material", None)
-    if material is None:
-        return None
-    image = getattr(material, "baseColorTexture", None)
-    if image is None:
-        image = getattr(material, "image", None)
-    return image
-
-
-def _base_factor(visual):
-    factor = getattr(getattr(visual, "material", None), "baseColorFactor", None)
-    if factor is None:
-        return None
-    factor = np.asarray(factor)[:3]
-    if factor.dtype.kind in "ui":  # trimesh keeps colours as uint8
-        return factor.astype(np.float32) / 255.0
-    return factor.astype(np.float32)
-
-
-def _corner_colors(tm, faces: np.ndarray) -> np.ndarray:
-    """(F, 3, 3) RGB in [0, 1] at each triangle corner: vertex colours, face colours, or the base colour."""
-    visual = tm.visual
-    kind = getattr(visual, "kind", None)
-    if kind == "vertex":
-        rgb = np.asarray(visual.vertex_colors, np.float32)[:, :3] / 255.0
-        return rgb[faces]
-    if kind == "face":
-        rgb = np.asarray(visual.face_colors, np.float32)[:, :3] / 255.0
-        return np.repeat(rgb[:, None, :], 3, axis=1)
-    base = np.full(3, 0.8, np.float32)
-    material = getattr(visual, "material", None)
-    factor = _base_factor(visual)
-    if factor is not None:
-        base = factor
-    elif material is not None and getattr(material, "diffuse", None) is not None:
-        base = np.asarray(material.diffuse, np.float32)[:3] / 255.0
-    return np.broadcast_to(base, (len(faces), 3, 3)).copy()
-
-
-def bake_atlas(vertices: np.ndarray, faces: np.ndarray, corner_colors: np.ndarray | None = None, *,
-               corner_uv: np.ndarray | None = None, texture: np.ndarray | None = None, size: int = BAKE_SIZE,
-               name: str = "") -> Mesh:
-    """A UV atlas (xatlas) for a mesh without a usable one, and its colours baked into a (size, size) texture by
-    rasterizing each triangle in UV space: `corner_colors` ((F, 3, 3) RGB in [0, 1]), or `texture` ((H, W, 3) in
-    [0, 1]) looked up, repeating, at the old UVs `corner_uv` ((F, 3, 2), v up, any range). Texels between charts
-    take the nearest chart colour (two dilation passes), so bilinear sampling at chart edges does not pull in
-    black."""
-    from .raster import rasterize_triangles
-
-    vmapping, new_faces, uv = parametrize(vertices, faces, name)
-    new_faces = new_faces.astype(np.int64)
-    new_vertices = vertices[vmapping].astype(np.float32)
-    uv = uv.astype(np.float32)
-    # xatlas keeps the input's face order, so corner colours carry over face by face.
-    pix = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], axis=1)[new_faces]  # (F, 3, 2) pixels, y down
-    face, bary = rasterize_triangles(pix, np.ones((len(new_faces), 3), np.float32), size, size)
-    baked = np.zeros((size, size, 3), np.float32)
-    hit = face >= 0
-    if corner_colors is not None:
-        baked[hit] = np.einsum("pk,pkc->pc", bary[hit], corner_colors[face[hit]])
-    else:
-        baked[hit] = _sample_repeating(texture, np.einsum("pk,pkc->pc", bary[hit], corner_uv[face[hit]]))
-    baked = _dilate(baked, hit, passes=2)
-    return Mesh(new_vertices, new_faces, uv, torch.from_numpy(baked), name=name)
-
-
-# xatlas runs in a child process: it crashed this one (a segmentation fault) on an 81,920-triangle icosphere,
-# which would take the app and every run in it down; a child that dies is one sentence instead
-_ATLAS_CHILD = """
-import sys
-import numpy as np
-import xatlas
-data = np.load(sys.argv[1])
-vmapping, faces, uv = xatlas.parametrize(data["vertices"], data["faces"])
-np.savez(sys.argv[2], vmapping=vmapping, faces=faces, uv=uv)
-"""
-ATLAS_TIMEOUT_S = 300.0  # xatlas on 2 CPU cores: 20,480 triangles 4 s, 81,920 in 16 separate spheres 14 s
-
-
-def parametrize(vertices: np.ndarray, faces: np.ndarray, name: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xatlas.parametrize(vertices, faces) in a child process: (vmapping (V',) int, faces (F, 3) int64 into the
-    new vertices, uv (V', 2) float32), or an InputError of one sentence when xatlas dies or takes too long."""
-    import subprocess
-    import sys
-
-    named = name or "the mesh"
-    with tempfile.TemporaryDirectory(prefix="distill-atlas-") as tmp:
-        src, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(src, vertices=np.ascontiguousarray(vertices, np.float32),
-                 faces=np.ascontiguousarray(faces, np.uint32))
-        try:
-            proc = subprocess.run([sys.executable, "-I", "-c", _ATLAS_CHILD, src, out], capture_output=True,
-                                  timeout=ATLAS_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise fail(f"The mesh {named} has no UV map, and making one (xatlas) took over "
-                       f"{ATLAS_TIMEOUT_S:g} s; upload it with a UV map.") from None
-        if proc.returncode != 0 or not os.path.exists(out):
-            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-            raise fail(f"The mesh {named} has no UV map, and making one failed (xatlas ended with {how}); "
-                       "upload it with a UV map.")
-        with np.load(out) as data:
-            return data["vmapping"].astype(np.int64), data["faces"].astype(np.int64), data["uv"].astype(np.float32)
-
-
-def _sample_repeating(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Bilinear lookups of (H, W, 3) `texture` at (P, 2) UVs (v up), the texture repeating beyond [0, 1]."""
-    height, width = texture.shape[:2]
-    x = (uv[:, 0] % 1.0) * width - 0.5
-    y = (1.0 - uv[:, 1] % 1.0) * height - 0.5
-    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    at = lambda yy, xx: texture[yy % height, xx % width]  # noqa: E731
-    return ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
-            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))).astype(np.float32)
-
-
-def _dilate(texture: np.ndarray, filled: np.ndarray, passes: int) -> np.ndarray:
-    for _ in range(passes):
-        grown = texture.copy()
-        done = filled.copy()
-        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-            src = np.roll(np.roll(texture, dy, 0), dx, 1)
-            src_ok = np.roll(np.roll(filled, dy, 0), dx, 1)
-            take = src_ok & ~done
-            grown[take] = src[take]
-            done |= take
-        texture, filled = grown, done
-    return texture
+    return bake_atlas(vertices, faces, corner_colors(tm, faces), name=shown)

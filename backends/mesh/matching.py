@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .io import Mesh
+from .form import Mesh
 from .raster import Camera, Raster, project
 
 MATCH_TOLERANCE = 1.5  # pixel footprints two views' points may be apart and still be "the same" (measured on the

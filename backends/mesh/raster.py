@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 from ..errors import InputError
 
 if TYPE_CHECKING:  # io bakes atlases with this module's rasterizer, so the import runs one way only
-    from .io import Mesh
+    from .form import Mesh
 
 MAX_PAIRS = 4_000_000  # (triangle, pixel) pairs held at once
 MAX_TOTAL_PAIRS = 32_000_000  # pairs tested in one `rasterize` call: about 25 s on 2 CPU cores, the worst accepted
@@ -416,7 +416,9 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
             gamma, previous = dot(s, s), gamma
             p = [x + (gamma / previous) * d for x, d in zip(s, p)]
         visible = visible_texels(raster, shape).to(init.device).unsqueeze(-1)
-        result = torch.where(visible, (init.detach() + texture_change(layers)).clamp(0.0, 1.0), init)
+        # in place: each texture-sized temporary is 200 MB at 4096x4096, beside `init` and the caller's copies
+        result = texture_change(layers).add_(init.detach()).clamp_(0.0, 1.0)
+        torch.where(visible, result, init, out=result)
     return result, residual(result, raster, targets)
 
 
@@ -446,4 +448,5 @@ def held_out_residual(targets: torch.Tensor, raster: Raster, init: torch.Tensor,
         covered = float(test.mask.sum()) * targets.shape[1]
         total += residual(texture, test, targets[test_on]) ** 2 * covered
         pixels += covered
+        del texture  # not held through the next fit: 200 MB at 4096x4096
     return (total / max(pixels, 1.0)) ** 0.5
