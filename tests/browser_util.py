@@ -30,6 +30,9 @@ def chromium():
 
 
 PAGE_HANG_S = 300  # a page still not drawn after this has hung: under load (10 on 2 cores) one took over 30 s
+# Waits for the page poll every POLL_MS, not on animation frames (Playwright's default): the outcome waited for
+# does not depend on the page drawing frames, which a page on a busy machine may not.
+POLL_MS = 250
 
 
 def open_page(browser, url: str, width: int = 1400, height: int = 1000, errors: list | None = None):
@@ -59,19 +62,21 @@ def load_example(page, tab: str, example) -> None:
     if example.prompt:
         page.wait_for_function("([id, want]) => { const box = document.querySelector(`#${id} textarea`);"
                                " return box !== null && box.value === want; }",
-                               arg=[f"{tab}-prompt", example.prompt], timeout=PAGE_HANG_S * 1000)
+                               arg=[f"{tab}-prompt", example.prompt], polling=POLL_MS, timeout=PAGE_HANG_S * 1000)
     else:
         name = Path(next(iter(example.inputs.values()))).name
         page.wait_for_function("([id, name]) => [...document.querySelectorAll(`#${id} img`)]"
                                ".some(img => decodeURIComponent(img.src).endsWith('/' + name))",
-                               arg=[f"{tab}-input", name], timeout=PAGE_HANG_S * 1000)
+                               arg=[f"{tab}-input", name], polling=POLL_MS, timeout=PAGE_HANG_S * 1000)
 
 
 def wait_text(page, elem_id: str, text: str) -> None:
-    """Wait until the element's text shows `text` (an upload's file name in a file box, say)."""
+    """Wait until the element's text shows `text` (an upload's file name in a file box, say), whatever line breaks
+    the layout puts in it (a file box draws a name's stem and extension as two boxes)."""
     page.wait_for_function("([id, text]) => { const el = document.getElementById(id);"
-                           " return el !== null && el.innerText.includes(text); }",
-                           arg=[elem_id, text], timeout=PAGE_HANG_S * 1000)
+                           " const flat = (s) => s.replace(/\\s+/g, '');"
+                           " return el !== null && flat(el.innerText).includes(flat(text)); }",
+                           arg=[elem_id, text], polling=POLL_MS, timeout=PAGE_HANG_S * 1000)
 
 
 def set_number(page, elem_id: str, value) -> None:
