@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..media import pillow_pixel_limit
+from ..media import HEADER_BYTES, pillow_pixel_limit
 from ..validate import MB, fail
 
 MAX_MESH_BYTES = 50 * MB
@@ -24,7 +24,6 @@ MAX_TEXTURES_PIXELS = 4 * MAX_TEXTURE_PIXELS
 BAKE_SIZE = 512  # texture side for meshes that came without one
 MAX_BAKE_SIZE = 2048  # and at most, for a repeating texture drawn once into a new atlas
 PROGRAM_FORMATS = ("EPS", "WMF")  # Pillow decodes these through Ghostscript or the system: never for an upload
-HEADER_BYTES = 256 * 1024  # enough for any image header Pillow reads (a JPEG's frame after a large EXIF block)
 FORMATS = "a .glb, a .gltf with embedded data, or a .zip holding one .obj with its .mtl and texture"
 
 
@@ -44,7 +43,6 @@ class Checked:
         """See `mesh_texels`."""
         pixels = sum(w * h for w, h in self.sizes)
         return min(max(pixels, BAKE_SIZE * BAKE_SIZE), MAX_TEXTURE_PIXELS)
-
 
 
 def check_triangles(triangles: int, shown: str) -> None:
