@@ -76,11 +76,17 @@ class TabExamples:
         values = [key] + ([e.prompt] if t.prompt is not None else [])
         values += [e.inputs.get(slot.kind) for slot in t.spec.inputs]
         values += [bool(e.compare), t.baseline_for(key), json.dumps(e.compare_settings or {})]
+        defaults = self.field_defaults()
         for panel, name, _ in self.fields():
-            d = next(d for d in ui_fields(t.classes[panel]) if d["name"] == name)
-            default = ui_default(d, t.env.device)
+            default = defaults[panel, name]
             values.append(e.settings.get(name, default) if panel == key else default)
         return values
+
+    def field_defaults(self) -> dict[tuple[str, str], Any]:
+        """Each field's value at its default, by (backend key, name), for the backends the examples use."""
+        t = self.tab
+        used = {key for key, _, _ in self.fields()}
+        return {(key, d["name"]): ui_default(d, t.env.device) for key in used for d in ui_fields(t.classes[key])}
 
     def fields(self) -> list[tuple[str, str, Any]]:
         """The panel fields an example sets: those of the backends the examples use."""
