@@ -15,8 +15,8 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS, AppServer
-from browser_util import (CHROMIUM, EXPECTED_TIME, PAGE_HANG_S, click_example, expected_time, open_tab, screenshot,
-                          set_number, wait_status)
+from browser_util import (CHROMIUM, EXPECTED_TIME, PAGE_HANG_S, POLL_MS, click_example, expected_time, open_tab,
+                          screenshot, set_number, wait_status)
 from demo.launch import tab_specs
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -134,7 +134,7 @@ def test_each_tab_shows_its_expected_time_before_run_and_it_follows_the_steps(pa
         # rounding of the words ("68 s", "2 min"), and says nothing of how fast this machine is.
         page.wait_for_function("([re, was]) => { const m = new RegExp(re).exec(document.querySelector('#svg-expect')"
                                ".innerText); return m !== null && m[0] !== was; }",
-                               arg=[EXPECTED_TIME.pattern, before.words], timeout=120_000)
+                               arg=[EXPECTED_TIME.pattern, before.words], polling=POLL_MS, timeout=120_000)
         after = expected_time(page.locator("#svg-expect").inner_text())
         settings.screenshot(path=str(ARTIFACTS / "expected-time-2000-steps.png"))
         assert 3 * before.seconds <= after.seconds <= 20 * before.seconds, (before.words, after.words)

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app_server import ARTIFACTS
-from browser_util import (CHROMIUM, downloads, load_example, open_tab, set_number, shot, wait_status,
+from browser_util import (CHROMIUM, POLL_MS, downloads, load_example, open_tab, set_number, shot, wait_status,
                           wait_text)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
@@ -179,7 +179,7 @@ def test_a_misspelt_prompt_offers_choices_and_one_click_makes_it_run(page):
     text, _ = run_and_wait(page, "svg", RUN_BOUND_S)
     assert text.startswith("Input problem") and "--" not in text, text
     page.locator("#svg-suggest").get_by_text("elephant", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#svg-prompt textarea').value === 'elephant'")
+    page.wait_for_function("() => document.querySelector('#svg-prompt textarea').value === 'elephant'", polling=POLL_MS)
     assert not page.locator("#svg-suggest").is_visible()  # folded away once used
     page.locator("#svg-run").click()
     with shot(page, ARTIFACTS / "first-contact-suggestion.png"):
@@ -188,7 +188,7 @@ def test_a_misspelt_prompt_offers_choices_and_one_click_makes_it_run(page):
     page.locator("#svg-vocabulary-box").get_by_text("What").first.click()
     page.locator("#svg-vocabulary input").press_sequentially("owl", delay=50)
     page.get_by_role("option", name="owl", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#svg-prompt textarea').value === 'owl'")
+    page.wait_for_function("() => document.querySelector('#svg-prompt textarea').value === 'owl'", polling=POLL_MS)
 
 
 def test_auto_fields_read_auto_on_a_fresh_page(page):
@@ -260,7 +260,8 @@ def test_a_grid_of_the_persons_own_prompts_runs_in_the_compare_tab_and_its_repor
         assert text.startswith("Done: 4 of 4 runs"), text  # 2 prompts x the 2 default methods x 1 seed
         pictures = page.locator("#compare-gallery img")
         page.wait_for_function("() => { const im = [...document.querySelectorAll('#compare-gallery img')];"
-                               " return im.length === 4 && im.every(i => i.complete && i.naturalWidth > 0); }")
+                               " return im.length === 4 && im.every(i => i.complete && i.naturalWidth > 0); }",
+                               polling=POLL_MS)
         assert pictures.count() == 4
         summary = page.locator("#compare-summary").inner_text()
         assert "svg/vectorfusion" in summary and "svg/raster-then-vectorize" in summary, summary
@@ -282,5 +283,6 @@ def test_a_misspelt_prompt_in_the_compare_tab_says_why_and_offers_the_same_choic
     text = wait_status(page, "compare", ("Done", "problem", "Stopped"), RUN_BOUND_S)
     assert "failed (the first: No icon matches the prompt 'an elephnat'" in text and "elephant" in text, text
     page.locator("#compare-suggest").get_by_text("elephant", exact=True).click()
-    page.wait_for_function("() => document.querySelector('#compare-prompts textarea').value === 'a fox\\nelephant'")
+    page.wait_for_function("() => document.querySelector('#compare-prompts textarea').value === 'a fox\\nelephant'",
+                           polling=POLL_MS)
     assert not page.locator("#compare-suggest").is_visible()

@@ -14,7 +14,7 @@ import pytest
 
 import backends
 from app_server import ARTIFACTS
-from browser_util import (CHROMIUM, downloads, layout_problems, open_page, open_tab, screenshot, set_number,
+from browser_util import (CHROMIUM, POLL_MS, downloads, layout_problems, open_page, open_tab, screenshot, set_number,
                           status_text, wait_status)
 from demo.jobs import safe_stem
 from demo.launch import tab_specs
@@ -122,7 +122,7 @@ def test_at_800_px_pressing_run_brings_the_status_into_view(browser, server):
         t0 = time.monotonic()
         page.locator("#svg-run").click()
         # the wait is for the outcome, not a clock (a busy browser draws late); the delay is reported
-        page.wait_for_function(IN_VIEW, arg="svg-status", timeout=30_000)
+        page.wait_for_function(IN_VIEW, arg="svg-status", polling=POLL_MS, timeout=30_000)
         print(f"status in view {time.monotonic() - t0:.2f} s after the press")
         page.screenshot(path=str(ARTIFACTS / "run-press-800.png"))  # the window as the person sees it then
         assert wait_status(page, "svg", ("Done", "failed", "problem"), 600).startswith("Done")
@@ -149,7 +149,8 @@ def test_a_second_run_press_during_a_run_is_refused_by_a_disabled_button_then_ru
         page.screenshot(path=str(ARTIFACTS / "run-disabled-800.png"))
         page.locator("#svg-stop").click()
         assert wait_status(page, "svg", ("Stopped", "Done"), 600).startswith("Stopped")
-        page.wait_for_function("(id) => !document.getElementById(id).disabled", arg="svg-run", timeout=30_000)
+        page.wait_for_function("(id) => !document.getElementById(id).disabled", arg="svg-run", polling=POLL_MS,
+                               timeout=30_000)
         set_number(page, "svg-vectorfusion-steps", 5)
         run.click()  # enabled again: this press runs the prompt the field now holds
         assert wait_status(page, "svg", ("Done", "failed", "problem"), 600).startswith("Done")
