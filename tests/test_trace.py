@@ -161,3 +161,23 @@ def test_an_offline_prior_is_timed_at_its_own_suggested_steps_after_its_words_ar
             as err:
         run_to_end("svg/csd", {"prompt": "a pizza"}, prior="icons", out_dir=tmp_path, device="cpu")
     assert "2000 steps" not in str(err.value)
+
+
+def test_taken_points_give_each_point_the_distance_to_the_nearest_point_added_so_far():
+    """stroke_lines asks, shape after shape, how far each outline point is from every outline taken before it; the
+    trees of doubling sizes must answer as one search over all of them would."""
+    from backends.svg.trace import _TakenPoints
+
+    rng = np.random.default_rng(0)
+    taken, added = _TakenPoints(), []
+    assert np.isinf(taken.distance(rng.random((3, 2)))).all()
+    for n in (5, 1, 40, 3, 3, 200, 7, 64, 1, *range(60, 10, -1)):  # shrinking, as shapes arrive by area
+        query = rng.random((50, 2)) * 100
+        if added:
+            pool = np.vstack(added)
+            brute = np.sqrt(((query[:, None] - pool[None]) ** 2).sum(-1)).min(1)
+            np.testing.assert_allclose(taken.distance(query), brute, rtol=0, atol=1e-9)
+        points = rng.random((n, 2)) * 100
+        taken.add(points)
+        added.append(points)
+        assert len(taken.trees) <= int(np.log2(sum(map(len, added)))) + 1

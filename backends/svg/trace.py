@@ -259,6 +259,34 @@ def _length(line: np.ndarray, closed: bool = False) -> float:
     return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
 
 
+class _TakenPoints:
+    """The outline points taken so far, asked for each new point's distance to the nearest of them. A k-d tree over
+    all of them rebuilt for each shape costs shapes x points, and a noisy sample traces into thousands of shapes
+    (minutes); trees of doubling sizes (Bentley and Saxe's logarithmic method) give the same distances, each point rebuilt
+    into a tree a logarithmic number of times."""
+
+    def __init__(self):
+        self.trees: list = []
+
+    def add(self, points: np.ndarray) -> None:
+        from scipy.spatial import cKDTree
+
+        # Each tree holds over twice the next (so at most log2(n) + 1 trees to ask), and a tree that is rebuilt
+        # grows by at least half (so each point is rebuilt about log1.5(n) times, however the sizes arrive).
+        parts, size = [points], len(points)
+        while self.trees and self.trees[-1].n <= 2 * size:
+            parts.append(self.trees.pop().data)
+            size += len(parts[-1])
+        self.trees.append(cKDTree(np.vstack(parts)))
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        """Each point's distance to the nearest taken point (inf when none is taken)."""
+        d = np.full(len(points), np.inf)
+        for tree in self.trees:
+            d = np.minimum(d, tree.query(points)[0])
+        return d
+
+
 def stroke_lines(image: np.ndarray, count: int, *, speckle: int = 4, min_share: float = 0.04,
                  tol: float = 0.02) -> list[np.ndarray]:
     """The `count` open polylines a sketch of `image` (H, W, 3) in [0, 1] starts from, in image pixels, most salient
@@ -267,26 +295,20 @@ def stroke_lines(image: np.ndarray, count: int, *, speckle: int = 4, min_share: 
     the image's side) of an outline already taken are dropped, so no edge is drawn twice. What is left is cut into
     pieces of about equal length, so that every stroke covers a like share of the drawing; pieces shorter than
     `min_share` of the image's perimeter are dropped (specks). An image with nothing but background gives none."""
-    from scipy.spatial import cKDTree
-
     h, w = image.shape[:2]
     shapes, _ = trace_shapes(image, speckle=speckle)
     shapes = sorted(shapes, key=lambda s: -s.area)
     near = tol * max(h, w)
-    taken: list[np.ndarray] = []
+    taken = _TakenPoints()
     lines: list[tuple[float, np.ndarray, bool]] = []  # (salience rank, polyline, closed)
     for rank, s in enumerate(shapes):
         c = _resample(np.vstack([s.contour, s.contour[:1]]), max(8, int(_length(s.contour, True) / 1.0)))[:-1]
-        if taken:
-            d, _ = cKDTree(np.vstack(taken)).query(c)
-            runs = _runs(c, d > near)
-        else:
-            runs = [c]
+        runs = _runs(c, taken.distance(c) > near)
         for r in runs:
             closed = len(r) == len(c)
             if _length(r, closed) >= min_share * 2 * (h + w):
                 lines.append((rank, r, closed))
-        taken.append(c)
+        taken.add(c)
     if not lines or count < 1:
         return []
     total = sum(_length(r, closed) for _, r, closed in lines)
