@@ -41,9 +41,9 @@ def rss() -> int:
 
 
 def run_forked(main: Callable[[Sequence[str]], int], argv: Sequence[str], err_path: Path, *, deadline_s: float,
-               mem_cap: int | None = None) -> dict:
+               mem_cap: int | None = None, out_path: Path | None = None) -> dict:
     """Run `main(argv)` in a forked child; {rc, seconds (wall), cpu_s (the child's user + system seconds), extra_rss
-    (bytes beyond the driver's), stderr (lines)}."""
+    (bytes beyond the driver's), stderr (lines)}. The child's stdout goes to `out_path` when one is given."""
     import resource
 
     base_vm, base_rss = vm_size(), rss()
@@ -56,8 +56,9 @@ def run_forked(main: Callable[[Sequence[str]], int], argv: Sequence[str], err_pa
                 resource.setrlimit(resource.RLIMIT_AS, (base_vm + mem_cap, base_vm + mem_cap))
             fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(fd, 2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
+            out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if out_path else os.open(os.devnull,
+                                                                                                   os.O_WRONLY)
+            os.dup2(out, 1)
             code = main(list(argv))
             sys.stdout.flush()
             sys.stderr.flush()

@@ -11,6 +11,7 @@ from PIL import Image
 
 import backends
 
+from cli_driver import CliDriver
 from throwaway import install_package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,14 @@ def cli(*args, env=None, timeout=300):
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "backends", *args], capture_output=True, text=True, cwd=ROOT,
                           env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def forked():
+    """The CLI calls whose outcome does not hang on how an interpreter starts, through one that imported it once."""
+    driver = CliDriver()
+    yield driver
+    driver.close()
 
 
 def make_target(path: Path) -> Path:
@@ -32,18 +41,18 @@ def make_target(path: Path) -> Path:
     return path
 
 
-def test_list_shows_the_registry_with_options_and_defaults():
-    out = cli("list")
+def test_list_shows_the_registry_with_options_and_defaults(forked):
+    out = forked("list")
     assert out.returncode == 0, out.stderr
     assert "image/sds" in out.stdout and "--set steps=500" in out.stdout
-    data = json.loads(cli("list", "--json").stdout)
+    data = json.loads(forked("list", "--json").stdout)
     steps = next(o for o in data["backends"]["image/sds"]["settings"] if o["name"] == "steps")
     assert steps["default"] == 500 and "analytic" in data["priors"]
 
 
-def test_run_image_sds_with_analytic_prior_reconstructs_its_input(tmp_path):
+def test_run_image_sds_with_analytic_prior_reconstructs_its_input(forked, tmp_path):
     target = make_target(tmp_path / "target.png")
-    out = cli("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=300",
+    out = forked("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=300",
               "--out", str(tmp_path / "out"), "--quiet")
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "out" / "result.json").read_text())
@@ -61,31 +70,31 @@ def _assert_one_line_error(out, code=2):
     assert "Traceback" not in out.stderr
 
 
-def test_bad_runs_exit_2_with_one_clear_line(tmp_path):
+def test_bad_runs_exit_2_with_one_clear_line(forked, tmp_path):
     target = make_target(tmp_path / "target.png")
-    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "stepz=3", "--out", str(tmp_path)))
-    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=-4", "--out", str(tmp_path)))
-    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--input", str(tmp_path / "missing.png"), "--out", str(tmp_path)))
-    _assert_one_line_error(cli("run", "image/nope", "--prior", "analytic", "--out", str(tmp_path)))
-    _assert_one_line_error(cli("run", "image/sds", "--prior", "martian", "--out", str(tmp_path)))
-    _assert_one_line_error(cli("run", "image/sds", "--prior", "analytic", "--out", str(tmp_path)))  # no target
+    _assert_one_line_error(forked("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "stepz=3", "--out", str(tmp_path)))
+    _assert_one_line_error(forked("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=-4", "--out", str(tmp_path)))
+    _assert_one_line_error(forked("run", "image/sds", "--prior", "analytic", "--input", str(tmp_path / "missing.png"), "--out", str(tmp_path)))
+    _assert_one_line_error(forked("run", "image/nope", "--prior", "analytic", "--out", str(tmp_path)))
+    _assert_one_line_error(forked("run", "image/sds", "--prior", "martian", "--out", str(tmp_path)))
+    _assert_one_line_error(forked("run", "image/sds", "--prior", "analytic", "--out", str(tmp_path)))  # no target
 
 
-def test_an_output_folder_that_cannot_take_the_result_is_refused_before_the_run(tmp_path):
+def test_an_output_folder_that_cannot_take_the_result_is_refused_before_the_run(forked, tmp_path):
     target = make_target(tmp_path / "target.png")
     run = ("run", "image/sds", "--prior", "analytic", "--input", str(target), "--set", "steps=2")
-    empty = cli(*run, "--out", "")  # once wrote into the current folder
+    empty = forked(*run, "--out", "")  # once wrote into the current folder
     _assert_one_line_error(empty)
     assert "output folder must be named" in empty.stderr
     (tmp_path / "taken" / "result.json").mkdir(parents=True)  # once an IsADirectoryError after the whole run
-    taken = cli(*run, "--out", str(tmp_path / "taken"))
+    taken = forked(*run, "--out", str(tmp_path / "taken"))
     _assert_one_line_error(taken)
     assert "folder named result.json" in taken.stderr and "step" not in taken.stderr
     with pytest.raises(backends.InputError, match="must be named"):
         backends.run_to_end("image/sds", {"steps": 2}, prior="analytic", inputs=[str(target)], out_dir=None)
     (tmp_path / "a_file").write_text("x")
     for out, words in ((tmp_path / "a_file", "it is a file"), (tmp_path / "a_file" / "x", "a file is in the way")):
-        refused = cli(*run, "--out", str(out))
+        refused = forked(*run, "--out", str(out))
         _assert_one_line_error(refused)
         assert words in refused.stderr
 
@@ -102,12 +111,12 @@ def test_a_real_prior_without_its_weights_is_refused_naming_them_and_the_gpu_and
     assert not (tmp_path / "out").exists()
 
 
-def test_a_refused_run_into_a_new_folder_leaves_no_folder_and_a_finished_one_keeps_it(tmp_path):
+def test_a_refused_run_into_a_new_folder_leaves_no_folder_and_a_finished_one_keeps_it(forked, tmp_path):
     target = make_target(tmp_path / "target.png")
     run = ("run", "image/sds", "--prior", "analytic", "--input", str(target))
-    _assert_one_line_error(cli(*run, "--set", "steps=-3", "--out", str(tmp_path / "new" / "refused")))
+    _assert_one_line_error(forked(*run, "--set", "steps=-3", "--out", str(tmp_path / "new" / "refused")))
     assert not (tmp_path / "new").exists()
-    assert cli(*run, "--set", "steps=2", "--out", str(tmp_path / "new" / "done")).returncode == 0
+    assert forked(*run, "--set", "steps=2", "--out", str(tmp_path / "new" / "done")).returncode == 0
     assert (tmp_path / "new" / "done" / "result.json").is_file()
 
 
@@ -263,11 +272,11 @@ def test_a_refusal_with_an_offline_prior_never_imports_diffusers(tmp_path):
     assert "at least 8 pixels" in out.stderr
 
 
-def test_examples_copies_the_inputs_the_readme_names_and_refuses_a_folder_it_cannot_fill(tmp_path):
-    done = cli("examples", str(tmp_path / "here"))
+def test_examples_copies_the_inputs_the_readme_names_and_refuses_a_folder_it_cannot_fill(forked, tmp_path):
+    done = forked("examples", str(tmp_path / "here"))
     assert done.returncode == 0, done.stderr
     names = sorted(Path(line).name for line in done.stdout.splitlines())
     assert names == sorted(["shapes.png", "landscape.png", "rolling_ball.mp4", "house.glb", "icon.svg"])
     assert (tmp_path / "here" / "house.glb").read_bytes() == (ROOT / "examples" / "views3d" / "house.glb").read_bytes()
     (tmp_path / "a_file").write_text("x")
-    _assert_one_line_error(cli("examples", str(tmp_path / "a_file")))
+    _assert_one_line_error(forked("examples", str(tmp_path / "a_file")))
