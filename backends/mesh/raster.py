@@ -381,6 +381,11 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
     # a 0/1 weight, not boolean indexing: indexing costs a nonzero() and a scatter every step
     weight = raster.mask.to(init.device, init.dtype).unsqueeze(1)
     shape = tuple(init.shape[:2])
+    if not bool(raster.mask.any()):
+        # no view shows the mesh (a flat one seen edge-on), so nothing changes; the pyramid would be the texture's
+        # own size (`fit_levels` has no pixel step to go by), six of it held by CGLS: 1.2 GB at 4096x4096
+        result = init.detach().clone()
+        return result, residual(result, raster, targets)
     levels = fit_levels(raster, shape)
 
     def layers_change(layers: list[torch.Tensor]) -> torch.Tensor:
