@@ -180,7 +180,9 @@ class _MeshEdit(csd.EditBackend):
         views, turntable = cameras(s, mesh)
         check_drawable(mesh, turntable, turntable_raster_side(s))  # refused now, not after the edit
         raster = rasterize(mesh, views, side).to(prior.device)
-        texture = mesh.texture.to(prior.device)
+        # the run's texture is facts["texture"] from here, which each carry replaces: the mesh keeps its geometry
+        # only, not the source texture beside it (200 MB as float at 4096x4096)
+        texture, mesh.texture = mesh.texture.to(prior.device), None
         return csd.Sources(render(texture, raster, BACKGROUND), dict(mesh=mesh, raster=raster, texture=texture,
                                                                      size=side, cameras=(views, turntable), syncs=[]))
 
@@ -222,7 +224,10 @@ class _MeshEdit(csd.EditBackend):
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
         mesh, raster, side = src.facts["mesh"], src.facts["raster"], src.facts["size"]
         views, turntable_cameras = src.facts["cameras"]
-        texture, residual = fit_texture(edited, raster, src.facts["texture"], steps=s.fit_steps)
+        # the held-out pair first: the last fit's source is then let go as it returns, not held (200 MB at
+        # 4096x4096) beside the new texture through the files written from it
+        held_out = held_out_residual(edited, raster, src.facts["texture"], steps=s.fit_steps)
+        texture, residual = fit_texture(edited, raster, src.facts.pop("texture"), steps=s.fit_steps)
         glb, png = save_glb(mesh, texture, out_dir / "edited.glb")
         fitted = render(texture, raster, BACKGROUND)
         turntable = draw_turntable(mesh, texture, turntable_cameras, s)
@@ -242,8 +247,7 @@ class _MeshEdit(csd.EditBackend):
                                               last)
         found["fit_residual"] = residual
         th, tw = texture.shape[:2]
-        del texture  # written out: not held through the held-out pair of fits (200 MB at 4096x4096)
-        found["held_out_residual"] = held_out_residual(edited, raster, src.facts["texture"], steps=s.fit_steps)
+        found["held_out_residual"] = held_out
         meta = {"metrics": found, "method": self.method, "views": count, "triangles": int(len(mesh.faces)),
                 "cameras": [camera_record(c) for c in views],
                 "texture_size": [int(tw), int(th)], "work_size": [side, side],
