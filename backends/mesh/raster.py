@@ -311,7 +311,7 @@ def visible_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
 
 def grown(mask: torch.Tensor) -> torch.Tensor:
     """(H, W) bool `mask` grown by one texel each way, diagonals included (a 3x3 dilation), by shifted ORs of
-    bools: a 3x3 max-pool of it as float held 16 bytes a texel (its float input and output and int64 indices:
+    bools: a 3x3 max-pool of it as float holds 16 bytes a texel (its float input and output and int64 indices:
     over 300 MB at 4096x4096) where this holds 2."""
     rows = mask.clone()
     rows[:, 1:] |= mask[:, :-1]
@@ -431,7 +431,7 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
         visible = visible_texels(raster, shape).to(init.device)
         # in place, channels first as the change is made: each texture-sized temporary is 200 MB at 4096x4096,
         # beside `init` and the caller's copies, and a `where` written into the (Ht, Wt, 3) view of channels-first
-        # memory went through a temporary of its own
+        # memory goes through a temporary of its own
         result = upsampled(layers_change(layers), shape)
         source = init.detach().permute(2, 0, 1)
         result.add_(source).clamp_(0.0, 1.0)
@@ -444,9 +444,9 @@ def upsampled(change: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(3, Ht, Wt): `change` ((Hl, Wl, 3)) upsampled bilinearly to `shape` (Ht, Wt) (align_corners=False, as
     F.interpolate), or its channels-first view when it has that size already.
 
-    One channel at a time, into one tensor: upsampling the three at once held a buffer of the output's size of its
-    own (192 MiB at 4096x4096) beside the output; one channel needs none. The two sum in another order: they
-    differ by float rounding (at most 2e-7 on a change in [-1, 1])."""
+    One channel at a time, into one tensor: torch (2.14, CPU) upsampling the three at once holds a buffer of the
+    output's size of its own (192 MiB at 4096x4096) beside the output; one channel needs none. The two sum in
+    another order: they differ by float rounding (at most 2e-7 on a change in [-1, 1])."""
     chw = change.permute(2, 0, 1)
     if tuple(chw.shape[1:]) == tuple(shape):
         return chw
