@@ -148,24 +148,28 @@ VIEW_CAMERA = (60.0, 65.0, 4.5)
 
 def framed(path: str, folder: Path) -> str:
     """A copy of the mesh at `path` (.glb or .gltf) centred on the origin and scaled to VIEW_SIZE, written to
-    `folder` as "<stem>-view.glb", for the 3D viewer, whose camera (VIEW_CAMERA) sits at a fixed distance that
-    frames a mesh of that size. The file itself, which the person downloads, keeps its own units. A mesh that
-    cannot be read is shown as it is."""
+    `folder` as "<stem>-view.glb" (or .gltf), for the 3D viewer, whose camera (VIEW_CAMERA) sits at a fixed
+    distance that frames a mesh of that size. The file itself, which the person downloads, keeps its own units. A
+    mesh that cannot be read is shown as it is.
+
+    Its bounds come from its triangles alone and the copy only wraps its scene in one placing node
+    (`backends.mesh.placed_copy`): no texture is decoded or encoded for a viewer (a 4096x4096 one held 160 MB)."""
     import numpy as np
-    import trimesh
+
+    from backends.mesh import load_geometry, placed_copy
 
     src = Path(path)
-    out = Path(folder) / f"{src.stem}-view.glb"
     try:
-        scene = trimesh.load(src, force="scene")
-        low, high = scene.bounds
+        with open(src, "rb") as fh:
+            out = Path(folder) / f"{src.stem}-view{'.glb' if fh.read(4) == b'glTF' else '.gltf'}"
+        vertices = load_geometry(src).vertices.astype(np.float64)
+        low, high = vertices.min(axis=0), vertices.max(axis=0)
         size = float(np.max(high - low))
         if not np.isfinite(size) or size <= 0:
             return path
-        scene.apply_translation(-(low + high) / 2)
-        scene.apply_scale(VIEW_SIZE / size)
+        scale = VIEW_SIZE / size
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(scene.export(file_type="glb"))
+        placed_copy(str(src), str(out), -scale * (low + high) / 2, scale)
     except Exception:  # noqa: BLE001 - the viewer is a courtesy: the run's own checks say what is wrong with a mesh
         return path
     return str(out)

@@ -13,7 +13,7 @@ from PIL import Image
 from backends.errors import InputError
 from backends.mesh import (Camera, Mesh, correspondence, fit_texture, held_out_residual, load_mesh, orbit, rasterize,
                            render, save_glb, seen_texels)
-from backends.mesh.raster import project
+from backends.mesh.raster import grown, project, upsampled
 from tests.hostile import OBJ_TRIANGLE, glb_declaring
 
 EXAMPLE_HOUSE = Path(__file__).resolve().parent.parent / "examples" / "views3d" / "house.glb"
@@ -88,6 +88,30 @@ def test_fit_texture_recovers_a_known_texture_and_keeps_unseen_texels():
     texture, residual = fit_texture(targets, raster, init, steps=40)
     assert residual < 0.02
     assert torch.equal(texture[32:, 0:32], init[32:, 0:32])  # the bottom tile, never seen
+
+
+def test_a_fit_on_views_that_show_nothing_keeps_the_texture():
+    # a flat square seen edge-on covers no pixel: the pyramid would have been fitted at the texture's own size
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32)
+    square = Mesh(vertices, np.array([[0, 1, 2], [0, 2, 3]]), vertices[:, :2].copy(), torch.rand(64, 64, 3))
+    raster = rasterize(square, orbit(square, 4), 32).views(slice(1, 4, 2))
+    assert not raster.mask.any()
+    texture, residual = fit_texture(torch.rand(2, 3, 32, 32), raster, square.texture, steps=5)
+    assert torch.equal(texture, square.texture) and texture is not square.texture and residual == 0.0
+
+
+def test_the_visible_texels_grow_by_one_texel_as_a_3x3_max_pool_grows_them():
+    mask = torch.rand(37, 53) > 0.97
+    pooled = torch.nn.functional.max_pool2d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    assert torch.equal(grown(mask), pooled)
+
+
+def test_the_texture_sized_change_is_the_bilinear_upsampling_to_float_rounding():
+    change = torch.rand(1, 3, 16, 24) * 2 - 1
+    wanted = torch.nn.functional.interpolate(change, size=(256, 384), mode="bilinear", align_corners=False)[0]
+    made = upsampled(change[0].permute(1, 2, 0), (256, 384))
+    assert made.shape == wanted.shape and float((made - wanted).abs().max()) < 1e-6
+    assert upsampled(change[0].permute(1, 2, 0), (16, 24)).data_ptr() == change.data_ptr()  # its size: no copy
 
 
 def test_a_fit_from_views_coarser_than_the_texture_changes_whole_surfaces_not_speckles():

@@ -55,9 +55,11 @@ FIT_BYTES_PER_TEXEL = 200
 # Seconds a texel costs (the 2-core reference CPU), added to the expectation (`Work.seconds`), not scaled with the
 # views' work: the texture's decode, the last fit and the held-out pair, and its PNG written twice (TEXEL_S), and
 # each carry's fit (CARRY_TEXEL_S). Measured (CPU seconds, 1 thread, edits prior, 8 views of 128 px, machine
-# shared): 4096x4096 over 512x512 on the example house, 2 steps, +4.0 s; over 256x256 on a 1280-triangle sphere
-# with a noise texture (more texels seen, PNG incompressible), +9.1 s at 2 steps and +13.2 s at 40 (2 carries)
-TEXEL_S = 0.4e-6
+# shared): 4096x4096 over 512x512 on the example house, 2 steps, +2.2 s; over 256x256 on a 1280-triangle sphere
+# with a noise texture (more texels seen, PNG incompressible), +5.7 s at 2 steps (TEXEL_S between the two). The
+# carries' share is from +13.2 s at 40 steps (2 carries) measured on fits that made three texture-sized copies
+# where they make one: an upper bound
+TEXEL_S = 0.3e-6
 CARRY_TEXEL_S = 0.12e-6
 # CSD's correspondence, per (view, view, latent cell): its index and valid while built (8 + 1), then at most one
 # stored entry each: a column and a kernel entry (8 + 8)
@@ -123,10 +125,11 @@ def turntable_raster_side(s: MeshSettings) -> int:
     return round(s.turntable_side * SUPERSAMPLE)
 
 
-def draw_turntable(mesh, texture: torch.Tensor, cameras, s: MeshSettings, batch: int = 4) -> np.ndarray:
+def draw_turntable(mesh, texture: torch.Tensor, cameras, s: MeshSettings, batch: int = 1) -> np.ndarray:
     """The textured mesh from each camera, (T, side, side, 3) uint8 at s.turntable_side: rasterized at
-    `turntable_raster_side` from the full texture, `batch` cameras at a time (so the rasters held stay a few
-    frames'), then scaled down with an antialiasing filter."""
+    `turntable_raster_side` from the full texture, `batch` cameras at a time (the rasters and renders held are one
+    frame's: at 512 px, 74 MiB above what the run holds where four frames' were 160, in the same time), then
+    scaled down with an antialiasing filter."""
     side, big = s.turntable_side, turntable_raster_side(s)
     frames = []
     for i in range(0, len(cameras), batch):
@@ -180,7 +183,9 @@ class _MeshEdit(csd.EditBackend):
         views, turntable = cameras(s, mesh)
         check_drawable(mesh, turntable, turntable_raster_side(s))  # refused now, not after the edit
         raster = rasterize(mesh, views, side).to(prior.device)
-        texture = mesh.texture.to(prior.device)
+        # the run's texture is facts["texture"] from here, which each carry replaces: the mesh keeps its geometry
+        # only, not the source texture beside it (200 MB as float at 4096x4096)
+        texture, mesh.texture = mesh.texture.to(prior.device), None
         return csd.Sources(render(texture, raster, BACKGROUND), dict(mesh=mesh, raster=raster, texture=texture,
                                                                      size=side, cameras=(views, turntable), syncs=[]))
 
@@ -222,7 +227,10 @@ class _MeshEdit(csd.EditBackend):
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
         mesh, raster, side = src.facts["mesh"], src.facts["raster"], src.facts["size"]
         views, turntable_cameras = src.facts["cameras"]
-        texture, residual = fit_texture(edited, raster, src.facts["texture"], steps=s.fit_steps)
+        # the held-out pair first: the last fit's source is then let go as it returns, not held (200 MB at
+        # 4096x4096) beside the new texture through the files written from it
+        held_out = held_out_residual(edited, raster, src.facts["texture"], steps=s.fit_steps)
+        texture, residual = fit_texture(edited, raster, src.facts.pop("texture"), steps=s.fit_steps)
         glb, png = save_glb(mesh, texture, out_dir / "edited.glb")
         fitted = render(texture, raster, BACKGROUND)
         turntable = draw_turntable(mesh, texture, turntable_cameras, s)
@@ -242,8 +250,7 @@ class _MeshEdit(csd.EditBackend):
                                               last)
         found["fit_residual"] = residual
         th, tw = texture.shape[:2]
-        del texture  # written out: not held through the held-out pair of fits (200 MB at 4096x4096)
-        found["held_out_residual"] = held_out_residual(edited, raster, src.facts["texture"], steps=s.fit_steps)
+        found["held_out_residual"] = held_out
         meta = {"metrics": found, "method": self.method, "views": count, "triangles": int(len(mesh.faces)),
                 "cameras": [camera_record(c) for c in views],
                 "texture_size": [int(tw), int(th)], "work_size": [side, side],

@@ -7,6 +7,7 @@ through the raster differentiably, fit a texture to edited views, and save the r
     texture, rms = fit_texture(edited, raster, mesh.texture)
     save_glb(mesh, texture, "chair-edited.glb")
 """
+from .gltf import placed_copy
 from .matching import correspondence
 from .io import (MAX_MESH_BYTES, MAX_TEXTURE_SIDE, MAX_TRIANGLES, Geometry, Mesh, bake_atlas, is_mesh_file,
                  load_geometry, load_mesh, mesh_texels, save_glb)
@@ -17,5 +18,5 @@ __all__ = [
     "MAX_MESH_BYTES", "MAX_TEXTURE_SIDE", "MAX_TRIANGLES", "Camera", "Geometry", "Mesh", "Raster", "bake_atlas",
     "check_drawable", "correspondence", "fit_levels", "fit_texture", "held_out_residual", "is_mesh_file",
     "load_geometry", "load_mesh",
-    "mesh_texels", "orbit", "rasterize", "render", "residual", "save_glb", "seen_texels", "visible_texels",
+    "mesh_texels", "orbit", "placed_copy", "rasterize", "render", "residual", "save_glb", "seen_texels", "visible_texels",
 ]

@@ -20,7 +20,8 @@ class Mesh:
 
     vertices: (V, 3) float32, model units; faces: (F, 3) int64 into vertices; uv: (V, 2) float32 in [0, 1], v up
     (OpenGL/glTF-as-trimesh convention: v=0 is the texture's bottom row); texture: (H, W, 3) float32 in [0, 1],
-    row 0 at the top. name: the file it came from, for messages."""
+    row 0 at the top (None where a run holds it apart, as csd_edit's mesh backends do). name: the file it came
+    from, for messages."""
 
     vertices: np.ndarray
     faces: np.ndarray

@@ -157,9 +157,18 @@ def save_glb(mesh: Mesh, texture: torch.Tensor, path: str | os.PathLike) -> tupl
     return path, png
 
 
+UINT8_BAND = 256  # rows of a texture made 8-bit at a time
+
+
 def _to_uint8(texture: torch.Tensor) -> np.ndarray:
-    # scaled in place on clamp's copy: each float temporary of a 4096x4096 texture is 200 MB
-    return texture.detach().float().clamp(0, 1).mul_(255.0).add_(0.5).to(torch.uint8).cpu().numpy()
+    # a band of rows at a time, scaled in place on clamp's copy of it: a float copy of a whole 4096x4096 texture
+    # is 200 MB, a band of 256 rows 12 MB
+    texture = texture.detach()
+    out = torch.empty(tuple(texture.shape), dtype=torch.uint8)
+    for start in range(0, texture.shape[0], UINT8_BAND):
+        band = texture[start : start + UINT8_BAND].float().clamp(0, 1).mul_(255.0).add_(0.5)
+        out[start : start + UINT8_BAND] = band.to(torch.uint8).cpu()
+    return out.numpy()
 
 
 # --- into one form ------------------------------------------------------------------------------------------

@@ -302,8 +302,24 @@ def visible_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
     draw = ImageDraw.Draw(cover)
     for corners in pix.tolist():
         draw.polygon([tuple(c) for c in corners], fill=1)
-    inside = torch.from_numpy(np.array(cover)).to(seen.device) | seen  # a sliver may cover no texel centre
-    return F.max_pool2d(inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    inside = torch.from_numpy(np.array(cover)).to(seen.device)
+    del draw, cover  # each texture-sized mask is 16 MB at 4096x4096
+    inside |= seen  # a sliver may cover no texel centre
+    del seen
+    return grown(inside)
+
+
+def grown(mask: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool `mask` grown by one texel each way, diagonals included (a 3x3 dilation), by shifted ORs of
+    bools: a 3x3 max-pool of it as float holds 16 bytes a texel (its float input and output and int64 indices:
+    over 300 MB at 4096x4096) where this holds 2."""
+    rows = mask.clone()
+    rows[:, 1:] |= mask[:, :-1]
+    rows[:, :-1] |= mask[:, 1:]
+    out = rows.clone()
+    out[1:] |= rows[:-1]
+    out[:-1] |= rows[1:]
+    return out
 
 
 def texels_per_pixel(raster: Raster, shape: tuple[int, int]) -> float:
@@ -365,6 +381,11 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
     # a 0/1 weight, not boolean indexing: indexing costs a nonzero() and a scatter every step
     weight = raster.mask.to(init.device, init.dtype).unsqueeze(1)
     shape = tuple(init.shape[:2])
+    if not bool(raster.mask.any()):
+        # no view shows the mesh (a flat one seen edge-on), so nothing changes; the pyramid would be the texture's
+        # own size (`fit_levels` has no pixel step to go by), six of it held by CGLS: 1.2 GB at 4096x4096
+        result = init.detach().clone()
+        return result, residual(result, raster, targets)
     levels = fit_levels(raster, shape)
 
     def layers_change(layers: list[torch.Tensor]) -> torch.Tensor:
@@ -372,14 +393,6 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
         change = layers[-1]
         for layer in reversed(layers[:-1]):
             change = layer + F.interpolate(change, size=layer.shape[2:], mode="bilinear", align_corners=False)
-        return change[0].permute(1, 2, 0)
-
-    def texture_change(layers: list[torch.Tensor]) -> torch.Tensor:
-        """The change at the texture's size, (Ht, Wt, 3)."""
-        change = layers_change(layers)
-        if tuple(change.shape[:2]) == shape:
-            return change
-        change = F.interpolate(change.permute(2, 0, 1)[None], size=shape, mode="bilinear", align_corners=False)
         return change[0].permute(1, 2, 0)
 
     # A: layers -> covered pixels of the renders. The views look the finest layer up directly, not the texture
@@ -415,11 +428,32 @@ def fit_texture(targets: torch.Tensor, raster: Raster, init: torch.Tensor, steps
             s = adjoint(rest)
             gamma, previous = dot(s, s), gamma
             p = [x + (gamma / previous) * d for x, d in zip(s, p)]
-        visible = visible_texels(raster, shape).to(init.device).unsqueeze(-1)
-        # in place: each texture-sized temporary is 200 MB at 4096x4096, beside `init` and the caller's copies
-        result = texture_change(layers).add_(init.detach()).clamp_(0.0, 1.0)
-        torch.where(visible, result, init, out=result)
+        visible = visible_texels(raster, shape).to(init.device)
+        # in place, channels first as the change is made: each texture-sized temporary is 200 MB at 4096x4096,
+        # beside `init` and the caller's copies, and a `where` written into the (Ht, Wt, 3) view of channels-first
+        # memory goes through a temporary of its own
+        result = upsampled(layers_change(layers), shape)
+        source = init.detach().permute(2, 0, 1)
+        result.add_(source).clamp_(0.0, 1.0)
+        torch.where(visible, result, source, out=result)
+        result = result.permute(1, 2, 0)
     return result, residual(result, raster, targets)
+
+
+def upsampled(change: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(3, Ht, Wt): `change` ((Hl, Wl, 3)) upsampled bilinearly to `shape` (Ht, Wt) (align_corners=False, as
+    F.interpolate), or its channels-first view when it has that size already.
+
+    One channel at a time, into one tensor: torch (2.14, CPU) upsampling the three at once holds a buffer of the
+    output's size of its own (192 MiB at 4096x4096) beside the output; one channel needs none. The two sum in
+    another order: they differ by float rounding (at most 2e-7 on a change in [-1, 1])."""
+    chw = change.permute(2, 0, 1)
+    if tuple(chw.shape[1:]) == tuple(shape):
+        return chw
+    out = torch.empty((1, chw.shape[0], *shape), dtype=chw.dtype, device=chw.device)
+    for c in range(chw.shape[0]):
+        torch.ops.aten.upsample_bilinear2d.out(chw[None, c:c + 1], list(shape), False, out=out[:, c:c + 1])
+    return out[0]
 
 
 def residual(texture: torch.Tensor, raster: Raster, targets: torch.Tensor) -> float:
