@@ -140,5 +140,6 @@ def test_the_full_clip_is_ten_seconds_of_1080p_at_30_fps_and_media_reads_it_whol
     frames, fps = media.video(str(path))
     assert frames.shape == (30, 36, 64, 3) and fps == pytest.approx(30.0)
     assert all((frames[i] != frames[i + 1]).any() for i in range(29))  # none merged into the one before
-    limits = gpu_check.raised_clip_limits(gpu_check.CLIP_KEY, 300, (1920, 1080)).limits
+    limits = gpu_check.clip_limits_for(300, (1920, 1080))
     assert limits["max_frames"] == 300 and limits["max_kept_bytes"] >= 300 * 1920 * 1080 * 3
+    assert limits["max_decode_pixels"] >= 300 * 1920 * 1080
