@@ -36,6 +36,8 @@ def silhouette_margin(latent_scale: int) -> int:
     """The cells either side of a silhouette that share with no other view, for latents of `latent_scale` pixels
     a cell: SILHOUETTE_MARGIN_PX in cells, at least one."""
     return max(1, math.ceil(SILHOUETTE_MARGIN_PX / latent_scale))
+
+
 MATCH_TOLERANCE = 1.5  # pixel footprints two views' points may be apart and still be "the same" (measured on the
 # example house: 1.5 matches 99 % of the pixels 2 does between neighbouring views, 0.75 only 84 %)
 
@@ -85,9 +87,12 @@ def near_silhouette(mask: torch.Tensor, margin: int = SILHOUETTE_MARGIN) -> torc
     n = mask.shape[0]
     if margin <= 0:
         return torch.zeros(n, mask[0].numel(), dtype=torch.bool)
-    m = mask.cpu().float()[:, None]
-    grow = lambda x: F.max_pool2d(x, 2 * margin + 1, stride=1, padding=margin)  # noqa: E731
-    return ((grow(m) > 0) & (grow(1 - m) > 0)).reshape(n, -1)
+    covered = mask.cpu().float()[:, None]
+
+    def within(x: torch.Tensor) -> torch.Tensor:  # some pixel of x within `margin` (a square) is set
+        return F.max_pool2d(x, 2 * margin + 1, stride=1, padding=margin) > 0
+
+    return (within(covered) & within(1 - covered)).reshape(n, -1)
 
 
 def correspondence(mesh: Mesh, cameras: Sequence[Camera], raster: Raster, margin: int = SILHOUETTE_MARGIN
