@@ -16,6 +16,12 @@ What it does, in order:
    first time it is used, and compiling), ms per step (from the Progress reports' `elapsed` and `step`, the first
    report of each optimization phase excluded), total seconds, peak GPU memory (reset per backend), and the error,
    if any, in one line (the check goes on with the next backend and exits 1 at the end).
+   Then issue 34's clip case (`clip_case`; `--no-clip` skips it): `video/csd-edit` with "ip2p" at the device's
+   default settings on a synthetic 10 s, 30 fps, 1920x1080 clip (300 frames, a GIF written in code: no download,
+   no ffmpeg to read it), every frame delivered; its row gives the delivered frames, fps and size and the total
+   seconds against the 3 min target. media's limits (240 frames, 256 MB held) are the app's and refuse that clip,
+   so the case raises the backend's `clip_limits` for its run alone. Run it alone on the device with
+   `--backends none --no-speed --no-cuda-tests --accel-modes ''`.
 3. Times one UNet call of the "sd" prior under each `prior.accelerate(mode)` (`--accel-modes`), then the speed
    figures of issue 14, each beside its eager / reference figure (`speed_rows`; `--no-speed` skips them): renderer
    fwd+bwd 600x600 at 16 / 128 paths (batched vs reference), the text-to-SVG step (KL and fast encoder, eager vs
@@ -39,6 +45,8 @@ are local folders). Random weights: the pictures mean nothing; speed, memory and
 from __future__ import annotations
 
 import argparse
+import colorsys
+import contextlib
 import dataclasses
 import json
 import os
@@ -209,9 +217,12 @@ def empty_row(key: str) -> dict:
 
 
 def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path, log: Callable[[str], None],
-                  deadline: float = float("inf")) -> dict:
+                  deadline: float = float("inf"), inputs: Sequence[str] | None = None,
+                  settings: dict | None = None, on_result: Callable[[object], None] | None = None) -> dict:
     """Run backend `key` once through `backends.run`; returns its row (timings, memory, error or None).
-    deadline: a time.perf_counter() value; a run still going then is stopped (closed) and its row says so."""
+    deadline: a time.perf_counter() value; a run still going then is stopped (closed) and its row says so.
+    inputs: the files to run on (default: the shipped example, `example_inputs`); settings: the run's settings
+    (default: `settings_for`, the mode's short budget); on_result: called with the run's Result."""
     import backends
     from backends.priors import catalog
 
@@ -227,14 +238,16 @@ def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
             cls = backends.get(key)
             prior = catalog.first(cls.spec.prior, "real") if cls.spec.prior != "none" else None
             row["prior"] = prior or "-"
-            settings = settings_for(cls, quick)
-            run = backends.run(key, settings, prior=prior, inputs=example_inputs(cls), out_dir=out_dir,
-                               device=device)
+            run = backends.run(key, settings_for(cls, quick) if settings is None else settings, prior=prior,
+                               out_dir=out_dir, device=device,
+                               inputs=example_inputs(cls) if inputs is None else inputs)
             for item in run:
                 if time.perf_counter() > deadline:
                     run.close()
                     raise TimeoutError("stopped: the check's time budget (--budget-s) ran out during this run")
                 if isinstance(item, backends.Result):
+                    if on_result is not None:
+                        on_result(item)
                     row["load_s"] = item.metadata.get("timings", {}).get("load_s")
                     row["bad_steps"] = (item.metadata.get("metrics") or {}).get("bad_steps", row["bad_steps"])
                     continue
@@ -255,6 +268,135 @@ def check_backend(key: str, *, quick: bool, device: torch.device, out_dir: Path,
     if device.type == "cuda":
         row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
+
+
+# ------------------------------------------------------------------------------------------ the clip case (issue 34)
+
+# Issue 34's target: a 10 s 1080p clip at 30 fps edited with InstructPix2Pix, every frame delivered, in <= 3 min.
+# Quick: the same code path on a tiny clip (9 frames, 30 fps, 96x64) with the tiny model.
+CLIP_TARGET_S = 180.0
+CLIP_FULL = dict(frames=300, fps=30, size=(1920, 1080))
+CLIP_QUICK = dict(frames=9, fps=30, size=(96, 64))
+CLIP_KEY = "video/csd-edit"
+
+
+def write_clip(path: Path, *, frames: int, fps: int, size: tuple[int, int]) -> Path:
+    """A synthetic clip as an animated GIF, written by Pillow: coloured bands and a grid, with a disc and a
+    square crossing them (every frame differs, so none is merged into the one before).
+
+    GIF because Pillow writes and `media` reads it with no ffmpeg (the device machine has ffmpeg only from
+    scripts/gpu_wheels.sh's imageio-ffmpeg wheel, which the edited mp4 needs, not the input). The frames are drawn
+    on one palette, so nothing is quantized per frame. GIF delays are whole centiseconds: 30 fps is delays of
+    30, 30 and 40 ms in turn, exact over every 3 frames (`frames` a multiple of 3 at 30 fps)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    band = (x * 6 // w + (y * 4 // h) * 6) % 24  # 24 coloured bands
+    grid = ((x % max(8, w // 24) == 0) | (y % max(8, h // 16) == 0))
+    base = np.where(grid, 24, band).astype(np.uint8)
+    hues = np.linspace(0, 1, 24, endpoint=False)
+    colours = [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hh, 0.6, 0.9)) for hh in hues]
+    colours += [(30, 30, 30), (250, 250, 240), (200, 40, 40)]  # the grid, the disc, the square
+    palette = [v for c in colours for v in c] + [0] * (3 * (256 - len(colours)))
+    images = []
+    r = max(3, h // 8)
+    for f in range(frames):
+        im = Image.frombytes("P", (w, h), base.tobytes())
+        im.putpalette(palette)
+        draw = ImageDraw.Draw(im)
+        t = f / max(frames - 1, 1)
+        cx, cy = int(r + t * (w - 2 * r)), int(h / 2 + (h / 4) * np.sin(2 * np.pi * t))
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=25)
+        sx = int((1 - t) * (w - 2 * r))
+        draw.rectangle([sx, h // 6, sx + r, h // 6 + r], fill=26)
+        images.append(im)
+    if fps == 30:
+        delays = [(30, 30, 40)[f % 3] for f in range(frames)]
+    else:
+        delays = [round(1000 / fps)] * frames
+    images[0].save(path, save_all=True, append_images=images[1:], duration=delays, loop=0, optimize=False)
+    return path
+
+
+def clip_limits_for(frames: int, size: tuple[int, int]) -> dict:
+    """`media.video` limits that let a clip of `frames` frames of `size` (W, H) through whole."""
+    w, h = size
+    return dict(max_frames=max(frames, 1), max_kept_bytes=frames * w * h * 3, max_decode_pixels=frames * w * h,
+                max_decode_seconds=600.0)
+
+
+@contextlib.contextmanager
+def raised_clip_limits(key: str, frames: int, size: tuple[int, int]):
+    """Within it, `key`'s backend reads a clip of `frames` frames of `size` whole (`clip_limits_for`): media's own
+    limits, 240 frames and 256 MB held, are the app's and refuse the issue's 300-frame 1080p clip. The backend's
+    `clip_limits` are put back after."""
+    import backends
+
+    cls = backends.get(key)
+    saved = cls.__dict__.get("clip_limits")
+    cls.clip_limits = clip_limits_for(frames, size)
+    try:
+        yield cls.clip_limits
+    finally:
+        if saved is None:
+            del cls.clip_limits
+        else:
+            cls.clip_limits = saved
+
+
+def clip_case(*, quick: bool, device: torch.device, work: Path, log: Callable[[str], None],
+              deadline: float = float("inf")) -> dict:
+    """Issue 34's case: `video/csd-edit` with the "ip2p" prior (InstructPix2Pix's architecture, at full size unless
+    quick) at its default settings for the device (quick: the check's quick budget), on a synthetic clip
+    (`write_clip`), every frame delivered.
+
+    Returns check_backend's row plus: clip (frames, fps, size asked), frames, fps, size (the delivered mp4's, from
+    result.json), every_frame (frames == the clip's), target_s, met (every frame delivered at the clip's fps and
+    size, within the target; quick: None, a CPU's time says nothing of the target), write_s (the GIF's writing,
+    not counted in total_s)."""
+    import backends
+
+    spec = CLIP_QUICK if quick else CLIP_FULL
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    clip = write_clip(work / "clip.gif", **spec)
+    write_s = time.perf_counter() - t0
+    got: dict = {}
+    # full: the backend's own defaults for the device (the run a visitor gets), not the check's 20-step budget
+    settings = settings_for(backends.get(CLIP_KEY), quick=True) if quick else dict(prompt=EDIT_PROMPT)
+    with raised_clip_limits(CLIP_KEY, spec["frames"], spec["size"]):
+        row = check_backend(CLIP_KEY, quick=quick, device=device, out_dir=work / "out", log=log, deadline=deadline,
+                            inputs=[str(clip)], settings=settings,
+                            on_result=lambda result: got.update(result.metadata))
+    row.update(clip=dict(frames=spec["frames"], fps=spec["fps"], size=list(spec["size"])), write_s=write_s,
+               frames=got.get("frames"), fps=got.get("fps"), size=got.get("mp4_size"), target_s=CLIP_TARGET_S,
+               keyframes=len(got.get("keyframes") or []) or None, work_size=got.get("work_size"))
+    row["every_frame"] = row["frames"] == spec["frames"]
+    delivered = (row["every_frame"] and row["size"] == list(spec["size"]) and row["fps"] is not None
+                 and abs(row["fps"] - spec["fps"]) < 0.01 and not row["error"])
+    row["met"] = None if quick else bool(delivered and row["total_s"] <= CLIP_TARGET_S)
+    log(f"clip case: {row['frames']} of {spec['frames']} frames at {_fmt(row['fps'])} fps, {row['size']}, "
+        f"total {_fmt(row['total_s'])} s (target {CLIP_TARGET_S:.0f} s)"
+        + ("" if row["met"] is None else f": {'met' if row['met'] else 'NOT met'}")
+        + (f", ERROR {row['error']}" if row["error"] else ""))
+    return row
+
+
+def clip_table(row: dict) -> str:
+    c = row["clip"]
+    return ("| clip | delivered | fps | size | keyframes at | steps | first progress s | ms/step | total s | target s | "
+            "peak GiB | met | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+            f"| {c['frames']} frames, {c['fps']} fps, {c['size'][0]}x{c['size'][1]} | "
+            f"{row['frames'] if row['frames'] is not None else '-'} | {_fmt(row['fps'])} | "
+            f"{'x'.join(map(str, row['size'])) if row['size'] else '-'} | "
+            f"{row['keyframes'] or '-'} at {'x'.join(map(str, row['work_size'])) if row['work_size'] else '-'} | "
+            f"{row['steps'] if row['steps'] is not None else '-'} | "
+            f"{_fmt(row['first_progress_s'])} | {_fmt(row['ms_per_step'], 1)} | {_fmt(row['total_s'])} | "
+            f"{row['target_s']:.0f} | {_fmt(row['peak_gib'])} | "
+            f"{'-' if row['met'] is None else ('yes' if row['met'] else 'no')} | "
+            f"{(row['error'] or '').replace('|', '/')} |")
 
 
 # ------------------------------------------------------------------------------------------ extras
@@ -590,6 +732,15 @@ def result_rows(rows: list[dict], build_s: float, accel: list[dict], quick: bool
     return out
 
 
+def clip_result_rows(clip: dict | None) -> list[dict]:
+    """results.jsonl rows of the clip case: its total seconds against the target, with what was delivered."""
+    if clip is None or clip["total_s"] is None:
+        return []
+    return [dict(metric="clip_case/total_s", value=round(clip["total_s"], 2), unit="s", target_s=clip["target_s"],
+                 clip=clip["clip"], frames=clip["frames"], fps=clip["fps"], size=clip["size"], met=clip["met"],
+                 peak_gib=clip["peak_gib"], error=clip["error"])]
+
+
 def speed_result_rows(speed: list[dict]) -> list[dict]:
     """results.jsonl rows of the speed figures: one per figure, the eager one beside it."""
     out = []
@@ -614,6 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "CUDA, none on a CPU; add compile to time its 40-50 s warm-up); empty to skip")
     p.add_argument("--no-speed", action="store_true", help="skip the speed figures of issue 14 (renderer, text-to-SVG "
                    "step eager/graph and KL/fast encoder, K=4 vs K=1, CSD-Edit 8/16 frames and panorama)")
+    p.add_argument("--no-clip", action="store_true", help="skip issue 34's clip case (video/csd-edit on a 10 s "
+                   "1080p 30 fps clip, every frame; quick: 9 frames at 96x64)")
     p.add_argument("--no-cuda-tests", action="store_true", help="skip `pytest -k cuda` (always skipped on a CPU)")
     p.add_argument("--accelerate", default=None,
                    help="DISTILL_ACCELERATE for the priors (auto, eager, channels_last, compile; default: as set, "
@@ -673,6 +826,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + (f", ERROR {row['error']}" if row["error"] else "")
                     + (f", WARNINGS {row['warnings']}" if row["warnings"] else ""))
                 rows.append(row)
+            clip = None
+            if not args.no_clip:
+                log("--- clip case (issue 34)")
+                if time.perf_counter() > deadline:
+                    log("clip case: not run, over the time budget")
+                else:
+                    clip = clip_case(quick=args.quick, device=device, work=tmp / "clip", log=log, deadline=deadline)
             modes = args.accel_modes
             if modes is None:
                 modes = "eager,channels_last,graph" if device.type == "cuda" else ""
@@ -703,6 +863,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         unload_all()  # cached "sd"/"ip2p" priors point at the deleted folders
 
     md = table(rows)
+    if clip is not None:
+        md += "\n\nIssue 34's clip case (video/csd-edit, every frame delivered):\n\n" + clip_table(clip)
     if speed:
         md += "\n\nSpeed (issue 14), each figure beside its eager / reference one:\n\n" + speed_table(speed)
     log("\n" + md)
@@ -717,11 +879,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append(f"pytest -k cuda: {cuda_tests['summary']} (exit {cuda_tests['rc']}).")
     for n in notes:
         log(n)
-    failed = ([r["backend"] for r in rows if r["error"]] + [f"accelerate({a['mode']})" for a in accel if a["error"]]
+    failed = ([r["backend"] for r in rows if r["error"]] + (["clip case"] if clip is not None and clip["error"] else [])
+              + [f"accelerate({a['mode']})" for a in accel if a["error"]]
               + [f"speed: {r['what']}" for r in speed if r["error"]])
     tests_failed = cuda_tests is not None and cuda_tests["failed"]
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(rows=rows, accelerate=accel, speed=speed, cuda_tests=cuda_tests,
+        Path(args.json).write_text(json.dumps(dict(rows=rows, clip=clip, accelerate=accel, speed=speed,
+                                                   cuda_tests=cuda_tests,
                                                    build_s=build_s, device=str(device), quick=args.quick),
                                               indent=2))
     if not args.no_record:
@@ -729,7 +893,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         append_results("gpu_check" + (" (quick: tiny models, 2 steps)" if args.quick else
                                       " (full-size SD 1.5 / InstructPix2Pix, random weights)"),
-                       md, result_rows(rows, build_s, accel, args.quick) + speed_result_rows(speed),
+                       md, result_rows(rows, build_s, accel, args.quick) + speed_result_rows(speed)
+                       + clip_result_rows(clip),
                        device=device_name(device), notes=notes)
     if failed:
         log(f"FAILED: {', '.join(failed)}")

@@ -113,3 +113,33 @@ def test_backends_past_the_time_budget_are_reported_as_not_run(cache, tmp_path, 
     assert rc == 1
     assert [r["backend"] for r in rows] == ["svg/vectorize", "image/sds"]
     assert all(r["error"].startswith("not run: the check's time budget") for r in rows)
+
+
+def test_quick_clip_case_delivers_every_frame_at_the_clips_rate_and_size(cache, tmp_path, monkeypatch):
+    """Issue 34's GPU case (a 10 s 1080p clip at 30 fps, every frame) on its CPU path: the tiny model, 9 frames."""
+    monkeypatch.setenv("DISTILL_CACHE", str(cache))
+    out = tmp_path / "rows.json"
+    rc = gpu_check.main(["--quick", "--no-record", "--device", "cpu", "--backends", "none", "--no-speed",
+                         "--json", str(out)])
+    clip = json.loads(out.read_text())["clip"]
+    assert rc == 0 and clip["error"] is None
+    assert clip["clip"] == dict(frames=9, fps=30, size=[96, 64])
+    assert clip["frames"] == 9 and clip["every_frame"]
+    assert clip["fps"] == pytest.approx(30.0) and clip["size"] == [96, 64]
+    assert clip["met"] is None  # a CPU's time says nothing of the GPU target
+    assert clip["ms_per_step"] > 0 and clip["keyframes"] == 2
+    assert "clip_limits" not in backends.get(gpu_check.CLIP_KEY).__dict__  # the app's limits are back
+
+
+def test_the_full_clip_is_ten_seconds_of_1080p_at_30_fps_and_media_reads_it_whole(tmp_path):
+    from backends import media
+
+    assert gpu_check.CLIP_FULL == dict(frames=300, fps=30, size=(1920, 1080))
+    # the same writer at a small size: every frame kept, the rate exact (GIF delays are whole centiseconds)
+    path = gpu_check.write_clip(tmp_path / "clip.gif", frames=30, fps=30, size=(64, 36))
+    frames, fps = media.video(str(path))
+    assert frames.shape == (30, 36, 64, 3) and fps == pytest.approx(30.0)
+    assert all((frames[i] != frames[i + 1]).any() for i in range(29))  # none merged into the one before
+    limits = gpu_check.clip_limits_for(300, (1920, 1080))
+    assert limits["max_frames"] == 300 and limits["max_kept_bytes"] >= 300 * 1920 * 1080 * 3
+    assert limits["max_decode_pixels"] >= 300 * 1920 * 1080

@@ -38,6 +38,7 @@ from .. import budget, engine, media
 from ..imaging import save_png, to_uint8
 from ..mesh import (check_drawable, correspondence, fit_texture, held_out_residual, load_geometry, load_mesh, orbit,
                     rasterize, render, save_glb)
+from ..mesh.matching import silhouette_margin
 from ..registry import register
 from ..settings import option
 from ..types import Result
@@ -191,11 +192,13 @@ class _MeshEdit(csd.EditBackend):
 
     def correspondence(self, s: MeshSettings, prior, src: csd.Sources):
         """The views' latent cells that show the same surface point (and the backdrop cell by cell): CSD shares
-        scores between those, not between cells at the same place in views that show different things there."""
+        scores between those, not between cells at the same place in views that show different things there.
+        Cells beside a silhouette share none (`silhouette_margin`): their edit holds some of what lies across it."""
         side = src.facts["size"] // prior.latent_scale
         views, _ = src.facts["cameras"]
         raster = src.facts["raster"] if side == src.facts["size"] else rasterize(src.facts["mesh"], views, side)
-        return engine.Correspondence(*correspondence(src.facts["mesh"], views, raster)).to(prior.device)
+        margin = silhouette_margin(prior.latent_scale)
+        return engine.Correspondence(*correspondence(src.facts["mesh"], views, raster, margin)).to(prior.device)
 
     def step(self, s: MeshSettings, edit: csd.CSDEdit, z: torch.Tensor, src: csd.Sources):
         inner = csd.items_step(edit, z)

@@ -51,6 +51,10 @@ class VideoCSDSettings(VideoSettings):
 
 class _VideoEdit(csd.EditBackend):
     inputs = "video"
+    # Keyword limits for `media.video` (max_frames, max_kept_bytes, max_decode_pixels, ...); empty: media's own, which
+    # the app serves with. A host with the memory for longer or larger clips may raise them for its runs
+    # (benchmarks.gpu_check's 10 s 1080p clip needs 300 frames, 1.9 GB held).
+    clip_limits: dict = {}
 
     @classmethod
     def estimate(cls, s: VideoSettings, inputs, facts):
@@ -63,12 +67,13 @@ class _VideoEdit(csd.EditBackend):
         # every frame is held as uint8 (at most what media keeps: its frame and byte limits) and brought back one
         # at a time in float
         pixels = size[0] * size[1]
-        held = min(media.MAX_VIDEO_KEPT_BYTES, media.MAX_VIDEO_FRAMES * pixels * 3)
+        held = min(cls.clip_limits.get("max_kept_bytes", media.MAX_VIDEO_KEPT_BYTES),
+                   cls.clip_limits.get("max_frames", media.MAX_VIDEO_FRAMES) * pixels * 3)
         return replace(work, bytes=work.bytes + held + pixels * upsample.BYTES_PER_PIXEL, effort=work.units)
 
     def load(self, s: VideoSettings, prior, inputs):
         # every frame, as uint8 (media's limits bound them: 240 frames, 256 MB); only the keyframes become tensors
-        frames, fps = media.video(inputs[0])
+        frames, fps = media.video(inputs[0], **self.clip_limits)
         count, h0, w0 = frames.shape[:3]
         keys = keyframes(count, s.particles)
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)

@@ -8,6 +8,12 @@ their neighbours' outlines into the texture. `correspondence` finds, for each pi
 every other view that shows the same surface point (each pixel's point on its triangle, projected into the other
 camera, kept only where that camera sees that point and not something in front of it); the backdrop, which has
 no geometry, still corresponds place by place.
+
+Cells near a view's silhouette share with no other view. An edit that reads a neighbourhood (a watercolour's blur,
+a VAE's receptive field) makes a backdrop cell beside the mesh take some of the mesh's colour, and a surface cell
+beside the backdrop some of the backdrop's. Shared by place, such a cell of view j drew j's outline into view i's
+even backdrop; shared by surface point, into i's walls: a textured cube edited to watercolour showed its neighbours'
+outlines as ghost lines. Those cells keep their own score (the kernel's whole weight), as the per-view baseline's.
 """
 from __future__ import annotations
 
@@ -16,9 +22,21 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .form import Mesh
 from .raster import Camera, Raster, project
+
+SILHOUETTE_MARGIN_PX = 2  # pixels either side of a silhouette whose cells share with no other view: the reach of
+# the edits prior's widest edit (watercolour's 5x5 blur); a VAE's latent cell spans 8 pixels, so there one cell
+SILHOUETTE_MARGIN = SILHOUETTE_MARGIN_PX  # in cells, for latents that are pixels
+
+
+def silhouette_margin(latent_scale: int) -> int:
+    """The cells either side of a silhouette that share with no other view, for latents of `latent_scale` pixels
+    a cell: SILHOUETTE_MARGIN_PX in cells, at least one."""
+    return max(1, math.ceil(SILHOUETTE_MARGIN_PX / latent_scale))
+
 
 MATCH_TOLERANCE = 1.5  # pixel footprints two views' points may be apart and still be "the same" (measured on the
 # example house: 1.5 matches 99 % of the pixels 2 does between neighbouring views, 0.75 only 84 %)
@@ -63,24 +81,43 @@ def matches(points: np.ndarray, cameras: Sequence[Camera], raster: Raster, a: in
     return at_a[same], seen_b[same]
 
 
-def correspondence(mesh: Mesh, cameras: Sequence[Camera], raster: Raster) -> tuple[torch.Tensor, torch.Tensor]:
+def near_silhouette(mask: torch.Tensor, margin: int = SILHOUETTE_MARGIN) -> torch.Tensor:
+    """(N, H, W) bool covered -> (N, H*W) bool: the pixels with both covered and backdrop pixels within `margin`
+    pixels (a square neighbourhood), on either side of a silhouette. margin 0: none."""
+    n = mask.shape[0]
+    if margin <= 0:
+        return torch.zeros(n, mask[0].numel(), dtype=torch.bool)
+    covered = mask.cpu().float()[:, None]
+
+    def within(x: torch.Tensor) -> torch.Tensor:  # some pixel of x within `margin` (a square) is set
+        return F.max_pool2d(x, 2 * margin + 1, stride=1, padding=margin) > 0
+
+    return (within(covered) & within(1 - covered)).reshape(n, -1)
+
+
+def correspondence(mesh: Mesh, cameras: Sequence[Camera], raster: Raster, margin: int = SILHOUETTE_MARGIN
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each view's pixels are in every other view, for CSD's shared scores (`engine.csd_grad`): (index,
     valid), (N, N, H*W) int64 and bool, index[j, i, p] the pixel of view j that shows what pixel p of view i
     shows, valid where there is one: the same surface point (`matches`), or for a pixel of the backdrop, the same
     pixel of view j when that too is backdrop (the backdrop has no geometry; it is what the views share by place).
-    index[i, i] is every pixel itself."""
+    A pixel within `margin` of its view's silhouette (`near_silhouette`) corresponds to none of another view's,
+    nor any other view's to it. index[i, i] is every pixel itself."""
     n = len(cameras)
     hw = raster.size[0] * raster.size[1]
     points = view_points(mesh, cameras, raster)
     backdrop = ~raster.mask.reshape(n, hw).cpu()
+    edge = near_silhouette(raster.mask, margin)
     index = torch.arange(hw).repeat(n, n, 1)
-    valid = backdrop[:, None, :] & backdrop[None, :, :]  # valid[j, i]: backdrop in both
+    shared = backdrop & ~edge
+    valid = shared[:, None, :] & shared[None, :, :]  # valid[j, i]: backdrop in both, away from both silhouettes
     for i in range(n):
         valid[i, i] = True
         for j in range(n):
             if j != i:
                 at_j, at_i = (torch.from_numpy(k) for k in matches(points, cameras, raster, j, i))
-                index[j, i, at_i] = at_j
-                valid[j, i, at_i] = True
+                keep = ~edge[i, at_i] & ~edge[j, at_j]
+                index[j, i, at_i[keep]] = at_j[keep]
+                valid[j, i, at_i[keep]] = True
     return index, valid
 
