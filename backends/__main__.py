@@ -13,14 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-from . import interrupts, registry
+from .core import interrupts, registry
 from .priors import catalog
 from .priors.machine import MEMORY_MODES
-from .errors import DistillError, InputError, report_cli_error
-from . import runner
-from .runner import run
-from .settings import describe
-from .types import Result
+from .core.errors import DistillError, InputError, report_cli_error
+from .core import runner
+from .core.runner import run
+from .core.settings import describe
+from .core.types import Result
 
 
 def _parser() -> argparse.ArgumentParser:

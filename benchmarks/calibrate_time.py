@@ -1,5 +1,5 @@
 """Seconds of every backend's default run on this machine, and the reference table the tabs' time estimates
-start from (`backends.timing`).
+start from (`backends.core.timing`).
 
     python -m benchmarks.calibrate_time              # every backend at its defaults, this machine's default priors
     python -m benchmarks.calibrate_time --write      # ... and write them as backends/data/timings_cpu.json
@@ -24,8 +24,8 @@ import tempfile
 from dataclasses import replace
 
 import backends
-from backends import timing
-from backends.runner import check_prior
+from backends.core import timing
+from backends.core.runner import check_prior
 
 from .e2e import inputs_for
 
@@ -68,7 +68,7 @@ FIT_STEPS = 20
 # its memory: the RSS it started at and the peak over the run (VmHWM, reset at the start where the kernel allows).
 CHILD = """
 import json, sys, time, backends
-from backends import runner
+from backends.core import runner
 key, settings, inputs, prior, out, device = json.loads(sys.argv[1])
 def status(field):
     for line in open("/proc/self/status"):

@@ -8,7 +8,7 @@ grid wall s       from calling run_grid to its last event, in this process: the 
                   cells, the report rewritten after each (icons judge included) and the checks of what is done
 cells s           the sum of the cells' own total_s (result.json: the run from its start, loading included)
 overhead          wall / cells - 1 (the target: at most 10 %)
-threads           torch threads: each run's own choice (`backends.devices.choose_threads`, recorded in its
+threads           torch threads: each run's own choice (`backends.core.devices.choose_threads`, recorded in its
                   result.json) unless --threads sets them for every run
 rerun             the same spec again: every cell found done, nothing run; its wall seconds (reading 40
                   result.json files and writing the report, judging included)

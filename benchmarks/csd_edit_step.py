@@ -24,7 +24,7 @@ from backends.csd_edit import panorama, windows
 from backends.csd_edit.csd import CSDEdit, items_step
 from backends.csd_edit.panorama import PanoramaCSDSettings
 from backends.csd_edit.video import VideoCSDSettings
-from backends.settings import resolve_auto
+from backends.core.settings import resolve_auto
 
 
 def random_full_ip2p(device: torch.device):

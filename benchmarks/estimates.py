@@ -1,5 +1,5 @@
 """Estimates against reality (issue 23, item 2): for every backend with its offline prior, at two sizes, the
-expected seconds (`backends.runner.expect`, the figure beside Run) and the memory estimate (`cls.estimate`) against
+expected seconds (`backends.core.runner.expect`, the figure beside Run) and the memory estimate (`cls.estimate`) against
 the real run's seconds after its prior loaded (result.json's total_s - load_s) and the RSS it added over its start
 (its peak less its RSS when the run began: what the estimate covers, the run's arrays, not the interpreter, torch
 and the prior), each run in its own process as the CLI runs it (`calibrate_time.run_cold`), the fastest of
@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 
 import backends
-from backends import runner
+from backends.core import runner
 from backends.priors import catalog
-from backends.settings import make_settings, resolve_auto
+from backends.core.settings import make_settings, resolve_auto
 
 from .calibrate_time import cases, run_cold
 from .common import append_results, device_name
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     append_results("estimates (expected vs measured, offline priors)", table,
                    [dict(metric="expected_over_measured", value=r["ratio"], unit="x", **r) for r in rows],
                    device=device_name("cpu"),
-                   notes=["Expected: `backends.runner.expect` (seconds after the prior loads); measured: result.json's "
+                   notes=["Expected: `backends.core.runner.expect` (seconds after the prior loads); measured: result.json's "
                           f"total_s - load_s of the run in its own process, the fastest of {args.repeat}. Memory est.: "
                           "the backend's estimate of its run's arrays; RSS added: the run's peak RSS less its RSS "
                           f"when it began (the most of the {args.repeat}). Ratios: estimate / measured."])

@@ -34,10 +34,10 @@ import torch
 from PIL import Image
 
 import backends
-from backends import media
-from backends.clip import directional_similarity, get_clip
+from backends.inputs import media
+from backends.measures.clip import directional_similarity, get_clip
 from backends.csd_edit import metrics, windows
-from backends.errors import ModelUnavailableError
+from backends.core.errors import ModelUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backends.icon_judge import SIZE, Icons, wanted  # noqa: E402  (after the path above; re-exported)
+from backends.measures.icon_judge import SIZE, Icons, wanted  # noqa: E402  (after the path above; re-exported)
 
 BACKENDS = ("svg/vectorfusion", "svg/raster-then-vectorize", "svg/csd")
 # --quick: few steps so that a test exercises every path in seconds (numbers then mean little)
@@ -117,7 +117,7 @@ def evaluate_visitors(prompts: dict, *, out_root: Path, settings: dict | None = 
     to an icon of the main object, its coverage and contrast, and seconds to the first preview and to the SVG."""
     import backends
     from backends.priors.icons import IconPrior
-    from backends.types import Result
+    from backends.core.types import Result
 
     prior, icons = IconPrior.load(), Icons()
     settings = settings or {}
@@ -353,7 +353,7 @@ def tables(res: dict) -> str:
 
 def threads_note() -> str:
     """The threads the runs used: a setting every run obeyed, or each run's own choice (its result.json)."""
-    from backends.devices import explicit_threads
+    from backends.core.devices import explicit_threads
 
     chosen = explicit_threads()
     return f"{chosen.threads} ({chosen.why})" if chosen else "chosen per run by the thread policy"

@@ -53,8 +53,8 @@ def evaluate(backends_: list[str], captions: list[str], *, prior: str, clip_spec
     import torch
 
     import backends
-    from backends.clip import get_clip, r_precision
-    from backends.imaging import load_image
+    from backends.measures.clip import get_clip, r_precision
+    from backends.core.pixels import load_image
 
     scorer = get_clip(clip_spec, device)
     rows = []
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
 
-    from backends.clip import get_clip
+    from backends.measures.clip import get_clip
 
     captions = read_captions(args.captions, args.limit)
     if len(captions) < 2:

@@ -565,7 +565,7 @@ def speed_rows(device: torch.device, quick: bool, log: Callable[[str], None], wo
         item(f"renderer {n} paths", "reference", "batched", renderer)
 
     # 2. the text-to-SVG step (svg/vectorfusion's own loop), eager vs graph, KL vs fast encoder
-    from backends.settings import resolve_auto
+    from backends.core.settings import resolve_auto
     from backends.svg import distill
     from backends.svg.vectorfusion import VectorFusionSettings
 

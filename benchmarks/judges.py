@@ -3,7 +3,7 @@ does an edited image show the edit its instruction names? Used by the browser te
 (tests/test_examples_browser.py) and open to the evaluations.
 
 drawn_icon     the nearest shipped icon (L2 at 64 px over white) to a result picture, and whether its caption
-               carries the wanted object ("fox", "red apple"): `backends.icon_judge`, where the grid report
+               carries the wanted object ("fox", "red apple"): `backends.measures.icon_judge`, where the grid report
                (`backends.compare`) finds it too.
 likeness       the RMS difference of a result from its input (both over white, 64 px on the short side, [0, 1]
                units): a vectorized image or a reconstructed target must look like what it was made from.
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from backends.icon_judge import DrawnIcon, drawn_icon, on_white as _on_white
+from backends.measures.icon_judge import DrawnIcon, drawn_icon, on_white as _on_white
 
 LIKENESS = 0.08  # a result looks like its input within this RMS
 EDIT_DIRECTION = 0.8  # an edit is shown when the result moved this closely along one of its variants...
@@ -81,7 +81,7 @@ def _icon_masks():
     if _masks is None:
         from scipy import ndimage
 
-        from backends.icon_judge import icons
+        from backends.measures.icon_judge import icons
 
         found = icons()
         x = found.images.view(-1, 3, 64, 64)
@@ -120,7 +120,7 @@ def composed(picture: str | Path | Image.Image, wants: list[str]) -> Composed:
     own pixels, so another thing overlapping the window's corner does not count against it), then that window
     against every shipped icon: the want is shown when one of the TOP_ICONS nearest icons of one of them carries it
     (its caption is returned), else "" (those windows look more like other things)."""
-    from backends.icon_judge import icons, wanted
+    from backends.measures.icon_judge import icons, wanted
 
     found = icons()
     win = _windows(picture)
@@ -156,7 +156,7 @@ def _icon_outlines():
     if _outlines is None:
         from scipy import ndimage
 
-        from backends.icon_judge import icons
+        from backends.measures.icon_judge import icons
 
         found = icons()
         edges = outlines(found.images.view(-1, 3, 64, 64))
@@ -171,7 +171,7 @@ def sketch_icon(picture: str | Path | Image.Image, want: str) -> DrawnIcon:
     to the icon's outline plus from the outline to the ink."""
     from scipy import ndimage
 
-    from backends.icon_judge import vector, wanted
+    from backends.measures.icon_judge import vector, wanted
 
     x = torch.from_numpy(vector(picture)).view(3, 64, 64)
     ink = (x.mean(0) < 0.75).numpy()

@@ -25,7 +25,7 @@ from PIL import Image
 import backends
 from backends.csd_edit.metrics import residual_consistency, sequence_pairs
 from backends.mesh import Camera, load_mesh, rasterize, render
-from backends.types import Progress
+from backends.core.types import Progress
 
 from .common import append_results, device_name
 

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 import torch
 
-from backends.devices import apply_threads, choose_threads
+from backends.core.devices import apply_threads, choose_threads
 from backends.mesh import Mesh, fit_texture, orbit, rasterize, render
 
 from .common import append_results, device_name, measure, median_ms

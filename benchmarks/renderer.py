@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from backends.devices import choose_threads
+from backends.core.devices import choose_threads
 from backends.svg import diffvg_adapter
 from backends.svg.render import render
 from backends.svg.painting import random_paths
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), action="append",
                    help="repeatable; default: cpu, and cuda when present")
     p.add_argument("--threads", type=int, action="append",
-                   help="CPU threads (repeatable; default: the thread policy's, backends.devices.choose_threads)")
+                   help="CPU threads (repeatable; default: the thread policy's, backends.core.devices.choose_threads)")
     p.add_argument("--samples", type=int, default=1, help="s x s samples per pixel for this renderer (default 1: "
                                                           "its coverage is area-exact); pydiffvg always uses 2x2")
     p.add_argument("--repeats", type=int, default=5)

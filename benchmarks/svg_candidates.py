@@ -31,7 +31,7 @@ def step_ops(k: int, prior: str, size: int, device: str = "cpu") -> dict:
     `benchmarks.renderer.count_ops`): the difference between a 2-step and a 1-step loop, so loading, planning and
     the reports' previews cancel. Equal counts for K = 1 and K = 4 mean nothing in the step scales with K in Python."""
     from backends.priors import load_prior
-    from backends.settings import resolve_auto
+    from backends.core.settings import resolve_auto
     from backends.svg import distill as vf
     from backends.svg.csd_vectorfusion import CSDSettings
 

@@ -1,5 +1,5 @@
 """Each tab's default run with no added load and beside busy processes, with torch's default threads ("before":
-one per core) and with the thread policy ("after": `backends.devices.choose_threads`), in one sitting, so the
+one per core) and with the thread policy ("after": `backends.core.devices.choose_threads`), in one sitting, so the
 ratios hold whatever else the machine runs.
 
     python -m benchmarks.threads                      # every tab, 1 busy process, before / after / before+PASSIVE

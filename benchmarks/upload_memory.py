@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from backends.validate import MB, human_size
+from backends.inputs.validate import MB, human_size
 from demo.launch import UPLOAD_LIMIT_BYTES
 
 from .common import append_results, device_name, load_note

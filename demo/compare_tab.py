@@ -19,7 +19,7 @@ import gradio as gr
 import backends
 from backends import compare, free_memory
 from backends.compare.report import preview
-from backends.errors import DistillError, InputError
+from backends.core.errors import DistillError, InputError
 
 from .jobs import JOBS, Stopped, acquire, device_lock, session_of
 from .requests import resolve_prior
@@ -183,7 +183,7 @@ class CompareTab:
         first_failure = ""
         self.offered.pop(session_of(request), None)
         try:
-            from backends.files import JobDir, cleanup_expired
+            from backends.core.files import JobDir, cleanup_expired
 
             cleanup_expired(self.config.job_ttl_s, root=self.config.job_root)
             data = grid_data(parse_prompts(prompts_text), list(methods or []), parse_seeds(seeds), self.config)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 import backends
-from backends.errors import InputError
-from backends.timing import SOURCES, duration
+from backends.core.errors import InputError
+from backends.core.timing import SOURCES, duration
 
 from .requests import paths_of
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 import backends
-from backends import media, validate
-from backends.settings import truthy
+from backends.inputs import media, validate
+from backends.core.settings import truthy
 
 from . import compare_tab, environment
 from .runs import warm_in_background
@@ -43,7 +43,7 @@ class AppConfig:
     memory: str = "auto"
     queue_size: int = 64
     concurrency: int = 1
-    threads: int | None = None  # every run's CPU threads; None: chosen per run (`backends.devices.choose_threads`)
+    threads: int | None = None  # every run's CPU threads; None: chosen per run (`backends.core.devices.choose_threads`)
     job_ttl: float = 2 * 3600
     job_root: str | None = None
     preload: bool = False  # start loading the real priors in the background at start-up
@@ -112,7 +112,7 @@ def build_app(config: AppConfig | None = None, env: environment.Environment | No
     """The whole app as one gr.Blocks (not launched). `demo.tabs` maps tab names to their `Tab` objects."""
     config = config or AppConfig()
     env = env or environment.detect(config.prior, config.device, config.memory)
-    from backends.files import cleanup_expired
+    from backends.core.files import cleanup_expired
 
     run_config = RunConfig(env=env, queue_id=f"device-{env.device}", concurrency=max(1, config.concurrency),
                            job_ttl_s=config.job_ttl, job_root=config.job_root, threads=config.threads)
@@ -200,7 +200,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False):
         demo = build_app(config)
     except ValueError as err:  # a flag that cannot work on this machine: one line, no traceback
         raise SystemExit(f"error: {err}") from None
-    from backends.files import default_root
+    from backends.core.files import default_root
 
     root = config.job_root or str(default_root())
     # quiet=True: Gradio's own lines (and its "set share=True" hint: the app has --share) give way to one block.

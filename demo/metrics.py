@@ -84,7 +84,7 @@ def caption(m: Metric) -> str:
 
 
 def clip_is_random(meta: dict) -> bool:
-    """True when the run's CLIP scores come from random weights (see backends/clip.py `label`)."""
+    """True when the run's CLIP scores come from random weights (see backends/measures/clip.py `label`)."""
     return bool(meta.get("clip_random_weights"))
 
 

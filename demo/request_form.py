@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from backends import settings as bsettings
-from backends.errors import InputError
+from backends.core import settings as bsettings
+from backends.core.errors import InputError
 
 from .requests import baseline_settings, ui_default
 

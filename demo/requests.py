@@ -9,8 +9,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from backends import settings as bsettings
-from backends.errors import InputError
+from backends.core import settings as bsettings
+from backends.core.errors import InputError
 
 SHARED_FIELDS = ("prompt", "seed")  # shown once per tab; method and baseline get the same values
 # A request is a backend name, a prior name and a few dozen settings: 64 KiB and 8 levels hold any real one with

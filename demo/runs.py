@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 import backends
-from backends.errors import DistillError, InputError, RunError
+from backends.core.errors import DistillError, InputError, RunError
 from backends import free_memory, preload
-from backends.clip import default_clip
-from backends.types import Progress, Result
+from backends.measures.clip import default_clip
+from backends.core.types import Progress, Result
 
 from . import environment
 from .jobs import JOBS, Job, Stopped, acquire, device_lock, drive, publish, safe_stem, session_of
@@ -127,7 +127,7 @@ def plan_sides(tab: Tab, request_json: str, input_values: list) -> list[tuple]:
 
 def run_sides(tab: Tab, press: Press, request_json: str, input_values: list, progress):
     """The run of each side in turn, then the final update: files, report, CLI lines, notices."""
-    from backends.files import JobDir, cleanup_expired
+    from backends.core.files import JobDir, cleanup_expired
 
     cfg = tab.config
     cleanup_expired(cfg.job_ttl_s, root=cfg.job_root)

@@ -16,10 +16,10 @@ from typing import Any, Callable
 import gradio as gr
 
 import backends
-from backends import media
-from backends.errors import InputError
-from backends.files import JobDir
-from backends.types import INPUT_KINDS
+from backends.inputs import media
+from backends.core.errors import InputError
+from backends.core.files import JobDir
+from backends.core.types import INPUT_KINDS
 
 from . import environment
 from .examples import Example, TabExamples
@@ -156,8 +156,8 @@ class Tab:
         return out
 
     def prior_fits(self, key: str, prior: str) -> bool:
-        """Whether backend `key` runs on the prior named `prior` (`backends.runner.check_prior`)."""
-        from backends.runner import check_prior
+        """Whether backend `key` runs on the prior named `prior` (`backends.core.runner.check_prior`)."""
+        from backends.core.runner import check_prior
 
         try:
             check_prior(self.classes[key], prior)

@@ -10,7 +10,7 @@ from .examples import Example
 from .tab import InputSlot, TabSpec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "video"
-VIDEO_TYPES = (".mp4", ".mov", ".webm", ".mkv", ".gif")  # what backends.media reads
+VIDEO_TYPES = (".mp4", ".mov", ".webm", ".mkv", ".gif")  # what backends.inputs.media reads
 
 
 def examples() -> list[Example]:

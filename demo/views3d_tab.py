@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from backends.files import JobDir
+from backends.core.files import JobDir
 from backends.mesh import load_mesh, mesh_texels, save_glb
 
 from .examples import Example

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from backends import settings as bsettings
+from backends.core import settings as bsettings
 
 from . import environment, metrics
 from .requests import SHARED_FIELDS
@@ -252,7 +252,7 @@ def notices_markdown(rows: list[tuple[str, dict]]) -> str:
 def banner_widget(env: environment.Environment):
     """The top of the page: one line (real or try-out, which priors), the rest (what is missing, how to get the
     real models, failed plugins) folded below it, so the tabs start high on the page."""
-    from backends.registry import plugin_errors
+    from backends.core.registry import plugin_errors
 
     ok = all(env.uses_real(k) for k in env.facts["kinds"])
     rest = environment.banner(env) + "".join(f"\n\nPlugin `{n}` failed to load: {e}" for n, e in plugin_errors.items())

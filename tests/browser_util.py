@@ -107,7 +107,7 @@ def wait_status(page, tab: str, words: tuple[str, ...], timeout_s: float) -> str
     raise TimeoutError(f"status of {tab} never showed {words}; last: {text!r}")
 
 
-# The figure of a tab's "Expected time: about 68 s (...)" line, as backends.timing.duration words it.
+# The figure of a tab's "Expected time: about 68 s (...)" line, as backends.core.timing.duration words it.
 EXPECTED_TIME = re.compile(r"about (\d+(?:\.\d+)?) (s|min|hours)\b")
 UNIT_SECONDS = {"s": 1, "min": 60, "hours": 3600}
 

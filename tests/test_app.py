@@ -22,11 +22,11 @@ import pytest
 import torch
 
 import backends
-from backends import registry
-from backends.settings import option
-from backends import settings as bsettings
-from backends.errors import InputError
-from backends.types import Inputs
+from backends.core import registry
+from backends.core.settings import option
+from backends.core import settings as bsettings
+from backends.core.errors import InputError
+from backends.core.types import Inputs
 from demo import environment, jobs, requests, runs, widgets, wiring
 from demo import tab as tabmod
 from demo.launch import AppConfig, build_app, parse_args
@@ -355,7 +355,7 @@ def test_missing_input_asks_for_an_upload():
 
 
 def test_job_folders_live_under_the_job_root_and_expire(app):
-    from backends.files import cleanup_expired
+    from backends.core.files import cleanup_expired
 
     tab = app.tabs_by_name["image"]
     _, final = run(tab, sds(steps=5), [SHAPES])

@@ -16,8 +16,8 @@ import gradio as gr
 import pytest
 
 import backends
-from backends import registry
-from backends.errors import InputError
+from backends.core import registry
+from backends.core.errors import InputError
 from demo import environment, metrics, requests, runs, widgets
 from demo import tab as tabmod
 from demo.launch import AppConfig, build_app, startup_block, tab_specs
@@ -29,7 +29,7 @@ PLUGIN = textwrap.dedent('''
     import numpy as np
 
     from backends import Progress, Result, register
-    from backends.settings import option
+    from backends.core.settings import option
 
     @dataclass
     class Settings:

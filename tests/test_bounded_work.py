@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backends import budget
+from backends.core import budget
 from backends.__main__ import main
-from backends.errors import InputError
-from backends.files import atomic_path
+from backends.core.errors import InputError
+from backends.core.files import atomic_path
 
 DEADLINE_S = 5.0   # CPU seconds of the child
 RUNAWAY_S = 300.0  # wall-clock seconds after which the child is killed
@@ -78,7 +78,8 @@ def run_cli(argv: list[str], tmp: Path, env: dict | None = None) -> dict:
     if pid == 0:  # child: never return into pytest
         rc = 99
         try:
-            from backends import priors, timing
+            from backends import priors
+            from backends.core import timing
 
             # The estimates a fresh CLI process makes: the reference machine's figures. Runs that earlier tests made
             # in this process were timed on this machine, fast or busy, and would move the budget's verdict with it.
@@ -288,7 +289,7 @@ def test_atomic_path_leaves_nothing_when_the_writer_is_interrupted(tmp_path):
 
 def test_edit_writers_rename_into_place(tmp_path):
     from backends.csd_edit import outputs
-    from backends.imaging import save_png
+    from backends.core.pixels import save_png
 
     frames = np.stack([np.full((16, 24, 3), 80 * i, np.uint8) for i in range(3)])
     names = [Path(save_png(frames[0], tmp_path / "a.png")).name,
@@ -301,7 +302,7 @@ def test_edit_writers_rename_into_place(tmp_path):
 def test_vectorize_counts_every_stage_for_the_time_budget(tmp_path):
     # svg/vectorize has no `steps`: the budget counted 2000 for a run of (64 stages + 1) x 5000 = 325,000 steps
     from backends import get, run_to_end
-    from backends.settings import make_settings
+    from backends.core.settings import make_settings
 
     cls = get("svg/vectorize")
     s = make_settings(cls.Settings, {"schedule": "1", "iters": 5000, "paths": 64})

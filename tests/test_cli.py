@@ -136,7 +136,7 @@ def test_a_third_party_backend_appears_through_the_entry_point_group(tmp_path):
     site = install_package(tmp_path / "site", "throwaway_backend", '''
         from dataclasses import dataclass
         from backends import register, Result
-        from backends.settings import option
+        from backends.core.settings import option
 
         @dataclass
         class Settings:
@@ -242,7 +242,7 @@ def test_sigterm_ends_a_run_with_one_line_and_no_partial_files(tmp_path):
 
 
 def test_a_run_into_a_used_folder_replaces_the_last_result_set_as_a_whole(tmp_path):
-    from backends.runner import clear_previous_result
+    from backends.core.runner import clear_previous_result
 
     target = make_target(tmp_path / "target.png")
     out = tmp_path / "o"

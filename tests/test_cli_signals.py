@@ -3,7 +3,7 @@ torch (seconds before any CLI code runs; a 13-38 line KeyboardInterrupt tracebac
 during the work, or after it.
 
 The moments are not timed against the child's progress: each is "so long after the child started loading a
-library of site-packages" (which only the package's imports do, after `backends.interrupts.guard` is in place),
+library of site-packages" (which only the package's imports do, after `backends.core.interrupts.guard` is in place),
 and the outcome must be one of the allowed ones whichever stage the signal lands in. Python's own start-up
 before that (~30 ms, before any project code) is out of the project's reach and not sampled."""
 import os
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.interrupts import _main_module
+from backends.core.interrupts import _main_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'

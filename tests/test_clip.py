@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from backends import clip
-from backends.errors import ModelUnavailableError
+from backends.measures import clip
+from backends.core.errors import ModelUnavailableError
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import ray  # noqa: F401  (CI installs it through requirements-dev.txt: a missing Ray fails here, never skips)
 
-from backends import runner, validate
+from backends.core import runner
+from backends.inputs import validate
 from backends.__main__ import main
 from backends.compare import Report, finished, load_spec, parse_spec, run_grid
 
@@ -388,7 +389,7 @@ def test_with_real_clip_weights_the_report_gives_r_precision_over_the_prompt_set
     import numpy as np
     from PIL import Image
 
-    import backends.clip
+    import backends.measures.clip
 
     spec = parse_spec({"out": "out", "prompts": ["a fox", "a cat"], "seeds": [0, 1], "priors": ["icons"],
                        "backends": [{"name": "svg/vectorfusion"}]}, base=tmp_path)
@@ -409,7 +410,7 @@ def test_with_real_clip_weights_the_report_gives_r_precision_over_the_prompt_set
             drawn = [int(np.asarray(im)[0, 0, 0] > 100) for im in images]
             return torch.tensor([[1.0 if t == texts[d] else 0.0 for t in texts] for d in drawn])
 
-    monkeypatch.setattr(backends.clip, "default_clip", lambda device=None: Scorer())
+    monkeypatch.setattr(backends.measures.clip, "default_clip", lambda device=None: Scorer())
     (summary,) = report.summary(report.rows())
     precision = next(f for f in summary["figures"] if f["figure"] == "CLIP R-precision")
     assert precision == {"figure": "CLIP R-precision", "value": 0.75, "std": pytest.approx(0.3536, abs=1e-4), "n": 2}

@@ -13,7 +13,7 @@ import pytest
 from backends.__main__ import main
 from backends.compare import load_spec, run_grid
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 
 BASE = 'prompts = ["a fox"]\n[[backends]]\nname = "svg/vectorfusion"\nsettings = { steps = 5, k = 1 }\n'
 EDIT = 'prompts = ["make it night"]\n[[backends]]\nname = "panorama/csd-edit"\n'
@@ -120,7 +120,7 @@ def test_workers_that_cannot_be_started_under_a_process_cap_are_one_sentence(tmp
 
 
 def test_a_grid_on_several_cpu_workers_counts_one_cell_of_memory_per_worker(tmp_path, monkeypatch):
-    from backends import budget
+    from backends.core import budget
     from backends.compare.plan import check_cells
 
     spec_path = tmp_path / "grid.toml"

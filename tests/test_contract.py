@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 
 
 def test_every_backend_has_a_typed_contract_and_one_check_per_rule(tmp_path):
@@ -12,9 +12,10 @@ def test_every_backend_has_a_typed_contract_and_one_check_per_rule(tmp_path):
     priors)."""
     from dataclasses import FrozenInstanceError
 
-    from backends import get, registry, run
-    from backends.settings import make_settings
-    from backends.types import BackendSpec, Inputs
+    from backends import get, run
+    from backends.core import registry
+    from backends.core.settings import make_settings
+    from backends.core.types import BackendSpec, Inputs
 
     for task, names in registry.available().items():
         for name in names:

@@ -21,8 +21,8 @@ import backends
 from backends import engine
 from backends.csd_edit import csd, metrics, outputs, samples, windows
 from backends.priors import load_prior
-from backends.errors import InputError, ModelUnavailableError
-from backends.types import Progress, Result
+from backends.core.errors import InputError, ModelUnavailableError
+from backends.core.types import Progress, Result
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(steps=2, every=1, short_side=64, prompt="make it snowy")
@@ -135,7 +135,7 @@ def test_csd_edit_with_one_particle_equals_the_per_item_baseline(inputs, tmp_pat
 
 def _settings(**kw):
     from backends.csd_edit.video import VideoCSDSettings
-    from backends.settings import resolve_auto
+    from backends.core.settings import resolve_auto
 
     return resolve_auto(VideoCSDSettings(**{"prompt": "make it snowy", **kw}), "full")[0]
 

@@ -13,7 +13,7 @@ from PIL import Image
 from scipy import ndimage
 
 import backends
-from backends.csd_edit.mesh import MeshCSDSettings, cameras
+from backends.csd_edit.views3d_mesh import MeshCSDSettings, cameras
 from backends.mesh import Mesh, load_mesh, rasterize, save_glb
 
 SIDE = 64

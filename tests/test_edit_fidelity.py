@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 import backends
-from backends import engine, media
+from backends import engine
+from backends.inputs import media
 from backends.csd_edit import csd, metrics, outputs, samples, upsample
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.priors.edits import EDITS
 
 

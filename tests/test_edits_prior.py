@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from backends import engine
 from backends.csd_edit.metrics import residual_consistency, sequence_pairs
 from backends.priors.base import Cond
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.priors.edits import EDITS, SIGMA, SIGMA_UNCOND, VARIANTS, VOCABULARY, EditPrior
 
 

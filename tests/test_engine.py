@@ -7,7 +7,7 @@ import torch
 
 from backends import engine
 from backends.priors import AnalyticPrior
-from backends.errors import RunError
+from backends.core.errors import RunError
 
 
 def test_sds_gradient_is_weighted_residual():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from backends import budget, registry, runner
+from backends.core import budget, registry, runner
 from backends.priors import catalog, load_prior
-from backends.settings import make_settings, resolve_auto
+from backends.core.settings import make_settings, resolve_auto
 
 
 def seconds(key, **settings):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from backends.csd_edit import metrics
-from backends.errors import ModelUnavailableError
+from backends.core.errors import ModelUnavailableError
 from benchmarks import eval_csd_edit
 
 LPIPS_MISSING = "The LPIPS distance needs the lpips package (a test without it)."

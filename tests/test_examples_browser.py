@@ -65,7 +65,7 @@ def _source_frame(path: Path, meta: dict) -> Image.Image:
     if path.suffix.lower() in (".glb", ".gltf"):
         import numpy as np
 
-        from backends.csd_edit.mesh import BACKGROUND
+        from backends.csd_edit.views3d_mesh import BACKGROUND
         from backends.mesh import Camera, load_mesh, rasterize, render
 
         mesh = load_mesh(path)

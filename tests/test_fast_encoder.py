@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import backends
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.priors import load_prior
 from backends.priors.diffusers_prior import FastEncoderPrior
 from backends.svg.distill import with_encoder

@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from backends.errors import ModelUnavailableError
+from backends.core.errors import ModelUnavailableError
 from backends.priors import fast_vae
 from backends.priors.fast_vae import FastVAE, available, encoder_fidelity, from_sd_latents, load_fast_vae, to_sd_latents
 

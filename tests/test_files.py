@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from backends import files
-from backends.errors import RunError
+from backends.core import files
+from backends.core.errors import RunError
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_quick_clip_case_delivers_every_frame_at_the_clips_rate_and_size(cache, 
 
 
 def test_the_full_clip_is_ten_seconds_of_1080p_at_30_fps_and_media_reads_it_whole(tmp_path):
-    from backends import media
+    from backends.inputs import media
 
     assert gpu_check.CLIP_FULL == dict(frames=300, fps=30, size=(1920, 1080))
     # the same writer at a small size: every frame kept, the rate exact (GIF delays are whole centiseconds)

@@ -8,7 +8,7 @@ import torch
 
 from backends import engine
 from backends.priors.base import Cond
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.priors.icons import IconPrior
 
 SUFFIX = ". minimal flat 2d vector icon. lineal color. on a white background. trending on artstation"

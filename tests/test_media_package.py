@@ -1,4 +1,4 @@
-"""backends.media by kind: every name its importers use is still there, each module is small, the budget's header
+"""backends.inputs.media by kind: every name its importers use is still there, each module is small, the budget's header
 reads and the decoders refuse a file by one rule with one sentence, and a zip's junk is one rule for both."""
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from backends import budget, media
-from backends.errors import InputError
+from backends.core import budget
+from backends.inputs import media
+from backends.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What backends/, demo/, benchmarks/, scripts/ and the tests read from backends.media (and mesh/io.py imports).
+# What backends/, demo/, benchmarks/, scripts/ and the tests read from backends.inputs.media (and mesh/io.py imports).
 USED = ("image", "images", "video", "video_frame_size", "add_audio", "jpeg_scans", "is_archiver_junk",
         "central_directory", "pillow_pixel_limit", "read_head", "header_size", "HEADER_BYTES", "MIN_SIDE",
         "IMAGE_FORMATS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_VIEWS", "MAX_ZIP_BYTES", "MAX_ZIP_ENTRIES",
@@ -29,7 +30,7 @@ def test_every_name_its_importers_use_comes_from_backends_media():
 
 
 def test_each_media_module_is_at_most_700_lines_and_each_function_at_most_80():
-    for path in sorted((ROOT / "backends" / "media").glob("*.py")):
+    for path in sorted((ROOT / "backends" / "inputs" / "media").glob("*.py")):
         text = path.read_text(encoding="utf-8")
         assert len(text.splitlines()) <= 700, path.name
         for node in ast.walk(ast.parse(text)):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.mesh.matching import near_silhouette
 from backends.mesh import (Camera, Mesh, correspondence, fit_texture, held_out_residual, load_mesh, orbit, rasterize,
                            render, save_glb, seen_texels)

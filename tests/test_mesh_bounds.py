@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.mesh import load_mesh
 from tests.hostile import glb_bytes, glb_declaring, glb_geometry, grid_triangles, make_hostile_meshes, mesh_zip
 
@@ -54,7 +54,7 @@ def test_a_hostile_mesh_is_refused_in_one_sentence_naming_the_file_and_its_fault
 
 def _peak_mb_of_loading(path: Path) -> tuple[str, float]:
     """load_mesh(path) in a child process: (its one line of outcome, its peak resident memory in MB)."""
-    code = (PEAK_KB + "import sys\nfrom backends.mesh import load_mesh\nfrom backends.errors import InputError\n"
+    code = (PEAK_KB + "import sys\nfrom backends.mesh import load_mesh\nfrom backends.core.errors import InputError\n"
             "try:\n    load_mesh(sys.argv[1]); print('loaded')\nexcept InputError as e:\n    print(e)\n"
             "print(peak_kb())\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -166,8 +166,8 @@ def test_a_4096_texture_over_the_memory_budget_is_refused_in_one_line_before_the
 
 @pytest.mark.parametrize("backend", ["views3d/csd-edit", "views3d/per-view"])
 def test_a_mesh_given_to_a_views_method_names_the_method_that_takes_a_mesh(tmp_path, backend):
-    from backends import registry, runner
-    from backends.settings import make_settings
+    from backends.core import registry, runner
+    from backends.core.settings import make_settings
 
     path = _textured_box(tmp_path / "box.glb", 16)
     zipped = tmp_path / "obj.zip"

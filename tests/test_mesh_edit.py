@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import backends
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.mesh import Camera, load_mesh, rasterize, render
 from PIL import Image
 
@@ -21,7 +21,7 @@ SMALL = {"steps": 6, "every": 2, "sync_every": 2, "short_side": 32, "particles":
 
 @pytest.fixture
 def mesh_backends():
-    from backends.csd_edit import mesh
+    from backends.csd_edit import views3d_mesh as mesh
 
     return mesh
 
@@ -71,7 +71,7 @@ def test_a_mesh_run_writes_the_edited_mesh_its_texture_a_turntable_and_its_fit_r
 
 
 def test_a_mesh_the_run_cannot_read_is_refused_before_the_prior_loads(mesh_backends, tmp_path, monkeypatch):
-    from backends import runner
+    from backends.core import runner
 
     def no_load(*args, **kwargs):
         raise AssertionError("the prior was loaded")
@@ -107,7 +107,7 @@ def test_the_expected_time_grows_with_the_texture_as_the_run_s_cpu_time_does(tmp
     process (`benchmarks.calibrate_time.run_cold`: CPU seconds from the run's start, after its prior loaded): what
     the texture adds to the expected seconds is what it adds to the run's CPU seconds, within 3x either way. The
     texture's work once grew with its texels at every fit iteration: 421 s at steps=2 against 19 s expected."""
-    from backends import runner
+    from backends.core import runner
     from benchmarks.calibrate_time import run_cold
 
     key, settings = "views3d/csd-edit-mesh", {"prompt": "make it night", "steps": 2}

@@ -98,8 +98,8 @@ def patterns() -> list[tuple[str, str, int, tuple[str, ...]]]:
 
 def test_the_source_reader_finds_the_patterns_that_read_untrusted_text():
     where = {w.split(":")[0] for w, *_ in patterns()}
-    assert {"backends/svg/svgio/lengths.py", "backends/media/video_files.py", "backends/budget.py",
-            "backends/validate.py", "backends/priors/text_match.py"} <= where
+    assert {"backends/svg/svgio/lengths.py", "backends/inputs/media/video_files.py", "backends/core/budget.py",
+            "backends/inputs/validate.py", "backends/priors/text_match.py"} <= where
     assert len(patterns()) >= 25
 
 

@@ -18,7 +18,7 @@ from backends.priors.diffusers_prior import (
     DiffusersPrior,
     load_diffusers_prior,
 )
-from backends.errors import InputError, ModelUnavailableError
+from backends.core.errors import InputError, ModelUnavailableError
 
 
 @pytest.fixture(scope="module")
@@ -486,7 +486,7 @@ def test_the_catalogs_size_facts_are_the_loaded_priors_own(name):
 def test_a_sketch_at_its_defaults_with_the_icons_prior_is_not_refused_before_the_prior_loads(tmp_path, monkeypatch):
     """Before the catalog's facts, the check before loading sized every prior as Stable Diffusion (600 px canvas,
     2000 steps) and refused this run: "would take about 1.0 hours"."""
-    from backends import runner
+    from backends.core import runner
 
     class Loading(Exception):
         pass

@@ -20,8 +20,8 @@ from PIL import Image, ImageOps
 
 import backends
 from backends.priors import AnalyticPrior
-from backends.errors import RunError
-from backends.runner import OOM_MESSAGE
+from backends.core.errors import RunError
+from backends.core.runner import OOM_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -50,7 +50,7 @@ def run_cases(work: Path) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    import backends.runner  # noqa: F401  (imported once here, not in every child)
+    import backends.core.runner  # noqa: F401  (imported once here, not in every child)
     from backends.__main__ import main
 
     files = make_run_inputs(work / "inputs")

@@ -2,7 +2,7 @@
 `ast` (nothing is imported). Tests and benchmarks are outside these rules.
 
 1. private_imports: a module uses no `_underscored` name of another project module: not `from x import _y`, and
-   not `x._y` where `x` was bound by importing a project module (`from . import media` / `import backends.media as
+   not `x._y` where `x` was bound by importing a project module (`from . import media` / `import backends.inputs.media as
    m`). What two modules share is public where it lives. Dunder names (`__version__`) are public.
 2. demo_priors: nothing in `demo/` imports `backends.priors` or any module under it (`from backends import priors`
    included): the UI talks to backends and the runner, never to a prior.
@@ -28,7 +28,7 @@ PACKAGES = ("backends", "demo")
 # Where a backend's and a prior's capabilities are declared and read: the registry builds `BackendSpec` from a
 # backend's class attributes (with their defaults), `types` holds BackendSpec, `settings` reads settings fields
 # generically for every backend, and `priors/base` is the prior protocol.
-CONTRACT = {"backends/registry.py", "backends/types.py", "backends/settings.py", "backends/priors/base.py"}
+CONTRACT = {"backends/core/registry.py", "backends/core/types.py", "backends/core/settings.py", "backends/priors/base.py"}
 # names this project gives a backend class, a prior, or a backend's settings (any name ending in "prior" too)
 PROBED_NAMES = {"cls", "backend", "backend_cls", "spec", "settings", "s", "prior_obj"}
 
@@ -142,14 +142,14 @@ def test_the_tree_keeps_the_rule(rule):
 # ---- each rule fails on a snippet that breaks it, and passes the forms it allows
 
 @pytest.mark.parametrize("path, snippet", [
-    ("backends/media/view_sets.py", "from ..validate import MB, _fail\n"),
-    ("backends/media/view_sets.py", "from .image_files import _Limits\n"),  # within one package too
+    ("backends/inputs/media/view_sets.py", "from ..validate import MB, _fail\n"),
+    ("backends/inputs/media/view_sets.py", "from .image_files import _Limits\n"),  # within one package too
     ("backends/mesh/io.py", "from ..media import _central_directory\n"),
-    ("demo/tab.py", "from backends.validate import _size\n"),
-    ("backends/budget.py", "def f():\n    from .validate import _open_regular as open_regular\n"),
-    ("backends/runner.py", "from . import validate\nvalidate._fail('x')\n"),
-    ("demo/tab.py", "import backends.media as media\nmedia._central_directory(b'')\n"),
-    ("demo/tab.py", "import backends.media\nbackends.media._read(0)\n"),
+    ("demo/tab.py", "from backends.inputs.validate import _size\n"),
+    ("backends/core/budget.py", "def f():\n    from .validate import _open_regular as open_regular\n"),
+    ("backends/core/runner.py", "from . import validate\nvalidate._fail('x')\n"),
+    ("demo/tab.py", "import backends.inputs.media as media\nmedia._central_directory(b'')\n"),
+    ("demo/tab.py", "import backends.inputs.media\nbackends.inputs.media._read(0)\n"),
 ])
 def test_private_imports_finds_an_underscored_name_taken_from_another_module(path, snippet):
     assert private_imports(path, snippet)
@@ -163,7 +163,7 @@ def test_private_imports_finds_an_underscored_name_taken_from_another_module(pat
     "class A:\n    def f(self):\n        return self._own\n",
 ])
 def test_private_imports_allows_public_names_and_other_packages(snippet):
-    assert not private_imports("backends/budget.py", snippet)
+    assert not private_imports("backends/core/budget.py", snippet)
 
 
 @pytest.mark.parametrize("snippet", [
@@ -180,7 +180,7 @@ def test_demo_priors_finds_an_import_of_the_priors_in_the_ui(snippet):
 
 def test_demo_priors_allows_the_backends_and_other_folders():
     assert not demo_priors("demo/launch.py", "from backends import runner, settings\nfrom backends.priors_x import a\n")
-    assert not demo_priors("backends/runner.py", "from .priors import catalog\n")
+    assert not demo_priors("backends/core/runner.py", "from .priors import catalog\n")
 
 
 @pytest.mark.parametrize("snippet", [

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 import backends
-from backends.errors import InputError
-from backends.settings import make_settings, resolve_auto
+from backends.core.errors import InputError
+from backends.core.settings import make_settings, resolve_auto
 
 FAST = {"every": 2}
 

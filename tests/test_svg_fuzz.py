@@ -6,7 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.svg.render import render
 from backends.svg.svgio import scene_to_svg, svg_to_scene
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 from backends.svg.render import render
 from backends.svg.painting import pixel_shapes, random_paths, stroke_shapes
 from backends.svg.scene import Scene, Shape

@@ -1,4 +1,4 @@
-"""The thread policy (`backends.devices.choose_threads`): the cores a process may use (affinity, cgroup quotas read
+"""The thread policy (`backends.core.devices.choose_threads`): the cores a process may use (affinity, cgroup quotas read
 from files), the load other processes put on them, the size of the work, explicit settings, the app's division
 among concurrent jobs; and real runs beside a busy process and inside a 1-CPU cgroup quota, judged by the threads
 their result.json records (never by a time)."""
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from backends import devices
-from backends.devices import Threads, cgroup_cpus, choose_threads, explicit_threads, parse_cfs, parse_cpu_max
+from backends.core import devices
+from backends.core.devices import Threads, cgroup_cpus, choose_threads, explicit_threads, parse_cfs, parse_cpu_max
 from benchmarks.common import busy_processes, cpu_quota_cgroup
 
 ROOT = Path(__file__).resolve().parents[1]

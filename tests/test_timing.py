@@ -1,4 +1,4 @@
-"""How long a run will take, said before it starts (`backends.timing`, `backends.expect`): the model, the records
+"""How long a run will take, said before it starts (`backends.core.timing`, `backends.expect`): the model, the records
 a finished run leaves, the reference table a first visit starts from, and the line beside each tab's Run."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 import backends
-from backends import timing
+from backends.core import timing
 from backends.priors import auto_prior
 from demo.launch import tab_specs
 

@@ -74,7 +74,7 @@ def test_cubic_refit_follows_a_circle_closely():
 
 
 def test_samples_are_ranked_by_the_priors_own_score_when_clip_has_random_weights(monkeypatch):
-    from backends.clip import tiny_clip
+    from backends.measures.clip import tiny_clip
     from backends.priors.icons import IconPrior
     from backends.svg.sampled_init import rank_samples
 
@@ -138,7 +138,7 @@ def test_scratch_converges_to_each_prompts_own_icon_not_one_pale_field_of_specks
 @pytest.mark.parametrize("key", ["svg/vectorfusion", "svg/csd", "svg/raster-then-vectorize"])
 def test_a_refused_prompt_is_quoted_as_typed_without_the_style_suffix(tmp_path, monkeypatch, key):
     from backends import run_to_end
-    from backends.errors import InputError
+    from backends.core.errors import InputError
 
     monkeypatch.setenv("DISTILL_CLIP_MODEL", "tiny")
     with pytest.raises(InputError) as err:
@@ -152,7 +152,7 @@ def test_an_offline_prior_is_timed_at_its_own_suggested_steps_after_its_words_ar
     prior loads, before the time check), and a known one for time at the prior's suggested 200 steps, not the
     paper's 2000 that the check before loading would assume."""
     from backends import run_to_end
-    from backends.errors import InputError
+    from backends.core.errors import InputError
 
     monkeypatch.setenv("DISTILL_TIME_BUDGET", "1")
     with pytest.raises(InputError, match="No icon matches the prompt 'a pizzza'"):

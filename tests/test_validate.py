@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import hostile
-from backends import media, validate
-from backends.errors import InputError
+from backends.inputs import media, validate
+from backends.core.errors import InputError
 
 FAST = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 VALIDATOR = {"svg": validate.svg_bytes, "image": media.image, "images": media.images, "video": media.video}
@@ -130,8 +130,8 @@ import resource, sys
 sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parent.parent)!r}]
 import hostile
 from pathlib import Path
-from backends import media, validate
-from backends.errors import InputError
+from backends.inputs import media, validate
+from backends.core.errors import InputError
 import PIL.Image
 fns = {{"svg": validate.svg_bytes, "image": media.image, "images": media.images, "video": media.video}}
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -424,7 +424,7 @@ def test_metadata_that_imitates_ffmpeg_lines_does_not_change_the_probe(good, tmp
 
 
 def test_the_budget_sizes_a_clip_with_the_decoders_probe_and_never_guesses_a_format(good, tmp_path):
-    from backends import budget
+    from backends.core import budget
 
     spoofed = tmp_path / "spoofed.mp4"
     hostile.with_spoofed_metadata(good["clip.mp4"], spoofed)
@@ -509,7 +509,7 @@ def test_svg_precheck_never_raises_anything_but_input_error(data):
 def test_a_photo_with_a_large_icc_profile_is_read_and_sized(tmp_path, fmt):
     # an ICC profile (or APP13 block) past the 256 KB header read, full of FF DA pairs: once refused as "no
     # readable header" and, for a JPEG, as "more than 100 scans"
-    from backends import budget
+    from backends.core import budget
 
     path = tmp_path / f"photo.{fmt.lower()}"
     pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -551,7 +551,7 @@ def test_archiver_junk_is_macos_and_file_browser_files_not_every_dotfile(name, j
 def test_the_view_validator_and_the_budget_count_the_same_zip_members(tmp_path):
     """The budget reads the sizes of the members the validator will decode (one junk rule): a dotfile view counts
     in both, the archiver's files in neither."""
-    from backends import budget
+    from backends.core import budget
 
     def png(w, h):
         buf = io.BytesIO()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import interrupts
-from ..errors import InputError
-from ..timing import duration
+from ..core import interrupts
+from ..core.errors import InputError
+from ..core.timing import duration
 from .grid import GridEvent, run_grid
 from .spec import MAX_WORKERS, finished, load_spec
 

@@ -28,8 +28,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Iterator, Sequence
 
-from ..errors import DistillError, InputError
-from ..types import Progress
+from ..core.errors import DistillError, InputError
+from ..core.types import Progress
 from .plan import check_cells
 from .spec import Cell
 
@@ -59,7 +59,7 @@ def cell_events(cell: Cell, device, memory: str = "auto", *, previews: bool = Tr
     that fails says why in the table and the grid goes on; with DISTILL_DEBUG set it raises, for the traceback.
     previews=False drops the Progress previews (what crosses to another process stays small); cpu_share: how many
     workers divide this machine's cores (`devices.choose_threads`)."""
-    from ..runner import run
+    from ..core.runner import run
 
     try:
         for item in run(cell.backend, cell.settings, prior=cell.prior, inputs=list(cell.inputs),
@@ -219,7 +219,7 @@ def _sigint_ignored():
 def _local_worker(index: int, device: str, memory: str, cpu_share: int, tasks, events) -> None:
     """A spawned worker: cells from `tasks` until None, each one's events to `events`, tagged with its index; each
     run's threads are chosen for its share of the cores (`cpu_share` CPU workers run at once)."""
-    from .. import interrupts
+    from ..core import interrupts
 
     interrupts.raise_on_signals()  # SIGTERM from the parent raises Terminated where the run is
     try:

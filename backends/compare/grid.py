@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..errors import InputError
-from ..types import Progress
+from ..core.errors import InputError
+from ..core.types import Progress
 from . import executors
 from .report import Report
 from .spec import Cell, Spec, finished
@@ -167,7 +167,7 @@ class _Pace:
 
 
 def _plan_line(spec: Spec, found_done: int, todo: list[Cell], ex, expected_s: float) -> str:
-    from ..timing import duration
+    from ..core.timing import duration
 
     total = len(spec.cells)
     if not todo:

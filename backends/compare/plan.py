@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from .. import budget, runner
+from ..core import budget, runner
 from .spec import Cell
 
 GRID_LOWER = "the grid (prompts, inputs, seeds or methods)"

@@ -10,7 +10,7 @@ summary.json, summary.md  per method and prior: the cells done, failed and pendi
                         them too), CLIP R-precision over the prompt set (the share of a seed's SVGs whose most
                         similar prompt is their own, averaged over seeds; VectorFusion's figure); offline, on the
                         icons prior, the icons judge: the share of SVGs whose nearest shipped icon is one their prompt
-                        retrieves (`backends.icon_judge.shows_prompt`; columns icon_nearest, icon_shown).
+                        retrieves (`backends.measures.icon_judge.shows_prompt`; columns icon_nearest, icon_shown).
       edits             each CSD method's consistency against its per-item baseline (the per-item backend of the same
                         task, prior, input, prompt and seed; of the same module where there are several, so
                         csd-edit-mesh meets per-view-mesh): <metric>_ratio = CSD's / the baseline's, for the
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from ..files import atomic_path
+from ..core.files import atomic_path
 from .spec import Cell, Spec
 
 FILES = ("table.csv", "table.jsonl", "summary.json", "summary.md", "index.html")
@@ -98,7 +98,7 @@ class Report:
             png = cell.folder / str((meta.get("files") or {}).get("png", ""))
             self._judged[cell.id] = {}
             if png.suffix == ".png" and png.is_file():
-                from ..icon_judge import shows_prompt
+                from ..measures.icon_judge import shows_prompt
                 from ..priors import load_prior
 
                 try:
@@ -110,7 +110,7 @@ class Report:
 
     def _consistency_ratios(self, by_id: dict[str, dict]) -> None:
         """<metric>_ratio and baseline_cell on each CSD cell that has its per-item baseline in the grid."""
-        from .. import registry
+        from ..core import registry
 
         def key(c: Cell):
             return c.backend.split("/")[0], c.prior, c.input_sha256, c.prompt, c.seed
@@ -231,7 +231,7 @@ def _clip_r_precision(pngs: list[Path], prompts: list[str]) -> float | None:
     import numpy as np
     from PIL import Image
 
-    from ..clip import default_clip, r_precision
+    from ..measures.clip import default_clip, r_precision
 
     scorer = default_clip("cpu")
     if scorer.random_weights:

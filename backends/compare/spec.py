@@ -36,12 +36,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .. import registry, validate
-from ..errors import InputError
+from ..core import registry
+from ..inputs import validate
+from ..core.errors import InputError
 from ..priors.machine import MEMORY_MODES
-from ..runner import check_prior, file_sha256
-from ..settings import make_settings, to_dict
-from ..validate import quote_path
+from ..core.runner import check_prior, file_sha256
+from ..core.settings import make_settings, to_dict
+from ..inputs.validate import quote_path
 
 SPEC_KEYS = ("out", "backends", "prompts", "prompts_file", "inputs", "seeds", "priors", "device", "memory", "workers")
 BACKEND_KEYS = ("name", "label", "settings", "prompts", "prompts_file", "inputs", "seeds", "priors")

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from .. import engine
-from ..clip import check_spec
+from ..measures.clip import check_spec
 from ..priors.base import Cond, PreviewDecoding
-from ..settings import option
-from ..types import Progress, Result
+from ..core.settings import option
+from ..core.types import Progress, Result
 from . import metrics
 
 METHODS = ("csd", "per-item")

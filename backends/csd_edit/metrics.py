@@ -8,7 +8,7 @@
   panorama, neighbouring windows cover different pixels, so the per-pixel figure above is dominated by the edit's
   own texture (one variant applied everywhere already scores about 0.02) and cannot see that one window turned
   teal and the next pink. Averaging the residual over each window's centre keeps the colour and drops the texture.
-- CLIP directional similarity (`backends.clip.directional_similarity`, the one CLIP loader's) and
+- CLIP directional similarity (`backends.measures.clip.directional_similarity`, the one CLIP loader's) and
   `neighbour_similarity`: need an OpenCLIP model in the local cache (or the tiny random one, whose numbers mean
   nothing).
 - `load_lpips`: LPIPS (AlexNet) when the `lpips` package and its weights are present; a clear error when not.
@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..errors import ModelUnavailableError
+from ..core.errors import ModelUnavailableError
 
 
 def sequence_pairs(n: int, cyclic: bool = False) -> list[tuple[int, int]]:
@@ -85,7 +85,7 @@ def residual_colour_variation(edited: torch.Tensor, source: torch.Tensor, pairs:
 
 def neighbour_similarity(scorer, images: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> float:
     """Mean CLIP image-embedding cosine between neighbouring particles (the paper's "CLIP consistency"); scorer: a
-    `backends.clip.ClipScorer` (the project's one CLIP loader)."""
+    `backends.measures.clip.ClipScorer` (the project's one CLIP loader)."""
     if not pairs:
         return 1.0
     f = scorer.embed_images(images)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import RunError
-from ..files import atomic_path, write_error
-from ..types import Progress
+from ..core.errors import RunError
+from ..core.files import atomic_path, write_error
+from ..core.types import Progress
 from . import metrics
 from .csd import EditSettings
 
@@ -189,7 +189,7 @@ def result_metrics(s: EditSettings, prior, edited: torch.Tensor, source: torch.T
     notes = []
     if s.clip_model:
         try:
-            from ..clip import directional_similarity, get_clip
+            from ..measures.clip import directional_similarity, get_clip
 
             scorer = get_clip(s.clip_model, prior.device)
             out["clip_directional"] = float(directional_similarity(source, edited, s.source_prompt, s.prompt,

@@ -19,12 +19,14 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from .. import budget, engine, media
-from ..errors import InputError
-from ..imaging import save_png, to_tensor, to_uint8
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..core import budget
+from .. import engine
+from ..inputs import media
+from ..core.errors import InputError
+from ..core.pixels import save_png, to_tensor, to_uint8
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from . import csd, metrics, outputs, upsample, windows
 
 
@@ -65,7 +67,7 @@ class _PanoramaEdit(csd.EditBackend):
 
     @classmethod
     def estimate(cls, s: PanoramaSettings, inputs, facts):
-        """The work budget's estimate from the image's header (see `backends.budget`): aspect, then the working
+        """The work budget's estimate from the image's header (see `backends.core.budget`): aspect, then the working
         image's pixel-space arrays, and the particles: `particles` windows a step, each window (clipped to the short
         side) through the prior like a video frame (EDIT_BYTES_PER_PIXEL). The particles are counted because the image
         alone is 5-10x below the measured peak: 14 MB against 91 MB at short_side=128 (benchmarks/estimates.py)."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 METHODS = ("guided", "resize")
-# Bytes per full-size pixel while an image is brought back (the work budget's term, `backends.budget`): the input
+# Bytes per full-size pixel while an image is brought back (the work budget's term, `backends.core.budget`): the input
 # and the result in float32 (24), the band's upsampled model (bounded), the detail figure's high-pass maps (24) and
 # the delivered metrics' tiles (12), rounded up.
 BYTES_PER_PIXEL = 64

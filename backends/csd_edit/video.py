@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import budget, media
-from ..files import atomic_path
-from ..imaging import save_png, to_tensor, to_uint8
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..core import budget
+from ..inputs import media
+from ..core.files import atomic_path
+from ..core.pixels import save_png, to_tensor, to_uint8
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from . import csd, metrics, outputs, upsample
 
 
@@ -58,7 +59,7 @@ class _VideoEdit(csd.EditBackend):
 
     @classmethod
     def estimate(cls, s: VideoSettings, inputs, facts):
-        """The work budget's estimate from the container's header (see `backends.budget`): the frame's aspect,
+        """The work budget's estimate from the container's header (see `backends.core.budget`): the frame's aspect,
         then `particles` frames (the most that are kept) at the working size."""
 
         size = budget.video_size(inputs[0])

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import budget, media
-from ..errors import InputError
-from ..imaging import save_png, to_tensor, to_uint8
+from ..core import budget
+from ..inputs import media
+from ..core.errors import InputError
+from ..core.pixels import save_png, to_tensor, to_uint8
 from ..mesh import is_mesh_file
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from . import csd, metrics, outputs, upsample
 
 TURNTABLE_FPS = 6.0
@@ -127,7 +128,7 @@ class _ViewsEdit(csd.EditBackend):
 
     @classmethod
     def estimate(cls, s: ViewsSettings, inputs, facts):
-        """The work budget's estimate from the views' headers (see `backends.budget`): every view's aspect, the
+        """The work budget's estimate from the views' headers (see `backends.core.budget`): every view's aspect, the
         count, then the views at the first view's working size."""
 
         if len(inputs) > media.MAX_VIEWS:

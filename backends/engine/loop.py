@@ -9,8 +9,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..errors import RunError
-from ..types import Progress
+from ..core.errors import RunError
+from ..core.types import Progress
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..devices import to_device
+from ..core.devices import to_device
 from .schedule import weighting as weight_of
 from .sds import Correspondence, add_noise, csd_grad, grad_to_loss, sds_grad
 

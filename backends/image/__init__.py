@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import budget, engine
-from ..errors import InputError
-from ..imaging import load_image, psnr, save_png, to_uint8
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..core import budget
+from .. import engine
+from ..core.errors import InputError
+from ..core.pixels import load_image, psnr, save_png, to_uint8
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 
 
 @dataclass
@@ -44,7 +45,7 @@ class ImageSDS:
 
     @classmethod
     def estimate(cls, s: ImageSDSSettings, inputs, facts):
-        """The work budget's estimate (see `backends.budget`): the image (from --input's header, else size x
+        """The work budget's estimate (see `backends.core.budget`): the image (from --input's header, else size x
         size) as float32 with Adam's two moments, its gradient and the prior's encode: ~80 B a pixel."""
 
         w, h = budget.image_size(inputs[0]) if inputs else (s.size, s.size)

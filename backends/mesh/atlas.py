@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import torch
 
-from ..validate import fail
+from ..inputs.validate import fail
 from .form import Mesh
 from .bounds import BAKE_SIZE
 

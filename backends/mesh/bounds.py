@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..media import HEADER_BYTES, pillow_pixel_limit
-from ..validate import MB, fail
+from ..inputs.media import HEADER_BYTES, pillow_pixel_limit
+from ..inputs.validate import MB, fail
 
 MAX_MESH_BYTES = 50 * MB
 MAX_TRIANGLES = 200_000

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..validate import fail
+from ..inputs.validate import fail
 
 MAX_COORDINATE = 1e12  # model units; squared in float32 distances, 1e38 overflows
 

@@ -13,9 +13,9 @@ import os
 import shutil
 import struct
 
-from ..errors import InputError
-from ..files import atomic_path
-from ..validate import fail, file_label, human_size, quote
+from ..core.errors import InputError
+from ..core.files import atomic_path
+from ..inputs.validate import fail, file_label, human_size, quote
 from .bounds import (FORMATS, HEADER_BYTES, MAX_MESH_BYTES, MAX_TRIANGLES, Checked, check_texture_total,
                      check_triangles, texture_size)
 

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputError
-from ..files import atomic_path
-from ..media import central_directory
-from ..validate import fail, file_label, human_size
+from ..core.errors import InputError
+from ..core.files import atomic_path
+from ..inputs.media import central_directory
+from ..inputs.validate import fail, file_label, human_size
 from .atlas import ATLAS_TIMEOUT_S, bake_atlas, parametrize
 from .form import MAX_COORDINATE, Mesh, base_factor, base_image, check_geometry, corner_colors, factor_into_texture
 from .gltf import MAX_ACCESSOR_BYTES, MAX_GLTF_ITEMS, MAX_VERTICES, checked_gltf

@@ -9,9 +9,9 @@ import os
 import stat
 import zipfile
 
-from ..errors import InputError
-from ..media import central_directory, is_archiver_junk
-from ..validate import MB, fail, human_size, quote
+from ..core.errors import InputError
+from ..inputs.media import central_directory, is_archiver_junk
+from ..inputs.validate import MB, fail, human_size, quote
 from .bounds import (FORMATS, HEADER_BYTES, MAX_TRIANGLES, Checked, check_texture_total, check_triangles,
                      texture_size)
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 if TYPE_CHECKING:  # io bakes atlases with this module's rasterizer, so the import runs one way only
     from .form import Mesh

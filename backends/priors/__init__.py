@@ -15,8 +15,8 @@ import threading
 
 import torch
 
-from ..devices import on_zero_gpu
-from ..errors import InputError
+from ..core.devices import on_zero_gpu
+from ..core.errors import InputError
 from . import catalog, machine
 from .analytic import AnalyticEditPrior, AnalyticPrior
 from .base import Cond, Prior

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import InputError
-from ..plugins import load_entry_points, resolve
+from ..core.errors import InputError
+from ..core.plugins import load_entry_points, resolve
 from .machine import looks_like_path
 
 ENTRY_POINT_GROUP = "distill_studio.priors"
@@ -38,7 +38,7 @@ class Entry:
     gives to `condition(images=...)` (the analytic prior). load: "module:function" called as
     fn(source, device=..., memory=...) -> the prior object. native_size, latent_scale, size_multiple: the loaded
     prior's own (its image side in px, px per latent cell, the multiple image sides must be), so the work budget
-    can size a run before the prior loads (`backends.budget.facts`); the closed-form priors take theirs from here
+    can size a run before the prior loads (`backends.core.budget.facts`); the closed-form priors take theirs from here
     (`builtin`), and a test checks that every loaded prior agrees.
     memory: bytes the loaded prior holds on its device (a bank of images, weights), which the work budget adds to a
     run's estimate before the prior loads (once loaded, its memory is in use and no longer available); 0: small.

@@ -37,8 +37,8 @@ from typing import Callable, Hashable
 
 import torch
 
-from ..devices import on_zero_gpu
-from ..settings import FALSE_WORDS
+from ..core.devices import on_zero_gpu
+from ..core.settings import FALSE_WORDS
 
 ENV_SWITCH = "DISTILL_CUDA_GRAPHS"  # "0" (any of settings.FALSE_WORDS) turns graphs off
 DEFAULT_MAX_GRAPHS = 8

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from ..errors import InputError, ModelUnavailableError
+from ..core.errors import InputError, ModelUnavailableError
 from ..engine.guidance import cfg, ip2p_guidance
 from ..engine.sampling import ddim_sample
 from ..engine.step import noise

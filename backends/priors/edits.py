@@ -57,7 +57,7 @@ from ..engine.guidance import ip2p_guidance
 from . import catalog
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, per_row, per_sample
-from ..errors import InputError
+from ..core.errors import InputError
 
 SIGMA = 0.02  # std of each variant's Gaussian, latent units: DDIM samples keep 0.01 px of grain, invisible
 SIGMA_UNCOND = 0.5  # std of the broad unconditional prior around mid-grey, latent units

@@ -32,8 +32,8 @@ import torch
 
 from ..engine.schedule import sample_timesteps
 from ..engine.step import distillation_loss
-from ..errors import ModelUnavailableError
-from ..imaging import psnr
+from ..core.errors import ModelUnavailableError
+from ..core.pixels import psnr
 from .analytic import AnalyticPrior
 from .base import Cond
 from .catalog import HELPERS

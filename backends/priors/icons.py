@@ -54,7 +54,7 @@ from ..engine.guidance import cfg
 from . import catalog
 from .analytic import scaled_linear_alphas_cumprod
 from .base import Cond, PromptReading, as_list, per_row
-from ..errors import InputError
+from ..core.errors import InputError
 from .compose import RECOLOUR, VARIANTS, Cutout, cutout, layout, recolour
 from .reading import (BACKDROPS, COLOUR_CLASSES, Phrase, PromptParts, Understood, colour_shares,
                       composition_sentence, head_word, read_prompt, stem, thing_name, understand)

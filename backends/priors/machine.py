@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from ..settings import truthy
+from ..core.settings import truthy
 
 MEMORY_MODES = ("auto", "none", "24gb", "16gb")
 # The switches each memory profile turns on, in the order they are applied.

@@ -3,7 +3,7 @@
 Rasterizes an SVG with Distill Studio's own renderer (the one the optimizers differentiate through).
 Every failure is one line on stderr starting "error: ", as in `python -m backends`: exit 2 for bad input (the
 SVG, an option, the output path), 1 for a run that failed on good input, 130 for Ctrl-C ("error: interrupted"),
-143 for SIGTERM ("error: terminated (SIGTERM)"), also while the package imports torch (`backends.interrupts`);
+143 for SIGTERM ("error: terminated (SIGTERM)"), also while the package imports torch (`backends.core.interrupts`);
 DISTILL_DEBUG=1 re-raises for a traceback.
 
 What a small input can cost is bounded before any work: the input is read only if it is a regular file
@@ -55,8 +55,8 @@ def read_svg(path: str, max_bytes: int, deadline_s: float = READ_DEADLINE_S) -> 
     Opening uses O_NONBLOCK and fstat (validate.open_regular), so a FIFO, /dev/zero or a directory is refused
     at once instead of blocking or reading forever.
     """
-    from ..errors import InputError
-    from ..validate import human_size, open_regular
+    from ..core.errors import InputError
+    from ..inputs.validate import human_size, open_regular
 
     fh, _real, size = open_regular(path, "SVG")
     with fh:
@@ -93,7 +93,7 @@ def prepare_output(path: str) -> str:
     import stat
     import tempfile
 
-    from ..errors import InputError
+    from ..core.errors import InputError
 
     shown = _shown(path)
     if not path or "\x00" in path:
@@ -139,7 +139,7 @@ def prepare_output(path: str) -> str:
 
 
 def _render(args) -> int:
-    from ..errors import InputError
+    from ..core.errors import InputError
 
     if args.size is not None and not 1 <= args.size <= 4096:
         raise InputError(f"--size must be between 1 and 4096, got {args.size}.")
@@ -171,7 +171,7 @@ def _render(args) -> int:
             Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
             os.replace(tmp, args.output)
         except OSError as err:  # a full disk is a failed run (exit 1), a refusing folder the user's choice (2)
-            from ..files import write_error
+            from ..core.files import write_error
 
             raise write_error(args.output, err) or InputError(
                 f"Cannot write the output {_shown(args.output)}: {err.strerror or err}.") from None
@@ -185,12 +185,12 @@ def _render(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .. import interrupts
+    from ..core import interrupts
 
     try:
         args = _parser().parse_args(argv)
         interrupts.raise_on_signals()  # till now (imports, parsing) a signal ended the process at once
-        from ..errors import DistillError, RunError, report_cli_error
+        from ..core.errors import DistillError, RunError, report_cli_error
 
         try:
             return _render(args)
@@ -212,6 +212,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ..interrupts import exit_with
+    from ..core.interrupts import exit_with
 
     exit_with(main)

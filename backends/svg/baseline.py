@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import budget, engine
+from ..core import budget
+from .. import engine
 from . import cost
-from ..clip import default_clip
-from ..imaging import save_png, to_uint8
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..measures.clip import default_clip
+from ..core.pixels import save_png, to_uint8
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from .sampled_init import VECTORIZERS, reading_notes, sample_rank_vectorize
 from .painting import export_rasters, export_svg, resize_to
 from .distill import STYLES, canvas_size, full_prompt
@@ -63,9 +64,9 @@ class RasterThenVectorize:
 
     @classmethod
     def estimate(cls, s: RasterThenVectorizeSettings, inputs, facts):
-        """The work budget's estimate (see `backends.budget`): the vectorization of one sample at live_size with
+        """The work budget's estimate (see `backends.core.budget`): the vectorization of one sample at live_size with
         all paths at full-canvas tiles (`cost.fit_bytes`), plus the K samples at the prior's size. Its effort (what
-        the time follows, `backends.timing`): k x sample_steps prior calls on a sample, plus the vectorize stage
+        the time follows, `backends.core.timing`): k x sample_steps prior calls on a sample, plus the vectorize stage
         (LIVE: its steps over the fit's bytes; trace: about one sample's worth)."""
 
         side = s.live_size or 256

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .render import STROKE_PIECE, chord_counts, gather_cubics, output_size, shape_cubic_index
 from .scene import Scene
 

@@ -25,11 +25,11 @@ from typing import Optional
 import torch
 
 from .. import engine
-from ..clip import default_clip
-from ..imaging import save_png
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..measures.clip import default_clip
+from ..core.pixels import save_png
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from .painting import export_rasters, export_svg, grid_image
 from .sampled_init import INIT_HELP, rank_samples, reading_notes, resolve_init
 from .distill import (STYLES, SVGDistillSettings, distill_painting, distillation_work, init_painting, make_plan,
@@ -61,7 +61,7 @@ class CSDVectorFusion:
 
     @classmethod
     def estimate(cls, s: CSDSettings, inputs, facts):
-        """The work budget's estimate (see `backends.budget`): K paintings optimized together."""
+        """The work budget's estimate (see `backends.core.budget`): K paintings optimized together."""
         return distillation_work(s, s.k, facts)
 
     def run(self, s: CSDSettings, *, prior, inputs, out_dir):

@@ -11,13 +11,14 @@ from typing import Optional
 
 import torch
 
-from .. import budget, engine
-from ..devices import to_device
+from ..core import budget
+from .. import engine
+from ..core.devices import to_device
 from . import cost
-from ..errors import InputError
-from ..imaging import save_png, to_uint8
+from ..core.errors import InputError
+from ..core.pixels import save_png, to_uint8
 from ..priors.base import FastEncoding
-from ..settings import option
+from ..core.settings import option
 from .losses import closed_area, saturation_penalty, xing_loss
 from .sampled_init import resolve_init, sample_rank_vectorize
 from .painting import Painting, export_svg, grid_image, pixel_squares, random_circles, random_strokes, resize_to

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..imaging import to_uint8
+from ..core.pixels import to_uint8
 from .render import render_batch
 from .scene import Scene, Shape, unit_circle
 from .svgio import save_svg

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..clip import rerank
-from ..errors import InputError
+from ..measures.clip import rerank
+from ..core.errors import InputError
 from ..priors.base import PromptReader, PromptScorer
-from ..types import Progress
+from ..core.types import Progress
 from .painting import Painting, grid_image, resize_to, stack_paintings
 from .trace import trace_painting, trace_strokes
 from .vectorize import live_steps, live_vectorize

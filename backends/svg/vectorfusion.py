@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 
 from .. import engine
-from ..clip import default_clip
-from ..imaging import save_png, to_uint8
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..measures.clip import default_clip
+from ..core.pixels import save_png, to_uint8
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from .distill import (STYLES, SVGDistillSettings, clip_metadata, distill_painting, distillation_work, init_painting,
                       make_plan, sample_init, with_encoder)
 from .sampled_init import INIT_HELP, reading_notes, resolve_init
@@ -51,7 +51,7 @@ class VectorFusion:
 
     @classmethod
     def estimate(cls, s: VectorFusionSettings, inputs, facts):
-        """The work budget's estimate (see `backends.budget`): one painting (init=live adds K raster samples at
+        """The work budget's estimate (see `backends.core.budget`): one painting (init=live adds K raster samples at
         the prior's size, bounded by the model's own memory)."""
         return distillation_work(s, 1, facts)
 

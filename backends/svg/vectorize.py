@@ -20,13 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import budget, engine
+from ..core import budget
+from .. import engine
 from . import cost
-from ..errors import InputError
-from ..imaging import load_image, psnr, save_png, to_uint8
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..core.errors import InputError
+from ..core.pixels import load_image, psnr, save_png, to_uint8
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from .losses import udf_weights, xing_loss
 from .painting import Painting, circle_control_points, export_rasters, export_svg
 
@@ -293,7 +294,7 @@ class Vectorize:
 
     @classmethod
     def estimate(cls, s: VectorizeSettings, inputs, facts):
-        """The work budget's estimate from the image's header (see `backends.budget`): the working canvas (long
+        """The work budget's estimate from the image's header (see `backends.core.budget`): the working canvas (long
         side `size`): `cost.fit_bytes`, plus the canvas's own ~400 B a pixel (the target, the render, their
         gradients)."""
 
@@ -313,7 +314,7 @@ class Vectorize:
     def run(self, s: VectorizeSettings, *, prior, inputs, out_dir):
         engine.seed_everything(s.seed)
         stage_schedule(s.paths, s.schedule)  # refuse a bad schedule before any work
-        from .. import media
+        from ..inputs import media
 
         img = media.image(inputs[0])
         w0, h0 = img.size

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...devices import to_device
+from ...core.devices import to_device
 from ..scene import Scene, Shape
 from .composite import composite_entries
 from .fill import fill_coverage, tile_extents

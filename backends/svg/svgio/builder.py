@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ...errors import InputError
+from ...core.errors import InputError
 from ..scene import Scene, Shape
 from .document import describe, local_name, namespace
 from .lengths import noting_unread_lengths, parse_length, parse_numbers

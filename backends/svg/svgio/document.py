@@ -1,7 +1,7 @@
 """The XML of an SVG: parsed safely (defusedxml, an element count bound), and the names of its elements."""
 from __future__ import annotations
 
-from ...errors import InputError
+from ...core.errors import InputError
 
 
 def parse_document(data: bytes, max_elements: int):

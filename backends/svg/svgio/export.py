@@ -91,7 +91,7 @@ def scene_to_svg(scene: Scene, decimals: int = 2, size: tuple[int, int] | None =
 def save_svg(scene: Scene, path: str | Path, decimals: int = 2, size: tuple[int, int] | None = None) -> str:
     """Write the scene as an SVG file (see `scene_to_svg`), whole or not at all (a temporary name renamed into
     place)."""
-    from ...files import atomic_path
+    from ...core.files import atomic_path
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(scene_to_svg(scene, decimals, size), encoding="utf-8")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ... import validate
+from ...inputs import validate
 from ..cost import MAX_WORK, check_work
 from ..scene import Scene
 from .builder import SceneBuilder

@@ -10,7 +10,7 @@ import re
 import threading
 from contextlib import contextmanager
 
-from ...errors import InputError
+from ...core.errors import InputError
 from .document import describe
 
 # Linear-time patterns (untrusted text): "\d+\.?\d*" could split a run of digits n ways and took 99 s on a

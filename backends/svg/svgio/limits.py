@@ -1,7 +1,7 @@
 """The bounds of an SVG import (the package docstring says what each one buys), and the SVG namespace."""
 from __future__ import annotations
 
-from ... import validate
+from ...inputs import validate
 
 # One byte and element limit for SVG, owned by the validator (2 MB is ~50x a typical exported icon or logo
 # and keeps the pure-Python path parser under a second); the importer takes the validator's, so the CLI, the API

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ...errors import InputError
+from ...core.errors import InputError
 from .colors import parse_color
 from .document import describe, local_name
 from .limits import MAX_STOPS, MAX_STOPS_TOTAL

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...errors import InputError
+from ...core.errors import InputError
 from .lengths import NUMBER_RE, finite
 from .limits import MAX_SEGMENTS
 

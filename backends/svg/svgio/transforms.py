@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 
-from ...errors import InputError
+from ...core.errors import InputError
 from .lengths import parse_numbers
 
 IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)

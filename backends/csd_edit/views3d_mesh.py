@@ -34,14 +34,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import budget, engine, media
-from ..imaging import save_png, to_uint8
+from ..core import budget
+from .. import engine
+from ..inputs import media
+from ..core.pixels import save_png, to_uint8
 from ..mesh import (check_drawable, correspondence, fit_texture, held_out_residual, load_geometry, load_mesh, orbit,
                     rasterize, render, save_glb)
 from ..mesh.matching import silhouette_margin
-from ..registry import register
-from ..settings import option
-from ..types import Result
+from ..core.registry import register
+from ..core.settings import option
+from ..core.types import Result
 from . import csd, metrics, outputs
 
 TURNTABLE_FPS = 12.0

@@ -1,5 +1,5 @@
 """The gate every value passes through: prompts, numbers, options, files (regular, bounded), SVG bytes. Media
-decoding (images, view sets, videos) is `backends/media/`, which reads its files through the readers here.
+decoding (images, view sets, videos) is `backends/inputs/media/`, which reads its files through the readers here.
 
 The UI, the CLI and the Python API all call these functions, so a hostile upload is refused the same way
 everywhere. Each function returns a clean value or raises `InputError` whose message is one sentence for the
@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
-from backends.errors import InputError
+from backends.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def open_regular(path: Any, noun: str) -> tuple[BinaryIO, str, int]:
 def open_bounded(path: Any, noun: str, max_bytes: int) -> tuple[BinaryIO, str, int, str]:
     """`open_regular`, refusing an empty file and one over `max_bytes` by its size before a byte is read:
     (file, absolute real path, size in bytes, the file's label for messages). The one rule that bounds a file's
-    read: the decoders in `backends.media` and the budget's header reads all open files here, so each refuses
+    read: the decoders in `backends.inputs.media` and the budget's header reads all open files here, so each refuses
     the same file with the same sentence."""
     fh, real, size = open_regular(path, noun)
     shown = file_label(given_name(path))

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
+from ...core.errors import InputError
 from ..validate import MB, fail, given_name, human_size, open_bounded, open_regular, quote
 from .image_files import IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, Limits, decode_bytes, read_image
 from .shared import EXT_FORMAT, MIN_SIDE

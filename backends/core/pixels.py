@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import media
+from ..inputs import media
 from .files import atomic_path
 
 

@@ -10,7 +10,7 @@ decompression-bomb guard set to the caller's limit while we decode), zip sizes a
 directory, video length and resolution from an ffmpeg probe (or a GIF block scan) before frames are decoded, and
 ffmpeg itself is told to stop after the frame and time limits and killed at a deadline. So hostile input is refused
 in well under 2 s, and no check holds more than the frames it returns plus ~250 MB (one 4096x4096 RGBA image being
-flattened). Files are opened through `backends.validate`'s readers (regular files only, one size rule:
+flattened). Files are opened through `backends.inputs.validate`'s readers (regular files only, one size rule:
 `validate.open_bounded`).
 
 Default limits (each one a keyword argument):

@@ -17,14 +17,15 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import budget, registry, timing, validate
+from . import budget, registry, timing
+from ..inputs import validate
 from .devices import apply_threads, choose_threads, explicit_threads
 from .errors import InputError, RunError
 from .files import atomic_path, recording_writes
-from .validate import quote_path
-from .priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
-from .priors.machine import MEMORY_MODES, find_weights
-from .priors.base import PromptReader, StartNotice, suggested_settings
+from ..inputs.validate import quote_path
+from ..priors import auto_prior, catalog, load_prior, loaded_prior, resolve_device
+from ..priors.machine import MEMORY_MODES, find_weights
+from ..priors.base import PromptReader, StartNotice, suggested_settings
 from .settings import field_value, make_settings, resolve_auto, to_dict
 from .types import Progress, Result
 
@@ -101,7 +102,7 @@ def run(
     """Yield the backend's Progress reports and finally its Result (with result.json written).
 
     settings: a dict of overrides (CLI strings are fine) or a ready Settings object; "auto" (None) fields are
-    filled in from the prior's suggestions and the run's profile (see `backends.settings`).
+    filled in from the prior's suggestions and the run's profile (see `backends.core.settings`).
     prior: a catalog name, "name:<hub id or folder>", or None / "auto" for this machine's default.
     memory: the prior's memory profile ("auto", "none", "24gb", "16gb"), the same whoever calls.
     threads: torch's intra-op CPU threads for this run (None: DISTILL_THREADS / OMP_NUM_THREADS when set, else
@@ -282,7 +283,7 @@ def result_metadata(call: RunCall, settings, filled: dict, prior_obj, where, cho
         "inputs": [Path(p).name for p in call.inputs],
         # what the inputs held, so a rerun (`python -m backends compare`) can tell this result is of these files
         "input_sha256": [file_sha256(p) for p in call.inputs],
-        # load and total seconds, and the run's timing model (`backends.timing.Timing`: setup_s, step_s, ...)
+        # load and total seconds, and the run's timing model (`backends.core.timing.Timing`: setup_s, step_s, ...)
         "timings": {"load_s": round(t_load, 3), "total_s": round(time.perf_counter() - t0, 3),
                     **(asdict(measured) if measured else {})},
         **result.metadata,
@@ -325,12 +326,12 @@ def warm_up(cls, device) -> None:
     """Load what a run would otherwise load on its first call in this process, as part of loading (the app's start
     does the same, `demo.runs`): torch.optim's first optimizer imports torch._dynamo (2-5 s on a 2-core CPU), and a
     backend that ranks its results with CLIP (`spec.scorer == "clip"`) loads the scorer (importing
-    open_clip: 3-8 s more). The expected time (`backends.timing`) is of the run after loading; counted in the run,
+    open_clip: 3-8 s more). The expected time (`backends.core.timing`) is of the run after loading; counted in the run,
     these would make a fresh process's first run take 3-25x the expectation. Later runs find both loaded."""
     import torch._dynamo  # noqa: F401  (what torch.optim imports lazily)
 
     if cls.spec.scorer == "clip":
-        from .clip import default_clip
+        from ..measures.clip import default_clip
 
         default_clip(device)
 
@@ -375,7 +376,7 @@ def _with_prior_memory(work: budget.Work, prior_obj) -> budget.Work:
 def expect(key: str, settings: dict[str, Any] | None = None, *, prior: str | None = "auto",
            inputs: Sequence[str | os.PathLike] = (), device=None) -> timing.Expectation | None:
     """How long `run(key, settings, prior=prior, inputs=inputs, device=device)` should take once its prior is
-    loaded (`backends.timing`), or None when nothing is known to base it on. Raises InputError for settings or a
+    loaded (`backends.core.timing`), or None when nothing is known to base it on. Raises InputError for settings or a
     prior the run would refuse; inputs that are missing or unreadable are left out (the run says what is wrong)."""
     return estimate(key, settings, prior=prior, inputs=inputs, device=device)[1]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
-from backends.errors import DistillError, InputError, RunError
+from backends.core.errors import DistillError, InputError, RunError
 
 PathLike = Union[str, "os.PathLike[str]"]
 

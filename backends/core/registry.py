@@ -1,7 +1,7 @@
 """The backend registry: `@register(task, name)` on a class, `get("task/name")` to find it.
 
 A backend is one readable module: a class with a `Settings` dataclass (paper defaults, declared with
-`backends.settings.option`) and a `run(settings, *, prior, inputs, out_dir)` generator that yields
+`backends.core.settings.option`) and a `run(settings, *, prior, inputs, out_dir)` generator that yields
 `Progress` and finally one `Result`. Class attributes say what it needs:
   description: one line for the UI and `python -m backends list`;
   prior: "text" (Stable Diffusion-like), "instruct" (InstructPix2Pix-like) or "none"; priors centred on target
@@ -34,7 +34,7 @@ BUILTIN_MODULES = (
     "backends.csd_edit.panorama",
     "backends.csd_edit.video",
     "backends.csd_edit.views3d",
-    "backends.csd_edit.mesh",
+    "backends.csd_edit.views3d_mesh",
 )
 
 # The class attributes a backend may declare (see the module docstring), and what an undeclared one means.

@@ -1,6 +1,6 @@
 """How long a run will take on this machine, said before it starts (each tab shows it beside Run).
 
-A run, once its prior is loaded (`backends.runner.warm_up` included: the libraries a first run would import),
+A run, once its prior is loaded (`backends.core.runner.warm_up` included: the libraries a first run would import),
 is a setup (sampling and tracing an init, building particles, encoding inputs), `steps` steps, and a finish (the
 outputs: files, videos, scores). `backends.run` measures all three for every run that reaches its end and records
 them here (`record`); `expect` then predicts a run from the latest record of the same backend, prior and device:
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from . import budget
-from .priors import resolve_device
+from ..priors import resolve_device
 
-REFERENCE = Path(__file__).with_name("data") / "timings_cpu.json"
+REFERENCE = Path(__file__).parents[1] / "data" / "timings_cpu.json"
 SOURCES = {"here": "measured on this machine", "reference": "measured on a 2-core reference CPU",
            "rough": "a rough figure from the work estimate"}
 
@@ -150,7 +150,7 @@ def expect(key: str, prior: str | None, device: Any, steps: int | None, work: in
     """The expected seconds of a run of `steps` steps (None: as many as the recorded run took) over `work` bytes
     (None: the recorded run's), plus `extra_s` (`Work.seconds`), from the latest record; else the budget's rough
     rule; None when neither applies.
-    `backends.runner.expect` resolves a request's settings, prior and inputs into these."""
+    `backends.core.runner.expect` resolves a request's settings, prior and inputs into these."""
     kind = _device_type(device)
     found = RECORDS.get(key, prior, kind)
     if found is None:

@@ -2,7 +2,7 @@
 
 `option` records what the UI and the CLI need to know (help text, range, choices, advanced or not, and how an
 "auto" value resolves); `make_settings` builds a settings object from user overrides (strings from the CLI, values
-from the UI or the API) through one strict parser (`backends.validate`): whole numbers refuse fractions, booleans
+from the UI or the API) through one strict parser (`backends.inputs.validate`): whole numbers refuse fractions, booleans
 and non-finite values, numbers refuse NaN and inf, text refuses bytes and control characters, and every mistake is
 one sentence that names the setting.
 
@@ -19,7 +19,7 @@ import typing
 from dataclasses import MISSING, field, fields
 from typing import Any
 
-from . import validate
+from ..inputs import validate
 from .errors import InputError
 
 PROFILES = ("full", "quick")

@@ -11,7 +11,7 @@ any work.
 
 The budget: $DISTILL_MEMORY_BUDGET ("8gb", "512mb", "2.5GiB", a byte count), else what the device has free (a GPU's
 free memory; on a CPU the tightest of the RAM the kernel reports as available, the container's limit and the
-process's address-space limit: `memory_limit`). Time: the expectation shown beside Run (`backends.timing`: the
+process's address-space limit: `memory_limit`). Time: the expectation shown beside Run (`backends.core.timing`: the
 recorded setup, steps and finish of the backend, each scaled by the work's `units`) where there is a record, else
 a rough rule, steps x bytes / THROUGHPUT (what one step of these backends moves through memory, measured loosely:
 ~1 GB/s on a CPU, ~100 GB/s on a GPU); $DISTILL_TIME_BUDGET (seconds, default an hour) refuses what would run far
@@ -57,7 +57,7 @@ class Work:
 
     bytes: estimated peak memory in bytes; what: a short phrase for the message ("a 2048x32768 working image");
     lower: the setting or input to lower, as the message names it ("short_side"); effort: the run's compute in
-    units its time is proportional to (`backends.timing` scales a recorded run by it), 0 where that is `bytes`:
+    units its time is proportional to (`backends.core.timing` scales a recorded run by it), 0 where that is `bytes`:
     raster-then-vectorize's samples cost k x sample_steps prior calls whatever their memory; seconds: time the run
     spends beyond that, which no recorded run's scale predicts (a mesh's texture: its fits and files grow with
     its texels, not with the views' work), in seconds of the 2-core reference CPU, added to the expectation.
@@ -194,7 +194,7 @@ def time_budget_s() -> float:
 def check(work: Work, device: Any = None, *, where: str = "", steps: int | None = None,
           seconds: float | None = None) -> None:
     """Refuse (InputError, one sentence naming the setting to lower) a run whose estimate exceeds the budget:
-    its peak memory, or (with `steps`) its time: `seconds` when given (the runner passes `backends.timing`'s
+    its peak memory, or (with `steps`) its time: `seconds` when given (the runner passes `backends.core.timing`'s
     expectation, the figure shown beside Run), else the rough rule steps x bytes / THROUGHPUT."""
     limit, source = memory_limit(device)
     head = where + ": " if where else ""
@@ -222,7 +222,7 @@ def _gb(n: int) -> str:
 def image_size(path: str) -> tuple[int, int]:
     """(width, height) of an image file from its header alone (nothing decoded); the full validator's own message
     for a file whose header does not parse."""
-    from . import media
+    from ..inputs import media
 
     size = media.header_size(media.read_head(path, "image", media.MAX_IMAGE_BYTES))
     if size is None:  # e.g. a JPEG whose ICC or APP13 blocks run past the first 256 KB: the validator decides
@@ -233,7 +233,7 @@ def image_size(path: str) -> tuple[int, int]:
 def video_size(path: str) -> tuple[int, int]:
     """(width, height) of a clip's frames from its container header (GIF: Pillow; others: ffmpeg's header probe,
     no frame decoded); the full validator's own message for a file that is not a readable video."""
-    from . import media
+    from ..inputs import media
 
     head = media.read_head(path, "video", media.MAX_VIDEO_BYTES)
     size = media.header_size(head) if head[:6] in (b"GIF87a", b"GIF89a") else media.video_frame_size(path)
@@ -245,8 +245,8 @@ def video_size(path: str) -> tuple[int, int]:
 
 def zip_sizes(path: str, limit: int) -> list[tuple[int, int]]:
     """(width, height) of the images in a zip, from each member's first bytes (at most `limit` members read)."""
-    from . import media
-    from .validate import open_bounded
+    from ..inputs import media
+    from ..inputs.validate import open_bounded
 
     fh, _real, _size, _shown = open_bounded(path, "zip", media.MAX_ZIP_BYTES)
     sizes = []

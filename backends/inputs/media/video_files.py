@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
+from ...core.errors import InputError
 from ..validate import MB, PathLike, fail, human_number, human_size, number, open_bounded, open_regular
 from .shared import MIN_SIDE, pillow_pixel_limit, to_rgb
 

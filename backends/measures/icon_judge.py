@@ -37,7 +37,7 @@ class Icons:
     """The shipped icons as (N, 3*64*64) float32 in [0, 1] (channel-first), for nearest-icon look-ups (172 MB)."""
 
     def __init__(self):
-        from .priors.icons import load_icon_data
+        from ..priors.icons import load_icon_data
 
         data = load_icon_data()
         self.images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).reshape(len(data["images"]), -1).float() / 255

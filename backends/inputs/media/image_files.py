@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import InputError
+from ...core.errors import InputError
 from ..validate import MB, PathLike, fail, or_list, read_bounded
 from .shared import EXT_FORMAT, MIN_SIDE, pillow_pixel_limit, to_rgb
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError, ModelUnavailableError
-from .priors.catalog import HELPERS
-from .priors.machine import default_device
+from ..core.errors import InputError, ModelUnavailableError
+from ..priors.catalog import HELPERS
+from ..priors.machine import default_device
 
 # Where the scorer comes from is the catalog's fact ("clip": its environment variable, "model:pretrained" default).
 ENV = HELPERS["clip"].env
