@@ -33,14 +33,14 @@ def step_ops(k: int, prior: str, size: int, device: str = "cpu") -> dict:
     from backends.priors import load_prior
     from backends.core.settings import resolve_auto
     from backends.svg import distill as vf
-    from backends.svg.csd_vectorfusion import CSDSettings
+    from backends.svg.csd_vectorfusion import CSDVectorFusionSettings
 
     from .renderer import count_ops
 
     p = load_prior(prior, device)
 
     def loop(n):
-        s, _ = resolve_auto(CSDSettings(prompt="a red fox", k=k, steps=n, size=size, every=n, reinit_every=0),
+        s, _ = resolve_auto(CSDVectorFusionSettings(prompt="a red fox", k=k, steps=n, size=size, every=n, reinit_every=0),
                             "full", getattr(p, "defaults", {}))
         plan = vf.make_plan(s, p)
         gen = torch.Generator().manual_seed(0)

@@ -12,6 +12,8 @@ beside it.
     panorama.py   panorama/csd-edit and panorama/per-patch (overlapping windows of one panorama latent)
     video.py      video/csd-edit and video/per-frame (frames are the particles)
     views3d.py    views3d/csd-edit and views3d/per-view (views of one object or scene are the particles)
+    views3d_mesh.py  views3d/csd-edit-mesh and views3d/per-view-mesh (a textured mesh's rendered views are the
+                  particles; the edit lands in its one texture)
     metrics.py    consistency figure (no weights needed), CLIP directional similarity, LPIPS when available
     samples.py    the procedurally generated example inputs (python -m backends.csd_edit.samples examples)
 """

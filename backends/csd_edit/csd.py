@@ -41,7 +41,15 @@ from ..core.settings import option
 from ..core.types import Progress, Result
 from . import metrics
 
-METHODS = ("csd", "per-item")
+# CSD-Edit without the kernel is each task's per-item baseline: one method in code, PER_ITEM (result.json's
+# "method"); only its registered name, the one users type, says what the task's items are (per_item_name).
+PER_ITEM = "per-item"
+METHODS = ("csd", PER_ITEM)
+
+
+def per_item_name(item: str) -> str:
+    """The registered name of a task's per-item baseline: "patch" -> "per-patch", "frame" -> "per-frame"."""
+    return f"per-{item}"
 
 
 
@@ -262,7 +270,7 @@ class CSDEdit:
                                                       Cond.cat([cond_tgt, cond_src]), self.chunk)
             return eps_hat.chunk(2)
 
-        if self.method == "per-item":
+        if self.method == PER_ITEM:
             step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="sds")
         else:
             if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise

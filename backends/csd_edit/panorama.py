@@ -170,8 +170,8 @@ class PanoramaCSDEdit(_PanoramaEdit):
     method = "csd"
 
 
-@register("panorama", "per-patch")
-class PanoramaPerPatch(_PanoramaEdit):
+@register("panorama", csd.per_item_name("patch"))
+class PanoramaPerItem(_PanoramaEdit):
     Settings = PanoramaSettings
     description = "Baseline: SDS-edit of each window on its own (CSD-Edit without the kernel, same budget)"
-    method = "per-item"
+    method = csd.PER_ITEM

@@ -236,11 +236,11 @@ class VideoCSDEdit(_VideoEdit):
     method = "csd"
 
 
-@register("video", "per-frame")
-class VideoPerFrame(_VideoEdit):
+@register("video", csd.per_item_name("frame"))
+class VideoPerItem(_VideoEdit):
     Settings = VideoSettings
     description = "Baseline: SDS-edit of each frame on its own (CSD-Edit without the kernel, same budget)"
-    method = "per-item"
+    method = csd.PER_ITEM
 
 
 CARRY = "colour models of the two nearest keyframes, interpolated in time"  # how the edit reaches every frame

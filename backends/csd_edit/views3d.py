@@ -217,8 +217,8 @@ class ViewsCSDEdit(_ViewsEdit):
         return s.kernel_distance
 
 
-@register("views3d", "per-view")
-class ViewsPerView(_ViewsEdit):
+@register("views3d", csd.per_item_name("view"))
+class ViewsPerItem(_ViewsEdit):
     Settings = ViewsSettings
     description = "Baseline: SDS-edit of each view on its own (CSD-Edit without the kernel, same budget)"
-    method = "per-item"
+    method = csd.PER_ITEM

@@ -273,8 +273,8 @@ class MeshCSDEdit(_MeshEdit):
     method = "csd"
 
 
-@register("views3d", "per-view-mesh")
-class MeshPerView(_MeshEdit):
+@register("views3d", csd.per_item_name("view") + "-mesh")
+class MeshPerItem(_MeshEdit):
     Settings = MeshSettings
     description = "Baseline: SDS-edit of each rendered view on its own, carried into the texture by the same fits"
-    method = "per-item"
+    method = csd.PER_ITEM

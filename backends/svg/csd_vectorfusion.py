@@ -37,7 +37,7 @@ from .distill import (STYLES, SVGDistillSettings, distill_painting, distillation
 
 
 @dataclass
-class CSDSettings(SVGDistillSettings):
+class CSDVectorFusionSettings(SVGDistillSettings):
     steps: Optional[int] = option(None, "SDS steps of the K candidates together; the paper's 2000", lo=1, hi=20000,
                                   full=2000, quick=60)
     k: int = option(4, "number of candidates (particles), optimized together in one batch", lo=1, hi=64)
@@ -51,7 +51,7 @@ class CSDSettings(SVGDistillSettings):
 
 @register("svg", "csd")
 class CSDVectorFusion:
-    Settings = CSDSettings
+    Settings = CSDVectorFusionSettings
     description = ("Text to K diverse SVGs: K samples of the prior, vectorized, then optimized together as CSD "
                    "(SVGD) particles in one batch, ranked by CLIP (or by the prior's own score)")
     prior = "text"
@@ -60,11 +60,11 @@ class CSDVectorFusion:
     requires_prompt = True
 
     @classmethod
-    def estimate(cls, s: CSDSettings, inputs, facts):
+    def estimate(cls, s: CSDVectorFusionSettings, inputs, facts):
         """The work budget's estimate (see `backends.core.budget`): K paintings optimized together."""
         return distillation_work(s, s.k, facts)
 
-    def run(self, s: CSDSettings, *, prior, inputs, out_dir):
+    def run(self, s: CSDVectorFusionSettings, *, prior, inputs, out_dir):
         init = resolve_init(s.init, STYLES[s.style].kind)
         plan = make_plan(s, prior, init=init)
         engine.seed_everything(s.seed)
