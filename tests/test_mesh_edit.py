@@ -21,9 +21,9 @@ SMALL = {"steps": 6, "every": 2, "sync_every": 2, "short_side": 32, "particles":
 
 @pytest.fixture
 def mesh_backends():
-    from backends.csd_edit import views3d_mesh as mesh
+    from backends.csd_edit import views3d_mesh
 
-    return mesh
+    return views3d_mesh
 
 
 @pytest.mark.parametrize("key", ["views3d/csd-edit-mesh", "views3d/per-view-mesh"])
