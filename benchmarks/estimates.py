@@ -95,10 +95,11 @@ def main(argv=None) -> None:
     append_results("estimates (expected vs measured, offline priors)", table,
                    [dict(metric="expected_over_measured", value=r["ratio"], unit="x", **r) for r in rows],
                    device=device_name("cpu"),
-                   notes=["Expected: `backends.core.runner.expect` (seconds after the prior loads); measured: result.json's "
-                          f"total_s - load_s of the run in its own process, the fastest of {args.repeat}. Memory est.: "
-                          "the backend's estimate of its run's arrays; RSS added: the run's peak RSS less its RSS "
-                          f"when it began (the most of the {args.repeat}). Ratios: estimate / measured."])
+                   notes=["Expected: `backends.core.runner.expect` (seconds after the prior loads); measured: "
+                          "result.json's total_s - load_s of the run in its own process, the fastest of "
+                          f"{args.repeat}. Memory est.: the backend's estimate of its run's arrays; RSS added: the "
+                          f"run's peak RSS less its RSS when it began (the most of the {args.repeat}). Ratios: "
+                          "estimate / measured."])
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ _device_locks_guard = threading.Lock()
 def device_lock(device: str | None, slots: int = 1) -> threading.BoundedSemaphore:
     """The device's run slots, held by a job for each step: one on a GPU (a stopped run still finishing its last
     step keeps the next one off the GPU's memory); on a CPU the app's --concurrency, each job running on its share
-    of the cores (`backends.core.devices.choose_threads`, cpu_share) rather than all jobs taking turns on all of them."""
+    of the cores (`backends.core.devices.choose_threads`, cpu_share) rather than all jobs taking turns on all of
+    them."""
     with _device_locks_guard:
         key = (str(device or "default"), max(1, int(slots)))
         return _device_locks.setdefault(key, threading.BoundedSemaphore(key[1]))

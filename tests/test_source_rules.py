@@ -2,8 +2,8 @@
 `ast` (nothing is imported). Tests and benchmarks are outside these rules.
 
 1. private_imports: a module uses no `_underscored` name of another project module: not `from x import _y`, and
-   not `x._y` where `x` was bound by importing a project module (`from . import media` / `import backends.inputs.media as
-   m`). What two modules share is public where it lives. Dunder names (`__version__`) are public.
+   not `x._y` where `x` was bound by importing a project module (`from . import media` /
+   `import backends.inputs.media as m`). What two modules share is public where it lives. Dunder names (`__version__`) are public.
 2. demo_priors: nothing in `demo/` imports `backends.priors` or any module under it (`from backends import priors`
    included): the UI talks to backends and the runner, never to a prior.
 3. capability_probes: outside the contract modules (CONTRACT), no `getattr(x, ...)` / `hasattr(x, ...)` where `x`
@@ -28,7 +28,8 @@ PACKAGES = ("backends", "demo")
 # Where a backend's and a prior's capabilities are declared and read: the registry builds `BackendSpec` from a
 # backend's class attributes (with their defaults), `types` holds BackendSpec, `settings` reads settings fields
 # generically for every backend, and `priors/base` is the prior protocol.
-CONTRACT = {"backends/core/registry.py", "backends/core/types.py", "backends/core/settings.py", "backends/priors/base.py"}
+CONTRACT = {"backends/core/registry.py", "backends/core/types.py", "backends/core/settings.py",
+            "backends/priors/base.py"}
 # names this project gives a backend class, a prior, or a backend's settings (any name ending in "prior" too)
 PROBED_NAMES = {"cls", "backend", "backend_cls", "spec", "settings", "s", "prior_obj"}
 
