@@ -32,6 +32,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread for a module's tests (two OpenMP threads spin-wait on each other when a two-core
+    machine is busy, and every small op is 10x slower), whatever an earlier module set; restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for the session (each test opens its own fresh page in it)."""

@@ -30,14 +30,7 @@ BACKENDS = ["panorama/csd-edit", "panorama/per-patch", "video/csd-edit", "video/
             "views3d/per-view"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread. With two, OpenMP's spin-waits make every small op 10x slower when the (shared,
-    two-core) machine is busy; the thread count is restored for the other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

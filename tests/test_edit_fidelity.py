@@ -18,12 +18,7 @@ from backends.core.errors import InputError
 from backends.priors.edits import EDITS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _edit(name: str):

@@ -19,13 +19,7 @@ LPIPS_MISSING = "The LPIPS distance needs the lpips package (a test without it).
 def lpips_missing(device="cpu"):
     raise ModelUnavailableError(LPIPS_MISSING)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread (two spin-wait each other on a busy two-core machine); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_eval_script_measures_csd_edit_and_its_baselines_with_tiny_models(tmp_path, monkeypatch):
