@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from backends.csd_edit import metrics
 from backends.core.errors import ModelUnavailableError
@@ -18,6 +17,7 @@ LPIPS_MISSING = "The LPIPS distance needs the lpips package (a test without it).
 
 def lpips_missing(device="cpu"):
     raise ModelUnavailableError(LPIPS_MISSING)
+
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
