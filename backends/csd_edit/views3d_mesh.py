@@ -58,11 +58,12 @@ FIT_BYTES_PER_TEXEL = 200
 # Seconds a texel costs (the 2-core reference CPU), added to the expectation (`Work.seconds`), not scaled with the
 # views' work: the texture's decode, the last fit and the held-out pair, and its PNG written twice (TEXEL_S), and
 # each carry's fit (CARRY_TEXEL_S). Measured (CPU seconds, 1 thread, edits prior, 8 views of 128 px, machine
-# shared): 4096x4096 over 512x512 on the example house, 2 steps, +2.2 s; over 256x256 on a 1280-triangle sphere
-# with a noise texture (more texels seen, PNG incompressible), +5.7 s at 2 steps (TEXEL_S between the two). The
+# shared): 4096x4096 over 512x512 on the example house, 2 steps, +1.6 to +2.2 s; over 256x256 on a 1280-triangle
+# sphere with a noise texture (more texels seen, PNG incompressible), +5.7 s at 2 steps (TEXEL_S near the two's
+# geometric mean, so that each is within 2x of it). The
 # carries' share is from +13.2 s at 40 steps (2 carries) measured on fits that made three texture-sized copies
 # where they make one: an upper bound
-TEXEL_S = 0.3e-6
+TEXEL_S = 0.2e-6
 CARRY_TEXEL_S = 0.12e-6
 # CSD's correspondence, per (view, view, latent cell): its index and valid while built (8 + 1), then at most one
 # stored entry each: a column and a kernel entry (8 + 8)
