@@ -13,7 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${DISTILL_TEST_VENV:-.venv}"
 want=$(cat requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml | sha256sum | cut -d' ' -f1)
-frozen() { "$venv/bin/python" -m pip freeze --all --disable-pip-version-check 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# what is installed, the project itself left out: its editable line names the checkout's commit, which every pull moves
+frozen() { "$venv/bin/python" -m pip freeze --all --exclude distill-studio --disable-pip-version-check 2>/dev/null \
+  | sha256sum | cut -d' ' -f1; }
 
 if [ "${DISTILL_FRESH:-0}" != 1 ] && [ -x "$venv/bin/python" ] && [ -f "$venv/.built-from" ] \
    && [ "$(cat "$venv/.built-from")" = "$want" ] && [ "$(frozen)" = "$(cat "$venv/.frozen" 2>/dev/null)" ]; then

@@ -117,7 +117,7 @@ def test_a_ctrl_c_caught_after_it_left_a_string_exec_still_ends_with_the_code_ma
     CPython even once main has caught it and returned 130, and `python -m` then ended with SIGINT (exit -2: CI
     saw it once in the sampled moments above). Made certain here rather than left to a moment."""
     (tmp_path / "caught_in_exec.py").write_text(
-        "from backends import interrupts\n\n"
+        "from backends.core import interrupts\n\n"
         "def main():\n"
         "    try:\n"
         "        exec('raise KeyboardInterrupt', {})\n"

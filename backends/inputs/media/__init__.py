@@ -3,7 +3,7 @@
 One module a kind: `image_files` (one image), `view_sets` (several images, or a zip of them), `video_files`
 (a clip's frames, its header's frame size, its sound put back), and `shared` (what they share: Pillow's pixel
 guard, the conversion to RGB, the bounded read of a file's header). Every name is imported from here:
-`from backends import media; media.image(path)`.
+`from backends.inputs import media; media.image(path)`.
 
 Every check is bounded *before* the expensive part: file sizes from `stat`, image sizes from the header (Pillow's
 decompression-bomb guard set to the caller's limit while we decode), zip sizes and member counts from the central
