@@ -126,9 +126,10 @@ def expected_time(text: str) -> Expected:
 
 def screenshot(page, path: Path) -> None:
     """The whole page. Gradio's images load lazily: the ones outside the window are brought into view first, so
-    the picture shows what a person scrolling down sees."""
+    the picture shows what a person scrolling down sees. Only the shown ones: an image of another tab can never come
+    into view, and each such one waited out its 2 s."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = page.locator("img")
+    images = page.locator("img:visible")
     for i in range(images.count()):
         with contextlib.suppress(Exception):
             images.nth(i).scroll_into_view_if_needed(timeout=2000)
