@@ -105,6 +105,9 @@ def test_the_visible_texels_grow_by_one_texel_as_a_3x3_max_pool_grows_them():
     mask = torch.rand(37, 53) > 0.97
     pooled = torch.nn.functional.max_pool2d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
     assert torch.equal(grown(mask), pooled)
+    views = torch.rand(3, 29, 31) > 0.95  # a batch of views, grown by 2: a 5x5 max-pool of each
+    pooled = torch.nn.functional.max_pool2d(views[:, None].float(), 5, stride=1, padding=2)[:, 0] > 0
+    assert torch.equal(grown(views, 2), pooled)
 
 
 def test_the_texture_sized_change_is_the_bilinear_upsampling_to_float_rounding():

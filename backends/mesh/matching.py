@@ -22,10 +22,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .form import Mesh
-from .raster import Camera, Raster, project
+from .raster import Camera, Raster, grown, project
 
 SILHOUETTE_MARGIN_PX = 2  # pixels either side of a silhouette whose cells share with no other view: the reach of
 # the edits prior's widest edit (watercolour's 5x5 blur); a VAE's latent cell spans 8 pixels, so there one cell
@@ -87,12 +86,8 @@ def near_silhouette(mask: torch.Tensor, margin: int = SILHOUETTE_MARGIN) -> torc
     n = mask.shape[0]
     if margin <= 0:
         return torch.zeros(n, mask[0].numel(), dtype=torch.bool)
-    covered = mask.cpu().float()[:, None]
-
-    def within(x: torch.Tensor) -> torch.Tensor:  # some pixel of x within `margin` (a square) is set
-        return F.max_pool2d(x, 2 * margin + 1, stride=1, padding=margin) > 0
-
-    return (within(covered) & within(1 - covered)).reshape(n, -1)
+    covered = mask.cpu()
+    return (grown(covered, margin) & grown(~covered, margin)).reshape(n, -1)
 
 
 def correspondence(mesh: Mesh, cameras: Sequence[Camera], raster: Raster, margin: int = SILHOUETTE_MARGIN

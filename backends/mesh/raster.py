@@ -309,16 +309,19 @@ def visible_texels(raster: Raster, shape: tuple[int, int]) -> torch.Tensor:
     return grown(inside)
 
 
-def grown(mask: torch.Tensor) -> torch.Tensor:
-    """(H, W) bool `mask` grown by one texel each way, diagonals included (a 3x3 dilation), by shifted ORs of
-    bools: a 3x3 max-pool of it as float holds 16 bytes a texel (its float input and output and int64 indices:
-    over 300 MB at 4096x4096) where this holds 2."""
-    rows = mask.clone()
-    rows[:, 1:] |= mask[:, :-1]
-    rows[:, :-1] |= mask[:, 1:]
-    out = rows.clone()
-    out[1:] |= rows[:-1]
-    out[:-1] |= rows[1:]
+def grown(mask: torch.Tensor, reach: int = 1) -> torch.Tensor:
+    """(..., H, W) bool `mask` grown by `reach` pixels each way, diagonals included (a square dilation of side
+    2 * reach + 1 over the last two dimensions), by shifted ORs of bools, one pixel a pass: a max-pool of it as
+    float holds 16 bytes a texel (its float input and output and int64 indices: over 300 MB at 4096x4096) where
+    this holds 2."""
+    out = mask
+    for _ in range(reach):
+        rows = out.clone()
+        rows[..., :, 1:] |= out[..., :, :-1]
+        rows[..., :, :-1] |= out[..., :, 1:]
+        out = rows.clone()
+        out[..., 1:, :] |= rows[..., :-1, :]
+        out[..., :-1, :] |= rows[..., 1:, :]
     return out
 
 
