@@ -12,9 +12,9 @@ particles (panorama windows, frames, views):
   clip_consist  mean CLIP image-embedding cosine between neighbouring edited particles, higher is more consistent;
   resid_var     mean |r_i - r_j| between neighbours of the edit residual r = edited - source, lower is more
                 consistent (no weights needed), with edit_strength = mean |r| beside it;
-  resid_colour  panorama only: mean RMS difference of the mean residual colour at neighbouring half-overlapping
-                windows' centres (`metrics.residual_colour_variation`): the per-pixel figure compares different
-                pixels there and is dominated by the edit's texture, this one sees a teal window beside a pink one;
+  colour_map    panorama only: how differently neighbouring half-overlapping windows' centres change the same
+                source colour (`metrics.colour_map_variation`): the per-pixel figure compares different pixels
+                there and is dominated by the content under them, this one sees a teal window beside a pink one;
   lpips_nbr     mean LPIPS between neighbouring edited particles, when the lpips package and weights are present.
 --clip takes NAME:PRETRAINED from the local OpenCLIP cache, or tiny (random weights: numbers mean nothing; tests);
 --clip-config registers an OpenCLIP model config JSON first (its file name is the ARCH). Prints a table and, unless
@@ -142,7 +142,7 @@ def measure(key: str, settings: dict, case: dict, files: list[str], args, clip, 
     row = {"case": case["task"], "backend": key, "seconds": seconds, "particles": len(edited)}
     row.update(metrics.residual_consistency(edited, source, pairs))
     if case["task"] == "panorama":  # neighbouring windows cover different pixels: compare their colour
-        row.update(metrics.residual_colour_variation(edited, source, pairs))
+        row.update(metrics.colour_map_variation(edited, source, pairs))
     if clip is not None:
         row["clip_dir"] = float(directional_similarity(source, edited, case["source_caption"], case["target_caption"],
                                                        model=clip).mean())
@@ -165,11 +165,11 @@ def table(rows: list[dict]) -> str:
         return f"{row[k]:.4f}" if isinstance(row.get(k), float) else "n/a"
 
     lines = ["| case | backend | CLIP dir (higher) | CLIP consistency (higher) | residual variation (lower) | "
-             "residual colour variation (lower, panorama) | edit strength | LPIPS neighbours (lower) | s |",
+             "colour map variation (lower, panorama) | edit strength | LPIPS neighbours (lower) | s |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['backend']} | {f(r, 'clip_dir')} | {f(r, 'clip_consist')} | "
-              f"{f(r, 'residual_variation')}{_per_seed(r)} | {f(r, 'residual_colour_variation')} | {f(r, 'edit_strength')} | "
-              f"{f(r, 'lpips_nbr')} | {r['seconds']:.1f} |" for r in rows]
+              f"{f(r, 'residual_variation')}{_per_seed(r)} | {f(r, 'colour_map_variation')} | "
+              f"{f(r, 'edit_strength')} | {f(r, 'lpips_nbr')} | {r['seconds']:.1f} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -215,8 +215,8 @@ def main(argv=None) -> list[dict]:
             note.append(f"LPIPS: {rows[0]['lpips_note']}")
         append_results("eval_csd_edit", text, [
             dict(metric=f"{r['backend']}/{k}", value=r[k], unit="s" if k == "seconds" else "")
-            for r in rows for k in ("clip_dir", "clip_consist", "residual_variation", "residual_colour_variation", "edit_strength",
-                      "lpips_nbr", "seconds")
+            for r in rows for k in ("clip_dir", "clip_consist", "residual_variation", "colour_map_variation",
+                                    "edit_strength", "lpips_nbr", "seconds")
             if isinstance(r.get(k), float)] + [
             dict(metric=f"{r['backend']}/residual_variation_seed{i}", value=v, unit="")
             for r in rows for i, v in enumerate(r["residual_variation_per_seed"])], device=device_name(args.device),

@@ -37,10 +37,10 @@ GLOSSARY: dict[str, Metric] = {
                                  "windows / frames / views", "lower"),
     "residual_variation_rel": Metric("relative edit inconsistency", "edit inconsistency divided by edit strength: "
                                      "0 means the same edit everywhere", "lower"),
-    "residual_colour_variation": Metric("edit colour inconsistency", "how much the colour of the edit differs "
-                                        "between neighbouring windows (their centres' mean change)", "lower"),
-    "residual_colour_variation_rel": Metric("relative edit colour inconsistency", "edit colour inconsistency "
-                                            "divided by the colour change itself", "lower"),
+    "colour_map_variation": Metric("edit colour inconsistency", "how differently neighbouring windows change the "
+                                   "same colour (0: one look everywhere)", "lower"),
+    "colour_map_variation_rel": Metric("relative edit colour inconsistency", "edit colour inconsistency divided by "
+                                       "edit strength", "lower"),
     "fit_residual": Metric("texture fit residual", "how far the edited mesh's renders are from the edited views "
                            "(RMS over covered pixels)", "lower"),
     "held_out_residual": Metric("view disagreement", "how far a texture fitted to half the edited views is from "
@@ -54,8 +54,8 @@ GLOSSARY: dict[str, Metric] = {
                                            "download: full size, every frame", "lower"),
     "delivered_residual_variation_rel": Metric("relative edit inconsistency, delivered", "the same divided by the "
                                                "delivered edit strength", "lower"),
-    "delivered_residual_colour_variation": Metric("edit colour inconsistency, delivered", "edit colour "
-                                                  "inconsistency of the full-size result", "lower"),
+    "delivered_colour_map_variation": Metric("edit colour inconsistency, delivered", "edit colour inconsistency "
+                                             "of the full-size result", "lower"),
     "frame_change_ratio": Metric("flicker", "the clip's mean change from frame to frame over the source's "
                                  "(1: the edit adds no flicker)", "lower"),
     "grad_norm": Metric("gradient norm", "size of the last step's update direction", ""),

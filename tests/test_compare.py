@@ -371,15 +371,15 @@ def test_the_report_rates_each_csd_edit_against_its_per_item_baseline_of_the_sam
     for cell in spec.cells:
         method = "csd" if cell.backend.endswith("csd-edit") else "per-item"
         report.done(cell, {"method": method, "timings": {"total_s": 1.0, "load_s": 0.0}, "files": {},
-                           "metrics": {"residual_colour_variation": values[cell.backend, cell.seed],
+                           "metrics": {"colour_map_variation": values[cell.backend, cell.seed],
                                        "edit_strength": 0.2}})
     rows = {(r["backend"], r["seed"]): r for r in report.rows()}
-    assert rows["panorama/csd-edit", 0]["residual_colour_variation_ratio"] == pytest.approx(0.5)
-    assert rows["panorama/csd-edit", 1]["residual_colour_variation_ratio"] == pytest.approx(0.6)
+    assert rows["panorama/csd-edit", 0]["colour_map_variation_ratio"] == pytest.approx(0.5)
+    assert rows["panorama/csd-edit", 1]["colour_map_variation_ratio"] == pytest.approx(0.6)
     assert rows["panorama/csd-edit", 1]["baseline_cell"] == rows["panorama/per-patch", 1]["cell"]
-    assert "residual_colour_variation_ratio" not in rows["panorama/per-patch", 0]
+    assert "colour_map_variation_ratio" not in rows["panorama/per-patch", 0]
     figures = {s["method"]: s["figures"] for s in report.summary(report.rows())}
-    assert figures["panorama/csd-edit"] == [{"figure": "residual_colour_variation: CSD / per-item baseline",
+    assert figures["panorama/csd-edit"] == [{"figure": "colour_map_variation: CSD / per-item baseline",
                                              "value": pytest.approx(0.55), "std": pytest.approx(0.0707, abs=1e-4),
                                              "n": 2}]
     assert figures["panorama/per-patch"] == []

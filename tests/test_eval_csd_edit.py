@@ -80,8 +80,8 @@ def test_eval_with_the_edits_prior_uses_its_vocabulary_and_reports_panorama_colo
                                             "video/per-frame"]
     for r in rows:
         assert math.isfinite(r["residual_variation"]) and r["edit_strength"] > 0 and r["seconds"] > 0
-        assert ("residual_colour_variation" in r) == (r["case"] == "panorama")
-    assert "residual colour variation" in eval_csd_edit.table(rows)
+        assert ("colour_map_variation" in r) == (r["case"] == "panorama")
+    assert "colour map variation" in eval_csd_edit.table(rows)
 
 
 def test_seeds_average_the_runs_and_keep_each_seeds_residual_variation(tmp_path):

@@ -14,7 +14,7 @@ summary.json, summary.md  per method and prior: the cells done, failed and pendi
       edits             each CSD method's consistency against its per-item baseline (the per-item backend of the same
                         task, prior, input, prompt and seed; of the same module where there are several, so
                         csd-edit-mesh meets per-view-mesh): <metric>_ratio = CSD's / the baseline's, for the
-                        consistency figures the task reports (residual_variation; residual_colour_variation on a
+                        consistency figures the task reports (residual_variation; colour_map_variation on a
                         panorama; held_out_residual on a mesh). Below 1: CSD's edit is the more consistent.
 index.html              a gallery that needs no server (open it from disk): prompts / inputs as rows, methods as
                         columns, seeds side by side; each cell shows its picture and numbers and links its files and
@@ -38,7 +38,7 @@ from .spec import Cell, Spec
 FILES = ("table.csv", "table.jsonl", "summary.json", "summary.md", "index.html")
 COLUMNS = ("cell", "method", "backend", "prior", "prompt", "input", "seed", "status", "seconds", "load_s", "error",
            "preview")
-CONSISTENCY = ("residual_variation", "residual_colour_variation", "held_out_residual")
+CONSISTENCY = ("residual_variation", "colour_map_variation", "held_out_residual")
 PREVIEW_ROLES = ("png", "gif", "comparison", "grid")  # the picture a cell shows, first found
 IMAGE_SUFFIXES = (".png", ".gif", ".jpg", ".jpeg", ".webp")
 ICONS_PRIOR = "icons"

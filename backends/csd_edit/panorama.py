@@ -133,8 +133,8 @@ class _PanoramaEdit(csd.EditBackend):
         edited_tiles, source_tiles = windows.take_windows(edited, pixel_tiles), windows.take_windows(source, pixel_tiles)
         pairs = metrics.grid_pairs(*grid)
         found, notes = outputs.result_metrics(s, prior, edited_tiles, source_tiles, pairs, last)
-        # per-pixel residuals of neighbouring windows differ by the edit's texture too; their mean colours do not
-        found.update(metrics.residual_colour_variation(edited_tiles, source_tiles, pairs))
+        # per-pixel residuals of neighbouring windows differ by the content under them; their colour maps do not
+        found.update(metrics.colour_map_variation(edited_tiles, source_tiles, pairs))
         found.update(delivered_metrics(full, full_in, tiles, grid, (size[0] // scale, size[1] // scale)))
         meta = {"metrics": found, "method": self.method, "input_size": [w0, h0], "work_size": list(size),
                 "windows": len(src.facts["boxes"]), "window_cells": window, "stride_cells": src.facts["stride"],
@@ -147,7 +147,7 @@ def delivered_metrics(full: torch.Tensor, full_in: torch.Tensor, tiles, grid, ce
     """The figures on what the visitor receives: full (1, 3, H, W) the delivered panorama, full_in the input, both in
     [0, 1]; tiles (y, x, h, w) in latent cells of the working panorama `cells` = (w, h), grid their (rows, cols).
     The tiles are scaled to the full size and resampled to one shape, then compared as at the working size
-    (`metrics.residual_colour_variation`, edit strength), with the detail kept (`metrics.detail_correlation`)."""
+    (`metrics.colour_map_variation`, edit strength), with the detail kept (`metrics.detail_correlation`)."""
     _, _, height, width = full.shape
     sy, sx = height / cells[1], width / cells[0]
     boxes = [(round(y * sy), round(x * sx), max(1, round(h * sy)), max(1, round(w * sx))) for y, x, h, w in tiles]
@@ -157,9 +157,9 @@ def delivered_metrics(full: torch.Tensor, full_in: torch.Tensor, tiles, grid, ce
         return torch.cat([F.interpolate(img[..., y:y + h, x:x + w], size=shape, mode="area") for y, x, h, w in boxes])
 
     pairs = metrics.grid_pairs(*grid)
-    colour = metrics.residual_colour_variation(cut(full), cut(full_in), pairs)
+    colour = metrics.colour_map_variation(cut(full), cut(full_in), pairs)
     return {"delivered_edit_strength": float((full - full_in).abs().mean()),
-            "delivered_residual_colour_variation": colour["residual_colour_variation"],
+            "delivered_colour_map_variation": colour["colour_map_variation"],
             "detail_correlation": metrics.detail_correlation(full, full_in)}
 
 
