@@ -143,15 +143,22 @@ class _PanoramaEdit(csd.EditBackend):
         return Result(files=files, preview=outputs.fit_width(figure), metadata=meta)
 
 
+# The side of the delivered panorama's windows where their colour maps are compared: a colour figure needs no
+# detail, and a 4096 px panorama's full-size windows (four to a pixel) would hold about 1 GB of the fit's products.
+COLOUR_TILE = 256
+
+
 def delivered_metrics(full: torch.Tensor, full_in: torch.Tensor, tiles, grid, cells: tuple[int, int]) -> dict:
     """The figures on what the visitor receives: full (1, 3, H, W) the delivered panorama, full_in the input, both in
     [0, 1]; tiles (y, x, h, w) in latent cells of the working panorama `cells` = (w, h), grid their (rows, cols).
-    The tiles are scaled to the full size and resampled to one shape, then compared as at the working size
-    (`metrics.colour_map_variation`, edit strength), with the detail kept (`metrics.detail_correlation`)."""
+    The tiles are scaled to the full size and resampled to one shape, at most COLOUR_TILE px a side, then compared
+    as at the working size (`metrics.colour_map_variation`, edit strength), with the detail kept
+    (`metrics.detail_correlation`, on every pixel)."""
     _, _, height, width = full.shape
     sy, sx = height / cells[1], width / cells[0]
     boxes = [(round(y * sy), round(x * sx), max(1, round(h * sy)), max(1, round(w * sx))) for y, x, h, w in tiles]
-    shape = (boxes[0][2], boxes[0][3])
+    fit = min(1.0, COLOUR_TILE / max(boxes[0][2], boxes[0][3]))
+    shape = (max(1, round(boxes[0][2] * fit)), max(1, round(boxes[0][3] * fit)))
 
     def cut(img):
         return torch.cat([F.interpolate(img[..., y:y + h, x:x + w], size=shape, mode="area") for y, x, h, w in boxes])
