@@ -15,7 +15,7 @@ inconsistency over the baseline's (target <= 0.5): residual_variation for frames
 residual_colour_variation for the panorama's windows (metrics.py says why the per-pixel figure cannot see windows
 that took different looks).
 
-    .venv/bin/python -m benchmarks.edit_fidelity [--seeds 0,1,2] [--part 1|2|both] [--record]
+    .venv/bin/python -m benchmarks.edit_fidelity [--seeds 0,1,2] [--part 1|2|both] [--tasks video,panorama,views3d] [--record]
 """
 from __future__ import annotations
 
@@ -116,11 +116,13 @@ def part1(folder: Path) -> tuple[str, list[dict]]:
     return "\n".join(lines), rows
 
 
-def part2(folder: Path, seeds: list[int]) -> tuple[str, list[dict]]:
+def part2(folder: Path, seeds: list[int], tasks: set[str]) -> tuple[str, list[dict]]:
     lines = ["| task | prompt | seed | strength CSD / base | ratio | inconsistency CSD / base | ratio |",
              "|" + "---|" * 7]
     rows = []
     for task, pattern, prompt, base in EXAMPLES:
+        if task not in tasks:
+            continue
         inp = sorted(glob.glob(str(ROOT / pattern)))
         for seed in seeds:
             found = {}
@@ -144,6 +146,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--part", default="both", choices=("1", "2", "both"))
+    ap.add_argument("--tasks", default="video,panorama,views3d", help="part 2's tasks, comma-separated")
     ap.add_argument("--record", action="store_true", help="append the tables to RESULTS.md and results.jsonl")
     ap.add_argument("--note", default="", help="the machine's conditions, in words, for the record (the times are "
                     "idle figures only on a quiet machine; the header's load average says how busy it was)")
@@ -157,7 +160,7 @@ def main(argv=None) -> None:
             tables.append("Delivered fidelity (offline `edits` prior, tab defaults):\n\n" + table)
             rows += found
         if args.part in ("2", "both"):
-            table, found = part2(folder, seeds)
+            table, found = part2(folder, seeds, set(args.tasks.split(",")))
             tables.append("CSD-Edit against its per-item baseline on the tabs' edit examples (targets: strength "
                           "ratio >= 0.9, inconsistency ratio <= 0.5):\n\n" + table)
             rows += found
