@@ -16,7 +16,8 @@ colour_map_variation for the panorama's windows (metrics.py says why the per-pix
 that took different looks), beside what one look of the edit applied everywhere scores on the same windows
 (`one_look`): where the baseline's windows happened to agree too, both sit there and their ratio says nothing.
 
-    .venv/bin/python -m benchmarks.edit_fidelity [--seeds 0,1,2] [--part 1|2|both] [--record]
+    .venv/bin/python -m benchmarks.edit_fidelity [--seeds 0,1,2] [--part 1|2|both] [--tasks video,panorama,views3d]
+        [--record]
 """
 from __future__ import annotations
 
@@ -134,11 +135,13 @@ def one_look(prompt: str, image_path: str, meta: dict) -> tuple[float, float]:
     return min(found), max(found)
 
 
-def part2(folder: Path, seeds: list[int]) -> tuple[str, list[dict]]:
+def part2(folder: Path, seeds: list[int], tasks: set[str]) -> tuple[str, list[dict]]:
     lines = ["| task | prompt | seed | strength CSD / base | ratio | inconsistency CSD / base | ratio "
              "| one look everywhere |", "|" + "---|" * 8]
     rows = []
     for task, pattern, prompt, base in EXAMPLES:
+        if task not in tasks:
+            continue
         inp = sorted(glob.glob(str(ROOT / pattern)))
         for seed in seeds:
             found = {}
@@ -153,7 +156,8 @@ def part2(folder: Path, seeds: list[int]) -> tuple[str, list[dict]]:
             lines.append(f"| {task} | {prompt} | {seed} | {c['edit_strength']:.4f} / {b['edit_strength']:.4f} | "
                          f"{rs:.2f} | {c[key]:.4f} / {b[key]:.4f} ({key}) | {ri:.2f} | "
                          f"{'' if floor is None else f'{floor[0]:.4f}-{floor[1]:.4f}'} |")
-            rows += [{"metric": "strength_ratio", "value": rs, "unit": "", "task": task, "prompt": prompt, "seed": seed},
+            rows += [{"metric": "strength_ratio", "value": rs, "unit": "", "task": task, "prompt": prompt,
+                      "seed": seed},
                      {"metric": "inconsistency_ratio", "value": ri, "unit": "", "task": task, "prompt": prompt,
                       "seed": seed, "figure": key}]
             if floor is not None:
@@ -167,6 +171,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--part", default="both", choices=("1", "2", "both"))
+    ap.add_argument("--tasks", default="video,panorama,views3d", help="part 2's tasks, comma-separated")
     ap.add_argument("--record", action="store_true", help="append the tables to RESULTS.md and results.jsonl")
     ap.add_argument("--note", default="", help="the machine's conditions, in words, for the record (the times are "
                     "idle figures only on a quiet machine; the header's load average says how busy it was)")
@@ -180,7 +185,7 @@ def main(argv=None) -> None:
             tables.append("Delivered fidelity (offline `edits` prior, tab defaults):\n\n" + table)
             rows += found
         if args.part in ("2", "both"):
-            table, found = part2(folder, seeds)
+            table, found = part2(folder, seeds, set(args.tasks.split(",")))
             tables.append("CSD-Edit against its per-item baseline on the tabs' edit examples (targets: strength "
                           "ratio >= 0.9, inconsistency ratio <= 0.5):\n\n" + table)
             rows += found

@@ -121,6 +121,41 @@ def kernel_width_option(default: float = 1.0):
                   "larger lets particles that look less alike share one edit)", lo=0.1, hi=100.0, advanced=True)
 
 
+# the part of the run at kernel_width, while the particles choose their look; settle_width after it
+CHOOSING = 1 / 3
+
+
+def settle_width_option(default: float):
+    """A CSD-only setting every csd-edit backend adds: the kernel's width once the particles have chosen their look
+    (from a third of the run on); `default` equal to the backend's kernel width keeps one width all run.
+
+    Why views narrow: scores are mixed cell by cell, and views of different sides show different things in a cell.
+    The kernel-weighted mean moves what the particles share (their look) at the baseline's pace, but what differs
+    between them (each view's own content under the edit) at (1 - k) / (1 + (N - 1) k) of it, k the kernel between
+    two particles. On the noisy latents the noise sets every distance (k = N^(-1 / width) for every pair), so for 8
+    views at width 4 k = 0.59 and that part moves at 0.08 of the pace; the decayed learning rate's sum is bounded
+    (200 times lr), so it never arrives. On the example views, sepia, every view took the same variant by step 10 of
+    300 and kept it, yet stopped a quarter of the way short of its own image under it (L2, relative to the edit):
+    0.83x the per-view baseline's strength at seed 2. At 1 (the paper's heuristic) that part moves at 0.47 of the
+    pace: 0.91x, its inconsistency 0.39x (docs/edit_fidelity.md, "Views at seed 2").
+
+    Why frames, windows and a mesh's views keep their width: frames and windows show nearly the same thing in a cell
+    (a mesh's views are mixed through their correspondence), so there is little of their own to arrive at, and the
+    coupling goes on averaging what differs between the scores from call to call. That averaging is what the
+    narrowing gives up: on the analytic edit, whose scores carry a fresh colour shift per particle and call (as a
+    real model's do), the example views' inconsistency went from 0.21-0.35x per-view's to 0.64-0.74x at 1 (32 px,
+    100 steps, seeds 0-1), and a 12-frame clip's to per-frame's (tests/test_csd_edit.py's consistency test)."""
+    return option(default, "width of the SVGD kernel from a third of the run on, once the particles have chosen "
+                  "their look (a scale on the median bandwidth; narrower lets each particle's own content arrive at "
+                  "the edit, wider keeps averaging the scores' noise)", lo=0.1, hi=100.0, advanced=True)
+
+
+def kernel_width_at(s: EditSettings, step: int) -> float:
+    """The kernel's width at a step (0-based): s.kernel_width for the first third of s.steps, s.settle_width after
+    (see `settle_width_option`)."""
+    return s.kernel_width if step < CHOOSING * s.steps else s.settle_width
+
+
 def checked(s: EditSettings, prior) -> EditSettings:
     """The settings, once the one rule the settings parser cannot know is checked: the CLIP spec's form (text
     fields, ranges and t_min <= t_max were parsed by `make_settings`; an empty prompt refused by the runner)."""
@@ -250,10 +285,11 @@ class CSDEdit:
         self.chunk = s.chunk  # latents per UNet call (0: all); halved for good if the GPU runs out of memory
         self.correspondence = correspondence
 
-    def gradient(self, z: torch.Tensor, take: Callable | None = None) -> tuple[torch.Tensor, dict]:
+    def gradient(self, z: torch.Tensor, take: Callable | None = None, step: int = 0) -> tuple[torch.Tensor, dict]:
         """grad (N, C, h, w) of the loss with respect to the particles' latents z (N, C, h, w), and step metrics.
 
         take: maps per-source tensors to the particles (panorama windows); None: particle i is source i.
+        step: the step's index in the run (0-based), which sets CSD-Edit's kernel width (`kernel_width_at`).
         """
         s, prior, n = self.s, self.prior, z.shape[0]
         z = z.detach().float()
@@ -271,18 +307,19 @@ class CSDEdit:
             return eps_hat.chunk(2)
 
         if self.method == PER_ITEM:
-            step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="sds")
+            done = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="sds")
         else:
+            width = kernel_width_at(s, step)
             if self.lpips is not None:  # what the views look like: their clean decoded images, not decodes of noise
                 kernel = lambda _z_t: weighted_mean(*feature_kernel(z, self.lpips, to_images=prior.decode,  # noqa: E731
-                                                                    scale=s.kernel_width)[:2])
+                                                                    scale=width)[:2])
             else:
-                kernel = lambda z_t: weighted_mean(*engine.svgd_kernel(z_t, None, s.kernel_width)[:2])  # noqa: E731
-            step = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="csd",
-                                            repulsion=s.repulsion, bandwidth_scale=s.kernel_width, kernel=kernel,
+                kernel = lambda z_t: weighted_mean(*engine.svgd_kernel(z_t, None, width)[:2])  # noqa: E731
+            done = engine.distillation_grad(predict, z, t, eps, prior.alphas_cumprod, objective="csd",
+                                            repulsion=s.repulsion, bandwidth_scale=width, kernel=kernel,
                                             correspondence=self.correspondence)
-        stats = {"t": t[0].float(), "score": (step.eps_hat - step.eps_base).abs().mean()}
-        return step.grad, stats
+        stats = {"t": t[0].float(), "score": (done.eps_hat - done.eps_base).abs().mean()}
+        return done.grad, stats
 
 
 def weighted_mean(k: torch.Tensor, grad_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,7 +393,7 @@ def items_step(edit: CSDEdit, z: torch.Tensor) -> Callable[[int], engine.Step]:
     """The step of video and views: every source is a particle, every step updates all of them."""
 
     def step(i: int) -> engine.Step:
-        grad, stats = edit.gradient(z)
+        grad, stats = edit.gradient(z, step=i)
         return engine.Step(engine.grad_to_loss(z, grad), stats)
 
     return step

@@ -48,6 +48,7 @@ class PanoramaSettings(csd.EditSettings):
 class PanoramaCSDSettings(PanoramaSettings):
     repulsion: float = csd.repulsion_option()
     kernel_width: float = csd.kernel_width_option(4.0)
+    settle_width: float = csd.settle_width_option(4.0)
 
 
 def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):
@@ -56,7 +57,7 @@ def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):
     def step(i: int) -> engine.Step:
         chosen = windows.random_windows(boxes, particles, edit.host_gen)
         cut = partial(windows.take_windows, boxes=chosen)
-        grad, stats = edit.gradient(cut(pano.detach()), take=cut)
+        grad, stats = edit.gradient(cut(pano.detach()), take=cut, step=i)
         return engine.Step(engine.grad_to_loss(pano, windows.fold_windows(grad, chosen, pano.shape)), stats)
 
     return step

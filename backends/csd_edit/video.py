@@ -48,6 +48,7 @@ class VideoSettings(csd.EditSettings):
 class VideoCSDSettings(VideoSettings):
     repulsion: float = csd.repulsion_option()
     kernel_width: float = csd.kernel_width_option(4.0)
+    settle_width: float = csd.settle_width_option(4.0)
 
 
 class _VideoEdit(csd.EditBackend):
