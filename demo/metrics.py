@@ -45,7 +45,8 @@ GLOSSARY: dict[str, Metric] = {
                            "(RMS over covered pixels)", "lower"),
     "held_out_residual": Metric("view disagreement", "how far a texture fitted to half the edited views is from "
                                 "the other half (RMS): views that agree on one edit fit one texture", "lower"),
-    "edit_strength": Metric("edit strength", "how much the picture changed from the input (mean absolute change)", ""),
+    "edit_strength": Metric("edit strength", "how much the picture changed from the input (each pixel's colour "
+                             "change, averaged)", ""),
     "detail_correlation": Metric("detail kept", "how much of the input's fine detail the delivered result keeps "
                                  "(correlation of their high-pass brightness; 1 = all of it)", "higher"),
     "delivered_edit_strength": Metric("edit strength, delivered", "edit strength of what you download: full size, "

@@ -135,9 +135,13 @@ def settle_width_option(default: float):
     two particles. On the noisy latents the noise sets every distance (k = N^(-1 / width) for every pair), so for 8
     views at width 4 k = 0.59 and that part moves at 0.08 of the pace; the decayed learning rate's sum is bounded
     (200 times lr), so it never arrives. On the example views, sepia, every view took the same variant by step 10 of
-    300 and kept it, yet stopped a quarter of the way short of its own image under it (L2, relative to the edit):
-    0.83x the per-view baseline's strength at seed 2. At 1 (the paper's heuristic) that part moves at 0.47 of the
-    pace: 0.91x, its inconsistency 0.39x (docs/edit_fidelity.md, "Views at seed 2").
+    300 and kept it, yet stopped a quarter of the way short of its own image under it (L2, relative to the edit).
+    Narrower, that part moves faster: at 2, 0.19 of the pace; at 1 (the paper's heuristic), 0.47. Over seeds 0-5 of
+    the example views (strength by `metrics.colour_change`; CSD-Edit over per-view): width 4 all run 0.89-0.93x the
+    strength at 0.17-0.27x the inconsistency (sepia), 0.98x at 0.25-0.30x (night); 2 from a third on 0.92-0.95x at
+    0.23-0.37x and 0.99x at 0.30-0.39x; 1 from a third on 0.97-0.98x at 0.32-0.51x and 0.99-1.00x at 0.38-0.52x.
+    Views take 2: the width that meets both targets (0.9x the strength, 0.5x the inconsistency) on every seed
+    (docs/edit_fidelity.md, "Views at seed 2").
 
     Why frames, windows and a mesh's views keep their width: frames and windows show nearly the same thing in a cell
     (a mesh's views are mixed through their correspondence), so there is little of their own to arrive at, and the

@@ -166,7 +166,7 @@ def delivered_metrics(full: torch.Tensor, full_in: torch.Tensor, tiles, grid, ce
 
     pairs = metrics.grid_pairs(*grid)
     colour = metrics.colour_map_variation(cut(full), cut(full_in), pairs)
-    return {"delivered_edit_strength": float((full - full_in).abs().mean()),
+    return {"delivered_edit_strength": float(metrics.colour_change(full - full_in).mean()),
             "delivered_colour_map_variation": colour["colour_map_variation"],
             "detail_correlation": metrics.detail_correlation(full, full_in)}
 

@@ -207,19 +207,19 @@ class CarriedClip:
             out = out.mul(255).round().div(255)  # what the file holds: the metrics measure the uint8 frames
             if f in self.detail_frames:
                 self.detail.add(out, src)
-            self.sums["strength"] += float((out - src).abs().mean())
+            self.sums["strength"] += float(metrics.colour_change(out - src).mean())
             if last_in is not None:
-                self.sums["variation"] += float(((out - src) - (last_out - last_in)).abs().mean())
-                self.sums["change"] += float((out - last_out).abs().mean())
-                self.sums["source_change"] += float((src - last_in).abs().mean())
+                self.sums["variation"] += float(metrics.colour_change((out - src) - (last_out - last_in)).mean())
+                self.sums["change"] += float(metrics.colour_change(out - last_out).mean())
+                self.sums["source_change"] += float(metrics.colour_change(src - last_in).mean())
             last_in, last_out = src, out
             yield to_uint8(out)[0]
 
     def metrics(self) -> dict:
-        """After the iteration: delivered_edit_strength (mean |out - in| over every frame at full size),
-        delivered_residual_variation (mean |r_f - r_f-1| over consecutive frames), frame_change_ratio (the clip's mean
-        frame-to-frame change over the source's: 1 adds no flicker), detail_correlation (`metrics.DetailCorrelation`,
-        over 16 frames spread evenly)."""
+        """After the iteration, each change measured by `metrics.colour_change`: delivered_edit_strength (the mean
+        change out - in over every frame at full size), delivered_residual_variation (the mean change r_f - r_f-1 over
+        consecutive frames), frame_change_ratio (the clip's mean frame-to-frame change over the source's: 1 adds no
+        flicker), detail_correlation (`metrics.DetailCorrelation`, over 16 frames spread evenly)."""
         n = len(self.frames)
         pairs = max(n - 1, 1)
         strength = self.sums["strength"] / n
