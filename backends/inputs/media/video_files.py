@@ -509,7 +509,8 @@ class _Reader:
             self.data = head + fh.read(lim.max_bytes) if self.demuxer == "gif" else b""
         self.lim = lim
         if self.demuxer == "gif":
-            self.damaged = f"The animation {self.shown} is damaged and could not be decoded; re-export it as GIF or MP4."
+            self.damaged = (f"The animation {self.shown} is damaged and could not be decoded; re-export it as GIF "
+                            "or MP4.")
             self.expected, self.fps, width, height = _gif_header(self.data, self.shown, self.damaged, lim)
             self.clip = None
             self.shape = (height, width)
@@ -534,9 +535,10 @@ class _Reader:
             return
         fits = max(1, budget // self.frame_bytes)
         seconds = f" ({fits / self.fps:.1f} s at its {self.fps:g} fps)" if self.fps else ""
-        lower = f"keep at most {fits} frames" if sampled else f"use a clip of at most {fits} frames{seconds}"
-        raise fail(f"Keeping {keep} frames of {self.shape[1]}x{self.shape[0]} needs {human_size(keep * self.frame_bytes)}; "
-                   f"at most {human_size(budget)} is allowed, so {lower} or a smaller video.")
+        lower = (f"keep at most {fits} frames or use a smaller video" if sampled
+                 else f"use a clip of at most {fits} frames{seconds} or a smaller video")
+        raise fail(f"Keeping {keep} frames of {self.shape[1]}x{self.shape[0]} needs "
+                   f"{human_size(keep * self.frame_bytes)}; at most {human_size(budget)} is allowed, so {lower}.")
 
     def frames(self, into: Callable[[int], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
         """One pass: (index, into(index) holding frame `index`), in order."""
