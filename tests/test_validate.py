@@ -459,6 +459,9 @@ def test_video_without_a_duration_is_still_bounded(tmp_path):
     assert "at most 10 are allowed" in refused(media.video, path, max_frames=10)
     assert "longer than 2 s" in refused(media.video, path, max_seconds=2)
     assert "once decoded" in refused(media.video, path, max_kept_bytes=32 * 24 * 3 * 5)
+    # streamed, the same caps cut it off mid-stream (the header gave nothing to refuse it by)
+    assert "at most 10 are allowed" in refused(lambda: list(media.video_frames(path, max_frames=10)))
+    assert "longer than 2 s" in refused(lambda: list(media.video_frames(path, max_seconds=2)))
 
 
 def test_keyframes_are_the_spread_frames_of_the_true_count_and_the_stream_is_every_frame(good, tmp_path):
