@@ -152,9 +152,8 @@ def _check_whole_mp4(tmp: Path, path: Path) -> None:
         f"Could not write {path}: ffmpeg stopped before the end of the file; check the disk and run again.")
 
 
-def write_gif(frames: np.ndarray | Sequence[np.ndarray], fps: float, path: Path) -> str:
-    """(T, H, W, 3) uint8, or a list of (H, W, 3) uint8 frames of one size -> looping GIF; frame delays in whole
-    milliseconds (GIF stores 10 ms units).
+def write_gif(frames: np.ndarray, fps: float, path: Path) -> str:
+    """(T, H, W, 3) uint8 -> looping GIF; frame delays in whole milliseconds (GIF stores 10 ms units).
 
     One palette for the whole animation, from up to 8 frames spread over it: Pillow's own per-frame palette search
     took 40 ms a frame (5 s for a 120-frame clip at 320x180), one shared palette 4 ms, and the colours of a frame do
