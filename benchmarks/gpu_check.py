@@ -19,8 +19,8 @@ What it does, in order:
    Then issue 34's clip case (`clip_case`; `--no-clip` skips it): `video/csd-edit` with "ip2p" at the device's
    default settings on a synthetic 10 s, 30 fps, 1920x1080 clip (300 frames, a GIF written in code: no download,
    no ffmpeg to read it), every frame delivered; its row gives the delivered frames, fps and size and the total
-   seconds against the 3 min target. media's limits (240 frames, 256 MB held) are the app's and refuse that clip,
-   so the case raises the backend's `clip_limits` for its run alone. Run it alone on the device with
+   seconds against the 3 min target, at media's own limits (the app's: the clip is streamed, not held). Run it
+   alone on the device with
    `--backends none --no-speed --no-cuda-tests --accel-modes ''`.
 3. Times one UNet call of the "sd" prior under each `prior.accelerate(mode)` (`--accel-modes`), then the speed
    figures of issue 14, each beside its eager / reference figure (`speed_rows`; `--no-speed` skips them): renderer
@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import colorsys
-import contextlib
 import dataclasses
 import json
 import os
@@ -320,32 +319,6 @@ def write_clip(path: Path, *, frames: int, fps: int, size: tuple[int, int]) -> P
     return path
 
 
-def clip_limits_for(frames: int, size: tuple[int, int]) -> dict:
-    """`media.video` limits that let a clip of `frames` frames of `size` (W, H) through whole."""
-    w, h = size
-    return dict(max_frames=max(frames, 1), max_kept_bytes=frames * w * h * 3, max_decode_pixels=frames * w * h,
-                max_decode_seconds=600.0)
-
-
-@contextlib.contextmanager
-def raised_clip_limits(key: str, frames: int, size: tuple[int, int]):
-    """Within it, `key`'s backend reads a clip of `frames` frames of `size` whole (`clip_limits_for`): media's own
-    limits, 240 frames and 256 MB held, are the app's and refuse the issue's 300-frame 1080p clip. The backend's
-    `clip_limits` are put back after."""
-    import backends
-
-    cls = backends.get(key)
-    saved = cls.__dict__.get("clip_limits")
-    cls.clip_limits = clip_limits_for(frames, size)
-    try:
-        yield cls.clip_limits
-    finally:
-        if saved is None:
-            del cls.clip_limits
-        else:
-            cls.clip_limits = saved
-
-
 def clip_case(*, quick: bool, device: torch.device, work: Path, log: Callable[[str], None],
               deadline: float = float("inf")) -> dict:
     """Issue 34's case: `video/csd-edit` with the "ip2p" prior (InstructPix2Pix's architecture, at full size unless
@@ -366,10 +339,8 @@ def clip_case(*, quick: bool, device: torch.device, work: Path, log: Callable[[s
     got: dict = {}
     # full: the backend's own defaults for the device (the run a visitor gets), not the check's 20-step budget
     settings = settings_for(backends.get(CLIP_KEY), quick=True) if quick else dict(prompt=EDIT_PROMPT)
-    with raised_clip_limits(CLIP_KEY, spec["frames"], spec["size"]):
-        row = check_backend(CLIP_KEY, quick=quick, device=device, out_dir=work / "out", log=log, deadline=deadline,
-                            inputs=[str(clip)], settings=settings,
-                            on_result=lambda result: got.update(result.metadata))
+    row = check_backend(CLIP_KEY, quick=quick, device=device, out_dir=work / "out", log=log, deadline=deadline,
+                        inputs=[str(clip)], settings=settings, on_result=lambda result: got.update(result.metadata))
     row.update(clip=dict(frames=spec["frames"], fps=spec["fps"], size=list(spec["size"])), write_s=write_s,
                frames=got.get("frames"), fps=got.get("fps"), size=got.get("mp4_size"), target_s=CLIP_TARGET_S,
                keyframes=len(got.get("keyframes") or []) or None, work_size=got.get("work_size"))

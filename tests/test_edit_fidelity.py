@@ -14,6 +14,7 @@ import backends
 from backends import engine
 from backends.inputs import media
 from backends.csd_edit import csd, metrics, outputs, samples, upsample
+from backends.core import budget
 from backends.core.errors import InputError
 from backends.priors.edits import EDITS
 
@@ -110,11 +111,77 @@ def test_every_frame_comes_back_at_the_clips_rate_with_the_edit_and_its_own_deta
     assert m["detail_correlation"] >= 0.9 and m["frame_change_ratio"] <= 1.2
 
 
+def test_a_clip_of_300_frames_comes_back_whole_and_the_frames_held_do_not_grow_with_it(tmp_path, monkeypatch):
+    """Longer than the 240 frames media held whole: every one of 300 frames comes back at the clip's rate. The
+    clip is never decoded whole (`media.video` is not called) and the carry streams it, so what is held while the
+    mp4 is written (numpy's traced memory, sampled at each frame) stays under the clip's own bytes (the rest is
+    the progress previews' figure, 17 MB at 16:1) and grows with the clip by less than a quarter of a frame a frame
+    (the GIF's 320 px frames: a tenth of these), where holding the clip grows it by a whole frame."""
+    import tracemalloc
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the video tab decoded the whole clip into memory")
+
+    monkeypatch.setattr(media, "video", whole)
+    held: list[int] = []
+    write = outputs.write_mp4
+
+    def watched(frames, fps, path):
+        def seen():
+            for frame in frames:
+                held.append(tracemalloc.get_traced_memory()[0])
+                yield frame
+        return write(seen(), fps, path)
+
+    monkeypatch.setattr(outputs, "write_mp4", watched)
+    settings = {"prompt": "make it sepia", "particles": 4, "short_side": 32, "steps": 2}
+    width, height = 1024, 64
+    peak, result = {}, None
+    for frames in (12, 60, 300):  # 12: the first run's imports and caches, not measured
+        path = tmp_path / f"clip{frames}.mp4"
+        write(samples.panned_clip(frames, width, height), 30.0, path)
+        held.clear()
+        tracemalloc.start()
+        try:
+            result = backends.run_to_end("video/csd-edit", settings, prior="edits", inputs=[str(path)],
+                                         out_dir=str(tmp_path / f"out{frames}"), device="cpu")
+        finally:
+            tracemalloc.stop()
+        peak[frames] = max(held)
+    meta = result.metadata
+    assert meta["frames"] == 300 and meta["fps"] == pytest.approx(30.0) and meta["keyframes"] == [0, 100, 199, 299]
+    assert media.video_length(result.files["mp4"]) == (300, pytest.approx(30.0))
+    assert sum(1 for _ in media.video_frames(result.files["mp4"])) == 300
+    frame_bytes = width * height * 3
+    assert peak[300] < 300 * frame_bytes  # measured: 24.2 MiB, 4.4 MiB more than 60 frames; the clip: 56 MiB
+    assert (peak[300] - peak[60]) / 240 < frame_bytes / 4
+
+
 def test_a_clip_too_long_to_hold_is_refused_saying_how_long_a_clip_fits(tmp_path):
     path = tmp_path / "long.mp4"
     outputs.write_mp4(samples.clip(20, 64, 48), 10.0, path)
     with pytest.raises(InputError, match=r"at most 8 frames \(0\.8 s at its 10 fps\)"):
         media.video(str(path), max_kept_bytes=8 * 64 * 48 * 3 + 10)
+
+
+def test_a_clip_too_long_to_carry_in_the_time_budget_is_refused_before_the_run_saying_how_long_fits(tmp_path,
+                                                                                                    monkeypatch):
+    """The carry's time (CARRY_PIXEL_S a pixel of each frame, from the header's frame count) is the run's own
+    `Work.seconds`; a clip whose carry alone is over DISTILL_TIME_BUDGET is refused before the prior loads, in one
+    sentence that says how many of its frames, and seconds, would fit."""
+    from backends.csd_edit import video
+
+    path = tmp_path / "long.mp4"
+    outputs.write_mp4(samples.clip(60, 64, 48), 10.0, path)
+    fits = 16
+    monkeypatch.setenv("DISTILL_TIME_BUDGET", str((fits + 0.5) * 64 * 48 * video.CARRY_PIXEL_S))
+    with pytest.raises(InputError, match=rf"all 60 frames of 64x48 .* at most {fits} frames \(1\.6 s at its 10 fps\)"):
+        backends.run_to_end("video/csd-edit", {"prompt": "make it sepia", "particles": 4, "short_side": 32},
+                            prior="edits", inputs=[str(path)], out_dir=str(tmp_path / "out"), device="cpu")
+    monkeypatch.delenv("DISTILL_TIME_BUDGET")
+    work = video.VideoCSDEdit.estimate(video.VideoCSDSettings(prompt="x", particles=4, short_side=32), [str(path)],
+                                       budget.Facts())
+    assert work.seconds == pytest.approx(60 * 64 * 48 * video.CARRY_PIXEL_S)
 
 
 def test_the_clips_sound_comes_back_with_the_edited_frames(tmp_path):

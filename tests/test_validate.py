@@ -1,6 +1,7 @@
 """The input gate: every hostile upload is refused fast with one clear sentence, good uploads come through."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -388,7 +389,7 @@ def test_sample_keeps_evenly_spread_frames_and_the_duration(good):
     assert some.shape[0] / fps4 == pytest.approx(every.shape[0] / fps)
     gif4, _ = media.video(good["anim.gif"], sample=3)
     assert gif4.shape[0] == 3
-    assert "from 1 to 240" in refused(media.video, good["clip.mp4"], sample=0)
+    assert f"from 1 to {media.MAX_VIDEO_FRAMES}" in refused(media.video, good["clip.mp4"], sample=0)
     assert "file path" in refused(media.video, good["clip.mp4"].read_bytes())
 
 
@@ -458,6 +459,69 @@ def test_video_without_a_duration_is_still_bounded(tmp_path):
     assert "at most 10 are allowed" in refused(media.video, path, max_frames=10)
     assert "longer than 2 s" in refused(media.video, path, max_seconds=2)
     assert "once decoded" in refused(media.video, path, max_kept_bytes=32 * 24 * 3 * 5)
+    # streamed, the same caps cut it off mid-stream (the header gave nothing to refuse it by)
+    assert "at most 10 are allowed" in refused(lambda: list(media.video_frames(path, max_frames=10)))
+    assert "longer than 2 s" in refused(lambda: list(media.video_frames(path, max_seconds=2)))
+
+
+def test_keyframes_are_the_spread_frames_of_the_true_count_and_the_stream_is_every_frame(good, tmp_path):
+    """video_keyframes keeps exactly `spread_frames(count, want)` (first and last included) and video_frames yields
+    every frame, both as `video` decodes them: an mp4, a GIF, and a WEBM whose header gives no frame count."""
+    for path in (good["clip.mp4"], good["anim.gif"], _stream_webm(tmp_path, 30)):
+        every, fps = media.video(path)
+        keys = media.video_keyframes(path, 4)
+        assert keys.count == len(every) and keys.fps == pytest.approx(fps), path.name
+        assert list(keys.indices) == list(media.spread_frames(len(every), 4))
+        assert keys.indices[0] == 0 and keys.indices[-1] == len(every) - 1
+        assert np.array_equal(keys.frames, every[keys.indices])
+        streamed = media.video_frames(path)
+        assert np.array_equal(np.stack(list(streamed)), every)
+    assert list(media.spread_frames(3, 8)) == [0, 1, 2]  # a clip with fewer frames than wanted: all of them
+
+
+def test_a_header_that_understates_the_length_is_cut_off_mid_stream_and_keyframes_are_reread(good, monkeypatch):
+    """The header says 3 frames, the clip decodes to 12: the stream stops at the frame cap with the cap's sentence
+    after yielding no more than it allows, and the keyframes are those of the 12 frames, not of the 3 said."""
+    from backends.inputs.media import video_files
+
+    probe = video_files._probe_clip
+
+    def lying(*args):
+        clip = probe(*args)
+        return dataclasses.replace(clip, duration=clip.duration / 4)
+
+    monkeypatch.setattr(video_files, "_probe_clip", lying)
+    every, _ = media.video(good["clip.mp4"])
+    keys = media.video_keyframes(good["clip.mp4"], 4)
+    assert keys.count == 12 and list(keys.indices) == [0, 4, 7, 11]
+    assert np.array_equal(keys.frames, every[[0, 4, 7, 11]])
+    got = []
+    with pytest.raises(InputError, match="more than 5 frames; at most 5 are allowed"):
+        got.extend(media.video_frames(good["clip.mp4"], max_frames=5))
+    assert len(got) == 5
+    got.clear()
+    with pytest.raises(InputError, match="longer than 0.25 s"):  # 12 fps, 0.5 s of slack: cut at the 10th frame
+        got.extend(media.video_frames(good["clip.mp4"], max_seconds=0.25))
+    assert len(got) == 9
+
+
+@pytest.mark.parametrize("name", [n for n, (kind, expect) in hostile.CORPUS.items()
+                                  if kind == "video" and expect == "reject"])
+def test_each_hostile_clip_is_refused_by_the_keyframes_and_the_stream_before_a_frame(corpus, name):
+    for read in (lambda path: media.video_keyframes(path, 4), lambda path: next(media.video_frames(path))):
+        start = time.process_time()
+        message = refused(read, corpus[name])
+        assert time.process_time() - start < 2.0
+        assert message == refused(media.video, corpus[name])  # the same check, the same sentence
+
+
+def test_the_streams_decode_deadline_does_not_count_the_consumers_time(good):
+    """0.6 s of decoding allowed; the consumer spends 0.1 s on each of 12 frames (1.2 s), and every frame comes."""
+    frames = []
+    for frame in media.video_frames(good["clip.mp4"], max_decode_seconds=0.6):
+        time.sleep(0.1)
+        frames.append(frame)
+    assert len(frames) == 12
 
 
 def test_video_path_with_odd_name_is_never_read_as_ffmpeg_options(good, tmp_path):

@@ -8,8 +8,9 @@ alone), same budget, same seed. Defaults follow the authors' video recipe (100 s
 
 Then every frame of the clip receives the edit (`CarriedClip`): each keyframe's edit is a local colour model fitted
 at the working size (`upsample.fit`), a frame between two keyframes takes their models interpolated in time, applied
-to its own full-size pixels. Both methods share that step. Frames stream: the clip is held as uint8 (media's limits
-bound it), two float frames at a time.
+to its own full-size pixels. Both methods share that step. Frames stream: the clip is read twice, once for the
+keyframes (`media.video_keyframes`, the only frames decoded into memory) and once, frame by frame, for the carry
+(`media.video_frames`); at most two float frames and the figure's frames are held, whatever the clip's length.
 
 Outputs: edited.mp4 (H.264) with the clip's frame count, frame rate and size, edited.gif (the same frames, at most
 320 px wide), comparison.png (source row over edited row).
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..core import budget
+from ..core import budget, timing
+from ..core.errors import InputError
 from ..inputs import media
 from ..core.files import atomic_path
 from ..core.pixels import save_png, to_tensor, to_uint8
@@ -53,36 +55,44 @@ class VideoCSDSettings(VideoSettings):
 
 class _VideoEdit(csd.EditBackend):
     inputs = "video"
-    # Keyword limits for `media.video` (max_frames, max_kept_bytes, max_decode_pixels, ...); empty: media's own, which
-    # the app serves with. A host with the memory for longer or larger clips may raise them for its runs
-    # (benchmarks.gpu_check's 10 s 1080p clip needs 300 frames, 1.9 GB held).
-    clip_limits: dict = {}
 
     @classmethod
     def estimate(cls, s: VideoSettings, inputs, facts):
         """The work budget's estimate from the container's header (see `backends.core.budget`): the frame's aspect,
-        then `particles` frames (the most that are kept) at the working size."""
-
+        then `particles` keyframes at the working size, and what the carry holds (the full-size keyframes while
+        they are read, the figure's frames, two float frames, the GIF's small frames) but not the clip, which it
+        streams. Its time apart (`Work.seconds`: CARRY_PIXEL_S for each pixel of each frame, which the keyframes'
+        work does not scale); a clip whose carry alone is over the time budget is refused saying how many of its
+        frames fit."""
         size = budget.video_size(inputs[0])
         budget.check_aspect(size, "video frame")
-        work = budget.edit_work([size] * (s.particles or 8), s.short_side or 512, facts, "frame")
-        # every frame is held as uint8 (at most what media keeps: its frame and byte limits) and brought back one
-        # at a time in float
+        particles = s.particles or 8
+        work = budget.edit_work([size] * particles, s.short_side or 512, facts, "frame")
         pixels = size[0] * size[1]
-        held = min(cls.clip_limits.get("max_kept_bytes", media.MAX_VIDEO_KEPT_BYTES),
-                   cls.clip_limits.get("max_frames", media.MAX_VIDEO_FRAMES) * pixels * 3)
-        return replace(work, bytes=work.bytes + held + pixels * upsample.BYTES_PER_PIXEL, effort=work.units)
+        frames, fps = media.video_length(inputs[0])
+        count = frames or media.MAX_VIDEO_FRAMES  # a header that does not say: the most a clip may have
+        gif_w, gif_h = gif_frame_size(size)
+        held = ((particles + 2 * FIGURE_FRAMES) * pixels * 3 + pixels * upsample.BYTES_PER_PIXEL
+                + count * gif_w * gif_h * 4)  # the GIF's frames: RGB, then Pillow's palette copy
+        carry_s, limit = count * pixels * CARRY_PIXEL_S, budget.time_budget_s()
+        if frames and carry_s > limit:
+            fits = int(limit / (pixels * CARRY_PIXEL_S))
+            seconds = f" ({fits / fps:.1f} s at its {fps:g} fps)" if fps else ""
+            raise InputError(f"Carrying the edit to all {frames} frames of {size[0]}x{size[1]} would take about "
+                             f"{timing.duration(carry_s)} on a 2-core CPU, more than DISTILL_TIME_BUDGET "
+                             f"({limit:.0f} s); use a clip of at most {fits} frames{seconds} or a smaller one.")
+        return replace(work, bytes=work.bytes + held, effort=work.units, seconds=carry_s)
 
     def load(self, s: VideoSettings, prior, inputs):
-        # every frame, as uint8 (media's limits bound them: 240 frames, 256 MB); only the keyframes become tensors
-        frames, fps = media.video(inputs[0], **self.clip_limits)
-        count, h0, w0 = frames.shape[:3]
-        keys = keyframes(count, s.particles)
+        # only the keyframes are decoded into memory, and only their working-size tensors are kept; the carry
+        # reads the clip again, frame by frame (`outputs`)
+        clip = media.video_keyframes(inputs[0], s.particles)
+        h0, w0 = clip.frames.shape[1:3]
         size = budget.working_size((w0, h0), s.short_side, prior.size_multiple)
-        shown = np.unique(np.round(np.linspace(0, len(keys) - 1, min(8, len(keys)))).astype(int))
-        return csd.Sources(outputs.to_batch(frames[keys], size, prior.device),
-                           dict(frames=frames, keys=keys, fps=fps, input_size=(w0, h0), size=size, shown=shown,
-                                path=inputs[0]))
+        shown = keyframes(len(clip.indices), FIGURE_FRAMES)
+        return csd.Sources(outputs.to_batch(clip.frames, size, prior.device),
+                           dict(keys=clip.indices, count=clip.count, fps=clip.fps, input_size=(w0, h0), size=size,
+                                shown=shown, path=inputs[0]))
 
     def preview(self, prior, z, source, src):
         shown = src.facts["shown"]
@@ -91,31 +101,40 @@ class _VideoEdit(csd.EditBackend):
                                       (f"{self.key} step", outputs.strip(to_uint8(edited)))])
 
     def outputs(self, s, prior, edit, edited, source, src, last, out_dir):
-        frames, keys, fps = src.facts["frames"], src.facts["keys"], src.facts["fps"]
+        keys, count, fps = src.facts["keys"], src.facts["count"], src.facts["fps"]
         size, (w0, h0) = src.facts["size"], src.facts["input_size"]
-        count = len(frames)
         models = keyframe_models(source.cpu(), edited.cpu(), s.upsample)
-        carried = CarriedClip(frames, keys, models)
-        picked = set(np.round(np.linspace(0, count - 1, min(8, count))).astype(int).tolist())
-        shown_out, gif_frames = {}, []
+        picked = set(keyframes(count, FIGURE_FRAMES).tolist())
+        shown_in, shown_out = {}, {}
         gif_size = gif_frame_size((w0, h0))
+        # one array for the GIF's small frames: kept one by one between the carry's large transient ones, they
+        # fragmented the heap (RSS grew 5 MB a frame of 1280x720; 0.1 MB with this array)
+        gif_frames = np.empty((count, gif_size[1], gif_size[0], 3), np.uint8)
+
+        def read():  # the clip's second pass; the figure's source frames are taken from it
+            for f, frame in enumerate(media.video_frames(src.facts["path"])):
+                if f in picked:
+                    shown_in[f] = frame
+                yield frame
+
+        carried = CarriedClip(read(), count, keys, models)
 
         def delivered():
             for f, out in enumerate(carried):
                 if f in picked:
                     shown_out[f] = out
-                gif_frames.append(np.asarray(Image.fromarray(out).resize(gif_size, Image.LANCZOS)))
+                gif_frames[f] = np.asarray(Image.fromarray(out).resize(gif_size, Image.LANCZOS))
                 yield out
 
         files = {"mp4": outputs.write_mp4(delivered(), fps, out_dir / "edited.mp4")}
         sound = with_sound(files["mp4"], src.facts["path"])
-        files["gif"] = outputs.write_gif(np.stack(gif_frames), fps, out_dir / "edited.gif")
+        files["gif"] = outputs.write_gif(gif_frames, fps, out_dir / "edited.gif")
         order = sorted(shown_out)
         middle = order[len(order) // 2]
-        figure = outputs.labelled_rows([("source", outputs.strip(frames[order])),
+        figure = outputs.labelled_rows([("source", outputs.strip(np.stack([shown_in[f] for f in order]))),
                                         (self.key, outputs.strip(np.stack([shown_out[f] for f in order]))),
                                         (f"frame {middle + 1}: source | edited, centre at full resolution",
-                                         outputs.detail_crops(frames[middle], shown_out[middle]))])
+                                         outputs.detail_crops(shown_in[middle], shown_out[middle]))])
         files["comparison"] = save_png(figure, out_dir / "comparison.png")
         found, notes = outputs.result_metrics(s, prior, edited, source, metrics.sequence_pairs(len(keys)), last)
         found.update(carried.metrics())
@@ -155,6 +174,12 @@ def with_sound(mp4: str, source: str) -> bool:
 
 
 GIF_MAX_WIDTH = 320  # the GIF is the page's quick look; the mp4 carries the full size
+FIGURE_FRAMES = 8  # frames the comparison figure shows, spread over the clip (source and edited, full size)
+# Seconds each pixel of each frame costs the carry on a 2-core CPU (the frame decoded again, its colour models applied,
+# the figures, its GIF resize and its mp4 encode), added to the expectation (`Work.seconds`): the finish of
+# video/csd-edit on a pan (edits prior, 4 keyframes) grew 1.5e-7 s a pixel from 60 to 240 frames of 640x360, 1.8e-7
+# from 30 to 120, 1.5e-7 from 12 to 36 frames of 1920x1080 (machine shared). 300 frames of 1080p: about 2 min.
+CARRY_PIXEL_S = 2e-7
 
 
 def gif_frame_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -166,8 +191,9 @@ def gif_frame_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def keyframes(count: int, particles: int) -> np.ndarray:
-    """The frames CSD-Edit edits as particles: `particles` of `count`, spread evenly, first and last included."""
-    return np.unique(np.round(np.linspace(0, count - 1, min(particles, count))).astype(int))
+    """The frames CSD-Edit edits as particles: `particles` of `count`, spread evenly, first and last included
+    (`media.spread_frames`, the frames `media.video_keyframes` reads)."""
+    return media.spread_frames(count, particles)
 
 
 def keyframe_models(source: torch.Tensor, edited: torch.Tensor, method: str) -> upsample.ColourModel:
@@ -183,13 +209,15 @@ class CarriedClip:
     """Every frame of the clip with the keyframes' edit, one (H, W, 3) uint8 frame at a time, and the figures on
     what it delivers. A frame between keyframes k0 < f < k1 takes their colour models blended with t = (f - k0) /
     (k1 - k0), applied to its own pixels: the edit's colours move smoothly in time and the frame keeps its own
-    detail and motion. Only two float frames are held at a time (this one and the last)."""
+    detail and motion. frames: the clip's `count` frames in order, any iterable (`media.video_frames` streams
+    them); only two float frames are held at a time (this one and the last). A stream of another length than
+    `count` (the clip read differently the second time) is refused, as its keyframes would not be the clip's."""
 
-    def __init__(self, frames: np.ndarray, keys: np.ndarray, models: upsample.ColourModel):
-        self.frames, self.keys, self.models = frames, [int(k) for k in keys], models
+    def __init__(self, frames: Iterable[np.ndarray], count: int, keys: np.ndarray, models: upsample.ColourModel):
+        self.frames, self.count, self.keys, self.models = frames, count, [int(k) for k in keys], models
         self.detail = metrics.DetailCorrelation()
         # the detail figure on 16 frames spread over the clip: its high-pass filter costs as much as the edit itself
-        self.detail_frames = set(keyframes(len(frames), 16).tolist())
+        self.detail_frames = set(keyframes(count, 16).tolist())
         self.sums = dict(strength=0.0, variation=0.0, change=0.0, source_change=0.0)
 
     def model(self, f: int) -> upsample.ColourModel:
@@ -201,7 +229,10 @@ class CarriedClip:
 
     def __iter__(self):
         last_in = last_out = None
+        f = -1
         for f, frame in enumerate(self.frames):
+            if f >= self.count:
+                break
             src = to_tensor(frame)[None]
             out = upsample.apply(self.model(f), src)
             out = out.mul(255).round().div(255)  # what the file holds: the metrics measure the uint8 frames
@@ -214,13 +245,17 @@ class CarriedClip:
                 self.sums["source_change"] += float(metrics.colour_change(src - last_in).mean())
             last_in, last_out = src, out
             yield to_uint8(out)[0]
+        if f + 1 != self.count:
+            got = f"more than {self.count}" if f == self.count else f + 1
+            raise InputError(f"The clip gave {got} frames when read again for the edit, {self.count} the first "
+                             "time; re-encode it as MP4 (H.264).")
 
     def metrics(self) -> dict:
         """After the iteration, each change measured by `metrics.colour_change`: delivered_edit_strength (the mean
         change out - in over every frame at full size), delivered_residual_variation (the mean change r_f - r_f-1 over
         consecutive frames), frame_change_ratio (the clip's mean frame-to-frame change over the source's: 1 adds no
         flicker), detail_correlation (`metrics.DetailCorrelation`, over 16 frames spread evenly)."""
-        n = len(self.frames)
+        n = self.count
         pairs = max(n - 1, 1)
         strength = self.sums["strength"] / n
         variation = self.sums["variation"] / pairs

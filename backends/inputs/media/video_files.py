@@ -1,9 +1,11 @@
 """A short clip, bounded: MP4/MOV/WEBM/MKV through imageio-ffmpeg's ffmpeg, GIF through Pillow, as frames.
 
 The container's duration, frame rate and frame size are probed before a frame is decoded (an ffmpeg probe, or a
-GIF block scan), ffmpeg is told to stop after the time and frame limits and is killed at a deadline, and the kept
-frames go into one preallocated array. Defaults: a 200 MB file, 20 s, 240 decoded frames, sides <= 4096 px,
-512 Mpx decoded in all (all 240 frames of 1080p; 64 frames of 4K), 256 MB of kept frames.
+GIF block scan), ffmpeg is told to stop after the time and frame limits and is killed at a deadline. Three ways to
+read a clip, each pass under the same checks: `video` (the kept frames in one preallocated array), `video_keyframes`
+(only the frames `spread_frames` picks) and `video_frames` (every frame, one at a time, none kept). Defaults: a
+200 MB file, 20 s, 300 decoded frames, sides <= 4096 px, 640 Mpx decoded a pass (300 frames of 1080p; 80 of 4K
+UHD), 256 MB of kept frames.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import struct
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -30,11 +33,29 @@ log = logging.getLogger(__name__)
 
 MAX_VIDEO_BYTES = 200 * MB
 MAX_VIDEO_SECONDS = 20.0
-MAX_VIDEO_FRAMES = 240
+MAX_VIDEO_FRAMES = 300  # a 10 s clip at 30 fps (issue 34's clip); the video tab streams them, keeping none
 MAX_VIDEO_SIDE = 4096
-MAX_VIDEO_KEPT_BYTES = 256 * MB  # decoded frames held at once (240 frames of 640x480 is 221 MB)
-MAX_VIDEO_DECODE_PIXELS = 512 * 1024 * 1024  # frames decoded x pixels per frame: ~2 s of work on 2 CPU cores
-MAX_VIDEO_DECODE_SECONDS = 60.0
+MAX_VIDEO_KEPT_BYTES = 256 * MB  # frames held at once (the video tab's 24 keyframes of 1080p are 142 MB)
+# Frames decoded x pixels per frame, in one pass: 300 frames of 1920x1080 are 593 Mpx, which the video tab decodes
+# twice (its keyframes, then every frame streamed for the carry; three passes when the header misstates the frame
+# count): ~2.5 s a pass on 2 CPU cores
+MAX_VIDEO_DECODE_PIXELS = 640 * 1024 * 1024
+MAX_VIDEO_DECODE_SECONDS = 60.0  # of decoding a pass (time a consumer of `video_frames` spends is not counted)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The keyword limits of `video`, `video_keyframes` and `video_frames` (the module's defaults)."""
+
+    max_seconds: float = MAX_VIDEO_SECONDS
+    max_frames: int = MAX_VIDEO_FRAMES
+    max_side: int = MAX_VIDEO_SIDE
+    min_side: int = MIN_SIDE
+    max_bytes: int = MAX_VIDEO_BYTES
+    max_kept_bytes: int = MAX_VIDEO_KEPT_BYTES
+    max_decode_pixels: int = MAX_VIDEO_DECODE_PIXELS
+    max_decode_seconds: float = MAX_VIDEO_DECODE_SECONDS
+
 
 _VIDEO_KINDS = "MP4, MOV, WEBM, MKV or GIF"
 
@@ -53,20 +74,26 @@ def _video_demuxer(head: bytes) -> str | None:
     return None
 
 
+def spread_frames(count: int, want: int) -> np.ndarray:
+    """The indices of `want` of `count` frames spread evenly, first and last included (all of them when `want` >=
+    `count`), ascending: the frames `video(sample=)` and `video_keyframes` keep."""
+    return np.unique(np.round(np.linspace(0, count - 1, min(want, count))).astype(int))
+
+
 class _Frames:
     """Where decoded frames go: one preallocated (capacity, H, W, 3) uint8 array, so the memory is the kept frames
     and nothing more (no allocation per frame, no stacking copy at the end).
 
     want=None keeps every frame, up to `capacity` (on_full() raises beyond it). With `want` and a known frame
-    count `expected`, the kept indices are planned up front (evenly spread, first and last included) and only
-    those are stored; with `want` but no count, every frame is stored and `want` are picked at the end.
+    count `expected`, the kept indices are planned up front (`spread_frames`) and only those are stored; with
+    `want` but no count, every frame is stored and `want` are picked at the end.
     """
 
     def __init__(self, shape: tuple[int, int], want: int | None, expected: int | None, capacity: int, on_full):
         self.want, self.on_full = want, on_full
         self.plan: dict[int, int] | None = None
         if want is not None and expected:
-            picks = np.unique(np.round(np.linspace(0, expected - 1, min(want, expected))).astype(int))
+            picks = spread_frames(expected, want)
             self.plan = {int(i): k for k, i in enumerate(picks)}
             capacity = len(picks)
         self.buffer = np.empty((max(1, capacity), shape[0], shape[1], 3), np.uint8)
@@ -74,9 +101,6 @@ class _Frames:
         self.scratch: np.ndarray | None = None
         self.count = 0
         self.seen = 0
-
-    def wanted(self, index: int) -> bool:
-        return index in self.plan if self.plan is not None else self.count < self.capacity
 
     def slot(self, index: int) -> np.ndarray:
         """The (H, W, 3) array that frame `index` should be written into."""
@@ -98,16 +122,11 @@ class _Frames:
         else:
             self.on_full()
 
-    def put(self, index: int, frame: np.ndarray) -> None:
-        if self.wanted(index):
-            self.slot(index)[...] = frame
-        self.commit(index)
-
     def result(self) -> np.ndarray:
         n = self.count
         if self.plan is None and self.want is not None and n > self.want:
             # Unknown length: pick `want` evenly, moving them forward in place (pick[j] >= j, so no overwrites).
-            for j, i in enumerate(np.round(np.linspace(0, n - 1, self.want)).astype(int)):
+            for j, i in enumerate(spread_frames(n, self.want)):
                 if i != j:
                     self.buffer[j] = self.buffer[i]
             n = self.want
@@ -172,129 +191,73 @@ def _gif_scan(data: bytes, stop_after: int, max_blocks: int = 1_000_000) -> tupl
     return frames, total_ms, width, height
 
 
-def _gif_video(data: bytes, shown: str, *, max_seconds, max_frames, max_side, min_side, want, budget, work,
-               deadline):
-    damaged = f"The animation {shown} is damaged and could not be decoded; re-export it as GIF or MP4."
+def _gif_header(data: bytes, shown: str, damaged: str, lim: _Limits) -> tuple[int, float, int, int]:
+    """(frames, fps, canvas width, canvas height) of a GIF by its block scan, refused when a limit is over."""
     try:
-        count, total_ms, width, height = _gif_scan(data, max_frames)
+        count, total_ms, width, height = _gif_scan(data, lim.max_frames)
     except ValueError:
         raise fail(damaged) from None
     if count == 0:
         raise fail(f"The animation {shown} has no frames.")
-    if max(width, height) > max_side or min(width, height) < min_side:
-        raise fail(
-            f"The animation {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
-        )
-    if count > max_frames:
-        raise fail(f"The animation {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
-    if total_ms > max_seconds * 1000:
-        raise fail(
-            f"The animation {shown} is {total_ms / 1000:.1f} s long; at most {human_number(max_seconds)} s is allowed."
-        )
-    if count * width * height > work:
-        raise _too_much_work(shown, width, height, work)
-    frame_bytes = width * height * 3
-    keep = want or count
-    if min(keep, count) * frame_bytes > budget:
-        raise fail(
-            f"Keeping {min(keep, count)} frames of {width}x{height} needs "
-            f"{human_size(min(keep, count) * frame_bytes)}; "
-            f"at most {human_size(budget)} is allowed, so use at most {max(1, budget // frame_bytes)} frames or a "
-            "smaller animation."
-        )
+    if max(width, height) > lim.max_side or min(width, height) < lim.min_side:
+        raise fail(f"The animation {shown} is {width}x{height} pixels; each side must be from {lim.min_side} to "
+                   f"{lim.max_side} pixels.")
+    if count > lim.max_frames:
+        raise fail(f"The animation {shown} has more than {lim.max_frames} frames; at most {lim.max_frames} are "
+                   "allowed.")
+    if total_ms > lim.max_seconds * 1000:
+        raise fail(f"The animation {shown} is {total_ms / 1000:.1f} s long; at most {human_number(lim.max_seconds)} "
+                   "s is allowed.")
+    if count * width * height > lim.max_decode_pixels:
+        raise _too_much_work(shown, width, height, lim.max_decode_pixels)
+    return count, count / (total_ms / 1000.0), width, height
 
-    def full() -> None:  # more frames than the scan counted: Pillow and the scan disagree
-        raise fail(damaged)
 
-    store = _Frames((height, width), want, count, count, full)
-    decoded_pixels = 0
-    index = 0
-    with pillow_pixel_limit(max_side * max_side):
+def _gif_frames(data: bytes, shown: str, damaged: str, lim: _Limits, count: int, size: tuple[int, int],
+                into: Callable[[int], np.ndarray], deadline: float) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode the GIF with Pillow, frame by frame: (index, into(index) holding it). Pillow's pixel guard is held
+    for each frame's decode only, not while the consumer works between frames."""
+    width, height = size
+    with pillow_pixel_limit(lim.max_side * lim.max_side):
         try:
             im = Image.open(io.BytesIO(data), formats=["GIF"])
         except Exception:
             raise fail(damaged) from None
-        with im:
-            try:
-                while True:
+    decoded_pixels = 0
+    with im:
+        for index in range(count + 1):
+            with pillow_pixel_limit(lim.max_side * lim.max_side):
+                try:
                     if index:
-                        try:
-                            im.seek(index)
-                        except EOFError:
-                            break
-                    # The scan bounds these already; checked again in case Pillow reads the file differently.
-                    if index >= max_frames or max(im.size) > max_side:
-                        raise fail(damaged)
-                    decoded_pixels += im.width * im.height
-                    if decoded_pixels > work:
-                        raise _too_much_work(shown, im.width, im.height, work)
-                    if time.monotonic() > deadline:
-                        raise fail(f"The animation {shown} took too long to decode; use a shorter or smaller one.")
+                        im.seek(index)
+                except EOFError:
+                    return
+                except Exception:
+                    raise fail(damaged) from None
+                # The scan bounds these already; checked again in case Pillow reads the file differently.
+                if index >= count or max(im.size) > lim.max_side:
+                    raise fail(damaged)
+                decoded_pixels += im.width * im.height
+                if decoded_pixels > lim.max_decode_pixels:
+                    raise _too_much_work(shown, im.width, im.height, lim.max_decode_pixels)
+                if time.monotonic() > deadline:
+                    raise fail(f"The animation {shown} took too long to decode; use a shorter or smaller one.")
+                try:
                     im.load()
                     frame = to_rgb(im)
-                    if frame.size != (width, height):  # Pillow grew the canvas for a later, larger frame
-                        if frame.width > width or frame.height > height:
-                            raise fail(damaged)
-                        canvas = Image.new("RGB", (width, height), (255, 255, 255))
-                        canvas.paste(frame, (0, 0))
-                        frame = canvas
-                    store.put(index, np.asarray(frame))
-                    index += 1
-            except InputError:
-                raise
-            except Exception:
-                raise fail(damaged) from None
-    if not store.count:
-        raise fail(f"The animation {shown} has no frames that could be decoded.")
-    frames = store.result()
-    fps = count / (total_ms / 1000.0)
-    return frames, float(fps * len(frames) / index)
-
-
-def video(
-    path: PathLike,
-    *,
-    max_seconds: float = MAX_VIDEO_SECONDS,
-    max_frames: int = MAX_VIDEO_FRAMES,
-    max_side: int = MAX_VIDEO_SIDE,
-    sample: int | None = None,
-    min_side: int = MIN_SIDE,
-    max_bytes: int = MAX_VIDEO_BYTES,
-    max_kept_bytes: int = MAX_VIDEO_KEPT_BYTES,
-    max_decode_pixels: int = MAX_VIDEO_DECODE_PIXELS,
-    max_decode_seconds: float = MAX_VIDEO_DECODE_SECONDS,
-) -> tuple[np.ndarray, float]:
-    """A short clip as frames (T, H, W, 3) uint8 and its frame rate in frames per second.
-
-    MP4/MOV (demuxed as mov) and WEBM/MKV (matroska) through imageio-ffmpeg's ffmpeg, GIF through Pillow. The
-    container's duration, frame rate and frame size are probed before any frame is decoded; ffmpeg is told to
-    stop after max_seconds + 1 s and the frame caps, and is killed at the deadline, so a container that lies is
-    still bounded. Rotation metadata (multiples of 90 degrees) is applied, as players do.
-    sample: keep this many frames spread evenly over the clip (fps is scaled so the duration stays the same);
-    None keeps every frame, which must be at most max_frames and fit in max_kept_bytes.
-    max_decode_pixels bounds the decoding work (frames decoded x width x height) whichever frames are kept;
-    max_decode_seconds is a last-resort wall-clock stop.
-    """
-    want = None if sample is None else int(number("number of frames", sample, lo=1, hi=max_frames, integer=True))
-    if not isinstance(path, (str, os.PathLike)):
-        raise fail(f"The video must be given as a file path, not {type(path).__name__}; save the upload first.")
-    fh, real, _size, shown = open_bounded(path, "video", max_bytes)
-    with fh:
-        head = fh.read(64)
-        demuxer = _video_demuxer(head)
-        if demuxer is None:
-            raise fail(f"The file {shown} is not a video in an allowed format; use {_VIDEO_KINDS}.")
-        data = head + fh.read(max_bytes) if demuxer == "gif" else b""
-    deadline = time.monotonic() + max_decode_seconds
-    if demuxer == "gif":
-        return _gif_video(
-            data, shown, max_seconds=max_seconds, max_frames=max_frames, max_side=max_side, min_side=min_side,
-            want=want, budget=max_kept_bytes, work=max_decode_pixels, deadline=deadline,
-        )
-    return _ffmpeg_video(
-        real, demuxer, shown, max_seconds=max_seconds, max_frames=max_frames, max_side=max_side,
-        min_side=min_side, want=want, budget=max_kept_bytes, work=max_decode_pixels, deadline=deadline,
-    )
+                except Exception:
+                    raise fail(damaged) from None
+            if frame.size != (width, height):  # Pillow grew the canvas for a later, larger frame
+                if frame.width > width or frame.height > height:
+                    raise fail(damaged)
+                canvas = Image.new("RGB", (width, height), (255, 255, 255))
+                canvas.paste(frame, (0, 0))
+                frame = canvas
+            target = into(index)
+            target[...] = np.asarray(frame)
+            paused = time.monotonic()
+            yield index, target
+            deadline += time.monotonic() - paused
 
 
 # Anchored on ffmpeg's exact two-space indent: metadata lines (which a file controls) are indented by 4 or more.
@@ -322,6 +285,30 @@ def video_frame_size(path: str) -> tuple[int, int] | None:
 
 
 _PROBE_AUDIO = re.compile(r"^  Stream #0:\d+\S*: Audio: ", re.M)
+
+
+def video_length(path: PathLike) -> tuple[int | None, float]:
+    """(frames, fps) a clip's header implies, nothing decoded: ffmpeg's probe (duration x frame rate) or a GIF's
+    block scan. frames is None, and fps 0, where the header does not say or cannot be read (the decoder then
+    says why)."""
+    fh, real, _size, shown = open_bounded(path, "video", MAX_VIDEO_BYTES)
+    with fh:
+        head = fh.read(64)
+        demuxer = _video_demuxer(head)
+        data = head + fh.read(MAX_VIDEO_BYTES) if demuxer == "gif" else b""
+    if demuxer == "gif":
+        try:
+            count, total_ms, _, _ = _gif_scan(data, MAX_VIDEO_FRAMES)
+        except ValueError:
+            return None, 0.0
+        return (count, count / (total_ms / 1000.0)) if count else (None, 0.0)
+    if demuxer is None:
+        return None, 0.0
+    try:
+        clip = _probe_clip(real, demuxer, shown, "")
+    except InputError:
+        return None, 0.0
+    return clip.frames, clip.fps
 
 
 def add_audio(video: PathLike, source: PathLike, out: PathLike, timeout: float = 60.0) -> bool:
@@ -394,6 +381,11 @@ class _Clip:
     duration: float
     turns: int
 
+    @property
+    def frames(self) -> int | None:
+        """The frame count the header implies (None when it does not say)."""
+        return int(math.ceil(self.duration * self.fps - 1e-6)) if self.duration and self.fps else None
+
 
 def _probe_clip(real: str, demuxer: str, shown: str, damaged: str) -> _Clip:
     """The clip's header by ffmpeg's probe (2 s limit, nothing decoded); a file with no picture stream, or one the
@@ -418,49 +410,40 @@ def _probe_clip(real: str, demuxer: str, shown: str, damaged: str) -> _Clip:
     return _Clip(int(size.group(1)), int(size.group(2)), fps if 0 < fps <= 1000 else 0.0, duration, turns)
 
 
-def _check_clip(clip: _Clip, shown: str, *, max_seconds, max_frames, max_side, min_side, want, budget,
-                work) -> int | None:
-    """Refuse, from the probe alone, a clip whose sides, length, frame count, decoding work or kept frames are
-    over their limits; returns the frame count the header implies (None when it does not say)."""
-    width, height, fps, duration = clip.width, clip.height, clip.fps, clip.duration
-    if max(width, height) > max_side or min(width, height) < min_side:
+def _check_clip(clip: _Clip, shown: str, lim: _Limits) -> int | None:
+    """Refuse, from the probe alone, a clip whose sides, length, frame count or decoding work are over their
+    limits; returns the frame count the header implies (None when it does not say)."""
+    width, height, duration = clip.width, clip.height, clip.duration
+    if max(width, height) > lim.max_side or min(width, height) < lim.min_side:
+        raise fail(f"The video {shown} is {width}x{height} pixels; each side must be from {lim.min_side} to "
+                   f"{lim.max_side} pixels.")
+    if duration > lim.max_seconds:
+        raise fail(f"The video {shown} is {duration:.1f} s long; at most {human_number(lim.max_seconds)} s is "
+                   "allowed.")
+    expected = clip.frames
+    if expected and expected > lim.max_frames:
         raise fail(
-            f"The video {shown} is {width}x{height} pixels; each side must be from {min_side} to {max_side} pixels."
-        )
-    if duration > max_seconds:
-        raise fail(f"The video {shown} is {duration:.1f} s long; at most {human_number(max_seconds)} s is allowed.")
-    expected = int(math.ceil(duration * fps - 1e-6)) if duration and fps else None
-    if expected and expected > max_frames:
-        raise fail(
-            f"The video {shown} has about {expected} frames; at most {max_frames} are allowed, "
+            f"The video {shown} has about {expected} frames; at most {lim.max_frames} are allowed, "
             "so trim it or lower its frame rate."
         )
-    if expected and expected * width * height > work:
-        raise _too_much_work(shown, width, height, work)
-    frame_bytes = width * height * 3
-    keep = want if want is not None else expected
-    if keep and keep * frame_bytes > budget:
-        fits = max(1, budget // frame_bytes)
-        seconds = f" ({fits / fps:.1f} s at its {fps:g} fps)" if fps else ""
-        raise fail(
-            f"Keeping {keep} frames of {width}x{height} needs {human_size(keep * frame_bytes)}; at most "
-            f"{human_size(budget)} is allowed, so use a clip of at most {fits} frames{seconds} or a smaller video."
-        )
+    if expected and expected * width * height > lim.max_decode_pixels:
+        raise _too_much_work(shown, width, height, lim.max_decode_pixels)
     return expected
 
 
-def _decode_into(store: _Frames, real: str, demuxer: str, clip: _Clip, shown: str, damaged: str, *, cap,
-                 max_seconds, max_frames, work, deadline) -> None:
-    """Run ffmpeg on the clip and put its frames into `store`: raw RGB of the probed size from a pipe, read under
-    the deadline, at most `cap` frames (ffmpeg is told to stop after cap + 1), turned upright; ffmpeg is killed
-    when this returns or raises.
+def _ffmpeg_frames(real: str, demuxer: str, clip: _Clip, shown: str, damaged: str, lim: _Limits, cap: int,
+                   into: Callable[[int], np.ndarray], deadline: float) -> Iterator[tuple[int, np.ndarray]]:
+    """Run ffmpeg on the clip and yield its frames, (index, into(index) holding it): raw RGB of the probed size
+    from a pipe, read under the deadline (time spent by the consumer between frames moves it on) and a 5 s stall
+    guard, at most `cap` frames (ffmpeg is told to stop after cap + 1), turned upright, cut off once longer than
+    max_seconds at the probed rate; ffmpeg is killed when the generator ends, raises or is closed.
 
     ffmpeg is given the demuxer (no format guessing), only the file protocol, no autorotation (we rotate by the
     probed display matrix, in multiples of 90 degrees), and the time and frame caps."""
     width, height, turns = clip.width, clip.height, clip.turns
     cmd = [
         _ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "quiet", "-protocol_whitelist", "file",
-        "-noautorotate", "-f", demuxer, "-t", f"{max_seconds + 1:g}", "-i", real,
+        "-noautorotate", "-f", demuxer, "-t", f"{lim.max_seconds + 1:g}", "-i", real,
         "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", str(cap + 1),
         "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1",
     ]
@@ -470,20 +453,25 @@ def _decode_into(store: _Frames, real: str, demuxer: str, clip: _Clip, shown: st
     try:
         index = 0
         while True:
-            target = raw if turns else store.slot(index)
+            target = raw if turns else into(index)
             try:
                 if not _read_frame(proc.stdout, target, deadline, stall_s=5.0):
                     break
             except TimeoutError:
                 raise fail(f"The video {shown} took too long to decode; use a shorter or smaller clip.") from None
-            if index >= max_frames:
-                raise fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
+            if index >= lim.max_frames:
+                raise fail(f"The video {shown} has more than {lim.max_frames} frames; at most {lim.max_frames} are "
+                           "allowed.")
             if index >= cap:
-                raise _too_much_work(shown, width, height, work)
+                raise _too_much_work(shown, width, height, lim.max_decode_pixels)
+            if clip.fps and index + 1 > (lim.max_seconds + 0.5) * clip.fps:  # the header under-reported its length
+                raise _too_long(shown, lim)
             if turns:
-                store.put(index, np.rot90(raw, turns))
-            else:
-                store.commit(index)
+                target = into(index)
+                target[...] = np.rot90(raw, turns)
+            paused = time.monotonic()
+            yield index, target
+            deadline += time.monotonic() - paused
             index += 1
     except InputError:
         raise
@@ -496,45 +484,185 @@ def _decode_into(store: _Frames, real: str, demuxer: str, clip: _Clip, shown: st
         proc.wait()
 
 
-def _ffmpeg_video(real, demuxer, shown, *, max_seconds, max_frames, max_side, min_side, want, budget, work,
-                  deadline):
-    """Decode with imageio-ffmpeg's ffmpeg binary in our own subprocess.
+def _too_long(shown: str, lim: _Limits) -> InputError:
+    limit = human_number(lim.max_seconds)
+    return fail(f"The video {shown} is longer than {limit} s; at most {limit} s is allowed.")
 
-    imageio's reader waits up to 10 s for a log line it can parse, and a damaged file can print a warning that
-    hides that line (found by fuzzing), so we probe the container ourselves (`_probe_clip`), check it against the
-    limits (`_check_clip`), then read raw frames from a pipe with a wall-clock deadline (`_decode_into`).
+
+class _Reader:
+    """A clip opened (regular file, size bounded, demuxer by magic number), probed and checked against the limits
+    (sides, length, frame count, decoding work) before any frame is decoded. `frames` decodes it: every call a
+    fresh pass (a new ffmpeg process, or a new Pillow reader) under the same caps and its own deadline.
+
+    shape: (H, W) of the frames, upright; expected: the frames the header says (None: it does not say; a GIF's
+    scan counts them); fps: the header's frame rate (0: not said); cap: the most frames a pass decodes."""
+
+    def __init__(self, path: PathLike, lim: _Limits):
+        if not isinstance(path, (str, os.PathLike)):
+            raise fail(f"The video must be given as a file path, not {type(path).__name__}; save the upload first.")
+        fh, self.real, _size, self.shown = open_bounded(path, "video", lim.max_bytes)
+        with fh:
+            head = fh.read(64)
+            self.demuxer = _video_demuxer(head)
+            if self.demuxer is None:
+                raise fail(f"The file {self.shown} is not a video in an allowed format; use {_VIDEO_KINDS}.")
+            self.data = head + fh.read(lim.max_bytes) if self.demuxer == "gif" else b""
+        self.lim = lim
+        if self.demuxer == "gif":
+            self.damaged = (f"The animation {self.shown} is damaged and could not be decoded; re-export it as GIF "
+                            "or MP4.")
+            self.expected, self.fps, width, height = _gif_header(self.data, self.shown, self.damaged, lim)
+            self.clip = None
+            self.shape = (height, width)
+        else:
+            self.damaged = (f"The video {self.shown} is damaged or uses an unsupported codec; re-encode it as MP4 "
+                            "(H.264).")
+            self.clip = _probe_clip(self.real, self.demuxer, self.shown, self.damaged)
+            self.expected = _check_clip(self.clip, self.shown, lim)
+            self.fps, width, height = self.clip.fps, self.clip.width, self.clip.height
+            self.shape = (width, height) if self.clip.turns % 2 else (height, width)
+        self.cap = min(lim.max_frames, lim.max_decode_pixels // (width * height))
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.shape[0] * self.shape[1] * 3
+
+    def check_kept(self, keep: int | None, sampled: bool) -> None:
+        """Refuse keeping `keep` frames (None: not known yet) when they are over max_kept_bytes, saying how many
+        fit (and, for the whole clip, how many seconds)."""
+        budget = self.lim.max_kept_bytes
+        if not keep or keep * self.frame_bytes <= budget:
+            return
+        fits = max(1, budget // self.frame_bytes)
+        seconds = f" ({fits / self.fps:.1f} s at its {self.fps:g} fps)" if self.fps else ""
+        lower = (f"keep at most {fits} frames or use a smaller video" if sampled
+                 else f"use a clip of at most {fits} frames{seconds} or a smaller video")
+        raise fail(f"Keeping {keep} frames of {self.shape[1]}x{self.shape[0]} needs "
+                   f"{human_size(keep * self.frame_bytes)}; at most {human_size(budget)} is allowed, so {lower}.")
+
+    def frames(self, into: Callable[[int], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """One pass: (index, into(index) holding frame `index`), in order."""
+        deadline = time.monotonic() + self.lim.max_decode_seconds
+        if self.clip is None:
+            return _gif_frames(self.data, self.shown, self.damaged, self.lim, self.expected,
+                               (self.shape[1], self.shape[0]), into, deadline)
+        return _ffmpeg_frames(self.real, self.demuxer, self.clip, self.shown, self.damaged, self.lim, self.cap,
+                              into, deadline)
+
+    def rate(self, decoded: int) -> float:
+        """The clip's frame rate once a pass decoded `decoded` frames (refused when there were none, or when they
+        last longer than max_seconds): the header's, else frames over the duration, else 30."""
+        if decoded == 0:
+            raise fail(f"The video {self.shown} has no frames that could be decoded; re-encode it as MP4 (H.264).")
+        fps = self.fps
+        if fps == 0.0:
+            fps = decoded / self.clip.duration if self.clip.duration > 0 else 30.0
+            log.warning("frame rate of %s unknown; using %.3g fps", self.shown, fps)
+        if decoded / fps > self.lim.max_seconds + 0.5:
+            raise _too_long(self.shown, self.lim)
+        return float(fps)
+
+    def count(self) -> int:
+        """The frames a pass decodes, none kept (one scratch frame)."""
+        scratch = np.empty((*self.shape, 3), np.uint8)
+        decoded = 0
+        with contextlib.closing(self.frames(lambda index: scratch)) as frames:
+            for index, _ in frames:
+                decoded = index + 1
+        return decoded
+
+
+def video(path: PathLike, *, sample: int | None = None, **limits) -> tuple[np.ndarray, float]:
+    """A short clip as frames (T, H, W, 3) uint8 and its frame rate in frames per second.
+
+    MP4/MOV (demuxed as mov) and WEBM/MKV (matroska) through imageio-ffmpeg's ffmpeg, GIF through Pillow. The
+    container's duration, frame rate and frame size are probed before any frame is decoded; ffmpeg is told to
+    stop after max_seconds + 1 s and the frame caps, and is killed at the deadline, so a container that lies is
+    still bounded. Rotation metadata (multiples of 90 degrees) is applied, as players do.
+    sample: keep this many frames spread evenly over the clip (`spread_frames`; fps is scaled so the duration stays
+    the same); None keeps every frame, which must be at most max_frames and fit in max_kept_bytes.
+    limits (keywords, the module's defaults): max_seconds, max_frames, max_side, min_side, max_bytes,
+    max_kept_bytes, max_decode_pixels (the decoding work of a pass, frames decoded x width x height, whichever
+    frames are kept) and max_decode_seconds (a last-resort wall-clock stop on a pass).
     """
-    damaged = f"The video {shown} is damaged or uses an unsupported codec; re-encode it as MP4 (H.264)."
-    clip = _probe_clip(real, demuxer, shown, damaged)
-    expected = _check_clip(clip, shown, max_seconds=max_seconds, max_frames=max_frames, max_side=max_side,
-                           min_side=min_side, want=want, budget=budget, work=work)
-    width, height = clip.width, clip.height
-    frame_bytes = width * height * 3
-    cap = min(max_frames, work // (width * height))
+    lim = _Limits(**limits)
+    want = None if sample is None else int(number("number of frames", sample, lo=1, hi=lim.max_frames, integer=True))
+    reader = _Reader(path, lim)
+    keep = want if want is not None else reader.expected
+    reader.check_kept(min(keep, reader.expected or keep) if keep else None, want is not None)
+    frame_bytes, cap, budget = reader.frame_bytes, reader.cap, lim.max_kept_bytes
 
     def full() -> None:
         if cap * frame_bytes > budget:
-            raise fail(
-                f"The video {shown} needs more than {human_size(budget)} once decoded; use at most "
-                f"{max(1, budget // frame_bytes)} frames or a smaller video."
-            )
-        if cap == max_frames:
-            raise fail(f"The video {shown} has more than {max_frames} frames; at most {max_frames} are allowed.")
-        raise _too_much_work(shown, width, height, work)
+            raise fail(f"The video {reader.shown} needs more than {human_size(budget)} once decoded; use at most "
+                       f"{max(1, budget // frame_bytes)} frames or a smaller video.")
+        if cap == lim.max_frames:
+            raise fail(f"The video {reader.shown} has more than {lim.max_frames} frames; at most {lim.max_frames} "
+                       "are allowed.")
+        raise _too_much_work(reader.shown, reader.shape[1], reader.shape[0], lim.max_decode_pixels)
 
-    shape = (width, height) if clip.turns % 2 else (height, width)
-    store = _Frames(shape, want, expected, min(cap, budget // frame_bytes), full)
-    _decode_into(store, real, demuxer, clip, shown, damaged, cap=cap, max_seconds=max_seconds,
-                 max_frames=max_frames, work=work, deadline=deadline)
-    decoded = store.seen
-    if decoded == 0:
-        raise fail(f"The video {shown} has no frames that could be decoded; re-encode it as MP4 (H.264).")
-    fps = clip.fps
-    if fps == 0.0:
-        fps = decoded / clip.duration if clip.duration > 0 else 30.0
-        log.warning("frame rate of %s unknown; using %.3g fps", shown, fps)
-    if decoded / fps > max_seconds + 0.5:  # the container under-reported its length
-        limit = human_number(max_seconds)
-        raise fail(f"The video {shown} is longer than {limit} s; at most {limit} s is allowed.")
+    store = _Frames(reader.shape, want, reader.expected, min(cap, budget // frame_bytes), full)
+    with contextlib.closing(reader.frames(store.slot)) as frames:
+        for index, _ in frames:
+            store.commit(index)
+    fps = reader.rate(store.seen)
     frames = store.result()
-    return frames, float(fps * len(frames) / decoded)
+    return frames, float(fps * len(frames) / store.seen)
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """Some frames of a clip (`video_keyframes`). frames: (K, H, W, 3) uint8; indices: (K,) their frame numbers,
+    ascending (`spread_frames(count, want)`); count: the frames the clip decodes to; fps: its frame rate."""
+
+    frames: np.ndarray
+    indices: np.ndarray
+    count: int
+    fps: float
+
+
+def video_keyframes(path: PathLike, want: int, **limits) -> Keyframes:
+    """`want` frames of a clip spread evenly over it, first and last included (`spread_frames`), and what the clip
+    is (its frame count and rate), holding only those frames: `video`'s checks and limits (keywords), each pass
+    bounded alike. The picks are planned from the header's frame count; when the header does not say it, a
+    first pass counts the frames (keeping none), and when the pass decodes another count than the header's, the
+    keyframes are read again at the count decoded, so the picks are always those of the true count."""
+    lim = _Limits(**limits)
+    want = int(number("number of keyframes", want, lo=1, hi=lim.max_frames, integer=True))
+    reader = _Reader(path, lim)
+    count = reader.expected
+    reader.check_kept(min(want, count or want), True)
+    for _ in range(2):
+        if count is None:
+            count = reader.count()
+            reader.rate(count)  # none decoded, or too long: refused before the keyframes' pass
+        picks = spread_frames(count, want)
+        store = _Frames(reader.shape, want, count, len(picks), None)
+        with contextlib.closing(reader.frames(store.slot)) as frames:
+            for index, _ in frames:
+                store.commit(index)
+        fps = reader.rate(store.seen)
+        if store.seen == count:
+            return Keyframes(store.result(), picks, count, fps)
+        count = store.seen
+    raise fail(f"The video {reader.shown} decoded to a different number of frames each time it was read; "
+               "re-encode it as MP4 (H.264).")
+
+
+def video_frames(path: PathLike, **limits) -> Iterator[np.ndarray]:
+    """Every frame of a clip, (H, W, 3) uint8, one at a time in order, none kept here: `video`'s checks and
+    limits (keywords), which refuse the clip now, before the first frame; the pass is bounded as `video`'s is
+    (frame caps, decoding work, a deadline on the time spent decoding, a stall guard), and a clip that decodes
+    to more frames, or longer, than allowed is cut off mid-stream with the same sentence. Closing the iterator
+    ends the decoder."""
+    reader = _Reader(path, _Limits(**limits))
+
+    def stream() -> Iterator[np.ndarray]:
+        decoded = 0
+        with contextlib.closing(reader.frames(lambda index: np.empty((*reader.shape, 3), np.uint8))) as frames:
+            for index, frame in frames:
+                decoded = index + 1
+                yield frame
+        reader.rate(decoded)
+
+    return stream()
