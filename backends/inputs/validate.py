@@ -15,8 +15,8 @@ hostile input is refused in well under 2 s, and no check holds more than the fra
 Default limits (each one a keyword argument):
     images: 30 MB file, 4096x4096 pixels, sides >= 8 px, PNG/JPEG/WEBP/BMP/GIF (first frame of animations)
     view sets: 32 images, 32 Mpx in total; zip: 100 MB, 256 entries, 256 MB uncompressed, stored/deflate only
-    videos: 200 MB file, 20 s, 240 decoded frames, sides <= 4096 px, 512 Mpx decoded in all (all 240 frames of
-        1080p; 64 frames of 4K), 256 MB of kept frames, MP4/MOV/WEBM/MKV/GIF
+    videos: 200 MB file, 20 s, 300 decoded frames, sides <= 4096 px, 640 Mpx decoded a pass (all 300 frames of
+        1080p; 80 frames of 4K UHD), 256 MB of kept frames, MP4/MOV/WEBM/MKV/GIF (`media`'s video readers)
     SVG: 2 MB, 20,000 elements, UTF-8/UTF-16 text, no XML entity declarations
     prompts: 1000 characters after NFC normalization, no control characters except newline and tab
 """
