@@ -121,13 +121,14 @@ def kernel_width_option(default: float = 1.0):
                   "larger lets particles that look less alike share one edit)", lo=0.1, hi=100.0, advanced=True)
 
 
-# the part of the run at kernel_width, while the particles choose their look; settle_width after it
+# the part of the run at kernel_width, while the particles choose their look; kernel_width x settle_scale after it
 CHOOSING = 1 / 3
 
 
-def settle_width_option(default: float):
+def settle_scale_option(default: float = 1.0):
     """A CSD-only setting every csd-edit backend adds: the kernel's width once the particles have chosen their look
-    (from a third of the run on); `default` equal to the backend's kernel width keeps one width all run.
+    (from a third of the run on), as a scale on `kernel_width` (1: one width all run, whatever kernel_width is set
+    to). Views take 0.5 (width 2 after 4); frames, windows and a mesh's views 1.
 
     Why views narrow: scores are mixed cell by cell, and views of different sides show different things in a cell.
     The kernel-weighted mean moves what the particles share (their look) at the baseline's pace, but what differs
@@ -136,12 +137,12 @@ def settle_width_option(default: float):
     views at width 4 k = 0.59 and that part moves at 0.08 of the pace; the decayed learning rate's sum is bounded
     (200 times lr), so it never arrives. On the example views, sepia, every view took the same variant by step 10 of
     300 and kept it, yet stopped a quarter of the way short of its own image under it (L2, relative to the edit).
-    Narrower, that part moves faster: at 2, 0.19 of the pace; at 1 (the paper's heuristic), 0.47. Over seeds 0-5 of
-    the example views (strength by `metrics.colour_change`; CSD-Edit over per-view): width 4 all run 0.89-0.93x the
-    strength at 0.17-0.27x the inconsistency (sepia), 0.98x at 0.25-0.30x (night); 2 from a third on 0.92-0.95x at
-    0.23-0.37x and 0.99x at 0.30-0.39x; 1 from a third on 0.97-0.98x at 0.32-0.51x and 0.99-1.00x at 0.38-0.52x.
-    Views take 2: the width that meets both targets (0.9x the strength, 0.5x the inconsistency) on every seed
-    (docs/edit_fidelity.md, "Views at seed 2").
+    Narrower, that part moves faster: at width 2, 0.19 of the pace; at 1 (the paper's heuristic), 0.47. Over seeds
+    0-5 of the example views (strength by `metrics.colour_change`; CSD-Edit over per-view): width 4 all run
+    0.89-0.93x the strength at 0.17-0.27x the inconsistency (sepia), 0.98x at 0.25-0.30x (night); 2 from a third on
+    0.92-0.95x at 0.23-0.37x and 0.99x at 0.30-0.39x; 1 from a third on 0.97-0.98x at 0.32-0.51x and 0.99-1.00x at
+    0.38-0.52x. Views take 2: the width that meets both targets (0.9x the strength, 0.5x the inconsistency) on every
+    seed (docs/edit_fidelity.md, "Views at seed 2").
 
     Why frames, windows and a mesh's views keep their width: frames and windows show nearly the same thing in a cell
     (a mesh's views are mixed through their correspondence), so there is little of their own to arrive at, and the
@@ -149,15 +150,16 @@ def settle_width_option(default: float):
     narrowing gives up: on the analytic edit, whose scores carry a fresh colour shift per particle and call (as a
     real model's do), the example views' inconsistency went from 0.21-0.35x per-view's to 0.64-0.74x at 1 (32 px,
     100 steps, seeds 0-1), and a 12-frame clip's to per-frame's (tests/test_csd_edit.py's consistency test)."""
-    return option(default, "width of the SVGD kernel from a third of the run on, once the particles have chosen "
-                  "their look (a scale on the median bandwidth; narrower lets each particle's own content arrive at "
-                  "the edit, wider keeps averaging the scores' noise)", lo=0.1, hi=100.0, advanced=True)
+    return option(default, "the SVGD kernel's width from a third of the run on, once the particles have chosen "
+                  "their look, as a scale on kernel_width (1: one width all run; narrower lets each particle's own "
+                  "content arrive at the edit, wider keeps averaging the scores' noise)", lo=0.01, hi=10.0,
+                  advanced=True)
 
 
 def kernel_width_at(s: EditSettings, step: int) -> float:
-    """The kernel's width at a step (0-based): s.kernel_width for the first third of s.steps, s.settle_width after
-    (see `settle_width_option`)."""
-    return s.kernel_width if step < CHOOSING * s.steps else s.settle_width
+    """The kernel's width at a step (0-based): s.kernel_width for the first third of s.steps, s.kernel_width x
+    s.settle_scale after (see `settle_scale_option`)."""
+    return s.kernel_width if step < CHOOSING * s.steps else s.kernel_width * s.settle_scale
 
 
 def checked(s: EditSettings, prior) -> EditSettings:

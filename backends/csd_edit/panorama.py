@@ -48,7 +48,7 @@ class PanoramaSettings(csd.EditSettings):
 class PanoramaCSDSettings(PanoramaSettings):
     repulsion: float = csd.repulsion_option()
     kernel_width: float = csd.kernel_width_option(4.0)
-    settle_width: float = csd.settle_width_option(4.0)
+    settle_scale: float = csd.settle_scale_option()
 
 
 def make_step(edit: csd.CSDEdit, pano, boxes, particles: int):

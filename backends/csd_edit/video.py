@@ -50,7 +50,7 @@ class VideoSettings(csd.EditSettings):
 class VideoCSDSettings(VideoSettings):
     repulsion: float = csd.repulsion_option()
     kernel_width: float = csd.kernel_width_option(4.0)
-    settle_width: float = csd.settle_width_option(4.0)
+    settle_scale: float = csd.settle_scale_option()
 
 
 class _VideoEdit(csd.EditBackend):

@@ -48,7 +48,7 @@ class ViewsSettings(csd.EditSettings):
 class ViewsCSDSettings(ViewsSettings):
     repulsion: float = csd.repulsion_option()
     kernel_width: float = csd.kernel_width_option(4.0)
-    settle_width: float = csd.settle_width_option(2.0)
+    settle_scale: float = csd.settle_scale_option(0.5)
     kernel_distance: str = option("latent", "distance inside the kernel: 'latent' (L2 of the noisy latents) or 'lpips' "
                                   "(perceptual, as the paper's 3D edits; needs the lpips package and its weights, and "
                                   "costs N(N-1) decoder passes a step)", choices=("latent", "lpips"), advanced=True)

@@ -93,7 +93,7 @@ class MeshCSDSettings(MeshSettings):
     # strong in the same steps (edit strength 0.16 against 0.31). Shared at the same surface points, the scores
     # of a width of 4 leave no ghosts
     kernel_width: float = csd.kernel_width_option(4.0)
-    settle_width: float = csd.settle_width_option(4.0)
+    settle_scale: float = csd.settle_scale_option()
 
 
 _last: tuple[tuple, object] | None = None  # (file identity, Geometry): estimated again as settings change

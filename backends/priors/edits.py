@@ -309,7 +309,7 @@ class EditPrior:
     # lr 0.2 x 200 and 0.15 x 200 each fail on one seed (0.043 / 0.059, 0.036 / 0.059); lr 0.1 x 300 0.006 / 0.060,
     # 0.018 / 0.072, 0.007 / 0.065. Views (8, sepia): lr 0.25 x 100 0.033 / 0.055 on seed 0; lr 0.1 x 300 0.020 /
     # 0.055, 0.020 / 0.072, 0.021 / 0.075. There CSD's items agree on one variant but stop short of it, a softer
-    # edit (edit strength 0.07 against per-frame's 0.13 on the clip; csd.weighted_mean, csd.settle_width_option say
+    # edit (edit strength 0.07 against per-frame's 0.13 on the clip; csd.weighted_mean, csd.settle_scale_option say
     # why). 12 frames or 8 views at 128 px, 300 steps: 15-20 s and 5 s on this CPU.
     # The clip at short side 96: a first visit's default run within 20 s (the shipped 16-frame clip took 37 s at
     # 128 px, 27 s with the variants kept between steps; 15 s at 96), consistency kept: CSD / per-frame residual
