@@ -6,11 +6,11 @@
         ...                                   # Progress reports, then one Result
     backends.expect("image/sds", {"steps": 200}, prior="analytic", inputs=["t.png"])  # its seconds, roughly
 """
-from .core import interrupts as _interrupts
+from .core import interrupts
 
-if _interrupts.started_as_cli():  # `python -m backends[.svg]`: Ctrl-C while torch imports is one line, not 13
-    _interrupts.guard()
-    _interrupts.torch_or_exit()
+if interrupts.started_as_cli():  # `python -m backends[.svg]`: Ctrl-C while torch imports is one line, not 13
+    interrupts.guard()
+    interrupts.torch_or_exit()
 
 from .core.errors import DistillError, InputError, RunError
 from .priors import MODES as PRIOR_MODES
